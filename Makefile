@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# bring - top-level Makefile, Kbuild style.
+#
+#   make               build lib/, selftests/, bench/, tools/ (and bpf/ when
+#                      the BPF toolchain is there)
+#   make check         build and run every selftest under prove
+#   make bench         build and run the benchmarks
+#   make demo          producer/consumer demo with throughput and block times
+#   make install       PREFIX=/usr/local DESTDIR=
+#
+#   V=1                print full commands
+#   O=dir              build out of tree
+#   SANITIZE=address,undefined | thread
+#   WERROR=1           turn warnings into errors (CI does)
+#
+# Each directory lists its objects in a "Build" fragment, included below.
+
+VERSION   := 0.1.0
+SOVERSION := 0
+
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+BINDIR  ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+srctree := $(CURDIR)
+O       ?= .
+OUT     := $(abspath $(O))
+
+ifeq ($(V),1)
+Q   :=
+msg  =
+else
+Q   := @
+msg  = @printf '  %-7s %s\n' '$(1)' '$(patsubst $(OUT)/%,%,$(2))';
+endif
+
+CFLAGS  ?= -O2 -g
+BASE_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
+	       -Wmissing-prototypes -Wstrict-prototypes -D_GNU_SOURCE \
+	       -I$(srctree)/include -I$(srctree)/lib
+ifeq ($(WERROR),1)
+BASE_CFLAGS += -Werror
+endif
+ifneq ($(SANITIZE),)
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+BASE_CFLAGS += $(SAN_FLAGS)
+LDFLAGS += $(SAN_FLAGS)
+endif
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+
+all:
+
+# ---------------------------------------------------------------------------
+# lib/
+include lib/Build
+LIB_OBJS   := $(addprefix $(OUT)/lib/,$(lib-y))
+LIB_A      := $(OUT)/lib/libbring.a
+LIB_SO     := $(OUT)/lib/libbring.so.$(VERSION)
+LIB_SONAME := libbring.so.$(SOVERSION)
+LIB_PC     := $(OUT)/lib/libbring.pc
+
+$(LIB_OBJS): $(OUT)/lib/%.o: $(srctree)/lib/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden \
+		$(lib-cflags) -MMD -MP -c -o $@ $<
+
+$(LIB_A): $(LIB_OBJS)
+	$(call msg,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJS) $(srctree)/lib/libbring.map
+	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(LIB_SONAME) \
+		-Wl,--version-script=$(srctree)/lib/libbring.map \
+		$(LDFLAGS) -o $@ $(LIB_OBJS) $(lib-ldlibs)
+	$(Q)ln -sf $(notdir $@) $(OUT)/lib/$(LIB_SONAME)
+	$(Q)ln -sf $(LIB_SONAME) $(OUT)/lib/libbring.so
+
+$(LIB_PC): $(srctree)/lib/libbring.pc.in Makefile
+	@mkdir -p $(@D)
+	$(call msg,GEN,$@)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		-e 's|@LIBS@|$(lib-ldlibs)|' $< > $@
+
+lib: $(LIB_A) $(LIB_SO) $(LIB_PC)
+all: lib
+
+# ---------------------------------------------------------------------------
+# Programs: every directory below lists programs as "dir-progs" (paths
+# relative to the top, without .c) and extra libraries as "dir-ldlibs".
+# A program is built from its .c plus the objects in "<prog>-objs".
+define build_prog
+$(OUT)/$(1): $(srctree)/$(1).c $(addprefix $(OUT)/,$($(1)-objs)) $(LIB_A)
+	@mkdir -p $$(@D)
+	$$(call msg,CC,$$@)$$(CC) $$(ALL_CFLAGS) $(2) -MMD -MP -o $$@ $$< \
+		$(addprefix $(OUT)/,$($(1)-objs)) $$(LIB_A) $$(LDFLAGS) $$(lib-ldlibs) $(3)
+endef
+
+$(OUT)/%.o: $(srctree)/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+include selftests/Build
+include bench/Build
+include tools/Build
+# bpf/Build adds its own rules (BPF objects, skeletons) and may append to
+# selftests-progs, tools-progs, install-progs and the *-extra lists.
+include bpf/Build
+
+$(foreach p,$(selftests-progs),$(eval $(call build_prog,$(p),$(selftests-cflags),$(selftests-ldlibs))))
+$(foreach p,$(bench-progs),$(eval $(call build_prog,$(p),$(bench-cflags),$(bench-ldlibs))))
+$(foreach p,$(tools-progs),$(eval $(call build_prog,$(p),$(tools-cflags),$(tools-ldlibs))))
+
+SELFTESTS := $(addprefix $(OUT)/,$(selftests-progs))
+BENCHES   := $(addprefix $(OUT)/,$(bench-progs))
+TOOLS     := $(addprefix $(OUT)/,$(tools-progs))
+
+selftests: $(SELFTESTS) $(selftests-extra)
+all: selftests $(BENCHES) $(TOOLS)
+
+# ---------------------------------------------------------------------------
+deps:
+	$(Q)$(srctree)/scripts/install-deps.sh --quiet
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory selftests
+	$(Q)cd $(srctree) && BRING_OUT=$(OUT) prove --exec '' $(PROVE_FLAGS) \
+		$(SELFTESTS) $(selftests-scripts)
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory $(BENCHES) $(bench-extra)
+	$(Q)cd $(srctree) && BRING_OUT=$(OUT) $(srctree)/bench/run.sh $(BENCHES)
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory $(OUT)/tools/demo
+	$(Q)$(OUT)/tools/demo
+
+# ---------------------------------------------------------------------------
+MAN3 := $(wildcard $(srctree)/man/*.3)
+MAN1 := $(wildcard $(srctree)/man/*.1)
+MAN7 := $(wildcard $(srctree)/man/*.7)
+
+install: lib
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))install -d $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	$(Q)install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	$(Q)install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	$(Q)ln -sf libbring.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	$(Q)ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libbring.so
+	$(Q)install -m 644 $(srctree)/include/bring.h $(DESTDIR)$(INCDIR)/
+	$(Q)install -m 644 $(LIB_PC) $(DESTDIR)$(PKGCONFIGDIR)/
+	$(Q)$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
+	$(Q)$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
+	$(Q)$(if $(MAN7),install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
+	$(Q)$(if $(install-progs),install -d $(DESTDIR)$(BINDIR) && \
+		install -m 755 $(addprefix $(OUT)/,$(install-progs)) $(DESTDIR)$(BINDIR)/)
+
+clean:
+	$(call msg,CLEAN,$(OUT))rm -rf $(OUT)/lib/*.o $(OUT)/lib/*.d $(OUT)/lib/libbring.* \
+		$(SELFTESTS) $(BENCHES) $(TOOLS) $(clean-extra)
+	$(Q)find $(OUT) -name '*.d' -o -name '*.o' | grep -v '^$(OUT)/\.git' | xargs rm -f
+
+.PHONY: all lib selftests deps check bench demo install clean
+.DEFAULT_GOAL := all
+
+-include $(shell find $(OUT) -name '*.d' -not -path '*/.git/*' 2>/dev/null)

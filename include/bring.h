@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR MIT) */
+/*
+ * bring.h - a byte ring for variable-length messages, shared by threads
+ * and processes, with blocking that costs nothing when nobody waits.
+ *
+ * Conventions (liburing/libbpf style):
+ *  - every function that can fail returns 0, a count, or a negative errno;
+ *  - constructors return NULL and set errno;
+ *  - option structs start with "size_t sz" and are declared with
+ *    BRING_OPTS() so that old binaries keep working with new libraries.
+ *
+ * See Documentation/ring.rst for the design and man/ for each call.
+ */
+#ifndef BRING_H
+#define BRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef BRING_API
+#define BRING_API __attribute__((visibility("default")))
+#endif
+
+#define BRING_VERSION_MAJOR 0
+#define BRING_VERSION_MINOR 1
+
+/* Opaque handles. */
+struct bring;
+struct bring_reader;
+
+/**
+ * struct bring_msg - one message as seen by a reader
+ * @data: first byte of the payload, inside the ring (zero copy). Valid
+ *        until the reader shifts it.
+ * @len:  payload length in bytes; 0 is a valid message.
+ * @seq:  the message's position in the ring's byte stream. Strictly
+ *        increasing in push order; equal for a redelivered message.
+ */
+struct bring_msg {
+	const void *data;
+	size_t len;
+	uint64_t seq;
+};
+
+/**
+ * struct bring_resv - a reservation made by bring_reserve()
+ * @data: where the writer puts the payload, inside the ring.
+ * @len:  bytes reserved at @data.
+ * @seq:  the position the message will have (see &struct bring_msg).
+ *
+ * The remaining fields are private to the library.
+ */
+struct bring_resv {
+	void *data;
+	size_t len;
+	uint64_t seq;
+	uint64_t __priv[2];
+};
+
+/* bring_opts.flags */
+enum bring_flags {
+	/*
+	 * Create the ring without the default reader that bring_next() and
+	 * bring_shift() use. Rings whose consumers are all named readers set
+	 * this, or the unused default reader keeps every message alive.
+	 */
+	BRING_NO_DEFAULT_READER = 1U << 0,
+};
+
+/**
+ * struct bring_opts - creation options, declared with BRING_OPTS()
+ * @sz:      sizeof(struct bring_opts), set by BRING_OPTS().
+ * @name:    ring name, shown in statistics and USDT probes (at most
+ *           BRING_NAME_MAX - 1 bytes). Default "bring".
+ * @max_msg: largest payload accepted, in bytes. 0 picks the largest that
+ *           always fits: bring_capacity() - 16.
+ * @flags:   enum bring_flags.
+ * @spin_ns: before a writer or reader goes to sleep it re-checks its
+ *           condition for up to this long (default 0: 2000 ns; negative:
+ *           never), which saves two system calls whenever the other side
+ *           is only a moment away. The sleep itself is a futex wait.
+ */
+struct bring_opts {
+	size_t sz;
+	const char *name;
+	size_t max_msg;
+	unsigned int flags;
+	int spin_ns;
+	size_t : 0;
+};
+#define bring_opts__last_field spin_ns
+
+#define BRING_NAME_MAX 32 /* ring and reader names, including the NUL */
+#define BRING_READERS_MAX 63 /* named readers per ring, plus the default */
+#define BRING_DEFAULT_READER "" /* name of the default reader */
+
+/*
+ * BRING_DECLARE_OPTS(TYPE, NAME, ...) declares "struct TYPE NAME", zeroed
+ * (padding included, so the library's trailing-byte check works), with .sz
+ * set and the given designated initialisers applied.
+ */
+#define BRING_DECLARE_OPTS(TYPE, NAME, ...)                 \
+	struct TYPE NAME = ({                               \
+		memset(&NAME, 0, sizeof(struct TYPE));      \
+		(struct TYPE){ .sz = sizeof(struct TYPE),   \
+			       __VA_ARGS__ };               \
+	})
+
+/* BRING_OPTS(NAME, ...) declares a struct bring_opts called NAME. */
+#define BRING_OPTS(NAME, ...) BRING_DECLARE_OPTS(bring_opts, NAME, __VA_ARGS__)
+
+/**
+ * struct bring_stats - counters filled by bring_get_stats()
+ * @sz:            set by the caller to sizeof(struct bring_stats).
+ * @msgs_in:       messages pushed or reserved and not aborted.
+ * @bytes_in:      payload bytes of @msgs_in.
+ * @msgs_out:      messages shifted, summed over all readers.
+ * @bytes_out:     payload bytes of @msgs_out.
+ * @write_waits:   times a writer blocked for space.
+ * @write_wait_ns: total time writers spent blocked.
+ * @read_waits:    times a reader blocked for data.
+ * @read_wait_ns:  total time readers spent blocked.
+ * @used:          bytes held behind the slowest reader, framing included.
+ * @capacity:      bring_capacity().
+ * @futex_waits:   FUTEX_WAIT system calls made.
+ * @futex_wakes:   FUTEX_WAKE system calls made.
+ * @readers:       readers holding space, the default one included.
+ * @max_msg:       bring_max_msg().
+ */
+struct bring_stats {
+	size_t sz;
+	uint64_t msgs_in;
+	uint64_t bytes_in;
+	uint64_t msgs_out;
+	uint64_t bytes_out;
+	uint64_t write_waits;
+	uint64_t write_wait_ns;
+	uint64_t read_waits;
+	uint64_t read_wait_ns;
+	uint64_t used;
+	uint64_t capacity;
+	uint64_t futex_waits;
+	uint64_t futex_wakes;
+	uint64_t readers;
+	uint64_t max_msg;
+};
+
+/* Life cycle. */
+BRING_API struct bring *bring_new(size_t capacity,
+				  const struct bring_opts *opts);
+BRING_API void bring_free(struct bring *r);
+BRING_API void bring_close(struct bring *r);
+
+/* Properties. */
+BRING_API size_t bring_capacity(const struct bring *r);
+BRING_API size_t bring_max_msg(const struct bring *r);
+BRING_API const char *bring_name(const struct bring *r);
+BRING_API int bring_get_stats(const struct bring *r, struct bring_stats *st);
+
+/* Writers: copy in. */
+BRING_API int bring_push(struct bring *r, const void *data, size_t len);
+BRING_API int bring_push_timeout(struct bring *r, const void *data,
+				 size_t len, int timeout_ms);
+BRING_API int bring_push_batch(struct bring *r, const struct bring_msg *msgs,
+			       unsigned int nr, int timeout_ms);
+
+/* Writers: zero copy. */
+BRING_API int bring_reserve(struct bring *r, size_t len,
+			    struct bring_resv *resv, int timeout_ms);
+BRING_API int bring_commit(struct bring *r, struct bring_resv *resv,
+			   size_t len);
+BRING_API int bring_abort(struct bring *r, struct bring_resv *resv);
+
+/* The default reader. */
+BRING_API int bring_next(struct bring *r, struct bring_msg *msg);
+BRING_API int bring_next_timeout(struct bring *r, struct bring_msg *msg,
+				 int timeout_ms);
+BRING_API int bring_peek(struct bring *r, struct bring_msg *msgs,
+			 unsigned int nr, size_t max_bytes, int timeout_ms);
+BRING_API int bring_shift(struct bring *r);
+
+/* Named readers. */
+BRING_API struct bring_reader *bring_reader_open(struct bring *r,
+						 const char *name);
+BRING_API int bring_reader_next(struct bring_reader *rd,
+				struct bring_msg *msg, int timeout_ms);
+BRING_API int bring_reader_peek(struct bring_reader *rd,
+				struct bring_msg *msgs, unsigned int nr,
+				size_t max_bytes, int timeout_ms);
+BRING_API int bring_reader_shift(struct bring_reader *rd);
+BRING_API void bring_reader_close(struct bring_reader *rd);
+BRING_API int bring_reader_remove(struct bring *r, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BRING_H */

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * futex(2) wrappers. See futex.h.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "futex.h"
+
+uint64_t bring_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void bring_deadline_init(struct bring_deadline *dl, int timeout_ms)
+{
+	dl->forever = timeout_ms < 0;
+	if (dl->forever)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &dl->ts);
+	dl->ts.tv_sec += timeout_ms / 1000;
+	dl->ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl->ts.tv_nsec >= 1000000000L) {
+		dl->ts.tv_sec++;
+		dl->ts.tv_nsec -= 1000000000L;
+	}
+}
+
+int bring_futex_wait(uint32_t *uaddr, uint32_t val,
+		     const struct bring_deadline *dl)
+{
+	long ret;
+
+	/*
+	 * FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
+	 * wait that is restarted after a spurious wakeup or a signal never
+	 * stretches the caller's timeout.
+	 */
+	ret = syscall(SYS_futex, uaddr, FUTEX_WAIT_BITSET, val,
+		      dl->forever ? NULL : &dl->ts, NULL,
+		      FUTEX_BITSET_MATCH_ANY);
+	if (ret == 0)
+		return 0;
+	switch (errno) {
+	case EAGAIN:
+		return -EAGAIN;
+	case ETIMEDOUT:
+		return -ETIMEDOUT;
+	case EINTR:
+		return -EINTR;
+	default:
+		return -errno;
+	}
+}
+
+int bring_futex_wake(uint32_t *uaddr, int nr)
+{
+	long ret = syscall(SYS_futex, uaddr, FUTEX_WAKE, nr, NULL, NULL, 0);
+
+	return ret < 0 ? -errno : (int)ret;
+}
+
+static uint32_t evc_epoch(uint32_t v)
+{
+	return v & ~EVC_COUNT_MASK;
+}
+
+void evc_prepare(uint32_t *word, struct evc_ticket *t)
+{
+	uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+
+	if (t->registered && evc_epoch(v) == evc_epoch(t->seen)) {
+		/* Still counted in this epoch: just look again. */
+		t->seen = v;
+	} else {
+		while (!__atomic_compare_exchange_n(word, &v, v + 1, false,
+						    __ATOMIC_SEQ_CST,
+						    __ATOMIC_RELAXED))
+			;
+		t->seen = v + 1;
+		t->registered = 1;
+	}
+	/*
+	 * Full fence: the count is visible before the caller re-checks its
+	 * condition. Pairs with the fence in evc_sleepers().
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void evc_cancel(uint32_t *word, struct evc_ticket *t)
+{
+	uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+
+	if (!t->registered)
+		return;
+	t->registered = 0;
+	/* A waker that moved the epoch has taken us off the count already. */
+	while (evc_epoch(v) == evc_epoch(t->seen) &&
+	       !__atomic_compare_exchange_n(word, &v, v - 1, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+int evc_wait(uint32_t *word, struct evc_ticket *t,
+	     const struct bring_deadline *dl)
+{
+	int err = bring_futex_wait(word, t->seen, dl);
+
+	/* A moved epoch means a waker woke us and dropped us from the count. */
+	if (evc_epoch(__atomic_load_n(word, __ATOMIC_RELAXED)) !=
+	    evc_epoch(t->seen))
+		t->registered = 0;
+	return err;
+}
+
+bool evc_sleepers(uint32_t *word)
+{
+	/*
+	 * Full fence: the caller's state change is visible before we look
+	 * for sleepers. Pairs with the fence in evc_prepare().
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(word, __ATOMIC_RELAXED) & EVC_COUNT_MASK;
+}
+
+int evc_signal(uint32_t *word)
+{
+	uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+
+	do {
+		if (!(v & EVC_COUNT_MASK))
+			return 0; /* another waker got there first */
+	} while (!__atomic_compare_exchange_n(word, &v,
+					      evc_epoch(v) + EVC_COUNT_MASK + 1,
+					      false, __ATOMIC_SEQ_CST,
+					      __ATOMIC_RELAXED));
+	bring_futex_wake(word, INT_MAX);
+	return 1;
+}

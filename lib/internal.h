@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR MIT) */
+/*
+ * internal.h - the shared ring layout and the process-local handles.
+ *
+ * Everything in struct bring_hdr and in the data area may be mapped by
+ * several processes at once (today through a memfd, later through a file),
+ * so it holds no pointers, only positions, and every word that threads
+ * race on is accessed through the atomics below. Documentation/ring.rst
+ * describes the layout and the wait/wake protocol; the comments here only
+ * say who writes what.
+ */
+#ifndef BRING_INTERNAL_H
+#define BRING_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bring.h"
+#include "futex.h"
+
+#define BRING_MAGIC 0x31474e4952425f5fULL /* "__BRING1" little endian */
+#define BRING_LAYOUT_VERSION 1
+#define BRING_CACHELINE 64
+#define BRING_HDR_SIZE 16384 /* header pages in front of the data */
+#define BRING_CAPACITY_MIN 4096
+#define BRING_CAPACITY_MAX (1ULL << 40)
+#define BRING_SLOTS (BRING_READERS_MAX + 1) /* slot 0: the default reader */
+
+#define __cacheline_aligned __attribute__((aligned(BRING_CACHELINE)))
+
+/*
+ * Record header: 16 bytes in front of every message, records aligned to 8.
+ *
+ * A writer claims [pos, pos + footprint) by moving head with a CAS, then
+ * writes the header: len_flags with BUSY set, then tag = pos ^ key with a
+ * release store. Until the tag matches, the bytes at pos are whatever the
+ * previous lap left there, and readers treat the record as not written
+ * yet; key is a random per-ring secret, so no payload can forge a header
+ * for a position it does not own. The writer commits by clearing BUSY
+ * with a release store once the payload is in place. Readers stop at the
+ * first record that is not written or not committed.
+ */
+struct bring_rec {
+	uint32_t len_flags;
+	uint32_t crc; /* CRC32C of the payload where the ring asks for it */
+	uint64_t tag; /* pos ^ hdr->key: the record's position, keyed */
+};
+
+#define REC_BUSY (1U << 31) /* reserved, payload not committed yet */
+#define REC_DISCARD (1U << 30) /* aborted or slack: readers skip it */
+#define REC_SLACK8 (1U << 29) /* 8 unused bytes follow the payload */
+#define REC_LEN_MASK (REC_SLACK8 - 1)
+#define REC_HDR_SIZE ((uint64_t)sizeof(struct bring_rec))
+#define HEAD_CLOSED (1ULL << 63)
+#define BRING_MSG_MAX ((size_t)REC_LEN_MASK) /* bytes, payload */
+
+static inline uint64_t rec_footprint_len(uint64_t len)
+{
+	return (REC_HDR_SIZE + len + 7) & ~7ULL;
+}
+
+static inline uint64_t rec_footprint(uint32_t len_flags)
+{
+	return rec_footprint_len(len_flags & REC_LEN_MASK) +
+	       ((len_flags & REC_SLACK8) ? 8 : 0);
+}
+
+enum slot_state {
+	SLOT_FREE = 0,
+	SLOT_ACTIVE = 1,
+};
+
+/*
+ * One reader's cursor. The first cache line is written only by the thread
+ * that holds the reader's handle; the second only under the ring lock.
+ */
+struct bring_slot {
+	uint64_t pos; /* first byte not yet shifted: space before it is free */
+	uint64_t msgs_out;
+	uint64_t bytes_out;
+	uint64_t read_waits;
+	uint64_t read_wait_ns;
+	uint32_t state __cacheline_aligned; /* enum slot_state */
+	int32_t owner; /* pid of the process holding a handle, 0 if none */
+	char name[BRING_NAME_MAX];
+} __cacheline_aligned;
+
+/*
+ * The ring header. Lines are grouped by writer: constants, the writers'
+ * lock line, the head line (writers write, readers read), the data-wait
+ * line (readers write only when they sleep), the space-wait line (writers
+ * write only when they sleep), slow-path counters, then the reader slots.
+ */
+struct bring_hdr {
+	/* Constant after creation. */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;
+	uint64_t capacity;
+	uint64_t max_msg;
+	uint32_t flags;
+	char name[BRING_NAME_MAX];
+
+	uint64_t key; /* random; see struct bring_rec */
+
+	/* Slow paths only: sleeping writers' bookkeeping, the reader table. */
+	pthread_mutex_t lock __cacheline_aligned;
+	uint64_t readers_mask; /* bit i: slot i is active; under lock */
+	uint32_t space_waiters; /* under lock */
+
+	/*
+	 * Writers: head moves by CAS; bit 63 is the close flag, so a writer
+	 * can never reserve after the close and readers see both at once.
+	 */
+	uint64_t head __cacheline_aligned; /* end of the reserved records */
+	uint64_t tail_cache; /* <= every active reader's pos; only grows */
+	uint64_t msgs_in;
+	uint64_t bytes_in;
+
+	/* Readers' sleep: an eventcount (futex.h). */
+	uint32_t data_seq __cacheline_aligned;
+
+	/* Writers' sleep: an eventcount and what the sleepers need. */
+	uint32_t space_seq __cacheline_aligned;
+	uint64_t space_want; /* smallest need of a sleeping writer */
+
+	/* Slow-path counters (atomic adds). */
+	uint64_t write_waits __cacheline_aligned;
+	uint64_t write_wait_ns;
+	uint64_t futex_waits;
+	uint64_t futex_wakes;
+
+	struct bring_slot slots[BRING_SLOTS] __cacheline_aligned;
+};
+
+_Static_assert(sizeof(struct bring_hdr) <= BRING_HDR_SIZE,
+	       "ring header must fit its pages");
+_Static_assert(sizeof(struct bring_rec) == 16, "record header is 16 bytes");
+
+/* A reader handle: process-local state of one cursor. */
+struct bring_reader {
+	struct bring *ring;
+	struct bring_slot *slot;
+	unsigned int idx; /* slot index */
+	uint64_t pos; /* first unshifted record (past skipped discards) */
+	uint64_t head_cache; /* last head seen; only grows */
+	uint64_t pend_end; /* end of what next/peek returned */
+	uint64_t pend_bytes;
+	uint32_t pend_msgs; /* 0: nothing to shift */
+};
+
+/* The ring handle: process-local view of a mapping. */
+struct bring {
+	struct bring_hdr *hdr;
+	uint8_t *data; /* capacity bytes, mapped twice in a row */
+	uint64_t capacity;
+	uint64_t mask;
+	uint64_t max_msg;
+	uint64_t key; /* hdr->key */
+	void *map; /* the whole reservation: header + data + mirror */
+	size_t map_len;
+	struct bring_reader *def; /* the default reader, NULL if none */
+	uint64_t spin_ns; /* optimistic re-checks before sleeping; 0: none */
+	char name[BRING_NAME_MAX];
+};
+
+/*
+ * Atomics. READ/WRITE name the ordering; the comment at each call site
+ * says what it pairs with. smp_mb() is the full fence of the Dekker-style
+ * "publish, then look for sleepers" steps in the wait/wake protocol.
+ */
+#define load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define fetch_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
+#define fetch_or(p, v) __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
+#define add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define smp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+/* Tell the CPU we are spinning (lets the sibling hyperthread run). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+#define BRING_SPIN_NS_DEFAULT 2000
+#ifndef BRING_SPIN_PAUSES
+#define BRING_SPIN_PAUSES 32 /* between two looks at shared lines */
+#endif
+
+/*
+ * One step of an optimistic spin: stay off the shared cache lines for a
+ * few pause instructions, so the other side can write a few records
+ * without us pulling its lines away after each one.
+ */
+static inline void spin_pause(void)
+{
+	int i;
+
+	for (i = 0; i < BRING_SPIN_PAUSES; i++)
+		cpu_relax();
+}
+
+static inline struct bring_rec *rec_at(const struct bring *r, uint64_t pos)
+{
+	return (struct bring_rec *)(r->data + (pos & r->mask));
+}
+
+/*
+ * Option structs (libbpf convention): @sz says how much of the struct the
+ * caller knows. Fields past it read as their default; bytes past what this
+ * library knows must be zero, or a newer caller asked for something we
+ * cannot do.
+ */
+#define offsetofend(TYPE, FIELD) \
+	(offsetof(TYPE, FIELD) + sizeof(((TYPE *)0)->FIELD))
+#define OPTS_HAS(opts, field) \
+	((opts) && (opts)->sz >= offsetofend(typeof(*(opts)), field))
+#define OPTS_GET(opts, field, fallback) \
+	(OPTS_HAS(opts, field) ? (opts)->field : (fallback))
+#define OPTS_VALID(opts, type) \
+	(!(opts) || bring_opts_valid((opts), (opts)->sz, \
+				     offsetofend(struct type, type##__last_field)))
+
+static inline bool bring_opts_valid(const void *opts, size_t user_sz,
+				    size_t known_sz)
+{
+	const char *p = opts;
+	size_t i;
+
+	if (user_sz < sizeof(size_t))
+		return false;
+	for (i = known_sz; i < user_sz; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* ring.c */
+void ring_lock(struct bring *r);
+uint64_t ring_refresh_tail(struct bring *r);
+void ring_unlock(struct bring *r);
+uint64_t ring_min_reader_pos(const struct bring *r);
+void ring_wake_writers(struct bring *r);
+void ring_count_futex_wait(struct bring *r);
+
+/* reader.c */
+struct bring_reader *reader_attach(struct bring *r, const char *name,
+				   int *err);
+void reader_detach(struct bring_reader *rd);
+
+/* mem.c */
+int ring_map_memfd(struct bring *r, const char *name, uint64_t capacity);
+void ring_unmap(struct bring *r);
+
+#endif /* BRING_INTERNAL_H */

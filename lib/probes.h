@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR MIT) */
+/*
+ * USDT probes of libbring, provider "bring".
+ *
+ * Each probe is guarded by its semaphore: the kernel (uprobes) increments
+ * bring_<probe>_semaphore while a tracer is attached, so an untraced probe
+ * costs one load and a not-taken branch, and the nop in the probe site.
+ * The probes fire only around real blocking (a futex wait), never on the
+ * fast path.
+ *
+ *   write_wait_start(struct bring *ring, const char *name, u64 need)
+ *   write_wait_end  (struct bring *ring, const char *name, u64 need, int err)
+ *   read_wait_start (struct bring *ring, const char *name)
+ *   read_wait_end   (struct bring *ring, const char *name, int err)
+ *
+ * ring is the process-local handle, name the ring's name (opts.name),
+ * need the bytes the writer waits for (payload plus framing), and err 0
+ * when the wait ended with the condition met, otherwise the negative errno
+ * the call returns (-ETIMEDOUT, -EAGAIN is never seen, -EPIPE).
+ *
+ * Build with -DBRING_NO_PROBES to compile the probes out.
+ */
+#ifndef BRING_PROBES_H
+#define BRING_PROBES_H
+
+#if !defined(BRING_NO_PROBES) && __has_include(<sys/sdt.h>)
+#define _SDT_HAS_SEMAPHORES 1
+#include <sys/sdt.h>
+
+#define BRING_PROBE_SEMAPHORE(probe) \
+	unsigned short bring_##probe##_semaphore \
+		__attribute__((section(".probes"), used))
+
+extern unsigned short bring_write_wait_start_semaphore;
+extern unsigned short bring_write_wait_end_semaphore;
+extern unsigned short bring_read_wait_start_semaphore;
+extern unsigned short bring_read_wait_end_semaphore;
+
+/* The semaphore is written by the kernel behind our back: read it once. */
+#define BRING_PROBE_ENABLED(probe) \
+	__builtin_expect(*(volatile unsigned short *)&bring_##probe##_semaphore, 0)
+
+#define BRING_PROBE2(probe, a, b)                          \
+	do {                                               \
+		if (BRING_PROBE_ENABLED(probe))            \
+			STAP_PROBE2(bring, probe, a, b);   \
+	} while (0)
+#define BRING_PROBE3(probe, a, b, c)                        \
+	do {                                                \
+		if (BRING_PROBE_ENABLED(probe))             \
+			STAP_PROBE3(bring, probe, a, b, c); \
+	} while (0)
+#define BRING_PROBE4(probe, a, b, c, d)                        \
+	do {                                                   \
+		if (BRING_PROBE_ENABLED(probe))                \
+			STAP_PROBE4(bring, probe, a, b, c, d); \
+	} while (0)
+#define BRING_HAVE_PROBES 1
+#else
+#define BRING_PROBE2(probe, a, b) do { (void)(a); (void)(b); } while (0)
+#define BRING_PROBE3(probe, a, b, c) \
+	do { (void)(a); (void)(b); (void)(c); } while (0)
+#define BRING_PROBE4(probe, a, b, c, d) \
+	do { (void)(a); (void)(b); (void)(c); (void)(d); } while (0)
+#define BRING_HAVE_PROBES 0
+#endif
+
+#endif /* BRING_PROBES_H */

@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * reader.c - readers: the default one and named ones.
+ *
+ * A reader is a cursor in a slot of the shared header. Readers never take
+ * the ring lock on the data path: they read head and record headers with
+ * acquire loads, hand out pointers into the ring, and on shift publish the
+ * new cursor with a release store. Writers reclaim space only behind the
+ * smallest cursor of all active slots. Opening, closing and removing a
+ * reader change the slot table and take the lock.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "probes.h"
+
+/* Does @pid (a process that opened a reader) still run? */
+static bool pid_alive(int32_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static int find_slot(const struct bring_hdr *h, const char *name)
+{
+	int i;
+
+	for (i = 0; i < BRING_SLOTS; i++)
+		if (h->slots[i].state == SLOT_ACTIVE &&
+		    !strncmp(h->slots[i].name, name, BRING_NAME_MAX))
+			return i;
+	return -ENOENT;
+}
+
+/* Under lock: a free slot for a new reader (slot 0 is the default's). */
+static int new_slot(struct bring *r, const char *name)
+{
+	struct bring_hdr *h = r->hdr;
+	struct bring_slot *sl;
+	int i = name[0] ? 1 : 0;
+
+	for (; i < BRING_SLOTS && h->slots[i].state != SLOT_FREE; i++)
+		;
+	if (i == BRING_SLOTS || (!name[0] && i))
+		return -ENOSPC;
+	sl = &h->slots[i];
+	memset(sl, 0, sizeof(*sl));
+	strcpy(sl->name, name);
+	sl->state = SLOT_ACTIVE;
+	/*
+	 * A new reader starts at the oldest message the ring still holds.
+	 * Writers claim without our lock, so: join at a cursor no larger
+	 * than anything a writer may have computed, then move up to the
+	 * minimum taken after joining. A writer that missed our bit used
+	 * cursors older than that minimum; one that sees it sees a smaller
+	 * or equal cursor.
+	 */
+	store_release(&sl->pos, ring_min_reader_pos(r));
+	/* Release: pos before the bit; the fence orders the bit before the
+	 * cursor reads below (pairs with the acquire in ring_min_reader_pos).
+	 */
+	store_release(&h->readers_mask,
+		      load_relaxed(&h->readers_mask) | (1ULL << i));
+	smp_mb();
+	store_release(&sl->pos, ring_refresh_tail(r));
+	return i;
+}
+
+struct bring_reader *reader_attach(struct bring *r, const char *name,
+				   int *err)
+{
+	struct bring_hdr *h = r->hdr;
+	struct bring_reader *rd;
+	int i;
+
+	rd = calloc(1, sizeof(*rd));
+	if (!rd) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	ring_lock(r);
+	i = find_slot(h, name);
+	if (i >= 0 && pid_alive(h->slots[i].owner))
+		i = -EBUSY;
+	else if (i == -ENOENT)
+		i = new_slot(r, name);
+	if (i >= 0)
+		h->slots[i].owner = getpid();
+	ring_unlock(r);
+	if (i < 0) {
+		free(rd);
+		*err = i;
+		return NULL;
+	}
+	rd->ring = r;
+	rd->idx = (unsigned int)i;
+	rd->slot = &h->slots[i];
+	rd->pos = load_relaxed(&rd->slot->pos);
+	rd->head_cache = rd->pos;
+	return rd;
+}
+
+void reader_detach(struct bring_reader *rd)
+{
+	ring_lock(rd->ring);
+	rd->slot->owner = 0;
+	ring_unlock(rd->ring);
+	free(rd);
+}
+
+static int check_name(const char *name)
+{
+	if (!name || !name[0])
+		return -EINVAL;
+	return strlen(name) >= BRING_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+/**
+ * bring_reader_open() - open a named reader
+ * @r: the ring
+ * @name: 1 to BRING_NAME_MAX - 1 bytes
+ *
+ * Opens the reader called @name, creating it if it does not exist. A new
+ * reader starts at the oldest message the ring holds; an existing one
+ * resumes after the last message it shifted. Each reader sees every
+ * message, and writers reuse space only behind the slowest reader. A
+ * reader is used by one thread at a time.
+ *
+ * Return: the reader, or NULL with errno set: EINVAL (@name NULL or
+ * empty), ENAMETOOLONG, EBUSY (@name is open already), ENOSPC (all
+ * BRING_READERS_MAX named readers exist), ENOMEM.
+ */
+struct bring_reader *bring_reader_open(struct bring *r, const char *name)
+{
+	struct bring_reader *rd;
+	int err = r ? check_name(name) : -EINVAL;
+
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	rd = reader_attach(r, name, &err);
+	if (!rd)
+		errno = -err;
+	return rd;
+}
+
+/**
+ * bring_reader_close() - close a reader handle, keeping its cursor
+ * @rd: the reader, or NULL
+ *
+ * The reader keeps its place and keeps holding the messages it has not
+ * shifted: bring_reader_open() with the same name resumes there. Messages
+ * returned by next or peek but not shifted are delivered again. To stop
+ * holding space, use bring_reader_remove().
+ */
+void bring_reader_close(struct bring_reader *rd)
+{
+	if (rd)
+		reader_detach(rd);
+}
+
+/**
+ * bring_reader_remove() - delete a reader and free the space it holds
+ * @r: the ring
+ * @name: a named reader, or BRING_DEFAULT_READER for the default one
+ *
+ * Return: 0; -ENOENT if there is no such reader; -EBUSY if a handle on it
+ * is open (close it first; the default reader's handle is the ring's own
+ * and is closed by this call); -EINVAL, -ENAMETOOLONG for bad names.
+ */
+int bring_reader_remove(struct bring *r, const char *name)
+{
+	struct bring_hdr *h;
+	int i, err;
+
+	if (!r || !name)
+		return -EINVAL;
+	err = name[0] ? check_name(name) : 0;
+	if (err)
+		return err;
+	if (!name[0] && r->def) {
+		reader_detach(r->def);
+		r->def = NULL;
+	}
+	h = r->hdr;
+	ring_lock(r);
+	i = find_slot(h, name);
+	if (i >= 0 && pid_alive(h->slots[i].owner))
+		i = -EBUSY;
+	if (i >= 0) {
+		/* Without readers, the ring keeps what the oldest still held. */
+		ring_refresh_tail(r);
+		store_release(&h->readers_mask,
+			      load_relaxed(&h->readers_mask) & ~(1ULL << i));
+		memset(&h->slots[i], 0, sizeof(h->slots[i]));
+	}
+	ring_unlock(r);
+	if (i < 0)
+		return i;
+	/* Space behind the removed cursor may now fit a sleeping writer. */
+	ring_wake_writers(r);
+	return 0;
+}
+
+/* Where collecting stopped when it found no message. */
+enum collect_stop {
+	STOP_NOT_READY, /* at a record not written or not committed yet */
+	STOP_EMPTY, /* at head */
+	STOP_CLOSED, /* at head, and the ring is closed: nothing will come */
+};
+
+/*
+ * Collect up to @nr committed messages from the reader's cursor, at most
+ * @max_bytes of payload (0: no limit) unless it is the first message.
+ * Returns how many it found; *@stop says why it found none.
+ */
+static unsigned int reader_collect(struct bring_reader *rd,
+				   struct bring_msg *msgs, unsigned int nr,
+				   size_t max_bytes, enum collect_stop *stop)
+{
+	struct bring *r = rd->ring;
+	uint64_t pos = rd->pos, bytes = 0, head;
+	unsigned int n = 0;
+
+	*stop = STOP_NOT_READY;
+	while (n < nr) {
+		struct bring_rec *rec;
+		uint32_t lf, len;
+
+		if (pos == rd->head_cache) {
+			/* Pairs with the claim CAS and bring_close(). */
+			head = load_acquire(&r->hdr->head);
+			rd->head_cache = head & ~HEAD_CLOSED;
+			if (pos == rd->head_cache) {
+				*stop = head & HEAD_CLOSED ? STOP_CLOSED :
+							     STOP_EMPTY;
+				break;
+			}
+		}
+		rec = rec_at(r, pos);
+		/* Pairs with the release store of the tag: header written. */
+		if (load_acquire(&rec->tag) != (pos ^ r->key))
+			break;
+		/* Pairs with the release store in commit_record(). */
+		lf = load_acquire(&rec->len_flags);
+		if (lf & REC_BUSY)
+			break;
+		len = lf & REC_LEN_MASK;
+		if (!(lf & REC_DISCARD)) {
+			if (n && max_bytes && bytes + len > max_bytes)
+				break;
+			msgs[n].data = rec + 1;
+			msgs[n].len = len;
+			msgs[n].seq = pos;
+			bytes += len;
+			n++;
+		}
+		pos += rec_footprint(lf);
+		if (!n)
+			rd->pos = pos; /* skipped a discard in front */
+	}
+	rd->pend_end = pos;
+	rd->pend_msgs = n;
+	rd->pend_bytes = bytes;
+	return n;
+}
+
+/* Publish the cursor: the bytes before rd->pos may be overwritten. */
+static void reader_publish(struct bring_reader *rd)
+{
+	/* Pairs with the acquire load in ring_min_reader_pos(). */
+	store_release(&rd->slot->pos, rd->pos);
+	ring_wake_writers(rd->ring);
+}
+
+/* Sleep until messages arrive, the ring closes or the deadline passes. */
+static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
+		       unsigned int nr, size_t max_bytes, int timeout_ms)
+{
+	struct bring *r = rd->ring;
+	struct bring_hdr *h = r->hdr;
+	struct evc_ticket ticket = { 0 };
+	struct bring_deadline dl;
+	uint64_t t0 = bring_now_ns();
+	enum collect_stop stop;
+	unsigned int n;
+	int err = 0;
+
+	bring_deadline_init(&dl, timeout_ms);
+	BRING_PROBE2(read_wait_start, r, r->name);
+	for (;;) {
+		/* Fences: counted before we look at head and records again. */
+		evc_prepare(&h->data_seq, &ticket);
+		n = reader_collect(rd, msgs, nr, max_bytes, &stop);
+		if (n || stop == STOP_CLOSED || err == -ETIMEDOUT)
+			break;
+		ring_count_futex_wait(r);
+		err = evc_wait(&h->data_seq, &ticket, &dl);
+	}
+	evc_cancel(&h->data_seq, &ticket);
+	if (n)
+		err = 0;
+	else if (stop == STOP_CLOSED)
+		err = -EPIPE;
+	store_relaxed(&rd->slot->read_waits,
+		      load_relaxed(&rd->slot->read_waits) + 1);
+	store_relaxed(&rd->slot->read_wait_ns,
+		      load_relaxed(&rd->slot->read_wait_ns) + bring_now_ns() - t0);
+	BRING_PROBE3(read_wait_end, r, r->name, err);
+	return err ? err : (int)n;
+}
+
+/*
+ * Re-check for up to r->spin_ns before sleeping: a writer that is a
+ * moment away costs no system call on either side.
+ */
+static unsigned int reader_spin(struct bring_reader *rd, struct bring_msg *msgs,
+				unsigned int nr, size_t max_bytes,
+				enum collect_stop *stop)
+{
+	struct bring *r = rd->ring;
+	unsigned int n = 0;
+	uint64_t t0;
+
+	if (!r->spin_ns)
+		return 0;
+	t0 = bring_now_ns();
+	do {
+		spin_pause();
+		n = reader_collect(rd, msgs, nr, max_bytes, stop);
+	} while (!n && *stop != STOP_CLOSED &&
+		 bring_now_ns() - t0 < r->spin_ns);
+	return n;
+}
+
+static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
+		       unsigned int nr, size_t max_bytes, int timeout_ms)
+{
+	enum collect_stop stop;
+	unsigned int n;
+
+	if (!rd || !msgs || !nr)
+		return -EINVAL;
+	n = reader_collect(rd, msgs, nr, max_bytes, &stop);
+	if (!n && stop != STOP_CLOSED && timeout_ms)
+		n = reader_spin(rd, msgs, nr, max_bytes, &stop);
+	if (n)
+		return (int)n;
+	if (stop == STOP_CLOSED)
+		return -EPIPE;
+	if (timeout_ms == 0)
+		return -EAGAIN;
+	/* Skipped discards: give their space back before sleeping. */
+	if (rd->pos != load_relaxed(&rd->slot->pos))
+		reader_publish(rd);
+	return reader_wait(rd, msgs, nr, max_bytes, timeout_ms);
+}
+
+/**
+ * bring_reader_peek() - look at up to @nr messages at once
+ * @rd: the reader
+ * @msgs: array of @nr messages to fill
+ * @nr: at most this many messages (>= 1)
+ * @max_bytes: at most this much payload in all, 0 for no limit; the first
+ *             message is returned even if it is larger
+ * @timeout_ms: <0 waits forever, 0 never waits, >0 at most that long
+ *
+ * Like bring_reader_next() for a batch: the messages are consecutive, in
+ * push order, point into the ring and stay valid until the reader shifts
+ * them; bring_reader_shift() then removes all of them at once. Peeking
+ * again without shifting starts again from the first unshifted message.
+ *
+ * Return: the number of messages (>= 1); -EAGAIN (@timeout_ms == 0) or
+ * -ETIMEDOUT when there is nothing to read; -EPIPE when the ring is closed
+ * and every message was read; -EINVAL for bad arguments.
+ */
+int bring_reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
+		      unsigned int nr, size_t max_bytes, int timeout_ms)
+{
+	return reader_peek(rd, msgs, nr, max_bytes, timeout_ms);
+}
+
+/**
+ * bring_reader_next() - look at the oldest unshifted message
+ * @rd: the reader
+ * @msg: filled with the message; @msg->data points into the ring and is
+ *       valid until the reader shifts it
+ * @timeout_ms: <0 waits forever, 0 never waits, >0 at most that long
+ *
+ * Does not remove the message: calling it again returns the same message
+ * until bring_reader_shift().
+ *
+ * Return: 0; -EAGAIN (@timeout_ms == 0) or -ETIMEDOUT when there is
+ * nothing to read; -EPIPE when the ring is closed and every message was
+ * read; -EINVAL for bad arguments.
+ */
+int bring_reader_next(struct bring_reader *rd, struct bring_msg *msg,
+		      int timeout_ms)
+{
+	int n = reader_peek(rd, msg, 1, 0, timeout_ms);
+
+	return n < 0 ? n : 0;
+}
+
+/**
+ * bring_reader_shift() - remove what the last next or peek returned
+ * @rd: the reader
+ *
+ * Moves the reader past the messages its last bring_reader_next() or
+ * bring_reader_peek() returned; their space is reused once every reader
+ * has moved past them, and writers waiting for it wake up.
+ *
+ * Return: 0; -ENODATA if nothing was returned since the last shift;
+ * -EINVAL if @rd is NULL.
+ */
+int bring_reader_shift(struct bring_reader *rd)
+{
+	struct bring_slot *sl;
+
+	if (!rd)
+		return -EINVAL;
+	if (!rd->pend_msgs)
+		return -ENODATA;
+	sl = rd->slot;
+	/* Only this reader writes its counters; stats readers race. */
+	store_relaxed(&sl->msgs_out, load_relaxed(&sl->msgs_out) + rd->pend_msgs);
+	store_relaxed(&sl->bytes_out,
+		      load_relaxed(&sl->bytes_out) + rd->pend_bytes);
+	rd->pos = rd->pend_end;
+	rd->pend_msgs = 0;
+	reader_publish(rd);
+	return 0;
+}
+
+static struct bring_reader *default_reader(struct bring *r)
+{
+	return r ? r->def : NULL;
+}
+
+/**
+ * bring_next_timeout() - bring_reader_next() on the default reader
+ * @r: the ring
+ * @msg: filled with the oldest unshifted message
+ * @timeout_ms: <0 waits forever, 0 never waits, >0 at most that long
+ *
+ * Return: as bring_reader_next(), and -ENOENT when the ring has no
+ * default reader (BRING_NO_DEFAULT_READER, or it was removed).
+ */
+int bring_next_timeout(struct bring *r, struct bring_msg *msg, int timeout_ms)
+{
+	if (r && !r->def)
+		return -ENOENT;
+	return bring_reader_next(default_reader(r), msg, timeout_ms);
+}
+
+/**
+ * bring_next() - wait for and return the oldest unshifted message
+ * @r: the ring
+ * @msg: filled with the message
+ *
+ * Return: as bring_next_timeout() with a timeout of -1.
+ */
+int bring_next(struct bring *r, struct bring_msg *msg)
+{
+	return bring_next_timeout(r, msg, -1);
+}
+
+/**
+ * bring_peek() - bring_reader_peek() on the default reader
+ * @r: the ring
+ * @msgs: array to fill
+ * @nr: its size
+ * @max_bytes: payload limit, 0 for none
+ * @timeout_ms: <0 waits forever, 0 never waits, >0 at most that long
+ *
+ * Return: as bring_reader_peek(), and -ENOENT without a default reader.
+ */
+int bring_peek(struct bring *r, struct bring_msg *msgs, unsigned int nr,
+	       size_t max_bytes, int timeout_ms)
+{
+	if (r && !r->def)
+		return -ENOENT;
+	return bring_reader_peek(default_reader(r), msgs, nr, max_bytes,
+				 timeout_ms);
+}
+
+/**
+ * bring_shift() - bring_reader_shift() on the default reader
+ * @r: the ring
+ *
+ * Return: as bring_reader_shift(), and -ENOENT without a default reader.
+ */
+int bring_shift(struct bring *r)
+{
+	if (r && !r->def)
+		return -ENOENT;
+	return bring_reader_shift(default_reader(r));
+}

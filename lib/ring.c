@@ -1,0 +1,853 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * ring.c - ring life cycle, writers, statistics.
+ *
+ * The wait/wake protocol (Documentation/ring.rst has the full argument):
+ *
+ *  Writers never take a lock on the data path. A writer claims space by
+ *  moving head with a compare-and-swap once the space behind the slowest
+ *  reader's cursor allows it, writes a BUSY record header and tags it with
+ *  its position, copies the payload, and commits by clearing BUSY with a
+ *  release store. Readers load head and record headers with acquire loads
+ *  and publish their cursor with a release store.
+ *
+ *  Sleeping uses two eventcounts (futex.h): data_seq for readers and
+ *  space_seq for writers. A sleeper registers, issues a full fence,
+ *  re-checks its condition and futex-waits on the value it registered
+ *  with. A waker publishes its change, issues a full fence and looks for
+ *  sleepers: only when there are some does it move the epoch and call
+ *  FUTEX_WAKE. Either the sleeper's re-check sees the change or the waker
+ *  sees the sleeper, so no wakeup is lost, and nobody waiting means no
+ *  system call.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "probes.h"
+
+#if BRING_HAVE_PROBES
+BRING_PROBE_SEMAPHORE(write_wait_start);
+BRING_PROBE_SEMAPHORE(write_wait_end);
+BRING_PROBE_SEMAPHORE(read_wait_start);
+BRING_PROBE_SEMAPHORE(read_wait_end);
+#endif
+
+#define RESV_TOKEN 0x5245535652455356ULL /* marks a live reservation */
+
+void ring_lock(struct bring *r)
+{
+	int err = pthread_mutex_lock(&r->hdr->lock);
+
+	/*
+	 * The lock is robust because rings are shared between processes. It
+	 * guards only slow-path bookkeeping, which a dead holder leaves
+	 * consistent: at worst a stale space_want, which costs a spurious
+	 * wake-up.
+	 */
+	if (err == EOWNERDEAD)
+		pthread_mutex_consistent(&r->hdr->lock);
+}
+
+void ring_unlock(struct bring *r)
+{
+	pthread_mutex_unlock(&r->hdr->lock);
+}
+
+uint64_t ring_min_reader_pos(const struct bring *r)
+{
+	struct bring_hdr *h = r->hdr;
+	/* Pairs with the release stores of readers_mask in reader.c. */
+	uint64_t mask = load_acquire(&h->readers_mask);
+	uint64_t min = UINT64_MAX, pos;
+
+	/* Pairs with the release CAS in ring_refresh_tail(). */
+	if (!mask)
+		return load_acquire(&h->tail_cache);
+	while (mask) {
+		/* Pairs with the reader's release store in reader_publish(). */
+		pos = load_acquire(&h->slots[__builtin_ctzll(mask)].pos);
+		if (pos < min)
+			min = pos;
+		mask &= mask - 1;
+	}
+	return min;
+}
+
+/*
+ * Re-read the readers' cursors and raise tail_cache to their minimum. It
+ * only grows: racing writers may compute different minima, and a smaller
+ * one is stale, never wrong, because cursors only move forward.
+ */
+uint64_t ring_refresh_tail(struct bring *r)
+{
+	uint64_t *tc = &r->hdr->tail_cache;
+	uint64_t tail = ring_min_reader_pos(r);
+	uint64_t old = load_relaxed(tc);
+
+	/*
+	 * Release: a writer that trusts tail_cache (acquire) also sees the
+	 * cursor stores that let us compute it.
+	 */
+	while (old < tail && !__atomic_compare_exchange_n(tc, &old, tail, false,
+							 __ATOMIC_RELEASE,
+							 __ATOMIC_RELAXED))
+		;
+	return old > tail ? old : tail;
+}
+
+static void count_futex_wake(struct bring *r)
+{
+	add_relaxed(&r->hdr->futex_wakes, 1);
+}
+
+void ring_count_futex_wait(struct bring *r)
+{
+	add_relaxed(&r->hdr->futex_waits, 1);
+}
+
+static void signal_word(struct bring *r, uint32_t *word)
+{
+	if (evc_signal(word))
+		count_futex_wake(r);
+}
+
+/* After commits: wake sleeping readers, if any. */
+static void ring_wake_readers(struct bring *r)
+{
+	/* evc_sleepers() fences: our commits come before its look. */
+	if (evc_sleepers(&r->hdr->data_seq))
+		signal_word(r, &r->hdr->data_seq);
+}
+
+static uint64_t head_pos(uint64_t head)
+{
+	return head & ~HEAD_CLOSED;
+}
+
+/* Lock-free look: would @need bytes fit at head now? */
+static bool space_visible(struct bring *r, uint64_t need)
+{
+	uint64_t head = head_pos(load_acquire(&r->hdr->head));
+
+	return r->capacity - (head - ring_min_reader_pos(r)) >= need;
+}
+
+/* After a reader published its cursor: wake writers whose need now fits. */
+void ring_wake_writers(struct bring *r)
+{
+	struct bring_hdr *h = r->hdr;
+
+	/* evc_sleepers() fences: the cursor store comes before its look. */
+	if (!evc_sleepers(&h->space_seq))
+		return;
+	/*
+	 * A sleeping writer stored space_want before it registered with a
+	 * seq_cst CAS; a stale (smaller) want only costs a spurious wake.
+	 */
+	if (space_visible(r, load_relaxed(&h->space_want)))
+		signal_word(r, &h->space_seq);
+}
+
+/* Wake every sleeper on both sides: close and reader removal. */
+static void ring_wake_all(struct bring *r)
+{
+	struct bring_hdr *h = r->hdr;
+
+	if (evc_sleepers(&h->data_seq))
+		signal_word(r, &h->data_seq);
+	if (evc_sleepers(&h->space_seq))
+		signal_word(r, &h->space_seq);
+}
+
+/* Would @need bytes fit at @head? Refreshes the cached tail if not. */
+static bool space_fits(struct bring *r, uint64_t head, uint64_t need)
+{
+	/* Pairs with the release CAS in ring_refresh_tail(). */
+	uint64_t tail = load_acquire(&r->hdr->tail_cache);
+
+	if (r->capacity - (head - tail) >= need)
+		return true;
+	return r->capacity - (head - ring_refresh_tail(r)) >= need;
+}
+
+/*
+ * Spin briefly for space that a reader is about to free: a wait of a
+ * microsecond or two is cheaper than the futex wait and wake it replaces.
+ * Bounded by r->spin_ns.
+ */
+static bool spin_for_space(struct bring *r, uint64_t need)
+{
+	uint64_t t0;
+
+	if (!r->spin_ns)
+		return false;
+	t0 = bring_now_ns();
+	do {
+		spin_pause();
+		if (space_visible(r, need) ||
+		    (load_relaxed(&r->hdr->head) & HEAD_CLOSED))
+			return true;
+	} while (bring_now_ns() - t0 < r->spin_ns);
+	return false;
+}
+
+/* Register @need as a sleeping writer's want (under the slow lock). */
+static void enter_space_wait(struct bring *r, uint64_t need)
+{
+	struct bring_hdr *h = r->hdr;
+
+	ring_lock(r);
+	if (load_relaxed(&h->space_want) > need)
+		store_relaxed(&h->space_want, need);
+	h->space_waiters++;
+	ring_unlock(r);
+}
+
+/* The last sleeping writer to leave resets the want. */
+static void leave_space_wait(struct bring *r)
+{
+	struct bring_hdr *h = r->hdr;
+
+	ring_lock(r);
+	if (--h->space_waiters == 0)
+		store_relaxed(&h->space_want, UINT64_MAX);
+	ring_unlock(r);
+}
+
+/* Is the wait over? 0: space; -EPIPE: closed; 1: keep waiting. */
+static int space_wait_done(struct bring *r, uint64_t need)
+{
+	if (load_acquire(&r->hdr->head) & HEAD_CLOSED)
+		return -EPIPE;
+	return space_visible(r, need) ? 0 : 1;
+}
+
+/* Sleep until @need bytes fit, the ring closes or the deadline passes. */
+static int wait_space(struct bring *r, uint64_t need, int timeout_ms)
+{
+	struct bring_hdr *h = r->hdr;
+	struct evc_ticket ticket = { 0 };
+	struct bring_deadline dl;
+	uint64_t t0;
+	int err;
+
+	if (spin_for_space(r, need))
+		return 0;
+	t0 = bring_now_ns();
+	bring_deadline_init(&dl, timeout_ms);
+	BRING_PROBE3(write_wait_start, r, r->name, need);
+	enter_space_wait(r, need);
+	for (;;) {
+		/* Fences: counted before we re-read head and the cursors. */
+		evc_prepare(&h->space_seq, &ticket);
+		err = space_wait_done(r, need);
+		if (err <= 0)
+			break;
+		ring_count_futex_wait(r);
+		err = evc_wait(&h->space_seq, &ticket, &dl);
+		if (err == -ETIMEDOUT) {
+			err = space_wait_done(r, need);
+			err = err > 0 ? -ETIMEDOUT : err;
+			break;
+		}
+	}
+	evc_cancel(&h->space_seq, &ticket);
+	leave_space_wait(r);
+	add_relaxed(&h->write_waits, 1);
+	add_relaxed(&h->write_wait_ns, bring_now_ns() - t0);
+	BRING_PROBE4(write_wait_end, r, r->name, need, err);
+	return err;
+}
+
+/*
+ * Claim @need bytes at head for records the caller then writes. With
+ * @fill, claims as many of the batch's records as fit once the first one
+ * does: *@need comes in as the first record's footprint and goes out as
+ * the claimed total, *@nr as the number of records claimed.
+ */
+static int claim(struct bring *r, uint64_t *need, int timeout_ms,
+		 uint64_t *posp, const struct bring_msg *fill, unsigned int *nr)
+{
+	struct bring_hdr *h = r->hdr;
+	uint64_t head = load_relaxed(&h->head), total;
+	unsigned int n = 1;
+	int err;
+
+	for (;;) {
+		if (head & HEAD_CLOSED)
+			return -EPIPE;
+		if (!space_fits(r, head, *need)) {
+			if (timeout_ms == 0)
+				return -EAGAIN;
+			err = wait_space(r, *need, timeout_ms);
+			if (err)
+				return err;
+			head = load_relaxed(&h->head);
+			continue;
+		}
+		total = *need;
+		for (n = 1; fill && n < *nr; n++) {
+			uint64_t more = rec_footprint_len(fill[n].len);
+
+			if (!space_fits(r, head, total + more))
+				break;
+			total += more;
+		}
+		/*
+		 * The claim. No ordering needed: nobody reads the records
+		 * until their tags say they are written; acquire for the
+		 * cursors we checked was done by space_fits().
+		 */
+		if (__atomic_compare_exchange_n(&h->head, &head, head + total,
+						false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			break;
+	}
+	*posp = head;
+	*need = total;
+	if (nr)
+		*nr = n;
+	return 0;
+}
+
+/* Write a BUSY header at @pos, then tag it; returns the footprint. */
+static uint64_t put_busy_header(struct bring *r, uint64_t pos, uint64_t len,
+				uint32_t flags)
+{
+	struct bring_rec *rec = rec_at(r, pos);
+
+	store_relaxed(&rec->crc, 0);
+	store_relaxed(&rec->len_flags, (uint32_t)len | flags);
+	/* Pairs with the acquire load of the tag in reader_collect(). */
+	store_release(&rec->tag, pos ^ r->key);
+	return rec_footprint_len(len);
+}
+
+static void count_in(struct bring *r, uint64_t msgs, uint64_t bytes)
+{
+	add_relaxed(&r->hdr->msgs_in, msgs);
+	if (bytes)
+		add_relaxed(&r->hdr->bytes_in, bytes);
+}
+
+static int ring_reserve(struct bring *r, uint64_t len, int timeout_ms,
+			uint64_t *posp)
+{
+	uint64_t need = rec_footprint_len(len);
+	int err;
+
+	err = claim(r, &need, timeout_ms, posp, NULL, NULL);
+	if (err)
+		return err;
+	put_busy_header(r, *posp, len, REC_BUSY);
+	count_in(r, 1, len);
+	return 0;
+}
+
+/* Clear BUSY: the payload before this store is visible to readers. */
+static void commit_record(struct bring_rec *rec, uint32_t len_flags)
+{
+	/* Pairs with the acquire load of len_flags in reader_collect(). */
+	store_release(&rec->len_flags, len_flags);
+}
+
+static int check_push_args(struct bring *r, const void *data, size_t len)
+{
+	if (!r || (!data && len))
+		return -EINVAL;
+	return len > r->max_msg ? -EMSGSIZE : 0;
+}
+
+/**
+ * bring_push_timeout() - copy one message into the ring
+ * @r: the ring
+ * @data: payload (may be NULL when @len is 0)
+ * @len: payload length, at most bring_max_msg()
+ * @timeout_ms: <0 waits for space forever, 0 never waits, >0 waits at most
+ *              that many milliseconds
+ *
+ * Return: 0; -EMSGSIZE if @len > bring_max_msg() (at once, full ring or
+ * not); -EAGAIN (@timeout_ms == 0) or -ETIMEDOUT when there was no space;
+ * -EPIPE once the ring is closed; -EINVAL for bad arguments.
+ */
+int bring_push_timeout(struct bring *r, const void *data, size_t len,
+		       int timeout_ms)
+{
+	uint64_t pos;
+	int err;
+
+	err = check_push_args(r, data, len);
+	if (err)
+		return err;
+	err = ring_reserve(r, len, timeout_ms, &pos);
+	if (err)
+		return err;
+	if (len)
+		memcpy(rec_at(r, pos) + 1, data, len);
+	commit_record(rec_at(r, pos), (uint32_t)len);
+	ring_wake_readers(r);
+	return 0;
+}
+
+/**
+ * bring_push() - copy one message into the ring, waiting for space
+ * @r: the ring
+ * @data: payload (may be NULL when @len is 0)
+ * @len: payload length, at most bring_max_msg()
+ *
+ * Same as bring_push_timeout() with a timeout of -1.
+ *
+ * Return: 0, -EMSGSIZE, -EPIPE or -EINVAL.
+ */
+int bring_push(struct bring *r, const void *data, size_t len)
+{
+	return bring_push_timeout(r, data, len, -1);
+}
+
+/* How many of @msgs are pushable, and their checks. */
+static int batch_prefix(struct bring *r, const struct bring_msg *msgs,
+			unsigned int nr)
+{
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < nr; i++) {
+		err = check_push_args(r, msgs[i].data, msgs[i].len);
+		if (err)
+			return i ? (int)i : err;
+	}
+	return (int)nr;
+}
+
+/**
+ * bring_push_batch() - copy several messages in with one lock round trip
+ * @r: the ring
+ * @msgs: the messages (@msgs[i].seq is ignored)
+ * @nr: number of messages
+ * @timeout_ms: how long to wait for space for the first message, as in
+ *              bring_push_timeout()
+ *
+ * Pushes the longest prefix of @msgs that fits once the first message
+ * fits, like writev(2) for messages: the caller pushes the rest with
+ * another call. A message larger than bring_max_msg() ends the prefix.
+ *
+ * Return: the number of messages pushed (>= 1); 0 when @nr is 0;
+ * otherwise the error bring_push_timeout() would return for @msgs[0].
+ */
+int bring_push_batch(struct bring *r, const struct bring_msg *msgs,
+		     unsigned int nr, int timeout_ms)
+{
+	uint64_t pos, need, bytes = 0;
+	unsigned int i;
+	int err;
+
+	if (!r || (!msgs && nr))
+		return -EINVAL;
+	if (!nr)
+		return 0;
+	err = batch_prefix(r, msgs, nr);
+	if (err < 0)
+		return err;
+	nr = (unsigned int)err;
+
+	need = rec_footprint_len(msgs[0].len);
+	err = claim(r, &need, timeout_ms, &pos, msgs, &nr);
+	if (err)
+		return err;
+	/*
+	 * The first record stays BUSY until all payloads are in place, so
+	 * readers see the batch at once, after one release store. The others
+	 * are written committed: readers cannot get past the first.
+	 */
+	for (i = 0; i < nr; i++) {
+		struct bring_rec *rec = rec_at(r, pos);
+
+		put_busy_header(r, pos, msgs[i].len, i ? 0 : REC_BUSY);
+		if (msgs[i].len)
+			memcpy(rec + 1, msgs[i].data, msgs[i].len);
+		bytes += msgs[i].len;
+		pos += rec_footprint_len(msgs[i].len);
+	}
+	commit_record(rec_at(r, pos - need), (uint32_t)msgs[0].len);
+	count_in(r, nr, bytes);
+	ring_wake_readers(r);
+	return (int)nr;
+}
+
+/**
+ * bring_reserve() - reserve space for one message, to be filled in place
+ * @r: the ring
+ * @len: payload bytes to reserve, at most bring_max_msg()
+ * @resv: filled with where to write (@resv->data, @resv->len)
+ * @timeout_ms: as in bring_push_timeout()
+ *
+ * The zero-copy writer path: fill @resv->data, then bring_commit() (with
+ * the length actually used) or bring_abort(). Readers stop at the first
+ * uncommitted reservation, so commit promptly.
+ *
+ * Return: 0 or the errors of bring_push_timeout().
+ */
+int bring_reserve(struct bring *r, size_t len, struct bring_resv *resv,
+		  int timeout_ms)
+{
+	uint64_t pos;
+	int err;
+
+	if (!r || !resv)
+		return -EINVAL;
+	if (len > r->max_msg)
+		return -EMSGSIZE;
+	err = ring_reserve(r, len, timeout_ms, &pos);
+	if (err)
+		return err;
+	resv->data = rec_at(r, pos) + 1;
+	resv->len = len;
+	resv->seq = pos;
+	resv->__priv[0] = pos;
+	resv->__priv[1] = RESV_TOKEN ^ pos;
+	return 0;
+}
+
+/* The reservation's record, or NULL if @resv is not a live one. */
+static struct bring_rec *resv_record(struct bring *r, struct bring_resv *resv)
+{
+	struct bring_rec *rec;
+
+	if (!r || !resv || resv->__priv[1] != (RESV_TOKEN ^ resv->__priv[0]))
+		return NULL;
+	rec = rec_at(r, resv->__priv[0]);
+	if (load_relaxed(&rec->tag) != (resv->__priv[0] ^ r->key) ||
+	    load_relaxed(&rec->len_flags) != ((uint32_t)resv->len | REC_BUSY))
+		return NULL;
+	return rec;
+}
+
+/* Take back what was counted at reservation time. */
+static void uncount(struct bring *r, uint64_t msgs, uint64_t bytes)
+{
+	__atomic_fetch_sub(&r->hdr->msgs_in, msgs, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&r->hdr->bytes_in, bytes, __ATOMIC_RELAXED);
+}
+
+/*
+ * A commit shorter than the reservation leaves unused bytes behind the
+ * payload: 8 are absorbed with REC_SLACK8, 16 or more become a DISCARD
+ * record that readers skip. Returns the flags for the committed header.
+ */
+static uint32_t split_reservation(struct bring *r, uint64_t pos,
+				  uint64_t reserved, uint64_t len)
+{
+	uint64_t used = rec_footprint_len(len);
+	uint64_t rest = rec_footprint_len(reserved) - used;
+
+	if (rest == 0)
+		return 0;
+	if (rest == 8)
+		return REC_SLACK8;
+	/* Readers cannot reach it before the record in front is committed. */
+	put_busy_header(r, pos + used, rest - REC_HDR_SIZE, REC_DISCARD);
+	return 0;
+}
+
+/**
+ * bring_commit() - publish a reservation as a message
+ * @r: the ring
+ * @resv: from bring_reserve()
+ * @len: payload bytes actually written, at most @resv->len
+ *
+ * Return: 0; -EINVAL if @resv is not a live reservation of @r (already
+ * committed or aborted) or @len > @resv->len.
+ */
+int bring_commit(struct bring *r, struct bring_resv *resv, size_t len)
+{
+	struct bring_rec *rec = resv_record(r, resv);
+	uint32_t flags;
+
+	if (!rec || len > resv->len)
+		return -EINVAL;
+	flags = split_reservation(r, resv->__priv[0], resv->len, len);
+	if (len < resv->len)
+		uncount(r, 0, resv->len - len);
+	resv->__priv[1] = 0;
+	commit_record(rec, (uint32_t)len | flags);
+	ring_wake_readers(r);
+	return 0;
+}
+
+/**
+ * bring_abort() - give a reservation back
+ * @r: the ring
+ * @resv: from bring_reserve()
+ *
+ * The space becomes a record that readers skip; no reader sees a message.
+ *
+ * Return: 0, or -EINVAL if @resv is not a live reservation of @r.
+ */
+int bring_abort(struct bring *r, struct bring_resv *resv)
+{
+	struct bring_rec *rec = resv_record(r, resv);
+
+	if (!rec)
+		return -EINVAL;
+	uncount(r, 1, resv->len);
+	resv->__priv[1] = 0;
+	commit_record(rec, (uint32_t)resv->len | REC_DISCARD);
+	/* A reader may sleep on this record: let it skip it. */
+	ring_wake_readers(r);
+	return 0;
+}
+
+/**
+ * bring_close() - stop accepting messages
+ * @r: the ring
+ *
+ * Graceful: pushes and reservations fail with -EPIPE from now on, writers
+ * sleeping for space wake up with -EPIPE, and readers get every message
+ * pushed before the close, then -EPIPE. Reservations made before the close
+ * can still be committed. Closing twice is harmless.
+ */
+void bring_close(struct bring *r)
+{
+	if (!r)
+		return;
+	/*
+	 * The flag lives in head: claims after this fail, and a reader that
+	 * sees the flag sees the final head with it.
+	 */
+	fetch_or(&r->hdr->head, HEAD_CLOSED);
+	ring_wake_all(r);
+}
+
+static int init_header(struct bring *r, const char *name, uint64_t max_msg,
+		       unsigned int flags)
+{
+	struct bring_hdr *h = r->hdr;
+	pthread_mutexattr_t attr;
+	int err;
+
+	h->magic = BRING_MAGIC;
+	h->version = BRING_LAYOUT_VERSION;
+	h->hdr_size = BRING_HDR_SIZE;
+	h->capacity = r->capacity;
+	h->max_msg = max_msg;
+	h->flags = flags;
+	strcpy(h->name, name);
+	h->space_want = UINT64_MAX;
+	if (getrandom(&h->key, sizeof(h->key), 0) != sizeof(h->key))
+		h->key = bring_now_ns() * 0x9e3779b97f4a7c15ULL;
+	r->key = h->key;
+
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+	err = pthread_mutex_init(&h->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	return -err;
+}
+
+static uint64_t spin_ns(const struct bring_opts *opts)
+{
+	int ns = OPTS_GET(opts, spin_ns, 0);
+
+	/* Spinning only helps when the other side runs on another CPU. */
+	if (ns < 0 || sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return 0;
+	return ns ? (uint64_t)ns : BRING_SPIN_NS_DEFAULT;
+}
+
+static uint64_t round_capacity(size_t capacity)
+{
+	uint64_t cap = BRING_CAPACITY_MIN;
+
+	while (cap < capacity)
+		cap <<= 1;
+	return cap;
+}
+
+/* Validate the options; fills the resolved name and max_msg. */
+static int check_new_args(size_t capacity, const struct bring_opts *opts,
+			  const char **name, uint64_t *max_msg)
+{
+	uint64_t cap;
+
+	if (!OPTS_VALID(opts, bring_opts) || !capacity ||
+	    capacity > BRING_CAPACITY_MAX)
+		return -EINVAL;
+	if (OPTS_GET(opts, flags, 0) & ~(unsigned int)BRING_NO_DEFAULT_READER)
+		return -EINVAL;
+	*name = OPTS_GET(opts, name, NULL) ?: "bring";
+	if (strlen(*name) >= BRING_NAME_MAX)
+		return -ENAMETOOLONG;
+	cap = round_capacity(capacity);
+	*max_msg = OPTS_GET(opts, max_msg, 0);
+	if (!*max_msg)
+		*max_msg = cap - REC_HDR_SIZE;
+	if (*max_msg > BRING_MSG_MAX || rec_footprint_len(*max_msg) > cap)
+		return -EINVAL;
+	return 0;
+}
+
+/**
+ * bring_new() - create an in-memory ring
+ * @capacity: bytes of message space wanted; rounded up to a power of two
+ *            of at least 4096 (see bring_capacity())
+ * @opts: options, or NULL for the defaults (declare with BRING_OPTS())
+ *
+ * Each message takes 16 bytes of framing plus its payload, rounded up to
+ * 8 bytes. Unless @opts sets BRING_NO_DEFAULT_READER the ring starts with
+ * its default reader, used by bring_next() and bring_shift().
+ *
+ * Return: the ring, or NULL with errno set: EINVAL (capacity 0 or above
+ * 1 TiB, bad @opts->sz, unknown trailing option bytes or flags, a max_msg
+ * that cannot fit), ENAMETOOLONG (name of BRING_NAME_MAX bytes or more),
+ * ENOMEM.
+ */
+struct bring *bring_new(size_t capacity, const struct bring_opts *opts)
+{
+	unsigned int flags = OPTS_GET(opts, flags, 0);
+	struct bring *r = NULL;
+	const char *name;
+	uint64_t max_msg;
+	int err;
+
+	err = check_new_args(capacity, opts, &name, &max_msg);
+	if (err)
+		goto err;
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		err = -ENOMEM;
+		goto err;
+	}
+	err = ring_map_memfd(r, name, round_capacity(capacity));
+	if (err)
+		goto err;
+	r->max_msg = max_msg;
+	r->spin_ns = spin_ns(opts);
+	strcpy(r->name, name);
+	err = init_header(r, name, max_msg, flags);
+	if (err)
+		goto err;
+	if (!(flags & BRING_NO_DEFAULT_READER)) {
+		r->def = reader_attach(r, BRING_DEFAULT_READER, &err);
+		if (!r->def)
+			goto err;
+	}
+	return r;
+err:
+	bring_free(r);
+	errno = err == -ENOMEM || err == -ENAMETOOLONG || err == -EINVAL ?
+			-err :
+			ENOMEM;
+	return NULL;
+}
+
+/**
+ * bring_free() - unmap a ring and free its handle
+ * @r: the ring, or NULL
+ *
+ * Close named readers of @r first. Threads still using @r must be done.
+ */
+void bring_free(struct bring *r)
+{
+	if (!r)
+		return;
+	if (r->def)
+		reader_detach(r->def);
+	ring_unmap(r);
+	free(r);
+}
+
+/**
+ * bring_capacity() - bytes of message space, framing included
+ * @r: the ring
+ *
+ * Return: the capacity, a power of two >= the capacity asked for.
+ */
+size_t bring_capacity(const struct bring *r)
+{
+	return r->capacity;
+}
+
+/**
+ * bring_max_msg() - the largest payload a push accepts
+ * @r: the ring
+ *
+ * Return: bytes; by default bring_capacity() - 16, so any accepted message
+ * fits an empty ring and a writer never waits for space that cannot come.
+ */
+size_t bring_max_msg(const struct bring *r)
+{
+	return r->max_msg;
+}
+
+/**
+ * bring_name() - the ring's name
+ * @r: the ring
+ *
+ * Return: the name given in bring_opts, or "bring".
+ */
+const char *bring_name(const struct bring *r)
+{
+	return r->name;
+}
+
+static void sum_reader_stats(const struct bring_hdr *h, struct bring_stats *s)
+{
+	uint64_t mask = load_acquire(&h->readers_mask);
+
+	while (mask) {
+		const struct bring_slot *sl = &h->slots[__builtin_ctzll(mask)];
+
+		s->msgs_out += load_relaxed(&sl->msgs_out);
+		s->bytes_out += load_relaxed(&sl->bytes_out);
+		s->read_waits += load_relaxed(&sl->read_waits);
+		s->read_wait_ns += load_relaxed(&sl->read_wait_ns);
+		s->readers++;
+		mask &= mask - 1;
+	}
+}
+
+/**
+ * bring_get_stats() - read the ring's counters
+ * @r: the ring
+ * @st: filled up to @st->sz bytes; set @st->sz = sizeof(*st) first
+ *
+ * Counters are read without stopping writers or readers, so they are each
+ * exact but not a snapshot of one instant. Reader counters cover the
+ * readers that exist now.
+ *
+ * Return: 0, or -EINVAL if @r or @st is NULL or @st->sz is too small.
+ */
+int bring_get_stats(const struct bring *r, struct bring_stats *st)
+{
+	struct bring_stats s = { 0 };
+	const struct bring_hdr *h;
+	size_t sz;
+
+	if (!r || !st || st->sz < sizeof(size_t))
+		return -EINVAL;
+	h = r->hdr;
+	sz = st->sz;
+	s.msgs_in = load_relaxed(&h->msgs_in);
+	s.bytes_in = load_relaxed(&h->bytes_in);
+	s.write_waits = load_relaxed(&h->write_waits);
+	s.write_wait_ns = load_relaxed(&h->write_wait_ns);
+	s.futex_waits = load_relaxed(&h->futex_waits);
+	s.futex_wakes = load_relaxed(&h->futex_wakes);
+	sum_reader_stats(h, &s);
+	s.used = head_pos(load_acquire(&h->head)) - ring_min_reader_pos(r);
+	s.capacity = r->capacity;
+	s.max_msg = r->max_msg;
+	if (sz > sizeof(s)) {
+		memset((char *)st + sizeof(s), 0, sz - sizeof(s));
+		sz = sizeof(s);
+	}
+	memcpy(st, &s, sz);
+	st->sz = sz;
+	return 0;
+}
