@@ -16,6 +16,9 @@
 #
 # Each directory lists its objects in a "Build" fragment, included below.
 
+MAKEFLAGS += --no-builtin-rules
+.SUFFIXES:
+
 VERSION   := 0.1.0
 SOVERSION := 0
 
@@ -33,6 +36,9 @@ OUT     := $(abspath $(O))
 ifeq ($(V),1)
 Q   :=
 msg  =
+else ifneq ($(findstring s,$(firstword -$(MAKEFLAGS))),)
+Q   := @
+msg  = @
 else
 Q   := @
 msg  = @printf '  %-7s %s\n' '$(1)' '$(patsubst $(OUT)/%,%,$(2))';
@@ -112,6 +118,12 @@ include bpf/Build
 $(foreach p,$(selftests-progs),$(eval $(call build_prog,$(p),$(selftests-cflags),$(selftests-ldlibs))))
 $(foreach p,$(bench-progs),$(eval $(call build_prog,$(p),$(bench-cflags),$(bench-ldlibs))))
 $(foreach p,$(tools-progs),$(eval $(call build_prog,$(p),$(tools-cflags),$(tools-ldlibs))))
+
+# "make selftests/ring/push_test" works in the source tree as well.
+ifeq ($(OUT),$(srctree))
+$(selftests-progs) $(bench-progs) $(tools-progs): %: $(OUT)/%
+	@:
+endif
 
 SELFTESTS := $(addprefix $(OUT)/,$(selftests-progs))
 BENCHES   := $(addprefix $(OUT)/,$(bench-progs))

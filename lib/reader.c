@@ -350,13 +350,13 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 		n = reader_spin(rd, msgs, nr, max_bytes, &stop);
 	if (n)
 		return (int)n;
+	/* Skipped discards: give their space back before returning empty. */
+	if (rd->pos != load_relaxed(&rd->slot->pos))
+		reader_publish(rd);
 	if (stop == STOP_CLOSED)
 		return -EPIPE;
 	if (timeout_ms == 0)
 		return -EAGAIN;
-	/* Skipped discards: give their space back before sleeping. */
-	if (rd->pos != load_relaxed(&rd->slot->pos))
-		reader_publish(rd);
 	return reader_wait(rd, msgs, nr, max_bytes, timeout_ms);
 }
 

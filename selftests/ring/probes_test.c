@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The USDT probes of libbring.so: provider "bring", the four wait probes,
+ * each guarded by a semaphore, with arguments libbpf can parse.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+/* libbring.so of this build: <out>/lib, two levels above this program. */
+static int find_lib(char *path, size_t size)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+	int i;
+
+	if (n < 0)
+		return -errno;
+	exe[n] = '\0';
+	for (i = 0; i < 3; i++) {
+		slash = strrchr(exe, '/');
+		if (!slash)
+			return -ENOENT;
+		*slash = '\0';
+	}
+	snprintf(path, size, "%.*s/lib/libbring.so", (int)(size - 17), exe);
+	return access(path, R_OK) ? -errno : 0;
+}
+
+struct probe_note {
+	char name[64];
+	char args[256];
+	int semaphore;
+};
+
+/* Parse `readelf -n` output into up to @max notes of provider bring. */
+static int read_notes(const char *lib, struct probe_note *notes, int max)
+{
+	char cmd[PATH_MAX + 64], line[512];
+	int n = -1, bring = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "readelf -n '%s' 2>&1", lib);
+	f = popen(cmd, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *p;
+
+		if ((p = strstr(line, "Provider: "))) {
+			bring = !strncmp(p + 10, "bring\n", 6);
+			if (bring && n + 1 < max)
+				memset(&notes[++n], 0, sizeof(notes[0]));
+		} else if (bring && n >= 0 && (p = strstr(line, "Name: "))) {
+			sscanf(p + 6, "%63s", notes[n].name);
+		} else if (bring && n >= 0 && (p = strstr(line, "Semaphore: "))) {
+			notes[n].semaphore = strtoull(p + 11, NULL, 16) != 0;
+		} else if (bring && n >= 0 && (p = strstr(line, "Arguments: "))) {
+			snprintf(notes[n].args, sizeof(notes[n].args), "%s",
+				 p + 11);
+		}
+	}
+	pclose(f);
+	return n + 1;
+}
+
+static const struct probe_note *find(const struct probe_note *notes, int n,
+				     const char *name)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(notes[i].name, name))
+			return &notes[i];
+	return NULL;
+}
+
+static int count_args(const char *args)
+{
+	int n = 0;
+
+	for (; *args; args++)
+		if (*args == '@')
+			n++;
+	return n;
+}
+
+TEST(wait_probes_are_in_the_shared_library)
+{
+	static const struct {
+		const char *name;
+		int args;
+	} want[] = {
+		{ "write_wait_start", 3 },
+		{ "write_wait_end", 4 },
+		{ "read_wait_start", 2 },
+		{ "read_wait_end", 3 },
+	};
+	struct probe_note notes[16];
+	char lib[PATH_MAX];
+	unsigned int i;
+	int n;
+
+	if (find_lib(lib, sizeof(lib)))
+		SKIP(return, "libbring.so not built next to this test");
+	if (system("readelf --version >/dev/null 2>&1"))
+		SKIP(return, "readelf (binutils) is not installed");
+	n = read_notes(lib, notes, 16);
+	ASSERT_EQ(4, n) TH_LOG("bring probes in %s: %d", lib, n);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct probe_note *p = find(notes, n, want[i].name);
+
+		ASSERT_NE_NULL(p) TH_LOG("probe %s missing", want[i].name);
+		EXPECT_TRUE(p->semaphore)
+			TH_LOG("probe %s has no semaphore", p->name);
+		EXPECT_EQ(want[i].args, count_args(p->args))
+			TH_LOG("%s: %s", p->name, p->args);
+		/* libbpf 1.1 cannot parse scale-index operands. */
+		EXPECT_NULL(strstr(p->args, ",8)"))
+			TH_LOG("%s: %s", p->name, p->args);
+	}
+}
+
+TEST_HARNESS_MAIN
