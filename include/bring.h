@@ -196,6 +196,33 @@ BRING_API int bring_reader_shift(struct bring_reader *rd);
 BRING_API void bring_reader_close(struct bring_reader *rd);
 BRING_API int bring_reader_remove(struct bring *r, const char *name);
 
+/*
+ * Waiting from an event loop (io_uring, epoll with a helper): the ring's
+ * sleeps are futex waits on 32-bit words in its shared memory.
+ */
+
+/**
+ * struct bring_wait - a futex word to wait on outside the library
+ * @uaddr: the word; shared (never FUTEX_PRIVATE_FLAG / FUTEX2_PRIVATE)
+ * @val:   wait while *@uaddr == @val
+ *
+ * The remaining fields are private to the library.
+ */
+struct bring_wait {
+	uint32_t *uaddr;
+	uint32_t val;
+	uint32_t __priv[3];
+};
+
+BRING_API int bring_reader_wait_prepare(struct bring_reader *rd,
+					struct bring_wait *w);
+BRING_API void bring_reader_wait_finish(struct bring_reader *rd,
+					struct bring_wait *w);
+BRING_API int bring_write_wait_prepare(struct bring *r, size_t len,
+				       struct bring_wait *w);
+BRING_API void bring_write_wait_finish(struct bring *r, struct bring_wait *w);
+BRING_API struct bring_reader *bring_default_reader(struct bring *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -442,6 +442,92 @@ static struct bring_reader *default_reader(struct bring *r)
 }
 
 /**
+ * bring_default_reader() - the default reader as a reader handle
+ * @r: the ring
+ *
+ * For calls that take a reader, such as bring_reader_wait_prepare(). The
+ * handle belongs to the ring: do not close it.
+ *
+ * Return: the handle, or NULL if the ring has no default reader.
+ */
+struct bring_reader *bring_default_reader(struct bring *r)
+{
+	return default_reader(r);
+}
+
+static void ticket_save(struct bring_wait *w, const struct evc_ticket *t)
+{
+	w->__priv[0] = t->seen;
+	w->__priv[1] = (uint32_t)t->registered;
+}
+
+static void ticket_load(const struct bring_wait *w, struct evc_ticket *t)
+{
+	t->seen = w->__priv[0];
+	t->registered = (int)w->__priv[1];
+}
+
+/**
+ * bring_reader_wait_prepare() - get a futex word to wait on for data
+ * @rd: the reader
+ * @w: filled with the word and the value to wait on
+ *
+ * For event loops: register as a sleeping reader and return the word, so
+ * that the loop can wait on it with IORING_OP_FUTEX_WAIT (flags
+ * FUTEX2_SIZE_U32, not private), futex(2) or a helper thread. Whatever
+ * ends the wait, call bring_reader_wait_finish(), then bring_reader_next()
+ * or bring_reader_peek() with a timeout of 0.
+ *
+ * Return: 0 to wait on @w; 1 when there is no need to wait (a message is
+ * ready or the ring is closed: nothing was registered and @w must not be
+ * finished); -EINVAL for bad arguments.
+ */
+int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
+{
+	struct evc_ticket ticket = { 0 };
+	struct bring_reader saved;
+	enum collect_stop stop;
+	struct bring_msg msg;
+	uint32_t *word;
+	bool ready;
+
+	if (!rd || !w)
+		return -EINVAL;
+	word = &rd->ring->hdr->data_seq;
+	evc_prepare(word, &ticket);
+	/* Look without handing anything out: what shift would do stays. */
+	saved = *rd;
+	ready = reader_collect(rd, &msg, 1, 0, &stop) || stop == STOP_CLOSED;
+	rd->pend_end = saved.pend_end;
+	rd->pend_msgs = saved.pend_msgs;
+	rd->pend_bytes = saved.pend_bytes;
+	if (ready) {
+		evc_cancel(word, &ticket);
+		return 1;
+	}
+	w->uaddr = word;
+	w->val = ticket.seen;
+	ticket_save(w, &ticket);
+	return 0;
+}
+
+/**
+ * bring_reader_wait_finish() - end a wait begun with bring_reader_wait_prepare()
+ * @rd: the reader
+ * @w: as filled by bring_reader_wait_prepare()
+ */
+void bring_reader_wait_finish(struct bring_reader *rd, struct bring_wait *w)
+{
+	struct evc_ticket ticket;
+
+	if (!rd || !w)
+		return;
+	ticket_load(w, &ticket);
+	/* A waker that moved the epoch dropped us from the count already. */
+	evc_cancel(w->uaddr, &ticket);
+}
+
+/**
  * bring_next_timeout() - bring_reader_next() on the default reader
  * @r: the ring
  * @msg: filled with the oldest unshifted message

@@ -264,6 +264,60 @@ static int wait_space(struct bring *r, uint64_t need, int timeout_ms)
 	return err;
 }
 
+/**
+ * bring_write_wait_prepare() - get a futex word to wait on for space
+ * @r: the ring
+ * @len: payload length the writer wants to push
+ * @w: filled with the word and the value to wait on
+ *
+ * The writer-side twin of bring_reader_wait_prepare(): the ring wakes the
+ * word once a message of @len bytes fits (or the ring closes). After the
+ * wait, call bring_write_wait_finish(), then push with a timeout of 0.
+ *
+ * Return: 0 to wait on @w; 1 when the message fits now or the ring is
+ * closed (nothing registered, do not finish); -EMSGSIZE, -EINVAL.
+ */
+int bring_write_wait_prepare(struct bring *r, size_t len, struct bring_wait *w)
+{
+	struct evc_ticket ticket = { 0 };
+	uint64_t need;
+
+	if (!r || !w)
+		return -EINVAL;
+	if (len > r->max_msg)
+		return -EMSGSIZE;
+	need = rec_footprint_len(len);
+	enter_space_wait(r, need);
+	evc_prepare(&r->hdr->space_seq, &ticket);
+	if (space_wait_done(r, need) <= 0) {
+		evc_cancel(&r->hdr->space_seq, &ticket);
+		leave_space_wait(r);
+		return 1;
+	}
+	w->uaddr = &r->hdr->space_seq;
+	w->val = ticket.seen;
+	w->__priv[0] = ticket.seen;
+	w->__priv[1] = (uint32_t)ticket.registered;
+	return 0;
+}
+
+/**
+ * bring_write_wait_finish() - end a wait begun with bring_write_wait_prepare()
+ * @r: the ring
+ * @w: as filled by bring_write_wait_prepare()
+ */
+void bring_write_wait_finish(struct bring *r, struct bring_wait *w)
+{
+	struct evc_ticket ticket;
+
+	if (!r || !w)
+		return;
+	ticket.seen = w->__priv[0];
+	ticket.registered = (int)w->__priv[1];
+	evc_cancel(&r->hdr->space_seq, &ticket);
+	leave_space_wait(r);
+}
+
 /*
  * Claim @need bytes at head for records the caller then writes. With
  * @fill, claims as many of the batch's records as fit once the first one

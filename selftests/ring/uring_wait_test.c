@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The ring's futex words can be waited on from an io_uring loop with
+ * IORING_OP_FUTEX_WAIT (Linux 6.7+), for readers and for writers.
+ *
+ * liburing 2.3 has no helper for the opcode: the SQE is filled by hand
+ * (flags in the fd slot, the value in off, the bitset in addr3).
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bring.h"
+#include "kselftest_harness.h"
+
+#define OP_FUTEX_WAIT 51
+#define FUTEX2_SIZE_U32 0x02
+#define MATCH_ANY 0xffffffffULL
+
+static void prep_futex_wait(struct io_uring_sqe *sqe, const struct bring_wait *w)
+{
+	io_uring_prep_rw(OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32, w->uaddr, 0,
+			 w->val);
+	sqe->addr3 = MATCH_ANY;
+	sqe->user_data = 1;
+}
+
+/* Submit a FUTEX_WAIT; -EOPNOTSUPP-like results mean the kernel lacks it. */
+static int submit_wait(struct io_uring *ring, const struct bring_wait *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	prep_futex_wait(sqe, w);
+	return io_uring_submit(ring);
+}
+
+static int peek_cqe(struct io_uring *ring, int timeout_ms)
+{
+	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000,
+					.tv_nsec = (timeout_ms % 1000) * 1000000L };
+	struct io_uring_cqe *cqe;
+	int err, res;
+
+	err = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+	if (err)
+		return err == -ETIME ? -ETIMEDOUT : err;
+	res = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return res == 0 ? 1 : res;
+}
+
+struct delayed {
+	struct bring *r;
+	int shift;
+};
+
+static void *push_later(void *p)
+{
+	struct delayed *d = p;
+	struct bring_msg msg;
+
+	usleep(100 * 1000);
+	if (d->shift) {
+		bring_next(d->r, &msg);
+		bring_shift(d->r);
+	} else {
+		bring_push(d->r, "ring", 4);
+	}
+	return NULL;
+}
+
+FIXTURE(uring)
+{
+	struct io_uring ring;
+	struct bring *r;
+};
+
+FIXTURE_SETUP(uring)
+{
+	struct io_uring_probe *probe;
+	int err;
+
+	self->r = bring_new(4096, NULL);
+	ASSERT_NE_NULL(self->r);
+	err = io_uring_queue_init(8, &self->ring, 0);
+	if (err)
+		SKIP(return, "io_uring_setup: %s", strerror(-err));
+	probe = io_uring_get_probe_ring(&self->ring);
+	if (!probe || !io_uring_opcode_supported(probe, OP_FUTEX_WAIT)) {
+		io_uring_free_probe(probe);
+		SKIP(return, "kernel has no IORING_OP_FUTEX_WAIT (Linux 6.7+)");
+	}
+	io_uring_free_probe(probe);
+}
+
+FIXTURE_TEARDOWN(uring)
+{
+	if (self->ring.ring_fd > 0)
+		io_uring_queue_exit(&self->ring);
+	bring_free(self->r);
+}
+
+TEST_F(uring, reader_waits_in_io_uring_until_a_push)
+{
+	struct delayed d = { .r = self->r };
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct bring_wait w;
+	struct bring_msg msg;
+	pthread_t t;
+
+	ASSERT_EQ(0, bring_reader_wait_prepare(rd, &w));
+	ASSERT_EQ(1, submit_wait(&self->ring, &w));
+	/* Nothing happens while the ring is empty. */
+	ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
+	ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
+	ASSERT_EQ(1, peek_cqe(&self->ring, 5000));
+	pthread_join(t, NULL);
+	bring_reader_wait_finish(rd, &w);
+	ASSERT_EQ(0, bring_next_timeout(self->r, &msg, 0));
+	EXPECT_EQ(0, memcmp("ring", msg.data, 4));
+}
+
+TEST_F(uring, writer_waits_in_io_uring_until_space)
+{
+	struct delayed d = { .r = self->r, .shift = 1 };
+	static char big[4096];
+	struct bring_wait w;
+	pthread_t t;
+
+	ASSERT_EQ(0, bring_push(self->r, big, bring_max_msg(self->r)));
+	ASSERT_EQ(0, bring_write_wait_prepare(self->r, 100, &w));
+	ASSERT_EQ(1, submit_wait(&self->ring, &w));
+	ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
+	ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
+	ASSERT_EQ(1, peek_cqe(&self->ring, 5000));
+	pthread_join(t, NULL);
+	bring_write_wait_finish(self->r, &w);
+	EXPECT_EQ(0, bring_push_timeout(self->r, big, 100, 0));
+}
+
+TEST_F(uring, close_completes_the_wait)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct bring_wait w;
+	struct bring_msg msg;
+
+	ASSERT_EQ(0, bring_reader_wait_prepare(rd, &w));
+	ASSERT_EQ(1, submit_wait(&self->ring, &w));
+	bring_close(self->r);
+	ASSERT_EQ(1, peek_cqe(&self->ring, 5000));
+	bring_reader_wait_finish(rd, &w);
+	EXPECT_EQ(-EPIPE, bring_next_timeout(self->r, &msg, 0));
+	/* Closed: nothing to wait for. */
+	EXPECT_EQ(1, bring_reader_wait_prepare(rd, &w));
+}
+
+/* Preparing when the condition already holds registers nothing. */
+TEST_F(uring, prepare_reports_ready_without_registering)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct bring_stats st = { .sz = sizeof(st) };
+	struct bring_wait w;
+	struct bring_msg msg;
+
+	ASSERT_EQ(1, bring_write_wait_prepare(self->r, 10, &w));
+	ASSERT_EQ(0, bring_push(self->r, "x", 1));
+	ASSERT_EQ(1, bring_reader_wait_prepare(rd, &w));
+	/* Prepare is not next: there is nothing to shift. */
+	EXPECT_EQ(-ENODATA, bring_shift(self->r));
+	ASSERT_EQ(0, bring_next(self->r, &msg));
+	ASSERT_EQ(0, bring_shift(self->r));
+	ASSERT_EQ(0, bring_get_stats(self->r, &st));
+	/* No sleeper was left behind: pushing wakes nobody. */
+	ASSERT_EQ(0, bring_push(self->r, "y", 1));
+	ASSERT_EQ(0, bring_get_stats(self->r, &st));
+	EXPECT_EQ(0, st.futex_wakes);
+	EXPECT_EQ(-EMSGSIZE, bring_write_wait_prepare(self->r, 1 << 20, &w));
+	EXPECT_EQ(-EINVAL, bring_reader_wait_prepare(NULL, &w));
+}
+
+TEST_HARNESS_MAIN
