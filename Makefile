@@ -138,7 +138,7 @@ deps:
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory selftests
-	$(Q)cd $(srctree) && BRING_OUT=$(OUT) prove --exec '' $(PROVE_FLAGS) \
+	$(Q)cd $(srctree) && BRING_OUT=$(OUT) prove --exec $(srctree)/selftests/ksft-exec $(PROVE_FLAGS) \
 		$(SELFTESTS) $(selftests-scripts)
 
 bench: deps

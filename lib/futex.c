@@ -9,6 +9,11 @@
 #include <unistd.h>
 
 #include "futex.h"
+#include "internal.h"
+
+#ifdef __SANITIZE_THREAD__
+__thread unsigned int bring_tsan_fence;
+#endif
 
 uint64_t bring_now_ns(void)
 {
@@ -90,7 +95,7 @@ void evc_prepare(uint32_t *word, struct evc_ticket *t)
 	 * Full fence: the count is visible before the caller re-checks its
 	 * condition. Pairs with the fence in evc_sleepers().
 	 */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	smp_mb();
 }
 
 void evc_cancel(uint32_t *word, struct evc_ticket *t)
@@ -125,7 +130,7 @@ bool evc_sleepers(uint32_t *word)
 	 * Full fence: the caller's state change is visible before we look
 	 * for sleepers. Pairs with the fence in evc_prepare().
 	 */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	smp_mb();
 	return __atomic_load_n(word, __ATOMIC_RELAXED) & EVC_COUNT_MASK;
 }
 

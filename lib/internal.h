@@ -178,7 +178,17 @@ struct bring {
 #define fetch_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
 #define fetch_or(p, v) __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
 #define add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#ifdef __SANITIZE_THREAD__
+/*
+ * TSan does not model fences (gcc warns, -Wtsan). A seq_cst RMW on a
+ * thread-local word is the same full barrier on the CPU and creates no
+ * happens-before edge that could hide a race from TSan.
+ */
+extern __thread unsigned int bring_tsan_fence;
+#define smp_mb() __atomic_fetch_add(&bring_tsan_fence, 0, __ATOMIC_SEQ_CST)
+#else
 #define smp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#endif
 
 /* Tell the CPU we are spinning (lets the sibling hyperthread run). */
 static inline void cpu_relax(void)

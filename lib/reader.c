@@ -35,6 +35,14 @@ static int find_slot(const struct bring_hdr *h, const char *name)
 	return -ENOENT;
 }
 
+static void slot_reset_counters(struct bring_slot *sl)
+{
+	store_relaxed(&sl->msgs_out, 0);
+	store_relaxed(&sl->bytes_out, 0);
+	store_relaxed(&sl->read_waits, 0);
+	store_relaxed(&sl->read_wait_ns, 0);
+}
+
 /* Under lock: a free slot for a new reader (slot 0 is the default's). */
 static int new_slot(struct bring *r, const char *name)
 {
@@ -47,7 +55,13 @@ static int new_slot(struct bring *r, const char *name)
 	if (i == BRING_SLOTS || (!name[0] && i))
 		return -ENOSPC;
 	sl = &h->slots[i];
-	memset(sl, 0, sizeof(*sl));
+	/*
+	 * Writers that loaded readers_mask before the bit of a removed
+	 * reader was cleared may still read this slot's pos: every field a
+	 * lock-free reader touches is written atomically.
+	 */
+	slot_reset_counters(sl);
+	memset(sl->name, 0, sizeof(sl->name));
 	strcpy(sl->name, name);
 	sl->state = SLOT_ACTIVE;
 	/*
@@ -196,7 +210,10 @@ int bring_reader_remove(struct bring *r, const char *name)
 		ring_refresh_tail(r);
 		store_release(&h->readers_mask,
 			      load_relaxed(&h->readers_mask) & ~(1ULL << i));
-		memset(&h->slots[i], 0, sizeof(h->slots[i]));
+		/* pos stays: a writer that saw the bit may still read it. */
+		h->slots[i].state = SLOT_FREE;
+		h->slots[i].owner = 0;
+		memset(h->slots[i].name, 0, sizeof(h->slots[i].name));
 	}
 	ring_unlock(r);
 	if (i < 0)

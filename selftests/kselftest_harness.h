@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * kselftest_harness.h - kselftest-style test harness for bring.
- *
- * Behaves like the Linux kernel's tools/testing/selftests/kselftest_harness.h
- * (same macros, same TAP 13 output); written anew for this project.
+ * kselftest_harness.h - test harness with the macros and TAP 13 output of
+ * the kernel's tools/testing/selftests/kselftest_harness.h, written anew.
  *
  *   TEST(name) { ... }                   a test of fixture "global"
  *   TEST_TIMEOUT(name, secs), TEST_SIGNAL(name, signo)
@@ -14,20 +12,23 @@
  *   TEST_F(f, name), TEST_F_TIMEOUT(f, name, secs), TEST_F_SIGNAL(f, n, sig)
  *   TEST_HARNESS_MAIN                    or call test_harness_run()
  *
- * ASSERT_x ends the test (teardown still runs), EXPECT_x marks it failed
- * and goes on: x = EQ NE LT LE GT GE (expected, seen), TRUE FALSE NULL
- * NE_NULL (seen), STREQ STRNE (expected, seen). Integers compare by value
- * whatever their signedness. A statement after the check runs only when it
- * fails: ASSERT_EQ(0, ret) TH_LOG("errno %d", errno);
+ * ASSERT_x ends the test (teardown still runs, unless it fails in setup or
+ * in a helper thread or process), EXPECT_x marks it failed and goes on:
+ * x = EQ NE LT LE GT GE (expected, seen), TRUE FALSE NULL NE_NULL (seen),
+ * STREQ STRNE (expected, seen). Integers compare by value whatever their
+ * signedness. A statement after a check runs only when it fails:
+ * ASSERT_EQ(0, ret) TH_LOG("errno %d", errno);
  * SKIP(statement, fmt, ...) marks the test skipped, then runs statement.
- * TH_LOG(fmt, ...) prints "# file.c:line:test:message".
+ * TH_LOG(fmt, ...) prints "# file.c:line:test:message". Helpers that check
+ * take a "struct __test_metadata *_metadata" argument.
  *
- * Every test runs setup, body and teardown in a forked child, killed after
- * its timeout (TEST_TIMEOUT_DEFAULT, 30 s). Output is TAP 13, exit status
- * 0 when nothing failed, 1 (KSFT_FAIL) when something did, 4 (KSFT_SKIP)
- * when every test was skipped. Options: -f/-F fixture, -v/-V variant,
- * -t/-T test (lower case selects, upper case excludes; different letters
- * must all match), -r fixture[.variant].test, -l to list, -h.
+ * Every test runs setup, body and teardown in a forked child, killed with
+ * its process group after its timeout (TEST_TIMEOUT_DEFAULT, 30 s). Output
+ * is TAP 13; exit status 0 when nothing failed, 1 (KSFT_FAIL) when
+ * something did, 4 (KSFT_SKIP) when every test was skipped. Options:
+ * -f/-F fixture, -v/-V variant, -t/-T test (lower case selects, upper case
+ * excludes; different letters must all match), -r fixture[.variant].test,
+ * -l lists, -h. One source file per test program.
  */
 #ifndef BRING_KSELFTEST_HARNESS_H
 #define BRING_KSELFTEST_HARNESS_H
@@ -118,7 +119,9 @@ struct __th_test {
 	struct __th_test *next;
 };
 
-static struct __th_fixture __th_fixture_global = { .name = "global" };
+static __th_unused struct __th_fixture __th_fixture_global = {
+	.name = "global",
+};
 static struct __th_fixture *__th_fixtures;
 static struct __th_test *__th_tests;
 static int __th_ctor_forward;
@@ -614,10 +617,13 @@ static __th_unused int __th_check_str(struct __test_metadata *m,
 /* ----------------------------------------------------------------------- */
 /* The runner, in the parent.                                              */
 
+/*
+ * Options are read from argv where they are: the runner allocates nothing,
+ * so a leak checker in a test's child finds nothing of the parent's.
+ */
 struct __th_opts {
-	char (*filter)[2];	/* 'f', 'F', 'v', 'V', 't', 'T' or 'r' */
-	const char **value;
-	int nr;
+	int argc;
+	char **argv;
 	int list;
 };
 
@@ -627,12 +633,15 @@ static __th_unused int __th_selected(const struct __th_opts *o,
 {
 	static const char keys[] = "fvtr";
 	int want[4] = { 0 }, hit[4] = { 0 };
+	const char *what, *name;
 	int i, k;
+	char c;
 
-	for (i = 0; i < o->nr; i++) {
-		char c = o->filter[i][0];
-		const char *what;
-
+	for (i = 1; i < o->argc; i++) {
+		c = o->argv[i][1];
+		if (c == 'l')
+			continue;
+		name = o->argv[i][2] ? o->argv[i] + 2 : o->argv[++i];
 		switch (c | 0x20) {
 		case 'f':
 			what = f;
@@ -647,15 +656,14 @@ static __th_unused int __th_selected(const struct __th_opts *o,
 			what = id;
 			break;
 		}
-		k = (int)(strchr(keys, c | 0x20) - keys);
 		if (c >= 'A' && c <= 'Z') {
-			if (!strcmp(what, o->value[i]))
+			if (!strcmp(what, name))
 				return 0;
 			continue;
 		}
+		k = (int)(strchr(keys, c) - keys);
 		want[k] = 1;
-		if (!strcmp(what, o->value[i]))
-			hit[k] = 1;
+		hit[k] |= !strcmp(what, name);
 	}
 	for (k = 0; k < 4; k++)
 		if (want[k] && !hit[k])
@@ -663,23 +671,17 @@ static __th_unused int __th_selected(const struct __th_opts *o,
 	return 1;
 }
 
-static __th_unused char *__th_id(const struct __th_fixture *f,
-				 const struct __th_variant_meta *v,
-				 const struct __th_test *t)
+static __th_unused const char *__th_id(char *buf, size_t sz,
+				       const struct __th_fixture *f,
+				       const struct __th_variant_meta *v,
+				       const struct __th_test *t)
 {
-	size_t len = strlen(f->name) + strlen(v->name) + strlen(t->name) + 3;
-	char *id = malloc(len);
-
-	if (!id) {
-		perror("malloc");
-		exit(KSFT_FAIL);
-	}
-	snprintf(id, len, "%s%s%s.%s", f->name, v->name[0] ? "." : "",
+	snprintf(buf, sz, "%s%s%s.%s", f->name, v->name[0] ? "." : "",
 		 v->name, t->name);
-	return id;
+	return buf;
 }
 
-/* Waits for pid; kills its process group after timeout seconds. */
+/* Waits for pid; kills it after timeout seconds. */
 static __th_unused int __th_wait(pid_t pid, unsigned int timeout,
 				 int *status)
 {
@@ -711,7 +713,6 @@ static __th_unused int __th_wait(pid_t pid, unsigned int timeout,
 		/* SIGCHLD is blocked: it stays pending until we get here. */
 		sigtimedwait(&chld, NULL, &ts);
 	}
-	kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 	while (waitpid(pid, status, 0) < 0)
 		if (errno != EINTR)
@@ -767,6 +768,8 @@ static __th_unused int __th_run(const struct __th_test *t,
 		waited = __th_wait(pid, timeout, &status);
 		if (waited < 0)
 			printf("# %s: waitpid: %s\n", id, strerror(errno));
+		/* Whatever the test started and left behind goes too. */
+		kill(-pid, SIGKILL);
 	}
 
 	if (waited > 0) {
@@ -786,14 +789,12 @@ static __th_unused int __th_run(const struct __th_test *t,
 		if (code != KSFT_PASS && code != KSFT_SKIP &&
 		    (code != KSFT_FAIL || !sh->failed))
 			printf("# %s: Test exited with status %d\n", id, code);
-		else if (sh->failed)
-			;
-		else if (code == KSFT_SKIP || sh->skipped)
+		else if (!sh->failed && (code == KSFT_SKIP || sh->skipped))
 			res = __TH_SKIPPED;
-		else if (t->termsig)
+		else if (!sh->failed && t->termsig)
 			printf("# %s: Test exited, expected signal %d\n", id,
 			       t->termsig);
-		else
+		else if (!sh->failed)
 			res = __TH_PASS;
 	}
 
@@ -823,45 +824,38 @@ static __th_unused void __th_usage(FILE *out, const char *argv0)
 		"  -l           list the tests that would run\n", argv0);
 }
 
+/* Checks the options; 1 after -h, -1 on a mistake. */
 static __th_unused int __th_parse(struct __th_opts *o, int argc, char **argv)
 {
+	const char *a;
 	int i;
 
-	o->filter = calloc((size_t)argc + 1, sizeof(*o->filter));
-	o->value = calloc((size_t)argc + 1, sizeof(*o->value));
-	if (!o->filter || !o->value) {
-		perror("calloc");
-		return -1;
-	}
+	o->argc = argc;
+	o->argv = argv;
 	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (a[0] != '-' || !a[1] || !strchr("hlfFvVtTr", a[1]))
-			goto bad;
+		a = argv[i];
+		if (a[0] != '-' || !a[1] || !strchr("hlfFvVtTr", a[1])) {
+			fprintf(stderr, "%s: unknown option %s\n", argv[0], a);
+			goto usage;
+		}
 		if (a[1] == 'h') {
 			__th_usage(stdout, argv[0]);
 			return 1;
 		}
 		if (a[1] == 'l') {
-			if (a[2])
-				goto bad;
 			o->list = 1;
-			continue;
-		}
-		o->filter[o->nr][0] = a[1];
-		if (a[2]) {
-			o->value[o->nr++] = a + 2;
-		} else if (i + 1 < argc) {
-			o->value[o->nr++] = argv[++i];
-		} else {
+			if (a[2]) {
+				fprintf(stderr, "%s: unknown option %s\n",
+					argv[0], a);
+				goto usage;
+			}
+		} else if (!a[2] && ++i == argc) {
 			fprintf(stderr, "%s: option %s needs a name\n",
 				argv[0], a);
 			goto usage;
 		}
 	}
 	return 0;
-bad:
-	fprintf(stderr, "%s: unknown option %s\n", argv[0], argv[i]);
 usage:
 	__th_usage(stderr, argv[0]);
 	return -1;
@@ -883,34 +877,32 @@ static __th_unused int test_harness_run(int argc, char **argv)
 	struct __th_shared *sh;
 	struct __th_test *t;
 	sigset_t chld, mask;
+	char id[512];
 	int ret;
-	char *id;
 
 	ret = __th_parse(&opts, argc, argv);
 	if (ret)
 		return ret > 0 ? KSFT_PASS : KSFT_FAIL;
 
 	__th_for_each(f, v, t, none) {
-		id = __th_id(f, v, t);
-		if (__th_selected(&opts, f->name, v->name, t->name, id)) {
-			if (opts.list)
-				printf("%s\n", id);
-			tests++;
-			cases += f != last_f || v != last_v;
-			last_f = f;
-			last_v = v;
-		}
-		free(id);
+		__th_id(id, sizeof(id), f, v, t);
+		if (!__th_selected(&opts, f->name, v->name, t->name, id))
+			continue;
+		if (opts.list)
+			printf("%s\n", id);
+		tests++;
+		cases += f != last_f || v != last_v;
+		last_f = f;
+		last_v = v;
 	}
 	if (opts.list)
-		goto out;
+		return KSFT_PASS;
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED) {
 		perror("mmap");
-		ret = KSFT_FAIL;
-		goto out;
+		return KSFT_FAIL;
 	}
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&chld);
@@ -920,21 +912,20 @@ static __th_unused int test_harness_run(int argc, char **argv)
 	printf("TAP version 13\n1..%u\n", tests);
 	printf("# Starting %u tests from %u test cases.\n", tests, cases);
 	__th_for_each(f, v, t, none) {
-		id = __th_id(f, v, t);
-		if (__th_selected(&opts, f->name, v->name, t->name, id)) {
-			switch (__th_run(t, v, id, ++num, sh, &mask)) {
-			case __TH_PASS:
-				pass++;
-				break;
-			case __TH_SKIPPED:
-				skip++;
-				break;
-			default:
-				fail++;
-				break;
-			}
+		__th_id(id, sizeof(id), f, v, t);
+		if (!__th_selected(&opts, f->name, v->name, t->name, id))
+			continue;
+		switch (__th_run(t, v, id, ++num, sh, &mask)) {
+		case __TH_PASS:
+			pass++;
+			break;
+		case __TH_SKIPPED:
+			skip++;
+			break;
+		default:
+			fail++;
+			break;
 		}
-		free(id);
 	}
 	printf("# %s: %u / %u tests passed.\n", fail ? "FAILED" : "PASSED",
 	       pass + skip, tests);
@@ -944,13 +935,8 @@ static __th_unused int test_harness_run(int argc, char **argv)
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 	munmap(sh, sizeof(*sh));
 	if (fail)
-		ret = KSFT_FAIL;
-	else
-		ret = skip == tests ? KSFT_SKIP : KSFT_PASS;
-out:
-	free(opts.filter);
-	free(opts.value);
-	return ret;
+		return KSFT_FAIL;
+	return skip == tests ? KSFT_SKIP : KSFT_PASS;
 }
 
 #endif /* BRING_KSELFTEST_HARNESS_H */
