@@ -131,7 +131,8 @@ bool evc_sleepers(uint32_t *word)
 	 * for sleepers. Pairs with the fence in evc_prepare().
 	 */
 	smp_mb();
-	return __atomic_load_n(word, __ATOMIC_RELAXED) & EVC_COUNT_MASK;
+	/* Acquire: what a sleeper stored before registering is visible. */
+	return __atomic_load_n(word, __ATOMIC_ACQUIRE) & EVC_COUNT_MASK;
 }
 
 int evc_signal(uint32_t *word)

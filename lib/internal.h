@@ -108,7 +108,6 @@ struct bring_hdr {
 	/* Slow paths only: sleeping writers' bookkeeping, the reader table. */
 	pthread_mutex_t lock __cacheline_aligned;
 	uint64_t readers_mask; /* bit i: slot i is active; under lock */
-	uint32_t space_waiters; /* under lock */
 
 	/*
 	 * Writers: head moves by CAS; bit 63 is the close flag, so a writer
@@ -124,7 +123,8 @@ struct bring_hdr {
 
 	/* Writers' sleep: an eventcount and what the sleepers need. */
 	uint32_t space_seq __cacheline_aligned;
-	uint64_t space_want; /* smallest need of a sleeping writer */
+	uint64_t space_want; /* smallest need of a sleeping writer; written
+			      * under lock, reset by every wake */
 
 	/* Slow-path counters (atomic adds). */
 	uint64_t write_waits __cacheline_aligned;

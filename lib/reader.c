@@ -315,6 +315,9 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 		n = reader_collect(rd, msgs, nr, max_bytes, &stop);
 		if (n || stop == STOP_CLOSED || err == -ETIMEDOUT)
 			break;
+		/* Woken by an abort: give the skipped space back first. */
+		if (rd->pos != load_relaxed(&rd->slot->pos))
+			reader_publish(rd);
 		ring_count_futex_wait(r);
 		err = evc_wait(&h->data_seq, &ticket, &dl);
 	}

@@ -137,6 +137,23 @@ static bool space_visible(struct bring *r, uint64_t need)
 	return r->capacity - (head - ring_min_reader_pos(r)) >= need;
 }
 
+/*
+ * Wake every sleeping writer and forget their wants: each one that still
+ * cannot fit re-asserts its need after it registers again. Under the slow
+ * lock, so that a want lowered by a writer registering in the new epoch is
+ * never wiped out (see enter_space_wait()). A dead sleeper's want thus
+ * costs at most one spurious wake.
+ */
+static void wake_writers_locked(struct bring *r)
+{
+	struct bring_hdr *h = r->hdr;
+
+	ring_lock(r);
+	store_relaxed(&h->space_want, UINT64_MAX);
+	signal_word(r, &h->space_seq);
+	ring_unlock(r);
+}
+
 /* After a reader published its cursor: wake writers whose need now fits. */
 void ring_wake_writers(struct bring *r)
 {
@@ -145,12 +162,9 @@ void ring_wake_writers(struct bring *r)
 	/* evc_sleepers() fences: the cursor store comes before its look. */
 	if (!evc_sleepers(&h->space_seq))
 		return;
-	/*
-	 * A sleeping writer stored space_want before it registered with a
-	 * seq_cst CAS; a stale (smaller) want only costs a spurious wake.
-	 */
+	/* evc_sleepers() is an acquire load: it sees the sleepers' want. */
 	if (space_visible(r, load_relaxed(&h->space_want)))
-		signal_word(r, &h->space_seq);
+		wake_writers_locked(r);
 }
 
 /* Wake every sleeper on both sides: close and reader removal. */
@@ -161,7 +175,7 @@ static void ring_wake_all(struct bring *r)
 	if (evc_sleepers(&h->data_seq))
 		signal_word(r, &h->data_seq);
 	if (evc_sleepers(&h->space_seq))
-		signal_word(r, &h->space_seq);
+		wake_writers_locked(r);
 }
 
 /* Would @need bytes fit at @head? Refreshes the cached tail if not. */
@@ -196,26 +210,24 @@ static bool spin_for_space(struct bring *r, uint64_t need)
 	return false;
 }
 
-/* Register @need as a sleeping writer's want (under the slow lock). */
-static void enter_space_wait(struct bring *r, uint64_t need)
+/*
+ * Register as a sleeping writer that needs @need bytes: lower space_want,
+ * then register on space_seq, both under the slow lock. A waker that sees
+ * the registration also sees the want (the registration is a seq_cst CAS
+ * after the store); a waker resets the want under the same lock before it
+ * moves the epoch, so either our want survives the reset or the epoch move
+ * wakes us.
+ */
+static void enter_space_wait(struct bring *r, uint64_t need,
+			     struct evc_ticket *ticket)
 {
 	struct bring_hdr *h = r->hdr;
 
 	ring_lock(r);
 	if (load_relaxed(&h->space_want) > need)
 		store_relaxed(&h->space_want, need);
-	h->space_waiters++;
-	ring_unlock(r);
-}
-
-/* The last sleeping writer to leave resets the want. */
-static void leave_space_wait(struct bring *r)
-{
-	struct bring_hdr *h = r->hdr;
-
-	ring_lock(r);
-	if (--h->space_waiters == 0)
-		store_relaxed(&h->space_want, UINT64_MAX);
+	/* Fences: registered before the caller re-reads the cursors. */
+	evc_prepare(&h->space_seq, ticket);
 	ring_unlock(r);
 }
 
@@ -241,10 +253,8 @@ static int wait_space(struct bring *r, uint64_t need, int timeout_ms)
 	t0 = bring_now_ns();
 	bring_deadline_init(&dl, timeout_ms);
 	BRING_PROBE3(write_wait_start, r, r->name, need);
-	enter_space_wait(r, need);
 	for (;;) {
-		/* Fences: counted before we re-read head and the cursors. */
-		evc_prepare(&h->space_seq, &ticket);
+		enter_space_wait(r, need, &ticket);
 		err = space_wait_done(r, need);
 		if (err <= 0)
 			break;
@@ -257,7 +267,6 @@ static int wait_space(struct bring *r, uint64_t need, int timeout_ms)
 		}
 	}
 	evc_cancel(&h->space_seq, &ticket);
-	leave_space_wait(r);
 	add_relaxed(&h->write_waits, 1);
 	add_relaxed(&h->write_wait_ns, bring_now_ns() - t0);
 	BRING_PROBE4(write_wait_end, r, r->name, need, err);
@@ -287,11 +296,9 @@ int bring_write_wait_prepare(struct bring *r, size_t len, struct bring_wait *w)
 	if (len > r->max_msg)
 		return -EMSGSIZE;
 	need = rec_footprint_len(len);
-	enter_space_wait(r, need);
-	evc_prepare(&r->hdr->space_seq, &ticket);
+	enter_space_wait(r, need, &ticket);
 	if (space_wait_done(r, need) <= 0) {
 		evc_cancel(&r->hdr->space_seq, &ticket);
-		leave_space_wait(r);
 		return 1;
 	}
 	w->uaddr = &r->hdr->space_seq;
@@ -315,7 +322,6 @@ void bring_write_wait_finish(struct bring *r, struct bring_wait *w)
 	ticket.seen = w->__priv[0];
 	ticket.registered = (int)w->__priv[1];
 	evc_cancel(&r->hdr->space_seq, &ticket);
-	leave_space_wait(r);
 }
 
 /*

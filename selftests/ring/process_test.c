@@ -1,0 +1,793 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Rings shared between processes: the memfd mapping is MAP_SHARED, so a
+ * fork()ed child uses the same ring. Wake-ups cross the process boundary,
+ * and a process killed with SIGKILL while asleep in the ring, or at any
+ * instant of a push loop, leaves the ring usable for everybody else.
+ *
+ * Each process has its own copy of the struct bring handle, and with it
+ * of the default reader's handle: only one process uses the default
+ * reader in each test.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "bring.h"
+#include "kselftest_harness.h"
+
+#define MS 1000000ULL
+#define BLOCK_WAIT_MS 10000	/* how long a task may take to fall asleep */
+#define WAKE_WAIT_MS 10000	/* how long a woken task may take to return */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int read_small_file(const char *path, char *buf, size_t sz)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sz - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * Is thread @tid of process @pid asleep in futex(2)? State S, and futex
+ * as the current system call where /proc/.../syscall can be read.
+ */
+static bool task_in_futex(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *p;
+	long nr;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	if (read_small_file(path, buf, sizeof(buf)))
+		return false;
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || p[2] != 'S')
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
+	if (read_small_file(path, buf, sizeof(buf)))
+		return true;
+	if (sscanf(buf, "%ld", &nr) != 1)
+		return false;
+	return nr == SYS_futex;
+}
+
+/* Wait until the task sleeps in futex(2); false after BLOCK_WAIT_MS. */
+static bool wait_in_futex(pid_t pid, pid_t tid)
+{
+	uint64_t end = now_ns() + BLOCK_WAIT_MS * MS;
+
+	while (!task_in_futex(pid, tid)) {
+		if (now_ns() > end)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+/* The main thread of single-threaded process @pid. */
+static bool wait_proc_in_futex(pid_t pid)
+{
+	return wait_in_futex(pid, pid);
+}
+
+static struct bring_stats get_stats(struct bring *r)
+{
+	struct bring_stats st = { .sz = sizeof(st) };
+
+	bring_get_stats(r, &st);
+	return st;
+}
+
+/*
+ * In a child: no harness checks (they would end the child without a
+ * word to the parent's logic); say what failed and exit 1.
+ */
+#define CHILD_CHECK(cond)						\
+	do {								\
+		if (!(cond)) {						\
+			fprintf(stderr, "# child %d: %s:%d: %s\n",	\
+				(int)getpid(), __FILE__, __LINE__, #cond); \
+			_exit(1);					\
+		}							\
+	} while (0)
+
+static pid_t fork_child(void)
+{
+	fflush(NULL);
+	return fork();
+}
+
+/*
+ * Wait for @pid to exit; after @timeout_ms kill it. Returns its wait
+ * status, or -1 if it had to be killed (or waitpid failed).
+ */
+static int wait_child(pid_t pid, unsigned int timeout_ms)
+{
+	uint64_t end = now_ns() + timeout_ms * MS;
+	int status;
+	pid_t ret;
+
+	for (;;) {
+		ret = waitpid(pid, &status, WNOHANG);
+		if (ret == pid)
+			return status;
+		if (ret < 0 && errno != EINTR)
+			return -1;
+		if (now_ns() > end)
+			break;
+		usleep(1000);
+	}
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return -1;
+}
+
+static bool exited_ok(int status)
+{
+	return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static int kill_child(pid_t pid)
+{
+	int status;
+
+	if (kill(pid, SIGKILL))
+		return -errno;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -ECHILD;
+}
+
+/* Payload: a header, then bytes that depend on seed and position. */
+struct pmsg {
+	uint32_t seed;
+	uint32_t seq;
+	uint32_t len;
+	uint32_t sum;
+};
+
+static uint32_t fnv1a(uint32_t h, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ b[i]) * 16777619U;
+	return h;
+}
+
+static uint32_t pmsg_sum(const void *buf, size_t len)
+{
+	const struct pmsg *h = buf;
+	uint32_t s = 2166136261U;
+
+	s = fnv1a(s, &h->seed, sizeof(h->seed));
+	s = fnv1a(s, &h->seq, sizeof(h->seq));
+	s = fnv1a(s, &h->len, sizeof(h->len));
+	return fnv1a(s, (const uint8_t *)buf + sizeof(*h), len - sizeof(*h));
+}
+
+static void pmsg_build(void *buf, size_t len, uint32_t seed, uint32_t seq)
+{
+	struct pmsg h = { .seed = seed, .seq = seq, .len = (uint32_t)len };
+	uint8_t *p = buf;
+	size_t i;
+
+	for (i = sizeof(h); i < len; i++)
+		p[i] = (uint8_t)(seed * 7 + seq * 13 + i);
+	memcpy(buf, &h, sizeof(h));
+	h.sum = pmsg_sum(buf, len);
+	memcpy(buf, &h, sizeof(h));
+}
+
+/* Is @msg the intact message (@seed, @seq)? */
+static bool pmsg_ok(const struct bring_msg *msg, uint32_t seed, uint32_t seq)
+{
+	struct pmsg h;
+
+	if (msg->len < sizeof(h))
+		return false;
+	memcpy(&h, msg->data, sizeof(h));
+	return h.seed == seed && h.seq == seq && h.len == msg->len &&
+	       h.sum == pmsg_sum(msg->data, msg->len);
+}
+
+/* 48-byte messages take 64 bytes of ring: 64 of them fill 4096. */
+#define SMALL_LEN 48
+#define FILL_NR 64
+
+static int fill_ring(struct bring *r, uint32_t seed)
+{
+	char buf[SMALL_LEN];
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < FILL_NR; i++) {
+		pmsg_build(buf, SMALL_LEN, seed, i);
+		err = bring_push_timeout(r, buf, SMALL_LEN, 0);
+		if (err)
+			return err;
+	}
+	return bring_push_timeout(r, NULL, 0, 0) == -EAGAIN ? 0 : -EINVAL;
+}
+
+/* next + shift of the default reader, expecting message (@seed, @seq). */
+static int shift_expect(struct bring *r, uint32_t seed, uint32_t seq,
+			int timeout_ms)
+{
+	struct bring_msg msg;
+	int err;
+
+	err = bring_next_timeout(r, &msg, timeout_ms);
+	if (err)
+		return err;
+	if (!pmsg_ok(&msg, seed, seq))
+		return -EBADMSG;
+	return bring_shift(r);
+}
+
+TEST(parent_reader_woken_by_child_push)
+{
+	static const size_t sizes[] = { sizeof(struct pmsg), 3000, 40000 };
+	struct bring *r = bring_new(65536, NULL);
+	struct bring_msg msg;
+	unsigned int i;
+	pid_t pid;
+
+	ASSERT_NE_NULL(r);
+	pid = fork_child();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		static char buf[40000];
+
+		/* Push only once the parent sleeps in bring_next(). */
+		CHILD_CHECK(wait_proc_in_futex(getppid()));
+		CHILD_CHECK(get_stats(r).futex_waits >= 1);
+		for (i = 0; i < 3; i++) {
+			pmsg_build(buf, sizes[i], 1, i);
+			CHILD_CHECK(bring_push(r, buf, sizes[i]) == 0);
+		}
+		_exit(0);
+	}
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, bring_next_timeout(r, &msg, WAKE_WAIT_MS));
+		ASSERT_EQ(sizes[i], msg.len);
+		EXPECT_TRUE(pmsg_ok(&msg, 1, i));
+		ASSERT_EQ(0, bring_shift(r));
+	}
+	EXPECT_TRUE(exited_ok(wait_child(pid, WAKE_WAIT_MS)));
+	EXPECT_GE(get_stats(r).read_waits, 1);
+	EXPECT_GE(get_stats(r).futex_wakes, 1);
+	EXPECT_EQ(-EAGAIN, bring_next_timeout(r, &msg, 0));
+	bring_free(r);
+}
+
+TEST(parent_writer_woken_by_child_shift)
+{
+	struct bring *r = bring_new(4096, NULL);
+	static char big[2000];
+	unsigned int i;
+	pid_t pid;
+
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, fill_ring(r, 2));
+	pmsg_build(big, sizeof(big), 3, 0);
+	pid = fork_child();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		/* The child owns the default reader from here on. */
+		CHILD_CHECK(wait_proc_in_futex(getppid()));
+		for (i = 0; i < FILL_NR; i++)
+			CHILD_CHECK(shift_expect(r, 2, i, WAKE_WAIT_MS) == 0);
+		CHILD_CHECK(shift_expect(r, 3, 0, WAKE_WAIT_MS) == 0);
+		_exit(0);
+	}
+	ASSERT_EQ(0, bring_push_timeout(r, big, sizeof(big), WAKE_WAIT_MS));
+	EXPECT_EQ(1, get_stats(r).write_waits);
+	EXPECT_TRUE(exited_ok(wait_child(pid, WAKE_WAIT_MS)));
+	/* The child's shifts are in the shared slot. */
+	EXPECT_EQ(FILL_NR + 1, get_stats(r).msgs_out);
+	EXPECT_EQ(0, get_stats(r).used);
+	bring_free(r);
+}
+
+/*
+ * A named reader in each process, the child's opened after the fork, on a
+ * small ring: the writer waits for the slower of two readers in two
+ * processes, and both see every message.
+ */
+TEST(named_readers_in_two_processes_see_every_message)
+{
+	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
+	struct bring *r = bring_new(4096, &opts);
+	const unsigned int nr = 3000;
+	struct bring_reader *rd;
+	struct bring_msg msg;
+	static char buf[1024];
+	int ready[2], status;
+	unsigned int i;
+	char c = 0;
+	pid_t pid;
+
+	ASSERT_NE_NULL(r);
+	rd = bring_reader_open(r, "parent");
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, pipe(ready));
+	pid = fork_child();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct bring_reader *mine = bring_reader_open(r, "child");
+
+		CHILD_CHECK(mine);
+		CHILD_CHECK(write(ready[1], "r", 1) == 1);
+		/* Make the parent wait for this reader at least once. */
+		CHILD_CHECK(wait_proc_in_futex(getppid()));
+		for (i = 0; i < nr; i++) {
+			CHILD_CHECK(bring_reader_next(mine, &msg,
+						      WAKE_WAIT_MS) == 0);
+			CHILD_CHECK(pmsg_ok(&msg, 4, i));
+			CHILD_CHECK(bring_reader_shift(mine) == 0);
+		}
+		CHILD_CHECK(bring_reader_next(mine, &msg, 0) == -EAGAIN);
+		bring_reader_close(mine);
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	for (i = 0; i < nr; i++) {
+		size_t len = sizeof(struct pmsg) + (i * 37) % 900;
+
+		pmsg_build(buf, len, 4, i);
+		ASSERT_EQ(0, bring_push_timeout(r, buf, len, WAKE_WAIT_MS));
+		/*
+		 * The parent's reader lags by two messages, which leaves
+		 * room for the next one; the child's may lag by any number.
+		 */
+		if (i >= 2) {
+			ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+			ASSERT_TRUE(pmsg_ok(&msg, 4, i - 2));
+			ASSERT_EQ(0, bring_reader_shift(rd));
+		}
+	}
+	for (i = nr - 2; i < nr; i++) {
+		ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+		ASSERT_TRUE(pmsg_ok(&msg, 4, i));
+		ASSERT_EQ(0, bring_reader_shift(rd));
+	}
+	status = wait_child(pid, WAKE_WAIT_MS);
+	EXPECT_TRUE(exited_ok(status));
+	EXPECT_EQ(2 * nr, get_stats(r).msgs_out);
+	EXPECT_GE(get_stats(r).write_waits, 1);
+	close(ready[0]);
+	close(ready[1]);
+	bring_reader_close(rd);
+	bring_free(r);
+}
+
+/* A thread in the parent, blocking in one call. */
+struct waiter {
+	struct bring *r;
+	struct bring_reader *rd;	/* bring_reader_next() if set */
+	const void *data;
+	size_t len;
+	pthread_t th;
+	pid_t tid;
+	int done;
+	int ret;
+	struct bring_msg msg;
+};
+
+static void *push_fn(void *arg)
+{
+	struct waiter *w = arg;
+
+	__atomic_store_n(&w->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	w->ret = bring_push(w->r, w->data, w->len);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *next_fn(void *arg)
+{
+	struct waiter *w = arg;
+
+	__atomic_store_n(&w->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	if (w->rd)
+		w->ret = bring_reader_next(w->rd, &w->msg, -1);
+	else
+		w->ret = bring_next(w->r, &w->msg);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Start @w and wait until it sleeps in futex(2). */
+static bool start_waiter(struct waiter *w, void *(*fn)(void *))
+{
+	if (pthread_create(&w->th, NULL, fn, w))
+		return false;
+	while (!__atomic_load_n(&w->tid, __ATOMIC_ACQUIRE))
+		usleep(100);
+	return wait_in_futex(getpid(), w->tid);
+}
+
+static bool join_waiter(struct waiter *w)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAKE_WAIT_MS / 1000;
+	return pthread_timedjoin_np(w->th, NULL, &ts) == 0;
+}
+
+TEST(killed_sleeping_reader_blocks_nobody)
+{
+	struct bring *r = bring_new(65536, NULL);
+	struct waiter w = { .r = r }, w2 = { .r = r };
+	struct bring_stats st0, st1;
+	struct bring_msg msg;
+	char buf[64];
+	unsigned int i;
+	pid_t pid;
+
+	ASSERT_NE_NULL(r);
+	w.rd = bring_reader_open(r, "other");
+	ASSERT_NE_NULL(w.rd);
+	pid = fork_child();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		/* Never returns: nothing is pushed until we are dead. */
+		bring_next(r, &msg);
+		_exit(1);
+	}
+	ASSERT_TRUE(wait_proc_in_futex(pid));
+	/* Another reader asleep next to it. */
+	ASSERT_TRUE(start_waiter(&w, next_fn));
+	st0 = get_stats(r);
+	ASSERT_EQ(0, kill_child(pid));
+
+	pmsg_build(buf, sizeof(buf), 5, 0);
+	ASSERT_EQ(0, bring_push(r, buf, sizeof(buf)));
+	ASSERT_TRUE(join_waiter(&w));
+	ASSERT_EQ(0, w.ret);
+	EXPECT_TRUE(pmsg_ok(&w.msg, 5, 0));
+	ASSERT_EQ(0, bring_reader_shift(w.rd));
+	/* The dead child's reader is usable by the parent. */
+	ASSERT_EQ(0, shift_expect(r, 5, 0, 0));
+
+	/* New sleepers are woken as usual. */
+	ASSERT_TRUE(start_waiter(&w2, next_fn));
+	pmsg_build(buf, sizeof(buf), 5, 1);
+	ASSERT_EQ(0, bring_push(r, buf, sizeof(buf)));
+	ASSERT_TRUE(join_waiter(&w2));
+	ASSERT_EQ(0, w2.ret);
+	EXPECT_TRUE(pmsg_ok(&w2.msg, 5, 1));
+	ASSERT_EQ(0, bring_shift(r));
+	ASSERT_EQ(0, bring_reader_next(w.rd, &msg, 0));
+	ASSERT_EQ(0, bring_reader_shift(w.rd));
+
+	/* And with nobody asleep, no more wake-ups. */
+	for (i = 0; i < 1000; i++) {
+		pmsg_build(buf, sizeof(buf), 6, i);
+		ASSERT_EQ(0, bring_push(r, buf, sizeof(buf)));
+		ASSERT_EQ(0, shift_expect(r, 6, i, 0));
+		ASSERT_EQ(0, bring_reader_next(w.rd, &msg, 0));
+		ASSERT_TRUE(pmsg_ok(&msg, 6, i));
+		ASSERT_EQ(0, bring_reader_shift(w.rd));
+	}
+	st1 = get_stats(r);
+	TH_LOG("futex wakes after the kill: %llu (two sleepers to wake)",
+	       (unsigned long long)(st1.futex_wakes - st0.futex_wakes));
+	/* One per live sleeper; the dead one may cost one more. */
+	EXPECT_LE(st1.futex_wakes - st0.futex_wakes, 3);
+	bring_reader_close(w.rd);
+	bring_free(r);
+}
+
+TEST(killed_sleeping_writer_blocks_nobody)
+{
+	struct bring *r = bring_new(4096, NULL);
+	struct waiter w = { .r = r, .len = SMALL_LEN };
+	struct bring_stats st0, st1;
+	char buf[SMALL_LEN], mine[SMALL_LEN];
+	struct bring_msg msg;
+	unsigned int i;
+	pid_t pid;
+
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, fill_ring(r, 7));
+	pid = fork_child();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		pmsg_build(buf, SMALL_LEN, 8, 0);
+		/* Never returns: nothing is shifted until we are dead. */
+		bring_push(r, buf, SMALL_LEN);
+		_exit(1);
+	}
+	ASSERT_TRUE(wait_proc_in_futex(pid));
+	pmsg_build(mine, SMALL_LEN, 9, 0);
+	w.data = mine;
+	ASSERT_TRUE(start_waiter(&w, push_fn));
+	st0 = get_stats(r);
+	ASSERT_EQ(0, kill_child(pid));
+
+	/* One shift makes room for the live writer. */
+	ASSERT_EQ(0, shift_expect(r, 7, 0, 0));
+	ASSERT_TRUE(join_waiter(&w));
+	ASSERT_EQ(0, w.ret);
+	for (i = 1; i < FILL_NR; i++)
+		ASSERT_EQ(0, shift_expect(r, 7, i, 0));
+	ASSERT_EQ(0, shift_expect(r, 9, 0, 0));
+	/* The dead writer's message never got in. */
+	EXPECT_EQ(-EAGAIN, bring_next_timeout(r, &msg, 0));
+
+	for (i = 0; i < 1000; i++) {
+		pmsg_build(buf, SMALL_LEN, 10, i);
+		ASSERT_EQ(0, bring_push_timeout(r, buf, SMALL_LEN, 0));
+		ASSERT_EQ(0, shift_expect(r, 10, i, 0));
+	}
+	/* A full ring still blocks and wakes a writer as usual. */
+	ASSERT_EQ(0, fill_ring(r, 11));
+	w = (struct waiter){ .r = r, .data = mine, .len = SMALL_LEN };
+	ASSERT_TRUE(start_waiter(&w, push_fn));
+	ASSERT_EQ(0, shift_expect(r, 11, 0, 0));
+	ASSERT_TRUE(join_waiter(&w));
+	ASSERT_EQ(0, w.ret);
+	for (i = 1; i < FILL_NR; i++)
+		ASSERT_EQ(0, shift_expect(r, 11, i, 0));
+	ASSERT_EQ(0, shift_expect(r, 9, 0, 0));
+
+	st1 = get_stats(r);
+	TH_LOG("futex wakes after the kill: %llu (two sleeps to end)",
+	       (unsigned long long)(st1.futex_wakes - st0.futex_wakes));
+	EXPECT_LE(st1.futex_wakes - st0.futex_wakes, 3);
+	bring_free(r);
+}
+
+/*
+ * After a writer died asleep, writers still wake only when their message
+ * fits: a 3000-byte writer (3016 bytes of ring) must sleep through shifts
+ * that free less than that, as it does when nobody died
+ * (block_test: writer_not_woken_until_its_message_fits). The dead writer
+ * may cost at most one extra wake-up.
+ */
+TEST(killed_sleeping_writer_keeps_wakeups_exact)
+{
+	struct bring *r = bring_new(4096, NULL);
+	static char big[3000], mid[2000];
+	struct waiter w = { .r = r, .data = big, .len = sizeof(big) };
+	char small[8] = "small";
+	struct bring_stats st0, st1;
+	struct bring_msg msg;
+	unsigned int i;
+	pid_t pid;
+
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, fill_ring(r, 12));
+	pid = fork_child();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		/* 8 bytes: 24 bytes of ring, the smallest need there is. */
+		bring_push(r, small, sizeof(small));
+		_exit(1);
+	}
+	ASSERT_TRUE(wait_proc_in_futex(pid));
+	st0 = get_stats(r);
+	ASSERT_EQ(0, kill_child(pid));
+	for (i = 0; i < FILL_NR; i++)
+		ASSERT_EQ(0, shift_expect(r, 12, i, 0));
+
+	/* 3 x 24 + 2016 bytes used: 2008 free, less than 3016. */
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, bring_push(r, small, sizeof(small)));
+	ASSERT_EQ(0, bring_push(r, mid, sizeof(mid)));
+	ASSERT_TRUE(start_waiter(&w, push_fn));
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, bring_next_timeout(r, &msg, 0));
+		ASSERT_EQ(8, msg.len);
+		ASSERT_EQ(0, bring_shift(r));
+		/* Had that woken the writer, it would be asleep again. */
+		usleep(50000);
+		ASSERT_TRUE(wait_in_futex(getpid(), w.tid));
+	}
+	st1 = get_stats(r);
+	EXPECT_FALSE(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
+	TH_LOG("futex wakes since the kill: %llu, futex waits: %llu",
+	       (unsigned long long)(st1.futex_wakes - st0.futex_wakes),
+	       (unsigned long long)(st1.futex_waits - st0.futex_waits));
+	EXPECT_LE(st1.futex_wakes - st0.futex_wakes, 1)
+		TH_LOG("shifts that could not fit the 3016 bytes woke the writer");
+
+	ASSERT_EQ(0, bring_next_timeout(r, &msg, 0));
+	ASSERT_EQ(sizeof(mid), msg.len);
+	ASSERT_EQ(0, bring_shift(r));
+	ASSERT_TRUE(join_waiter(&w));
+	ASSERT_EQ(0, w.ret);
+	ASSERT_EQ(0, bring_next_timeout(r, &msg, 0));
+	ASSERT_EQ(sizeof(big), msg.len);
+	bring_free(r);
+}
+
+/*
+ * A child pushes checksummed messages in a loop and is killed at a random
+ * instant, ~50 times; the parent reads while it pushes or lets the ring
+ * fill so that it sleeps. Every message that arrives is intact and in
+ * order, and the ring stays usable.
+ *
+ * A writer killed between claiming its record and committing it (inside
+ * bring_push() as much as between bring_reserve() and bring_commit())
+ * leaves a record readers wait at forever: a documented limitation of
+ * in-memory rings. The test recognises that case (the ring holds bytes
+ * but nothing can be read although no writer is alive), counts it, and
+ * goes on with a new ring.
+ */
+#define KILL_ROUNDS 50
+#define KILL_RING 16384
+
+#define KILL_MSG_MAX 4096
+
+static void __attribute__((noreturn)) kill_loop_child(struct bring *r,
+						       uint32_t round,
+						       int *in_push)
+{
+	static char buf[KILL_MSG_MAX];
+	uint32_t seq, rnd = round * 2654435761U + 1;
+	size_t len;
+
+	for (seq = 0;; seq++) {
+		rnd = rnd * 1103515245U + 12345U;
+		len = sizeof(struct pmsg) + (rnd >> 8) % 1500;
+		if (!((rnd >> 4) % 16))
+			len = sizeof(buf);
+		pmsg_build(buf, len, round, seq);
+		__atomic_store_n(in_push, 1, __ATOMIC_SEQ_CST);
+		CHILD_CHECK(bring_push(r, buf, len) == 0);
+		__atomic_store_n(in_push, 0, __ATOMIC_SEQ_CST);
+	}
+}
+
+TEST_TIMEOUT(sigkilled_pusher_leaves_ring_usable, 120)
+{
+	struct bring *r = bring_new(KILL_RING, NULL);
+	unsigned int round, stuck = 0, read_before = 0, total = 0;
+	unsigned int rnd = (unsigned int)getpid();
+	struct bring_msg msg;
+	uint64_t end, msgs_in_before;
+	struct bring_stats st;
+	int *in_push;
+	uint32_t seq;
+	pid_t pid;
+	int err;
+
+	ASSERT_NE_NULL(r);
+	in_push = mmap(NULL, sizeof(*in_push), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, in_push);
+	for (round = 0; round < KILL_ROUNDS; round++) {
+		bool read_while_pushing;
+
+		rnd = rnd * 1103515245U + 12345U;
+		read_while_pushing = (rnd >> 16) & 1;
+		msgs_in_before = get_stats(r).msgs_in;
+		__atomic_store_n(in_push, 0, __ATOMIC_SEQ_CST);
+		pid = fork_child();
+		ASSERT_GE(pid, 0);
+		if (pid == 0)
+			kill_loop_child(r, round, in_push);
+
+		/* A random instant within 3 ms of the child's first push. */
+		end = now_ns() + BLOCK_WAIT_MS * MS;
+		while (get_stats(r).msgs_in == msgs_in_before) {
+			ASSERT_LT(now_ns(), end) TH_LOG("child did not start");
+			usleep(10);
+		}
+		end = now_ns() + ((rnd >> 4) % 3000) * 1000;
+		seq = 0;
+		while (now_ns() < end) {
+			if (!read_while_pushing) {
+				usleep(100);
+				continue;
+			}
+			err = bring_next_timeout(r, &msg, 0);
+			if (err == -EAGAIN)
+				continue;
+			ASSERT_EQ(0, err);
+			ASSERT_TRUE(pmsg_ok(&msg, round, seq))
+				TH_LOG("round %u: message %u bad", round, seq);
+			ASSERT_EQ(0, bring_shift(r));
+			seq++;
+		}
+		read_before += seq;
+		ASSERT_EQ(0, kill_child(pid));
+
+		/* Nobody writes now: whatever is committed can be read. */
+		while ((err = bring_next_timeout(r, &msg, 0)) == 0) {
+			ASSERT_TRUE(pmsg_ok(&msg, round, seq))
+				TH_LOG("round %u: message %u bad", round, seq);
+			ASSERT_EQ(0, bring_shift(r));
+			seq++;
+		}
+		ASSERT_EQ(-EAGAIN, err);
+		total += seq;
+		st = get_stats(r);
+		if (st.used) {
+			/*
+			 * Killed inside a claim: documented, see above. Only
+			 * the dead push's own record can be unreadable.
+			 */
+			ASSERT_TRUE(__atomic_load_n(in_push, __ATOMIC_SEQ_CST))
+				TH_LOG("round %u: ring stuck, child was not in a push",
+				       round);
+			ASSERT_LE(st.used, 16 + KILL_MSG_MAX);
+			stuck++;
+			TH_LOG("round %u: killed inside a push after %u messages; %llu bytes unreachable behind its record",
+			       round, seq, (unsigned long long)st.used);
+			bring_free(r);
+			r = bring_new(KILL_RING, NULL);
+			ASSERT_NE_NULL(r);
+			continue;
+		}
+		/* Usable: a message goes through, and nothing is left. */
+		ASSERT_EQ(0, bring_push_timeout(r, "alive", 5, 0));
+		ASSERT_EQ(0, bring_next_timeout(r, &msg, 0));
+		ASSERT_EQ(5, msg.len);
+		ASSERT_EQ(0, memcmp("alive", msg.data, 5));
+		ASSERT_EQ(0, bring_shift(r));
+		ASSERT_EQ(-EAGAIN, bring_next_timeout(r, &msg, 0));
+	}
+
+	/* A last child, not killed, pushes through the same ring. */
+	pid = fork_child();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		static char buf[2048];
+
+		for (seq = 0; seq < 2000; seq++) {
+			size_t len = sizeof(struct pmsg) + seq % 2000;
+
+			pmsg_build(buf, len, KILL_ROUNDS, seq);
+			CHILD_CHECK(bring_push_timeout(r, buf, len,
+						       WAKE_WAIT_MS) == 0);
+		}
+		_exit(0);
+	}
+	for (seq = 0; seq < 2000; seq++) {
+		ASSERT_EQ(0, bring_next_timeout(r, &msg, WAKE_WAIT_MS));
+		ASSERT_TRUE(pmsg_ok(&msg, KILL_ROUNDS, seq));
+		ASSERT_EQ(0, bring_shift(r));
+	}
+	EXPECT_TRUE(exited_ok(wait_child(pid, WAKE_WAIT_MS)));
+	TH_LOG("%u kills, %u messages verified (%u read while the child pushed), %u kills landed inside a claim",
+	       KILL_ROUNDS, total, read_before, stuck);
+	munmap(in_push, sizeof(*in_push));
+	bring_free(r);
+}
+
+TEST_HARNESS_MAIN
