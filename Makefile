@@ -79,7 +79,7 @@ $(LIB_A): $(LIB_OBJS)
 
 $(LIB_SO): $(LIB_OBJS) $(srctree)/lib/libbring.map
 	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(LIB_SONAME) \
-		-Wl,--version-script=$(srctree)/lib/libbring.map \
+		-Wl,--version-script=$(srctree)/lib/libbring.map -Wl,--no-undefined \
 		$(LDFLAGS) -o $@ $(LIB_OBJS) $(lib-ldlibs)
 	$(Q)ln -sf $(notdir $@) $(OUT)/lib/$(LIB_SONAME)
 	$(Q)ln -sf $(LIB_SONAME) $(OUT)/lib/libbring.so

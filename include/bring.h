@@ -14,6 +14,7 @@
 #ifndef BRING_H
 #define BRING_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -70,6 +71,19 @@ enum bring_flags {
 	 * this, or the unused default reader keeps every message alive.
 	 */
 	BRING_NO_DEFAULT_READER = 1U << 0,
+	/*
+	 * File rings: when opening finds a damaged record inside committed
+	 * data, drop it (counted in bring_stats.damaged) instead of failing
+	 * with -EBADMSG.
+	 */
+	BRING_SKIP_DAMAGED = 1U << 1,
+};
+
+/* bring_opts.durability (file rings) */
+enum bring_durability {
+	BRING_DURABLE_NONE = 0, /* page cache: survives process crashes */
+	BRING_DURABLE_INTERVAL = 1, /* flushed every flush_ms milliseconds */
+	BRING_DURABLE_ALWAYS = 2, /* push returns once the message is durable */
 };
 
 /**
@@ -84,6 +98,11 @@ enum bring_flags {
  *           condition for up to this long (default 0: 2000 ns; negative:
  *           never), which saves two system calls whenever the other side
  *           is only a moment away. The sleep itself is a futex wait.
+ * @durability: file rings, at creation: enum bring_durability.
+ * @flush_ms: file rings with BRING_DURABLE_INTERVAL: the flush period
+ *            (default 1000), which is also the window of messages a
+ *            machine crash may lose.
+ * @mode:    file rings: permissions of a new file (default 0600).
  */
 struct bring_opts {
 	size_t sz;
@@ -91,9 +110,12 @@ struct bring_opts {
 	size_t max_msg;
 	unsigned int flags;
 	int spin_ns;
+	int durability;
+	unsigned int flush_ms;
+	unsigned int mode;
 	size_t : 0;
 };
-#define bring_opts__last_field spin_ns
+#define bring_opts__last_field mode
 
 #define BRING_NAME_MAX 32 /* ring and reader names, including the NUL */
 #define BRING_READERS_MAX 63 /* named readers per ring, plus the default */
@@ -131,6 +153,11 @@ struct bring_opts {
  * @futex_wakes:   FUTEX_WAKE system calls made.
  * @readers:       readers holding space, the default one included.
  * @max_msg:       bring_max_msg().
+ * @damaged:       records dropped when a file ring was opened with
+ *                 BRING_SKIP_DAMAGED.
+ * @flushes:       fdatasync() calls made for a file ring.
+ * @durable:       file rings: bytes of the stream known to be on stable
+ *                 storage (the position up to which they are).
  */
 struct bring_stats {
 	size_t sz;
@@ -148,13 +175,25 @@ struct bring_stats {
 	uint64_t futex_wakes;
 	uint64_t readers;
 	uint64_t max_msg;
+	uint64_t damaged;
+	uint64_t flushes;
+	uint64_t durable;
 };
 
 /* Life cycle. */
 BRING_API struct bring *bring_new(size_t capacity,
 				  const struct bring_opts *opts);
+BRING_API struct bring *bring_open(const char *path, size_t capacity,
+				   const struct bring_opts *opts);
 BRING_API void bring_free(struct bring *r);
 BRING_API void bring_close(struct bring *r);
+
+/*
+ * Diagnostics: the library prints only when it refuses or repairs a file
+ * (which check failed, at which offset). Default: stderr.
+ */
+typedef int (*bring_print_fn_t)(const char *fmt, va_list ap);
+BRING_API bring_print_fn_t bring_set_print(bring_print_fn_t fn);
 
 /* Properties. */
 BRING_API size_t bring_capacity(const struct bring *r);

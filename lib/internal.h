@@ -23,9 +23,9 @@
 #define BRING_MAGIC 0x31474e4952425f5fULL /* "__BRING1" little endian */
 #define BRING_LAYOUT_VERSION 1
 #define BRING_CACHELINE 64
-#define BRING_HDR_SIZE 16384 /* header pages in front of the data */
+#define BRING_HDR_SIZE 32768 /* header pages in front of the data */
 #define BRING_CAPACITY_MIN 4096
-#define BRING_CAPACITY_MAX (1ULL << 40)
+#define BRING_CAPACITY_MAX (1ULL << 30)
 #define BRING_SLOTS (BRING_READERS_MAX + 1) /* slot 0: the default reader */
 
 #define __cacheline_aligned __attribute__((aligned(BRING_CACHELINE)))
@@ -38,7 +38,8 @@
  * release store. Until the tag matches, the bytes at pos are whatever the
  * previous lap left there, and readers treat the record as not written
  * yet; key is a random per-ring secret, so no payload can forge a header
- * for a position it does not own. The writer commits by clearing BUSY
+ * for a position it does not own. Bit 0 of the tag (TAG_SLACK8) says
+ * that 8 unused bytes follow the payload. The writer commits by clearing BUSY
  * with a release store once the payload is in place. Readers stop at the
  * first record that is not written or not committed.
  */
@@ -50,8 +51,9 @@ struct bring_rec {
 
 #define REC_BUSY (1U << 31) /* reserved, payload not committed yet */
 #define REC_DISCARD (1U << 30) /* aborted or slack: readers skip it */
-#define REC_SLACK8 (1U << 29) /* 8 unused bytes follow the payload */
-#define REC_LEN_MASK (REC_SLACK8 - 1)
+#define REC_LEN_MASK ((1U << 30) - 1)
+#define TAG_SLACK8 1ULL /* in tag: 8 unused bytes follow the payload */
+#define TAG_FLAGS 7ULL /* positions are 8-aligned; the key's low bits are 0 */
 #define REC_HDR_SIZE ((uint64_t)sizeof(struct bring_rec))
 #define HEAD_CLOSED (1ULL << 63)
 #define BRING_MSG_MAX ((size_t)REC_LEN_MASK) /* bytes, payload */
@@ -61,10 +63,17 @@ static inline uint64_t rec_footprint_len(uint64_t len)
 	return (REC_HDR_SIZE + len + 7) & ~7ULL;
 }
 
-static inline uint64_t rec_footprint(uint32_t len_flags)
+/* Footprint of a record from its commit word and tag. */
+static inline uint64_t rec_footprint(uint32_t len_flags, uint64_t tag)
 {
 	return rec_footprint_len(len_flags & REC_LEN_MASK) +
-	       ((len_flags & REC_SLACK8) ? 8 : 0);
+	       ((tag & TAG_SLACK8) ? 8 : 0);
+}
+
+/* Is @tag the tag of a record at @pos? */
+static inline bool tag_matches(uint64_t tag, uint64_t pos, uint64_t key)
+{
+	return (tag & ~TAG_FLAGS) == (pos ^ key);
 }
 
 enum slot_state {
@@ -73,12 +82,25 @@ enum slot_state {
 };
 
 /*
- * One reader's cursor. The first cache line is written only by the thread
- * that holds the reader's handle; the second only under the ring lock.
+ * A persisted cursor (file rings): two generations in each slot, each
+ * with its own checksum, written alternately, so that a torn update falls
+ * back to the previous one.
+ */
+struct bring_cursor {
+	uint64_t pos;
+	uint64_t gen;
+	uint32_t crc; /* CRC32C of pos and gen */
+	uint32_t pad;
+};
+
+/*
+ * One reader's cursor. The first two cache lines are written only by the
+ * thread that holds the reader's handle; the third only under the lock.
  */
 struct bring_slot {
 	uint64_t pos; /* first byte not yet shifted: space before it is free */
-	uint64_t msgs_out;
+	struct bring_cursor saved[2];
+	uint64_t msgs_out __cacheline_aligned;
 	uint64_t bytes_out;
 	uint64_t read_waits;
 	uint64_t read_wait_ns;
@@ -88,22 +110,51 @@ struct bring_slot {
 } __cacheline_aligned;
 
 /*
- * The ring header. Lines are grouped by writer: constants, the writers'
- * lock line, the head line (writers write, readers read), the data-wait
- * line (readers write only when they sleep), the space-wait line (writers
- * write only when they sleep), slow-path counters, then the reader slots.
+ * A writer thread's claim in flight (file rings): published before the
+ * claim's CAS and cleared once the record's header is tagged, so that a
+ * reader stuck at an untagged position can tell a slow writer from a
+ * dead one, and how many bytes the dead one had claimed.
  */
-struct bring_hdr {
-	/* Constant after creation. */
+struct bring_intent {
+	uint64_t pos; /* position claimed or being claimed, 0: none */
+	uint64_t need; /* bytes */
+	int32_t pid;
+	int32_t tid; /* owner thread, 0: slot free */
+} __cacheline_aligned;
+
+#define BRING_INTENTS 64
+
+enum bring_durability_mode {
+	DURABLE_NONE = 0,
+	DURABLE_INTERVAL = 1,
+	DURABLE_ALWAYS = 2,
+};
+
+/* Fixed at creation, covered by hdr->c_crc. */
+struct bring_hdr_const {
 	uint64_t magic;
 	uint32_t version;
 	uint32_t hdr_size;
 	uint64_t capacity;
 	uint64_t max_msg;
-	uint32_t flags;
-	char name[BRING_NAME_MAX];
-
 	uint64_t key; /* random; see struct bring_rec */
+	uint32_t flags; /* enum bring_flags given at creation */
+	uint32_t durability; /* enum bring_durability_mode */
+	uint32_t flush_ms;
+	uint32_t file; /* 1 for a file-backed ring */
+	char name[BRING_NAME_MAX];
+};
+
+/*
+ * The ring header. Lines are grouped by writer: constants, the slow-path
+ * lock line, the head line (writers write, readers read), the data-wait
+ * line (readers write only when they sleep), the space-wait line (writers
+ * write only when they sleep), the flush line, slow-path counters, then
+ * the reader slots and the claim intents.
+ */
+struct bring_hdr {
+	struct bring_hdr_const c;
+	uint32_t c_crc; /* CRC32C of c */
 
 	/* Slow paths only: sleeping writers' bookkeeping, the reader table. */
 	pthread_mutex_t lock __cacheline_aligned;
@@ -126,13 +177,21 @@ struct bring_hdr {
 	uint64_t space_want; /* smallest need of a sleeping writer; written
 			      * under lock, reset by every wake */
 
+	/* File rings: flushing. */
+	pthread_mutex_t flush_lock __cacheline_aligned; /* one flusher */
+	uint64_t durable_pos; /* records before it are on stable storage */
+	int32_t poisoned; /* errno of a failed flush; the ring is dead */
+
 	/* Slow-path counters (atomic adds). */
 	uint64_t write_waits __cacheline_aligned;
 	uint64_t write_wait_ns;
 	uint64_t futex_waits;
 	uint64_t futex_wakes;
+	uint64_t damaged; /* records dropped by recovery (skip_damaged) */
+	uint64_t flushes;
 
 	struct bring_slot slots[BRING_SLOTS] __cacheline_aligned;
+	struct bring_intent intents[BRING_INTENTS];
 };
 
 _Static_assert(sizeof(struct bring_hdr) <= BRING_HDR_SIZE,
@@ -164,6 +223,12 @@ struct bring {
 	struct bring_reader *def; /* the default reader, NULL if none */
 	uint64_t spin_ns; /* optimistic re-checks before sleeping; 0: none */
 	char name[BRING_NAME_MAX];
+	/* File rings. */
+	int fd; /* -1 for memory rings */
+	bool file;
+	bool skip_damaged;
+	uint32_t durability;
+	struct bring_flusher *flusher; /* DURABLE_INTERVAL thread */
 };
 
 /*
@@ -269,7 +334,36 @@ struct bring_reader *reader_attach(struct bring *r, const char *name,
 void reader_detach(struct bring_reader *rd);
 
 /* mem.c */
+int ring_map_fd(struct bring *r, int fd, uint64_t capacity);
 int ring_map_memfd(struct bring *r, const char *name, uint64_t capacity);
 void ring_unmap(struct bring *r);
+
+/* ring.c, shared with file.c */
+int ring_init_header(struct bring *r, const char *name, uint64_t max_msg,
+		     unsigned int flags);
+void ring_init_locks(struct bring_hdr *h);
+uint64_t ring_spin_ns(const struct bring_opts *opts);
+int ring_check_opts(size_t capacity, const struct bring_opts *opts,
+		    const char **name, uint64_t *max_msg);
+uint64_t ring_round_capacity(size_t capacity);
+uint32_t ring_hdr_crc(const struct bring_hdr *h);
+
+/* file.c */
+int file_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void file_close(struct bring *r);
+int file_start_flusher(struct bring *r);
+int file_after_commit(struct bring *r, uint64_t end);
+int file_check_poison(const struct bring *r);
+void file_save_cursor(struct bring_slot *sl, uint64_t pos);
+uint32_t file_busy_mark(void);
+int file_claim_intent(struct bring *r, uint64_t pos, uint64_t need);
+void file_clear_intent(struct bring *r);
+bool file_repair_stuck(struct bring *r, uint64_t pos);
+int file_load_cursor(const struct bring_slot *sl, uint64_t *pos);
+
+/* recover.c */
+int file_check_header(const struct bring_hdr *h, uint64_t file_size,
+		      const char *path);
+int file_recover(struct bring *r, const char *path);
 
 #endif /* BRING_INTERNAL_H */

@@ -23,7 +23,7 @@
 
 #include "internal.h"
 
-static int ring_map_fd(struct bring *r, int fd, uint64_t capacity)
+int ring_map_fd(struct bring *r, int fd, uint64_t capacity)
 {
 	size_t len = BRING_HDR_SIZE + 2 * capacity;
 	uint8_t *base, *p;

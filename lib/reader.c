@@ -80,6 +80,8 @@ static int new_slot(struct bring *r, const char *name)
 		      load_relaxed(&h->readers_mask) | (1ULL << i));
 	smp_mb();
 	store_release(&sl->pos, ring_refresh_tail(r));
+	if (r->file)
+		file_save_cursor(sl, sl->pos);
 	return i;
 }
 
@@ -260,7 +262,7 @@ static unsigned int reader_collect(struct bring_reader *rd,
 		}
 		rec = rec_at(r, pos);
 		/* Pairs with the release store of the tag: header written. */
-		if (load_acquire(&rec->tag) != (pos ^ r->key))
+		if (!tag_matches(load_acquire(&rec->tag), pos, r->key))
 			break;
 		/* Pairs with the release store in commit_record(). */
 		lf = load_acquire(&rec->len_flags);
@@ -276,7 +278,8 @@ static unsigned int reader_collect(struct bring_reader *rd,
 			bytes += len;
 			n++;
 		}
-		pos += rec_footprint(lf);
+		/* The slack bit is set before the commit we acquired. */
+		pos += rec_footprint(lf, load_relaxed(&rec->tag));
 		if (!n)
 			rd->pos = pos; /* skipped a discard in front */
 	}
@@ -289,9 +292,44 @@ static unsigned int reader_collect(struct bring_reader *rd,
 /* Publish the cursor: the bytes before rd->pos may be overwritten. */
 static void reader_publish(struct bring_reader *rd)
 {
+	/* File rings: the persisted copy first, so it never runs ahead. */
+	if (rd->ring->file)
+		file_save_cursor(rd->slot, rd->pos);
 	/* Pairs with the acquire load in ring_min_reader_pos(). */
 	store_release(&rd->slot->pos, rd->pos);
 	ring_wake_writers(rd->ring);
+}
+
+#define STUCK_CHECK_MS 200
+
+/*
+ * Sleep on data_seq. In a file ring a reader stopped at a record that is
+ * not written yet may wait for a writer that died between its claim and
+ * its commit: it sleeps at most STUCK_CHECK_MS at a time and then asks
+ * file_repair_stuck() whether the record's writer is dead (which turns
+ * the record into one that readers skip). Only a reader stuck at an
+ * unfinished record does this; an empty ring sleeps until woken.
+ */
+static int reader_sleep(struct bring_reader *rd, struct evc_ticket *ticket,
+			const struct bring_deadline *dl, enum collect_stop stop)
+{
+	struct bring *r = rd->ring;
+	struct bring_deadline check;
+	int err;
+
+	if (!r->file || stop != STOP_NOT_READY)
+		return evc_wait(&r->hdr->data_seq, ticket, dl);
+	bring_deadline_init(&check, STUCK_CHECK_MS);
+	if (!dl->forever && (dl->ts.tv_sec < check.ts.tv_sec ||
+			     (dl->ts.tv_sec == check.ts.tv_sec &&
+			      dl->ts.tv_nsec < check.ts.tv_nsec)))
+		return evc_wait(&r->hdr->data_seq, ticket, dl);
+	err = evc_wait(&r->hdr->data_seq, ticket, &check);
+	if (err == -ETIMEDOUT) {
+		file_repair_stuck(r, rd->pos);
+		err = 0;
+	}
+	return err;
 }
 
 /* Sleep until messages arrive, the ring closes or the deadline passes. */
@@ -319,7 +357,7 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 		if (rd->pos != load_relaxed(&rd->slot->pos))
 			reader_publish(rd);
 		ring_count_futex_wait(r);
-		err = evc_wait(&h->data_seq, &ticket, &dl);
+		err = reader_sleep(rd, &ticket, &dl, stop);
 	}
 	evc_cancel(&h->data_seq, &ticket);
 	if (n)
@@ -456,9 +494,34 @@ int bring_reader_shift(struct bring_reader *rd)
 	return 0;
 }
 
+/*
+ * The default reader's handle. A file ring attaches it on first use, so
+ * that processes that only write never hold it; -EBUSY if another live
+ * process has it.
+ */
 static struct bring_reader *default_reader(struct bring *r)
 {
+	int err;
+
+	if (r && !r->def && r->file) {
+		ring_lock(r);
+		err = find_slot(r->hdr, BRING_DEFAULT_READER);
+		ring_unlock(r);
+		if (err >= 0)
+			r->def = reader_attach(r, BRING_DEFAULT_READER, &err);
+	}
 	return r ? r->def : NULL;
+}
+
+/* Why there is no default reader: none exists, or another process has it. */
+static int default_reader_error(struct bring *r)
+{
+	int i;
+
+	ring_lock(r);
+	i = find_slot(r->hdr, BRING_DEFAULT_READER);
+	ring_unlock(r);
+	return i < 0 ? -ENOENT : -EBUSY;
 }
 
 /**
@@ -558,9 +621,11 @@ void bring_reader_wait_finish(struct bring_reader *rd, struct bring_wait *w)
  */
 int bring_next_timeout(struct bring *r, struct bring_msg *msg, int timeout_ms)
 {
-	if (r && !r->def)
-		return -ENOENT;
-	return bring_reader_next(default_reader(r), msg, timeout_ms);
+	struct bring_reader *rd = default_reader(r);
+
+	if (r && !rd)
+		return default_reader_error(r);
+	return bring_reader_next(rd, msg, timeout_ms);
 }
 
 /**
@@ -588,10 +653,11 @@ int bring_next(struct bring *r, struct bring_msg *msg)
 int bring_peek(struct bring *r, struct bring_msg *msgs, unsigned int nr,
 	       size_t max_bytes, int timeout_ms)
 {
-	if (r && !r->def)
-		return -ENOENT;
-	return bring_reader_peek(default_reader(r), msgs, nr, max_bytes,
-				 timeout_ms);
+	struct bring_reader *rd = default_reader(r);
+
+	if (r && !rd)
+		return default_reader_error(r);
+	return bring_reader_peek(rd, msgs, nr, max_bytes, timeout_ms);
 }
 
 /**
@@ -602,7 +668,9 @@ int bring_peek(struct bring *r, struct bring_msg *msgs, unsigned int nr,
  */
 int bring_shift(struct bring *r)
 {
-	if (r && !r->def)
-		return -ENOENT;
-	return bring_reader_shift(default_reader(r));
+	struct bring_reader *rd = default_reader(r);
+
+	if (r && !rd)
+		return default_reader_error(r);
+	return bring_reader_shift(rd);
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "crc32c.h"
 #include "probes.h"
 
 #if BRING_HAVE_PROBES
@@ -240,18 +241,17 @@ static int space_wait_done(struct bring *r, uint64_t need)
 }
 
 /* Sleep until @need bytes fit, the ring closes or the deadline passes. */
-static int wait_space(struct bring *r, uint64_t need, int timeout_ms)
+static int wait_space(struct bring *r, uint64_t need,
+		      const struct bring_deadline *dl)
 {
 	struct bring_hdr *h = r->hdr;
 	struct evc_ticket ticket = { 0 };
-	struct bring_deadline dl;
 	uint64_t t0;
 	int err;
 
 	if (spin_for_space(r, need))
 		return 0;
 	t0 = bring_now_ns();
-	bring_deadline_init(&dl, timeout_ms);
 	BRING_PROBE3(write_wait_start, r, r->name, need);
 	for (;;) {
 		enter_space_wait(r, need, &ticket);
@@ -259,7 +259,7 @@ static int wait_space(struct bring *r, uint64_t need, int timeout_ms)
 		if (err <= 0)
 			break;
 		ring_count_futex_wait(r);
-		err = evc_wait(&h->space_seq, &ticket, &dl);
+		err = evc_wait(&h->space_seq, &ticket, dl);
 		if (err == -ETIMEDOUT) {
 			err = space_wait_done(r, need);
 			err = err > 0 ? -ETIMEDOUT : err;
@@ -335,6 +335,7 @@ static int claim(struct bring *r, uint64_t *need, int timeout_ms,
 {
 	struct bring_hdr *h = r->hdr;
 	uint64_t head = load_relaxed(&h->head), total;
+	struct bring_deadline dl = { .forever = -1 };
 	unsigned int n = 1;
 	int err;
 
@@ -344,7 +345,11 @@ static int claim(struct bring *r, uint64_t *need, int timeout_ms,
 		if (!space_fits(r, head, *need)) {
 			if (timeout_ms == 0)
 				return -EAGAIN;
-			err = wait_space(r, *need, timeout_ms);
+			/* One deadline for the call, however often we lose
+			 * the space we woke up for to another writer. */
+			if (dl.forever == -1)
+				bring_deadline_init(&dl, timeout_ms);
+			err = wait_space(r, *need, &dl);
 			if (err)
 				return err;
 			head = load_relaxed(&h->head);
@@ -357,6 +362,11 @@ static int claim(struct bring *r, uint64_t *need, int timeout_ms,
 			if (!space_fits(r, head, total + more))
 				break;
 			total += more;
+		}
+		if (r->file) {
+			err = file_claim_intent(r, head, total);
+			if (err)
+				return err;
 		}
 		/*
 		 * The claim. No ordering needed: nobody reads the records
@@ -381,7 +391,8 @@ static uint64_t put_busy_header(struct bring *r, uint64_t pos, uint64_t len,
 {
 	struct bring_rec *rec = rec_at(r, pos);
 
-	store_relaxed(&rec->crc, 0);
+	/* File rings: a BUSY record names its writer, for crash repair. */
+	store_relaxed(&rec->crc, r->file ? file_busy_mark() : 0);
 	store_relaxed(&rec->len_flags, (uint32_t)len | flags);
 	/* Pairs with the acquire load of the tag in reader_collect(). */
 	store_release(&rec->tag, pos ^ r->key);
@@ -401,17 +412,30 @@ static int ring_reserve(struct bring *r, uint64_t len, int timeout_ms,
 	uint64_t need = rec_footprint_len(len);
 	int err;
 
+	err = file_check_poison(r);
+	if (err)
+		return err;
 	err = claim(r, &need, timeout_ms, posp, NULL, NULL);
 	if (err)
 		return err;
 	put_busy_header(r, *posp, len, REC_BUSY);
+	if (r->file)
+		file_clear_intent(r);
 	count_in(r, 1, len);
 	return 0;
 }
 
-/* Clear BUSY: the payload before this store is visible to readers. */
-static void commit_record(struct bring_rec *rec, uint32_t len_flags)
+/*
+ * Clear BUSY: the payload before this store is visible to readers. File
+ * rings checksum the payload first (DISCARD records carry none).
+ */
+static void commit_record(struct bring *r, struct bring_rec *rec,
+			  uint32_t len_flags)
 {
+	if (r->file)
+		store_relaxed(&rec->crc,
+			      len_flags & REC_DISCARD ? 0 :
+			      bring_crc32c(0, rec + 1, len_flags & REC_LEN_MASK));
 	/* Pairs with the acquire load of len_flags in reader_collect(). */
 	store_release(&rec->len_flags, len_flags);
 }
@@ -449,9 +473,9 @@ int bring_push_timeout(struct bring *r, const void *data, size_t len,
 		return err;
 	if (len)
 		memcpy(rec_at(r, pos) + 1, data, len);
-	commit_record(rec_at(r, pos), (uint32_t)len);
+	commit_record(r, rec_at(r, pos), (uint32_t)len);
 	ring_wake_readers(r);
-	return 0;
+	return r->file ? file_after_commit(r, pos + rec_footprint_len(len)) : 0;
 }
 
 /**
@@ -484,8 +508,50 @@ static int batch_prefix(struct bring *r, const struct bring_msg *msgs,
 	return (int)nr;
 }
 
+static uint64_t bytes_of(const struct bring_msg *msgs, unsigned int nr)
+{
+	uint64_t bytes = 0;
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		bytes += msgs[i].len;
+	return bytes;
+}
+
+/*
+ * Write a claimed batch at @pos. In a memory ring the first record stays
+ * BUSY until all payloads are in place, so readers see the batch after
+ * one release store; the others are written committed, since readers
+ * cannot get past the first. A file ring commits each record on its own:
+ * if the writer dies half way, every record it did not finish is BUSY
+ * and names it, and repair discards exactly those.
+ */
+static void fill_batch(struct bring *r, const struct bring_msg *msgs,
+		       unsigned int nr, uint64_t pos)
+{
+	uint64_t first = pos, p = pos;
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		p += put_busy_header(r, p, msgs[i].len,
+				     i && !r->file ? 0 : REC_BUSY);
+	if (r->file)
+		file_clear_intent(r);
+	for (i = 0; i < nr; i++) {
+		struct bring_rec *rec = rec_at(r, pos);
+
+		if (msgs[i].len)
+			memcpy(rec + 1, msgs[i].data, msgs[i].len);
+		if (r->file)
+			commit_record(r, rec, (uint32_t)msgs[i].len);
+		pos += rec_footprint_len(msgs[i].len);
+	}
+	if (!r->file)
+		commit_record(r, rec_at(r, first), (uint32_t)msgs[0].len);
+}
+
 /**
- * bring_push_batch() - copy several messages in with one lock round trip
+ * bring_push_batch() - copy several messages in with one claim
  * @r: the ring
  * @msgs: the messages (@msgs[i].seq is ignored)
  * @nr: number of messages
@@ -502,41 +568,32 @@ static int batch_prefix(struct bring *r, const struct bring_msg *msgs,
 int bring_push_batch(struct bring *r, const struct bring_msg *msgs,
 		     unsigned int nr, int timeout_ms)
 {
-	uint64_t pos, need, bytes = 0;
-	unsigned int i;
+	uint64_t pos, need;
 	int err;
 
 	if (!r || (!msgs && nr))
 		return -EINVAL;
 	if (!nr)
 		return 0;
+	if (nr > INT_MAX)
+		nr = INT_MAX; /* the count must fit the return value */
 	err = batch_prefix(r, msgs, nr);
 	if (err < 0)
 		return err;
 	nr = (unsigned int)err;
 
+	err = file_check_poison(r);
+	if (err)
+		return err;
 	need = rec_footprint_len(msgs[0].len);
 	err = claim(r, &need, timeout_ms, &pos, msgs, &nr);
 	if (err)
 		return err;
-	/*
-	 * The first record stays BUSY until all payloads are in place, so
-	 * readers see the batch at once, after one release store. The others
-	 * are written committed: readers cannot get past the first.
-	 */
-	for (i = 0; i < nr; i++) {
-		struct bring_rec *rec = rec_at(r, pos);
-
-		put_busy_header(r, pos, msgs[i].len, i ? 0 : REC_BUSY);
-		if (msgs[i].len)
-			memcpy(rec + 1, msgs[i].data, msgs[i].len);
-		bytes += msgs[i].len;
-		pos += rec_footprint_len(msgs[i].len);
-	}
-	commit_record(rec_at(r, pos - need), (uint32_t)msgs[0].len);
-	count_in(r, nr, bytes);
+	fill_batch(r, msgs, nr, pos);
+	count_in(r, nr, bytes_of(msgs, nr));
 	ring_wake_readers(r);
-	return (int)nr;
+	err = r->file ? file_after_commit(r, pos + need) : 0;
+	return err ? err : (int)nr;
 }
 
 /**
@@ -596,22 +653,21 @@ static void uncount(struct bring *r, uint64_t msgs, uint64_t bytes)
 
 /*
  * A commit shorter than the reservation leaves unused bytes behind the
- * payload: 8 are absorbed with REC_SLACK8, 16 or more become a DISCARD
- * record that readers skip. Returns the flags for the committed header.
+ * payload: 8 are absorbed with TAG_SLACK8 in the record's tag, 16 or more
+ * become a DISCARD record that readers skip. Readers cannot look at either
+ * before the commit that follows (its release store orders them).
  */
-static uint32_t split_reservation(struct bring *r, uint64_t pos,
-				  uint64_t reserved, uint64_t len)
+static void split_reservation(struct bring *r, uint64_t pos,
+			      uint64_t reserved, uint64_t len)
 {
 	uint64_t used = rec_footprint_len(len);
 	uint64_t rest = rec_footprint_len(reserved) - used;
+	struct bring_rec *rec = rec_at(r, pos);
 
-	if (rest == 0)
-		return 0;
 	if (rest == 8)
-		return REC_SLACK8;
-	/* Readers cannot reach it before the record in front is committed. */
-	put_busy_header(r, pos + used, rest - REC_HDR_SIZE, REC_DISCARD);
-	return 0;
+		store_relaxed(&rec->tag, load_relaxed(&rec->tag) | TAG_SLACK8);
+	else if (rest)
+		put_busy_header(r, pos + used, rest - REC_HDR_SIZE, REC_DISCARD);
 }
 
 /**
@@ -626,17 +682,18 @@ static uint32_t split_reservation(struct bring *r, uint64_t pos,
 int bring_commit(struct bring *r, struct bring_resv *resv, size_t len)
 {
 	struct bring_rec *rec = resv_record(r, resv);
-	uint32_t flags;
 
 	if (!rec || len > resv->len)
 		return -EINVAL;
-	flags = split_reservation(r, resv->__priv[0], resv->len, len);
+	split_reservation(r, resv->__priv[0], resv->len, len);
 	if (len < resv->len)
 		uncount(r, 0, resv->len - len);
 	resv->__priv[1] = 0;
-	commit_record(rec, (uint32_t)len | flags);
+	commit_record(r, rec, (uint32_t)len);
 	ring_wake_readers(r);
-	return 0;
+	return r->file ? file_after_commit(r, resv->__priv[0] +
+						 rec_footprint_len(resv->len)) :
+			 0;
 }
 
 /**
@@ -656,7 +713,7 @@ int bring_abort(struct bring *r, struct bring_resv *resv)
 		return -EINVAL;
 	uncount(r, 1, resv->len);
 	resv->__priv[1] = 0;
-	commit_record(rec, (uint32_t)resv->len | REC_DISCARD);
+	commit_record(r, rec, (uint32_t)resv->len | REC_DISCARD);
 	/* A reader may sleep on this record: let it skip it. */
 	ring_wake_readers(r);
 	return 0;
@@ -683,34 +740,49 @@ void bring_close(struct bring *r)
 	ring_wake_all(r);
 }
 
-static int init_header(struct bring *r, const char *name, uint64_t max_msg,
-		       unsigned int flags)
+uint32_t ring_hdr_crc(const struct bring_hdr *h)
 {
-	struct bring_hdr *h = r->hdr;
-	pthread_mutexattr_t attr;
-	int err;
+	return bring_crc32c(0, &h->c, sizeof(h->c));
+}
 
-	h->magic = BRING_MAGIC;
-	h->version = BRING_LAYOUT_VERSION;
-	h->hdr_size = BRING_HDR_SIZE;
-	h->capacity = r->capacity;
-	h->max_msg = max_msg;
-	h->flags = flags;
-	strcpy(h->name, name);
-	h->space_want = UINT64_MAX;
-	if (getrandom(&h->key, sizeof(h->key), 0) != sizeof(h->key))
-		h->key = bring_now_ns() * 0x9e3779b97f4a7c15ULL;
-	r->key = h->key;
+/* The robust, process-shared locks of the header. */
+void ring_init_locks(struct bring_hdr *h)
+{
+	pthread_mutexattr_t attr;
 
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-	err = pthread_mutex_init(&h->lock, &attr);
+	pthread_mutex_init(&h->lock, &attr);
+	pthread_mutex_init(&h->flush_lock, &attr);
 	pthread_mutexattr_destroy(&attr);
-	return -err;
 }
 
-static uint64_t spin_ns(const struct bring_opts *opts)
+/* A new header in zeroed memory; the default reader is the caller's. */
+int ring_init_header(struct bring *r, const char *name, uint64_t max_msg,
+		     unsigned int flags)
+{
+	struct bring_hdr *h = r->hdr;
+
+	h->c.magic = BRING_MAGIC;
+	h->c.version = BRING_LAYOUT_VERSION;
+	h->c.hdr_size = BRING_HDR_SIZE;
+	h->c.capacity = r->capacity;
+	h->c.max_msg = max_msg;
+	h->c.flags = flags;
+	h->c.durability = r->durability;
+	h->c.file = r->file;
+	strcpy(h->c.name, name);
+	if (getrandom(&h->c.key, sizeof(h->c.key), 0) != sizeof(h->c.key))
+		h->c.key = bring_now_ns() * 0x9e3779b97f4a7c15ULL;
+	h->c.key &= ~TAG_FLAGS; /* tag bits of their own */
+	h->space_want = UINT64_MAX;
+	r->key = h->c.key;
+	ring_init_locks(h);
+	return 0;
+}
+
+uint64_t ring_spin_ns(const struct bring_opts *opts)
 {
 	int ns = OPTS_GET(opts, spin_ns, 0);
 
@@ -720,7 +792,7 @@ static uint64_t spin_ns(const struct bring_opts *opts)
 	return ns ? (uint64_t)ns : BRING_SPIN_NS_DEFAULT;
 }
 
-static uint64_t round_capacity(size_t capacity)
+uint64_t ring_round_capacity(size_t capacity)
 {
 	uint64_t cap = BRING_CAPACITY_MIN;
 
@@ -730,7 +802,7 @@ static uint64_t round_capacity(size_t capacity)
 }
 
 /* Validate the options; fills the resolved name and max_msg. */
-static int check_new_args(size_t capacity, const struct bring_opts *opts,
+int ring_check_opts(size_t capacity, const struct bring_opts *opts,
 			  const char **name, uint64_t *max_msg)
 {
 	uint64_t cap;
@@ -738,12 +810,15 @@ static int check_new_args(size_t capacity, const struct bring_opts *opts,
 	if (!OPTS_VALID(opts, bring_opts) || !capacity ||
 	    capacity > BRING_CAPACITY_MAX)
 		return -EINVAL;
-	if (OPTS_GET(opts, flags, 0) & ~(unsigned int)BRING_NO_DEFAULT_READER)
+	if (OPTS_GET(opts, flags, 0) &
+	    ~(unsigned int)(BRING_NO_DEFAULT_READER | BRING_SKIP_DAMAGED))
+		return -EINVAL;
+	if ((unsigned int)OPTS_GET(opts, durability, 0) > BRING_DURABLE_ALWAYS)
 		return -EINVAL;
 	*name = OPTS_GET(opts, name, NULL) ?: "bring";
 	if (strlen(*name) >= BRING_NAME_MAX)
 		return -ENAMETOOLONG;
-	cap = round_capacity(capacity);
+	cap = ring_round_capacity(capacity);
 	*max_msg = OPTS_GET(opts, max_msg, 0);
 	if (!*max_msg)
 		*max_msg = cap - REC_HDR_SIZE;
@@ -754,8 +829,8 @@ static int check_new_args(size_t capacity, const struct bring_opts *opts,
 
 /**
  * bring_new() - create an in-memory ring
- * @capacity: bytes of message space wanted; rounded up to a power of two
- *            of at least 4096 (see bring_capacity())
+ * @capacity: bytes of message space wanted, at most 1 GiB; rounded up to
+ *            a power of two of at least 4096 (see bring_capacity())
  * @opts: options, or NULL for the defaults (declare with BRING_OPTS())
  *
  * Each message takes 16 bytes of framing plus its payload, rounded up to
@@ -763,7 +838,7 @@ static int check_new_args(size_t capacity, const struct bring_opts *opts,
  * its default reader, used by bring_next() and bring_shift().
  *
  * Return: the ring, or NULL with errno set: EINVAL (capacity 0 or above
- * 1 TiB, bad @opts->sz, unknown trailing option bytes or flags, a max_msg
+ * 1 GiB, bad @opts->sz, unknown trailing option bytes or flags, a max_msg
  * that cannot fit), ENAMETOOLONG (name of BRING_NAME_MAX bytes or more),
  * ENOMEM.
  */
@@ -775,7 +850,7 @@ struct bring *bring_new(size_t capacity, const struct bring_opts *opts)
 	uint64_t max_msg;
 	int err;
 
-	err = check_new_args(capacity, opts, &name, &max_msg);
+	err = ring_check_opts(capacity, opts, &name, &max_msg);
 	if (err)
 		goto err;
 	r = calloc(1, sizeof(*r));
@@ -783,13 +858,14 @@ struct bring *bring_new(size_t capacity, const struct bring_opts *opts)
 		err = -ENOMEM;
 		goto err;
 	}
-	err = ring_map_memfd(r, name, round_capacity(capacity));
+	err = ring_map_memfd(r, name, ring_round_capacity(capacity));
 	if (err)
 		goto err;
 	r->max_msg = max_msg;
-	r->spin_ns = spin_ns(opts);
+	r->spin_ns = ring_spin_ns(opts);
 	strcpy(r->name, name);
-	err = init_header(r, name, max_msg, flags);
+	r->fd = -1;
+	err = ring_init_header(r, name, max_msg, flags);
 	if (err)
 		goto err;
 	if (!(flags & BRING_NO_DEFAULT_READER)) {
@@ -800,9 +876,7 @@ struct bring *bring_new(size_t capacity, const struct bring_opts *opts)
 	return r;
 err:
 	bring_free(r);
-	errno = err == -ENOMEM || err == -ENAMETOOLONG || err == -EINVAL ?
-			-err :
-			ENOMEM;
+	errno = -err;
 	return NULL;
 }
 
@@ -818,6 +892,8 @@ void bring_free(struct bring *r)
 		return;
 	if (r->def)
 		reader_detach(r->def);
+	if (r->file)
+		file_close(r);
 	ring_unmap(r);
 	free(r);
 }
@@ -903,6 +979,9 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 	s.used = head_pos(load_acquire(&h->head)) - ring_min_reader_pos(r);
 	s.capacity = r->capacity;
 	s.max_msg = r->max_msg;
+	s.damaged = load_relaxed(&h->damaged);
+	s.flushes = load_relaxed(&h->flushes);
+	s.durable = r->file ? load_relaxed(&h->durable_pos) : 0;
 	if (sz > sizeof(s)) {
 		memset((char *)st + sizeof(s), 0, sz - sizeof(s));
 		sz = sizeof(s);

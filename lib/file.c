@@ -1,0 +1,774 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * file.c - the ring in a file that many processes map at once.
+ *
+ * The file holds exactly what a memory ring's memfd holds: the header
+ * pages and the data area (Documentation/file-format.rst). On top of the
+ * memory ring this file adds:
+ *
+ *  - creation that never exposes a half-made file (O_TMPFILE + linkat),
+ *    and an open protocol in which the first process to open the file
+ *    (nobody else has it open) validates and recovers it;
+ *  - persisted reader cursors (two checksummed generations per slot);
+ *  - crash repair: a reader stuck behind a record whose writer died turns
+ *    it into a record readers skip;
+ *  - durability: none, interval (a flusher thread) or always (group
+ *    commit), and poisoning after a failed flush.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "internal.h"
+
+#define INTENT_VALID (1ULL << 63)
+#define FLUSH_MS_DEFAULT 1000
+
+/* Fault injection for the selftests: make the next flushes fail. */
+int bring__fault_flush;
+
+struct bring_flusher {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+};
+
+static int default_print(const char *fmt, va_list ap)
+{
+	return vfprintf(stderr, fmt, ap);
+}
+
+static bring_print_fn_t print_fn = default_print;
+
+/**
+ * bring_set_print() - where the library's diagnostics go
+ * @fn: the new printer, or NULL for silence
+ *
+ * The library prints only when it refuses or repairs a file: which check
+ * failed, at which offset. The default printer writes to stderr.
+ *
+ * Return: the previous printer.
+ */
+bring_print_fn_t bring_set_print(bring_print_fn_t fn)
+{
+	bring_print_fn_t old = print_fn;
+
+	print_fn = fn;
+	return old;
+}
+
+int file_printf(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!print_fn)
+		return 0;
+	va_start(ap, fmt);
+	n = print_fn(fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Process identity: cached, refreshed in fork children.              */
+
+static int32_t my_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void refresh_pid(void)
+{
+	store_relaxed(&my_pid, (int32_t)getpid());
+}
+
+static void pid_init(void)
+{
+	refresh_pid();
+	pthread_atfork(NULL, NULL, refresh_pid);
+}
+
+static int32_t self_pid(void)
+{
+	pthread_once(&pid_once, pid_init);
+	return load_relaxed(&my_pid);
+}
+
+uint32_t file_busy_mark(void)
+{
+	return (uint32_t)self_pid();
+}
+
+static bool pid_alive(int32_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static bool thread_alive(int32_t pid, int32_t tid)
+{
+	return syscall(SYS_tgkill, pid, tid, 0) == 0 || errno == EPERM;
+}
+
+/* ------------------------------------------------------------------ */
+/* Claim intents: one slot per writer thread and ring.                */
+
+#define TLS_INTENTS 4
+
+struct tls_intent {
+	struct bring_hdr *hdr;
+	struct bring_intent *in;
+};
+
+static __thread struct tls_intent tls_intents[TLS_INTENTS];
+static pthread_key_t intent_key;
+static pthread_once_t intent_once = PTHREAD_ONCE_INIT;
+
+/* At thread exit: give the thread's intent slots back. */
+static void intent_release_all(void *unused)
+{
+	int i;
+
+	for (i = 0; i < TLS_INTENTS; i++) {
+		struct bring_intent *in = tls_intents[i].in;
+
+		if (in && !(load_relaxed(&in->pos) & INTENT_VALID))
+			store_release(&in->tid, 0);
+		tls_intents[i].in = NULL;
+		tls_intents[i].hdr = NULL;
+	}
+}
+
+static void intent_key_init(void)
+{
+	pthread_key_create(&intent_key, intent_release_all);
+}
+
+/* May this slot be taken? Free, or left by a dead thread with no claim. */
+static bool intent_reclaimable(struct bring *r, struct bring_intent *in)
+{
+	int32_t tid = load_acquire(&in->tid);
+	uint64_t pos = load_relaxed(&in->pos);
+
+	if (!tid)
+		return true;
+	if (thread_alive(load_relaxed(&in->pid), tid))
+		return false;
+	/* A dead claim behind every cursor was repaired or passed. */
+	return !(pos & INTENT_VALID) ||
+	       (pos & ~INTENT_VALID) < ring_min_reader_pos(r);
+}
+
+static struct bring_intent *intent_acquire(struct bring *r)
+{
+	int32_t tid = (int32_t)syscall(SYS_gettid);
+	int i;
+
+	for (i = 0; i < BRING_INTENTS; i++) {
+		struct bring_intent *in = &r->hdr->intents[i];
+		int32_t old = load_relaxed(&in->tid);
+
+		if (!intent_reclaimable(r, in))
+			continue;
+		if (!__atomic_compare_exchange_n(&in->tid, &old, tid, false,
+						 __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED))
+			continue;
+		store_relaxed(&in->pos, 0);
+		store_relaxed(&in->pid, self_pid());
+		return in;
+	}
+	return NULL;
+}
+
+static struct tls_intent *intent_lookup(struct bring *r)
+{
+	int i;
+
+	for (i = 0; i < TLS_INTENTS; i++)
+		if (tls_intents[i].hdr == r->hdr &&
+		    load_relaxed(&tls_intents[i].in->pid) == self_pid())
+			return &tls_intents[i];
+	return NULL;
+}
+
+/* This thread's intent slot in @r, taken on first use. */
+static struct bring_intent *intent_slot(struct bring *r)
+{
+	struct tls_intent *t = intent_lookup(r);
+	int i;
+
+	if (t)
+		return t->in;
+	pthread_once(&intent_once, intent_key_init);
+	pthread_setspecific(intent_key, tls_intents);
+	for (i = 0; i < TLS_INTENTS && tls_intents[i].in; i++)
+		;
+	if (i == TLS_INTENTS) {
+		/* Evict the oldest cached ring's slot. */
+		intent_release_all(NULL);
+		i = 0;
+	}
+	tls_intents[i].in = intent_acquire(r);
+	if (!tls_intents[i].in)
+		return NULL;
+	tls_intents[i].hdr = r->hdr;
+	return tls_intents[i].in;
+}
+
+int file_claim_intent(struct bring *r, uint64_t pos, uint64_t need)
+{
+	struct bring_intent *in = intent_slot(r);
+
+	if (!in)
+		return -EUSERS; /* more than BRING_INTENTS writer threads */
+	store_relaxed(&in->need, need);
+	/* Visible before the claim's CAS (release) that it describes. */
+	store_release(&in->pos, pos | INTENT_VALID);
+	return 0;
+}
+
+void file_clear_intent(struct bring *r)
+{
+	struct tls_intent *t = intent_lookup(r);
+
+	/* The headers are tagged: the claim needs no repair any more. */
+	if (t)
+		store_release(&t->in->pos, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Crash repair at run time.                                          */
+
+static void discard_range(struct bring *r, uint64_t pos, uint64_t bytes)
+{
+	struct bring_rec *rec = rec_at(r, pos);
+
+	store_relaxed(&rec->crc, 0);
+	store_relaxed(&rec->len_flags,
+		      (uint32_t)(bytes - REC_HDR_SIZE) | REC_DISCARD);
+	store_release(&rec->tag, pos ^ r->key);
+}
+
+/* A claim in flight covering @pos, if its writer died: its end. */
+static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
+{
+	int i;
+
+	*alive = false;
+	for (i = 0; i < BRING_INTENTS; i++) {
+		struct bring_intent *in = &r->hdr->intents[i];
+		uint64_t start = load_acquire(&in->pos);
+		uint64_t need = load_relaxed(&in->need);
+
+		if (!(start & INTENT_VALID))
+			continue;
+		start &= ~INTENT_VALID;
+		if (pos < start || pos >= start + need)
+			continue;
+		if (thread_alive(load_relaxed(&in->pid),
+				 load_relaxed(&in->tid))) {
+			*alive = true;
+			return 0;
+		}
+		return start + need;
+	}
+	return 0;
+}
+
+bool file_repair_stuck(struct bring *r, uint64_t pos)
+{
+	struct bring_rec *rec = rec_at(r, pos);
+	uint32_t lf;
+	bool alive;
+	uint64_t end;
+
+	if (tag_matches(load_acquire(&rec->tag), pos, r->key)) {
+		lf = load_acquire(&rec->len_flags);
+		if (!(lf & REC_BUSY))
+			return true;
+		if (pid_alive((int32_t)load_relaxed(&rec->crc)))
+			return false;
+		/* Its writer died between claim and commit: skip it. */
+		if (!__atomic_compare_exchange_n(&rec->len_flags, &lf,
+						 (lf & ~REC_BUSY) | REC_DISCARD,
+						 false, __ATOMIC_RELEASE,
+						 __ATOMIC_RELAXED))
+			return true;
+	} else {
+		end = dead_claim_end(r, pos, &alive);
+		if (!end || end - pos < REC_HDR_SIZE)
+			return false;
+		/* Claimed, never tagged: the writer died in between. */
+		discard_range(r, pos, end - pos);
+	}
+	if (evc_sleepers(&r->hdr->data_seq) && evc_signal(&r->hdr->data_seq))
+		add_relaxed(&r->hdr->futex_wakes, 1);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Cursors.                                                           */
+
+static uint32_t cursor_crc(uint64_t pos, uint64_t gen)
+{
+	uint64_t v[2] = { pos, gen };
+
+	return bring_crc32c(0, v, sizeof(v));
+}
+
+void file_save_cursor(struct bring_slot *sl, uint64_t pos)
+{
+	uint64_t gen = sl->saved[0].gen > sl->saved[1].gen ? sl->saved[0].gen :
+							      sl->saved[1].gen;
+	struct bring_cursor *c = &sl->saved[(gen + 1) & 1];
+
+	/* The older copy is overwritten; a torn write leaves the newer. */
+	c->pos = pos;
+	c->gen = gen + 1;
+	c->crc = cursor_crc(pos, gen + 1);
+}
+
+/* The newest valid saved cursor, or -EBADMSG. */
+int file_load_cursor(const struct bring_slot *sl, uint64_t *pos)
+{
+	const struct bring_cursor *best = NULL;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		const struct bring_cursor *c = &sl->saved[i];
+
+		if (c->crc != cursor_crc(c->pos, c->gen) || !c->gen)
+			continue;
+		if (!best || c->gen > best->gen)
+			best = c;
+	}
+	if (!best)
+		return -EBADMSG;
+	*pos = best->pos;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Flushing: group commit and the interval flusher.                   */
+
+int file_check_poison(const struct bring *r)
+{
+	if (!r->file)
+		return 0;
+	return load_acquire(&r->hdr->poisoned) ? -EIO : 0;
+}
+
+static void flush_lock(struct bring_hdr *h)
+{
+	/* A flusher that died mid-flush left nothing half done. */
+	if (pthread_mutex_lock(&h->flush_lock) == EOWNERDEAD)
+		pthread_mutex_consistent(&h->flush_lock);
+}
+
+/*
+ * Flush everything committed so far. fdatasync() covers the header pages
+ * and the data together; recovery never trusts a cursor beyond valid
+ * data. A failure is never retried: the ring is poisoned for good, since
+ * the kernel may have dropped the dirty pages it could not write.
+ */
+static int flush_locked(struct bring *r)
+{
+	struct bring_hdr *h = r->hdr;
+	uint64_t head = load_acquire(&h->head) & ~HEAD_CLOSED;
+	int err = 0;
+
+	if (load_relaxed(&h->poisoned))
+		return -EIO;
+	if (bring__fault_flush || fdatasync(r->fd) < 0)
+		err = bring__fault_flush ? EIO : errno;
+	add_relaxed(&h->flushes, 1);
+	if (err) {
+		store_release(&h->poisoned, err);
+		file_printf("bring: %s: flush failed (%s): ring poisoned\n",
+			    r->name, strerror(err));
+		return -EIO;
+	}
+	if (head > load_relaxed(&h->durable_pos))
+		store_release(&h->durable_pos, head);
+	return 0;
+}
+
+/*
+ * BRING_DURABLE_ALWAYS: return once the record ending at @end is on
+ * stable storage. The record is committed, so any flush that starts from
+ * now on covers it; while one process flushes, the others queue on the
+ * flush lock, and the first of them to get it flushes for all of them.
+ */
+int file_after_commit(struct bring *r, uint64_t end)
+{
+	struct bring_hdr *h = r->hdr;
+	int err;
+
+	if (r->durability != DURABLE_ALWAYS)
+		return file_check_poison(r);
+	/* Pairs with the release store in flush_locked(). */
+	if (load_acquire(&h->durable_pos) >= end)
+		return file_check_poison(r);
+	flush_lock(h);
+	err = load_acquire(&h->durable_pos) >= end ? file_check_poison(r) :
+						      flush_locked(r);
+	pthread_mutex_unlock(&h->flush_lock);
+	return err;
+}
+
+static void *flusher_main(void *arg)
+{
+	struct bring *r = arg;
+	struct bring_flusher *f = r->flusher;
+	struct bring_deadline dl;
+	uint64_t flushed = 0, head;
+
+	pthread_mutex_lock(&f->lock);
+	while (!f->stop) {
+		bring_deadline_init(&dl, (int)r->hdr->c.flush_ms);
+		pthread_cond_timedwait(&f->cond, &f->lock, &dl.ts);
+		if (f->stop)
+			break;
+		head = load_acquire(&r->hdr->head) & ~HEAD_CLOSED;
+		if (head == flushed || load_relaxed(&r->hdr->poisoned))
+			continue;
+		pthread_mutex_unlock(&f->lock);
+		flush_lock(r->hdr);
+		flush_locked(r);
+		pthread_mutex_unlock(&r->hdr->flush_lock);
+		flushed = head;
+		pthread_mutex_lock(&f->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+int file_start_flusher(struct bring *r)
+{
+	struct bring_flusher *f = calloc(1, sizeof(*f));
+	pthread_condattr_t attr;
+	int err;
+
+	if (!f)
+		return -ENOMEM;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	r->flusher = f;
+	err = pthread_create(&f->thread, NULL, flusher_main, r);
+	if (err) {
+		r->flusher = NULL;
+		free(f);
+	}
+	return -err;
+}
+
+static void stop_flusher(struct bring *r)
+{
+	struct bring_flusher *f = r->flusher;
+
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->stop = true;
+	pthread_cond_signal(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	pthread_join(f->thread, NULL);
+	pthread_cond_destroy(&f->cond);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+	r->flusher = NULL;
+}
+
+void file_close(struct bring *r)
+{
+	stop_flusher(r);
+	/* Data pushed with durability "interval" gets its last flush. */
+	if (r->durability == DURABLE_INTERVAL && !file_check_poison(r)) {
+		flush_lock(r->hdr);
+		flush_locked(r);
+		pthread_mutex_unlock(&r->hdr->flush_lock);
+	}
+	if (r->fd >= 0)
+		close(r->fd); /* drops our flock */
+	r->fd = -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creating and opening.                                              */
+
+static int lock_open_mutex(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 1 };
+
+	/*
+	 * An open-file-description lock on byte 0 serialises the open
+	 * protocol between processes; the flock() on the whole file says
+	 * who has the ring open. The two kinds of lock are independent.
+	 */
+	return fcntl(fd, F_OFD_SETLKW, &fl) < 0 ? -errno : 0;
+}
+
+/* Fill a new file at @fd and map it into @r. */
+static int init_file(struct bring *r, int fd, const char *name,
+		     uint64_t max_msg, unsigned int flags, unsigned int flush_ms)
+{
+	uint64_t size = BRING_HDR_SIZE + r->capacity;
+	struct bring_hdr *h;
+	int err;
+
+	/* Preallocate: a full disk fails here, never as SIGBUS later. */
+	err = posix_fallocate(fd, 0, (off_t)size);
+	if (err)
+		return -err;
+	err = ring_map_fd(r, fd, r->capacity);
+	if (err)
+		return err;
+	h = r->hdr;
+	ring_init_header(r, name, max_msg, flags);
+	h->c.flush_ms = flush_ms;
+	h->c_crc = ring_hdr_crc(h);
+	if (!(flags & BRING_NO_DEFAULT_READER)) {
+		h->slots[0].state = SLOT_ACTIVE;
+		file_save_cursor(&h->slots[0], 0);
+		h->readers_mask = 1;
+	}
+	if (r->durability != DURABLE_NONE && fdatasync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* An unnamed file in @path's directory, or a uniquely named one. */
+static int tmp_file(const char *path, unsigned int mode, char *tmp,
+		    size_t tmp_size)
+{
+	char dir[PATH_MAX];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	fd = open(dirname(dir), O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	if (fd >= 0) {
+		tmp[0] = '\0';
+		return fd;
+	}
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -errno;
+	snprintf(tmp, tmp_size, "%s.%d.tmp", path, (int)self_pid());
+	fd = open(tmp, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC,
+		  mode);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Make the finished file visible at @path; -EEXIST if someone won. */
+static int publish_file(int fd, const char *tmp, const char *path)
+{
+	char proc[64];
+	int err = 0;
+
+	if (tmp[0]) {
+		if (link(tmp, path) < 0)
+			err = -errno;
+		unlink(tmp);
+		return err;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+static int create_ring(struct bring *r, const char *path,
+		       const struct bring_opts *opts, uint64_t max_msg)
+{
+	unsigned int mode = OPTS_GET(opts, mode, 0) ?: 0600;
+	char tmp[PATH_MAX + 32];
+	int fd, err;
+
+	fd = tmp_file(path, mode, tmp, sizeof(tmp));
+	if (fd < 0)
+		return fd;
+	r->fd = fd;
+	if (fchmod(fd, mode) < 0) {
+		err = -errno;
+		goto err;
+	}
+	err = init_file(r, fd, r->name, max_msg, OPTS_GET(opts, flags, 0),
+			OPTS_GET(opts, flush_ms, 0) ?: FLUSH_MS_DEFAULT);
+	if (err)
+		goto err;
+	/* We use it from the moment it is visible. */
+	flock(fd, LOCK_SH);
+	err = publish_file(fd, tmp, path);
+	if (err)
+		goto err;
+	return 0;
+err:
+	if (tmp[0])
+		unlink(tmp);
+	ring_unmap(r);
+	close(fd);
+	r->fd = -1;
+	return err;
+}
+
+/* Read and check the header before anything is mapped or changed. */
+static int read_header(int fd, const char *path)
+{
+	struct bring_hdr *h;
+	struct stat st;
+	int err;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < sizeof(*h)) {
+		file_printf("bring: %s: not a ring file\n", path);
+		return -EINVAL;
+	}
+	h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	if (pread(fd, h, sizeof(*h), 0) != (ssize_t)sizeof(*h))
+		err = -EIO;
+	else
+		err = file_check_header(h, (uint64_t)st.st_size, path);
+	free(h);
+	return err;
+}
+
+static int open_ring(struct bring *r, const char *path)
+{
+	struct bring_hdr hc;
+	int fd, err;
+
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r->fd = fd;
+	err = lock_open_mutex(fd, F_WRLCK);
+	if (err)
+		goto err;
+	err = read_header(fd, path);
+	if (err)
+		goto err;
+	if (pread(fd, &hc.c, sizeof(hc.c), 0) != (ssize_t)sizeof(hc.c)) {
+		err = -EIO;
+		goto err;
+	}
+	err = ring_map_fd(r, fd, hc.c.capacity);
+	if (err)
+		goto err;
+	r->key = r->hdr->c.key;
+	r->max_msg = r->hdr->c.max_msg;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		/* Nobody else has it open: check everything, repair. */
+		err = file_recover(r, path);
+		if (err)
+			goto err;
+	}
+	flock(fd, LOCK_SH);
+	lock_open_mutex(fd, F_UNLCK);
+	return 0;
+err:
+	ring_unmap(r);
+	close(fd);
+	r->fd = -1;
+	return err;
+}
+
+/**
+ * bring_open() - create or open a ring in a file
+ * @path: the file; a symbolic link is refused
+ * @capacity: bytes of message space for a new file (rounded up as in
+ *            bring_new()); 0: the file must exist
+ * @opts: options, or NULL (declare with BRING_OPTS()); name, max_msg,
+ *        flags, durability, flush_ms and mode apply when the file is
+ *        created; durability, flush_ms, spin_ns and BRING_SKIP_DAMAGED
+ *        also apply to this process when it opens an existing file
+ *
+ * Creates the file (mode 0600 unless @opts->mode, space preallocated) or
+ * opens an existing one. The first process to open a file that nobody has
+ * open validates it and recovers it after crashes: a torn tail is cut
+ * off, records of writers that died are dropped, cursors go back to their
+ * last saved place. Any number of processes may have the ring open, with
+ * writers and named readers in each. Two processes racing to create the
+ * same file both end up with the one ring. A file ring has the same calls
+ * and semantics as a memory ring; its default reader (if it was created
+ * with one) is attached by the first bring_next() of a process.
+ *
+ * Return: the ring, or NULL with errno set: ENOENT (no file and @capacity
+ * 0), ELOOP (@path is a symbolic link), EINVAL (bad arguments or options,
+ * or the file is not a ring: bad magic, version, sizes), EBADMSG (the
+ * header checksum fails, or damaged records, cursors or slots were found
+ * and BRING_SKIP_DAMAGED was not given; the library prints which and at
+ * what offset, see bring_set_print()), ENOSPC (no room to preallocate),
+ * ENAMETOOLONG, EACCES and the other errors of open(2), ENOMEM.
+ */
+struct bring *bring_open(const char *path, size_t capacity,
+			 const struct bring_opts *opts)
+{
+	struct bring *r = NULL;
+	const char *name = NULL;
+	uint64_t max_msg = 0;
+	int err, tries;
+
+	if (!path || !OPTS_VALID(opts, bring_opts)) {
+		err = -EINVAL;
+		goto err;
+	}
+	err = ring_check_opts(capacity ?: BRING_CAPACITY_MAX, opts, &name,
+			      &max_msg);
+	if (err)
+		goto err;
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		err = -ENOMEM;
+		goto err;
+	}
+	r->fd = -1;
+	r->file = true;
+	r->skip_damaged = OPTS_GET(opts, flags, 0) & BRING_SKIP_DAMAGED;
+	r->durability = (uint32_t)OPTS_GET(opts, durability, 0);
+	r->spin_ns = ring_spin_ns(opts);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	for (tries = 0; tries < 3; tries++) {
+		err = open_ring(r, path);
+		if (err != -ENOENT || !capacity)
+			break;
+		r->capacity = ring_round_capacity(capacity);
+		r->max_msg = max_msg;
+		err = create_ring(r, path, opts, max_msg);
+		if (err != -EEXIST)
+			break; /* else another process created it first */
+	}
+	if (err)
+		goto err;
+	snprintf(r->name, sizeof(r->name), "%s", r->hdr->c.name);
+	if (!OPTS_HAS(opts, durability) || !opts->durability)
+		r->durability = r->hdr->c.durability;
+	if (r->durability == DURABLE_INTERVAL) {
+		err = file_start_flusher(r);
+		if (err)
+			goto err;
+	}
+	return r;
+err:
+	bring_free(r);
+	errno = -err;
+	return NULL;
+}

@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * recover.c - validate a ring file and bring it back after crashes.
+ *
+ * Run by the process that opens a file nobody else has open. Nothing in
+ * the file is trusted before it is checked, and nothing is written
+ * before the whole scan has decided that the file can be used: a file
+ * that fails is left exactly as it was. Documentation/file-format.rst
+ * describes the algorithm.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "internal.h"
+
+static bool name_ok(const char *name)
+{
+	return memchr(name, '\0', BRING_NAME_MAX) != NULL;
+}
+
+static bool is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* The constant part; @h may be a copy read with pread(). */
+int file_check_header(const struct bring_hdr *h, uint64_t file_size,
+		      const char *path)
+{
+	const struct bring_hdr_const *c = &h->c;
+	const char *why;
+	int err = -EINVAL;
+
+	if (c->magic != BRING_MAGIC)
+		why = "not a bring ring (bad magic)";
+	else if (c->version != BRING_LAYOUT_VERSION)
+		why = "unsupported layout version";
+	else if (bring_crc32c(0, c, sizeof(*c)) != h->c_crc)
+		err = -EBADMSG, why = "header checksum mismatch";
+	else if (c->hdr_size != BRING_HDR_SIZE || !is_pow2(c->capacity) ||
+		 c->capacity < BRING_CAPACITY_MIN ||
+		 c->capacity > BRING_CAPACITY_MAX)
+		why = "bad header or capacity size";
+	else if (file_size != c->hdr_size + c->capacity)
+		why = "file size does not match the header";
+	else if (c->max_msg > BRING_MSG_MAX ||
+		 rec_footprint_len(c->max_msg) > c->capacity)
+		why = "bad max_msg";
+	else if (!name_ok(c->name) || c->file != 1 ||
+		 c->durability > DURABLE_ALWAYS ||
+		 c->flags & ~(unsigned int)(BRING_NO_DEFAULT_READER |
+					    BRING_SKIP_DAMAGED))
+		why = "bad header field";
+	else
+		return 0;
+	file_printf("bring: %s: %s\n", path, why);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+
+enum fix_kind {
+	FIX_DEAD, /* BUSY record of a dead writer: make it DISCARD */
+	FIX_HOLE, /* claimed, never tagged: a DISCARD record over it */
+	FIX_DAMAGED, /* fails its checks inside committed data */
+};
+
+struct fixup {
+	uint64_t pos;
+	uint64_t bytes;
+	enum fix_kind kind;
+};
+
+struct scan {
+	struct bring *r;
+	const char *path;
+	uint64_t tail; /* oldest position any reader needs */
+	uint64_t limit; /* stored head: nothing was claimed beyond it */
+	uint64_t end; /* end of the valid records */
+	uint64_t cursors[BRING_SLOTS];
+	int slot_of[BRING_SLOTS];
+	int ncursors;
+	struct fixup *fix;
+	size_t nfix, capfix;
+	uint64_t damaged;
+	bool skip;
+};
+
+enum rec_check {
+	CHECK_OK,
+	CHECK_SKIP, /* DISCARD */
+	CHECK_DEAD, /* BUSY: its writer died */
+	CHECK_BAD,
+};
+
+static enum rec_check check_record(struct scan *s, uint64_t pos,
+				   uint64_t *fp)
+{
+	struct bring *r = s->r;
+	struct bring_rec *rec = rec_at(r, pos);
+	uint32_t lf = rec->len_flags;
+
+	if (!tag_matches(rec->tag, pos, r->key))
+		return CHECK_BAD;
+	*fp = rec_footprint(lf, rec->tag);
+	if (pos + *fp > s->limit)
+		return CHECK_BAD;
+	if (lf & REC_DISCARD)
+		return CHECK_SKIP;
+	if ((lf & REC_LEN_MASK) > r->max_msg)
+		return CHECK_BAD;
+	if (lf & REC_BUSY)
+		return CHECK_DEAD;
+	if (rec->crc != bring_crc32c(0, rec + 1, lf & REC_LEN_MASK))
+		return CHECK_BAD;
+	return CHECK_OK;
+}
+
+static int add_fix(struct scan *s, uint64_t pos, uint64_t bytes,
+		   enum fix_kind kind)
+{
+	struct fixup *v;
+
+	if (s->nfix == s->capfix) {
+		s->capfix = s->capfix ? 2 * s->capfix : 16;
+		v = realloc(s->fix, s->capfix * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->fix = v;
+	}
+	s->fix[s->nfix++] = (struct fixup){ pos, bytes, kind };
+	return 0;
+}
+
+/* A claim that was in flight when its writer died, covering @pos. */
+static uint64_t hole_end(struct scan *s, uint64_t pos)
+{
+	struct bring_hdr *h = s->r->hdr;
+	int i;
+
+	for (i = 0; i < BRING_INTENTS; i++) {
+		uint64_t start = h->intents[i].pos, need = h->intents[i].need;
+
+		if (!(start & (1ULL << 63)))
+			continue;
+		start &= ~(1ULL << 63);
+		if (pos >= start && pos < start + need &&
+		    start + need <= s->limit && start + need - pos >= 16)
+			return start + need;
+	}
+	return 0;
+}
+
+/* The next position after @pos where a valid record starts, or 0. */
+static uint64_t next_valid(struct scan *s, uint64_t pos)
+{
+	uint64_t q, fp;
+
+	for (q = pos + 16; q + REC_HDR_SIZE <= s->limit; q += 8)
+		if (tag_matches(rec_at(s->r, q)->tag, q, s->r->key) &&
+		    check_record(s, q, &fp) != CHECK_BAD)
+			return q;
+	return 0;
+}
+
+/* A cursor must sit on a record boundary. */
+static int check_cursors_upto(struct scan *s, uint64_t pos, int *k)
+{
+	for (; *k < s->ncursors && s->cursors[*k] <= pos; (*k)++) {
+		if (s->cursors[*k] == pos)
+			continue;
+		file_printf("bring: %s: reader cursor at offset %llu is not "
+			    "at a record boundary\n",
+			    s->path, (unsigned long long)s->cursors[*k]);
+		if (!s->skip)
+			return -EBADMSG;
+		s->cursors[*k] = pos; /* deliver again from here */
+	}
+	return 0;
+}
+
+/* Handle an invalid record at *@pos; returns 1 at the torn tail. */
+static int invalid_at(struct scan *s, uint64_t *pos)
+{
+	uint64_t end = hole_end(s, *pos), next;
+	int err;
+
+	if (end) {
+		err = add_fix(s, *pos, end - *pos, FIX_HOLE);
+		*pos = end;
+		return err;
+	}
+	next = next_valid(s, *pos);
+	if (!next)
+		return 1; /* a torn tail: nothing valid follows */
+	file_printf("bring: %s: damaged record at offset %llu (data offset "
+		    "%llu), %llu bytes\n",
+		    s->path, (unsigned long long)*pos,
+		    (unsigned long long)(BRING_HDR_SIZE + (*pos & s->r->mask)),
+		    (unsigned long long)(next - *pos));
+	if (!s->skip)
+		return -EBADMSG;
+	s->damaged++;
+	err = add_fix(s, *pos, next - *pos, FIX_DAMAGED);
+	*pos = next;
+	return err;
+}
+
+/* Walk the records from tail to the stored head; write nothing. */
+static int scan_records(struct scan *s)
+{
+	uint64_t pos = s->tail, fp;
+	int k = 0, err;
+
+	while (pos < s->limit) {
+		err = check_cursors_upto(s, pos, &k);
+		if (err)
+			return err;
+		switch (check_record(s, pos, &fp)) {
+		case CHECK_DEAD:
+			err = add_fix(s, pos, fp, FIX_DEAD);
+			if (err)
+				return err;
+			/* fallthrough */
+		case CHECK_OK:
+		case CHECK_SKIP:
+			pos += fp;
+			continue;
+		case CHECK_BAD:
+			break;
+		}
+		err = invalid_at(s, &pos);
+		if (err < 0)
+			return err;
+		if (err)
+			break;
+	}
+	s->end = pos;
+	return check_cursors_upto(s, pos, &k);
+}
+
+static void apply_fixes(struct scan *s)
+{
+	struct bring *r = s->r;
+	size_t i;
+
+	for (i = 0; i < s->nfix; i++) {
+		struct fixup *f = &s->fix[i];
+		struct bring_rec *rec = rec_at(r, f->pos);
+
+		if (f->kind == FIX_DEAD) {
+			rec->len_flags = (rec->len_flags & ~REC_BUSY) |
+					 REC_DISCARD;
+			continue;
+		}
+		rec->crc = 0;
+		rec->len_flags = (uint32_t)(f->bytes - REC_HDR_SIZE) |
+				 REC_DISCARD;
+		rec->tag = f->pos ^ r->key;
+	}
+}
+
+/* Read the slot table; collect the readers' cursors. */
+static int read_slots(struct scan *s)
+{
+	struct bring_hdr *h = s->r->hdr;
+	int i, err;
+
+	s->ncursors = 0;
+	for (i = 0; i < BRING_SLOTS; i++) {
+		struct bring_slot *sl = &h->slots[i];
+		uint64_t pos;
+
+		if (sl->state == SLOT_FREE)
+			continue;
+		if (sl->state != SLOT_ACTIVE || !name_ok(sl->name)) {
+			file_printf("bring: %s: reader slot %d is damaged\n",
+				    s->path, i);
+			return -EBADMSG;
+		}
+		err = file_load_cursor(sl, &pos);
+		if (err) {
+			file_printf("bring: %s: reader '%s': both cursor "
+				    "copies are damaged\n",
+				    s->path, sl->name);
+			if (!s->skip)
+				return err;
+			pos = UINT64_MAX; /* restart at the oldest message */
+		}
+		s->slot_of[s->ncursors] = i;
+		s->cursors[s->ncursors++] = pos;
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Where the scan starts, and sanity of the stored positions. */
+static int find_tail(struct scan *s)
+{
+	struct bring_hdr *h = s->r->hdr;
+	uint64_t tail = h->tail_cache;
+	int i;
+
+	s->limit = h->head & ~HEAD_CLOSED;
+	for (i = 0; i < s->ncursors; i++)
+		if (s->cursors[i] != UINT64_MAX && s->cursors[i] > tail &&
+		    s->cursors[i] <= s->limit)
+			tail = s->cursors[i] < tail || i == 0 ?
+				       s->cursors[i] :
+				       tail;
+	/* The oldest cursor bounds the scan; a newer one may sit beyond
+	 * the stored head when it reached disk before the data did. */
+	tail = s->limit;
+	for (i = 0; i < s->ncursors; i++)
+		if (s->cursors[i] < tail)
+			tail = s->cursors[i];
+	if (!s->ncursors || tail < h->tail_cache)
+		tail = s->ncursors ? tail : h->tail_cache;
+	if (tail > s->limit || s->limit - tail > s->r->capacity ||
+	    h->tail_cache > s->limit) {
+		file_printf("bring: %s: head and cursors are inconsistent\n",
+			    s->path);
+		return -EBADMSG;
+	}
+	s->tail = tail;
+	qsort(s->cursors, (size_t)s->ncursors, sizeof(s->cursors[0]), cmp_u64);
+	return 0;
+}
+
+/* Put the cursors back, clamped into [tail, end]. */
+static void restore_slots(struct scan *s)
+{
+	struct bring_hdr *h = s->r->hdr;
+	uint64_t mask = 0;
+	int i;
+
+	for (i = 0; i < BRING_SLOTS; i++) {
+		struct bring_slot *sl = &h->slots[i];
+		uint64_t pos;
+
+		sl->owner = 0;
+		if (sl->state != SLOT_ACTIVE)
+			continue;
+		if (file_load_cursor(sl, &pos) || pos < s->tail)
+			pos = s->tail;
+		if (pos > s->end)
+			pos = s->end;
+		sl->pos = pos;
+		file_save_cursor(sl, pos);
+		mask |= 1ULL << i;
+	}
+	h->readers_mask = mask;
+}
+
+/* The state that only means something while processes run. */
+static void reset_runtime(struct scan *s)
+{
+	struct bring_hdr *h = s->r->hdr;
+
+	h->head = s->end;
+	h->tail_cache = s->tail;
+	h->durable_pos = s->end;
+	h->data_seq = 0;
+	h->space_seq = 0;
+	h->space_want = UINT64_MAX;
+	h->poisoned = 0;
+	h->damaged += s->damaged;
+	memset(h->intents, 0, sizeof(h->intents));
+	ring_init_locks(h);
+}
+
+int file_recover(struct bring *r, const char *path)
+{
+	struct scan s = { .r = r, .path = path, .skip = r->skip_damaged };
+	int err;
+
+	err = read_slots(&s);
+	if (!err)
+		err = find_tail(&s);
+	if (!err)
+		err = scan_records(&s);
+	if (err)
+		goto out;
+	if (s.end < s.limit)
+		file_printf("bring: %s: torn tail at offset %llu truncated "
+			    "(%llu bytes)\n",
+			    path, (unsigned long long)s.end,
+			    (unsigned long long)(s.limit - s.end));
+	apply_fixes(&s);
+	reset_runtime(&s);
+	restore_slots(&s);
+out:
+	free(s.fix);
+	return err;
+}
