@@ -379,19 +379,23 @@ static void flush_lock(struct bring_hdr *h)
 }
 
 /*
- * Flush everything committed so far. fdatasync() covers the header pages
- * and the data together; recovery never trusts a cursor beyond valid
- * data. A failure is never retried: the ring is poisoned for good, since
- * the kernel may have dropped the dirty pages it could not write.
+ * Flush everything committed so far: a flush of generation g covers every
+ * record committed before g was taken. fdatasync() covers the header
+ * pages and the data together; recovery never trusts a cursor beyond
+ * valid data. A failure is never retried: the ring is poisoned for good,
+ * since the kernel may have dropped the dirty pages it could not write.
+ * Called with flush_lock held; wakes the writers waiting for a flush.
  */
 static int flush_locked(struct bring *r)
 {
 	struct bring_hdr *h = r->hdr;
-	uint64_t head = load_acquire(&h->head) & ~HEAD_CLOSED;
+	uint64_t gen, head;
 	int err = 0;
 
 	if (load_relaxed(&h->poisoned))
 		return -EIO;
+	gen = fetch_add(&h->flush_started, 1) + 1;
+	head = load_acquire(&h->head) & ~HEAD_CLOSED;
 	if (bring__fault_flush || fdatasync(r->fd) < 0)
 		err = bring__fault_flush ? EIO : errno;
 	add_relaxed(&h->flushes, 1);
@@ -399,33 +403,87 @@ static int flush_locked(struct bring *r)
 		store_release(&h->poisoned, err);
 		file_printf("bring: %s: flush failed (%s): ring poisoned\n",
 			    r->name, strerror(err));
-		return -EIO;
+	} else {
+		store_relaxed(&h->durable_pos, head);
+		/* Pairs with the acquire loads in file_after_commit(). */
+		store_release(&h->flush_done, gen);
 	}
-	if (head > load_relaxed(&h->durable_pos))
-		store_release(&h->durable_pos, head);
-	return 0;
+	if (evc_sleepers(&h->flush_seq) && evc_signal(&h->flush_seq))
+		add_relaxed(&h->futex_wakes, 1);
+	return err ? -EIO : 0;
 }
 
+#define FLUSH_ROUNDS_MAX 8
+
+/* Become the flusher if nobody is; -EBUSY if somebody is. */
+static int try_flush(struct bring *r, uint64_t gen)
+{
+	struct bring_hdr *h = r->hdr;
+	int err = pthread_mutex_trylock(&h->flush_lock), rounds;
+
+	if (err == EBUSY)
+		return -EBUSY;
+	/* A flusher that died mid-flush left nothing half done. */
+	if (err == EOWNERDEAD)
+		pthread_mutex_consistent(&h->flush_lock);
+	err = load_acquire(&h->flush_done) > gen ? 0 : flush_locked(r);
+	/*
+	 * Writers that committed while we flushed are asleep waiting for
+	 * the next flush: start it now rather than after they have woken,
+	 * found the lock free and raced for it. Bounded, so that a steady
+	 * stream of writers cannot keep one of them flushing for ever.
+	 */
+	for (rounds = 0; !err && rounds < FLUSH_ROUNDS_MAX &&
+			 evc_sleepers(&h->flush_seq);
+	     rounds++)
+		err = flush_locked(r);
+	pthread_mutex_unlock(&h->flush_lock);
+	return err;
+}
+
+#define FLUSHER_CHECK_MS 100
+
 /*
- * BRING_DURABLE_ALWAYS: return once the record ending at @end is on
- * stable storage. The record is committed, so any flush that starts from
- * now on covers it; while one process flushes, the others queue on the
- * flush lock, and the first of them to get it flushes for all of them.
+ * BRING_DURABLE_ALWAYS: return once the caller's committed record is on
+ * stable storage, i.e. once a flush that began after the commit has
+ * completed. Group commit: one writer flushes, the others sleep on
+ * flush_seq and all wake when it completes; those it covered return, and
+ * one of the rest flushes for all of them. A sleeper re-checks every
+ * FLUSHER_CHECK_MS so that a flusher that died holding the (robust) lock
+ * is taken over.
  */
 int file_after_commit(struct bring *r, uint64_t end)
 {
 	struct bring_hdr *h = r->hdr;
+	struct evc_ticket ticket = { 0 };
+	struct bring_deadline dl;
+	uint64_t gen;
 	int err;
 
+	(void)end;
 	if (r->durability != DURABLE_ALWAYS)
 		return file_check_poison(r);
-	/* Pairs with the release store in flush_locked(). */
-	if (load_acquire(&h->durable_pos) >= end)
-		return file_check_poison(r);
-	flush_lock(h);
-	err = load_acquire(&h->durable_pos) >= end ? file_check_poison(r) :
-						      flush_locked(r);
-	pthread_mutex_unlock(&h->flush_lock);
+	/* Full fence: our record is written before we read the generation. */
+	smp_mb();
+	gen = load_relaxed(&h->flush_started);
+	for (;;) {
+		err = file_check_poison(r);
+		if (err || load_acquire(&h->flush_done) > gen)
+			break;
+		err = try_flush(r, gen);
+		if (err != -EBUSY)
+			continue;
+		evc_prepare(&h->flush_seq, &ticket);
+		if (load_acquire(&h->flush_done) > gen)
+			continue;
+		err = try_flush(r, gen);
+		if (err != -EBUSY)
+			continue;
+		bring_deadline_init(&dl, FLUSHER_CHECK_MS);
+		add_relaxed(&h->futex_waits, 1);
+		evc_wait(&h->flush_seq, &ticket, &dl);
+	}
+	evc_cancel(&h->flush_seq, &ticket);
 	return err;
 }
 
@@ -525,6 +583,22 @@ static int lock_open_mutex(int fd, short type)
 	return fcntl(fd, F_OFD_SETLKW, &fl) < 0 ? -errno : 0;
 }
 
+static int zero_fill(int fd, uint64_t size)
+{
+	static const char zeros[65536];
+	uint64_t off;
+	ssize_t n;
+
+	for (off = 0; off < size; off += (uint64_t)n) {
+		n = pwrite(fd, zeros,
+			   size - off < sizeof(zeros) ? size - off : sizeof(zeros),
+			   (off_t)off);
+		if (n < 0)
+			return -errno;
+	}
+	return 0;
+}
+
 /* Fill a new file at @fd and map it into @r. */
 static int init_file(struct bring *r, int fd, const char *name,
 		     uint64_t max_msg, unsigned int flags, unsigned int flush_ms)
@@ -537,6 +611,16 @@ static int init_file(struct bring *r, int fd, const char *name,
 	err = posix_fallocate(fd, 0, (off_t)size);
 	if (err)
 		return -err;
+	/*
+	 * A durable ring also writes its blocks once: a first write to a
+	 * fallocated (unwritten) block changes the extent tree, which would
+	 * make the fdatasync() after it commit the journal every time.
+	 */
+	if (r->durability != DURABLE_NONE) {
+		err = zero_fill(fd, size);
+		if (err)
+			return err;
+	}
 	err = ring_map_fd(r, fd, r->capacity);
 	if (err)
 		return err;

@@ -179,7 +179,10 @@ struct bring_hdr {
 
 	/* File rings: flushing. */
 	pthread_mutex_t flush_lock __cacheline_aligned; /* one flusher */
-	uint64_t durable_pos; /* records before it are on stable storage */
+	uint64_t flush_started; /* generation of the last flush begun */
+	uint64_t flush_done; /* generation of the last flush completed */
+	uint64_t durable_pos; /* head when the last completed flush began */
+	uint32_t flush_seq; /* eventcount: a flush completed */
 	int32_t poisoned; /* errno of a failed flush; the ring is dead */
 
 	/* Slow-path counters (atomic adds). */
