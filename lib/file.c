@@ -819,7 +819,7 @@ struct bring *bring_open(const char *path, size_t capacity,
 			      &max_msg);
 	if (err)
 		goto err;
-	r = calloc(1, sizeof(*r));
+	r = zalloc_aligned(sizeof(*r));
 	if (!r) {
 		err = -ENOMEM;
 		goto err;

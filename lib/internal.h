@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "bring.h"
 #include "futex.h"
@@ -165,7 +167,10 @@ struct bring_hdr {
 	 * can never reserve after the close and readers see both at once.
 	 */
 	uint64_t head __cacheline_aligned; /* end of the reserved records */
-	uint64_t tail_cache; /* <= every active reader's pos; only grows */
+
+	/* Writers only: readers never touch this line. */
+	uint64_t tail_cache __cacheline_aligned; /* <= every active reader's
+						  * pos; only grows */
 	uint64_t msgs_in;
 	uint64_t bytes_in;
 
@@ -201,7 +206,7 @@ _Static_assert(sizeof(struct bring_hdr) <= BRING_HDR_SIZE,
 	       "ring header must fit its pages");
 _Static_assert(sizeof(struct bring_rec) == 16, "record header is 16 bytes");
 
-/* A reader handle: process-local state of one cursor. */
+/* A reader handle: process-local state of one cursor (own cache line). */
 struct bring_reader {
 	struct bring *ring;
 	struct bring_slot *slot;
@@ -211,7 +216,7 @@ struct bring_reader {
 	uint64_t pend_end; /* end of what next/peek returned */
 	uint64_t pend_bytes;
 	uint32_t pend_msgs; /* 0: nothing to shift */
-};
+} __cacheline_aligned;
 
 /* The ring handle: process-local view of a mapping. */
 struct bring {
@@ -232,7 +237,17 @@ struct bring {
 	bool skip_damaged;
 	uint32_t durability;
 	struct bring_flusher *flusher; /* DURABLE_INTERVAL thread */
-};
+} __cacheline_aligned;
+
+/* Handles are allocated on cache lines of their own. */
+static inline void *zalloc_aligned(size_t size)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, BRING_CACHELINE, size))
+		return NULL;
+	return memset(p, 0, size);
+}
 
 /*
  * Atomics. READ/WRITE name the ordering; the comment at each call site
@@ -254,6 +269,12 @@ struct bring {
  */
 extern __thread unsigned int bring_tsan_fence;
 #define smp_mb() __atomic_fetch_add(&bring_tsan_fence, 0, __ATOMIC_SEQ_CST)
+#elif defined(__x86_64__)
+/*
+ * As the kernel does on x86-64: a locked add to the stack is a full
+ * barrier and cheaper than mfence; "memory" makes it a compiler barrier.
+ */
+#define smp_mb() __asm__ __volatile__("lock; addl $0,-4(%%rsp)" ::: "memory", "cc")
 #else
 #define smp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #endif

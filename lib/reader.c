@@ -92,7 +92,7 @@ struct bring_reader *reader_attach(struct bring *r, const char *name,
 	struct bring_reader *rd;
 	int i;
 
-	rd = calloc(1, sizeof(*rd));
+	rd = zalloc_aligned(sizeof(*rd));
 	if (!rd) {
 		*err = -ENOMEM;
 		return NULL;

@@ -853,7 +853,7 @@ struct bring *bring_new(size_t capacity, const struct bring_opts *opts)
 	err = ring_check_opts(capacity, opts, &name, &max_msg);
 	if (err)
 		goto err;
-	r = calloc(1, sizeof(*r));
+	r = zalloc_aligned(sizeof(*r));
 	if (!r) {
 		err = -ENOMEM;
 		goto err;
