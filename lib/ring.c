@@ -88,15 +88,17 @@ uint64_t ring_refresh_tail(struct bring *r)
 {
 	uint64_t *tc = &r->hdr->tail_cache;
 	uint64_t tail = ring_min_reader_pos(r);
-	uint64_t old = load_relaxed(tc);
+	/* Acquire: a larger value another writer stored is one we use. */
+	uint64_t old = load_acquire(tc);
 
 	/*
 	 * Release: a writer that trusts tail_cache (acquire) also sees the
-	 * cursor stores that let us compute it.
+	 * cursor stores that let us compute it; acquire on failure, as for
+	 * the load above.
 	 */
 	while (old < tail && !__atomic_compare_exchange_n(tc, &old, tail, false,
-							 __ATOMIC_RELEASE,
-							 __ATOMIC_RELAXED))
+							 __ATOMIC_ACQ_REL,
+							 __ATOMIC_ACQUIRE))
 		;
 	return old > tail ? old : tail;
 }

@@ -676,7 +676,7 @@ static void __attribute__((noreturn)) kill_loop_child(struct bring *r,
 TEST_TIMEOUT(sigkilled_pusher_leaves_ring_usable, 120)
 {
 	struct bring *r = bring_new(KILL_RING, NULL);
-	unsigned int round, stuck = 0, read_before = 0, total = 0;
+	unsigned int round, stuck = 0, asleep = 0, read_before = 0, total = 0;
 	unsigned int rnd = (unsigned int)getpid();
 	struct bring_msg msg;
 	uint64_t end, msgs_in_before;
@@ -725,6 +725,7 @@ TEST_TIMEOUT(sigkilled_pusher_leaves_ring_usable, 120)
 			seq++;
 		}
 		read_before += seq;
+		asleep += task_in_futex(pid, pid);
 		ASSERT_EQ(0, kill_child(pid));
 
 		/* Nobody writes now: whatever is committed can be read. */
@@ -784,8 +785,8 @@ TEST_TIMEOUT(sigkilled_pusher_leaves_ring_usable, 120)
 		ASSERT_EQ(0, bring_shift(r));
 	}
 	EXPECT_TRUE(exited_ok(wait_child(pid, WAKE_WAIT_MS)));
-	TH_LOG("%u kills, %u messages verified (%u read while the child pushed), %u kills landed inside a claim",
-	       KILL_ROUNDS, total, read_before, stuck);
+	TH_LOG("%u kills (%u of a sleeping child), %u messages verified (%u read while the child pushed), %u kills landed inside a claim",
+	       KILL_ROUNDS, asleep, total, read_before, stuck);
 	munmap(in_push, sizeof(*in_push));
 	bring_free(r);
 }

@@ -45,6 +45,7 @@
 #define STALL_MS 20000
 
 #define NR_WRITERS 4
+#define MAX_WRITERS 8
 #define MAX_READERS 3
 #define BATCH_MAX 6
 #define MSG_MAGIC 0x2167736dU	/* "msg!" */
@@ -160,6 +161,7 @@ enum read_mode {
 	READ_NEXT,	/* next + shift, one message at a time */
 	READ_PEEK,	/* peek up to 16 + shift */
 	READ_PEEK_BYTES, /* peek with a random byte limit + shift */
+	READ_PEEK_FEW,	/* peek 1 to 3 + shift: the cursor moves often */
 };
 
 struct stress;
@@ -170,7 +172,7 @@ struct reader {
 	enum read_mode mode;
 	uint64_t rnd;
 	pthread_t th;
-	uint64_t next[NR_WRITERS];
+	uint64_t next[MAX_WRITERS];
 	uint64_t empties_seen, empties_announced, msgs, bytes;
 	uint64_t last_pos;
 	bool any;
@@ -185,7 +187,6 @@ struct writer {
 	uint64_t seq;		/* next message's */
 	uint64_t empties, bytes;
 	uint64_t pushes, batches, commits, short_commits, aborts, max_msgs;
-	bool after_abort;
 	uint8_t *bufs[BATCH_MAX];
 	char err[256];
 };
@@ -197,7 +198,7 @@ struct stress {
 	unsigned int n;		/* non-empty messages per writer */
 	unsigned int max_permille; /* messages of exactly max_msg */
 	unsigned int nr_writers;
-	struct writer w[NR_WRITERS];
+	struct writer w[MAX_WRITERS];
 	unsigned int nr_readers;
 	struct reader rd[MAX_READERS];
 };
@@ -296,9 +297,11 @@ static void *reader_fn(void *arg)
 		max_bytes = 0;
 		if (x->mode == READ_PEEK_BYTES)
 			max_bytes = 1 + xorshift(&x->rnd) % 8192;
+		if (x->mode == READ_PEEK_FEW)
+			nr = 1 + xorshift(&x->rnd) % 3;
 		n = reader_get(x, msgs, nr, max_bytes);
 		if (n <= 0) {
-			reader_fail(x, "%s after %llu messages; next seqs %llu %llu %llu %llu",
+			reader_fail(x, "%s after %llu messages; first writers at seq %llu %llu %llu %llu",
 				    n == -ETIMEDOUT ? "stalled" : strerror(-n),
 				    (unsigned long long)x->msgs,
 				    (unsigned long long)x->next[0],
@@ -343,11 +346,11 @@ static size_t pick_len(struct writer *w)
 	uint64_t x = xorshift(&w->rnd);
 
 	/*
-	 * Right after an abort, a message that fits next to the aborted
-	 * record: see block_test's abort_under_sleeping_reader_gives_space_back
-	 * for why a max_msg message there can deadlock today.
+	 * Also right after an abort: a reader asleep at the head must give
+	 * the aborted space back for a max_msg message to fit (block_test:
+	 * abort_under_sleeping_reader_gives_space_back).
 	 */
-	if (!w->after_abort && x % 1000 < s->max_permille) {
+	if (x % 1000 < s->max_permille) {
 		w->max_msgs++;
 		return s->max_msg;
 	}
@@ -476,7 +479,6 @@ static int op_abort(struct writer *w)
 	if (err)
 		return writer_fail(w, "abort: %d", err);
 	w->aborts++;
-	w->after_abort = true;
 	return 0;
 }
 
@@ -488,10 +490,7 @@ static void *writer_fn(void *arg)
 
 	while (w->seq < w->s->n) {
 		op = xorshift(&w->rnd) % 16;
-		if (w->after_abort) {
-			err = op_push(w);
-			w->after_abort = false;
-		} else if (op < 7) {
+		if (op < 7) {
 			err = op_push(w);
 		} else if (op < 11) {
 			err = op_batch(w);
@@ -663,6 +662,28 @@ FIXTURE_TEARDOWN(stress)
 TEST_F_TIMEOUT(stress, four_writers_every_message_once_in_order_intact, 180)
 {
 	stress_run(_metadata, &self->s, variant->nr_readers > 0);
+}
+
+/*
+ * Eight writers of small messages on a 4096-byte ring, a reader that
+ * shifts one to three at a time: the cursor moves all the time and
+ * writers keep re-reading it and racing to raise the cached tail.
+ */
+TEST_TIMEOUT(eight_writers_on_tiny_ring_every_message_once, 180)
+{
+	static struct stress s;
+
+	s.r = bring_new(4096, NULL);
+	ASSERT_NE_NULL(s.r);
+	s.max_msg = bring_max_msg(s.r);
+	s.max_len = 200;
+	s.max_permille = 1;
+	s.nr_writers = MAX_WRITERS;
+	s.n = scaled(300000, 200);
+	s.nr_readers = 1;
+	s.rd[0].mode = READ_PEEK_FEW;
+	stress_run(_metadata, &s, false);
+	bring_free(s.r);
 }
 
 /*
