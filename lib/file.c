@@ -127,8 +127,15 @@ static bool thread_alive(int32_t pid, int32_t tid)
 
 #define TLS_INTENTS 4
 
+/*
+ * A thread caches its intent slot per ring. A cached slot points into a
+ * mapping that bring_free() may unmap while the thread lives on, so an
+ * entry is identified by the ring's open id (never reused), and a slot is
+ * touched outside the owning ring's calls only while that ring is known
+ * to be open: the open ids of live file rings are kept in a registry.
+ */
 struct tls_intent {
-	struct bring_hdr *hdr;
+	uint64_t open_id;
 	struct bring_intent *in;
 };
 
@@ -136,19 +143,65 @@ static __thread struct tls_intent tls_intents[TLS_INTENTS];
 static pthread_key_t intent_key;
 static pthread_once_t intent_once = PTHREAD_ONCE_INIT;
 
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t registry[256]; /* open ids of live file rings; 0: free */
+static uint64_t next_open_id = 1;
+
+static bool registry_has(uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i] == id)
+			return true;
+	return false;
+}
+
+/* A new open id for @r, registered as live (0 if the registry is full). */
+static void registry_add(struct bring *r)
+{
+	size_t i;
+
+	pthread_mutex_lock(&registry_lock);
+	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
+		if (!registry[i]) {
+			r->open_id = registry[i] = next_open_id++;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_del(struct bring *r)
+{
+	size_t i;
+
+	pthread_mutex_lock(&registry_lock);
+	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (registry[i] && registry[i] == r->open_id)
+			registry[i] = 0;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+/* Give back one cached slot, if its ring is still mapped. */
+static void intent_release(struct tls_intent *t)
+{
+	pthread_mutex_lock(&registry_lock);
+	if (t->in && registry_has(t->open_id) &&
+	    !(load_relaxed(&t->in->pos) & INTENT_VALID))
+		store_release(&t->in->tid, 0);
+	pthread_mutex_unlock(&registry_lock);
+	t->in = NULL;
+	t->open_id = 0;
+}
+
 /* At thread exit: give the thread's intent slots back. */
 static void intent_release_all(void *unused)
 {
 	int i;
 
-	for (i = 0; i < TLS_INTENTS; i++) {
-		struct bring_intent *in = tls_intents[i].in;
-
-		if (in && !(load_relaxed(&in->pos) & INTENT_VALID))
-			store_release(&in->tid, 0);
-		tls_intents[i].in = NULL;
-		tls_intents[i].hdr = NULL;
-	}
+	for (i = 0; i < TLS_INTENTS; i++)
+		intent_release(&tls_intents[i]);
 }
 
 static void intent_key_init(void)
@@ -198,8 +251,7 @@ static struct tls_intent *intent_lookup(struct bring *r)
 	int i;
 
 	for (i = 0; i < TLS_INTENTS; i++)
-		if (tls_intents[i].hdr == r->hdr &&
-		    load_relaxed(&tls_intents[i].in->pid) == self_pid())
+		if (tls_intents[i].in && tls_intents[i].open_id == r->open_id)
 			return &tls_intents[i];
 	return NULL;
 }
@@ -212,19 +264,21 @@ static struct bring_intent *intent_slot(struct bring *r)
 
 	if (t)
 		return t->in;
+	if (!r->open_id)
+		return NULL;
 	pthread_once(&intent_once, intent_key_init);
 	pthread_setspecific(intent_key, tls_intents);
 	for (i = 0; i < TLS_INTENTS && tls_intents[i].in; i++)
 		;
 	if (i == TLS_INTENTS) {
-		/* Evict the oldest cached ring's slot. */
-		intent_release_all(NULL);
+		/* Give back the oldest cached ring's slot. */
+		intent_release(&tls_intents[0]);
 		i = 0;
 	}
 	tls_intents[i].in = intent_acquire(r);
 	if (!tls_intents[i].in)
 		return NULL;
-	tls_intents[i].hdr = r->hdr;
+	tls_intents[i].open_id = r->open_id;
 	return tls_intents[i].in;
 }
 
@@ -256,9 +310,10 @@ static void discard_range(struct bring *r, uint64_t pos, uint64_t bytes)
 {
 	struct bring_rec *rec = rec_at(r, pos);
 
-	store_relaxed(&rec->crc, 0);
-	store_relaxed(&rec->len_flags,
-		      (uint32_t)(bytes - REC_HDR_SIZE) | REC_DISCARD);
+	uint32_t lf = (uint32_t)(bytes - REC_HDR_SIZE) | REC_DISCARD;
+
+	store_relaxed(&rec->crc, rec_crc(pos ^ r->key, lf, NULL, 0));
+	store_relaxed(&rec->len_flags, lf);
 	store_release(&rec->tag, pos ^ r->key);
 }
 
@@ -301,7 +356,14 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 			return true;
 		if (pid_alive((int32_t)load_relaxed(&rec->crc)))
 			return false;
-		/* Its writer died between claim and commit: skip it. */
+		/*
+		 * Its writer died between claim and commit: skip it. The
+		 * check first; a repairer dying before the CAS leaves a BUSY
+		 * record, which recovery drops all the same.
+		 */
+		store_relaxed(&rec->crc,
+			      rec_crc(load_relaxed(&rec->tag),
+				      (lf & ~REC_BUSY) | REC_DISCARD, NULL, 0));
 		if (!__atomic_compare_exchange_n(&rec->len_flags, &lf,
 						 (lf & ~REC_BUSY) | REC_DISCARD,
 						 false, __ATOMIC_RELEASE,
@@ -496,7 +558,7 @@ static void *flusher_main(void *arg)
 
 	pthread_mutex_lock(&f->lock);
 	while (!f->stop) {
-		bring_deadline_init(&dl, (int)r->hdr->c.flush_ms);
+		bring_deadline_init(&dl, (int)r->flush_ms);
 		pthread_cond_timedwait(&f->cond, &f->lock, &dl.ts);
 		if (f->stop)
 			break;
@@ -555,6 +617,11 @@ static void stop_flusher(struct bring *r)
 
 void file_close(struct bring *r)
 {
+	struct tls_intent *t = intent_lookup(r);
+
+	if (t)
+		intent_release(t);
+	registry_del(r);
 	stop_flusher(r);
 	/* Data pushed with durability "interval" gets its last flush. */
 	if (r->durability == DURABLE_INTERVAL && !file_check_poison(r)) {
@@ -740,9 +807,13 @@ static int open_ring(struct bring *r, const char *path)
 	struct bring_hdr hc;
 	int fd, err;
 
-	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		/* A directory or a socket is simply not a ring file. */
+		if (errno == EISDIR || errno == ENXIO)
+			return -EINVAL;
 		return -errno;
+	}
 	r->fd = fd;
 	err = lock_open_mutex(fd, F_WRLCK);
 	if (err)
@@ -842,9 +913,11 @@ struct bring *bring_open(const char *path, size_t capacity,
 	}
 	if (err)
 		goto err;
+	registry_add(r);
 	snprintf(r->name, sizeof(r->name), "%s", r->hdr->c.name);
 	if (!OPTS_HAS(opts, durability) || !opts->durability)
 		r->durability = r->hdr->c.durability;
+	r->flush_ms = OPTS_GET(opts, flush_ms, 0) ?: r->hdr->c.flush_ms;
 	if (r->durability == DURABLE_INTERVAL) {
 		err = file_start_flusher(r);
 		if (err)

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "bring.h"
+#include "crc32c.h"
 #include "futex.h"
 
 #define BRING_MAGIC 0x31474e4952425f5fULL /* "__BRING1" little endian */
@@ -70,6 +71,20 @@ static inline uint64_t rec_footprint(uint32_t len_flags, uint64_t tag)
 {
 	return rec_footprint_len(len_flags & REC_LEN_MASK) +
 	       ((tag & TAG_SLACK8) ? 8 : 0);
+}
+
+/*
+ * File rings: a record's checksum covers its tag, its final commit word
+ * and its payload, so that neither a zeroed header nor a flipped flag
+ * passes for a record (DISCARD records have no payload).
+ */
+static inline uint32_t rec_crc(uint64_t tag, uint32_t len_flags,
+			       const void *payload, size_t len)
+{
+	uint32_t c = bring_crc32c(0, &tag, sizeof(tag));
+
+	c = bring_crc32c(c, &len_flags, sizeof(len_flags));
+	return len ? bring_crc32c(c, payload, len) : c;
 }
 
 /* Is @tag the tag of a record at @pos? */
@@ -236,6 +251,8 @@ struct bring {
 	bool file;
 	bool skip_damaged;
 	uint32_t durability;
+	uint32_t flush_ms;
+	uint64_t open_id; /* file rings: never reused within the process */
 	struct bring_flusher *flusher; /* DURABLE_INTERVAL thread */
 } __cacheline_aligned;
 

@@ -63,6 +63,12 @@ static int new_slot(struct bring *r, const char *name)
 	slot_reset_counters(sl);
 	memset(sl->name, 0, sizeof(sl->name));
 	strcpy(sl->name, name);
+	/* File rings: a valid saved cursor before the slot counts as active,
+	 * so that a process dying here leaves nothing damaged. */
+	if (r->file) {
+		memset(sl->saved, 0, sizeof(sl->saved));
+		file_save_cursor(sl, ring_min_reader_pos(r));
+	}
 	sl->state = SLOT_ACTIVE;
 	/*
 	 * A new reader starts at the oldest message the ring still holds.

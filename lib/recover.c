@@ -35,10 +35,10 @@ int file_check_header(const struct bring_hdr *h, uint64_t file_size,
 
 	if (c->magic != BRING_MAGIC)
 		why = "not a bring ring (bad magic)";
-	else if (c->version != BRING_LAYOUT_VERSION)
-		why = "unsupported layout version";
 	else if (bring_crc32c(0, c, sizeof(*c)) != h->c_crc)
 		err = -EBADMSG, why = "header checksum mismatch";
+	else if (c->version != BRING_LAYOUT_VERSION)
+		why = "unsupported layout version";
 	else if (c->hdr_size != BRING_HDR_SIZE || !is_pow2(c->capacity) ||
 		 c->capacity < BRING_CAPACITY_MIN ||
 		 c->capacity > BRING_CAPACITY_MAX)
@@ -61,6 +61,8 @@ int file_check_header(const struct bring_hdr *h, uint64_t file_size,
 
 /* ------------------------------------------------------------------ */
 
+#define CURSOR_LOST UINT64_MAX
+
 enum fix_kind {
 	FIX_DEAD, /* BUSY record of a dead writer: make it DISCARD */
 	FIX_HOLE, /* claimed, never tagged: a DISCARD record over it */
@@ -79,8 +81,10 @@ struct scan {
 	uint64_t tail; /* oldest position any reader needs */
 	uint64_t limit; /* stored head: nothing was claimed beyond it */
 	uint64_t end; /* end of the valid records */
-	uint64_t cursors[BRING_SLOTS];
-	int slot_of[BRING_SLOTS];
+	struct cursor_ref {
+		uint64_t pos; /* CURSOR_LOST: both saved copies damaged */
+		int slot;
+	} cursors[BRING_SLOTS]; /* sorted by pos once the tail is known */
 	int ncursors;
 	struct fixup *fix;
 	size_t nfix, capfix;
@@ -107,13 +111,13 @@ static enum rec_check check_record(struct scan *s, uint64_t pos,
 	*fp = rec_footprint(lf, rec->tag);
 	if (pos + *fp > s->limit)
 		return CHECK_BAD;
-	if (lf & REC_DISCARD)
-		return CHECK_SKIP;
-	if ((lf & REC_LEN_MASK) > r->max_msg)
-		return CHECK_BAD;
 	if (lf & REC_BUSY)
-		return CHECK_DEAD;
-	if (rec->crc != bring_crc32c(0, rec + 1, lf & REC_LEN_MASK))
+		return (lf & REC_LEN_MASK) > r->max_msg ? CHECK_BAD : CHECK_DEAD;
+	if (lf & REC_DISCARD)
+		return rec->crc == rec_crc(rec->tag, lf, NULL, 0) ? CHECK_SKIP :
+								   CHECK_BAD;
+	if ((lf & REC_LEN_MASK) > r->max_msg ||
+	    rec->crc != rec_crc(rec->tag, lf, rec + 1, lf & REC_LEN_MASK))
 		return CHECK_BAD;
 	return CHECK_OK;
 }
@@ -168,15 +172,15 @@ static uint64_t next_valid(struct scan *s, uint64_t pos)
 /* A cursor must sit on a record boundary. */
 static int check_cursors_upto(struct scan *s, uint64_t pos, int *k)
 {
-	for (; *k < s->ncursors && s->cursors[*k] <= pos; (*k)++) {
-		if (s->cursors[*k] == pos)
+	for (; *k < s->ncursors && s->cursors[*k].pos <= pos; (*k)++) {
+		if (s->cursors[*k].pos == pos)
 			continue;
 		file_printf("bring: %s: reader cursor at offset %llu is not "
 			    "at a record boundary\n",
-			    s->path, (unsigned long long)s->cursors[*k]);
+			    s->path, (unsigned long long)s->cursors[*k].pos);
 		if (!s->skip)
 			return -EBADMSG;
-		s->cursors[*k] = pos; /* deliver again from here */
+		s->cursors[*k].pos = pos; /* deliver again from here */
 	}
 	return 0;
 }
@@ -253,12 +257,12 @@ static void apply_fixes(struct scan *s)
 		if (f->kind == FIX_DEAD) {
 			rec->len_flags = (rec->len_flags & ~REC_BUSY) |
 					 REC_DISCARD;
-			continue;
+		} else {
+			rec->len_flags = (uint32_t)(f->bytes - REC_HDR_SIZE) |
+					 REC_DISCARD;
+			rec->tag = f->pos ^ r->key;
 		}
-		rec->crc = 0;
-		rec->len_flags = (uint32_t)(f->bytes - REC_HDR_SIZE) |
-				 REC_DISCARD;
-		rec->tag = f->pos ^ r->key;
+		rec->crc = rec_crc(rec->tag, rec->len_flags, NULL, 0);
 	}
 }
 
@@ -287,75 +291,78 @@ static int read_slots(struct scan *s)
 				    s->path, sl->name);
 			if (!s->skip)
 				return err;
-			pos = UINT64_MAX; /* restart at the oldest message */
+			pos = CURSOR_LOST;
 		}
-		s->slot_of[s->ncursors] = i;
-		s->cursors[s->ncursors++] = pos;
+		s->cursors[s->ncursors].slot = i;
+		s->cursors[s->ncursors++].pos = pos;
 	}
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_cursor(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = ((const struct cursor_ref *)a)->pos;
+	uint64_t y = ((const struct cursor_ref *)b)->pos;
 
 	return x < y ? -1 : x > y;
 }
 
-/* Where the scan starts, and sanity of the stored positions. */
+/*
+ * Where the scan starts. Data older than both the stored tail and one
+ * capacity behind the stored head may have been overwritten: a cursor
+ * below that (an older saved copy, after the newer one was damaged) moves
+ * up to it; those messages had been shifted. A lost cursor restarts at
+ * the oldest message. A cursor beyond the stored head reached the disk
+ * before the data it covered; it is clamped after the scan.
+ */
 static int find_tail(struct scan *s)
 {
 	struct bring_hdr *h = s->r->hdr;
-	uint64_t tail = h->tail_cache;
+	uint64_t lower, tail;
 	int i;
 
 	s->limit = h->head & ~HEAD_CLOSED;
-	for (i = 0; i < s->ncursors; i++)
-		if (s->cursors[i] != UINT64_MAX && s->cursors[i] > tail &&
-		    s->cursors[i] <= s->limit)
-			tail = s->cursors[i] < tail || i == 0 ?
-				       s->cursors[i] :
-				       tail;
-	/* The oldest cursor bounds the scan; a newer one may sit beyond
-	 * the stored head when it reached disk before the data did. */
-	tail = s->limit;
-	for (i = 0; i < s->ncursors; i++)
-		if (s->cursors[i] < tail)
-			tail = s->cursors[i];
-	if (!s->ncursors || tail < h->tail_cache)
-		tail = s->ncursors ? tail : h->tail_cache;
-	if (tail > s->limit || s->limit - tail > s->r->capacity ||
-	    h->tail_cache > s->limit) {
-		file_printf("bring: %s: head and cursors are inconsistent\n",
+	lower = s->limit > s->r->capacity ? s->limit - s->r->capacity : 0;
+	if (h->tail_cache > s->limit) {
+		file_printf("bring: %s: head and tail are inconsistent\n",
 			    s->path);
 		return -EBADMSG;
 	}
+	if (h->tail_cache > lower)
+		lower = h->tail_cache;
+	tail = s->ncursors ? s->limit : lower;
+	for (i = 0; i < s->ncursors; i++) {
+		struct cursor_ref *c = &s->cursors[i];
+
+		if (c->pos == CURSOR_LOST || c->pos < lower)
+			c->pos = lower;
+		if (c->pos < tail)
+			tail = c->pos;
+	}
 	s->tail = tail;
-	qsort(s->cursors, (size_t)s->ncursors, sizeof(s->cursors[0]), cmp_u64);
+	qsort(s->cursors, (size_t)s->ncursors, sizeof(s->cursors[0]),
+	      cmp_cursor);
 	return 0;
 }
 
-/* Put the cursors back, clamped into [tail, end]. */
+/* Put the checked cursors back, clamped into [tail, end]. */
 static void restore_slots(struct scan *s)
 {
 	struct bring_hdr *h = s->r->hdr;
 	uint64_t mask = 0;
 	int i;
 
-	for (i = 0; i < BRING_SLOTS; i++) {
-		struct bring_slot *sl = &h->slots[i];
-		uint64_t pos;
+	for (i = 0; i < BRING_SLOTS; i++)
+		h->slots[i].owner = 0;
+	for (i = 0; i < s->ncursors; i++) {
+		struct bring_slot *sl = &h->slots[s->cursors[i].slot];
+		uint64_t pos = s->cursors[i].pos;
 
-		sl->owner = 0;
-		if (sl->state != SLOT_ACTIVE)
-			continue;
-		if (file_load_cursor(sl, &pos) || pos < s->tail)
-			pos = s->tail;
 		if (pos > s->end)
 			pos = s->end;
 		sl->pos = pos;
 		file_save_cursor(sl, pos);
-		mask |= 1ULL << i;
+		mask |= 1ULL << s->cursors[i].slot;
 	}
 	h->readers_mask = mask;
 }

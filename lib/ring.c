@@ -393,8 +393,16 @@ static uint64_t put_busy_header(struct bring *r, uint64_t pos, uint64_t len,
 {
 	struct bring_rec *rec = rec_at(r, pos);
 
-	/* File rings: a BUSY record names its writer, for crash repair. */
-	store_relaxed(&rec->crc, r->file ? file_busy_mark() : 0);
+	/*
+	 * File rings: a BUSY record names its writer, for crash repair; a
+	 * record born DISCARD (the tail of a short commit) gets its check.
+	 */
+	if (r->file)
+		store_relaxed(&rec->crc,
+			      flags & REC_BUSY ? file_busy_mark() :
+			      rec_crc(pos ^ r->key, (uint32_t)len | flags, NULL, 0));
+	else
+		store_relaxed(&rec->crc, 0);
 	store_relaxed(&rec->len_flags, (uint32_t)len | flags);
 	/* Pairs with the acquire load of the tag in reader_collect(). */
 	store_release(&rec->tag, pos ^ r->key);
@@ -436,8 +444,10 @@ static void commit_record(struct bring *r, struct bring_rec *rec,
 {
 	if (r->file)
 		store_relaxed(&rec->crc,
-			      len_flags & REC_DISCARD ? 0 :
-			      bring_crc32c(0, rec + 1, len_flags & REC_LEN_MASK));
+			      rec_crc(load_relaxed(&rec->tag), len_flags, rec + 1,
+				      len_flags & REC_DISCARD ?
+					      0 :
+					      len_flags & REC_LEN_MASK));
 	/* Pairs with the acquire load of len_flags in reader_collect(). */
 	store_release(&rec->len_flags, len_flags);
 }

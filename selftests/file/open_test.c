@@ -1,0 +1,1909 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * File rings, opened with bring_open(): creating and reopening, racing
+ * creators, the same calls and error codes as a memory ring (the api
+ * fixture runs each sequence on both), readers that persist their place,
+ * durability (none, interval, always, group commit, poisoning after a
+ * failed flush), and what an open refuses before it trusts a file:
+ * symbolic links, directories and other non-regular files, a disk that
+ * is too small, and headers that do not validate (left untouched).
+ *
+ * Every test works in a fresh mkdtemp() directory that it removes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "bring.h"
+#include "crc32c.h"
+#include "internal.h"
+#include "kselftest_harness.h"
+
+/* Fault injection in lib/file.c: non-zero makes every flush fail. */
+extern int bring__fault_flush;
+
+#define MS 1000000ULL
+#define CAP 4096
+#define FILE_SIZE (BRING_HDR_SIZE + CAP)
+#define WAIT_MS 5000	/* how long something that must happen may take */
+
+/*
+ * In a child process: no harness checks (they would end the child
+ * without a word to the parent's logic); say what failed and exit 1.
+ */
+#define CHILD_CHECK(cond)						\
+	do {								\
+		if (!(cond)) {						\
+			fprintf(stderr, "# child %d: %s:%d: %s\n",	\
+				(int)getpid(), __FILE__, __LINE__, #cond); \
+			_exit(1);					\
+		}							\
+	} while (0)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ */
+/* A scratch directory and the ring's path in it.                     */
+
+struct tmp {
+	char dir[64];
+	char path[128];
+};
+
+static int tmp_make(struct tmp *t)
+{
+	snprintf(t->dir, sizeof(t->dir), "/tmp/bring-open-XXXXXX");
+	if (!mkdtemp(t->dir))
+		return -1;
+	snprintf(t->path, sizeof(t->path), "%s/ring", t->dir);
+	return 0;
+}
+
+static void tmp_path(const struct tmp *t, const char *name, char *out,
+		     size_t size)
+{
+	snprintf(out, size, "%s/%s", t->dir, name);
+}
+
+/* Entries in the directory, "." and ".." not counted. */
+static int tmp_entries(const struct tmp *t)
+{
+	struct dirent *de;
+	DIR *d = opendir(t->dir);
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Remove the directory and what the test left in it (one level). */
+static void tmp_remove(struct tmp *t)
+{
+	struct dirent *de;
+	DIR *d;
+
+	if (!t->dir[0])
+		return;
+	d = opendir(t->dir);
+	if (d) {
+		while ((de = readdir(d))) {
+			if (!strcmp(de->d_name, ".") ||
+			    !strcmp(de->d_name, ".."))
+				continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) < 0 &&
+			    errno == EISDIR)
+				unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+		}
+		closedir(d);
+	}
+	rmdir(t->dir);
+	t->dir[0] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* The library's diagnostics, captured.                               */
+
+static char printed[16384];
+static size_t printed_len;
+
+static int capture_print(const char *fmt, va_list ap)
+{
+	size_t room = sizeof(printed) - printed_len;
+	int n = vsnprintf(printed + printed_len, room, fmt, ap);
+
+	if (n > 0)
+		printed_len += (size_t)n < room ? (size_t)n : room - 1;
+	return n;
+}
+
+static void capture_start(void)
+{
+	printed[0] = '\0';
+	printed_len = 0;
+	bring_set_print(capture_print);
+}
+
+/* ------------------------------------------------------------------ */
+/* Files as bytes.                                                    */
+
+static void *read_all(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return NULL;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf && pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
+		free(buf);
+		buf = NULL;
+	}
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+static int write_all(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = pwrite(fd, buf, len, 0);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+/* Does the file at @path hold exactly @len bytes @buf? */
+static bool file_is(const char *path, const void *buf, size_t len)
+{
+	size_t now_len;
+	void *now = read_all(path, &now_len);
+	bool same = now && now_len == len && !memcmp(now, buf, len);
+
+	free(now);
+	return same;
+}
+
+/* ------------------------------------------------------------------ */
+/* Messages.                                                          */
+
+static int push_str(struct bring *r, const char *s)
+{
+	return bring_push(r, s, strlen(s));
+}
+
+static int next_str(struct bring *r, char *out, size_t size, int timeout_ms)
+{
+	struct bring_msg msg;
+	int err = bring_next_timeout(r, &msg, timeout_ms);
+
+	if (err)
+		return err;
+	snprintf(out, size, "%.*s", (int)msg.len, (const char *)msg.data);
+	return 0;
+}
+
+/* Next message of the default reader, shifted. */
+static int take_str(struct bring *r, char *out, size_t size, int timeout_ms)
+{
+	int err = next_str(r, out, size, timeout_ms);
+
+	return err ? err : bring_shift(r);
+}
+
+static int reader_str(struct bring_reader *rd, char *out, size_t size,
+		      int timeout_ms)
+{
+	struct bring_msg msg;
+	int err = bring_reader_next(rd, &msg, timeout_ms);
+
+	if (err)
+		return err;
+	snprintf(out, size, "%.*s", (int)msg.len, (const char *)msg.data);
+	return 0;
+}
+
+static int reader_take(struct bring_reader *rd, char *out, size_t size,
+		       int timeout_ms)
+{
+	int err = reader_str(rd, out, size, timeout_ms);
+
+	return err ? err : bring_reader_shift(rd);
+}
+
+static struct bring_stats get_stats(const struct bring *r)
+{
+	struct bring_stats st = { .sz = sizeof(st) };
+
+	bring_get_stats(r, &st);
+	return st;
+}
+
+/* Push "m<i>" for i in [from, to). */
+static int push_range(struct bring *r, int from, int to)
+{
+	char buf[16];
+	int i, err;
+
+	for (i = from; i < to; i++) {
+		snprintf(buf, sizeof(buf), "m%d", i);
+		err = push_str(r, buf);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creating and opening.                                              */
+
+TEST(created_file_reopens_with_its_messages)
+{
+	struct tmp t;
+	struct bring *r;
+	struct stat st;
+	char buf[16];
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, NULL);
+	ASSERT_NE_NULL(r) TH_LOG("bring_open: %s", strerror(errno));
+	EXPECT_EQ(CAP, bring_capacity(r));
+	EXPECT_EQ(0, push_range(r, 0, 3));
+	bring_free(r);
+
+	ASSERT_EQ(0, stat(t.path, &st));
+	EXPECT_TRUE(S_ISREG(st.st_mode));
+	EXPECT_EQ(FILE_SIZE, st.st_size);
+
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r) TH_LOG("reopen: %s", strerror(errno));
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m0", buf);
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m1", buf);
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m2", buf);
+	EXPECT_EQ(-EAGAIN, next_str(r, buf, sizeof(buf), 0));
+	bring_free(r);
+	/* Nothing but the ring: no temporary file left beside it. */
+	EXPECT_EQ(1, tmp_entries(&t));
+	tmp_remove(&t);
+}
+
+TEST(capacity_zero_needs_an_existing_file)
+{
+	struct tmp t;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	errno = 0;
+	EXPECT_NULL(bring_open(t.path, 0, NULL));
+	EXPECT_EQ(ENOENT, errno);
+	EXPECT_EQ(0, tmp_entries(&t));
+	tmp_remove(&t);
+}
+
+TEST(bad_arguments_fail_with_einval)
+{
+	BRING_OPTS(bad_flags, .flags = 1U << 7);
+	BRING_OPTS(bad_durability, .durability = 3);
+	BRING_OPTS(long_name, .name = "a-name-of-thirty-two-bytes-long!");
+	struct tmp t;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	errno = 0;
+	EXPECT_NULL(bring_open(NULL, CAP, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_NULL(bring_open(t.path, CAP, &bad_flags));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_NULL(bring_open(t.path, CAP, &bad_durability));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_NULL(bring_open(t.path, CAP, &long_name));
+	EXPECT_EQ(ENAMETOOLONG, errno);
+	errno = 0;
+	EXPECT_NULL(bring_open(t.path, BRING_CAPACITY_MAX + 1, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	/* None of them created anything. */
+	EXPECT_EQ(0, tmp_entries(&t));
+	tmp_remove(&t);
+}
+
+TEST(creation_options_are_kept_by_the_file)
+{
+	BRING_OPTS(create, .name = "kept", .max_msg = 100);
+	BRING_OPTS(other, .name = "other", .max_msg = 50, .mode = 0666);
+	struct tmp t;
+	struct bring *r;
+	struct stat st;
+	static char big[101];
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, &create);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(-EMSGSIZE, bring_push(r, big, 101));
+	bring_free(r);
+
+	/* A capacity, name, max_msg or mode at reopen changes nothing. */
+	r = bring_open(t.path, 16 * CAP, &other);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(CAP, bring_capacity(r));
+	EXPECT_STREQ("kept", bring_name(r));
+	EXPECT_EQ(100, bring_max_msg(r));
+	EXPECT_EQ(0, bring_push(r, big, 100));
+	EXPECT_EQ(-EMSGSIZE, bring_push(r, big, 101));
+	bring_free(r);
+	ASSERT_EQ(0, stat(t.path, &st));
+	EXPECT_EQ(FILE_SIZE, st.st_size);
+	EXPECT_EQ(0600, st.st_mode & 07777);
+	tmp_remove(&t);
+}
+
+#define RACERS 8
+#define RACE_ROUNDS 6
+
+/* A child: wait for the start, open (or create) the ring, push once. */
+static void __attribute__((noreturn)) racer(const char *path, int go_fd,
+					    int round, int id)
+{
+	struct bring *r;
+	char msg[32], c;
+
+	CHILD_CHECK(read(go_fd, &c, 1) == 0);
+	r = bring_open(path, CAP, NULL);
+	CHILD_CHECK(r != NULL);
+	snprintf(msg, sizeof(msg), "r%d c%d", round, id);
+	CHILD_CHECK(push_str(r, msg) == 0);
+	bring_free(r);
+	_exit(0);
+}
+
+/*
+ * RACERS processes open the same path at once: in even rounds the file
+ * does not exist (they race to create it), in odd rounds it does (they
+ * race to open it, one of them recovering it). Either way all of them
+ * push into the one ring.
+ */
+TEST(racing_creators_share_one_ring)
+{
+	int round, i, go[2], status, seen[RACERS], r_no, c_no;
+	pid_t pids[RACERS];
+	struct bring *r;
+	struct tmp t;
+	char buf[32];
+
+	ASSERT_EQ(0, tmp_make(&t));
+	for (round = 0; round < RACE_ROUNDS; round++) {
+		if (!(round & 1))
+			unlink(t.path);
+		ASSERT_EQ(0, pipe(go));
+		for (i = 0; i < RACERS; i++) {
+			pids[i] = fork();
+			ASSERT_GE(pids[i], 0);
+			if (!pids[i]) {
+				close(go[1]);
+				racer(t.path, go[0], round, i);
+			}
+		}
+		close(go[0]);
+		close(go[1]); /* go */
+		for (i = 0; i < RACERS; i++) {
+			ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
+			EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+				TH_LOG("round %d: racer %d failed", round, i);
+		}
+
+		r = bring_open(t.path, 0, NULL);
+		ASSERT_NE_NULL(r) TH_LOG("round %d: %s", round,
+					 strerror(errno));
+		memset(seen, 0, sizeof(seen));
+		for (i = 0; i <= RACERS; i++) {
+			if (take_str(r, buf, sizeof(buf), 0))
+				break;
+			ASSERT_EQ(2, sscanf(buf, "r%d c%d", &r_no, &c_no))
+				TH_LOG("round %d: '%s'", round, buf);
+			ASSERT_EQ(round, r_no);
+			ASSERT_TRUE(c_no >= 0 && c_no < RACERS);
+			seen[c_no]++;
+		}
+		EXPECT_EQ(RACERS, i) TH_LOG("round %d", round);
+		for (i = 0; i < RACERS; i++)
+			EXPECT_EQ(1, seen[i]) TH_LOG("round %d racer %d",
+						     round, i);
+		bring_free(r);
+		/* One file, no losers' temporary files. */
+		EXPECT_EQ(1, tmp_entries(&t)) TH_LOG("round %d", round);
+	}
+	tmp_remove(&t);
+}
+
+/*
+ * bring_free() and put an inaccessible mapping where the ring was, so
+ * that the library touching a freed ring's memory faults at once instead
+ * of scribbling on whatever is mapped there next.
+ */
+static int free_and_guard(struct bring *r)
+{
+	void *map = r->map, *guard;
+	size_t len = r->map_len;
+
+	bring_free(r);
+	guard = mmap(map, len, PROT_NONE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	return guard == map ? 0 : -1;
+}
+
+/* Open, push to and free rings ring0..ring7 in @dir, in turn. */
+static void __attribute__((noreturn)) rings_in_turn(const char *dir)
+{
+	struct bring *r;
+	char path[160];
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "%s/ring%d", dir, i);
+		r = bring_open(path, CAP, NULL);
+		CHILD_CHECK(r);
+		CHILD_CHECK(!push_str(r, "x"));
+		CHILD_CHECK(!free_and_guard(r));
+	}
+	_exit(0);
+}
+
+static void *open_push_free(void *arg)
+{
+	struct bring *r = bring_open(arg, CAP, NULL);
+
+	if (!r || push_str(r, "from a thread") || free_and_guard(r))
+		return arg;
+	return NULL;
+}
+
+/* A thread opens, pushes to and frees a ring, then exits. */
+static void __attribute__((noreturn)) ring_in_a_thread(const char *path)
+{
+	pthread_t th;
+	void *ret = &ret;
+
+	CHILD_CHECK(!pthread_create(&th, NULL, open_push_free, (void *)path));
+	CHILD_CHECK(!pthread_join(th, &ret));
+	CHILD_CHECK(!ret);
+	_exit(0);
+}
+
+/*
+ * Run @fn in a child, so that a crash still lets the test clean up.
+ * Returns whether the child exited with status 0.
+ */
+static bool run_child(struct __test_metadata *_metadata,
+		      void (*fn)(const char *), const char *arg)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (!pid)
+		fn(arg);
+	EXPECT_GE(pid, 0);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return false;
+	EXPECT_FALSE(WIFSIGNALED(status))
+		TH_LOG("killed by signal %d (%s)", WTERMSIG(status),
+		       strsignal(WTERMSIG(status)));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	return WIFEXITED(status) && !WEXITSTATUS(status);
+}
+
+/*
+ * A process that opens, uses and frees file rings in turn, or a thread
+ * that does so and then exits, goes on running, and the library never
+ * touches the memory of a ring it freed.
+ */
+TEST(rings_opened_and_freed_in_turn)
+{
+	struct bring *r;
+	struct tmp t;
+	char path[160];
+	bool ok;
+	int i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	ok = run_child(_metadata, rings_in_turn, t.dir);
+	for (i = 0; ok && i < 8; i++) {
+		snprintf(path, sizeof(path), "%s/ring%d", t.dir, i);
+		r = bring_open(path, 0, NULL);
+		EXPECT_NE_NULL(r) TH_LOG("ring %d: %s", i, strerror(errno));
+		if (r)
+			EXPECT_EQ(1, get_stats(r).msgs_in);
+		bring_free(r);
+	}
+	tmp_remove(&t);
+}
+
+TEST(thread_that_freed_its_ring_exits_cleanly)
+{
+	struct tmp t;
+	struct bring *r;
+	char buf[32];
+
+	ASSERT_EQ(0, tmp_make(&t));
+	if (run_child(_metadata, ring_in_a_thread, t.path)) {
+		r = bring_open(t.path, 0, NULL);
+		EXPECT_NE_NULL(r);
+		if (r) {
+			EXPECT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+			EXPECT_STREQ("from a thread", buf);
+		}
+		bring_free(r);
+	}
+	tmp_remove(&t);
+}
+
+/* ------------------------------------------------------------------ */
+/* The same calls on a memory ring and on a file ring.                */
+
+FIXTURE(api)
+{
+	struct tmp t;
+	struct bring *r;
+};
+
+FIXTURE_VARIANT(api)
+{
+	bool file;
+};
+
+FIXTURE_VARIANT_ADD(api, memory)
+{
+	.file = false,
+};
+
+FIXTURE_VARIANT_ADD(api, file)
+{
+	.file = true,
+};
+
+static struct bring *api_ring(const FIXTURE_VARIANT(api) *variant,
+			      const char *path, size_t capacity,
+			      const struct bring_opts *opts)
+{
+	return variant->file ? bring_open(path, capacity, opts) :
+			       bring_new(capacity, opts);
+}
+
+FIXTURE_SETUP(api)
+{
+	ASSERT_EQ(0, tmp_make(&self->t));
+	self->r = api_ring(variant, self->t.path, CAP, NULL);
+	ASSERT_NE_NULL(self->r) TH_LOG("%s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(api)
+{
+	bring_free(self->r);
+	tmp_remove(&self->t);
+}
+
+TEST_F(api, next_returns_the_oldest_until_shifted)
+{
+	struct bring_msg first, again, msgs[4];
+	struct bring_stats st;
+	uint64_t t0;
+
+	ASSERT_EQ(0, push_str(self->r, "one"));
+	ASSERT_EQ(0, bring_push_timeout(self->r, "two", 3, 0));
+	ASSERT_EQ(0, bring_next(self->r, &first));
+	EXPECT_EQ(3, first.len);
+	EXPECT_EQ(0, memcmp(first.data, "one", 3));
+	ASSERT_EQ(0, bring_next(self->r, &again));
+	EXPECT_EQ(first.seq, again.seq);
+	EXPECT_EQ(first.data, again.data);
+	EXPECT_EQ(0, bring_shift(self->r));
+	EXPECT_EQ(-ENODATA, bring_shift(self->r));
+
+	ASSERT_EQ(1, bring_peek(self->r, msgs, 4, 0, 0));
+	EXPECT_EQ(3, msgs[0].len);
+	EXPECT_EQ(0, memcmp(msgs[0].data, "two", 3));
+	EXPECT_GT(msgs[0].seq, first.seq);
+	EXPECT_EQ(0, bring_shift(self->r));
+
+	EXPECT_EQ(-EAGAIN, bring_next_timeout(self->r, &again, 0));
+	t0 = now_ns();
+	EXPECT_EQ(-ETIMEDOUT, bring_next_timeout(self->r, &again, 50));
+	EXPECT_GE(now_ns() - t0, 45 * MS);
+	EXPECT_EQ(-EAGAIN, bring_peek(self->r, msgs, 4, 0, 0));
+
+	st = get_stats(self->r);
+	EXPECT_EQ(2, st.msgs_in);
+	EXPECT_EQ(6, st.bytes_in);
+	EXPECT_EQ(2, st.msgs_out);
+	EXPECT_EQ(0, st.used);
+	EXPECT_EQ(1, st.readers);
+	EXPECT_EQ(CAP, st.capacity);
+	EXPECT_EQ(CAP - 16, st.max_msg);
+	EXPECT_NE_NULL(bring_default_reader(self->r));
+}
+
+TEST_F(api, batch_reserve_commit_and_abort)
+{
+	struct bring_msg batch[3] = {
+		{ .data = "a", .len = 1 },
+		{ .data = "bb", .len = 2 },
+		{ .data = "ccc", .len = 3 },
+	};
+	static const char *const want[] = { "a", "bb", "ccc", "hello", "z" };
+	struct bring_resv resv, gone, big;
+	struct bring_msg msgs[8];
+	int i;
+
+	ASSERT_EQ(3, bring_push_batch(self->r, batch, 3, 0));
+	ASSERT_EQ(0, bring_reserve(self->r, 100, &resv, 0));
+	EXPECT_EQ(100, resv.len);
+	memcpy(resv.data, "hello", 5);
+	EXPECT_EQ(-EINVAL, bring_commit(self->r, &resv, 101));
+	EXPECT_EQ(0, bring_commit(self->r, &resv, 5));
+	EXPECT_EQ(-EINVAL, bring_commit(self->r, &resv, 5));
+	ASSERT_EQ(0, bring_reserve(self->r, 10, &gone, 0));
+	EXPECT_EQ(0, bring_abort(self->r, &gone));
+	EXPECT_EQ(-EINVAL, bring_abort(self->r, &gone));
+	EXPECT_EQ(-EINVAL, bring_commit(self->r, &gone, 1));
+	EXPECT_EQ(-EMSGSIZE,
+		  bring_reserve(self->r, bring_max_msg(self->r) + 1, &big, 0));
+	ASSERT_EQ(0, push_str(self->r, "z"));
+
+	ASSERT_EQ(5, bring_peek(self->r, msgs, 8, 0, 0));
+	for (i = 0; i < 5; i++) {
+		EXPECT_EQ(strlen(want[i]), msgs[i].len) TH_LOG("msg %d", i);
+		EXPECT_EQ(0, memcmp(msgs[i].data, want[i], msgs[i].len));
+		if (i)
+			EXPECT_GT(msgs[i].seq, msgs[i - 1].seq);
+	}
+	EXPECT_EQ(0, bring_shift(self->r));
+	EXPECT_EQ(5, get_stats(self->r).msgs_in);
+	EXPECT_EQ(0, get_stats(self->r).used);
+}
+
+TEST_F(api, full_ring_fails_with_eagain_or_etimedout)
+{
+	static char big[1000];
+	struct bring_msg msg;
+	struct bring_resv resv;
+	uint64_t t0;
+	int i;
+
+	/* 1016-byte records: four fill the 4096-byte ring. */
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, bring_push_timeout(self->r, big, sizeof(big), 0));
+	EXPECT_EQ(-EAGAIN, bring_push_timeout(self->r, big, sizeof(big), 0));
+	EXPECT_EQ(-EAGAIN, bring_reserve(self->r, sizeof(big), &resv, 0));
+	t0 = now_ns();
+	EXPECT_EQ(-ETIMEDOUT,
+		  bring_push_timeout(self->r, big, sizeof(big), 50));
+	EXPECT_GE(now_ns() - t0, 45 * MS);
+	/* A message too large for any ring fails at once, full or not. */
+	EXPECT_EQ(-EMSGSIZE, bring_push(self->r, big,
+					bring_max_msg(self->r) + 1));
+	ASSERT_EQ(0, bring_next(self->r, &msg));
+	ASSERT_EQ(0, bring_shift(self->r));
+	EXPECT_EQ(0, bring_push_timeout(self->r, big, sizeof(big), 0));
+	EXPECT_EQ(CAP - 32, get_stats(self->r).used);
+}
+
+TEST_F(api, oversized_messages_fail_with_emsgsize)
+{
+	BRING_OPTS(opts, .max_msg = 100);
+	static char buf[200];
+	struct bring_msg batch[2] = {
+		{ .data = buf, .len = 100 },
+		{ .data = buf, .len = 101 },
+	};
+	struct bring_msg msg;
+	struct tmp t;
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = api_ring(variant, t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(100, bring_max_msg(r));
+	EXPECT_EQ(-EMSGSIZE, bring_push(r, buf, 101));
+	EXPECT_EQ(-EMSGSIZE, bring_push_batch(r, &batch[1], 1, 0));
+	EXPECT_EQ(1, bring_push_batch(r, batch, 2, 0));
+	EXPECT_EQ(0, bring_push(r, buf, 100));
+	EXPECT_EQ(-EINVAL, bring_push(r, NULL, 1));
+	EXPECT_EQ(0, bring_push(r, NULL, 0));
+	EXPECT_EQ(3, get_stats(r).msgs_in);
+	ASSERT_EQ(0, bring_next(r, &msg));
+	EXPECT_EQ(100, msg.len);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST_F(api, close_drains_then_fails_with_epipe)
+{
+	struct bring_msg batch[1] = { { .data = "b", .len = 1 } };
+	struct bring_resv before, after;
+	struct bring_msg msg;
+	char buf[16];
+
+	ASSERT_EQ(0, push_str(self->r, "x"));
+	ASSERT_EQ(0, bring_reserve(self->r, 8, &before, 0));
+	bring_close(self->r);
+	bring_close(self->r);
+	EXPECT_EQ(-EPIPE, push_str(self->r, "y"));
+	EXPECT_EQ(-EPIPE, bring_push_timeout(self->r, "y", 1, 0));
+	EXPECT_EQ(-EPIPE, bring_push_batch(self->r, batch, 1, 0));
+	EXPECT_EQ(-EPIPE, bring_reserve(self->r, 8, &after, 0));
+	memcpy(before.data, "reserved", 8);
+	EXPECT_EQ(0, bring_commit(self->r, &before, 8));
+
+	ASSERT_EQ(0, take_str(self->r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("x", buf);
+	ASSERT_EQ(0, take_str(self->r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("reserved", buf);
+	EXPECT_EQ(-EPIPE, bring_next_timeout(self->r, &msg, 0));
+	EXPECT_EQ(-EPIPE, bring_next(self->r, &msg));
+}
+
+TEST_F(api, named_readers_open_close_and_remove)
+{
+	char name[BRING_NAME_MAX + 1];
+	struct bring_reader *a, *b;
+	char buf[16];
+
+	ASSERT_EQ(0, push_range(self->r, 0, 2));
+	a = bring_reader_open(self->r, "a");
+	ASSERT_NE_NULL(a);
+	errno = 0;
+	EXPECT_NULL(bring_reader_open(self->r, "a"));
+	EXPECT_EQ(EBUSY, errno);
+	errno = 0;
+	EXPECT_NULL(bring_reader_open(self->r, ""));
+	EXPECT_EQ(EINVAL, errno);
+	memset(name, 'n', BRING_NAME_MAX);
+	name[BRING_NAME_MAX] = '\0';
+	errno = 0;
+	EXPECT_NULL(bring_reader_open(self->r, name));
+	EXPECT_EQ(ENAMETOOLONG, errno);
+	EXPECT_EQ(2, get_stats(self->r).readers);
+
+	/* A new reader starts at the oldest message the ring holds. */
+	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m0", buf);
+	ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m1", buf);
+	EXPECT_EQ(-EBUSY, bring_reader_remove(self->r, "a"));
+	bring_reader_close(a);
+	/* Not shifted: delivered again. */
+	a = bring_reader_open(self->r, "a");
+	ASSERT_NE_NULL(a);
+	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m1", buf);
+	EXPECT_EQ(-EAGAIN, reader_str(a, buf, sizeof(buf), 0));
+	bring_reader_close(a);
+
+	/* The default reader still has both. */
+	ASSERT_EQ(0, take_str(self->r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m0", buf);
+
+	b = bring_reader_open(self->r, "b");
+	ASSERT_NE_NULL(b);
+	ASSERT_EQ(0, reader_str(b, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m1", buf);
+	bring_reader_close(b);
+
+	EXPECT_EQ(0, bring_reader_remove(self->r, "a"));
+	EXPECT_EQ(-ENOENT, bring_reader_remove(self->r, "a"));
+	EXPECT_EQ(0, bring_reader_remove(self->r, "b"));
+	EXPECT_EQ(-EINVAL, bring_reader_remove(self->r, NULL));
+	EXPECT_EQ(1, get_stats(self->r).readers);
+
+	/* Removing the default reader: bring_next() has none any more. */
+	EXPECT_EQ(0, bring_reader_remove(self->r, BRING_DEFAULT_READER));
+	EXPECT_EQ(-ENOENT, next_str(self->r, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, get_stats(self->r).readers);
+}
+
+TEST_F(api, no_default_reader_means_enoent)
+{
+	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
+	struct bring_reader *rd;
+	struct bring_msg msg;
+	struct tmp t;
+	struct bring *r;
+	char buf[16];
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = api_ring(variant, t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(0, get_stats(r).readers);
+	rd = bring_reader_open(r, "only");
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, push_str(r, "m"));
+	EXPECT_EQ(-ENOENT, bring_next(r, &msg));
+	EXPECT_EQ(-ENOENT, bring_next_timeout(r, &msg, 0));
+	EXPECT_EQ(-ENOENT, bring_peek(r, &msg, 1, 0, 0));
+	EXPECT_EQ(-ENOENT, bring_shift(r));
+	EXPECT_NULL(bring_default_reader(r));
+	ASSERT_EQ(0, reader_take(rd, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m", buf);
+	bring_reader_close(rd);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Readers persist their place.                                       */
+
+TEST(default_reader_is_persisted)
+{
+	struct tmp t;
+	struct bring *r;
+	char buf[16];
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_range(r, 0, 3));
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m0", buf);
+	ASSERT_EQ(0, next_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m1", buf);
+	bring_free(r);
+
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	/* m1 was returned but not shifted: it comes again. */
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m1", buf);
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m2", buf);
+	EXPECT_EQ(-EAGAIN, next_str(r, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, get_stats(r).used);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST(removed_default_reader_stays_removed)
+{
+	struct tmp t;
+	struct bring *r;
+	char buf[16];
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_range(r, 0, 1));
+	EXPECT_EQ(0, bring_reader_remove(r, BRING_DEFAULT_READER));
+	bring_free(r);
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(-ENOENT, next_str(r, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, get_stats(r).readers);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+/* A ring without the default reader, with named readers "a" and "b". */
+static struct bring *two_reader_ring(const char *path)
+{
+	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
+	struct bring *r = bring_open(path, CAP, &opts);
+
+	if (!r)
+		return NULL;
+	bring_reader_close(bring_reader_open(r, "a"));
+	bring_reader_close(bring_reader_open(r, "b"));
+	return r;
+}
+
+TEST(named_reader_resumes_after_reopen)
+{
+	struct bring_reader *a;
+	struct tmp t;
+	struct bring *r;
+	char buf[16];
+	int i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = two_reader_ring(t.path);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_range(r, 0, 6));
+	a = bring_reader_open(r, "a");
+	ASSERT_NE_NULL(a);
+	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m1", buf);
+	ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m2", buf);
+	bring_reader_close(a);
+	bring_free(r);
+
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(2, get_stats(r).readers);
+	a = bring_reader_open(r, "a");
+	ASSERT_NE_NULL(a);
+	for (i = 2; i < 6; i++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "m%d", i);
+		ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+		EXPECT_STREQ(want, buf);
+	}
+	EXPECT_EQ(-EAGAIN, reader_str(a, buf, sizeof(buf), 0));
+	bring_reader_close(a);
+	/* "b" never read: it still starts at the first message. */
+	a = bring_reader_open(r, "b");
+	ASSERT_NE_NULL(a);
+	ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m0", buf);
+	bring_reader_close(a);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST(named_reader_resumes_in_another_process)
+{
+	struct bring_reader *a;
+	struct tmp t;
+	struct bring *r;
+	char buf[16];
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = two_reader_ring(t.path);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_range(r, 0, 6));
+	a = bring_reader_open(r, "a");
+	ASSERT_NE_NULL(a);
+	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+	ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m1", buf);
+	bring_reader_close(a);
+	bring_free(r);
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		/* Takes m1 and m2, then dies without closing anything. */
+		r = bring_open(t.path, 0, NULL);
+		CHILD_CHECK(r);
+		a = bring_reader_open(r, "a");
+		CHILD_CHECK(a);
+		CHILD_CHECK(!reader_take(a, buf, sizeof(buf), 0));
+		CHILD_CHECK(!strcmp(buf, "m1"));
+		CHILD_CHECK(!reader_take(a, buf, sizeof(buf), 0));
+		CHILD_CHECK(!strcmp(buf, "m2"));
+		CHILD_CHECK(!reader_str(a, buf, sizeof(buf), 0));
+		CHILD_CHECK(!strcmp(buf, "m3"));
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	a = bring_reader_open(r, "a");
+	ASSERT_NE_NULL(a) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m3", buf);
+	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m4", buf);
+	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m5", buf);
+	EXPECT_EQ(-EAGAIN, reader_str(a, buf, sizeof(buf), 0));
+	bring_reader_close(a);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST(reader_held_by_another_process_is_busy)
+{
+	struct bring_reader *a;
+	int ready[2], status;
+	struct tmp t;
+	struct bring *r;
+	char buf[16], c;
+	pid_t pid;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_range(r, 0, 2));
+	bring_free(r);
+	ASSERT_EQ(0, pipe(ready));
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		r = bring_open(t.path, 0, NULL);
+		CHILD_CHECK(r);
+		CHILD_CHECK(bring_reader_open(r, "a"));
+		CHILD_CHECK(!next_str(r, buf, sizeof(buf), 0));
+		CHILD_CHECK(write(ready[1], "", 1) == 1);
+		pause();
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	errno = 0;
+	EXPECT_NULL(bring_reader_open(r, "a"));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-EBUSY, next_str(r, buf, sizeof(buf), 0));
+	EXPECT_EQ(-EBUSY, bring_reader_remove(r, "a"));
+
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	/* Its holder is dead: both can be taken over. */
+	a = bring_reader_open(r, "a");
+	ASSERT_NE_NULL(a) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m0", buf);
+	bring_reader_close(a);
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m0", buf);
+	bring_free(r);
+	close(ready[0]);
+	close(ready[1]);
+	tmp_remove(&t);
+}
+
+TEST(persisted_reader_holds_space_until_it_reads)
+{
+	static char big[1000];
+	struct bring_msg msg;
+	struct bring_reader *a, *b;
+	struct tmp t;
+	struct bring *r;
+	int i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = two_reader_ring(t.path);
+	ASSERT_NE_NULL(r);
+	bring_free(r);
+
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	a = bring_reader_open(r, "a");
+	ASSERT_NE_NULL(a);
+	/* "a" reads everything; "b", closed, holds it all. */
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(0, bring_push_timeout(r, big, sizeof(big), 0));
+		ASSERT_EQ(0, bring_reader_next(a, &msg, 0));
+		ASSERT_EQ(0, bring_reader_shift(a));
+	}
+	EXPECT_EQ(-EAGAIN, bring_push_timeout(r, big, sizeof(big), 0));
+	bring_reader_close(a);
+	bring_free(r);
+
+	/* Still so after a reopen, which recovers the file. */
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(-EAGAIN, bring_push_timeout(r, big, sizeof(big), 0));
+	EXPECT_EQ(4 * 1016, get_stats(r).used);
+	b = bring_reader_open(r, "b");
+	ASSERT_NE_NULL(b);
+	ASSERT_EQ(0, bring_reader_next(b, &msg, 0));
+	EXPECT_EQ(sizeof(big), msg.len);
+	ASSERT_EQ(0, bring_reader_shift(b));
+	EXPECT_EQ(0, bring_push_timeout(r, big, sizeof(big), 0));
+	bring_reader_close(b);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST(removed_reader_stays_removed)
+{
+	static char big[1000];
+	struct bring_reader *a;
+	struct tmp t;
+	struct bring *r;
+	int i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = two_reader_ring(t.path);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(0, bring_reader_remove(r, "b"));
+	EXPECT_EQ(1, get_stats(r).readers);
+	bring_free(r);
+
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(1, get_stats(r).readers);
+	EXPECT_EQ(-ENOENT, bring_reader_remove(r, "b"));
+	a = bring_reader_open(r, "a");
+	ASSERT_NE_NULL(a);
+	/* Only "a" holds space: it reads, so the ring never fills. */
+	for (i = 0; i < 20; i++) {
+		struct bring_msg msg;
+
+		ASSERT_EQ(0, bring_push_timeout(r, big, sizeof(big), 0))
+			TH_LOG("push %d", i);
+		ASSERT_EQ(0, bring_reader_next(a, &msg, 0));
+		ASSERT_EQ(0, bring_reader_shift(a));
+	}
+	bring_reader_close(a);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+#define PIPE_MSGS 3000
+#define PIPE_LEN 100
+
+/*
+ * A ring without the default reader: a process that only writes and one
+ * that reads with a named reader pass far more than the capacity through
+ * it; nothing that nobody reads holds space.
+ */
+TEST_TIMEOUT(writer_process_and_reader_process_never_fill_up, 60)
+{
+	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
+	pid_t writer, reader;
+	struct tmp t;
+	struct bring *r;
+	int status;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	bring_reader_close(bring_reader_open(r, "logs"));
+	bring_free(r);
+
+	writer = fork();
+	ASSERT_GE(writer, 0);
+	if (!writer) {
+		char buf[PIPE_LEN];
+		struct bring_msg msg;
+		int i;
+
+		r = bring_open(t.path, 0, NULL);
+		CHILD_CHECK(r);
+		for (i = 0; i < PIPE_MSGS; i++) {
+			memset(buf, i & 0xff, sizeof(buf));
+			memcpy(buf, &i, sizeof(i));
+			CHILD_CHECK(!bring_push_timeout(r, buf, sizeof(buf),
+							WAIT_MS));
+		}
+		CHILD_CHECK(bring_next_timeout(r, &msg, 0) == -ENOENT);
+		bring_free(r);
+		_exit(0);
+	}
+	reader = fork();
+	ASSERT_GE(reader, 0);
+	if (!reader) {
+		struct bring_reader *rd;
+		struct bring_msg msg;
+		int i, got;
+
+		r = bring_open(t.path, 0, NULL);
+		CHILD_CHECK(r);
+		rd = bring_reader_open(r, "logs");
+		CHILD_CHECK(rd);
+		for (i = 0; i < PIPE_MSGS; i++) {
+			CHILD_CHECK(!bring_reader_next(rd, &msg, WAIT_MS));
+			CHILD_CHECK(msg.len == PIPE_LEN);
+			memcpy(&got, msg.data, sizeof(got));
+			CHILD_CHECK(got == i);
+			CHILD_CHECK(((const unsigned char *)msg.data)[99] ==
+				    (i & 0xff));
+			CHILD_CHECK(!bring_reader_shift(rd));
+		}
+		bring_reader_close(rd);
+		bring_free(r);
+		_exit(0);
+	}
+	ASSERT_EQ(writer, waitpid(writer, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	ASSERT_EQ(reader, waitpid(reader, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(PIPE_MSGS, get_stats(r).msgs_in);
+	EXPECT_EQ(0, get_stats(r).used);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Durability.                                                        */
+
+/* Wait up to @ms for stats.durable >= @end. */
+static bool wait_durable(const struct bring *r, uint64_t end, int ms)
+{
+	uint64_t deadline = now_ns() + (uint64_t)ms * MS;
+
+	while (get_stats(r).durable < end) {
+		if (now_ns() > deadline)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+/* End of the @n-th record of @len bytes in a ring written from 0. */
+static uint64_t end_of(int n, size_t len)
+{
+	return (uint64_t)n * rec_footprint_len(len);
+}
+
+TEST(durability_none_never_flushes)
+{
+	struct tmp t;
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_range(r, 0, 10));
+	usleep(50000);
+	EXPECT_EQ(0, get_stats(r).flushes);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST(durability_interval_flushes_every_flush_ms)
+{
+	BRING_OPTS(opts, .durability = BRING_DURABLE_INTERVAL, .flush_ms = 20);
+	uint64_t flushes = 0, t0, took;
+	struct bring_stats st;
+	struct tmp t;
+	struct bring *r;
+	int i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	for (i = 1; i <= 5; i++) {
+		ASSERT_EQ(0, push_str(r, "12345678"));
+		t0 = now_ns();
+		ASSERT_TRUE(wait_durable(r, end_of(i, 8), WAIT_MS))
+			TH_LOG("push %d never became durable", i);
+		took = now_ns() - t0;
+		/* Every flush_ms, not at once and not much later. */
+		EXPECT_LT(took, 1000 * MS);
+		st = get_stats(r);
+		EXPECT_EQ(end_of(i, 8), st.durable);
+		EXPECT_GT(st.flushes, flushes);
+		flushes = st.flushes;
+	}
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+/*
+ * durability and flush_ms of the process that opens an existing file
+ * apply to it (bring_open() says so).
+ */
+TEST(durability_interval_of_the_opener_uses_its_flush_ms)
+{
+	BRING_OPTS(create, .durability = BRING_DURABLE_INTERVAL,
+		   .flush_ms = 60000);
+	BRING_OPTS(opts, .durability = BRING_DURABLE_INTERVAL, .flush_ms = 20);
+	struct tmp t;
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, &create);
+	ASSERT_NE_NULL(r);
+	bring_free(r);
+
+	r = bring_open(t.path, 0, &opts);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_str(r, "12345678"));
+	EXPECT_TRUE(wait_durable(r, end_of(1, 8), 2000))
+		TH_LOG("not flushed within 2 s with flush_ms 20 (durable %llu)",
+		       (unsigned long long)get_stats(r).durable);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST(durability_always_is_durable_when_push_returns)
+{
+	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
+	struct bring_msg batch[2] = {
+		{ .data = "12345678", .len = 8 },
+		{ .data = "12345678", .len = 8 },
+	};
+	struct bring_resv resv;
+	struct tmp t;
+	struct bring *r;
+	int i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	for (i = 1; i <= 5; i++) {
+		ASSERT_EQ(0, push_str(r, "12345678"));
+		EXPECT_GE(get_stats(r).durable, end_of(i, 8))
+			TH_LOG("push %d", i);
+	}
+	EXPECT_GE(get_stats(r).flushes, 1);
+	ASSERT_EQ(2, bring_push_batch(r, batch, 2, 0));
+	EXPECT_GE(get_stats(r).durable, end_of(7, 8));
+	ASSERT_EQ(0, bring_reserve(r, 8, &resv, 0));
+	memcpy(resv.data, "12345678", 8);
+	ASSERT_EQ(0, bring_commit(r, &resv, 8));
+	EXPECT_GE(get_stats(r).durable, end_of(8, 8));
+	bring_free(r);
+
+	/* The durability was stored: an opener without options gets it. */
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_str(r, "12345678"));
+	EXPECT_GE(get_stats(r).durable, end_of(9, 8));
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+/*
+ * A reservation made before a flush and committed after it is not
+ * covered by that flush: the commit must flush again.
+ */
+TEST(durability_always_flushes_a_commit_made_after_the_last_flush)
+{
+	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
+	struct bring_resv resv;
+	uint64_t flushes;
+	struct tmp t;
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, bring_reserve(r, 8, &resv, 0));
+	ASSERT_EQ(0, push_str(r, "pushed"));
+	flushes = get_stats(r).flushes;
+	EXPECT_GE(flushes, 1);
+	memcpy(resv.data, "reserved", 8);
+	ASSERT_EQ(0, bring_commit(r, &resv, 8));
+	EXPECT_GT(get_stats(r).flushes, flushes)
+		TH_LOG("the commit returned without a flush after it");
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+#define GROUP_THREADS 4
+#define GROUP_PUSHES 200
+
+struct pusher {
+	struct bring *r;
+	int err;
+};
+
+static void *pusher_main(void *arg)
+{
+	struct pusher *p = arg;
+	int i;
+
+	for (i = 0; i < GROUP_PUSHES && !p->err; i++)
+		p->err = push_str(p->r, "12345678");
+	return NULL;
+}
+
+TEST_TIMEOUT(durability_always_groups_concurrent_commits, 120)
+{
+	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
+	struct pusher p[GROUP_THREADS];
+	pthread_t th[GROUP_THREADS];
+	struct bring_msg msg;
+	struct bring_stats st;
+	struct tmp t;
+	struct bring *r;
+	int i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, 1 << 16, &opts);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, bring_reader_remove(r, BRING_DEFAULT_READER));
+	for (i = 0; i < GROUP_THREADS; i++) {
+		p[i] = (struct pusher){ .r = r };
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, pusher_main, &p[i]));
+	}
+	for (i = 0; i < GROUP_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(0, p[i].err);
+	}
+	st = get_stats(r);
+	EXPECT_EQ(GROUP_THREADS * GROUP_PUSHES, st.msgs_in);
+	EXPECT_GE(st.durable, end_of(GROUP_THREADS * GROUP_PUSHES, 8));
+	EXPECT_GE(st.flushes, 1);
+	EXPECT_LT(st.flushes, st.msgs_in) TH_LOG("no commit was grouped");
+	TH_LOG("%llu pushes, %llu flushes", (unsigned long long)st.msgs_in,
+	       (unsigned long long)st.flushes);
+	EXPECT_EQ(-ENOENT, bring_next_timeout(r, &msg, 0));
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST(failed_flush_poisons_the_ring)
+{
+	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
+	struct bring_msg batch[1] = { { .data = "b", .len = 1 } };
+	struct bring_resv resv, early;
+	uint64_t flushes, durable;
+	struct bring *other;
+	struct tmp t;
+	struct bring *r;
+	int i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	capture_start();
+	r = bring_open(t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_str(r, "12345678"));
+	ASSERT_EQ(0, bring_reserve(r, 8, &early, 0));
+	durable = get_stats(r).durable;
+
+	bring__fault_flush = 1;
+	EXPECT_EQ(-EIO, push_str(r, "12345678"));
+	EXPECT_EQ(durable, get_stats(r).durable);
+	EXPECT_NE_NULL(strstr(printed, "poisoned"));
+	bring__fault_flush = 0;
+	flushes = get_stats(r).flushes;
+
+	/* Never retried, never a success again. */
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(-EIO, push_str(r, "12345678"));
+	EXPECT_EQ(-EIO, bring_push_timeout(r, "x", 1, 0));
+	EXPECT_EQ(-EIO, bring_push_batch(r, batch, 1, 0));
+	EXPECT_EQ(-EIO, bring_reserve(r, 8, &resv, 0));
+	memcpy(early.data, "reserved", 8);
+	EXPECT_EQ(-EIO, bring_commit(r, &early, 8));
+	EXPECT_EQ(flushes, get_stats(r).flushes);
+	EXPECT_EQ(durable, get_stats(r).durable);
+
+	/* Another handle on the open file sees the same dead ring. */
+	other = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(other);
+	EXPECT_EQ(-EIO, push_str(other, "12345678"));
+	bring_free(other);
+	EXPECT_EQ(-EIO, push_str(r, "12345678"));
+	bring_free(r);
+	bring_set_print(NULL);
+	tmp_remove(&t);
+}
+
+TEST(failed_interval_flush_poisons_the_ring)
+{
+	BRING_OPTS(opts, .durability = BRING_DURABLE_INTERVAL, .flush_ms = 10);
+	uint64_t flushes, deadline;
+	struct tmp t;
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	capture_start();
+	r = bring_open(t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_str(r, "12345678"));
+	ASSERT_TRUE(wait_durable(r, end_of(1, 8), WAIT_MS));
+
+	bring__fault_flush = 1;
+	flushes = get_stats(r).flushes;
+	/* With "interval" the push itself does not flush. */
+	ASSERT_EQ(0, push_str(r, "12345678"));
+	deadline = now_ns() + WAIT_MS * MS;
+	while (get_stats(r).flushes == flushes && now_ns() < deadline)
+		usleep(1000);
+	ASSERT_GT(get_stats(r).flushes, flushes)
+		TH_LOG("the flusher never ran");
+	bring__fault_flush = 0;
+	EXPECT_EQ(-EIO, push_str(r, "12345678"));
+	usleep(50000);
+	EXPECT_EQ(-EIO, push_str(r, "12345678"));
+	EXPECT_EQ(end_of(1, 8), get_stats(r).durable);
+	bring_free(r);
+	bring_set_print(NULL);
+	tmp_remove(&t);
+}
+
+/* ------------------------------------------------------------------ */
+/* What an open refuses.                                              */
+
+static void check_new_file_mode(struct __test_metadata *_metadata,
+				mode_t umask_val, unsigned int opts_mode,
+				mode_t want)
+{
+	BRING_OPTS(opts, .mode = opts_mode);
+	struct stat st;
+	struct tmp t;
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	umask(umask_val);
+	r = bring_open(t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, stat(t.path, &st));
+	EXPECT_EQ(want, st.st_mode & 07777)
+		TH_LOG("umask %03o, opts.mode %03o", umask_val, opts_mode);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST(new_file_is_private_by_default)
+{
+	check_new_file_mode(_metadata, 0, 0, 0600);
+	check_new_file_mode(_metadata, 022, 0, 0600);
+	check_new_file_mode(_metadata, 077, 0, 0600);
+}
+
+TEST(new_file_takes_its_mode_from_opts)
+{
+	check_new_file_mode(_metadata, 0, 0640, 0640);
+	check_new_file_mode(_metadata, 077, 0640, 0640);
+	check_new_file_mode(_metadata, 077, 0604, 0604);
+	check_new_file_mode(_metadata, 022, 0660, 0660);
+}
+
+TEST(symbolic_link_is_refused_and_its_target_untouched)
+{
+	char target[160], link[160], dangling[160], missing[160];
+	size_t len;
+	struct tmp t;
+	struct bring *r;
+	void *bytes;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	tmp_path(&t, "target", target, sizeof(target));
+	tmp_path(&t, "link", link, sizeof(link));
+	tmp_path(&t, "dangling", dangling, sizeof(dangling));
+	tmp_path(&t, "missing", missing, sizeof(missing));
+	r = bring_open(target, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_str(r, "m"));
+	bring_free(r);
+	bytes = read_all(target, &len);
+	ASSERT_NE_NULL(bytes);
+	ASSERT_EQ(0, symlink("target", link));
+	ASSERT_EQ(0, symlink("missing", dangling));
+
+	errno = 0;
+	EXPECT_NULL(bring_open(link, 0, NULL));
+	EXPECT_EQ(ELOOP, errno);
+	errno = 0;
+	EXPECT_NULL(bring_open(link, CAP, NULL));
+	EXPECT_EQ(ELOOP, errno);
+	EXPECT_TRUE(file_is(target, bytes, len));
+	/* A dangling link is not followed to create its target. */
+	errno = 0;
+	EXPECT_NULL(bring_open(dangling, CAP, NULL));
+	EXPECT_EQ(ELOOP, errno);
+	EXPECT_EQ(-1, access(missing, F_OK));
+	EXPECT_EQ(3, tmp_entries(&t));
+	free(bytes);
+	tmp_remove(&t);
+}
+
+TEST(space_is_preallocated)
+{
+	struct stat st;
+	struct tmp t;
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, 1 << 20, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, stat(t.path, &st));
+	EXPECT_EQ(BRING_HDR_SIZE + (1 << 20), st.st_size);
+	EXPECT_GE((uint64_t)st.st_blocks * 512, (uint64_t)st.st_size);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST(full_filesystem_fails_at_open_with_enospc)
+{
+	struct tmp t;
+	struct bring *r;
+
+	/* A mount namespace of our own: the mount goes with the test. */
+	if (unshare(CLONE_NEWNS) < 0)
+		SKIP(return, "unshare(CLONE_NEWNS): %s (needs CAP_SYS_ADMIN)",
+		     strerror(errno));
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		SKIP(return, "mount --make-rprivate /: %s", strerror(errno));
+	ASSERT_EQ(0, tmp_make(&t));
+	if (mount("tmpfs", t.dir, "tmpfs", 0, "size=1m,mode=0700") < 0) {
+		SKIP(tmp_remove(&t); return, "mount -t tmpfs: %s",
+		     strerror(errno));
+	}
+	errno = 0;
+	r = bring_open(t.path, 4 << 20, NULL);
+	EXPECT_NULL(r);
+	EXPECT_EQ(ENOSPC, errno);
+	EXPECT_EQ(0, tmp_entries(&t));
+	bring_free(r);
+	/* What fits, works. */
+	r = bring_open(t.path, 256 << 10, NULL);
+	EXPECT_NE_NULL(r) TH_LOG("%s", strerror(errno));
+	bring_free(r);
+	unlink(t.path);
+	umount2(t.dir, MNT_DETACH);
+	tmp_remove(&t);
+}
+
+TEST(directory_is_refused_with_einval)
+{
+	struct stat st;
+	struct tmp t;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	ASSERT_EQ(0, mkdir(t.path, 0700));
+	errno = 0;
+	EXPECT_NULL(bring_open(t.path, 0, NULL));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("%s", strerror(errno));
+	errno = 0;
+	EXPECT_NULL(bring_open(t.path, CAP, NULL));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, stat(t.path, &st));
+	EXPECT_TRUE(S_ISDIR(st.st_mode));
+	tmp_remove(&t);
+}
+
+TEST(non_regular_files_are_refused_with_einval)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char fifo[160], sock[160];
+	struct tmp t;
+	int s;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	capture_start();
+	tmp_path(&t, "fifo", fifo, sizeof(fifo));
+	tmp_path(&t, "sock", sock, sizeof(sock));
+	ASSERT_EQ(0, mkfifo(fifo, 0600));
+	errno = 0;
+	EXPECT_NULL(bring_open(fifo, 0, NULL));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("fifo: %s", strerror(errno));
+	errno = 0;
+	EXPECT_NULL(bring_open(fifo, CAP, NULL));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("fifo: %s", strerror(errno));
+
+	errno = 0;
+	EXPECT_NULL(bring_open("/dev/null", 0, NULL));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("/dev/null: %s", strerror(errno));
+
+	s = socket(AF_UNIX, SOCK_STREAM, 0);
+	ASSERT_GE(s, 0);
+	ASSERT_LT(strlen(sock), sizeof(sun.sun_path));
+	memcpy(sun.sun_path, sock, strlen(sock) + 1);
+	ASSERT_EQ(0, bind(s, (struct sockaddr *)&sun, sizeof(sun)));
+	errno = 0;
+	EXPECT_NULL(bring_open(sock, CAP, NULL));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("socket: %s", strerror(errno));
+	close(s);
+	bring_set_print(NULL);
+	tmp_remove(&t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Headers that do not validate are refused and left as they are.    */
+
+FIXTURE(bad)
+{
+	struct tmp t;
+};
+
+FIXTURE_SETUP(bad)
+{
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make(&self->t));
+	capture_start();
+	r = bring_open(self->t.path, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_range(r, 0, 3));
+	bring_free(r);
+}
+
+FIXTURE_TEARDOWN(bad)
+{
+	bring_set_print(NULL);
+	tmp_remove(&self->t);
+}
+
+/*
+ * bring_open() of the file, with and without a capacity, fails with @err
+ * and leaves the file byte for byte as it was.
+ */
+static void check_refused(struct __test_metadata *_metadata,
+			  const char *path, int err, const char *what)
+{
+	size_t len;
+	void *bytes = read_all(path, &len);
+	struct bring *r;
+
+	ASSERT_NE_NULL(bytes);
+	errno = 0;
+	r = bring_open(path, 0, NULL);
+	EXPECT_NULL(r) TH_LOG("%s: opened", what);
+	EXPECT_EQ(err, errno) TH_LOG("%s: %s", what, strerror(errno));
+	bring_free(r);
+	errno = 0;
+	r = bring_open(path, CAP, NULL);
+	EXPECT_NULL(r) TH_LOG("%s: opened with a capacity", what);
+	EXPECT_EQ(err, errno) TH_LOG("%s: %s", what, strerror(errno));
+	bring_free(r);
+	EXPECT_TRUE(file_is(path, bytes, len)) TH_LOG("%s: file changed", what);
+	free(bytes);
+}
+
+static int patch(const char *path, off_t off, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = pwrite(fd, buf, len, off);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static int flip_bit(const char *path, off_t off, int bit)
+{
+	unsigned char c;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int ret = -1;
+
+	if (fd < 0)
+		return -1;
+	if (pread(fd, &c, 1, off) == 1) {
+		c ^= (unsigned char)(1U << bit);
+		ret = pwrite(fd, &c, 1, off) == 1 ? 0 : -1;
+	}
+	close(fd);
+	return ret;
+}
+
+TEST_F(bad, wrong_magic_fails_with_einval)
+{
+	ASSERT_EQ(0, patch(self->t.path, 0, "NOTARING", 8));
+	check_refused(_metadata, self->t.path, EINVAL, "wrong magic");
+	EXPECT_NE_NULL(strstr(printed, "magic"));
+}
+
+/*
+ * Every single flipped bit of the constant header and of its checksum:
+ * EBADMSG, except in the magic, which makes it no ring file (EINVAL).
+ */
+TEST_F(bad, flipped_bit_in_constant_header_fails_with_ebadmsg)
+{
+	const size_t end = offsetofend(struct bring_hdr, c_crc);
+	size_t off, len, wrong = 0;
+	void *bytes;
+	struct bring *r;
+	int bit, want;
+
+	for (off = 0; off < end; off++) {
+		for (bit = 0; bit < 8; bit++) {
+			want = off < sizeof(uint64_t) ? EINVAL : EBADMSG;
+			ASSERT_EQ(0, flip_bit(self->t.path, (off_t)off, bit));
+			bytes = read_all(self->t.path, &len);
+			ASSERT_NE_NULL(bytes);
+			errno = 0;
+			r = bring_open(self->t.path, 0, NULL);
+			if (r || errno != want ||
+			    !file_is(self->t.path, bytes, len)) {
+				if (wrong++ < 8)
+					TH_LOG("byte %zu bit %d: %s, errno %d "
+					       "(%s), want %d", off, bit,
+					       r ? "opened" : "refused", errno,
+					       strerror(errno), want);
+			}
+			bring_free(r);
+			free(bytes);
+			ASSERT_EQ(0, flip_bit(self->t.path, (off_t)off, bit));
+		}
+	}
+	EXPECT_EQ(0, wrong) TH_LOG("%zu of %zu flipped bits handled wrongly",
+				   wrong, end * 8);
+	/* All flipped back: the file opens. */
+	r = bring_open(self->t.path, 0, NULL);
+	EXPECT_NE_NULL(r);
+	bring_free(r);
+}
+
+/* A valid checksum over values this library does not support: EINVAL. */
+TEST_F(bad, unsupported_header_values_fail_with_einval)
+{
+	struct bring_hdr_const c, orig;
+	uint32_t crc;
+	int fd;
+
+	fd = open(self->t.path, O_RDONLY | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(sizeof(orig), pread(fd, &orig, sizeof(orig), 0));
+	close(fd);
+	c = orig;
+	c.version = BRING_LAYOUT_VERSION + 1;
+	crc = bring_crc32c(0, &c, sizeof(c));
+	ASSERT_EQ(0, patch(self->t.path, 0, &c, sizeof(c)));
+	ASSERT_EQ(0, patch(self->t.path, offsetof(struct bring_hdr, c_crc),
+			   &crc, sizeof(crc)));
+	check_refused(_metadata, self->t.path, EINVAL, "version 2");
+
+	c = orig;
+	c.capacity = 3 * CAP;
+	crc = bring_crc32c(0, &c, sizeof(c));
+	ASSERT_EQ(0, patch(self->t.path, 0, &c, sizeof(c)));
+	ASSERT_EQ(0, patch(self->t.path, offsetof(struct bring_hdr, c_crc),
+			   &crc, sizeof(crc)));
+	check_refused(_metadata, self->t.path, EINVAL, "capacity 12288");
+}
+
+TEST_F(bad, truncated_file_fails_with_einval)
+{
+	ASSERT_EQ(0, truncate(self->t.path, FILE_SIZE - 1));
+	check_refused(_metadata, self->t.path, EINVAL, "one byte short");
+	ASSERT_EQ(0, truncate(self->t.path, BRING_HDR_SIZE));
+	check_refused(_metadata, self->t.path, EINVAL, "header only");
+	ASSERT_EQ(0, truncate(self->t.path, 100));
+	check_refused(_metadata, self->t.path, EINVAL, "100 bytes");
+}
+
+TEST_F(bad, extended_file_fails_with_einval)
+{
+	ASSERT_EQ(0, truncate(self->t.path, FILE_SIZE + 1));
+	check_refused(_metadata, self->t.path, EINVAL, "one byte more");
+	ASSERT_EQ(0, truncate(self->t.path, FILE_SIZE + CAP));
+	check_refused(_metadata, self->t.path, EINVAL, "a page more");
+}
+
+TEST_F(bad, zero_length_file_fails_with_einval)
+{
+	ASSERT_EQ(0, truncate(self->t.path, 0));
+	check_refused(_metadata, self->t.path, EINVAL, "empty");
+}
+
+TEST_F(bad, random_bytes_fail_with_einval)
+{
+	static unsigned char junk[FILE_SIZE];
+	size_t i;
+
+	srand(1);
+	for (i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)rand();
+	ASSERT_EQ(0, write_all(self->t.path, junk, sizeof(junk)));
+	check_refused(_metadata, self->t.path, EINVAL, "random, ring size");
+	ASSERT_EQ(0, write_all(self->t.path, junk, 1000));
+	check_refused(_metadata, self->t.path, EINVAL, "random, 1000 bytes");
+}
+
+TEST_HARNESS_MAIN
