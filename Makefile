@@ -114,6 +114,8 @@ include tools/Build
 # bpf/Build adds its own rules (BPF objects, skeletons) and may append to
 # selftests-progs, tools-progs, install-progs and the *-extra lists.
 include bpf/Build
+# io/Build appends to the tools and selftests lists: after the others.
+include io/Build
 
 $(foreach p,$(selftests-progs),$(eval $(call build_prog,$(p),$(selftests-cflags),$(selftests-ldlibs))))
 $(foreach p,$(bench-progs),$(eval $(call build_prog,$(p),$(bench-cflags),$(bench-ldlibs))))

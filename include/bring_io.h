@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR MIT) */
+/*
+ * bring_io.h - feed and drain a bring ring through sockets and files.
+ *
+ * One event loop (one thread, one io_uring) serves any number of sources
+ * (fd -> ring) and sinks (named reader -> fd). Where io_uring is missing
+ * or refused, the same sources and sinks run on plain blocking
+ * readv/writev, one thread per endpoint.
+ *
+ * Conventions are those of bring.h: 0, a count or a negative errno;
+ * constructors return NULL and set errno; option structs start with sz.
+ *
+ * See Documentation/io.rst.
+ */
+#ifndef BRING_IO_H
+#define BRING_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bring.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct bring_io;
+
+/* Framing of a byte stream into messages (sources) and back (sinks). */
+enum bring_io_framing {
+	BRING_IO_LINES = 0, /* '\n' ends a message; a final line needs none */
+	BRING_IO_U32BE = 1, /* 4-byte big-endian length, then the payload */
+	BRING_IO_RAW = 2, /* whatever one read returned is one message */
+};
+
+/* What a source does with a line longer than max_msg. */
+enum bring_io_oversize {
+	BRING_IO_SPLIT = 0, /* several messages of max_msg bytes (default) */
+	BRING_IO_TRUNCATE = 1, /* its first max_msg bytes */
+	BRING_IO_DROP = 2, /* nothing */
+};
+
+/* bring_io_opts.flags */
+enum bring_io_flags {
+	BRING_IO_NO_URING = 1U << 0, /* force the readv/writev mode */
+	BRING_IO_QUIET = 1U << 1, /* log nothing */
+};
+
+/**
+ * struct bring_io_opts - options of bring_io_new(), see BRING_IO_OPTS()
+ * @sz:       sizeof(struct bring_io_opts).
+ * @flags:    enum bring_io_flags.
+ * @framing:  enum bring_io_framing, for every source and sink.
+ * @oversize: enum bring_io_oversize.
+ * @max_msg:  largest message a source makes; 0: bring_max_msg() of the
+ *            ring, capped at 1 MiB.
+ * @entries:  io_uring submission queue size (default 256).
+ */
+struct bring_io_opts {
+	size_t sz;
+	unsigned int flags;
+	int framing;
+	int oversize;
+	size_t max_msg;
+	unsigned int entries;
+	size_t : 0;
+};
+
+#define BRING_IO_OPTS(NAME, ...) \
+	BRING_DECLARE_OPTS(bring_io_opts, NAME, __VA_ARGS__)
+
+/**
+ * struct bring_io_stats - counters filled by bring_io_get_stats()
+ * @sz:          set by the caller to sizeof(struct bring_io_stats).
+ * @msgs_in:     messages the sources put into the ring.
+ * @bytes_in:    bytes the sources read (framing included).
+ * @msgs_out:    messages the sinks wrote in full and shifted.
+ * @bytes_out:   bytes the sinks wrote (framing included).
+ * @reads:       read/recv completions with data.
+ * @writes:      write/send completions (short ones included).
+ * @short_writes: writes that wrote less than asked and were resubmitted.
+ * @split:       oversize lines split.
+ * @truncated:   oversize lines truncated.
+ * @dropped:     oversize messages dropped.
+ * @accepted:    connections accepted by listening sources.
+ * @reconnects:  sink connections made again after a failure.
+ * @full_waits:  times a source waited for space (back-pressure).
+ * @empty_waits: times a sink waited for messages.
+ * @uring:       1 when the io_uring loop runs, 0 in readv/writev mode.
+ */
+struct bring_io_stats {
+	size_t sz;
+	uint64_t msgs_in;
+	uint64_t bytes_in;
+	uint64_t msgs_out;
+	uint64_t bytes_out;
+	uint64_t reads;
+	uint64_t writes;
+	uint64_t short_writes;
+	uint64_t split;
+	uint64_t truncated;
+	uint64_t dropped;
+	uint64_t accepted;
+	uint64_t reconnects;
+	uint64_t full_waits;
+	uint64_t empty_waits;
+	uint64_t uring;
+};
+
+/*
+ * Endpoints are URIs.
+ *   sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT
+ *   sinks:   file:PATH (append, created 0640)  stdout: (or -)  tcp:HOST:PORT
+ * HOST is a name or an address; IPv6 addresses go in brackets.
+ */
+BRING_API struct bring_io *bring_io_new(struct bring *r,
+					const struct bring_io_opts *opts);
+BRING_API int bring_io_add_source(struct bring_io *io, const char *uri);
+BRING_API int bring_io_add_sink(struct bring_io *io, const char *uri,
+				const char *reader);
+/*
+ * Run until every finite source (file:, stdin:) reached its end, or
+ * bring_io_stop() was called, and every sink wrote every message: then
+ * the ring is closed and the sinks drain it. Returns 0 or a negative
+ * errno (the first fatal error).
+ */
+BRING_API int bring_io_run(struct bring_io *io);
+/* Stop the sources and drain; async-signal-safe, any thread. */
+BRING_API void bring_io_stop(struct bring_io *io);
+/* 1 when running (or about to run) on io_uring, 0 otherwise. */
+BRING_API int bring_io_uses_uring(const struct bring_io *io);
+/* The local port of listening source @idx (0-based, in add order). */
+BRING_API int bring_io_source_port(const struct bring_io *io, unsigned int idx);
+BRING_API int bring_io_get_stats(const struct bring_io *io,
+				 struct bring_io_stats *st);
+BRING_API void bring_io_free(struct bring_io *io);
+
+/* Diagnostics ("bring_io: ..." lines); default stderr. */
+BRING_API bring_print_fn_t bring_io_set_print(bring_print_fn_t fn);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BRING_IO_H */

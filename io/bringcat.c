@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * bringcat - ship messages from sources to sinks through a bring ring.
+ *
+ *   bringcat [OPTIONS] -i SOURCE [-i SOURCE ...] -o SINK [-o SINK ...]
+ *
+ * See man/bringcat.1.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bring.h"
+#include "bring_io.h"
+
+#define MAX_EPS 64
+
+static struct bring_io *the_io;
+static volatile sig_atomic_t signals;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bringcat [OPTIONS] -i SOURCE [-i SOURCE ...] -o SINK [-o SINK ...]\n"
+		"\n"
+		"Sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT\n"
+		"Sinks:   file:PATH  stdout: (or -)  tcp:HOST:PORT\n"
+		"\n"
+		"Options:\n"
+		"  -i, --input SOURCE      read messages from SOURCE (repeatable)\n"
+		"  -o, --output SINK       write every message to SINK (repeatable)\n"
+		"  -f, --framing MODE      lines (default), u32be or raw\n"
+		"  -m, --max-msg SIZE      largest message (default 1M)\n"
+		"      --oversize MODE     longer lines: split (default), truncate, drop\n"
+		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE]\n"
+		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
+		"      --no-uring          use readv/writev instead of io_uring\n"
+		"  -q, --quiet             no diagnostics but errors\n"
+		"  -h, --help              this text\n");
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *s == '-')
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int print_prefixed(const char *fmt, va_list ap)
+{
+	fputs("bringcat: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+static void on_signal(int sig)
+{
+	if (signals++) /* the second one: do not wait for the drain */
+		_exit(128 + sig);
+	bring_io_stop(the_io);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct stats_ctx {
+	struct bring *r;
+	unsigned int period;
+	double t0;
+};
+
+static void print_stats(const struct stats_ctx *sc, const char *what)
+{
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct bring_stats rs = { .sz = sizeof(rs) };
+	double dt = now_s() - sc->t0;
+
+	bring_io_get_stats(the_io, &st);
+	bring_get_stats(sc->r, &rs);
+	fprintf(stderr,
+		"bringcat: %s %.3fs in %" PRIu64 " msgs %" PRIu64
+		" bytes, out %" PRIu64 " msgs %" PRIu64 " bytes (%.1f MB/s), "
+		"ring %" PRIu64 "/%" PRIu64 ", full waits %" PRIu64
+		", empty waits %" PRIu64 ", writes %" PRIu64 " (short %" PRIu64
+		"), split %" PRIu64 " truncated %" PRIu64 " dropped %" PRIu64
+		", accepted %" PRIu64 ", reconnects %" PRIu64 ", %s\n",
+		what, dt, st.msgs_in, st.bytes_in, st.msgs_out, st.bytes_out,
+		dt > 0 ? st.bytes_out / dt / 1e6 : 0.0, rs.used, rs.capacity,
+		st.full_waits, st.empty_waits, st.writes, st.short_writes,
+		st.split, st.truncated, st.dropped, st.accepted, st.reconnects,
+		st.uring ? "io_uring" : "readv/writev");
+}
+
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stats_cond = PTHREAD_COND_INITIALIZER;
+static bool stats_done;
+
+static void *stats_thread(void *arg)
+{
+	struct stats_ctx *sc = arg;
+	struct timespec ts;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&stats_lock);
+	while (!stats_done) {
+		ts.tv_sec += sc->period;
+		while (!stats_done &&
+		       pthread_cond_timedwait(&stats_cond, &stats_lock, &ts) !=
+			       ETIMEDOUT)
+			;
+		if (!stats_done)
+			print_stats(sc, "stats");
+	}
+	pthread_mutex_unlock(&stats_lock);
+	return NULL;
+}
+
+static void stats_stop(pthread_t t)
+{
+	pthread_mutex_lock(&stats_lock);
+	stats_done = true;
+	pthread_cond_signal(&stats_cond);
+	pthread_mutex_unlock(&stats_lock);
+	pthread_join(t, NULL);
+}
+
+enum { OPT_NO_URING = 256, OPT_OVERSIZE };
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "framing", required_argument, NULL, 'f' },
+		{ "max-msg", required_argument, NULL, 'm' },
+		{ "oversize", required_argument, NULL, OPT_OVERSIZE },
+		{ "buffer", required_argument, NULL, 'b' },
+		{ "stats", optional_argument, NULL, 's' },
+		{ "no-uring", no_argument, NULL, OPT_NO_URING },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
+	unsigned int nin = 0, nout = 0, i;
+	struct stats_ctx sc = { 0 };
+	bool want_stats = false;
+	size_t max_msg = 0, size;
+	struct sigaction sa;
+	struct bring *r;
+	pthread_t st;
+	int opt, err;
+	BRING_IO_OPTS(iopts);
+
+	/* Early: a signal before the loop runs stops it as soon as it does. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	argv[0] = "bringcat"; /* getopt prefixes its messages with it */
+	while ((opt = getopt_long(argc, argv, "i:o:f:m:b:s::qh", longopts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+		case 'o':
+			if ((opt == 'i' ? nin : nout) == MAX_EPS) {
+				fprintf(stderr, "bringcat: too many -%c\n", opt);
+				return 2;
+			}
+			if (opt == 'i')
+				inputs[nin++] = optarg;
+			else
+				outputs[nout++] = optarg;
+			break;
+		case 'f':
+			if (!strcmp(optarg, "lines"))
+				iopts.framing = BRING_IO_LINES;
+			else if (!strcmp(optarg, "u32be"))
+				iopts.framing = BRING_IO_U32BE;
+			else if (!strcmp(optarg, "raw"))
+				iopts.framing = BRING_IO_RAW;
+			else {
+				fprintf(stderr, "bringcat: --framing: unknown framing '%s' (lines, u32be, raw)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_OVERSIZE:
+			if (!strcmp(optarg, "split"))
+				iopts.oversize = BRING_IO_SPLIT;
+			else if (!strcmp(optarg, "truncate"))
+				iopts.oversize = BRING_IO_TRUNCATE;
+			else if (!strcmp(optarg, "drop"))
+				iopts.oversize = BRING_IO_DROP;
+			else {
+				fprintf(stderr, "bringcat: --oversize: unknown mode '%s' (split, truncate, drop)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'm':
+			if (parse_size(optarg, &max_msg) || !max_msg) {
+				fprintf(stderr, "bringcat: --max-msg: bad size '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'b':
+			buffer = optarg;
+			break;
+		case 's':
+			want_stats = true;
+			if (optarg) {
+				char *end;
+				long v = strtol(optarg, &end, 10);
+
+				if (*end || v <= 0) {
+					fprintf(stderr, "bringcat: --stats: bad period '%s'\n",
+						optarg);
+					return 2;
+				}
+				sc.period = v;
+			}
+			break;
+		case OPT_NO_URING:
+			iopts.flags |= BRING_IO_NO_URING;
+			break;
+		case 'q':
+			iopts.flags |= BRING_IO_QUIET;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "bringcat: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (!nin || !nout) {
+		fprintf(stderr, "bringcat: need at least one -i SOURCE and one -o SINK\n");
+		usage(stderr);
+		return 2;
+	}
+
+	/* The ring: memory, or a file that survives restarts. */
+	{
+		BRING_OPTS(ropts, .name = "bringcat",
+			   .flags = BRING_NO_DEFAULT_READER);
+
+		if (!strncmp(buffer, "mem:", 4)) {
+			if (parse_size(buffer + 4, &size) || size < 4096) {
+				fprintf(stderr, "bringcat: --buffer: bad size '%s'\n",
+					buffer + 4);
+				return 2;
+			}
+			r = bring_new(size, &ropts);
+		} else if (!strncmp(buffer, "file:", 5) && buffer[5]) {
+			char *path = strdup(buffer + 5), *colon;
+
+			size = 64 << 20;
+			colon = strrchr(path, ':');
+			if (colon && !parse_size(colon + 1, &size))
+				*colon = '\0';
+			r = bring_open(path, size, &ropts);
+			if (!r)
+				fprintf(stderr, "bringcat: --buffer %s: %s\n",
+					buffer, strerror(errno));
+			free(path);
+			if (!r)
+				return 1;
+		} else {
+			fprintf(stderr, "bringcat: --buffer: expected mem:SIZE or file:PATH, got '%s'\n",
+				buffer);
+			return 2;
+		}
+		if (!r) {
+			fprintf(stderr, "bringcat: --buffer %s: %s\n", buffer,
+				strerror(errno));
+			return 1;
+		}
+	}
+	if (max_msg > bring_max_msg(r)) {
+		fprintf(stderr, "bringcat: --max-msg %zu is larger than the buffer allows (%zu)\n",
+			max_msg, bring_max_msg(r));
+		return 2;
+	}
+	iopts.max_msg = max_msg;
+	bring_io_set_print(print_prefixed);
+	the_io = bring_io_new(r, &iopts);
+	if (!the_io) {
+		fprintf(stderr, "bringcat: %s\n", strerror(errno));
+		return 1;
+	}
+	if (signals)
+		bring_io_stop(the_io);
+	for (i = 0; i < nin; i++) {
+		err = bring_io_add_source(the_io, inputs[i]);
+		if (err) {
+			fprintf(stderr, "bringcat: -i %s: %s\n", inputs[i],
+				err == -EPROTONOSUPPORT ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT)" :
+				err == -EINVAL ? "bad address (expected HOST:PORT)" :
+				err == -EHOSTUNREACH ? "cannot resolve host" :
+				strerror(-err));
+			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
+		}
+		size = strlen(inputs[i]);
+		if (size > 2 && !strcmp(inputs[i] + size - 2, ":0"))
+			fprintf(stderr, "bringcat: %s: listening on port %d\n",
+				inputs[i], bring_io_source_port(the_io, i));
+	}
+	for (i = 0; i < nout; i++) {
+		err = bring_io_add_sink(the_io, outputs[i], NULL);
+		if (err) {
+			fprintf(stderr, "bringcat: -o %s: %s\n", outputs[i],
+				err == -EPROTONOSUPPORT ? "unknown sink type (file:PATH, stdout:, -, tcp:HOST:PORT)" :
+				err == -EINVAL ? "bad address (expected HOST:PORT)" :
+				err == -EHOSTUNREACH ? "cannot resolve host" :
+				strerror(-err));
+			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
+		}
+	}
+
+
+	sc.r = r;
+	sc.t0 = now_s();
+	if (sc.period) {
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&stats_cond, &ca);
+		if (pthread_create(&st, NULL, stats_thread, &sc))
+			sc.period = 0;
+	}
+	err = bring_io_run(the_io);
+	if (sc.period)
+		stats_stop(st);
+	if (want_stats)
+		print_stats(&sc, "done");
+	bring_io_free(the_io);
+	bring_free(r);
+	if (err) {
+		fprintf(stderr, "bringcat: %s\n", strerror(-err));
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * The readv/writev mode, for where io_uring is missing or refused: one
+ * thread per source (poll(2) over its fds and the stop eventfd, then
+ * read(2)) and one per sink (blocking bring_reader_peek(), writev(2) or
+ * sendmsg(2)). The ring's own futex waits do the blocking.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io.h"
+
+static bool stopped(struct bring_io *io)
+{
+	return __atomic_load_n(&io->stop, __ATOMIC_RELAXED);
+}
+
+/* Read once from @c; false when it is finished. */
+static bool conn_read(struct bring_io *io, struct conn *c)
+{
+	ssize_t n;
+	int ret;
+
+	if (io->o.framing == BRING_IO_RAW) {
+		ret = conn_raw_reserve(c, -1);
+		if (ret < 0)
+			return false;
+		if (c->sock)
+			n = recv(c->fd, c->resv.data, c->resv.len, MSG_DONTWAIT);
+		else
+			n = read(c->fd, c->resv.data, c->resv.len);
+		if (n > 0) {
+			bring_commit(io->r, &c->resv, n);
+			io_stat_add(io, msgs_in, 1);
+		} else {
+			bring_abort(io->r, &c->resv);
+		}
+		c->resv_open = false;
+	} else {
+		if (c->sock)
+			n = recv(c->fd, c->buf + c->len, c->cap - c->len,
+				 MSG_DONTWAIT);
+		else
+			n = read(c->fd, c->buf + c->len, c->cap - c->len);
+		if (n > 0)
+			c->len += n;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return true;
+	if (n < 0 && c->src->finite) {
+		io_log("%s: read: %s\n", c->src->ep.uri, strerror(errno));
+		if (!io->err)
+			io->err = -errno;
+	}
+	if (n <= 0) {
+		conn_push(c, true, -1);
+		return false;
+	}
+	io_stat_add(io, reads, 1);
+	io_stat_add(io, bytes_in, n);
+	return conn_push(c, false, -1) == 0;
+}
+
+static void *source_thread(void *arg)
+{
+	struct source *src = arg;
+	struct bring_io *io = src->io;
+	struct pollfd *pfd = NULL;
+	struct conn *c, **pp;
+	unsigned int nr, i;
+	int fd;
+
+	for (;;) {
+		nr = 2;
+		for (c = src->conns; c; c = c->next)
+			nr++;
+		free(pfd);
+		pfd = calloc(nr, sizeof(*pfd));
+		if (!pfd)
+			break;
+		pfd[0] = (struct pollfd){ .fd = io->wake_fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = src->lfd, .events = POLLIN };
+		for (i = 2, c = src->conns; c; c = c->next, i++)
+			pfd[i] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+		if (!src->conns && src->lfd < 0)
+			break;
+		if (poll(pfd, nr, -1) < 0 && errno != EINTR)
+			break;
+		if (stopped(io) || (pfd[0].revents & POLLIN))
+			break;
+		if (pfd[1].revents & POLLIN) {
+			fd = accept4(src->lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0) {
+				io_stat_add(io, accepted, 1);
+				if (!source_add_conn(src, fd))
+					close(fd);
+				continue; /* pfd no longer matches */
+			}
+		}
+		for (i = 2, pp = &src->conns; (c = *pp); i++) {
+			if (pfd[i].revents && !conn_read(io, c)) {
+				*pp = c->next;
+				conn_free(c);
+				continue;
+			}
+			pp = &c->next;
+		}
+	}
+	/* Stopped: complete messages go in, a partial one is dropped. */
+	while ((c = src->conns)) {
+		src->conns = c->next;
+		if (conn_push(c, false, -1) == 0 && c->len > c->off)
+			io_stat_add(io, dropped, 1);
+		conn_free(c);
+	}
+	if (src->lfd >= 0)
+		close(src->lfd);
+	src->lfd = -1;
+	free(pfd);
+	src->finished = true;
+	return NULL;
+}
+
+static void *sink_thread(void *arg)
+{
+	struct sink *s = arg;
+	struct bring_io *io = s->io;
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		ret = sink_fill(s, -1);
+		if (ret == -EPIPE)
+			break;
+		if (ret < 0) {
+			io_fatal(io, s, ret);
+			return NULL;
+		}
+		while (s->left) {
+			if (s->down) {
+				usleep(s->backoff_ms * 1000);
+				s->fd = ep_connect(&s->ep);
+				if (s->fd < 0) {
+					s->backoff_ms *= 2;
+					if (s->backoff_ms > IO_BACKOFF_MAX_MS)
+						s->backoff_ms = IO_BACKOFF_MAX_MS;
+					continue;
+				}
+				if (!(io->o.flags & BRING_IO_QUIET))
+					io_log("%s: reconnected\n",
+					       s->ep.uri);
+				io_stat_add(io, reconnects, 1);
+				s->down = false;
+				sink_rewind(s);
+			}
+			if (s->sock) {
+				s->mh.msg_iov = s->iov + s->iov_pos;
+				s->mh.msg_iovlen = s->niov - s->iov_pos;
+				n = sendmsg(s->fd, &s->mh, MSG_NOSIGNAL);
+			} else {
+				n = writev(s->fd, s->iov + s->iov_pos,
+					   s->niov - s->iov_pos);
+			}
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n < 0 && s->sock) {
+				if (!(io->o.flags & BRING_IO_QUIET))
+					io_log("%s: %s; reconnecting\n",
+					       s->ep.uri, strerror(errno));
+				close(s->fd);
+				s->fd = -1;
+				s->down = true;
+				s->backoff_ms = IO_BACKOFF_MIN_MS;
+				continue;
+			}
+			if (n < 0) {
+				io_fatal(io, s, -errno);
+				return NULL;
+			}
+			io_stat_add(io, writes, 1);
+			sink_advance(s, n);
+			if (s->left)
+				io_stat_add(io, short_writes, 1);
+		}
+		sink_batch_done(s);
+	}
+	s->done = true;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	return NULL;
+}
+
+int io_run_fallback(struct bring_io *io)
+{
+	unsigned int i, nsrc = 0, nsink = 0;
+	struct pollfd pfd;
+	int err = 0;
+
+	for (i = 0; i < io->nr_sinks && !err; i++, nsink++)
+		err = -pthread_create(&io->sinks[i]->thread, NULL, sink_thread,
+				      io->sinks[i]);
+	for (i = 0; i < io->nr_srcs && !err; i++, nsrc++)
+		err = -pthread_create(&io->srcs[i]->thread, NULL, source_thread,
+				      io->srcs[i]);
+	if (err) {
+		io->err = err;
+		bring_io_stop(io);
+	}
+	if (!io->nr_srcs) {
+		pfd = (struct pollfd){ .fd = io->wake_fd, .events = POLLIN };
+		while (!stopped(io))
+			poll(&pfd, 1, -1);
+	}
+	for (i = 0; i < nsrc; i++)
+		pthread_join(io->srcs[i]->thread, NULL);
+	bring_close(io->r);
+	io->closed = true;
+	for (i = 0; i < nsink; i++)
+		pthread_join(io->sinks[i]->thread, NULL);
+	return io->err;
+}

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * The io layer's handle: sources, sinks, and the choice of loop.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+
+#define IO_DEFAULT_MAX_MSG (1U << 20)
+
+struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
+{
+	struct bring_io *io;
+	size_t sz;
+	int err;
+
+	if (!r || (opts && opts->sz < sizeof(size_t))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	io = calloc(1, sizeof(*io));
+	if (!io)
+		return NULL;
+	io->r = r;
+	io->o.sz = sizeof(io->o);
+	if (opts) {
+		sz = opts->sz < sizeof(io->o) ? opts->sz : sizeof(io->o);
+		memcpy(&io->o, opts, sz);
+		io->o.sz = sizeof(io->o);
+	}
+	err = EINVAL;
+	if (io->o.framing < BRING_IO_LINES || io->o.framing > BRING_IO_RAW ||
+	    io->o.oversize < BRING_IO_SPLIT || io->o.oversize > BRING_IO_DROP)
+		goto fail;
+	io->max_msg = io->o.max_msg;
+	if (!io->max_msg) {
+		io->max_msg = bring_max_msg(r);
+		if (io->max_msg > IO_DEFAULT_MAX_MSG)
+			io->max_msg = IO_DEFAULT_MAX_MSG;
+	}
+	if (io->max_msg > bring_max_msg(r) || !io->max_msg)
+		goto fail;
+	if (!io->o.entries)
+		io->o.entries = 256;
+	io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (io->wake_fd < 0) {
+		err = errno;
+		goto fail;
+	}
+	if (!(io->o.flags & BRING_IO_NO_URING)) {
+		err = io_uring_probe_ok();
+		io->uring = !err;
+		if (err && !(io->o.flags & BRING_IO_QUIET))
+			io_log("io_uring unavailable (%s): using readv/writev\n",
+			       strerror(-err));
+	}
+	io->st.uring = io->uring;
+	return io;
+fail:
+	free(io);
+	errno = err;
+	return NULL;
+}
+
+int bring_io_uses_uring(const struct bring_io *io)
+{
+	return io && io->uring;
+}
+
+struct conn *source_add_conn(struct source *src, int fd)
+{
+	struct conn *c = malloc(sizeof(*c));
+	struct stat st;
+
+	if (!c)
+		return NULL;
+	if (conn_init(c, src, fd)) {
+		free(c);
+		return NULL;
+	}
+	if (!fstat(fd, &st)) {
+		c->sock = S_ISSOCK(st.st_mode);
+		c->pollfirst = src->io->o.framing == BRING_IO_RAW &&
+			       !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+	}
+	c->next = src->conns;
+	src->conns = c;
+	return c;
+}
+
+static int grow(void *pp, unsigned int nr)
+{
+	void **p = pp, *n = realloc(*p, (nr + 1) * sizeof(void *));
+
+	if (!n)
+		return -ENOMEM;
+	*p = n;
+	return 0;
+}
+
+int bring_io_add_source(struct bring_io *io, const char *uri)
+{
+	struct source *src;
+	int err, fd;
+
+	if (!io || !uri || io->ran)
+		return -EINVAL;
+	src = calloc(1, sizeof(*src));
+	if (!src)
+		return -ENOMEM;
+	src->io = io;
+	src->lfd = -1;
+	src->acc_op.type = OP_ACCEPT;
+	src->acc_op.obj = src;
+	err = ep_parse(&src->ep, uri, true);
+	if (err)
+		goto fail;
+	switch (src->ep.kind) {
+	case EP_TCP_LISTEN:
+		err = ep_listen(&src->ep, &src->port);
+		if (err < 0)
+			goto fail;
+		src->lfd = err;
+		break;
+	default:
+		fd = ep_open_file_source(&src->ep);
+		if (fd < 0) {
+			err = fd;
+			goto fail;
+		}
+		src->finite = true;
+		if (!source_add_conn(src, fd)) {
+			close(fd);
+			err = -ENOMEM;
+			goto fail;
+		}
+	}
+	err = grow(&io->srcs, io->nr_srcs);
+	if (err)
+		goto fail;
+	io->srcs[io->nr_srcs++] = src;
+	return 0;
+fail:
+	if (src->lfd >= 0)
+		close(src->lfd);
+	if (src->conns)
+		conn_free(src->conns);
+	ep_free(&src->ep);
+	free(src);
+	return err;
+}
+
+int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
+{
+	struct sink *s;
+	int err;
+
+	if (!io || !uri || io->ran)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->io = io;
+	s->fd = -1;
+	s->wr_op = (struct op){ .type = OP_WRITE, .obj = s };
+	s->rw_op = (struct op){ .type = OP_DATA, .obj = s };
+	s->tm_op = (struct op){ .type = OP_TIMER, .obj = s };
+	s->mh.msg_iov = s->iov;
+	if (reader)
+		snprintf(s->reader_name, sizeof(s->reader_name), "%s", reader);
+	else
+		snprintf(s->reader_name, sizeof(s->reader_name), "sink%u",
+			 io->nr_sinks);
+	err = ep_parse(&s->ep, uri, false);
+	if (err)
+		goto fail;
+	s->fd = ep_open_sink(&s->ep, &s->sock);
+	if (s->fd < 0) {
+		err = s->fd;
+		goto fail;
+	}
+	{
+		struct stat st;
+
+		s->regular = !fstat(s->fd, &st) && S_ISREG(st.st_mode);
+	}
+	s->rd = bring_reader_open(io->r, s->reader_name);
+	if (!s->rd) {
+		err = -errno;
+		goto fail;
+	}
+	err = grow(&io->sinks, io->nr_sinks);
+	if (err)
+		goto fail;
+	io->sinks[io->nr_sinks++] = s;
+	return 0;
+fail:
+	if (s->rd)
+		bring_reader_close(s->rd);
+	if (s->fd >= 0)
+		close(s->fd);
+	ep_free(&s->ep);
+	free(s);
+	return err;
+}
+
+int bring_io_source_port(const struct bring_io *io, unsigned int idx)
+{
+	if (!io || idx >= io->nr_srcs)
+		return -EINVAL;
+	return io->srcs[idx]->port ? io->srcs[idx]->port : -ENOENT;
+}
+
+void bring_io_stop(struct bring_io *io)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	if (!io)
+		return;
+	io->stop = 1;
+	n = write(io->wake_fd, &one, sizeof(one));
+	(void)n;
+}
+
+/*
+ * A sink cannot go on (its file failed): give its reader up, so that the
+ * ring does not fill behind it, and stop with the error.
+ */
+void io_fatal(struct bring_io *io, struct sink *s, int err)
+{
+	if (!io->err)
+		io->err = err;
+	if (s) {
+		if (!(io->o.flags & BRING_IO_QUIET))
+			io_log("%s: %s\n", s->ep.uri, strerror(-err));
+		s->done = true;
+		if (s->rd) {
+			bring_reader_close(s->rd);
+			s->rd = NULL;
+			bring_reader_remove(io->r, s->reader_name);
+		}
+	}
+	bring_io_stop(io);
+}
+
+int bring_io_run(struct bring_io *io)
+{
+	if (!io || io->ran)
+		return -EINVAL;
+	io->ran = true;
+	if (io->uring)
+		return io_run_uring(io);
+	return io_run_fallback(io);
+}
+
+int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
+{
+	struct bring_io_stats tmp;
+	size_t sz;
+
+	if (!io || !st || st->sz < sizeof(size_t))
+		return -EINVAL;
+	sz = st->sz < sizeof(tmp) ? st->sz : sizeof(tmp);
+	tmp.sz = sz;
+#define LD(f) tmp.f = __atomic_load_n(&io->st.f, __ATOMIC_RELAXED)
+	LD(msgs_in); LD(bytes_in); LD(msgs_out); LD(bytes_out); LD(reads);
+	LD(writes); LD(short_writes); LD(split); LD(truncated); LD(dropped);
+	LD(accepted); LD(reconnects); LD(full_waits); LD(empty_waits);
+	LD(uring);
+#undef LD
+	memcpy(st, &tmp, sz);
+	return 0;
+}
+
+void bring_io_free(struct bring_io *io)
+{
+	unsigned int i;
+
+	if (!io)
+		return;
+	for (i = 0; i < io->nr_srcs; i++) {
+		struct source *src = io->srcs[i];
+
+		while (src->conns) {
+			struct conn *c = src->conns;
+
+			src->conns = c->next;
+			if (c->resv_open)
+				bring_abort(io->r, &c->resv);
+			conn_free(c);
+		}
+		if (src->lfd >= 0)
+			close(src->lfd);
+		ep_free(&src->ep);
+		free(src);
+	}
+	for (i = 0; i < io->nr_sinks; i++) {
+		struct sink *s = io->sinks[i];
+
+		if (s->rd)
+			bring_reader_close(s->rd);
+		if (s->fd >= 0)
+			close(s->fd);
+		ep_free(&s->ep);
+		free(s);
+	}
+	free(io->srcs);
+	free(io->sinks);
+	close(io->wake_fd);
+	free(io);
+}

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR MIT) */
+/*
+ * io/io.h - internals of the io layer shared by the io_uring loop
+ * (uring.c) and the readv/writev mode (fallback.c).
+ */
+#ifndef BRING_IO_INTERNAL_H
+#define BRING_IO_INTERNAL_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <linux/time_types.h>
+
+#include "bring.h"
+#include "bring_io.h"
+
+#define IO_BATCH_MSGS 512 /* messages per write (lines: 2 iovecs each) */
+#define IO_BATCH_BYTES (1U << 20) /* payload bytes per write */
+#define IO_READ_CHUNK (256U << 10) /* bytes per read beyond max_msg */
+#define IO_PUSH_MSGS 256 /* messages per bring_push_batch() */
+#define IO_BACKOFF_MIN_MS 50
+#define IO_BACKOFF_MAX_MS 5000
+
+enum ep_kind {
+	EP_FILE,
+	EP_STDIN,
+	EP_STDOUT,
+	EP_TCP_LISTEN,
+	EP_TCP,
+};
+
+/* A parsed URI. */
+struct endpoint {
+	enum ep_kind kind;
+	char *uri; /* as given, for messages */
+	char *path; /* EP_FILE */
+	struct sockaddr_storage addr; /* EP_TCP* */
+	socklen_t addrlen;
+};
+
+/* One in-flight io_uring operation: user_data points here. */
+enum op_type {
+	OP_READ, /* conn: read/recv into staging or reservation */
+	OP_POLL, /* conn: wait for readability before a zero-copy recv */
+	OP_SPACE, /* conn: FUTEX_WAIT for ring space */
+	OP_ACCEPT, /* source: multishot accept */
+	OP_WRITE, /* sink: writev/sendmsg */
+	OP_DATA, /* sink: FUTEX_WAIT for messages */
+	OP_TIMER, /* sink: reconnect backoff */
+	OP_CONNECT, /* sink: reconnect */
+	OP_WAKE, /* loop: eventfd read (stop) */
+	OP_CANCEL, /* ignored */
+};
+
+struct op {
+	enum op_type type;
+	void *obj;
+	bool busy;
+};
+
+struct source;
+
+/* A readable fd feeding the ring: a file, stdin or an accepted socket. */
+struct conn {
+	struct source *src;
+	struct conn *next;
+	int fd;
+	bool sock; /* recv/poll instead of read */
+	bool pollfirst; /* wait for data before reserving (raw, not a file) */
+	bool readable; /* the poll said so */
+	bool eof;
+	bool finished;
+	char *buf; /* staging (lines, u32be) */
+	size_t cap, len, off;
+	bool discard; /* lines: skipping the rest of an oversize line */
+	uint64_t skip; /* u32be: bytes of a dropped message still to skip */
+	size_t need; /* bytes of the message that did not fit */
+	struct bring_resv resv; /* raw: the reservation read into */
+	bool resv_open;
+	struct bring_wait ww;
+	struct op rd_op, ww_op;
+};
+
+struct source {
+	struct bring_io *io;
+	struct endpoint ep;
+	int lfd; /* listening socket, or -1 */
+	int port;
+	struct conn *conns;
+	bool finite;
+	bool finished;
+	struct op acc_op;
+	pthread_t thread;
+};
+
+struct sink {
+	struct bring_io *io;
+	struct endpoint ep;
+	int fd;
+	bool sock;
+	bool regular; /* a regular file: written with writev(2) in place */
+	char reader_name[BRING_NAME_MAX];
+	struct bring_reader *rd;
+	struct bring_msg batch[IO_BATCH_MSGS];
+	struct iovec iov[2 * IO_BATCH_MSGS];
+	uint32_t hdr[IO_BATCH_MSGS];
+	struct msghdr mh;
+	int nmsg, niov, iov_pos; /* batch peeked; iov[iov_pos..niov) unsent */
+	size_t batch_bytes, left;
+	bool inflight, waiting, done, down;
+	unsigned int backoff_ms;
+	struct __kernel_timespec ts;
+	struct bring_wait rw;
+	struct op wr_op, rw_op, tm_op;
+	pthread_t thread;
+};
+
+struct io_counters {
+	_Atomic uint64_t v[16];
+};
+
+struct bring_io {
+	struct bring *r;
+	struct bring_io_opts o;
+	size_t max_msg;
+	struct source **srcs;
+	unsigned int nr_srcs;
+	struct sink **sinks;
+	unsigned int nr_sinks;
+	bool uring; /* decided by bring_io_new() (probe) */
+	int wake_fd; /* eventfd: bring_io_stop() */
+	volatile sig_atomic_t stop;
+	bool stopping;
+	bool closed;
+	int err; /* first fatal error */
+	bool ran;
+	struct bring_io_stats st; /* updated with relaxed atomics */
+};
+
+#define io_stat_add(io, field, n) \
+	__atomic_fetch_add(&(io)->st.field, (n), __ATOMIC_RELAXED)
+
+/* endpoint.c */
+int ep_parse(struct endpoint *ep, const char *uri, bool source);
+void ep_free(struct endpoint *ep);
+int ep_listen(struct endpoint *ep, int *port);
+int ep_connect(const struct endpoint *ep);
+int ep_open_sink(struct endpoint *ep, bool *sock);
+int ep_open_file_source(struct endpoint *ep);
+void io_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void io_fatal(struct bring_io *io, struct sink *s, int err);
+struct conn *source_add_conn(struct source *src, int fd);
+
+/* frame.c */
+int conn_init(struct conn *c, struct source *src, int fd);
+void conn_free(struct conn *c);
+int conn_push(struct conn *c, bool final, int timeout_ms);
+int conn_raw_reserve(struct conn *c, int timeout_ms);
+size_t conn_raw_chunk(const struct conn *c);
+int sink_fill(struct sink *s, int timeout_ms);
+void sink_advance(struct sink *s, size_t n);
+int sink_batch_done(struct sink *s);
+void sink_rewind(struct sink *s);
+
+/* uring.c, fallback.c */
+int io_uring_probe_ok(void);
+int io_run_uring(struct bring_io *io);
+int io_run_fallback(struct bring_io *io);
+
+#endif

@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * The io_uring event loop: one thread, one ring, every wait in one place.
+ *
+ * Sources read into staging (lines, u32be) or straight into a ring
+ * reservation (raw) and push; when the ring is full they arm a
+ * FUTEX_WAIT on bring_write_wait_prepare()'s word instead of their read.
+ * Sinks peek a batch, send it with one writev/sendmsg (one in flight per
+ * sink), resubmit short writes and shift only when all of it is out;
+ * when the ring is empty they arm a FUTEX_WAIT on the reader's word.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+
+#define OP_FUTEX_WAIT 51
+#define FUTEX2_SIZE_U32 0x02
+#define FUTEX_MATCH_ANY 0xffffffffULL
+
+struct loop {
+	struct io_uring ring;
+	struct bring_io *io;
+	uint64_t wake_val;
+	struct op wake_op;
+	bool overflow_logged;
+};
+
+int io_uring_probe_ok(void)
+{
+	struct io_uring_probe *probe;
+	struct io_uring ring;
+	int err;
+
+	err = io_uring_queue_init(4, &ring, 0);
+	if (err)
+		return err;
+	probe = io_uring_get_probe_ring(&ring);
+	err = probe && io_uring_opcode_supported(probe, OP_FUTEX_WAIT) ?
+		      0 : -EOPNOTSUPP;
+	io_uring_free_probe(probe);
+	io_uring_queue_exit(&ring);
+	return err;
+}
+
+static struct io_uring_sqe *get_sqe(struct loop *l, struct op *op)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (!sqe) {
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+	}
+	/* The SQ was just emptied: this cannot fail. */
+	if (op)
+		op->busy = true;
+	io_uring_sqe_set_data(sqe, op);
+	return sqe;
+}
+
+static void prep_futex_wait(struct loop *l, struct op *op,
+			    const struct bring_wait *w)
+{
+	struct io_uring_sqe *sqe = get_sqe(l, NULL);
+
+	io_uring_prep_rw(OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32, w->uaddr, 0,
+			 w->val);
+	sqe->addr3 = FUTEX_MATCH_ANY;
+	op->busy = true;
+	io_uring_sqe_set_data(sqe, op);
+}
+
+static void cancel_op(struct loop *l, struct op *op)
+{
+	struct io_uring_sqe *sqe = get_sqe(l, NULL);
+
+	io_uring_prep_cancel(sqe, op, 0);
+}
+
+/* ---- sources ---------------------------------------------------------- */
+
+static void source_check(struct bring_io *io, struct source *src)
+{
+	struct conn *c;
+
+	if (src->finished || src->lfd >= 0)
+		return;
+	for (c = src->conns; c; c = c->next)
+		if (!c->finished)
+			return;
+	src->finished = true;
+}
+
+static void conn_finish(struct loop *l, struct conn *c)
+{
+	struct source *src = c->src;
+	struct conn **pp;
+
+	if (c->resv_open) {
+		bring_abort(l->io->r, &c->resv);
+		c->resv_open = false;
+	}
+	c->finished = true;
+	if (!src->finite) { /* accepted: forget it */
+		for (pp = &src->conns; *pp != c; pp = &(*pp)->next)
+			;
+		*pp = c->next;
+		conn_free(c);
+	} else if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	source_check(l->io, src);
+}
+
+/* Arm a wait for space; false when there is space already. */
+static bool arm_space(struct loop *l, struct conn *c)
+{
+	int ret = bring_write_wait_prepare(l->io->r, c->need, &c->ww);
+
+	if (ret)
+		return false;
+	io_stat_add(l->io, full_waits, 1);
+	prep_futex_wait(l, &c->ww_op, &c->ww);
+	return true;
+}
+
+static void conn_step(struct loop *l, struct conn *c)
+{
+	struct bring_io *io = l->io;
+	struct io_uring_sqe *sqe;
+	bool final;
+	int ret;
+
+	for (;;) {
+		if (c->finished || c->rd_op.busy || c->ww_op.busy)
+			return;
+		final = c->eof || io->stopping;
+		if (io->o.framing != BRING_IO_RAW) {
+			/* Stopped before its end: a partial line is no line. */
+			ret = conn_push(c, c->eof, 0);
+			if (ret == -EAGAIN) {
+				if (!arm_space(l, c))
+					continue;
+				return;
+			}
+			if (ret < 0) {
+				conn_finish(l, c);
+				return;
+			}
+		}
+		if (final) {
+			if (c->len > c->off)
+				io_stat_add(io, dropped, 1);
+			conn_finish(l, c);
+			return;
+		}
+		if (io->o.framing == BRING_IO_RAW) {
+			if (c->pollfirst && !c->readable) {
+				c->rd_op.type = OP_POLL;
+				sqe = get_sqe(l, &c->rd_op);
+				io_uring_prep_poll_add(sqe, c->fd, POLLIN);
+				return;
+			}
+			ret = conn_raw_reserve(c, 0);
+			if (ret == -EAGAIN) {
+				if (!arm_space(l, c))
+					continue;
+				return;
+			}
+			if (ret < 0) {
+				conn_finish(l, c);
+				return;
+			}
+			c->readable = false;
+			c->rd_op.type = OP_READ;
+			sqe = get_sqe(l, &c->rd_op);
+			if (c->sock) {
+				io_uring_prep_recv(sqe, c->fd, c->resv.data,
+						   c->resv.len,
+						   c->pollfirst ? MSG_DONTWAIT : 0);
+			} else {
+				io_uring_prep_read(sqe, c->fd, c->resv.data,
+						   c->resv.len, -1);
+				if (c->pollfirst)
+					sqe->rw_flags = RWF_NOWAIT;
+			}
+			return;
+		}
+		c->rd_op.type = OP_READ;
+		sqe = get_sqe(l, &c->rd_op);
+		if (c->sock)
+			io_uring_prep_recv(sqe, c->fd, c->buf + c->len,
+					   c->cap - c->len, 0);
+		else
+			io_uring_prep_read(sqe, c->fd, c->buf + c->len,
+					   c->cap - c->len, -1);
+		return;
+	}
+}
+
+static void on_read(struct loop *l, struct conn *c, int res)
+{
+	struct bring_io *io = l->io;
+
+	if (c->resv_open) {
+		if (res > 0) {
+			bring_commit(io->r, &c->resv, res);
+			io_stat_add(io, msgs_in, 1);
+		} else {
+			bring_abort(io->r, &c->resv);
+		}
+		c->resv_open = false;
+	} else if (res > 0) {
+		c->len += res;
+	}
+	if (res > 0) {
+		io_stat_add(io, reads, 1);
+		io_stat_add(io, bytes_in, res);
+	} else if (res == 0) {
+		c->eof = true;
+	} else if (res == -ECANCELED) {
+		/* bring_io_stop(): conn_step() finishes it */
+	} else if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS) {
+		/* A peer resetting is the end of its stream; a file failing is not. */
+		if (c->src->finite) {
+			io_log("%s: read: %s\n", c->src->ep.uri, strerror(-res));
+			if (!io->err)
+				io->err = res;
+		}
+		c->eof = true;
+	}
+	conn_step(l, c);
+}
+
+static void on_poll(struct loop *l, struct conn *c, int res)
+{
+	if (res < 0 && res != -EAGAIN && res != -EINTR)
+		c->eof = true;
+	else if (res > 0)
+		c->readable = true;
+	conn_step(l, c);
+}
+
+static void arm_accept(struct loop *l, struct source *src)
+{
+	struct io_uring_sqe *sqe = get_sqe(l, &src->acc_op);
+
+	io_uring_prep_multishot_accept(sqe, src->lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+static void on_accept(struct loop *l, struct source *src,
+		      struct io_uring_cqe *cqe)
+{
+	struct bring_io *io = l->io;
+	struct conn *c;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		src->acc_op.busy = false;
+	if (cqe->res >= 0) {
+		io_stat_add(io, accepted, 1);
+		c = source_add_conn(src, cqe->res);
+		if (!c)
+			close(cqe->res);
+		else
+			conn_step(l, c);
+	} else if (cqe->res != -ECANCELED && !(io->o.flags & BRING_IO_QUIET)) {
+		io_log("%s: accept: %s\n", src->ep.uri,
+		       strerror(-cqe->res));
+	}
+	if (src->acc_op.busy)
+		return;
+	if (!io->stopping) {
+		arm_accept(l, src);
+		return;
+	}
+	close(src->lfd);
+	src->lfd = -1;
+	source_check(io, src);
+}
+
+/* ---- sinks ------------------------------------------------------------ */
+
+static void sink_close_fd(struct sink *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
+static void sink_step(struct loop *l, struct sink *s)
+{
+	struct bring_io *io = l->io;
+	struct io_uring_sqe *sqe;
+	int n;
+
+	for (;;) {
+		if (s->done || s->down || s->wr_op.busy || s->rw_op.busy ||
+		    s->tm_op.busy)
+			return;
+		if (!s->nmsg) {
+			n = sink_fill(s, 0);
+			if (n == -EAGAIN) {
+				n = bring_reader_wait_prepare(s->rd, &s->rw);
+				if (n == 1)
+					continue;
+				io_stat_add(io, empty_waits, 1);
+				prep_futex_wait(l, &s->rw_op, &s->rw);
+				return;
+			}
+			if (n == -EPIPE) {
+				s->done = true;
+				sink_close_fd(s);
+				return;
+			}
+			if (n < 0) {
+				io_fatal(io, s, n);
+				return;
+			}
+		}
+		if (!s->left) {
+			sink_batch_done(s);
+			continue;
+		}
+		if (s->regular) {
+			/*
+			 * Buffered writes to a regular file go to io-wq
+			 * workers and are slower than writev(2) in place.
+			 */
+			ssize_t w = writev(s->fd, s->iov + s->iov_pos,
+					   s->niov - s->iov_pos);
+
+			if (w < 0 && errno != EINTR && errno != EAGAIN) {
+				io_fatal(io, s, -errno);
+				return;
+			}
+			if (w >= 0) {
+				io_stat_add(io, writes, 1);
+				sink_advance(s, w);
+				if (s->left)
+					io_stat_add(io, short_writes, 1);
+				else
+					sink_batch_done(s);
+			}
+			continue;
+		}
+		sqe = get_sqe(l, &s->wr_op);
+		if (s->sock) {
+			s->mh.msg_iov = s->iov + s->iov_pos;
+			s->mh.msg_iovlen = s->niov - s->iov_pos;
+			io_uring_prep_sendmsg(sqe, s->fd, &s->mh, MSG_NOSIGNAL);
+		} else {
+			io_uring_prep_writev(sqe, s->fd, s->iov + s->iov_pos,
+					     s->niov - s->iov_pos, -1);
+		}
+		return;
+	}
+}
+
+static void sink_backoff(struct loop *l, struct sink *s)
+{
+	struct io_uring_sqe *sqe;
+
+	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : IO_BACKOFF_MIN_MS;
+	if (s->backoff_ms > IO_BACKOFF_MAX_MS)
+		s->backoff_ms = IO_BACKOFF_MAX_MS;
+	s->ts.tv_sec = s->backoff_ms / 1000;
+	s->ts.tv_nsec = (s->backoff_ms % 1000) * 1000000L;
+	s->tm_op.type = OP_TIMER;
+	sqe = get_sqe(l, &s->tm_op);
+	io_uring_prep_timeout(sqe, &s->ts, 0, 0);
+}
+
+static void sink_down(struct loop *l, struct sink *s, int err)
+{
+	if (!s->down && !(l->io->o.flags & BRING_IO_QUIET))
+		io_log("%s: %s; reconnecting\n", s->ep.uri,
+		       strerror(-err));
+	s->down = true;
+	sink_close_fd(s);
+	sink_backoff(l, s);
+}
+
+static void on_write(struct loop *l, struct sink *s, int res)
+{
+	struct bring_io *io = l->io;
+
+	if (res >= 0) {
+		io_stat_add(io, writes, 1);
+		sink_advance(s, res);
+		if (s->left)
+			io_stat_add(io, short_writes, 1);
+		else
+			sink_batch_done(s);
+	} else if (res == -EAGAIN || res == -EINTR || res == -ENOBUFS) {
+		/* resubmitted below */
+	} else if (s->sock) {
+		sink_down(l, s, res);
+		return;
+	} else {
+		io_fatal(io, s, res);
+		return;
+	}
+	sink_step(l, s);
+}
+
+static void on_timer(struct loop *l, struct sink *s)
+{
+	struct io_uring_sqe *sqe;
+	int fd;
+
+	fd = socket(s->ep.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		sink_backoff(l, s);
+		return;
+	}
+	s->fd = fd;
+	s->tm_op.type = OP_CONNECT;
+	sqe = get_sqe(l, &s->tm_op);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&s->ep.addr,
+			      s->ep.addrlen);
+}
+
+static void on_connect(struct loop *l, struct sink *s, int res)
+{
+	if (res < 0) {
+		sink_close_fd(s);
+		sink_backoff(l, s);
+		return;
+	}
+	if (!(l->io->o.flags & BRING_IO_QUIET))
+		io_log("%s: reconnected\n", s->ep.uri);
+	io_stat_add(l->io, reconnects, 1);
+	s->down = false;
+	s->backoff_ms = 0;
+	sink_rewind(s); /* at least once: the whole unshifted batch again */
+	sink_step(l, s);
+}
+
+/* ---- the loop --------------------------------------------------------- */
+
+static void arm_wake(struct loop *l)
+{
+	struct io_uring_sqe *sqe = get_sqe(l, &l->wake_op);
+
+	io_uring_prep_read(sqe, l->io->wake_fd, &l->wake_val,
+			   sizeof(l->wake_val), 0);
+}
+
+static void begin_stop(struct loop *l)
+{
+	struct bring_io *io = l->io;
+	struct conn *c, *next;
+	unsigned int i;
+
+	io->stopping = true;
+	for (i = 0; i < io->nr_srcs; i++) {
+		struct source *src = io->srcs[i];
+
+		if (src->lfd >= 0) {
+			if (src->acc_op.busy) {
+				cancel_op(l, &src->acc_op);
+			} else {
+				close(src->lfd);
+				src->lfd = -1;
+			}
+		}
+		for (c = src->conns; c; c = next) {
+			next = c->next;
+			if (c->rd_op.busy)
+				cancel_op(l, &c->rd_op);
+			else
+				conn_step(l, c);
+		}
+		source_check(io, src);
+	}
+}
+
+static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
+{
+	struct op *op = io_uring_cqe_get_data(cqe);
+	int res = cqe->res;
+
+	if (!op)
+		return;
+	if (op->type != OP_ACCEPT)
+		op->busy = false;
+	switch (op->type) {
+	case OP_READ:
+		on_read(l, op->obj, res);
+		break;
+	case OP_POLL:
+		on_poll(l, op->obj, res);
+		break;
+	case OP_SPACE: {
+		struct conn *c = op->obj;
+
+		bring_write_wait_finish(l->io->r, &c->ww);
+		conn_step(l, c);
+		break;
+	}
+	case OP_ACCEPT:
+		on_accept(l, op->obj, cqe);
+		break;
+	case OP_WRITE:
+		on_write(l, op->obj, res);
+		break;
+	case OP_DATA: {
+		struct sink *s = op->obj;
+
+		if (s->rd)
+			bring_reader_wait_finish(s->rd, &s->rw);
+		sink_step(l, s);
+		break;
+	}
+	case OP_TIMER:
+		on_timer(l, op->obj);
+		break;
+	case OP_CONNECT:
+		on_connect(l, op->obj, res);
+		break;
+	case OP_WAKE:
+		if (!l->io->stopping)
+			arm_wake(l);
+		break;
+	default:
+		break;
+	}
+}
+
+static bool sources_done(struct bring_io *io)
+{
+	unsigned int i;
+
+	if (!io->nr_srcs)
+		return io->stopping;
+	for (i = 0; i < io->nr_srcs; i++)
+		if (!io->srcs[i]->finished)
+			return false;
+	return true;
+}
+
+static bool sinks_done(struct bring_io *io)
+{
+	unsigned int i;
+
+	for (i = 0; i < io->nr_sinks; i++)
+		if (!io->sinks[i]->done)
+			return false;
+	return true;
+}
+
+int io_run_uring(struct bring_io *io)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE,
+				     .cq_entries = io->o.entries * 8 };
+	struct io_uring_cqe *cqe;
+	struct loop l = { .io = io };
+	unsigned int i, head, seen;
+	struct conn *c;
+	int ret;
+
+	l.wake_op = (struct op){ .type = OP_WAKE };
+	ret = io_uring_queue_init_params(io->o.entries, &l.ring, &p);
+	if (ret) {
+		if (!(io->o.flags & BRING_IO_QUIET))
+			io_log("io_uring_setup: %s: using readv/writev\n",
+			       strerror(-ret));
+		io->uring = false;
+		io->st.uring = 0;
+		return io_run_fallback(io);
+	}
+	arm_wake(&l);
+	for (i = 0; i < io->nr_srcs; i++) {
+		struct source *src = io->srcs[i];
+
+		if (src->lfd >= 0)
+			arm_accept(&l, src);
+		for (c = src->conns; c; c = c->next)
+			conn_step(&l, c);
+	}
+	for (i = 0; i < io->nr_sinks; i++)
+		sink_step(&l, io->sinks[i]);
+
+	for (;;) {
+		if (io->stop && !io->stopping)
+			begin_stop(&l);
+		if (!io->closed && sources_done(io)) {
+			/* Sinks waiting for data wake up and see -EPIPE. */
+			bring_close(io->r);
+			io->closed = true;
+		}
+		if (io->closed && sinks_done(io))
+			break;
+		ret = io_uring_submit_and_wait(&l.ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
+		    ret != -EBUSY && ret != -ETIME) {
+			io_log("io_uring_enter: %s\n", strerror(-ret));
+			if (!io->err)
+				io->err = ret;
+			break;
+		}
+		if (*l.ring.cq.koverflow && !l.overflow_logged) {
+			l.overflow_logged = true;
+			io_log("completion queue overflowed\n");
+		}
+		seen = 0;
+		io_uring_for_each_cqe(&l.ring, head, cqe) {
+			dispatch(&l, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&l.ring, seen);
+	}
+	io_uring_queue_exit(&l.ring);
+	/* Reservations a cancelled read left behind were aborted in on_read. */
+	return io->err;
+}
