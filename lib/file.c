@@ -458,8 +458,8 @@ static int flush_locked(struct bring *r)
 		return -EIO;
 	gen = fetch_add(&h->flush_started, 1) + 1;
 	head = load_acquire(&h->head) & ~HEAD_CLOSED;
-	if (bring__fault_flush || fdatasync(r->fd) < 0)
-		err = bring__fault_flush ? EIO : errno;
+	if (load_relaxed(&bring__fault_flush) || fdatasync(r->fd) < 0)
+		err = load_relaxed(&bring__fault_flush) ? EIO : errno;
 	add_relaxed(&h->flushes, 1);
 	if (err) {
 		store_release(&h->poisoned, err);

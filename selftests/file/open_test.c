@@ -1472,11 +1472,11 @@ TEST(failed_flush_poisons_the_ring)
 	ASSERT_EQ(0, bring_reserve(r, 8, &early, 0));
 	durable = get_stats(r).durable;
 
-	bring__fault_flush = 1;
+	__atomic_store_n(&bring__fault_flush, 1, __ATOMIC_RELAXED);
 	EXPECT_EQ(-EIO, push_str(r, "12345678"));
 	EXPECT_EQ(durable, get_stats(r).durable);
 	EXPECT_NE_NULL(strstr(printed, "poisoned"));
-	bring__fault_flush = 0;
+	__atomic_store_n(&bring__fault_flush, 0, __ATOMIC_RELAXED);
 	flushes = get_stats(r).flushes;
 
 	/* Never retried, never a success again. */
@@ -1515,7 +1515,7 @@ TEST(failed_interval_flush_poisons_the_ring)
 	ASSERT_EQ(0, push_str(r, "12345678"));
 	ASSERT_TRUE(wait_durable(r, end_of(1, 8), WAIT_MS));
 
-	bring__fault_flush = 1;
+	__atomic_store_n(&bring__fault_flush, 1, __ATOMIC_RELAXED);
 	flushes = get_stats(r).flushes;
 	/* With "interval" the push itself does not flush. */
 	ASSERT_EQ(0, push_str(r, "12345678"));
@@ -1524,7 +1524,7 @@ TEST(failed_interval_flush_poisons_the_ring)
 		usleep(1000);
 	ASSERT_GT(get_stats(r).flushes, flushes)
 		TH_LOG("the flusher never ran");
-	bring__fault_flush = 0;
+	__atomic_store_n(&bring__fault_flush, 0, __ATOMIC_RELAXED);
 	EXPECT_EQ(-EIO, push_str(r, "12345678"));
 	usleep(50000);
 	EXPECT_EQ(-EIO, push_str(r, "12345678"));
