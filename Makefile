@@ -84,11 +84,16 @@ $(LIB_SO): $(LIB_OBJS) $(srctree)/lib/libbring.map
 	$(Q)ln -sf $(notdir $@) $(OUT)/lib/$(LIB_SONAME)
 	$(Q)ln -sf $(LIB_SONAME) $(OUT)/lib/libbring.so
 
-$(LIB_PC): $(srctree)/lib/libbring.pc.in Makefile
+# The .pc names the install paths: regenerated whenever they change.
+PC_SUBST = -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	   -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	   -e 's|@LIBS@|$(lib-ldlibs)|'
+$(LIB_PC): $(srctree)/lib/libbring.pc.in Makefile FORCE
 	@mkdir -p $(@D)
-	$(call msg,GEN,$@)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-		-e 's|@LIBS@|$(lib-ldlibs)|' $< > $@
+	@sed $(PC_SUBST) $< > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else \
+		$(if $(Q),printf '  %-7s %s\n' GEN lib/libbring.pc;) mv $@.tmp $@; fi
+FORCE:
 
 lib: $(LIB_A) $(LIB_SO) $(LIB_PC)
 all: lib
@@ -177,7 +182,7 @@ clean:
 		$(SELFTESTS) $(BENCHES) $(TOOLS) $(clean-extra)
 	$(Q)find $(OUT) -name '*.d' -o -name '*.o' | grep -v '^$(OUT)/\.git' | xargs rm -f
 
-.PHONY: all lib selftests deps check bench demo install clean
+.PHONY: all lib selftests deps check bench demo install clean FORCE
 .DEFAULT_GOAL := all
 
 -include $(shell find $(OUT) -name '*.d' -not -path '*/.git/*' 2>/dev/null)
