@@ -224,7 +224,7 @@ void bring_io_stop(struct bring_io *io)
 
 	if (!io)
 		return;
-	io->stop = 1;
+	__atomic_store_n(&io->stop, 1, __ATOMIC_RELAXED);
 	n = write(io->wake_fd, &one, sizeof(one));
 	(void)n;
 }

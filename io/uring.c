@@ -587,7 +587,7 @@ int io_run_uring(struct bring_io *io)
 		sink_step(&l, io->sinks[i]);
 
 	for (;;) {
-		if (io->stop && !io->stopping)
+		if (__atomic_load_n(&io->stop, __ATOMIC_RELAXED) && !io->stopping)
 			begin_stop(&l);
 		if (!io->closed && sources_done(io)) {
 			/* Sinks waiting for data wake up and see -EPIPE. */
