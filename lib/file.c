@@ -320,6 +320,7 @@ static void discard_range(struct bring *r, uint64_t pos, uint64_t bytes)
 /* A claim in flight covering @pos, if its writer died: its end. */
 static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
 {
+	uint64_t best = 0;
 	int i;
 
 	*alive = false;
@@ -338,9 +339,10 @@ static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
 			*alive = true;
 			return 0;
 		}
-		return start + need;
+		if (!best || start + need < best)
+			best = start + need;
 	}
-	return 0;
+	return best;
 }
 
 bool file_repair_stuck(struct bring *r, uint64_t pos)
@@ -356,6 +358,10 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 			return true;
 		if (pid_alive((int32_t)load_relaxed(&rec->crc)))
 			return false;
+		/* Slack counts once committed: the reserved length covers it. */
+		if (load_relaxed(&rec->tag) & TAG_SLACK8)
+			store_relaxed(&rec->tag,
+				      load_relaxed(&rec->tag) & ~TAG_SLACK8);
 		/*
 		 * Its writer died between claim and commit: skip it. The
 		 * check first; a repairer dying before the CAS leaves a BUSY
@@ -918,6 +924,8 @@ struct bring *bring_open(const char *path, size_t capacity,
 	if (!OPTS_HAS(opts, durability) || !opts->durability)
 		r->durability = r->hdr->c.durability;
 	r->flush_ms = OPTS_GET(opts, flush_ms, 0) ?: r->hdr->c.flush_ms;
+	if (r->flush_ms > INT_MAX)
+		r->flush_ms = INT_MAX;
 	if (r->durability == DURABLE_INTERVAL) {
 		err = file_start_flusher(r);
 		if (err)

@@ -231,6 +231,8 @@ struct bring_reader {
 	uint64_t pend_end; /* end of what next/peek returned */
 	uint64_t pend_bytes;
 	uint32_t pend_msgs; /* 0: nothing to shift */
+	uint64_t stuck_pos; /* file rings: an unfinished record found here */
+	uint64_t stuck_since; /* since then, ns; 0: not stuck */
 } __cacheline_aligned;
 
 /* The ring handle: process-local view of a mapping. */

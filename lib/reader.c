@@ -316,23 +316,48 @@ static void reader_publish(struct bring_reader *rd)
  * the record into one that readers skip). Only a reader stuck at an
  * unfinished record does this; an empty ring sleeps until woken.
  */
+static bool reader_check_stuck(struct bring_reader *rd, enum collect_stop stop)
+{
+	struct bring *r = rd->ring;
+	uint64_t now;
+
+	if (!r->file || stop != STOP_NOT_READY) {
+		rd->stuck_since = 0;
+		return false;
+	}
+	now = bring_now_ns();
+	if (!rd->stuck_since || rd->stuck_pos != rd->pos) {
+		rd->stuck_pos = rd->pos;
+		rd->stuck_since = now;
+		return false;
+	}
+	if (now - rd->stuck_since < STUCK_CHECK_MS * 1000000ULL)
+		return false;
+	rd->stuck_since = now;
+	return file_repair_stuck(r, rd->pos);
+}
+
 static int reader_sleep(struct bring_reader *rd, struct evc_ticket *ticket,
 			const struct bring_deadline *dl, enum collect_stop stop)
 {
 	struct bring *r = rd->ring;
-	struct bring_deadline check;
+	struct bring_deadline check = { .forever = 0 };
+	uint64_t due;
 	int err;
 
 	if (!r->file || stop != STOP_NOT_READY)
 		return evc_wait(&r->hdr->data_seq, ticket, dl);
-	bring_deadline_init(&check, STUCK_CHECK_MS);
+	reader_check_stuck(rd, stop);
+	due = rd->stuck_since + STUCK_CHECK_MS * 1000000ULL;
+	check.ts.tv_sec = (time_t)(due / 1000000000ULL);
+	check.ts.tv_nsec = (long)(due % 1000000000ULL);
 	if (!dl->forever && (dl->ts.tv_sec < check.ts.tv_sec ||
 			     (dl->ts.tv_sec == check.ts.tv_sec &&
 			      dl->ts.tv_nsec < check.ts.tv_nsec)))
 		return evc_wait(&r->hdr->data_seq, ticket, dl);
 	err = evc_wait(&r->hdr->data_seq, ticket, &check);
 	if (err == -ETIMEDOUT) {
-		file_repair_stuck(r, rd->pos);
+		reader_check_stuck(rd, stop);
 		err = 0;
 	}
 	return err;
@@ -412,6 +437,8 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 	n = reader_collect(rd, msgs, nr, max_bytes, &stop);
 	if (!n && stop != STOP_CLOSED && timeout_ms)
 		n = reader_spin(rd, msgs, nr, max_bytes, &stop);
+	if (!n && reader_check_stuck(rd, stop))
+		n = reader_collect(rd, msgs, nr, max_bytes, &stop);
 	if (n)
 		return (int)n;
 	/* Skipped discards: give their space back before returning empty. */

@@ -49,7 +49,7 @@ int file_check_header(const struct bring_hdr *h, uint64_t file_size,
 		 rec_footprint_len(c->max_msg) > c->capacity)
 		why = "bad max_msg";
 	else if (!name_ok(c->name) || c->file != 1 ||
-		 c->durability > DURABLE_ALWAYS ||
+		 c->durability > DURABLE_ALWAYS || (c->key & TAG_FLAGS) ||
 		 c->flags & ~(unsigned int)(BRING_NO_DEFAULT_READER |
 					    BRING_SKIP_DAMAGED))
 		why = "bad header field";
@@ -108,7 +108,8 @@ static enum rec_check check_record(struct scan *s, uint64_t pos,
 
 	if (!tag_matches(rec->tag, pos, r->key))
 		return CHECK_BAD;
-	*fp = rec_footprint(lf, rec->tag);
+	*fp = lf & REC_BUSY ? rec_footprint_len(lf & REC_LEN_MASK) :
+			      rec_footprint(lf, rec->tag);
 	if (pos + *fp > s->limit)
 		return CHECK_BAD;
 	if (lf & REC_BUSY)
@@ -142,6 +143,7 @@ static int add_fix(struct scan *s, uint64_t pos, uint64_t bytes,
 static uint64_t hole_end(struct scan *s, uint64_t pos)
 {
 	struct bring_hdr *h = s->r->hdr;
+	uint64_t best = 0;
 	int i;
 
 	for (i = 0; i < BRING_INTENTS; i++) {
@@ -151,10 +153,11 @@ static uint64_t hole_end(struct scan *s, uint64_t pos)
 			continue;
 		start &= ~(1ULL << 63);
 		if (pos >= start && pos < start + need &&
-		    start + need <= s->limit && start + need - pos >= 16)
-			return start + need;
+		    start + need <= s->limit && start + need - pos >= 16 &&
+		    !((start | need) & 7) && (!best || start + need < best))
+			best = start + need;
 	}
-	return 0;
+	return best;
 }
 
 /* The next position after @pos where a valid record starts, or 0. */
@@ -257,6 +260,7 @@ static void apply_fixes(struct scan *s)
 		if (f->kind == FIX_DEAD) {
 			rec->len_flags = (rec->len_flags & ~REC_BUSY) |
 					 REC_DISCARD;
+			rec->tag &= ~TAG_SLACK8;
 		} else {
 			rec->len_flags = (uint32_t)(f->bytes - REC_HDR_SIZE) |
 					 REC_DISCARD;
@@ -323,6 +327,11 @@ static int find_tail(struct scan *s)
 
 	s->limit = h->head & ~HEAD_CLOSED;
 	lower = s->limit > s->r->capacity ? s->limit - s->r->capacity : 0;
+	if ((s->limit | h->tail_cache) & 7) {
+		file_printf("bring: %s: head or tail not 8-byte aligned\n",
+			    s->path);
+		return -EBADMSG;
+	}
 	if (h->tail_cache > s->limit) {
 		file_printf("bring: %s: head and tail are inconsistent\n",
 			    s->path);
@@ -334,7 +343,7 @@ static int find_tail(struct scan *s)
 	for (i = 0; i < s->ncursors; i++) {
 		struct cursor_ref *c = &s->cursors[i];
 
-		if (c->pos == CURSOR_LOST || c->pos < lower)
+		if (c->pos == CURSOR_LOST || c->pos < lower || (c->pos & 7))
 			c->pos = lower;
 		if (c->pos < tail)
 			tail = c->pos;
@@ -375,6 +384,9 @@ static void reset_runtime(struct scan *s)
 	h->head = s->end;
 	h->tail_cache = s->tail;
 	h->durable_pos = s->end;
+	h->flush_started = 0;
+	h->flush_done = 0;
+	h->flush_seq = 0;
 	h->data_seq = 0;
 	h->space_seq = 0;
 	h->space_want = UINT64_MAX;

@@ -1,0 +1,37 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the bring_open() fuzz target with clang (libFuzzer + ASan, from
+# lib/'s sources) into build/fuzz/ and run it for SECONDS (default 60) on
+# a copy of fuzz/corpus/ plus the raw base files the target makes. Fails
+# on any crash, leak, timeout or broken invariant; the input that did it
+# is left in build/fuzz/ (crash-*, leak-*, timeout-*), and
+# "build/fuzz/open_fuzz FILE" replays it.
+#
+#   scripts/fuzz.sh [SECONDS]
+#   FUZZ_SANITIZE=address,undefined scripts/fuzz.sh 300
+#
+# Needs clang and libFuzzer: clang-14 and libclang-rt-14-dev on Debian
+# (scripts/install-deps.sh installs them).
+set -eu
+cd "$(dirname "$0")/.."
+
+secs=${1:-60}
+out=build/fuzz
+
+make --no-print-directory -f fuzz/Build O="$out" \
+	${FUZZ_SANITIZE:+FUZZ_SANITIZE="$FUZZ_SANITIZE"}
+
+rm -rf "$out/corpus"
+mkdir -p "$out/corpus"
+cp fuzz/corpus/* "$out/corpus/"
+# Whole valid files of the current layout, as raw-input seeds.
+BRING_FUZZ_DUMP_BASES="$out/corpus" "$out/open_fuzz" -runs=0 >/dev/null 2>&1
+
+echo "fuzz: open_fuzz for ${secs} s on $(ls "$out/corpus" | wc -l) seeds"
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
+	"$out/open_fuzz" -max_total_time="$secs" -max_len=40000 -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$out/" "$out/corpus"
+echo "fuzz: no crash in ${secs} s"
