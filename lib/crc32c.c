@@ -18,9 +18,9 @@ static uint32_t table[256];
 static void shift_init(void);
 #endif
 static bool have_hw;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void crc32c_init(void)
+/* Tables and CPU features once, before main(): no check per call. */
+__attribute__((constructor)) static void crc32c_init(void)
 {
 	uint32_t i, j, c;
 
@@ -151,7 +151,6 @@ static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
 
 uint32_t bring_crc32c(uint32_t crc, const void *buf, size_t len)
 {
-	pthread_once(&once, crc32c_init);
 	crc = ~crc;
 #if defined(__x86_64__)
 	if (have_hw)
@@ -164,6 +163,5 @@ uint32_t bring_crc32c(uint32_t crc, const void *buf, size_t len)
 uint32_t bring_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 uint32_t bring_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {
-	pthread_once(&once, crc32c_init);
 	return ~crc32c_sw(~crc, buf, len);
 }

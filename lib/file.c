@@ -88,14 +88,14 @@ int file_printf(const char *fmt, ...)
 /* Process identity: cached, refreshed in fork children.              */
 
 static int32_t my_pid;
-static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
 
 static void refresh_pid(void)
 {
 	store_relaxed(&my_pid, (int32_t)getpid());
 }
 
-static void pid_init(void)
+/* Before main(), and again in every fork child. */
+__attribute__((constructor)) static void pid_init(void)
 {
 	refresh_pid();
 	pthread_atfork(NULL, NULL, refresh_pid);
@@ -103,7 +103,6 @@ static void pid_init(void)
 
 static int32_t self_pid(void)
 {
-	pthread_once(&pid_once, pid_init);
 	return load_relaxed(&my_pid);
 }
 

@@ -81,9 +81,12 @@ static inline uint64_t rec_footprint(uint32_t len_flags, uint64_t tag)
 static inline uint32_t rec_crc(uint64_t tag, uint32_t len_flags,
 			       const void *payload, size_t len)
 {
-	uint32_t c = bring_crc32c(0, &tag, sizeof(tag));
+	struct {
+		uint64_t tag;
+		uint32_t len_flags;
+	} __attribute__((packed)) head = { tag, len_flags };
+	uint32_t c = bring_crc32c(0, &head, sizeof(head));
 
-	c = bring_crc32c(c, &len_flags, sizeof(len_flags));
 	return len ? bring_crc32c(c, payload, len) : c;
 }
 

@@ -437,7 +437,8 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 	n = reader_collect(rd, msgs, nr, max_bytes, &stop);
 	if (!n && stop != STOP_CLOSED && timeout_ms)
 		n = reader_spin(rd, msgs, nr, max_bytes, &stop);
-	if (!n && reader_check_stuck(rd, stop))
+	/* A polling reader repairs too; a waiting one does in reader_sleep(). */
+	if (!n && !timeout_ms && reader_check_stuck(rd, stop))
 		n = reader_collect(rd, msgs, nr, max_bytes, &stop);
 	if (n)
 		return (int)n;
