@@ -36,7 +36,7 @@ OUT     := $(abspath $(O))
 ifeq ($(V),1)
 Q   :=
 msg  =
-else ifneq ($(findstring s,$(firstword -$(MAKEFLAGS))),)
+else ifneq ($(findstring s,$(firstword -$(filter-out --%,$(MAKEFLAGS)))),)
 Q   := @
 msg  = @
 else
@@ -92,7 +92,7 @@ $(LIB_PC): $(srctree)/lib/libbring.pc.in Makefile FORCE
 	@mkdir -p $(@D)
 	@sed $(PC_SUBST) $< > $@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else \
-		$(if $(Q),printf '  %-7s %s\n' GEN lib/libbring.pc;) mv $@.tmp $@; fi
+		$(if $(findstring printf,$(value msg)),printf '  %-7s %s\n' GEN lib/libbring.pc;) mv $@.tmp $@; fi
 FORCE:
 
 lib: $(LIB_A) $(LIB_SO) $(LIB_PC)
