@@ -519,7 +519,7 @@ static int try_flush(struct bring *r, uint64_t gen)
  * FLUSHER_CHECK_MS so that a flusher that died holding the (robust) lock
  * is taken over.
  */
-int file_after_commit(struct bring *r, uint64_t end)
+int file_after_commit(struct bring *r)
 {
 	struct bring_hdr *h = r->hdr;
 	struct evc_ticket ticket = { 0 };
@@ -527,7 +527,6 @@ int file_after_commit(struct bring *r, uint64_t end)
 	uint64_t gen;
 	int err;
 
-	(void)end;
 	if (r->durability != DURABLE_ALWAYS)
 		return file_check_poison(r);
 	/* Full fence: our record is written before we read the generation. */
@@ -547,7 +546,7 @@ int file_after_commit(struct bring *r, uint64_t end)
 		if (err != -EBUSY)
 			continue;
 		bring_deadline_init(&dl, FLUSHER_CHECK_MS);
-		add_relaxed(&h->futex_waits, 1);
+		ring_count_futex_wait(r);
 		evc_wait(&h->flush_seq, &ticket, &dl);
 	}
 	evc_cancel(&h->flush_seq, &ticket);

@@ -366,6 +366,23 @@ static inline bool bring_opts_valid(const void *opts, size_t user_sz,
 	return true;
 }
 
+/* An event loop's wait: the word, the value, and the ticket to finish. */
+static inline void wait_ticket_save(struct bring_wait *w, uint32_t *word,
+				    const struct evc_ticket *t)
+{
+	w->uaddr = word;
+	w->val = t->seen;
+	w->__priv[0] = t->seen;
+	w->__priv[1] = (uint32_t)t->registered;
+}
+
+static inline void wait_ticket_load(const struct bring_wait *w,
+				    struct evc_ticket *t)
+{
+	t->seen = w->__priv[0];
+	t->registered = (int)w->__priv[1];
+}
+
 /* ring.c */
 void ring_lock(struct bring *r);
 uint64_t ring_refresh_tail(struct bring *r);
@@ -398,7 +415,7 @@ uint32_t ring_hdr_crc(const struct bring_hdr *h);
 int file_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void file_close(struct bring *r);
 int file_start_flusher(struct bring *r);
-int file_after_commit(struct bring *r, uint64_t end);
+int file_after_commit(struct bring *r);
 int file_check_poison(const struct bring *r);
 void file_save_cursor(struct bring_slot *sl, uint64_t pos);
 uint32_t file_busy_mark(void);

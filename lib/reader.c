@@ -572,18 +572,6 @@ struct bring_reader *bring_default_reader(struct bring *r)
 	return default_reader(r);
 }
 
-static void ticket_save(struct bring_wait *w, const struct evc_ticket *t)
-{
-	w->__priv[0] = t->seen;
-	w->__priv[1] = (uint32_t)t->registered;
-}
-
-static void ticket_load(const struct bring_wait *w, struct evc_ticket *t)
-{
-	t->seen = w->__priv[0];
-	t->registered = (int)w->__priv[1];
-}
-
 /**
  * bring_reader_wait_prepare() - get a futex word to wait on for data
  * @rd: the reader
@@ -622,9 +610,7 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 		evc_cancel(word, &ticket);
 		return 1;
 	}
-	w->uaddr = word;
-	w->val = ticket.seen;
-	ticket_save(w, &ticket);
+	wait_ticket_save(w, word, &ticket);
 	return 0;
 }
 
@@ -639,7 +625,7 @@ void bring_reader_wait_finish(struct bring_reader *rd, struct bring_wait *w)
 
 	if (!rd || !w)
 		return;
-	ticket_load(w, &ticket);
+	wait_ticket_load(w, &ticket);
 	/* A waker that moved the epoch dropped us from the count already. */
 	evc_cancel(w->uaddr, &ticket);
 }

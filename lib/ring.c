@@ -303,10 +303,7 @@ int bring_write_wait_prepare(struct bring *r, size_t len, struct bring_wait *w)
 		evc_cancel(&r->hdr->space_seq, &ticket);
 		return 1;
 	}
-	w->uaddr = &r->hdr->space_seq;
-	w->val = ticket.seen;
-	w->__priv[0] = ticket.seen;
-	w->__priv[1] = (uint32_t)ticket.registered;
+	wait_ticket_save(w, &r->hdr->space_seq, &ticket);
 	return 0;
 }
 
@@ -321,8 +318,7 @@ void bring_write_wait_finish(struct bring *r, struct bring_wait *w)
 
 	if (!r || !w)
 		return;
-	ticket.seen = w->__priv[0];
-	ticket.registered = (int)w->__priv[1];
+	wait_ticket_load(w, &ticket);
 	evc_cancel(&r->hdr->space_seq, &ticket);
 }
 
@@ -487,7 +483,7 @@ int bring_push_timeout(struct bring *r, const void *data, size_t len,
 		memcpy(rec_at(r, pos) + 1, data, len);
 	commit_record(r, rec_at(r, pos), (uint32_t)len);
 	ring_wake_readers(r);
-	return r->file ? file_after_commit(r, pos + rec_footprint_len(len)) : 0;
+	return r->file ? file_after_commit(r) : 0;
 }
 
 /**
@@ -604,7 +600,7 @@ int bring_push_batch(struct bring *r, const struct bring_msg *msgs,
 	fill_batch(r, msgs, nr, pos);
 	count_in(r, nr, bytes_of(msgs, nr));
 	ring_wake_readers(r);
-	err = r->file ? file_after_commit(r, pos + need) : 0;
+	err = r->file ? file_after_commit(r) : 0;
 	return err ? err : (int)nr;
 }
 
@@ -703,9 +699,7 @@ int bring_commit(struct bring *r, struct bring_resv *resv, size_t len)
 	resv->__priv[1] = 0;
 	commit_record(r, rec, (uint32_t)len);
 	ring_wake_readers(r);
-	return r->file ? file_after_commit(r, resv->__priv[0] +
-						 rec_footprint_len(resv->len)) :
-			 0;
+	return r->file ? file_after_commit(r) : 0;
 }
 
 /**
