@@ -34,7 +34,6 @@
 #include "crc32c.h"
 #include "internal.h"
 
-#define INTENT_VALID (1ULL << 63)
 #define FLUSH_MS_DEFAULT 1000
 
 /* Fault injection for the selftests: make the next flushes fail. */
@@ -311,8 +310,9 @@ static void discard_range(struct bring *r, uint64_t pos, uint64_t bytes)
 
 	uint32_t lf = (uint32_t)(bytes - REC_HDR_SIZE) | REC_DISCARD;
 
-	store_relaxed(&rec->crc, rec_crc(pos ^ r->key, lf, NULL, 0));
-	store_relaxed(&rec->len_flags, lf);
+	store_relaxed(&rec->word, rec_word(lf, rec_crc(pos ^ r->key, lf,
+							NULL, 0)));
+	/* Pairs with the acquire load of the tag in reader_collect(). */
 	store_release(&rec->tag, pos ^ r->key);
 }
 
@@ -347,32 +347,39 @@ static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
 bool file_repair_stuck(struct bring *r, uint64_t pos)
 {
 	struct bring_rec *rec = rec_at(r, pos);
+	uint64_t word, end;
 	uint32_t lf;
 	bool alive;
-	uint64_t end;
 
 	if (tag_matches(load_acquire(&rec->tag), pos, r->key)) {
-		lf = load_acquire(&rec->len_flags);
+		/*
+		 * One load gives the BUSY bit and, while BUSY, the writer's
+		 * pid: a checksum stored by a racing commit is never taken
+		 * for a pid.
+		 */
+		word = load_acquire(&rec->word);
+		lf = word_lf(word);
 		if (!(lf & REC_BUSY))
 			return true;
-		if (pid_alive((int32_t)load_relaxed(&rec->crc)))
+		if (pid_alive((int32_t)word_crc(word)))
 			return false;
 		/* Slack counts once committed: the reserved length covers it. */
 		if (load_relaxed(&rec->tag) & TAG_SLACK8)
 			store_relaxed(&rec->tag,
 				      load_relaxed(&rec->tag) & ~TAG_SLACK8);
 		/*
-		 * Its writer died between claim and commit: skip it. The
-		 * check first; a repairer dying before the CAS leaves a BUSY
-		 * record, which recovery drops all the same.
+		 * Its writer died between claim and commit: skip it, length
+		 * and checksum in one CAS. A repairer dying before the CAS
+		 * leaves a BUSY record, which recovery drops all the same.
+		 * Release: the tag's slack bit before the commit word, as
+		 * commit_record() orders it.
 		 */
-		store_relaxed(&rec->crc,
-			      rec_crc(load_relaxed(&rec->tag),
-				      (lf & ~REC_BUSY) | REC_DISCARD, NULL, 0));
-		if (!__atomic_compare_exchange_n(&rec->len_flags, &lf,
-						 (lf & ~REC_BUSY) | REC_DISCARD,
-						 false, __ATOMIC_RELEASE,
-						 __ATOMIC_RELAXED))
+		lf = (lf & ~REC_BUSY) | REC_DISCARD;
+		if (!__atomic_compare_exchange_n(
+			    &rec->word, &word,
+			    rec_word(lf, rec_crc(load_relaxed(&rec->tag), lf,
+						 NULL, 0)),
+			    false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 			return true;
 	} else {
 		end = dead_claim_end(r, pos, &alive);

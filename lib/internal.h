@@ -47,10 +47,41 @@
  * first record that is not written or not committed.
  */
 struct bring_rec {
-	uint32_t len_flags;
-	uint32_t crc; /* CRC32C of the payload where the ring asks for it */
+	union {
+		struct {
+			uint32_t len_flags;
+			/* CRC32C (file rings); the writer's pid while BUSY */
+			uint32_t crc;
+		};
+		/*
+		 * The commit word: len_flags and crc as one 64-bit atomic,
+		 * so that a commit and a crash repair (a CAS) can never mix
+		 * one's length with the other's checksum. Concurrent code
+		 * only touches the two halves through this word.
+		 */
+		uint64_t word;
+	};
 	uint64_t tag; /* pos ^ hdr->key: the record's position, keyed */
 };
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "struct bring_rec: the commit word assumes little endian"
+#endif
+
+static inline uint64_t rec_word(uint32_t len_flags, uint32_t crc)
+{
+	return len_flags | (uint64_t)crc << 32;
+}
+
+static inline uint32_t word_lf(uint64_t word)
+{
+	return (uint32_t)word;
+}
+
+static inline uint32_t word_crc(uint64_t word)
+{
+	return (uint32_t)(word >> 32);
+}
 
 #define REC_BUSY (1U << 31) /* reserved, payload not committed yet */
 #define REC_DISCARD (1U << 30) /* aborted or slack: readers skip it */
@@ -143,6 +174,7 @@ struct bring_intent {
 } __cacheline_aligned;
 
 #define BRING_INTENTS 64
+#define INTENT_VALID (1ULL << 63) /* in bring_intent.pos: a claim */
 
 enum bring_durability_mode {
 	DURABLE_NONE = 0,

@@ -271,7 +271,7 @@ static unsigned int reader_collect(struct bring_reader *rd,
 		if (!tag_matches(load_acquire(&rec->tag), pos, r->key))
 			break;
 		/* Pairs with the release store in commit_record(). */
-		lf = load_acquire(&rec->len_flags);
+		lf = word_lf(load_acquire(&rec->word));
 		if (lf & REC_BUSY)
 			break;
 		len = lf & REC_LEN_MASK;

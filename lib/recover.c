@@ -86,6 +86,7 @@ struct scan {
 		int slot;
 	} cursors[BRING_SLOTS]; /* sorted by pos once the tail is known */
 	int ncursors;
+	uint64_t drop_slots; /* duplicates merged into another slot */
 	struct fixup *fix;
 	size_t nfix, capfix;
 	uint64_t damaged;
@@ -270,6 +271,36 @@ static void apply_fixes(struct scan *s)
 	}
 }
 
+/*
+ * Slot @i names a reader an earlier slot names already: -EBADMSG, or
+ * with BRING_SKIP_DAMAGED keep one slot at the older of the two cursors
+ * (nothing is skipped) and free the other. 0 when the name is unique.
+ */
+static int merge_duplicate(struct scan *s, int i, uint64_t pos)
+{
+	struct bring_hdr *h = s->r->hdr;
+	int j;
+
+	for (j = 0; j < s->ncursors; j++) {
+		struct cursor_ref *c = &s->cursors[j];
+
+		if (strncmp(h->slots[c->slot].name, h->slots[i].name,
+			    BRING_NAME_MAX))
+			continue;
+		file_printf("bring: %s: reader slots %d and %d are both "
+			    "'%s'\n",
+			    s->path, c->slot, i, h->slots[i].name);
+		if (!s->skip)
+			return -EBADMSG;
+		if (pos < c->pos)
+			c->pos = pos;
+		s->drop_slots |= 1ULL << i;
+		s->damaged++;
+		return 1;
+	}
+	return 0;
+}
+
 /* Read the slot table; collect the readers' cursors. */
 static int read_slots(struct scan *s)
 {
@@ -297,6 +328,11 @@ static int read_slots(struct scan *s)
 				return err;
 			pos = CURSOR_LOST;
 		}
+		err = merge_duplicate(s, i, pos);
+		if (err < 0)
+			return err;
+		if (err)
+			continue;
 		s->cursors[s->ncursors].slot = i;
 		s->cursors[s->ncursors++].pos = pos;
 	}
@@ -361,8 +397,11 @@ static void restore_slots(struct scan *s)
 	uint64_t mask = 0;
 	int i;
 
-	for (i = 0; i < BRING_SLOTS; i++)
+	for (i = 0; i < BRING_SLOTS; i++) {
 		h->slots[i].owner = 0;
+		if (s->drop_slots & (1ULL << i))
+			h->slots[i].state = SLOT_FREE;
+	}
 	for (i = 0; i < s->ncursors; i++) {
 		struct bring_slot *sl = &h->slots[s->cursors[i].slot];
 		uint64_t pos = s->cursors[i].pos;

@@ -367,14 +367,23 @@ static int claim(struct bring *r, uint64_t *need, int timeout_ms,
 				return err;
 		}
 		/*
-		 * The claim. No ordering needed: nobody reads the records
+		 * The claim. Release: a file ring's intent, stored just
+		 * above, is visible to whoever sees the new head (a repairer
+		 * looking for the claim's owner). Nobody reads the records
 		 * until their tags say they are written; acquire for the
 		 * cursors we checked was done by space_fits().
 		 */
 		if (__atomic_compare_exchange_n(&h->head, &head, head + total,
-						false, __ATOMIC_RELAXED,
+						false, __ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))
 			break;
+		/*
+		 * Lost the race: the intent describes another writer's
+		 * claim now. Left in place, it would make that claim look
+		 * alive to a repairer should its owner die.
+		 */
+		if (r->file)
+			file_clear_intent(r);
 	}
 	*posp = head;
 	*need = total;
@@ -393,13 +402,12 @@ static uint64_t put_busy_header(struct bring *r, uint64_t pos, uint64_t len,
 	 * File rings: a BUSY record names its writer, for crash repair; a
 	 * record born DISCARD (the tail of a short commit) gets its check.
 	 */
+	uint32_t lf = (uint32_t)len | flags, crc = 0;
+
 	if (r->file)
-		store_relaxed(&rec->crc,
-			      flags & REC_BUSY ? file_busy_mark() :
-			      rec_crc(pos ^ r->key, (uint32_t)len | flags, NULL, 0));
-	else
-		store_relaxed(&rec->crc, 0);
-	store_relaxed(&rec->len_flags, (uint32_t)len | flags);
+		crc = flags & REC_BUSY ? file_busy_mark() :
+					 rec_crc(pos ^ r->key, lf, NULL, 0);
+	store_relaxed(&rec->word, rec_word(lf, crc));
 	/* Pairs with the acquire load of the tag in reader_collect(). */
 	store_release(&rec->tag, pos ^ r->key);
 	return rec_footprint_len(len);
@@ -438,14 +446,20 @@ static int ring_reserve(struct bring *r, uint64_t len, int timeout_ms,
 static void commit_record(struct bring *r, struct bring_rec *rec,
 			  uint32_t len_flags)
 {
+	uint32_t crc = 0;
+
 	if (r->file)
-		store_relaxed(&rec->crc,
-			      rec_crc(load_relaxed(&rec->tag), len_flags, rec + 1,
-				      len_flags & REC_DISCARD ?
-					      0 :
-					      len_flags & REC_LEN_MASK));
-	/* Pairs with the acquire load of len_flags in reader_collect(). */
-	store_release(&rec->len_flags, len_flags);
+		crc = rec_crc(load_relaxed(&rec->tag), len_flags, rec + 1,
+			      len_flags & REC_DISCARD ?
+				      0 :
+				      len_flags & REC_LEN_MASK);
+	/*
+	 * Pairs with the acquire load of the commit word in
+	 * reader_collect(); length and checksum land together, so a
+	 * repair's CAS (file_repair_stuck()) either wins before this store
+	 * or fails.
+	 */
+	store_release(&rec->word, rec_word(len_flags, crc));
 }
 
 static int check_push_args(struct bring *r, const void *data, size_t len)
@@ -647,7 +661,8 @@ static struct bring_rec *resv_record(struct bring *r, struct bring_resv *resv)
 		return NULL;
 	rec = rec_at(r, resv->__priv[0]);
 	if (load_relaxed(&rec->tag) != (resv->__priv[0] ^ r->key) ||
-	    load_relaxed(&rec->len_flags) != ((uint32_t)resv->len | REC_BUSY))
+	    word_lf(load_relaxed(&rec->word)) !=
+		    ((uint32_t)resv->len | REC_BUSY))
 		return NULL;
 	return rec;
 }

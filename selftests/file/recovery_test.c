@@ -970,6 +970,92 @@ TEST_F(rec, both_cursors_damaged_with_skip_damaged_lose_nothing)
 	bring_free(r);
 }
 
+/*
+ * Readers "a" (shifted CUR_SHIFTS) and "b" (shifted 2), then b's slot
+ * renamed "a" by hand: two slots claim one name.
+ */
+static void make_duplicate_reader(struct __test_metadata *_metadata,
+				  const char *path)
+{
+	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
+	struct bring_reader *a, *b;
+	struct bring_msg msg;
+	struct bring_hdr *h;
+	struct bring *r;
+	int i, renamed = 0;
+
+	unlink(path);
+	r = bring_open(path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	a = bring_reader_open(r, "a");
+	b = bring_reader_open(r, "b");
+	ASSERT_NE_NULL(a);
+	ASSERT_NE_NULL(b);
+	for (i = 0; i < CUR_MSGS; i++)
+		ASSERT_EQ(0, push_msg(r, (uint32_t)i, LEN));
+	for (i = 0; i < CUR_SHIFTS; i++) {
+		ASSERT_EQ(0, bring_reader_next(a, &msg, 0));
+		ASSERT_EQ(0, bring_reader_shift(a));
+	}
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, bring_reader_next(b, &msg, 0));
+		ASSERT_EQ(0, bring_reader_shift(b));
+	}
+	bring_reader_close(a);
+	bring_reader_close(b);
+	bring_free(r);
+	h = read_hdr(path);
+	ASSERT_NE_NULL(h);
+	for (i = 0; i < BRING_SLOTS; i++) {
+		if (h->slots[i].state == SLOT_ACTIVE &&
+		    !strcmp(h->slots[i].name, "b")) {
+			strcpy(h->slots[i].name, "a");
+			renamed++;
+		}
+	}
+	ASSERT_EQ(1, renamed);
+	ASSERT_EQ(0, write_hdr(path));
+}
+
+TEST_F(rec, duplicate_reader_names_fail_with_ebadmsg)
+{
+	make_duplicate_reader(_metadata, self->t.path);
+	check_refused(_metadata, self->t.path, 0, EBADMSG);
+	EXPECT_NE_NULL(strstr(printed, "both 'a'")) TH_LOG("%s", printed);
+}
+
+/*
+ * With BRING_SKIP_DAMAGED one reader "a" remains, at the older of the
+ * two places: duplicates, no loss, and no second slot pinning space.
+ */
+TEST_F(rec, duplicate_reader_names_with_skip_damaged_keep_the_older_place)
+{
+	struct bring_reader *a;
+	struct bring_hdr *h;
+	struct bring *r;
+	long idx[64], want[64];
+	int i, n, bad = 0, active = 0;
+
+	make_duplicate_reader(_metadata, self->t.path);
+	r = open_flags(self->t.path, BRING_SKIP_DAMAGED);
+	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
+	EXPECT_EQ(1, get_stats(r).damaged);
+	a = bring_reader_open(r, "a");
+	ASSERT_NE_NULL(a);
+	n = drain(a, idx, 64, 0, &bad);
+	EXPECT_EQ(0, bad);
+	for (i = 0; i < CUR_MSGS - 2; i++)
+		want[i] = 2 + i;
+	EXPECT_TRUE(same_list(_metadata, idx, n, want, CUR_MSGS - 2));
+	bring_reader_close(a);
+	bring_free(r);
+	h = read_hdr(self->t.path);
+	ASSERT_NE_NULL(h);
+	for (i = 0; i < BRING_SLOTS; i++)
+		active += h->slots[i].state == SLOT_ACTIVE;
+	EXPECT_EQ(1, active);
+}
+
 /* ------------------------------------------------------------------ */
 /* Records of writers that died.                                      */
 

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * repair_test - run-time crash repair of a file ring against live
+ * writers: a repairer must never mistake a live writer's record or claim
+ * for a dead one's, however the two interleave.
+ *
+ * These tests call the library's internal repair entry point
+ * (file_repair_stuck()) directly, far more often than a stuck reader
+ * would, to make the races they guard against likely.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bring.h"
+#include "internal.h"
+#include "kselftest_harness.h"
+
+static unsigned int rounds(unsigned int plain)
+{
+	/* Sanitized runs are 5-20x slower; keep their wall time alike. */
+	return getenv("BRING_SANITIZED") ? plain / 10 : plain;
+}
+
+FIXTURE(repair)
+{
+	char path[64];
+	struct bring *r;
+};
+
+FIXTURE_SETUP(repair)
+{
+	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
+
+	snprintf(self->path, sizeof(self->path), "/tmp/repair_test.%d",
+		 getpid());
+	unlink(self->path);
+	self->r = bring_open(self->path, 1 << 20, &opts);
+	ASSERT_NE_NULL(self->r) TH_LOG("bring_open: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(repair)
+{
+	bring_free(self->r);
+	unlink(self->path);
+}
+
+/* ------------------------------------------------------------------ */
+
+struct race {
+	struct bring *r;
+	uint64_t pos; /* the record under repair plus 1, 0: none */
+	uint64_t round; /* the writer's round, repairer acks it in done */
+	uint64_t done;
+	uint64_t stop;
+	uint64_t calls; /* repair attempts made */
+};
+
+/*
+ * Hammer the current record with repair attempts until the writer moves
+ * on; the writer's process is alive throughout, so none may change it.
+ */
+static void *repairer(void *arg)
+{
+	struct race *x = arg;
+	uint64_t seen = 0;
+
+	for (;; sched_yield()) {
+		uint64_t round = __atomic_load_n(&x->round, __ATOMIC_ACQUIRE);
+		uint64_t pos = __atomic_load_n(&x->pos, __ATOMIC_RELAXED);
+
+		if (round != seen && pos) {
+			file_repair_stuck(x->r, pos - 1);
+			__atomic_fetch_add(&x->calls, 1, __ATOMIC_RELEASE);
+		}
+		if (__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE))
+			break;
+		if (round != seen && !pos) {
+			seen = round;
+			__atomic_store_n(&x->done, seen, __ATOMIC_RELEASE);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A commit racing a repair attempt: before the commit word held length
+ * and checksum together, a repairer could read BUSY, then the
+ * committed checksum, take it for a dead pid and overwrite it, leaving
+ * a committed record that fails its check.
+ */
+TEST_F(repair, repair_never_overwrites_a_live_commit)
+{
+	unsigned int i, n = rounds(20000), bad = 0;
+	struct bring_reader *rd = bring_reader_open(self->r, "rd");
+	struct race x = { .r = self->r };
+	struct bring_msg msg;
+	struct bring_resv resv;
+	struct bring_rec *rec;
+	uint64_t w, calls;
+	pthread_t t;
+
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, pthread_create(&t, NULL, repairer, &x));
+	for (i = 1; i <= n; i++) {
+		ASSERT_EQ(0, bring_reserve(self->r, 64, &resv, -1));
+		memset(resv.data, (int)i, 64);
+		__atomic_store_n(&x.pos, resv.seq + 1, __ATOMIC_RELAXED);
+		calls = __atomic_load_n(&x.calls, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&x.round, i, __ATOMIC_RELEASE);
+		/* Commit while the repairer is at it. */
+		while (__atomic_load_n(&x.calls, __ATOMIC_ACQUIRE) == calls)
+			sched_yield();
+		ASSERT_EQ(0, bring_commit(self->r, &resv, 64));
+		__atomic_store_n(&x.pos, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&x.round, i + n, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&x.done, __ATOMIC_ACQUIRE) != i + n)
+			sched_yield();
+		rec = rec_at(self->r, resv.seq);
+		w = __atomic_load_n(&rec->word, __ATOMIC_ACQUIRE);
+		if (w != rec_word(64, rec_crc(rec->tag, 64, rec + 1, 64)) &&
+		    !bad++)
+			TH_LOG("round %u: commit word %#llx, want length 64 "
+			       "and its checksum",
+			       i, (unsigned long long)w);
+		ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+		ASSERT_EQ(64, msg.len);
+		ASSERT_EQ(0, bring_reader_shift(rd));
+	}
+	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, bad);
+	bring_reader_close(rd);
+}
+
+/* ------------------------------------------------------------------ */
+
+struct contender {
+	struct bring *r;
+	uint64_t *start; /* round to run, set by the test */
+	uint64_t *finished; /* pushes returned */
+	unsigned int rounds;
+	size_t len;
+	int pushed;
+};
+
+/*
+ * Spin (not a barrier: its wake-ups come microseconds apart) until the
+ * round starts, so that both pushes load head at about the same time.
+ */
+static void *contend(void *arg)
+{
+	struct contender *c = arg;
+	char buf[4096] = { 0 };
+	unsigned int i;
+
+	for (i = 1; i <= c->rounds; i++) {
+		while (__atomic_load_n(c->start, __ATOMIC_ACQUIRE) < i)
+			sched_yield();
+		c->pushed += !bring_push_timeout(c->r, buf, c->len, 0);
+		__atomic_fetch_add(c->finished, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static int valid_intents(const struct bring *r)
+{
+	int i, n = 0;
+
+	for (i = 0; i < BRING_INTENTS; i++)
+		n += !!(__atomic_load_n(&r->hdr->intents[i].pos,
+					__ATOMIC_ACQUIRE) &
+			INTENT_VALID);
+	return n;
+}
+
+/*
+ * Two writers race for room for one message: one wins the claim, the
+ * other loses its CAS, finds no room and returns -EAGAIN. The loser's
+ * claim intent must not outlive the call: left in place it names the
+ * winner's claim, and would make it look alive to a repairer if the
+ * winner died before tagging its header.
+ */
+TEST(a_lost_claim_leaves_no_intent)
+{
+	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
+	unsigned int i, n = rounds(20000), stale = 0;
+	uint64_t start = 0, finished = 0;
+	struct contender c[2];
+	struct bring_reader *rd;
+	struct bring_msg msg;
+	char path[64];
+	struct bring *r;
+	pthread_t t[2];
+
+	snprintf(path, sizeof(path), "/tmp/repair_test_lost.%d", getpid());
+	unlink(path);
+	r = bring_open(path, 4096, &opts);
+	ASSERT_NE_NULL(r);
+	rd = bring_reader_open(r, "rd");
+	ASSERT_NE_NULL(rd);
+	for (i = 0; i < 2; i++) {
+		/* 2,216-byte records: the 4 KiB ring holds one. */
+		c[i] = (struct contender){ r, &start, &finished, n, 2200, 0 };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, contend, &c[i]));
+	}
+	for (i = 1; i <= n; i++) {
+		__atomic_store_n(&start, i, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&finished, __ATOMIC_ACQUIRE) < 2 * i)
+			sched_yield();
+		stale += valid_intents(r) != 0;
+		ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+		ASSERT_EQ(0, bring_reader_shift(rd));
+		ASSERT_EQ(-EAGAIN, bring_reader_next(rd, &msg, 0));
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	EXPECT_EQ(n, (unsigned int)(c[0].pushed + c[1].pushed));
+	EXPECT_EQ(0, stale) TH_LOG("%u of %u rounds left a claim intent", stale,
+				   n);
+	bring_reader_close(rd);
+	bring_free(r);
+	unlink(path);
+}
+
+TEST_HARNESS_MAIN
