@@ -6,10 +6,25 @@
 #ifndef BRING_CRC32C_H
 #define BRING_CRC32C_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* CRC32C of @len bytes at @buf, continuing from @crc (0 to start). */
 uint32_t bring_crc32c(uint32_t crc, const void *buf, size_t len);
+/* memcpy(@dst, @src, @len) and the CRC32C of the bytes, in one pass. */
+uint32_t bring_crc32c_copy(uint32_t crc, void *dst, const void *src,
+			   size_t len);
+
+/* For the selftests: each implementation by itself. */
+enum crc32c_path {
+	CRC32C_TABLE, /* byte-wise table, everywhere */
+	CRC32C_SSE42, /* crc32 instruction, three streams */
+	CRC32C_FOLD, /* VPCLMULQDQ folding, 128 bytes and more */
+};
+
+bool crc32c_has(enum crc32c_path path);
+uint32_t crc32c_by(enum crc32c_path path, uint32_t crc, const void *buf,
+		   size_t len);
 
 #endif /* BRING_CRC32C_H */

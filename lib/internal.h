@@ -109,14 +109,20 @@ static inline uint64_t rec_footprint(uint32_t len_flags, uint64_t tag)
  * and its payload, so that neither a zeroed header nor a flipped flag
  * passes for a record (DISCARD records have no payload).
  */
-static inline uint32_t rec_crc(uint64_t tag, uint32_t len_flags,
-			       const void *payload, size_t len)
+static inline uint32_t rec_crc_head(uint64_t tag, uint32_t len_flags)
 {
 	struct {
 		uint64_t tag;
 		uint32_t len_flags;
 	} __attribute__((packed)) head = { tag, len_flags };
-	uint32_t c = bring_crc32c(0, &head, sizeof(head));
+
+	return bring_crc32c(0, &head, sizeof(head));
+}
+
+static inline uint32_t rec_crc(uint64_t tag, uint32_t len_flags,
+			       const void *payload, size_t len)
+{
+	uint32_t c = rec_crc_head(tag, len_flags);
 
 	return len ? bring_crc32c(c, payload, len) : c;
 }

@@ -443,6 +443,19 @@ static int ring_reserve(struct bring *r, uint64_t len, int timeout_ms,
  * Clear BUSY: the payload before this store is visible to readers. File
  * rings checksum the payload first (DISCARD records carry none).
  */
+static void publish_record(struct bring_rec *rec, uint32_t len_flags,
+			   uint32_t crc)
+{
+	/*
+	 * Pairs with the acquire load of the commit word in
+	 * reader_collect(); length and checksum land together, so a
+	 * repair's CAS (file_repair_stuck()) either wins before this store
+	 * or fails.
+	 */
+	store_release(&rec->word, rec_word(len_flags, crc));
+}
+
+/* Commit a record whose payload is in place (reserve/commit, abort). */
 static void commit_record(struct bring *r, struct bring_rec *rec,
 			  uint32_t len_flags)
 {
@@ -453,13 +466,25 @@ static void commit_record(struct bring *r, struct bring_rec *rec,
 			      len_flags & REC_DISCARD ?
 				      0 :
 				      len_flags & REC_LEN_MASK);
-	/*
-	 * Pairs with the acquire load of the commit word in
-	 * reader_collect(); length and checksum land together, so a
-	 * repair's CAS (file_repair_stuck()) either wins before this store
-	 * or fails.
-	 */
-	store_release(&rec->word, rec_word(len_flags, crc));
+	publish_record(rec, len_flags, crc);
+}
+
+/*
+ * Copy a payload into its record and commit it. File rings checksum the
+ * payload during the copy: one pass over it, not two.
+ */
+static void copy_and_commit(struct bring *r, struct bring_rec *rec,
+			    const void *data, uint32_t len)
+{
+	uint32_t crc = 0;
+
+	if (r->file)
+		crc = bring_crc32c_copy(
+			rec_crc_head(load_relaxed(&rec->tag), len), rec + 1,
+			data, len);
+	else if (len)
+		memcpy(rec + 1, data, len);
+	publish_record(rec, len, crc);
 }
 
 static int check_push_args(struct bring *r, const void *data, size_t len)
@@ -493,9 +518,7 @@ int bring_push_timeout(struct bring *r, const void *data, size_t len,
 	err = ring_reserve(r, len, timeout_ms, &pos);
 	if (err)
 		return err;
-	if (len)
-		memcpy(rec_at(r, pos) + 1, data, len);
-	commit_record(r, rec_at(r, pos), (uint32_t)len);
+	copy_and_commit(r, rec_at(r, pos), data, (uint32_t)len);
 	ring_wake_readers(r);
 	return r->file ? file_after_commit(r) : 0;
 }
@@ -562,10 +585,11 @@ static void fill_batch(struct bring *r, const struct bring_msg *msgs,
 	for (i = 0; i < nr; i++) {
 		struct bring_rec *rec = rec_at(r, pos);
 
-		if (msgs[i].len)
-			memcpy(rec + 1, msgs[i].data, msgs[i].len);
 		if (r->file)
-			commit_record(r, rec, (uint32_t)msgs[i].len);
+			copy_and_commit(r, rec, msgs[i].data,
+					(uint32_t)msgs[i].len);
+		else if (msgs[i].len)
+			memcpy(rec + 1, msgs[i].data, msgs[i].len);
 		pos += rec_footprint_len(msgs[i].len);
 	}
 	if (!r->file)
