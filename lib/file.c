@@ -388,8 +388,8 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		/* Claimed, never tagged: the writer died in between. */
 		discard_range(r, pos, end - pos);
 	}
-	if (evc_sleepers(&r->hdr->data_seq) && evc_signal(&r->hdr->data_seq))
-		add_relaxed(&r->hdr->futex_wakes, 1);
+	if (evc_sleepers(&r->hdr->data_seq))
+		ring_signal(r, &r->hdr->data_seq);
 	return true;
 }
 
@@ -902,6 +902,8 @@ struct bring *bring_open(const char *path, size_t capacity,
 	if (err)
 		goto err;
 	r = zalloc_aligned(sizeof(*r));
+	if (r)
+		r->notify_fd = -1;
 	if (!r) {
 		err = -ENOMEM;
 		goto err;

@@ -297,6 +297,11 @@ struct bring {
 	uint32_t flush_ms;
 	uint64_t open_id; /* file rings: never reused within the process */
 	struct bring_flusher *flusher; /* DURABLE_INTERVAL thread */
+	/*
+	 * bring_notify_fd(): an eventfd written whenever this handle wakes
+	 * sleepers; -1 until asked for. Set once (CAS), read relaxed.
+	 */
+	int notify_fd;
 } __cacheline_aligned;
 
 /* Handles are allocated on cache lines of their own. */
@@ -428,6 +433,7 @@ void ring_unlock(struct bring *r);
 uint64_t ring_min_reader_pos(const struct bring *r);
 void ring_wake_writers(struct bring *r);
 void ring_count_futex_wait(struct bring *r);
+void ring_signal(struct bring *r, uint32_t *word);
 
 /* reader.c */
 struct bring_reader *reader_attach(struct bring *r, const char *name,

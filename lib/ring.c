@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -113,10 +114,19 @@ void ring_count_futex_wait(struct bring *r)
 	add_relaxed(&r->hdr->futex_waits, 1);
 }
 
-static void signal_word(struct bring *r, uint32_t *word)
+/*
+ * Wake the sleepers of @word: futex sleepers, and event loops that wait
+ * on this handle's notify eventfd (they registered on the word like any
+ * sleeper, so we only get here when one may be waiting).
+ */
+void ring_signal(struct bring *r, uint32_t *word)
 {
+	int fd = load_relaxed(&r->notify_fd);
+
 	if (evc_signal(word))
 		count_futex_wake(r);
+	if (fd >= 0)
+		eventfd_write(fd, 1);
 }
 
 /* After commits: wake sleeping readers, if any. */
@@ -124,7 +134,7 @@ static void ring_wake_readers(struct bring *r)
 {
 	/* evc_sleepers() fences: our commits come before its look. */
 	if (evc_sleepers(&r->hdr->data_seq))
-		signal_word(r, &r->hdr->data_seq);
+		ring_signal(r, &r->hdr->data_seq);
 }
 
 static uint64_t head_pos(uint64_t head)
@@ -153,7 +163,7 @@ static void wake_writers_locked(struct bring *r)
 
 	ring_lock(r);
 	store_relaxed(&h->space_want, UINT64_MAX);
-	signal_word(r, &h->space_seq);
+	ring_signal(r, &h->space_seq);
 	ring_unlock(r);
 }
 
@@ -176,7 +186,7 @@ static void ring_wake_all(struct bring *r)
 	struct bring_hdr *h = r->hdr;
 
 	if (evc_sleepers(&h->data_seq))
-		signal_word(r, &h->data_seq);
+		ring_signal(r, &h->data_seq);
 	if (evc_sleepers(&h->space_seq))
 		wake_writers_locked(r);
 }
@@ -899,6 +909,8 @@ struct bring *bring_new(size_t capacity, const struct bring_opts *opts)
 	if (err)
 		goto err;
 	r = zalloc_aligned(sizeof(*r));
+	if (r)
+		r->notify_fd = -1;
 	if (!r) {
 		err = -ENOMEM;
 		goto err;
@@ -940,7 +952,52 @@ void bring_free(struct bring *r)
 	if (r->file)
 		file_close(r);
 	ring_unmap(r);
+	if (r->notify_fd >= 0)
+		close(r->notify_fd);
 	free(r);
+}
+
+/**
+ * bring_notify_fd() - an eventfd for event loops that cannot wait on futexes
+ * @r: the ring
+ *
+ * For io_uring event loops on kernels without IORING_OP_FUTEX_WAIT (before
+ * Linux 6.7) and for epoll loops: after bring_reader_wait_prepare() or
+ * bring_write_wait_prepare() returned 0, poll this eventfd for reading
+ * instead of waiting on the futex word. Whenever a push, shift, abort,
+ * repair or close made through *this handle* wakes sleepers, the ring
+ * also adds 1 to the eventfd; read it to reset it, call the
+ * wait_finish() function of every wait that was pending, and look again.
+ * Wakers that use another handle (another bring_open() of the same file,
+ * or another process) only wake futex waiters: loops that share a file
+ * ring across handles need IORING_OP_FUTEX_WAIT or a thread.
+ *
+ * The eventfd is non-blocking and close-on-exec, made on the first call
+ * and closed by bring_free(); later calls return the same descriptor.
+ * Nothing is written while nobody has prepared a wait.
+ *
+ * Return: the descriptor, or -errno (-EINVAL for a NULL ring, or what
+ * eventfd(2) failed with).
+ */
+int bring_notify_fd(struct bring *r)
+{
+	int fd, old = -1;
+
+	if (!r)
+		return -EINVAL;
+	fd = load_acquire(&r->notify_fd);
+	if (fd >= 0)
+		return fd;
+	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Release: the eventfd exists before a waker can load it. */
+	if (!__atomic_compare_exchange_n(&r->notify_fd, &old, fd, false,
+					 __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
+		close(fd); /* another thread won */
+		return old;
+	}
+	return fd;
 }
 
 /**
