@@ -6,7 +6,8 @@
 #                      the BPF toolchain is there)
 #   make check         build and run every selftest under prove
 #   make bench         build and run the benchmarks
-#   make demo          producer/consumer demo with throughput and block times
+#   make demo          ship logs through two bringcats over TCP, verify, time
+#   make demo-ring     producer/consumer threads on one ring, block times
 #   make install       PREFIX=/usr/local DESTDIR=
 #
 #   V=1                print full commands
@@ -153,6 +154,10 @@ bench: deps
 	$(Q)cd $(srctree) && BRING_OUT=$(OUT) $(srctree)/bench/run.sh $(BENCHES)
 
 demo: deps
+	$(Q)$(MAKE) --no-print-directory $(OUT)/io/bringcat
+	$(Q)BRING_OUT=$(OUT) $(srctree)/scripts/demo.sh
+
+demo-ring: deps
 	$(Q)$(MAKE) --no-print-directory $(OUT)/tools/demo
 	$(Q)$(OUT)/tools/demo
 
@@ -182,7 +187,7 @@ clean:
 		$(SELFTESTS) $(BENCHES) $(TOOLS) $(clean-extra)
 	$(Q)find $(OUT) -name '*.d' -o -name '*.o' | grep -v '^$(OUT)/\.git' | xargs rm -f
 
-.PHONY: all lib selftests deps check bench demo install clean FORCE
+.PHONY: all lib selftests deps check bench demo demo-ring install clean FORCE
 .DEFAULT_GOAL := all
 
 -include $(shell find $(OUT) -name '*.d' -not -path '*/.git/*' 2>/dev/null)
