@@ -44,6 +44,14 @@ enum bring_io_oversize {
 enum bring_io_flags {
 	BRING_IO_NO_URING = 1U << 0, /* force the readv/writev mode */
 	BRING_IO_QUIET = 1U << 1, /* log nothing */
+	/*
+	 * lines: one record per line. By default a source commits the
+	 * complete lines of each read as one *chunk record*, "l1\nl2\n...lk"
+	 * (joined by '\n', the final one left out), straight from where
+	 * they were received; sinks treat both alike. Set this when the
+	 * ring's own readers (bring_reader_next()) want one line each.
+	 */
+	BRING_IO_LINE_RECORDS = 1U << 2,
 };
 
 /**

@@ -48,6 +48,13 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 		goto fail;
 	if (!io->o.entries)
 		io->o.entries = 256;
+	io->ring_max = bring_max_msg(r);
+	io->chunks = io->o.framing == BRING_IO_LINES &&
+		     !(io->o.flags & BRING_IO_LINE_RECORDS);
+	/* A quarter of the ring at most: several reads can be in it at once. */
+	io->chunk = bring_capacity(r) / 4;
+	if (io->chunk > IO_READ_CHUNK)
+		io->chunk = IO_READ_CHUNK;
 	io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (io->wake_fd < 0) {
 		err = errno;
@@ -86,8 +93,8 @@ struct conn *source_add_conn(struct source *src, int fd)
 	}
 	if (!fstat(fd, &st)) {
 		c->sock = S_ISSOCK(st.st_mode);
-		c->pollfirst = src->io->o.framing == BRING_IO_RAW &&
-			       !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+		c->pollfirst = conn_resv_read(c) && !S_ISREG(st.st_mode) &&
+			       !S_ISBLK(st.st_mode);
 	}
 	c->next = src->conns;
 	src->conns = c;

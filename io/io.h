@@ -70,16 +70,17 @@ struct conn {
 	struct conn *next;
 	int fd;
 	bool sock; /* recv/poll instead of read */
-	bool pollfirst; /* wait for data before reserving (raw, not a file) */
-	bool readable; /* the poll said so */
+	bool pollfirst; /* wait for data before reserving (not a file) */
+	bool readable; /* the poll said so, or the last read filled its buffer */
 	bool eof;
 	bool finished;
-	char *buf; /* staging (lines, u32be) */
+	char *buf; /* staging (lines, u32be); lines in chunks: the carry */
 	size_t cap, len, off;
 	bool discard; /* lines: skipping the rest of an oversize line */
 	uint64_t skip; /* u32be: bytes of a dropped message still to skip */
 	size_t need; /* bytes of the message that did not fit */
-	struct bring_resv resv; /* raw: the reservation read into */
+	struct bring_resv resv; /* raw, chunks: the reservation read into */
+	size_t carry; /* chunks: carried bytes at the start of resv */
 	bool resv_open;
 	struct bring_wait ww;
 	struct op rd_op, ww_op;
@@ -111,6 +112,7 @@ struct sink {
 	struct msghdr mh;
 	int nmsg, niov, iov_pos; /* batch peeked; iov[iov_pos..niov) unsent */
 	size_t batch_bytes, left;
+	uint64_t batch_msgs; /* messages in the batch (lines: '\n'-counted) */
 	bool inflight, waiting, done, down;
 	unsigned int backoff_ms;
 	struct __kernel_timespec ts;
@@ -127,6 +129,9 @@ struct bring_io {
 	struct bring *r;
 	struct bring_io_opts o;
 	size_t max_msg;
+	bool chunks; /* lines go into chunk records (not BRING_IO_LINE_RECORDS) */
+	size_t chunk; /* chunks: bytes read per reservation, beyond the carry */
+	size_t ring_max; /* bring_max_msg() */
 	struct source **srcs;
 	unsigned int nr_srcs;
 	struct sink **sinks;
@@ -161,10 +166,18 @@ void conn_free(struct conn *c);
 int conn_push(struct conn *c, bool final, int timeout_ms);
 int conn_raw_reserve(struct conn *c, int timeout_ms);
 size_t conn_raw_chunk(const struct conn *c);
+bool conn_resv_read(const struct conn *c);
+int conn_resv_begin(struct conn *c, int timeout_ms);
+void conn_resv_done(struct conn *c, ssize_t n);
 int sink_fill(struct sink *s, int timeout_ms);
 void sink_advance(struct sink *s, size_t n);
 int sink_batch_done(struct sink *s);
 void sink_rewind(struct sink *s);
+
+/* chunk.c */
+size_t count_nl(const void *p, size_t n);
+int conn_chunk_reserve(struct conn *c, int timeout_ms);
+void conn_chunk_done(struct conn *c, size_t n);
 
 /* uring.c, fallback.c */
 int io_uring_probe_ok(void);
