@@ -19,44 +19,90 @@
  * line, exactly as in BRING_IO_LINE_RECORDS mode.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "io.h"
 
-#ifdef __SSE2__
-#include <emmintrin.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define COUNT_X86 1
 #endif
 
-/* Newlines in @n bytes at @p. */
-size_t count_nl(const void *p, size_t n)
+static size_t count_nl_tail(const unsigned char *s, size_t n)
 {
-	const unsigned char *s = p;
+	size_t k = 0, i;
+
+	for (i = 0; i < n; i++)
+		k += s[i] == '\n';
+	return k;
+}
+
+#ifdef COUNT_X86
+/*
+ * Per-byte counters, 0 - (-1) for every match, summed (psadbw) before
+ * they can overflow; two accumulators per loop to keep both load ports
+ * busy. AVX2 is chosen at run time: 2.5x SSE2 on data in L2/L3.
+ */
+__attribute__((target("avx2"))) static size_t count_nl_avx2(const unsigned char *s,
+							    size_t n)
+{
+	const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
 	size_t k = 0, i = 0, j, lim;
 
-#ifdef __SSE2__
-	const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+	while (n - i >= 64) {
+		__m256i a0 = zero, a1 = zero, sum;
 
-	/* Per-byte counters (0 - (-1) per match), summed every 255 rounds. */
-	while (n - i >= 16) {
-		__m128i acc = zero, sum;
-
-		lim = (n - i) / 16;
+		lim = (n - i) / 64;
 		if (lim > 255)
 			lim = 255;
-		for (j = 0; j < lim; j++, i += 16) {
-			__m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+		for (j = 0; j < lim; j++, i += 64) {
+			__m256i v0 = _mm256_loadu_si256((const void *)(s + i));
+			__m256i v1 = _mm256_loadu_si256((const void *)(s + i + 32));
 
-			acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v, nl));
+			a0 = _mm256_sub_epi8(a0, _mm256_cmpeq_epi8(v0, nl));
+			a1 = _mm256_sub_epi8(a1, _mm256_cmpeq_epi8(v1, nl));
 		}
-		sum = _mm_sad_epu8(acc, zero);
-		k += (size_t)_mm_cvtsi128_si32(sum) +
+		sum = _mm256_add_epi64(_mm256_sad_epu8(a0, zero),
+				       _mm256_sad_epu8(a1, zero));
+		k += _mm256_extract_epi64(sum, 0) + _mm256_extract_epi64(sum, 1) +
+		     _mm256_extract_epi64(sum, 2) + _mm256_extract_epi64(sum, 3);
+	}
+	return k + count_nl_tail(s + i, n - i);
+}
+
+static size_t count_nl_sse2(const unsigned char *s, size_t n)
+{
+	const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+	size_t k = 0, i = 0, j, lim;
+
+	while (n - i >= 32) {
+		__m128i a0 = zero, a1 = zero, sum;
+
+		lim = (n - i) / 32;
+		if (lim > 255)
+			lim = 255;
+		for (j = 0; j < lim; j++, i += 32) {
+			__m128i v0 = _mm_loadu_si128((const void *)(s + i));
+			__m128i v1 = _mm_loadu_si128((const void *)(s + i + 16));
+
+			a0 = _mm_sub_epi8(a0, _mm_cmpeq_epi8(v0, nl));
+			a1 = _mm_sub_epi8(a1, _mm_cmpeq_epi8(v1, nl));
+		}
+		sum = _mm_add_epi64(_mm_sad_epu8(a0, zero), _mm_sad_epu8(a1, zero));
+		k += (size_t)_mm_cvtsi128_si64(sum) +
 		     (size_t)_mm_extract_epi16(sum, 4);
 	}
+	return k + count_nl_tail(s + i, n - i);
+}
 #else
+/* Exact zero-byte flags of x ^ "\n\n...", summed per byte lane. */
+static size_t count_nl_swar(const unsigned char *s, size_t n)
+{
 	const uint64_t ones = 0x0101010101010101ULL, low7 = ones * 0x7f,
 		       nl = ones * '\n';
+	size_t k = 0, i = 0, j, lim;
 
-	/* Exact zero-byte flags of x ^ nl, summed per byte lane. */
 	while (n - i >= 8) {
 		uint64_t acc = 0, x;
 
@@ -70,10 +116,79 @@ size_t count_nl(const void *p, size_t n)
 		}
 		k += (acc * ones) >> 56;
 	}
+	return k + count_nl_tail(s + i, n - i);
+}
 #endif
-	for (; i < n; i++)
-		k += s[i] == '\n';
-	return k;
+
+/* Newlines in @n bytes at @p. */
+size_t count_nl(const void *p, size_t n)
+{
+#ifdef COUNT_X86
+	if (__builtin_cpu_supports("avx2"))
+		return count_nl_avx2(p, n);
+	return count_nl_sse2(p, n);
+#else
+	return count_nl_swar(p, n);
+#endif
+}
+
+int ledger_new(struct bring_io *io)
+{
+	unsigned int i;
+
+	io->ledger = malloc(sizeof(*io->ledger));
+	if (!io->ledger)
+		return -ENOMEM;
+	pthread_mutex_init(&io->ledger->lock, NULL);
+	for (i = 0; i < IO_LEDGER_SLOTS; i++)
+		io->ledger->slot[i].refs = 0;
+	return 0;
+}
+
+void ledger_free(struct bring_io *io)
+{
+	if (!io->ledger)
+		return;
+	pthread_mutex_destroy(&io->ledger->lock);
+	free(io->ledger);
+	io->ledger = NULL;
+}
+
+static unsigned int ledger_slot(uint64_t seq)
+{
+	return (seq / 8) % IO_LEDGER_SLOTS; /* records are 8-byte aligned */
+}
+
+/* Before the commit that makes the record visible to the sinks. */
+static void ledger_put(struct bring_io *io, uint64_t seq, uint64_t lines)
+{
+	struct io_ledger *l = io->ledger;
+	unsigned int i = ledger_slot(seq);
+
+	pthread_mutex_lock(&l->lock);
+	l->slot[i].seq = seq;
+	l->slot[i].lines = lines;
+	l->slot[i].refs = io->nr_sinks;
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* The line count of the record at @seq, if a source of @io made it. */
+bool ledger_take(struct bring_io *io, uint64_t seq, uint64_t *lines)
+{
+	struct io_ledger *l = io->ledger;
+	unsigned int i = ledger_slot(seq);
+	bool hit;
+
+	if (!l)
+		return false;
+	pthread_mutex_lock(&l->lock);
+	hit = l->slot[i].refs && l->slot[i].seq == seq;
+	if (hit) {
+		*lines = l->slot[i].lines;
+		l->slot[i].refs--;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return hit;
 }
 
 /*
@@ -153,6 +268,7 @@ void conn_chunk_done(struct conn *c, size_t n)
 	c->off = 0;
 	c->len = len - end;
 	if (lines) {
+		ledger_put(io, c->resv.seq, lines);
 		bring_commit(io->r, &c->resv, end - 1);
 		io_stat_add(io, msgs_in, lines);
 	} else {

@@ -288,6 +288,7 @@ static const char nl = '\n';
 static void sink_build(struct sink *s)
 {
 	int framing = s->io->o.framing, i, v = 0;
+	uint64_t lines;
 
 	s->batch_bytes = 0;
 	s->batch_msgs = s->nmsg;
@@ -303,7 +304,10 @@ static void sink_build(struct sink *s)
 		s->iov[v++].iov_len = m->len;
 		if (framing == BRING_IO_LINES) {
 			/* A chunk record holds k lines and k - 1 newlines. */
-			s->batch_msgs += count_nl(m->data, m->len);
+			if (ledger_take(s->io, m->seq, &lines))
+				s->batch_msgs += lines - 1;
+			else
+				s->batch_msgs += count_nl(m->data, m->len);
 			s->iov[v].iov_base = (void *)&nl;
 			s->iov[v++].iov_len = 1;
 		}

@@ -55,6 +55,9 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 	io->chunk = bring_capacity(r) / 4;
 	if (io->chunk > IO_READ_CHUNK)
 		io->chunk = IO_READ_CHUNK;
+	err = io->chunks ? -ledger_new(io) : 0;
+	if (err)
+		goto fail;
 	io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (io->wake_fd < 0) {
 		err = errno;
@@ -70,6 +73,7 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 	io->st.uring = io->uring;
 	return io;
 fail:
+	ledger_free(io);
 	free(io);
 	errno = err;
 	return NULL;
@@ -321,5 +325,6 @@ void bring_io_free(struct bring_io *io)
 	free(io->srcs);
 	free(io->sinks);
 	close(io->wake_fd);
+	ledger_free(io);
 	free(io);
 }

@@ -22,6 +22,7 @@
 #define IO_BATCH_BYTES (1U << 20) /* payload bytes per write */
 #define IO_READ_CHUNK (256U << 10) /* bytes per read beyond max_msg */
 #define IO_PUSH_MSGS 256 /* messages per bring_push_batch() */
+#define IO_LEDGER_SLOTS 4096 /* chunk records whose line count sinks reuse */
 #define IO_BACKOFF_MIN_MS 50
 #define IO_BACKOFF_MAX_MS 5000
 
@@ -121,6 +122,20 @@ struct sink {
 	pthread_t thread;
 };
 
+/*
+ * Line counts of the chunk records this io's sources committed, so that
+ * its sinks need not count newlines again: direct-mapped by position,
+ * overwritten on collision (a sink that misses counts for itself).
+ */
+struct io_ledger {
+	pthread_mutex_t lock; /* fallback mode: sources and sinks are threads */
+	struct {
+		uint64_t seq;
+		uint64_t lines;
+		unsigned int refs; /* sinks still to take it */
+	} slot[IO_LEDGER_SLOTS];
+};
+
 struct io_counters {
 	_Atomic uint64_t v[16];
 };
@@ -132,6 +147,7 @@ struct bring_io {
 	bool chunks; /* lines go into chunk records (not BRING_IO_LINE_RECORDS) */
 	size_t chunk; /* chunks: bytes read per reservation, beyond the carry */
 	size_t ring_max; /* bring_max_msg() */
+	struct io_ledger *ledger; /* chunks only */
 	struct source **srcs;
 	unsigned int nr_srcs;
 	struct sink **sinks;
@@ -178,6 +194,9 @@ void sink_rewind(struct sink *s);
 size_t count_nl(const void *p, size_t n);
 int conn_chunk_reserve(struct conn *c, int timeout_ms);
 void conn_chunk_done(struct conn *c, size_t n);
+int ledger_new(struct bring_io *io);
+void ledger_free(struct bring_io *io);
+bool ledger_take(struct bring_io *io, uint64_t seq, uint64_t *lines);
 
 /* uring.c, fallback.c */
 int io_uring_probe_ok(void);
