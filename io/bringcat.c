@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		"  -m, --max-msg SIZE      largest message (default 1M)\n"
 		"      --oversize MODE     longer lines: split (default), truncate, drop\n"
 		"      --line-records      one ring record per line (default: chunk records)\n"
-		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE]\n"
+		"  -b, --buffer SPEC       mem:SIZE (default mem:8M) or file:PATH[:SIZE] (64M)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --no-uring          use readv/writev instead of io_uring\n"
 		"  -q, --quiet             no diagnostics but errors\n"
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
+	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:8M";
 	unsigned int nin = 0, nout = 0, i;
 	struct stats_ctx sc = { 0 };
 	bool want_stats = false;

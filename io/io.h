@@ -73,6 +73,7 @@ struct conn {
 	bool sock; /* recv/poll instead of read */
 	bool pollfirst; /* wait for data before reserving (not a file) */
 	bool readable; /* the poll said so, or the last read filled its buffer */
+	bool nowait_bad; /* RWF_NOWAIT refused (a FIFO opened by name) */
 	bool eof;
 	bool finished;
 	char *buf; /* staging (lines, u32be); lines in chunks: the carry */

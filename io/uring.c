@@ -166,7 +166,7 @@ static int conn_read_resv(struct loop *l, struct conn *c)
 				   c->pollfirst ? MSG_DONTWAIT : 0);
 	} else {
 		io_uring_prep_read(sqe, c->fd, at, len, -1);
-		if (c->pollfirst)
+		if (c->pollfirst && !c->nowait_bad)
 			sqe->rw_flags = RWF_NOWAIT;
 	}
 	return 0;
@@ -225,6 +225,12 @@ static void on_read(struct loop *l, struct conn *c, int res)
 {
 	struct bring_io *io = l->io;
 
+	if (res == -EOPNOTSUPP && c->resv_open && c->pollfirst && !c->sock &&
+	    !c->nowait_bad) {
+		/* Polled readable, one reader: a plain read will not wait. */
+		c->nowait_bad = true;
+		res = -EAGAIN;
+	}
 	if (c->resv_open) {
 		/* A full read: more is probably there, skip the poll. */
 		if (res > 0 && (size_t)res == c->resv.len - c->carry)
