@@ -920,7 +920,7 @@ static char *chunk_input(size_t max, size_t *n)
 		memset(in + len, 'a' + i % 26, k);
 		len += k;
 		in[len++] = '\n';
-		if (i == 1 || i == 9001) { /* at and just over max */
+		if (i == 1 || i == 1501) { /* at and just over max */
 			memset(in + len, 'M', max);
 			len += max;
 			in[len++] = '\n';
@@ -929,7 +929,7 @@ static char *chunk_input(size_t max, size_t *n)
 			in[len++] = '\n';
 			big += 2 * max + 3;
 		}
-		if (i == 7000) { /* far over, then an empty line */
+		if (i == 1000) { /* far over, then an empty line */
 			memset(in + len, 'H', 2 * max + max / 2);
 			len += 2 * max + max / 2;
 			in[len++] = '\n';
