@@ -44,10 +44,11 @@ static size_t count_nl_tail(const unsigned char *s, size_t n)
  * they can overflow; two accumulators per loop to keep both load ports
  * busy. AVX2 is chosen at run time: 2.5x SSE2 on data in L2/L3.
  */
-__attribute__((target("avx2"))) static size_t count_nl_avx2(const unsigned char *s,
-							    size_t n)
+__attribute__((target("avx2"))) static size_t
+count_nl_avx2(const unsigned char *s, size_t n)
 {
-	const __m256i nl = _mm256_set1_epi8('\n'), zero = _mm256_setzero_si256();
+	const __m256i nl = _mm256_set1_epi8('\n'),
+		      zero = _mm256_setzero_si256();
 	size_t k = 0, i = 0, j, lim;
 
 	while (n - i >= 64) {
@@ -58,15 +59,18 @@ __attribute__((target("avx2"))) static size_t count_nl_avx2(const unsigned char 
 			lim = 255;
 		for (j = 0; j < lim; j++, i += 64) {
 			__m256i v0 = _mm256_loadu_si256((const void *)(s + i));
-			__m256i v1 = _mm256_loadu_si256((const void *)(s + i + 32));
+			__m256i v1 =
+				_mm256_loadu_si256((const void *)(s + i + 32));
 
 			a0 = _mm256_sub_epi8(a0, _mm256_cmpeq_epi8(v0, nl));
 			a1 = _mm256_sub_epi8(a1, _mm256_cmpeq_epi8(v1, nl));
 		}
 		sum = _mm256_add_epi64(_mm256_sad_epu8(a0, zero),
 				       _mm256_sad_epu8(a1, zero));
-		k += _mm256_extract_epi64(sum, 0) + _mm256_extract_epi64(sum, 1) +
-		     _mm256_extract_epi64(sum, 2) + _mm256_extract_epi64(sum, 3);
+		k += _mm256_extract_epi64(sum, 0) +
+		     _mm256_extract_epi64(sum, 1) +
+		     _mm256_extract_epi64(sum, 2) +
+		     _mm256_extract_epi64(sum, 3);
 	}
 	return k + count_nl_tail(s + i, n - i);
 }
@@ -84,12 +88,14 @@ static size_t count_nl_sse2(const unsigned char *s, size_t n)
 			lim = 255;
 		for (j = 0; j < lim; j++, i += 32) {
 			__m128i v0 = _mm_loadu_si128((const void *)(s + i));
-			__m128i v1 = _mm_loadu_si128((const void *)(s + i + 16));
+			__m128i v1 =
+				_mm_loadu_si128((const void *)(s + i + 16));
 
 			a0 = _mm_sub_epi8(a0, _mm_cmpeq_epi8(v0, nl));
 			a1 = _mm_sub_epi8(a1, _mm_cmpeq_epi8(v1, nl));
 		}
-		sum = _mm_add_epi64(_mm_sad_epu8(a0, zero), _mm_sad_epu8(a1, zero));
+		sum = _mm_add_epi64(_mm_sad_epu8(a0, zero),
+				    _mm_sad_epu8(a1, zero));
 		k += (size_t)_mm_cvtsi128_si64(sum) +
 		     (size_t)_mm_extract_epi16(sum, 4);
 	}

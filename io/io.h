@@ -72,7 +72,7 @@ struct conn {
 	int fd;
 	bool sock; /* recv/poll instead of read */
 	bool pollfirst; /* wait for data before reserving (not a file) */
-	bool readable; /* the poll said so, or the last read filled its buffer */
+	bool readable; /* polled readable, or the last read filled its buffer */
 	bool nowait_bad; /* RWF_NOWAIT refused (a FIFO opened by name) */
 	bool eof;
 	bool finished;
@@ -145,7 +145,7 @@ struct bring_io {
 	struct bring *r;
 	struct bring_io_opts o;
 	size_t max_msg;
-	bool chunks; /* lines go into chunk records (not BRING_IO_LINE_RECORDS) */
+	bool chunks; /* lines in chunk records (no BRING_IO_LINE_RECORDS) */
 	size_t chunk; /* chunks: bytes read per reservation, beyond the carry */
 	size_t ring_max; /* bring_max_msg() */
 	struct io_ledger *ledger; /* chunks only */

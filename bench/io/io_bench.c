@@ -150,8 +150,9 @@ static bool reap(struct proc *p, int ms)
 		if (wait4(p->pid, &st, WNOHANG, &ru) == p->pid) {
 			p->rc = WIFEXITED(st) ? WEXITSTATUS(st) :
 						128 + WTERMSIG(st);
-			p->cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-				 ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+			p->cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+				 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) /
+					 1e6;
 			p->pid = 0;
 			return true;
 		}
@@ -525,7 +526,8 @@ static long check_client_output(const char *out, size_t len,
 		nl = memchr(p, '\n', e - p);
 		if (!nl)
 			nl = e;
-		if (nl - p != CLIENT_LINE - 1 || parse_client_line(p, &id, &seq) ||
+		if (nl - p != CLIENT_LINE - 1 ||
+		    parse_client_line(p, &id, &seq) ||
 		    (strict && seq != next[id])) {
 			if (strict)
 				return 1;
@@ -631,7 +633,7 @@ static double run_clients(bool socat, char **bufs, unsigned int lines,
 	return (double)CLIENTS * lines / (t1 - t0);
 }
 
-/* ---- report --------------------------------------------------------------- */
+/* ---- report ------------------------------------------------------------ */
 
 static int cmp_double(const void *a, const void *b)
 {

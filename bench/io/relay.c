@@ -183,10 +183,11 @@ int main(int argc, char **argv)
 {
 	int sf, err;
 
-	if (argc != 5 || (strcmp(argv[1], "relay") &&
-			  strcmp(argv[1], "sendfile"))) {
-		fprintf(stderr, "usage: relay {relay|sendfile} send FILE HOST:PORT\n"
-				"       relay {relay|sendfile} recv HOST:PORT FILE\n");
+	if (argc != 5 ||
+	    (strcmp(argv[1], "relay") && strcmp(argv[1], "sendfile"))) {
+		fprintf(stderr,
+			"usage: relay {relay|sendfile} send FILE HOST:PORT\n"
+			"       relay {relay|sendfile} recv HOST:PORT FILE\n");
 		return 2;
 	}
 	sf = !strcmp(argv[1], "sendfile");

@@ -874,7 +874,8 @@ static void frame_lines(const char *in, size_t n, size_t max,
 			emit_line(f, in + i, len);
 		} else if (!strcmp(mode, "split")) {
 			for (k = 0; k < len; k += max)
-				emit_line(f, in + i + k, len - k < max ? len - k : max);
+				emit_line(f, in + i + k,
+					  len - k < max ? len - k : max);
 			f->split += (len + max - 1) / max - 1;
 		} else if (!strcmp(mode, "truncate")) {
 			emit_line(f, in + i, max);
@@ -968,7 +969,7 @@ static void chunk_case(struct __test_metadata *_metadata,
 	char in_fd[32];
 	pid_t pid;
 
-	signal(SIGPIPE, SIG_IGN); /* a dead bringcat fails the test, not the run */
+	signal(SIGPIPE, SIG_IGN); /* a dead bringcat fails the test only */
 	in = chunk_input(max, &n);
 	frame_lines(in, n, max, mode, &want);
 	snprintf(maxs, sizeof(maxs), "%zu", max);
@@ -1024,8 +1025,8 @@ TEST_F(io, chunk_lines_split_across_reads)
 	int i;
 
 	for (i = 0; i < 6; i++)
-		chunk_case(_metadata, self, i < 3 ? 1000 : 1 << 20, modes[i % 3],
-			   i % 2);
+		chunk_case(_metadata, self, i < 3 ? 1000 : 1 << 20,
+			   modes[i % 3], i % 2);
 }
 
 /* ---- the same through the library: what the ring holds ---------------- */
