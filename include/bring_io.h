@@ -3,9 +3,12 @@
  * bring_io.h - feed and drain a bring ring through sockets and files.
  *
  * One event loop (one thread, one io_uring) serves any number of sources
- * (fd -> ring) and sinks (named reader -> fd). Where io_uring is missing
- * or refused, the same sources and sinks run on plain blocking
- * readv/writev, one thread per endpoint.
+ * (fd -> ring) and sinks (named reader -> fd). Sources of lines and raw
+ * read straight into ring space, sinks send straight from it (lines: a
+ * read's complete lines become one chunk record, see
+ * BRING_IO_LINE_RECORDS). Where io_uring is missing or refused, the same
+ * sources and sinks run on plain blocking readv/writev, one thread per
+ * endpoint.
  *
  * Conventions are those of bring.h: 0, a count or a negative errno;
  * constructors return NULL and set errno; option structs start with sz.
@@ -44,6 +47,14 @@ enum bring_io_oversize {
 enum bring_io_flags {
 	BRING_IO_NO_URING = 1U << 0, /* force the readv/writev mode */
 	BRING_IO_QUIET = 1U << 1, /* log nothing */
+	/*
+	 * lines: one record per line. By default a source commits the
+	 * complete lines of each read as one *chunk record*,
+	 * "l1\nl2\n...\nlk" (joined by '\n', the final one left out),
+	 * where they were received; sinks write both alike. Set this when
+	 * the ring's own readers (bring_reader_next()) want one line each.
+	 */
+	BRING_IO_LINE_RECORDS = 1U << 2,
 };
 
 /**
@@ -72,9 +83,11 @@ struct bring_io_opts {
 /**
  * struct bring_io_stats - counters filled by bring_io_get_stats()
  * @sz:          set by the caller to sizeof(struct bring_io_stats).
- * @msgs_in:     messages the sources put into the ring.
+ * @msgs_in:     messages the sources put into the ring (lines: every
+ *               line of a chunk record counts).
  * @bytes_in:    bytes the sources read (framing included).
- * @msgs_out:    messages the sinks wrote in full and shifted.
+ * @msgs_out:    messages the sinks wrote in full and shifted (lines:
+ *               every line).
  * @bytes_out:   bytes the sinks wrote (framing included).
  * @reads:       read/recv completions with data.
  * @writes:      write/send completions (short ones included).

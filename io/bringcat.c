@@ -41,7 +41,8 @@ static void usage(FILE *f)
 		"  -f, --framing MODE      lines (default), u32be or raw\n"
 		"  -m, --max-msg SIZE      largest message (default 1M)\n"
 		"      --oversize MODE     longer lines: split (default), truncate, drop\n"
-		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE]\n"
+		"      --line-records      one ring record per line (default: chunk records)\n"
+		"  -b, --buffer SPEC       mem:SIZE (default mem:8M) or file:PATH[:SIZE] (64M)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --no-uring          use readv/writev instead of io_uring\n"
 		"  -q, --quiet             no diagnostics but errors\n"
@@ -157,7 +158,7 @@ static void stats_stop(pthread_t t)
 	pthread_join(t, NULL);
 }
 
-enum { OPT_NO_URING = 256, OPT_OVERSIZE };
+enum { OPT_NO_URING = 256, OPT_OVERSIZE, OPT_LINE_RECORDS };
 
 int main(int argc, char **argv)
 {
@@ -167,6 +168,7 @@ int main(int argc, char **argv)
 		{ "framing", required_argument, NULL, 'f' },
 		{ "max-msg", required_argument, NULL, 'm' },
 		{ "oversize", required_argument, NULL, OPT_OVERSIZE },
+		{ "line-records", no_argument, NULL, OPT_LINE_RECORDS },
 		{ "buffer", required_argument, NULL, 'b' },
 		{ "stats", optional_argument, NULL, 's' },
 		{ "no-uring", no_argument, NULL, OPT_NO_URING },
@@ -174,7 +176,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
+	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:8M";
 	unsigned int nin = 0, nout = 0, i;
 	struct stats_ctx sc = { 0 };
 	bool want_stats = false;
@@ -259,6 +261,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_URING:
 			iopts.flags |= BRING_IO_NO_URING;
+			break;
+		case OPT_LINE_RECORDS:
+			iopts.flags |= BRING_IO_LINE_RECORDS;
 			break;
 		case 'q':
 			iopts.flags |= BRING_IO_QUIET;

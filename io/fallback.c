@@ -23,23 +23,22 @@ static bool stopped(struct bring_io *io)
 static bool conn_read(struct bring_io *io, struct conn *c)
 {
 	ssize_t n;
-	int ret;
+	int ret, err;
 
-	if (io->o.framing == BRING_IO_RAW) {
-		ret = conn_raw_reserve(c, -1);
-		if (ret < 0)
-			return false;
+	ret = conn_resv_read(c) ? conn_resv_begin(c, -1) : 1;
+	if (ret < 0)
+		return false;
+	if (!ret) {
+		char *at = (char *)c->resv.data + c->carry;
+		size_t len = c->resv.len - c->carry;
+
 		if (c->sock)
-			n = recv(c->fd, c->resv.data, c->resv.len, MSG_DONTWAIT);
+			n = recv(c->fd, at, len, MSG_DONTWAIT);
 		else
-			n = read(c->fd, c->resv.data, c->resv.len);
-		if (n > 0) {
-			bring_commit(io->r, &c->resv, n);
-			io_stat_add(io, msgs_in, 1);
-		} else {
-			bring_abort(io->r, &c->resv);
-		}
-		c->resv_open = false;
+			n = read(c->fd, at, len);
+		err = errno;
+		conn_resv_done(c, n);
+		errno = err;
 	} else {
 		if (c->sock)
 			n = recv(c->fd, c->buf + c->len, c->cap - c->len,

@@ -3,11 +3,12 @@
  * Framing: split what a source read into messages and push them; lay a
  * peeked batch out as iovecs for a sink. Shared by both io modes.
  *
- * lines and u32be are read into a staging buffer per connection and
- * copied into the ring by bring_push_batch(), one claim per batch (the
- * ring's record headers sit between payloads, so a received buffer cannot
- * become several records where it lies). raw reads straight into a
- * reservation.
+ * raw reads straight into a reservation, and so do lines (see chunk.c:
+ * the complete lines of one read become one chunk record). u32be, lines
+ * with BRING_IO_LINE_RECORDS and what chunk.c hands over (a line longer
+ * than max_msg) are read into a staging buffer per connection and copied
+ * into the ring by bring_push_batch(), one record per message and one
+ * claim per batch.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -236,6 +237,7 @@ int conn_raw_reserve(struct conn *c, int timeout_ms)
 	int ret = bring_reserve(c->src->io->r, conn_raw_chunk(c), &c->resv,
 				timeout_ms);
 
+	c->carry = 0;
 	if (!ret)
 		c->resv_open = true;
 	else if (ret == -EAGAIN || ret == -ETIMEDOUT)
@@ -243,13 +245,53 @@ int conn_raw_reserve(struct conn *c, int timeout_ms)
 	return ret;
 }
 
+/* Does @c read into ring reservations (raw, lines in chunk records)? */
+bool conn_resv_read(const struct conn *c)
+{
+	const struct bring_io *io = c->src->io;
+
+	return io->o.framing == BRING_IO_RAW || io->chunks;
+}
+
+/*
+ * Open the reservation the next read goes into, at c->resv.data +
+ * c->carry for c->resv.len - c->carry bytes. Returns 0, 1 when this read
+ * goes to staging instead, -EAGAIN (ring full: c->need) or -EPIPE.
+ */
+int conn_resv_begin(struct conn *c, int timeout_ms)
+{
+	if (c->src->io->o.framing == BRING_IO_RAW)
+		return conn_raw_reserve(c, timeout_ms);
+	return conn_chunk_reserve(c, timeout_ms);
+}
+
+/* The read into the reservation returned @n: commit or give it back. */
+void conn_resv_done(struct conn *c, ssize_t n)
+{
+	struct bring_io *io = c->src->io;
+
+	if (n > 0 && io->chunks) {
+		conn_chunk_done(c, n);
+		return;
+	}
+	if (n > 0) {
+		bring_commit(io->r, &c->resv, n);
+		io_stat_add(io, msgs_in, 1);
+	} else {
+		bring_abort(io->r, &c->resv);
+	}
+	c->resv_open = false;
+}
+
 static const char nl = '\n';
 
 static void sink_build(struct sink *s)
 {
 	int framing = s->io->o.framing, i, v = 0;
+	uint64_t lines;
 
 	s->batch_bytes = 0;
+	s->batch_msgs = s->nmsg;
 	for (i = 0; i < s->nmsg; i++) {
 		const struct bring_msg *m = &s->batch[i];
 
@@ -261,6 +303,11 @@ static void sink_build(struct sink *s)
 		s->iov[v].iov_base = (void *)m->data;
 		s->iov[v++].iov_len = m->len;
 		if (framing == BRING_IO_LINES) {
+			/* A chunk record holds k lines and k - 1 newlines. */
+			if (ledger_take(s->io, m->seq, &lines))
+				s->batch_msgs += lines - 1;
+			else
+				s->batch_msgs += count_nl(m->data, m->len);
 			s->iov[v].iov_base = (void *)&nl;
 			s->iov[v++].iov_len = 1;
 		}
@@ -318,7 +365,7 @@ int sink_batch_done(struct sink *s)
 	struct bring_io *io = s->io;
 	int ret = bring_reader_shift(s->rd);
 
-	io_stat_add(io, msgs_out, s->nmsg);
+	io_stat_add(io, msgs_out, s->batch_msgs);
 	io_stat_add(io, bytes_out, s->batch_bytes);
 	s->nmsg = 0;
 	return ret;

@@ -48,6 +48,16 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 		goto fail;
 	if (!io->o.entries)
 		io->o.entries = 256;
+	io->ring_max = bring_max_msg(r);
+	io->chunks = io->o.framing == BRING_IO_LINES &&
+		     !(io->o.flags & BRING_IO_LINE_RECORDS);
+	/* A quarter of the ring at most: several reads can be in it at once. */
+	io->chunk = bring_capacity(r) / 4;
+	if (io->chunk > IO_READ_CHUNK)
+		io->chunk = IO_READ_CHUNK;
+	err = io->chunks ? -ledger_new(io) : 0;
+	if (err)
+		goto fail;
 	io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (io->wake_fd < 0) {
 		err = errno;
@@ -63,6 +73,7 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 	io->st.uring = io->uring;
 	return io;
 fail:
+	ledger_free(io);
 	free(io);
 	errno = err;
 	return NULL;
@@ -86,8 +97,8 @@ struct conn *source_add_conn(struct source *src, int fd)
 	}
 	if (!fstat(fd, &st)) {
 		c->sock = S_ISSOCK(st.st_mode);
-		c->pollfirst = src->io->o.framing == BRING_IO_RAW &&
-			       !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+		c->pollfirst = conn_resv_read(c) && !S_ISREG(st.st_mode) &&
+			       !S_ISBLK(st.st_mode);
 	}
 	c->next = src->conns;
 	src->conns = c;
@@ -314,5 +325,6 @@ void bring_io_free(struct bring_io *io)
 	free(io->srcs);
 	free(io->sinks);
 	close(io->wake_fd);
+	ledger_free(io);
 	free(io);
 }

@@ -22,6 +22,7 @@
 #define IO_BATCH_BYTES (1U << 20) /* payload bytes per write */
 #define IO_READ_CHUNK (256U << 10) /* bytes per read beyond max_msg */
 #define IO_PUSH_MSGS 256 /* messages per bring_push_batch() */
+#define IO_LEDGER_SLOTS 4096 /* chunk records whose line count sinks reuse */
 #define IO_BACKOFF_MIN_MS 50
 #define IO_BACKOFF_MAX_MS 5000
 
@@ -70,16 +71,18 @@ struct conn {
 	struct conn *next;
 	int fd;
 	bool sock; /* recv/poll instead of read */
-	bool pollfirst; /* wait for data before reserving (raw, not a file) */
-	bool readable; /* the poll said so */
+	bool pollfirst; /* wait for data before reserving (not a file) */
+	bool readable; /* polled readable, or the last read filled its buffer */
+	bool nowait_bad; /* RWF_NOWAIT refused (a FIFO opened by name) */
 	bool eof;
 	bool finished;
-	char *buf; /* staging (lines, u32be) */
+	char *buf; /* staging (lines, u32be); lines in chunks: the carry */
 	size_t cap, len, off;
 	bool discard; /* lines: skipping the rest of an oversize line */
 	uint64_t skip; /* u32be: bytes of a dropped message still to skip */
 	size_t need; /* bytes of the message that did not fit */
-	struct bring_resv resv; /* raw: the reservation read into */
+	struct bring_resv resv; /* raw, chunks: the reservation read into */
+	size_t carry; /* chunks: carried bytes at the start of resv */
 	bool resv_open;
 	struct bring_wait ww;
 	struct op rd_op, ww_op;
@@ -111,12 +114,27 @@ struct sink {
 	struct msghdr mh;
 	int nmsg, niov, iov_pos; /* batch peeked; iov[iov_pos..niov) unsent */
 	size_t batch_bytes, left;
+	uint64_t batch_msgs; /* messages in the batch (lines: '\n'-counted) */
 	bool inflight, waiting, done, down;
 	unsigned int backoff_ms;
 	struct __kernel_timespec ts;
 	struct bring_wait rw;
 	struct op wr_op, rw_op, tm_op;
 	pthread_t thread;
+};
+
+/*
+ * Line counts of the chunk records this io's sources committed, so that
+ * its sinks need not count newlines again: direct-mapped by position,
+ * overwritten on collision (a sink that misses counts for itself).
+ */
+struct io_ledger {
+	pthread_mutex_t lock; /* fallback mode: sources and sinks are threads */
+	struct {
+		uint64_t seq;
+		uint64_t lines;
+		unsigned int refs; /* sinks still to take it */
+	} slot[IO_LEDGER_SLOTS];
 };
 
 struct io_counters {
@@ -127,6 +145,10 @@ struct bring_io {
 	struct bring *r;
 	struct bring_io_opts o;
 	size_t max_msg;
+	bool chunks; /* lines in chunk records (no BRING_IO_LINE_RECORDS) */
+	size_t chunk; /* chunks: bytes read per reservation, beyond the carry */
+	size_t ring_max; /* bring_max_msg() */
+	struct io_ledger *ledger; /* chunks only */
 	struct source **srcs;
 	unsigned int nr_srcs;
 	struct sink **sinks;
@@ -161,10 +183,21 @@ void conn_free(struct conn *c);
 int conn_push(struct conn *c, bool final, int timeout_ms);
 int conn_raw_reserve(struct conn *c, int timeout_ms);
 size_t conn_raw_chunk(const struct conn *c);
+bool conn_resv_read(const struct conn *c);
+int conn_resv_begin(struct conn *c, int timeout_ms);
+void conn_resv_done(struct conn *c, ssize_t n);
 int sink_fill(struct sink *s, int timeout_ms);
 void sink_advance(struct sink *s, size_t n);
 int sink_batch_done(struct sink *s);
 void sink_rewind(struct sink *s);
+
+/* chunk.c */
+size_t count_nl(const void *p, size_t n);
+int conn_chunk_reserve(struct conn *c, int timeout_ms);
+void conn_chunk_done(struct conn *c, size_t n);
+int ledger_new(struct bring_io *io);
+void ledger_free(struct bring_io *io);
+bool ledger_take(struct bring_io *io, uint64_t seq, uint64_t *lines);
 
 /* uring.c, fallback.c */
 int io_uring_probe_ok(void);

@@ -129,6 +129,49 @@ static bool arm_space(struct loop *l, struct conn *c)
 	return true;
 }
 
+/*
+ * Read into a reservation (after a poll, for sockets and pipes): 0 when
+ * armed (or finished), 1 when this read goes to staging, -EAGAIN when
+ * the ring has space after all: try again.
+ */
+static int conn_read_resv(struct loop *l, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+	size_t len;
+	char *at;
+	int ret;
+
+	if (c->pollfirst && !c->readable) {
+		c->rd_op.type = OP_POLL;
+		sqe = get_sqe(l, &c->rd_op);
+		io_uring_prep_poll_add(sqe, c->fd, POLLIN);
+		return 0;
+	}
+	ret = conn_resv_begin(c, 0);
+	if (ret == 1)
+		return 1;
+	if (ret == -EAGAIN)
+		return arm_space(l, c) ? 0 : -EAGAIN;
+	if (ret < 0) {
+		conn_finish(l, c);
+		return 0;
+	}
+	c->readable = false;
+	c->rd_op.type = OP_READ;
+	sqe = get_sqe(l, &c->rd_op);
+	at = (char *)c->resv.data + c->carry;
+	len = c->resv.len - c->carry;
+	if (c->sock) {
+		io_uring_prep_recv(sqe, c->fd, at, len,
+				   c->pollfirst ? MSG_DONTWAIT : 0);
+	} else {
+		io_uring_prep_read(sqe, c->fd, at, len, -1);
+		if (c->pollfirst && !c->nowait_bad)
+			sqe->rw_flags = RWF_NOWAIT;
+	}
+	return 0;
+}
+
 static void conn_step(struct loop *l, struct conn *c)
 {
 	struct bring_io *io = l->io;
@@ -159,37 +202,12 @@ static void conn_step(struct loop *l, struct conn *c)
 			conn_finish(l, c);
 			return;
 		}
-		if (io->o.framing == BRING_IO_RAW) {
-			if (c->pollfirst && !c->readable) {
-				c->rd_op.type = OP_POLL;
-				sqe = get_sqe(l, &c->rd_op);
-				io_uring_prep_poll_add(sqe, c->fd, POLLIN);
+		if (conn_resv_read(c)) {
+			ret = conn_read_resv(l, c);
+			if (ret == -EAGAIN)
+				continue;
+			if (!ret)
 				return;
-			}
-			ret = conn_raw_reserve(c, 0);
-			if (ret == -EAGAIN) {
-				if (!arm_space(l, c))
-					continue;
-				return;
-			}
-			if (ret < 0) {
-				conn_finish(l, c);
-				return;
-			}
-			c->readable = false;
-			c->rd_op.type = OP_READ;
-			sqe = get_sqe(l, &c->rd_op);
-			if (c->sock) {
-				io_uring_prep_recv(sqe, c->fd, c->resv.data,
-						   c->resv.len,
-						   c->pollfirst ? MSG_DONTWAIT : 0);
-			} else {
-				io_uring_prep_read(sqe, c->fd, c->resv.data,
-						   c->resv.len, -1);
-				if (c->pollfirst)
-					sqe->rw_flags = RWF_NOWAIT;
-			}
-			return;
 		}
 		c->rd_op.type = OP_READ;
 		sqe = get_sqe(l, &c->rd_op);
@@ -207,14 +225,17 @@ static void on_read(struct loop *l, struct conn *c, int res)
 {
 	struct bring_io *io = l->io;
 
+	if (res == -EOPNOTSUPP && c->resv_open && c->pollfirst && !c->sock &&
+	    !c->nowait_bad) {
+		/* Polled readable, one reader: a plain read will not wait. */
+		c->nowait_bad = true;
+		res = -EAGAIN;
+	}
 	if (c->resv_open) {
-		if (res > 0) {
-			bring_commit(io->r, &c->resv, res);
-			io_stat_add(io, msgs_in, 1);
-		} else {
-			bring_abort(io->r, &c->resv);
-		}
-		c->resv_open = false;
+		/* A full read: more is probably there, skip the poll. */
+		if (res > 0 && (size_t)res == c->resv.len - c->carry)
+			c->readable = true;
+		conn_resv_done(c, res);
 	} else if (res > 0) {
 		c->len += res;
 	}

@@ -3,7 +3,9 @@
  * bringcat end to end, in both io modes (io_uring and --no-uring):
  * file -> bringcat -> TCP loopback -> bringcat -> file, byte for byte;
  * 16 clients into one tcp-listen; SIGTERM drains; socat as a peer;
- * clear errors for bad endpoints.
+ * clear errors for bad endpoints; lines in chunk records, through
+ * bringcat (reads cut anywhere, each oversize mode) and through the
+ * library (what the ring holds).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bring.h"
+#include "bring_io.h"
 #include "kselftest_harness.h"
 
 #define MAX_ARGS 32
@@ -760,6 +764,529 @@ TEST_F(io, errors)
 
 		expect_error(_metadata, self, a, 1, "Is a directory");
 	}
+}
+
+
+/* ---- chunk records ------------------------------------------------------ */
+
+/* Heavy loads shrink 10x under sanitizers; the checks stay the same. */
+static size_t scaled(size_t n)
+{
+	return getenv("BRING_SANITIZED") ? n / 10 : n;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= w;
+	}
+	return 0;
+}
+
+/*
+ * Write @len bytes to @fd in odd-sized pieces with a pause every few, so
+ * that reads end anywhere in a line (and a reader sometimes finds
+ * nothing more for a while).
+ */
+static int feed(int fd, const char *buf, size_t len)
+{
+	static const size_t sizes[] = { 1, 7, 4093, 99, 65537, 13, 262147, 3,
+					1000, 1001, 999, 300001 };
+	size_t off = 0, i, n;
+
+	for (i = 0; off < len; i++) {
+		n = sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
+		if (n > len - off)
+			n = len - off;
+		if (write_all(fd, buf + off, n))
+			return -1;
+		off += n;
+		if (i % 5 == 4)
+			usleep(2000);
+	}
+	return 0;
+}
+
+struct feeder {
+	int fd, port; /* a pipe's write end, or a port to connect to */
+	const char *buf;
+	size_t len;
+	int err;
+};
+
+static void *feeder_run(void *arg)
+{
+	struct feeder *f = arg;
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(f->port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	if (f->port) {
+		f->fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(f->fd, (struct sockaddr *)&sa, sizeof(sa))) {
+			f->err = errno;
+			close(f->fd);
+			return NULL;
+		}
+	}
+	if (feed(f->fd, f->buf, f->len))
+		f->err = errno ? errno : EIO;
+	close(f->fd);
+	return NULL;
+}
+
+/* What a lines source makes of a stream, as a lines sink writes it. */
+struct framed {
+	char *out;
+	size_t len;
+	long long lines, split, truncated, dropped;
+};
+
+static void emit_line(struct framed *f, const char *p, size_t n)
+{
+	memcpy(f->out + f->len, p, n);
+	f->len += n;
+	f->out[f->len++] = '\n';
+	f->lines++;
+}
+
+/* The reference framing: every line, oversize ones as @mode says. */
+static void frame_lines(const char *in, size_t n, size_t max,
+			const char *mode, struct framed *f)
+{
+	size_t i, len, k;
+	const char *nl;
+
+	memset(f, 0, sizeof(*f));
+	f->out = malloc(2 * n + 16);
+	for (i = 0; i < n; i += len + 1) {
+		nl = memchr(in + i, '\n', n - i);
+		len = nl ? (size_t)(nl - in) - i : n - i;
+		if (len <= max) {
+			emit_line(f, in + i, len);
+		} else if (!strcmp(mode, "split")) {
+			for (k = 0; k < len; k += max)
+				emit_line(f, in + i + k,
+					  len - k < max ? len - k : max);
+			f->split += (len + max - 1) / max - 1;
+		} else if (!strcmp(mode, "truncate")) {
+			emit_line(f, in + i, max);
+			f->truncated++;
+		} else {
+			f->dropped++;
+		}
+	}
+}
+
+/* A counter of bringcat's --stats line: "... in N msgs ...", "split N". */
+static long long stat_of(const char *err, const char *after, const char *key)
+{
+	const char *p = err ? strstr(err, after) : NULL;
+
+	p = p ? strstr(p, key) : NULL;
+	return p ? atoll(p + strlen(key)) : -1;
+}
+
+static long count_lines(const char *p, size_t n)
+{
+	long k = 0;
+
+	while (n--)
+		k += *p++ == '\n';
+	return k;
+}
+
+/* Lines of every kind and length for the chunking tests. */
+static char *chunk_input(size_t max, size_t *n)
+{
+	size_t cap = scaled(3 << 20) + 8 * max + (2 << 20), len = 0, i, k;
+	size_t big = 0; /* bytes of the long lines, beyond the 3 MB of short */
+	char *in = malloc(cap);
+	uint32_t x = 1;
+
+	for (i = 0; len - big < scaled(3 << 20); i++) {
+		x = x * 1103515245 + 12345;
+		k = (x >> 16) % 300;
+		if (i % 97 == 0)
+			k = 0; /* empty lines */
+		len += sprintf(in + len, "%zu:", i);
+		memset(in + len, 'a' + i % 26, k);
+		len += k;
+		in[len++] = '\n';
+		if (i == 1 || i == 1501) { /* at and just over max */
+			memset(in + len, 'M', max);
+			len += max;
+			in[len++] = '\n';
+			memset(in + len, 'O', max + 1);
+			len += max + 1;
+			in[len++] = '\n';
+			big += 2 * max + 3;
+		}
+		if (i == 1000) { /* far over, then an empty line */
+			memset(in + len, 'H', 2 * max + max / 2);
+			len += 2 * max + max / 2;
+			in[len++] = '\n';
+			in[len++] = '\n';
+			big += 2 * max + max / 2 + 2;
+		}
+	}
+	/* Longer than a chunk (256 KiB), shorter than max when it is 1 MiB. */
+	memset(in + len, 'C', 600 << 10);
+	len += 600 << 10;
+	in[len++] = '\n';
+	len += sprintf(in + len, "no final newline");
+	*n = len;
+	return in;
+}
+
+/*
+ * Feed chunk_input() in odd pieces with pauses into bringcat (stdin pipe
+ * or a TCP connection) with --max-msg @max and --oversize @mode, and
+ * check the output and the per-line counters against frame_lines().
+ */
+static void chunk_case(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(io) *self, size_t max, const char *mode,
+		       bool tcp)
+{
+	char fout[PATH_MAX + 8], maxs[32], *in, *err;
+	const char *args[] = { self->mode, "--stats", "--max-msg", maxs,
+			       "--oversize", mode, "-i",
+			       tcp ? "tcp-listen:127.0.0.1:0" : "-", "-o", fout,
+			       NULL };
+	struct feeder f = { 0 };
+	struct framed want;
+	size_t n, errlen;
+	pthread_t t;
+	int p[2], rc;
+	char in_fd[32];
+	pid_t pid;
+
+	signal(SIGPIPE, SIG_IGN); /* a dead bringcat fails the test only */
+	in = chunk_input(max, &n);
+	frame_lines(in, n, max, mode, &want);
+	snprintf(maxs, sizeof(maxs), "%zu", max);
+	snprintf(fout, sizeof(fout), "file:%s", self->path[OUT]);
+	unlink(self->path[OUT]);
+	f.buf = in;
+	f.len = n;
+	if (tcp) {
+		pid = spawn(NULL, self->path[ERR1], args);
+		f.port = wait_port(self->path[ERR1]);
+		ASSERT_GT(f.port, 0);
+	} else {
+		ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+		snprintf(in_fd, sizeof(in_fd), "/dev/fd/%d", p[0]);
+		pid = spawn(in_fd, self->path[ERR1], args);
+		close(p[0]);
+		f.fd = p[1];
+	}
+	ASSERT_EQ(0, pthread_create(&t, NULL, feeder_run, &f));
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, f.err);
+	if (tcp) {
+		EXPECT_TRUE(wait_size(self->path[OUT], want.len, 20000));
+		kill(pid, SIGTERM);
+	}
+	rc = wait_rc(pid, 30000);
+	err = slurp(self->path[ERR1], &errlen);
+	if (rc)
+		TH_LOG("bringcat exited %d: %s", rc, err);
+	ASSERT_EQ(0, rc);
+	TH_LOG("%s, max %zu, %s: %lld lines, split %lld truncated %lld dropped %lld",
+	       tcp ? "tcp" : "pipe", max, mode, want.lines, want.split,
+	       want.truncated, want.dropped);
+	expect_file(_metadata, self->path[OUT], want.out, want.len);
+	EXPECT_EQ(want.lines, stat_of(err, " in ", "in "));
+	EXPECT_EQ(want.lines, stat_of(err, " out ", "out "));
+	EXPECT_EQ(want.split, stat_of(err, "split ", "split "));
+	EXPECT_EQ(want.truncated, stat_of(err, "truncated ", "truncated "));
+	EXPECT_EQ(want.dropped, stat_of(err, "dropped ", "dropped "));
+	free(err);
+	free(want.out);
+	free(in);
+}
+
+/*
+ * Lines cut anywhere by the reads, max_msg below the chunk size (every
+ * complete line is checked) and above it (only the carried partial line
+ * can be oversize), each oversize mode, pipe and TCP.
+ */
+TEST_F(io, chunk_lines_split_across_reads)
+{
+	static const char *modes[] = { "split", "truncate", "drop" };
+	int i;
+
+	for (i = 0; i < 6; i++)
+		chunk_case(_metadata, self, i < 3 ? 1000 : 1 << 20,
+			   modes[i % 3], i % 2);
+}
+
+/* ---- the same through the library: what the ring holds ---------------- */
+
+struct io_thread {
+	struct bring_io *io;
+	int ret;
+};
+
+static void *io_thread_run(void *arg)
+{
+	struct io_thread *t = arg;
+
+	t->ret = bring_io_run(t->io);
+	return NULL;
+}
+
+/* Wait until the sources of @io read @bytes. */
+static bool wait_bytes_in(struct bring_io *io, uint64_t bytes, int ms)
+{
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		bring_io_get_stats(io, &st);
+		if (st.bytes_in >= bytes)
+			return true;
+		usleep(2000);
+	}
+	return false;
+}
+
+/* What @rd can still read, each record followed by '\n', in one buffer. */
+static char *drain_records(struct bring_reader *rd, size_t cap, size_t *len,
+			   long *recs, long *multi)
+{
+	char *buf = malloc(cap + 1);
+	struct bring_msg m;
+
+	*len = 0;
+	*recs = *multi = 0;
+	while (bring_reader_next(rd, &m, 0) == 0) {
+		if (*len + m.len + 1 > cap)
+			break;
+		memcpy(buf + *len, m.data, m.len);
+		*len += m.len;
+		buf[(*len)++] = '\n';
+		(*recs)++;
+		*multi += memchr(m.data, '\n', m.len) != NULL;
+		bring_reader_shift(rd);
+	}
+	return buf;
+}
+
+/*
+ * Feed @in over TCP into a bring_io (@flags) that has no sink, so that
+ * the ring keeps every record for a reader opened before; check that the
+ * records, each followed by '\n', give the input back, and count them.
+ */
+static void records_case(struct __test_metadata *_metadata,
+			 const FIXTURE_VARIANT(io) *variant, unsigned int flags,
+			 const char *in, size_t n, long *recs, long *multi)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct bring *r = bring_new(16 << 20, &ro);
+	struct io_thread t = { 0 };
+	struct feeder f = { .buf = in, .len = n };
+	struct bring_reader *rd;
+	pthread_t th, fh;
+	size_t len;
+	char *got;
+	BRING_IO_OPTS(o, .flags = flags | BRING_IO_QUIET |
+			       (variant->no_uring ? BRING_IO_NO_URING : 0));
+
+	ASSERT_NE_NULL(r);
+	rd = bring_reader_open(r, "check");
+	ASSERT_NE_NULL(rd);
+	t.io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(t.io);
+	ASSERT_EQ(0, bring_io_add_source(t.io, "tcp-listen:127.0.0.1:0"));
+	f.port = bring_io_source_port(t.io, 0);
+	ASSERT_GT(f.port, 0);
+	ASSERT_EQ(0, pthread_create(&th, NULL, io_thread_run, &t));
+	ASSERT_EQ(0, pthread_create(&fh, NULL, feeder_run, &f));
+	pthread_join(fh, NULL);
+	EXPECT_EQ(0, f.err);
+	EXPECT_TRUE(wait_bytes_in(t.io, n, 20000));
+	bring_io_stop(t.io);
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, t.ret);
+	bring_io_get_stats(t.io, &st);
+	EXPECT_EQ(count_lines(in, n), st.msgs_in);
+	got = drain_records(rd, 2 * n + 16, &len, recs, multi);
+	if (len != n || memcmp(got, in, n))
+		TH_LOG("records give %zu bytes back of %zu", len, n);
+	EXPECT_EQ(n, len);
+	EXPECT_EQ(0, memcmp(got, in, len < n ? len : n));
+	free(got);
+	bring_reader_close(rd);
+	bring_io_free(t.io);
+	bring_free(r);
+}
+
+/* Short lines with empty ones, every line ended by a newline. */
+static char *short_lines(size_t *n)
+{
+	size_t target = scaled(2 << 20), len = 0, i;
+	char *in = malloc(target + 512);
+
+	for (i = 0; len < target; i++)
+		len += sprintf(in + len, "%zu %.*s\n", i, (int)(i % 71),
+			       i % 13 ? "the quick brown fox jumps over the lazy dog, again and again and" : "");
+	*n = len;
+	return in;
+}
+
+/*
+ * A lines source commits chunk records: complete lines joined by '\n',
+ * the last newline left out, however the reads cut the stream.
+ */
+TEST_F(io, chunk_records_are_joined_lines)
+{
+	long recs, multi;
+	size_t n;
+	char *in = short_lines(&n);
+
+	records_case(_metadata, variant, 0, in, n, &recs, &multi);
+	TH_LOG("%ld lines in %ld records", count_lines(in, n), recs);
+	EXPECT_GT(multi, 0);
+	EXPECT_LT(recs, count_lines(in, n) / 10);
+	free(in);
+}
+
+/* BRING_IO_LINE_RECORDS: one line per record, as before chunk records. */
+TEST_F(io, line_records_flag_one_line_each)
+{
+	long recs, multi;
+	size_t n;
+	char *in = short_lines(&n);
+
+	records_case(_metadata, variant, BRING_IO_LINE_RECORDS, in, n, &recs,
+		     &multi);
+	EXPECT_EQ(count_lines(in, n), recs);
+	EXPECT_EQ(0, multi);
+	free(in);
+}
+
+/* A read of one empty line is a chunk record of length 0: one message. */
+TEST_F(io, empty_line_is_empty_record)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct bring *r = bring_new(1 << 20, &ro);
+	struct bring_reader *rd = bring_reader_open(r, "check");
+	char src[PATH_MAX + 8], *got;
+	struct bring_io *io;
+	long recs, multi;
+	size_t len;
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET |
+			       (variant->no_uring ? BRING_IO_NO_URING : 0));
+
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, spew(self->path[IN], "\n", 1));
+	snprintf(src, sizeof(src), "file:%s", self->path[IN]);
+	io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(io);
+	ASSERT_EQ(0, bring_io_add_source(io, src));
+	ASSERT_EQ(0, bring_io_run(io)); /* a file source ends at EOF */
+	bring_io_get_stats(io, &st);
+	EXPECT_EQ(1, st.msgs_in);
+	got = drain_records(rd, 16, &len, &recs, &multi);
+	EXPECT_EQ(1, recs);
+	EXPECT_EQ(1, len);
+	free(got);
+	bring_reader_close(rd);
+	bring_io_free(io);
+	bring_free(r);
+}
+
+struct app_pusher {
+	struct bring *r;
+	long lines;
+	int err;
+};
+
+static void *app_push_run(void *arg)
+{
+	struct app_pusher *a = arg;
+	char line[64];
+	long i;
+	int n;
+
+	for (i = 0; i < a->lines && !a->err; i++) {
+		n = snprintf(line, sizeof(line), "app %08ld", i);
+		a->err = bring_push(a->r, line, n);
+	}
+	return NULL;
+}
+
+/*
+ * Records an application pushes one line at a time and chunk records a
+ * source commits share one ring: the sink writes every line whole, each
+ * writer's lines in order, and counts every line.
+ */
+TEST_F(io, app_lines_and_chunk_records_mix)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct bring *r = bring_new(1 << 20, &ro);
+	struct app_pusher app = { .r = r, .lines = scaled(100000) };
+	struct io_thread t = { 0 };
+	long src_lines = scaled(100000), next_app = 0, next_src = 0, i;
+	char sink[PATH_MAX + 8], *in = malloc(src_lines * 16 + 1), *got, *p, *e;
+	struct feeder f = { 0 };
+	pthread_t th, fh, ah;
+	size_t n = 0, len;
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET |
+			       (variant->no_uring ? BRING_IO_NO_URING : 0));
+
+	for (i = 0; i < src_lines; i++)
+		n += sprintf(in + n, "src %08ld\n", i);
+	snprintf(sink, sizeof(sink), "file:%s", self->path[OUT]);
+	t.io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(t.io);
+	ASSERT_EQ(0, bring_io_add_source(t.io, "tcp-listen:127.0.0.1:0"));
+	ASSERT_EQ(0, bring_io_add_sink(t.io, sink, NULL));
+	f = (struct feeder){ .buf = in, .len = n,
+			     .port = bring_io_source_port(t.io, 0) };
+	ASSERT_EQ(0, pthread_create(&th, NULL, io_thread_run, &t));
+	ASSERT_EQ(0, pthread_create(&fh, NULL, feeder_run, &f));
+	ASSERT_EQ(0, pthread_create(&ah, NULL, app_push_run, &app));
+	pthread_join(fh, NULL);
+	pthread_join(ah, NULL);
+	EXPECT_EQ(0, f.err);
+	EXPECT_EQ(0, app.err);
+	EXPECT_TRUE(wait_bytes_in(t.io, n, 20000));
+	bring_io_stop(t.io);
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, t.ret);
+	bring_io_get_stats(t.io, &st);
+	EXPECT_EQ(src_lines, st.msgs_in);
+	EXPECT_EQ(src_lines + app.lines, st.msgs_out);
+	got = slurp(self->path[OUT], &len);
+	ASSERT_NE_NULL(got);
+	EXPECT_EQ(n + (size_t)app.lines * 13, len);
+	for (p = got, e = got + len; p < e; p = memchr(p, '\n', e - p) + 1) {
+		long *next = !strncmp(p, "app ", 4) ? &next_app : &next_src;
+
+		ASSERT_TRUE(!strncmp(p, "app ", 4) || !strncmp(p, "src ", 4));
+		ASSERT_EQ('\n', p[12]);
+		ASSERT_EQ(*next, strtol(p + 4, NULL, 10));
+		(*next)++;
+	}
+	EXPECT_EQ(app.lines, next_app);
+	EXPECT_EQ(src_lines, next_src);
+	free(got);
+	free(in);
+	bring_io_free(t.io);
+	bring_free(r);
 }
 
 TEST_HARNESS_MAIN

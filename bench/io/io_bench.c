@@ -1,0 +1,889 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * io_bench - bench/io: bringcat against what else ships a file over TCP.
+ *
+ *  1. A page-cached file of 100-byte lines (512 MiB) is shipped over TCP
+ *     loopback into a file by a sender/receiver pair of: bringcat
+ *     (io_uring, and --no-uring), socat with its default options (what a
+ *     user would pick) and with -b 262144, bench/io/relay's read/write
+ *     loop with 64 KiB buffers (the two-copy bound) and its sendfile ->
+ *     splice pair (the one-copy bound). Each pair runs BENCH_IO_ROUNDS
+ *     times, interleaved; the median of each is reported.
+ *  2. System calls per MB of each pair, both processes counted, in a
+ *     separate untimed run: perf stat -e raw_syscalls:sys_enter around
+ *     each process (inherited by its threads; io_uring operations are
+ *     not system calls, io_uring_enter is).
+ *  3. 16 TCP clients send 64-byte lines into one bringcat and into one
+ *     socat TCP-LISTEN:...,fork (children appending to one file):
+ *     messages/s.
+ *
+ * Every output is checked: byte for byte against the input in 1, and in
+ * 3 every line whole and each client's lines in order for bringcat (socat
+ * is only checked for the byte count; its torn lines are counted). A
+ * wrong output, a failed or hung process is a failed bench (exit 1);
+ * missed targets are reported, not fatal.
+ *
+ * Environment: BRING_OUT (build tree: io/bringcat, bench/io/relay),
+ * BENCH_DIR (files; default /var/tmp), BENCH_IO_MIB (default 512, 64
+ * with BENCH_QUICK=1), BENCH_IO_ROUNDS (default 3), BENCH_IO_LINES
+ * (lines per client, default 200000), BENCH_JSON.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_LEN 100
+#define CLIENTS 16
+#define CLIENT_LINE 64
+#define MAX_ROUNDS 15
+#define MAX_ARGS 24
+
+static char bringcat[PATH_MAX], relay[PATH_MAX];
+static char in_path[PATH_MAX - 64], out_path[PATH_MAX - 64], log_path[PATH_MAX];
+static size_t in_size;
+static bool have_socat, have_perf;
+static int failed;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(double ms)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
+			       .tv_nsec = (long)(fmod(ms, 1000) * 1e6) };
+
+	nanosleep(&ts, NULL);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? -1 : st.st_size;
+}
+
+static bool have_cmd(const char *cmd)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "command -v %s >/dev/null 2>&1", cmd);
+	return !system(buf);
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+struct proc {
+	pid_t pid; /* what we started: the program, or perf around it */
+	bool perf; /* wrapped in perf stat: signal its child */
+	char stat_path[PATH_MAX];
+	double cpu; /* user + system seconds, after reap() */
+	int rc;
+};
+
+/* Start @argv, wrapped in perf stat when @count; stderr goes to the log. */
+static void start(struct proc *p, const char *const *argv, bool count,
+		  const char *tag)
+{
+	const char *full[MAX_ARGS + 10];
+	int n = 0, fd;
+
+	memset(p, 0, sizeof(*p));
+	p->perf = count;
+	if (count) {
+		snprintf(p->stat_path, sizeof(p->stat_path), "%s.%s.stat",
+			 out_path, tag);
+		full[n++] = "perf";
+		full[n++] = "stat";
+		full[n++] = "-x,";
+		full[n++] = "-e";
+		full[n++] = "raw_syscalls:sys_enter";
+		full[n++] = "-o";
+		full[n++] = p->stat_path;
+		full[n++] = "--";
+	}
+	while (*argv)
+		full[n++] = *argv++;
+	full[n] = NULL;
+	p->pid = fork();
+	if (p->pid)
+		return;
+	fd = open("/dev/null", O_RDONLY);
+	dup2(fd, 0);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	execvp(full[0], (char **)full);
+	_exit(127);
+}
+
+/* Reap @p if it has exited (or wait up to @ms); true once reaped. */
+static bool reap(struct proc *p, int ms)
+{
+	double end = now() + ms / 1000.0;
+	struct rusage ru;
+	int st;
+
+	if (!p->pid)
+		return true;
+	do {
+		if (wait4(p->pid, &st, WNOHANG, &ru) == p->pid) {
+			p->rc = WIFEXITED(st) ? WEXITSTATUS(st) :
+						128 + WTERMSIG(st);
+			p->cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+				 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) /
+					 1e6;
+			p->pid = 0;
+			return true;
+		}
+		if (ms)
+			sleep_ms(1);
+	} while (now() < end);
+	return false;
+}
+
+/* The program itself: perf's child when wrapped. */
+static pid_t target(const struct proc *p)
+{
+	char path[64];
+	FILE *f;
+	int pid = 0;
+
+	if (!p->perf)
+		return p->pid;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)p->pid,
+		 (int)p->pid);
+	f = fopen(path, "r");
+	if (f && fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	if (f)
+		fclose(f);
+	return pid;
+}
+
+/* SIGTERM, then SIGKILL after 10 s; false if it had to be killed. */
+static bool stop(struct proc *p)
+{
+	pid_t t = target(p);
+
+	if (!p->pid)
+		return true;
+	if (t > 0)
+		kill(t, SIGTERM);
+	if (reap(p, 10000))
+		return true;
+	kill(p->pid, SIGKILL);
+	if (t > 0)
+		kill(t, SIGKILL);
+	reap(p, 10000);
+	return false;
+}
+
+/* System calls perf counted, or -1. */
+static double syscalls_of(const struct proc *p)
+{
+	char line[512];
+	double v = -1;
+	FILE *f = fopen(p->stat_path, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "raw_syscalls:sys_enter") &&
+		    sscanf(line, "%lf,", &v) != 1)
+			v = -1;
+	if (f)
+		fclose(f);
+	unlink(p->stat_path);
+	return v;
+}
+
+/* ---- TCP helpers -------------------------------------------------------- */
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    !getsockname(fd, (struct sockaddr *)&sa, &len))
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* Is something listening on 127.0.0.1:@port (/proc/net/tcp)? */
+static bool listening(int port)
+{
+	char line[256], want[32];
+	bool found = false;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	snprintf(want, sizeof(want), "0100007F:%04X 00000000:0000 0A", port);
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, want) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static bool wait_listening(struct proc *rx, int port)
+{
+	double end = now() + 10;
+
+	while (now() < end) {
+		if (listening(port))
+			return true;
+		if (reap(rx, 0))
+			return false;
+		sleep_ms(2);
+	}
+	return false;
+}
+
+/* ---- the pairs ---------------------------------------------------------- */
+
+enum pair_id {
+	P_BRINGCAT,
+	P_BRINGCAT_NOURING,
+	P_SOCAT,
+	P_SOCAT_B,
+	P_RELAY,
+	P_SENDFILE,
+	NR_PAIRS,
+};
+
+static const struct pair_desc {
+	const char *name, *key;
+	bool socat;
+} pairs[NR_PAIRS] = {
+	[P_BRINGCAT] = { "bringcat (io_uring)", "bringcat", false },
+	[P_BRINGCAT_NOURING] = { "bringcat (--no-uring)", "bringcat_no_uring",
+				 false },
+	[P_SOCAT] = { "socat (default)", "socat", true },
+	[P_SOCAT_B] = { "socat -b 262144", "socat_b262144", true },
+	[P_RELAY] = { "relay read/write 64 KiB", "relay", false },
+	[P_SENDFILE] = { "sendfile -> splice", "sendfile", false },
+};
+
+struct argbuf {
+	const char *argv[MAX_ARGS];
+	char s[4][PATH_MAX + 64];
+};
+
+static void pair_argv(enum pair_id id, bool rx, int port, struct argbuf *a)
+{
+	const char **v = a->argv;
+	int n = 0;
+
+	snprintf(a->s[0], sizeof(a->s[0]), "127.0.0.1:%d", port);
+	switch (id) {
+	case P_BRINGCAT:
+	case P_BRINGCAT_NOURING:
+		v[n++] = bringcat;
+		v[n++] = "-q";
+		if (id == P_BRINGCAT_NOURING)
+			v[n++] = "--no-uring";
+		snprintf(a->s[1], sizeof(a->s[1]), "%s:127.0.0.1:%d",
+			 rx ? "tcp-listen" : "tcp", port);
+		snprintf(a->s[2], sizeof(a->s[2]), "file:%s",
+			 rx ? out_path : in_path);
+		v[n++] = "-i";
+		v[n++] = rx ? a->s[1] : a->s[2];
+		v[n++] = "-o";
+		v[n++] = rx ? a->s[2] : a->s[1];
+		break;
+	case P_SOCAT:
+	case P_SOCAT_B:
+		v[n++] = "socat";
+		if (id == P_SOCAT_B) {
+			v[n++] = "-b";
+			v[n++] = "262144";
+		}
+		v[n++] = "-u";
+		if (rx) {
+			snprintf(a->s[1], sizeof(a->s[1]),
+				 "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
+			snprintf(a->s[2], sizeof(a->s[2]), "OPEN:%s,creat,trunc",
+				 out_path);
+		} else {
+			snprintf(a->s[1], sizeof(a->s[1]), "OPEN:%s", in_path);
+			snprintf(a->s[2], sizeof(a->s[2]), "TCP:127.0.0.1:%d",
+				 port);
+		}
+		v[n++] = a->s[1];
+		v[n++] = a->s[2];
+		break;
+	default:
+		v[n++] = relay;
+		v[n++] = id == P_RELAY ? "relay" : "sendfile";
+		v[n++] = rx ? "recv" : "send";
+		v[n++] = rx ? a->s[0] : in_path;
+		v[n++] = rx ? out_path : a->s[0];
+		break;
+	}
+	v[n] = NULL;
+}
+
+struct result {
+	double secs, cpu; /* wall seconds; CPU seconds of both processes */
+	double calls; /* system calls of both processes, or -1 */
+};
+
+static bool same_as_input(const char *path)
+{
+	int a = open(in_path, O_RDONLY), b = open(path, O_RDONLY);
+	void *pa = MAP_FAILED, *pb = MAP_FAILED;
+	bool same = false;
+
+	if (a >= 0 && b >= 0 && file_size(path) == (off_t)in_size) {
+		pa = mmap(NULL, in_size, PROT_READ, MAP_SHARED, a, 0);
+		pb = mmap(NULL, in_size, PROT_READ, MAP_SHARED, b, 0);
+		same = pa != MAP_FAILED && pb != MAP_FAILED &&
+		       !memcmp(pa, pb, in_size);
+	}
+	if (pa != MAP_FAILED)
+		munmap(pa, in_size);
+	if (pb != MAP_FAILED)
+		munmap(pb, in_size);
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+	return same;
+}
+
+/*
+ * One run of pair @id: the receiver listens, the clock starts, the sender
+ * starts, the clock stops when the output holds every byte. With @count
+ * both run under perf stat (untimed). Returns 0 or -1 (failed; said why).
+ */
+static int run_pair(enum pair_id id, bool count, struct result *res)
+{
+	struct proc rx, tx;
+	struct argbuf ra, ta;
+	double t0, t1 = 0, end;
+	int port = free_port();
+	bool ok;
+
+	unlink(out_path);
+	pair_argv(id, true, port, &ra);
+	pair_argv(id, false, port, &ta);
+	start(&rx, ra.argv, count, "rx");
+	if (!wait_listening(&rx, port)) {
+		fprintf(stderr, "io_bench: %s: receiver did not listen on %d (log: %s)\n",
+			pairs[id].name, port, log_path);
+		stop(&rx);
+		return -1;
+	}
+	t0 = now();
+	start(&tx, ta.argv, count, "tx");
+	end = t0 + 60 + in_size / 10e6; /* >= 10 MB/s or it hangs */
+	while (now() < end) {
+		if (file_size(out_path) >= (off_t)in_size) {
+			t1 = now();
+			break;
+		}
+		if (reap(&tx, 0) && tx.rc)
+			break;
+		sleep_ms(1);
+	}
+	ok = t1 > 0 && reap(&tx, 30000) && !tx.rc;
+	if (id == P_BRINGCAT || id == P_BRINGCAT_NOURING || !ok)
+		ok = stop(&rx) && ok;
+	else
+		ok = reap(&rx, 10000) && !rx.rc && ok;
+	if (!ok || !reap(&rx, 0))
+		stop(&rx);
+	if (!ok) {
+		fprintf(stderr, "io_bench: %s: %s (sender exit %d, receiver exit %d; log: %s)\n",
+			pairs[id].name, t1 ? "a process failed" : "incomplete output",
+			tx.rc, rx.rc, log_path);
+		stop(&tx);
+		return -1;
+	}
+	if (!same_as_input(out_path)) {
+		fprintf(stderr, "io_bench: %s: OUTPUT DIFFERS from the input\n",
+			pairs[id].name);
+		return -1;
+	}
+	unlink(out_path);
+	res->secs = t1 - t0;
+	res->cpu = rx.cpu + tx.cpu;
+	res->calls = -1;
+	if (count) {
+		double a = syscalls_of(&rx), b = syscalls_of(&tx);
+
+		res->calls = a >= 0 && b >= 0 ? a + b : -1;
+	}
+	return 0;
+}
+
+/* ---- 16 clients ---------------------------------------------------------- */
+
+struct client {
+	int port, id;
+	char *buf;
+	size_t len;
+	int err;
+};
+
+static void *client_run(void *arg)
+{
+	struct client *c = arg;
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(c->port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t off = 0, n;
+	ssize_t w;
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		c->err = errno;
+		goto out;
+	}
+	/* 64 KiB writes of whole lines, as a log forwarder batches them. */
+	while (off < c->len) {
+		n = c->len - off < 65536 ? c->len - off : 65536;
+		n -= n % CLIENT_LINE;
+		w = write(fd, c->buf + off, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			c->err = errno ? errno : EIO;
+			break;
+		}
+		off += w;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* "cII SSSSSSSSSS yyyy...y\n": 64 bytes, client II's line SSSSSSSSSS. */
+static char *client_lines(int id, unsigned int lines)
+{
+	char *buf = malloc((size_t)lines * CLIENT_LINE), *p;
+	unsigned int i;
+
+	for (i = 0, p = buf; buf && i < lines; i++, p += CLIENT_LINE) {
+		snprintf(p, 16, "c%02d %010u ", id, i);
+		memset(p + 15, 'y', CLIENT_LINE - 16);
+		p[CLIENT_LINE - 1] = '\n';
+	}
+	return buf;
+}
+
+/* "cII SSSSSSSSSS " -> @id, @seq (no sscanf: the output has no NUL). */
+static int parse_client_line(const char *p, int *id, unsigned int *seq)
+{
+	int i;
+
+	if (p[0] != 'c' || p[3] != ' ' || p[14] != ' ')
+		return -1;
+	*id = (p[1] - '0') * 10 + (p[2] - '0');
+	for (i = 4, *seq = 0; i < 14; i++)
+		*seq = *seq * 10 + (unsigned int)(p[i] - '0');
+	return *id >= 0 && *id < CLIENTS ? 0 : -1;
+}
+
+/*
+ * Lines of @out that are not a whole client line in its client's order;
+ * @strict stops at the first (bringcat keeps lines whole), otherwise the
+ * torn ones are counted (socat's forked children interleave their reads).
+ */
+static long check_client_output(const char *out, size_t len,
+				unsigned int lines, bool strict)
+{
+	unsigned int next[CLIENTS] = { 0 }, seq;
+	const char *p = out, *e = out + len, *nl;
+	long bad = 0;
+	int id, i;
+
+	while (p < e) {
+		nl = memchr(p, '\n', e - p);
+		if (!nl)
+			nl = e;
+		if (nl - p != CLIENT_LINE - 1 ||
+		    parse_client_line(p, &id, &seq) ||
+		    (strict && seq != next[id])) {
+			if (strict)
+				return 1;
+			bad++;
+		} else {
+			next[id] = seq + 1;
+		}
+		p = nl + 1;
+	}
+	for (i = 0; strict && i < CLIENTS; i++)
+		if (next[i] != lines)
+			return 1;
+	return bad;
+}
+
+/*
+ * Clients into a bringcat (@socat false) or a forking socat listener.
+ * Returns messages/s, or -1 when it failed.
+ */
+static double run_clients(bool socat, char **bufs, unsigned int lines,
+			  long *torn)
+{
+	size_t want = (size_t)CLIENTS * lines * CLIENT_LINE, len = 0;
+	struct client cl[CLIENTS];
+	pthread_t th[CLIENTS];
+	struct argbuf a;
+	struct proc rx;
+	double t0, t1 = 0, end;
+	int port = free_port(), i, fd, err = 0;
+	char *out = MAP_FAILED;
+	long bad;
+
+	unlink(out_path);
+	if (socat) {
+		snprintf(a.s[1], sizeof(a.s[1]),
+			 "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=64",
+			 port);
+		snprintf(a.s[2], sizeof(a.s[2]), "OPEN:%s,creat,append",
+			 out_path);
+		a.argv[0] = "socat";
+		a.argv[1] = "-u";
+		a.argv[2] = a.s[1];
+		a.argv[3] = a.s[2];
+		a.argv[4] = NULL;
+	} else {
+		snprintf(a.s[1], sizeof(a.s[1]), "tcp-listen:127.0.0.1:%d", port);
+		snprintf(a.s[2], sizeof(a.s[2]), "file:%s", out_path);
+		a.argv[0] = bringcat;
+		a.argv[1] = "-q";
+		a.argv[2] = "-i";
+		a.argv[3] = a.s[1];
+		a.argv[4] = "-o";
+		a.argv[5] = a.s[2];
+		a.argv[6] = NULL;
+	}
+	start(&rx, a.argv, false, "rx");
+	if (!wait_listening(&rx, port)) {
+		stop(&rx);
+		return -1;
+	}
+	t0 = now();
+	for (i = 0; i < CLIENTS; i++) {
+		cl[i] = (struct client){ .port = port, .id = i, .buf = bufs[i],
+					 .len = (size_t)lines * CLIENT_LINE };
+		pthread_create(&th[i], NULL, client_run, &cl[i]);
+	}
+	end = t0 + 60 + want / 5e6;
+	while (now() < end) {
+		if (file_size(out_path) >= (off_t)want) {
+			t1 = now();
+			break;
+		}
+		sleep_ms(1);
+	}
+	for (i = 0; i < CLIENTS; i++) {
+		pthread_join(th[i], NULL);
+		err = err ? err : cl[i].err;
+	}
+	sleep_ms(50); /* anything beyond the expected bytes shows up */
+	stop(&rx);
+	fd = open(out_path, O_RDONLY);
+	len = file_size(out_path);
+	if (fd >= 0 && len)
+		out = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (fd >= 0)
+		close(fd);
+	if (!t1 || err || len != want || out == MAP_FAILED) {
+		fprintf(stderr, "io_bench: %u clients into %s: %zu of %zu bytes%s%s\n",
+			CLIENTS, socat ? "socat" : "bringcat", len, want,
+			err ? ", client: " : "", err ? strerror(err) : "");
+		if (out != MAP_FAILED)
+			munmap(out, len);
+		return -1;
+	}
+	bad = check_client_output(out, len, lines, !socat);
+	munmap(out, len);
+	unlink(out_path);
+	if (!socat && bad) {
+		fprintf(stderr, "io_bench: clients into bringcat: a line torn, lost or out of order\n");
+		return -1;
+	}
+	*torn = bad;
+	return (double)CLIENTS * lines / (t1 - t0);
+}
+
+/* ---- report ------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median, min and max of @n values (sorted in place). */
+static double median(double *v, int n, double *lo, double *hi)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	*lo = v[0];
+	*hi = v[n - 1];
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+struct pair_stats {
+	bool ran;
+	double mbps, lo, hi; /* median, min, max MB/s */
+	double cpu_per_mb; /* median CPU ms per MB, both processes */
+	double calls_per_mb; /* -1: not counted */
+};
+
+static const char *verdict(double v, double target, bool at_most)
+{
+	if (isnan(v) || v < 0)
+		return "n/a";
+	return (at_most ? v <= target : v >= target) ? "PASS" : "MISS";
+}
+
+static void make_input(size_t mib)
+{
+	size_t lines = (mib << 20) / LINE_LEN, i, n = 0;
+	char *buf = malloc(1 << 20), x[81];
+	int fd = open(in_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	memset(x, 'x', 80);
+	x[80] = '\0';
+	for (i = 0; fd >= 0 && buf && i < lines; i++) {
+		n += snprintf(buf + n, LINE_LEN + 1, "%018zu %s\n", i, x);
+		if (n > (1 << 20) - LINE_LEN - 1 || i == lines - 1) {
+			if (write(fd, buf, n) != (ssize_t)n)
+				break;
+			n = 0;
+		}
+	}
+	/* Clean and cached: no writeback of it during the runs. */
+	if (fd < 0 || i < lines || fdatasync(fd)) {
+		fprintf(stderr, "io_bench: cannot write %s: %s\n", in_path,
+			strerror(errno));
+		exit(1);
+	}
+	close(fd);
+	free(buf);
+	in_size = lines * LINE_LEN;
+}
+
+static unsigned int env_uint(const char *name, unsigned int def)
+{
+	const char *s = getenv(name);
+
+	return s && atoi(s) > 0 ? (unsigned int)atoi(s) : def;
+}
+
+int main(void)
+{
+	const char *out = getenv("BRING_OUT"), *dir = getenv("BENCH_DIR");
+	const char *json = getenv("BENCH_JSON");
+	bool quick = getenv("BENCH_QUICK") && *getenv("BENCH_QUICK");
+	unsigned int mib = env_uint("BENCH_IO_MIB", quick ? 64 : 512);
+	unsigned int rounds = env_uint("BENCH_IO_ROUNDS", 3);
+	unsigned int lines = env_uint("BENCH_IO_LINES", quick ? 20000 : 200000);
+	double secs[NR_PAIRS][MAX_ROUNDS], cpu[NR_PAIRS][MAX_ROUNDS];
+	struct pair_stats ps[NR_PAIRS] = { 0 };
+	double cl_rate[2][MAX_ROUNDS], cl_med[2] = { -1, -1 }, lo, hi, mb;
+	long torn[2] = { 0 };
+	char *bufs[CLIENTS];
+	struct result res;
+	unsigned int r;
+	int i, k;
+	FILE *js;
+
+	if (rounds > MAX_ROUNDS)
+		rounds = MAX_ROUNDS;
+	if (!out)
+		out = ".";
+	if (!dir)
+		dir = "/var/tmp";
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(bringcat, sizeof(bringcat), "%s/io/bringcat", out);
+	snprintf(relay, sizeof(relay), "%s/bench/io/relay", out);
+	snprintf(in_path, sizeof(in_path), "%s/io_bench.%d.in", dir, (int)getpid());
+	snprintf(out_path, sizeof(out_path), "%s/io_bench.%d.out", dir,
+		 (int)getpid());
+	snprintf(log_path, sizeof(log_path), "%s/io_bench.%d.log", dir,
+		 (int)getpid());
+	if (access(bringcat, X_OK) || access(relay, X_OK)) {
+		fprintf(stderr, "io_bench: %s or %s not built (BRING_OUT?)\n",
+			bringcat, relay);
+		return 1;
+	}
+	have_socat = have_cmd("socat");
+	/* perf needs the tracepoint (tracefs) as well. */
+	have_perf = !system("perf stat -x, -e raw_syscalls:sys_enter -o /dev/null -- true >/dev/null 2>&1");
+	make_input(mib);
+	mb = in_size / 1e6;
+
+	printf("bench/io: %u MiB of %d-byte lines (%.1f MB, page-cached) over TCP loopback into a file in %s\n",
+	       mib, LINE_LEN, mb, dir);
+	printf("%u rounds, pairs interleaved; median (min-max) of the rounds\n",
+	       rounds);
+	if (!have_socat)
+		printf("socat not installed: its pairs are left out\n");
+	for (r = 0; r < rounds; r++) {
+		for (i = 0; i < NR_PAIRS; i++) {
+			if (pairs[i].socat && !have_socat)
+				continue;
+			if (run_pair(i, false, &res)) {
+				failed = 1;
+				secs[i][r] = NAN;
+				continue;
+			}
+			secs[i][r] = res.secs;
+			cpu[i][r] = res.cpu;
+		}
+	}
+	/* System calls: one untimed run of each pair under perf stat. */
+	for (i = 0; i < NR_PAIRS; i++) {
+		if (pairs[i].socat && !have_socat)
+			continue;
+		ps[i].ran = true;
+		ps[i].calls_per_mb = -1;
+		if (have_perf && run_pair(i, true, &res))
+			failed = 1;
+		else if (have_perf && res.calls >= 0)
+			ps[i].calls_per_mb = res.calls / mb;
+		for (r = 0, k = 0; r < rounds; r++)
+			if (!isnan(secs[i][r])) {
+				secs[i][k] = mb / secs[i][r];
+				cpu[i][k++] = cpu[i][r] * 1e3 / mb;
+			}
+		if (!k) {
+			ps[i].ran = false;
+			continue;
+		}
+		ps[i].mbps = median(secs[i], k, &ps[i].lo, &ps[i].hi);
+		ps[i].cpu_per_mb = median(cpu[i], k, &lo, &hi);
+	}
+	printf("\n  %-26s %9s %17s %12s %14s\n", "pair", "MB/s", "(min-max)",
+	       "CPU ms/MB", "syscalls/MB");
+	for (i = 0; i < NR_PAIRS; i++) {
+		char range[32], calls[32];
+
+		if (!ps[i].ran)
+			continue;
+		snprintf(range, sizeof(range), "(%.0f-%.0f)", ps[i].lo, ps[i].hi);
+		if (ps[i].calls_per_mb >= 0)
+			snprintf(calls, sizeof(calls), "%.1f", ps[i].calls_per_mb);
+		else
+			snprintf(calls, sizeof(calls), "n/a");
+		printf("  %-26s %9.1f %17s %12.2f %14s\n", pairs[i].name,
+		       ps[i].mbps, range, ps[i].cpu_per_mb, calls);
+	}
+	if (!have_perf)
+		printf("  (perf stat -e raw_syscalls:sys_enter failed: system calls not counted;\n"
+		       "   install linux-perf, mount tracefs on /sys/kernel/tracing)\n");
+
+	/* 16 clients. */
+	for (i = 0; i < CLIENTS; i++) {
+		bufs[i] = client_lines(i, lines);
+		if (!bufs[i])
+			return 1;
+	}
+	for (r = 0, k = 0; r < rounds; r++) {
+		for (i = 0; i < 2; i++) {
+			if (i && !have_socat)
+				continue;
+			cl_rate[i][r] = run_clients(i, bufs, lines, &torn[i]);
+			if (cl_rate[i][r] < 0)
+				failed = 1;
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		for (r = 0, k = 0; r < rounds; r++)
+			if (cl_rate[i][r] >= 0 && (!i || have_socat))
+				cl_rate[i][k++] = cl_rate[i][r];
+		if (k)
+			cl_med[i] = median(cl_rate[i], k, &lo, &hi);
+	}
+	printf("\n  %d TCP clients x %u lines of %d bytes into one receiver, messages/s (median)\n",
+	       CLIENTS, lines, CLIENT_LINE);
+	printf("  %-26s %12.0f\n", "bringcat", cl_med[0]);
+	if (have_socat)
+		printf("  %-26s %12.0f   (%ld of %u lines torn by interleaved writes)\n",
+		       "socat TCP-LISTEN,fork", cl_med[1], torn[1],
+		       CLIENTS * lines);
+
+	{
+		const struct pair_stats *b = &ps[P_BRINGCAT],
+					*n = &ps[P_BRINGCAT_NOURING],
+					*s = &ps[P_SOCAT], *rl = &ps[P_RELAY];
+		double t1 = b->mbps / rl->mbps, t1n = n->mbps / rl->mbps;
+		double t2 = have_socat ? b->mbps / s->mbps : NAN;
+		double t2n = have_socat ? n->mbps / s->mbps : NAN;
+		double t3 = b->calls_per_mb >= 0 && s->calls_per_mb > 0 ?
+				    b->calls_per_mb / s->calls_per_mb : NAN;
+		double t3n = n->calls_per_mb >= 0 && s->calls_per_mb > 0 ?
+				     n->calls_per_mb / s->calls_per_mb : NAN;
+		double t4 = have_socat ? cl_med[0] / cl_med[1] : NAN;
+
+		printf("\n  targets (reported, not enforced)\n");
+		printf("  bringcat vs plain relay:    %.2fx (target >= 0.85) %s   [--no-uring %.2fx %s]\n",
+		       t1, verdict(t1, 0.85, false), t1n,
+		       verdict(t1n, 0.85, false));
+		printf("  bringcat vs socat default:  %.2fx (target >= 1.5) %s   [--no-uring %.2fx %s]\n",
+		       t2, verdict(t2, 1.5, false), t2n,
+		       verdict(t2n, 1.5, false));
+		printf("  syscalls/MB vs socat:       %.3fx (target <= 0.25) %s   [--no-uring %.3fx %s]\n",
+		       t3, verdict(t3, 0.25, true), t3n,
+		       verdict(t3n, 0.25, true));
+		printf("  16 clients, msgs/s vs socat: %.2fx\n", t4);
+
+		js = json ? fopen(json, "w") : NULL;
+		if (js) {
+			fprintf(js, "{\n  \"bench\": \"io_bench\",\n  \"mib\": %u,\n  \"bytes\": %zu,\n  \"rounds\": %u,\n  \"pairs\": [\n",
+				mib, in_size, rounds);
+			for (i = 0, k = 0; i < NR_PAIRS; i++) {
+				if (!ps[i].ran)
+					continue;
+				fprintf(js, "%s    { \"pair\": \"%s\", \"mb_per_s\": %.1f, \"min\": %.1f, \"max\": %.1f, \"cpu_ms_per_mb\": %.3f, \"syscalls_per_mb\": %.2f }",
+					k++ ? ",\n" : "", pairs[i].key, ps[i].mbps,
+					ps[i].lo, ps[i].hi, ps[i].cpu_per_mb,
+					ps[i].calls_per_mb);
+			}
+			fprintf(js, "\n  ],\n  \"clients\": { \"clients\": %d, \"lines\": %u, \"bringcat_msgs_per_s\": %.0f, \"socat_msgs_per_s\": %.0f, \"socat_torn_lines\": %ld },\n",
+				CLIENTS, lines, cl_med[0], cl_med[1], torn[1]);
+			fprintf(js, "  \"targets\": { \"vs_relay\": %.3f, \"vs_socat\": %.3f, \"syscalls_vs_socat\": %.4f, \"clients_vs_socat\": %.3f },\n  \"failed\": %d\n}\n",
+				isnan(t1) ? -1 : t1, isnan(t2) ? -1 : t2,
+				isnan(t3) ? -1 : t3, isnan(t4) ? -1 : t4,
+				failed);
+			fclose(js);
+		}
+	}
+	for (i = 0; i < CLIENTS; i++)
+		free(bufs[i]);
+	unlink(in_path);
+	if (!failed)
+		unlink(log_path);
+	else
+		fprintf(stderr, "io_bench: FAILED (process logs: %s)\n", log_path);
+	return failed;
+}
