@@ -793,42 +793,69 @@ static struct bring *two_reader_ring(const char *path)
 	return r;
 }
 
-TEST(named_reader_resumes_after_reopen)
+#define A_MSGS 6	/* messages m0..m5 for reader "a" */
+
+/*
+ * A two_reader_ring() at @path with A_MSGS messages, of which "a" takes
+ * @taken (next and shift) and then reads one more without shifting it;
+ * then the ring is freed again.
+ */
+static void a_takes_and_reads_one(struct __test_metadata *_metadata,
+				  const char *path, int taken)
 {
 	struct bring_reader *a;
-	struct tmp t;
-	struct bring *r;
-	char buf[16];
+	struct bring *r = two_reader_ring(path);
+	char buf[16], want[16];
 	int i;
 
-	ASSERT_EQ(0, tmp_make(&t));
-	r = two_reader_ring(t.path);
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, push_range(r, 0, 6));
+	ASSERT_EQ(0, push_range(r, 0, A_MSGS));
 	a = bring_reader_open(r, "a");
 	ASSERT_NE_NULL(a);
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m1", buf);
-	ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m2", buf);
+	for (i = 0; i <= taken; i++) {
+		snprintf(want, sizeof(want), "m%d", i);
+		if (i < taken)
+			ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+		else
+			ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
+		EXPECT_STREQ(want, buf);
+	}
 	bring_reader_close(a);
 	bring_free(r);
+}
 
-	r = bring_open(t.path, 0, NULL);
-	ASSERT_NE_NULL(r);
-	EXPECT_EQ(2, get_stats(r).readers);
-	a = bring_reader_open(r, "a");
-	ASSERT_NE_NULL(a);
-	for (i = 2; i < 6; i++) {
-		char want[16];
+/* Reader "a" of @r takes m<from>..m5, and then there is no more. */
+static void a_takes_the_rest(struct __test_metadata *_metadata,
+			     struct bring *r, int from)
+{
+	struct bring_reader *a = bring_reader_open(r, "a");
+	char buf[16], want[16];
+	int i;
 
+	ASSERT_NE_NULL(a) TH_LOG("%s", strerror(errno));
+	for (i = from; i < A_MSGS; i++) {
 		snprintf(want, sizeof(want), "m%d", i);
 		ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
 		EXPECT_STREQ(want, buf);
 	}
 	EXPECT_EQ(-EAGAIN, reader_str(a, buf, sizeof(buf), 0));
 	bring_reader_close(a);
+}
+
+TEST(named_reader_resumes_after_reopen)
+{
+	struct bring_reader *a;
+	struct tmp t;
+	struct bring *r;
+	char buf[16];
+
+	ASSERT_EQ(0, tmp_make(&t));
+	a_takes_and_reads_one(_metadata, t.path, 2);
+
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(2, get_stats(r).readers);
+	a_takes_the_rest(_metadata, r, 2);
 	/* "b" never read: it still starts at the first message. */
 	a = bring_reader_open(r, "b");
 	ASSERT_NE_NULL(a);
@@ -849,16 +876,7 @@ TEST(named_reader_resumes_in_another_process)
 	pid_t pid;
 
 	ASSERT_EQ(0, tmp_make(&t));
-	r = two_reader_ring(t.path);
-	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, push_range(r, 0, 6));
-	a = bring_reader_open(r, "a");
-	ASSERT_NE_NULL(a);
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m1", buf);
-	bring_reader_close(a);
-	bring_free(r);
+	a_takes_and_reads_one(_metadata, t.path, 1);
 
 	pid = fork_child();
 	ASSERT_GE(pid, 0);
@@ -881,16 +899,7 @@ TEST(named_reader_resumes_in_another_process)
 
 	r = bring_open(t.path, 0, NULL);
 	ASSERT_NE_NULL(r);
-	a = bring_reader_open(r, "a");
-	ASSERT_NE_NULL(a) TH_LOG("%s", strerror(errno));
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m3", buf);
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m4", buf);
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m5", buf);
-	EXPECT_EQ(-EAGAIN, reader_str(a, buf, sizeof(buf), 0));
-	bring_reader_close(a);
+	a_takes_the_rest(_metadata, r, 3);
 	bring_free(r);
 	tmp_remove(&t);
 }

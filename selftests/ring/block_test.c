@@ -110,6 +110,14 @@ static int start_blocker(struct blocker *b, void *(*fn)(void *))
 	return 0;
 }
 
+/* Start @b in @fn and wait until it sleeps in futex(2). */
+static void start_asleep(struct __test_metadata *_metadata, struct blocker *b,
+			 void *(*fn)(void *))
+{
+	ASSERT_EQ(0, start_blocker(b, fn));
+	ASSERT_TRUE(wait_in_futex(0, b->tid, BLOCK_WAIT_MS));
+}
+
 static bool blocker_done(struct blocker *b)
 {
 	return __atomic_load_n(&b->done, __ATOMIC_ACQUIRE);
@@ -133,6 +141,27 @@ static uint64_t thread_cpu_ns(pthread_t th)
 	if (pthread_getcpuclockid(th, &cid) || clock_gettime(cid, &ts))
 		return UINT64_MAX;
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The blocked @who (writer or reader) @b stays asleep in futex(2) for a
+ * second and uses less than 5 ms of CPU meanwhile.
+ */
+static void expect_asleep_without_cpu(struct __test_metadata *_metadata,
+				      struct blocker *b, const char *who)
+{
+	uint64_t c0, c1;
+
+	c0 = thread_cpu_ns(b->th);
+	sleep_ms(1000);
+	c1 = thread_cpu_ns(b->th);
+	ASSERT_NE(UINT64_MAX, c1);
+	TH_LOG("blocked %s used %llu ns of CPU in 1 s", who,
+	       (unsigned long long)(c1 - c0));
+	EXPECT_LT(c1 - c0, 5 * MS);
+	/* Still blocked: nothing woke it. */
+	ASSERT_FALSE(blocker_done(b));
+	ASSERT_TRUE(task_in_futex(0, b->tid));
 }
 
 /* Messages of 48 bytes take 64 bytes of ring: 64 of them fill 4096. */
@@ -214,23 +243,12 @@ TEST_F(spin, blocked_writer_uses_no_cpu)
 	struct blocker b = { .r = self->r, .len = SMALL_LEN, .timeout_ms = -1 };
 	char buf[SMALL_LEN] = "blocked writer";
 	struct bring_msg msg;
-	uint64_t c0, c1;
 	unsigned int i;
 
 	b.data = buf;
 	ASSERT_EQ(0, fill_ring(self->r));
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
-	c0 = thread_cpu_ns(b.th);
-	sleep_ms(1000);
-	c1 = thread_cpu_ns(b.th);
-	ASSERT_NE(UINT64_MAX, c1);
-	TH_LOG("blocked writer used %llu ns of CPU in 1 s",
-	       (unsigned long long)(c1 - c0));
-	EXPECT_LT(c1 - c0, 5 * MS);
-	/* Still blocked: nothing was shifted. */
-	ASSERT_FALSE(blocker_done(&b));
-	ASSERT_TRUE(task_in_futex(0, b.tid));
+	start_asleep(_metadata, &b, push_fn);
+	expect_asleep_without_cpu(_metadata, &b, "writer");
 
 	ASSERT_EQ(0, shift_small(self->r, 0));
 	ASSERT_TRUE(join_blocker(&b));
@@ -246,19 +264,9 @@ TEST_F(spin, blocked_reader_uses_no_cpu)
 {
 	struct blocker b = { .r = self->r, .timeout_ms = -1 };
 	static const char wake[] = "wake up";
-	uint64_t c0, c1;
 
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
-	c0 = thread_cpu_ns(b.th);
-	sleep_ms(1000);
-	c1 = thread_cpu_ns(b.th);
-	ASSERT_NE(UINT64_MAX, c1);
-	TH_LOG("blocked reader used %llu ns of CPU in 1 s",
-	       (unsigned long long)(c1 - c0));
-	EXPECT_LT(c1 - c0, 5 * MS);
-	ASSERT_FALSE(blocker_done(&b));
-	ASSERT_TRUE(task_in_futex(0, b.tid));
+	start_asleep(_metadata, &b, next_fn);
+	expect_asleep_without_cpu(_metadata, &b, "reader");
 
 	ASSERT_EQ(0, bring_push(self->r, wake, sizeof(wake)));
 	ASSERT_TRUE(join_blocker(&b));
@@ -358,8 +366,7 @@ TEST(writer_not_woken_until_its_message_fits)
 	ASSERT_EQ(0, bring_push(r, b_, sizeof(b_)));
 	ASSERT_EQ(-EAGAIN, bring_push_timeout(r, big, sizeof(big), 0));
 
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+	start_asleep(_metadata, &b, push_fn);
 	st0 = get_stats(r);
 
 	ASSERT_EQ(0, bring_next(r, &msg));
@@ -401,8 +408,7 @@ TEST(writer_on_full_ring_woken_by_one_shift)
 
 	ASSERT_NE_NULL(r);
 	ASSERT_EQ(0, fill_ring(r));
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+	start_asleep(_metadata, &b, push_fn);
 	st0 = get_stats(r);
 
 	ASSERT_EQ(0, shift_small(r, 0));
@@ -430,8 +436,7 @@ TEST(reader_woken_by_one_commit)
 	struct bring_msg msg;
 
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+	start_asleep(_metadata, &b, next_fn);
 	st0 = get_stats(r);
 
 	ASSERT_EQ(0, bring_push(r, "one", 3));
@@ -469,8 +474,7 @@ TEST(reader_sleeps_on_reservation_until_commit)
 
 		if (reserve_first)
 			ASSERT_EQ(0, bring_reserve(r, 100, &resv, 0));
-		ASSERT_EQ(0, start_blocker(&b, next_fn));
-		ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+		start_asleep(_metadata, &b, next_fn);
 		if (!reserve_first)
 			ASSERT_EQ(0, bring_reserve(r, 100, &resv, 0));
 		memset(resv.data, 'R', 100);
@@ -510,8 +514,7 @@ TEST(reader_sleeps_through_abort_until_next_message)
 
 		if (reserve_first)
 			ASSERT_EQ(0, bring_reserve(r, 100, &resv, 0));
-		ASSERT_EQ(0, start_blocker(&b, next_fn));
-		ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+		start_asleep(_metadata, &b, next_fn);
 		st0 = get_stats(r);
 		if (!reserve_first)
 			ASSERT_EQ(0, bring_reserve(r, 100, &resv, 0));
@@ -550,8 +553,7 @@ TEST(abort_under_sleeping_reader_gives_space_back)
 	int err;
 
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+	start_asleep(_metadata, &b, next_fn);
 	waits = get_stats(r).futex_waits;
 
 	ASSERT_EQ(0, bring_reserve(r, bring_max_msg(r), &resv, 0));
@@ -612,24 +614,48 @@ TEST(next_timeout_zero_fails_at_once_on_empty_ring)
 	bring_free(r);
 }
 
-TEST(push_timeout_expires_no_earlier_than_asked)
+static int push_small(struct bring *r, int timeout_ms)
 {
-	struct bring *r = bring_new(4096, NULL);
 	char buf[SMALL_LEN] = { 0 };
+
+	return bring_push_timeout(r, buf, SMALL_LEN, timeout_ms);
+}
+
+static int next_one(struct bring *r, int timeout_ms)
+{
+	struct bring_msg msg;
+
+	return bring_next_timeout(r, &msg, timeout_ms);
+}
+
+/*
+ * @call(@r, @timeout_ms) with timeouts of 50 and 1100 ms fails with
+ * -ETIMEDOUT, no earlier than asked and less than 2 s later.
+ */
+static void expect_timeouts(struct __test_metadata *_metadata,
+			    struct bring *r,
+			    int (*call)(struct bring *r, int timeout_ms))
+{
 	static const int timeouts[] = { 50, 1100 };
 	unsigned int i;
 	uint64_t t0, dt;
 
-	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, fill_ring(r));
 	for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
 		t0 = now_ns();
-		EXPECT_EQ(-ETIMEDOUT,
-			  bring_push_timeout(r, buf, SMALL_LEN, timeouts[i]));
+		EXPECT_EQ(-ETIMEDOUT, call(r, timeouts[i]));
 		dt = now_ns() - t0;
 		EXPECT_GE(dt, timeouts[i] * MS);
 		EXPECT_LT(dt, timeouts[i] * MS + 2000 * MS);
 	}
+}
+
+TEST(push_timeout_expires_no_earlier_than_asked)
+{
+	struct bring *r = bring_new(4096, NULL);
+
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, fill_ring(r));
+	expect_timeouts(_metadata, r, push_small);
 	/* Nothing was pushed by the failed calls. */
 	EXPECT_EQ(FILL_NR, get_stats(r).msgs_in);
 	bring_free(r);
@@ -638,19 +664,9 @@ TEST(push_timeout_expires_no_earlier_than_asked)
 TEST(next_timeout_expires_no_earlier_than_asked)
 {
 	struct bring *r = bring_new(4096, NULL);
-	static const int timeouts[] = { 50, 1100 };
-	struct bring_msg msg;
-	unsigned int i;
-	uint64_t t0, dt;
 
 	ASSERT_NE_NULL(r);
-	for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
-		t0 = now_ns();
-		EXPECT_EQ(-ETIMEDOUT, bring_next_timeout(r, &msg, timeouts[i]));
-		dt = now_ns() - t0;
-		EXPECT_GE(dt, timeouts[i] * MS);
-		EXPECT_LT(dt, timeouts[i] * MS + 2000 * MS);
-	}
+	expect_timeouts(_metadata, r, next_one);
 	bring_free(r);
 }
 
@@ -663,8 +679,7 @@ TEST(push_timeout_forever_waits_for_space)
 
 	ASSERT_NE_NULL(r);
 	ASSERT_EQ(0, fill_ring(r));
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+	start_asleep(_metadata, &b, push_fn);
 	sleep_ms(200);
 	ASSERT_FALSE(blocker_done(&b));
 	ASSERT_EQ(0, shift_small(r, 0));
@@ -679,8 +694,7 @@ TEST(next_timeout_forever_waits_for_message)
 	struct blocker b = { .r = r, .timeout_ms = -1 };
 
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+	start_asleep(_metadata, &b, next_fn);
 	sleep_ms(200);
 	ASSERT_FALSE(blocker_done(&b));
 	ASSERT_EQ(0, bring_push(r, "now", 3));
@@ -702,8 +716,7 @@ TEST(write_wait_counted_once_with_its_duration)
 	ASSERT_NE_NULL(r);
 	ASSERT_EQ(0, fill_ring(r));
 	st0 = get_stats(r);
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+	start_asleep(_metadata, &b, push_fn);
 	sleep_ms(200);
 	ASSERT_EQ(0, shift_small(r, 0));
 	ASSERT_TRUE(join_blocker(&b));
@@ -728,8 +741,7 @@ TEST(read_wait_counted_once_with_its_duration)
 
 	ASSERT_NE_NULL(r);
 	st0 = get_stats(r);
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
+	start_asleep(_metadata, &b, next_fn);
 	sleep_ms(200);
 	ASSERT_EQ(0, bring_push(r, "counted", 7));
 	ASSERT_TRUE(join_blocker(&b));
