@@ -165,8 +165,7 @@ static inline uint32_t tmsg_sum(const void *buf, size_t len)
 }
 
 /* Message (@id, @seq) of @len >= sizeof(struct tmsg) bytes at @buf. */
-static inline void tmsg_build(void *buf, size_t len, uint32_t id,
-			      uint32_t seq)
+static inline void tmsg_build(void *buf, size_t len, uint32_t id, uint32_t seq)
 {
 	struct tmsg h = { .id = id, .seq = seq, .len = (uint32_t)len };
 	uint8_t *p = buf;
@@ -267,7 +266,7 @@ static inline int kill_child(pid_t pid, int *status)
 		if (errno != EINTR)
 			return -errno;
 	return WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL ? 0 :
-								       -ECHILD;
+								      -ECHILD;
 }
 
 /* The id of a process that ran and was reaped; -1 if fork() failed. */
@@ -339,8 +338,7 @@ static inline bool task_in_futex(pid_t pid, pid_t tid)
 }
 
 /* Wait until the task sleeps in futex(2); false after @timeout_ms. */
-static inline bool wait_in_futex(pid_t pid, pid_t tid,
-				 unsigned int timeout_ms)
+static inline bool wait_in_futex(pid_t pid, pid_t tid, unsigned int timeout_ms)
 {
 	uint64_t end = now_ns() + timeout_ms * MS;
 
@@ -389,8 +387,8 @@ static inline int tmp_make(struct tmp *t)
 /* A scratch directory on tmpfs (/dev/shm) when there is one. */
 static inline int tmp_make_shm(struct tmp *t)
 {
-	return tmp_make_in(t, access("/dev/shm", W_OK) == 0 ? "/dev/shm" :
-							       "/tmp");
+	return tmp_make_in(t,
+			   access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 }
 
 /* Remove the directory and what the test left in it (one level). */
@@ -483,8 +481,7 @@ static inline int file_rw(const char *path, void *buf, size_t len, off_t off,
 	return n == (ssize_t)len ? 0 : -1;
 }
 
-static inline int file_read(const char *path, void *buf, size_t len,
-			    off_t off)
+static inline int file_read(const char *path, void *buf, size_t len, off_t off)
 {
 	return file_rw(path, buf, len, off, false);
 }

@@ -1191,6 +1191,27 @@ static int next_u32(struct bring_reader *rd, uint32_t *v, int timeout_ms)
 }
 
 /*
+ * Reader "r" gets @want, the message after a dead writer's @dead (record
+ * or claim): at run time, where a stuck reader repairs within IO_MS, or
+ * with @recover after reopen_alone() had bring_open() recover the file.
+ */
+static void expect_after_dead(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(state) *self, bool recover,
+			      uint32_t want, const char *dead)
+{
+	uint32_t v = 0;
+
+	if (recover)
+		ASSERT_EQ(0, reopen_alone(self, 0))
+			TH_LOG("library said: %s", printed);
+	ASSERT_EQ(0, next_u32(self->rd, &v, recover ? 0 : IO_MS))
+		TH_LOG("the message after the dead %s is gone%s%s", dead,
+		       recover ? "; library said: " : "",
+		       recover ? printed : "");
+	EXPECT_EQ(want, v);
+}
+
+/*
  * A reader stuck behind the reservation of a dead writer repairs it after
  * about 200 ms, even while other writers keep committing messages behind
  * it (each commit wakes the sleeping reader).
@@ -1314,35 +1335,28 @@ static int64_t killed_in_short_commit(FIXTURE_DATA(state) *self,
 	return (int64_t)*pos;
 }
 
-TEST_F_TIMEOUT(state, killed_short_commit_is_skipped_at_run_time, 60)
+/* The message after the short commit's dead record arrives. */
+static void check_killed_short_commit(struct __test_metadata *_metadata,
+				      FIXTURE_DATA(state) *self, bool recover)
 {
 	unsigned int tries;
-	uint32_t v = 0;
 
 	ASSERT_EQ(0, open_ring(self, 1 << 20, false));
 	ASSERT_LE(0, killed_in_short_commit(self, &tries))
 		TH_LOG("no kill landed inside the commit");
+	TH_LOG("kill %u landed inside the commit", tries);
 	ASSERT_EQ(0, push_u32(self->r, 9));
-	ASSERT_EQ(0, next_u32(self->rd, &v, IO_MS))
-		TH_LOG("the message after the dead record never came (kill %u landed inside the commit)",
-		       tries);
-	EXPECT_EQ(9, v);
+	expect_after_dead(_metadata, self, recover, 9, "record");
+}
+
+TEST_F_TIMEOUT(state, killed_short_commit_is_skipped_at_run_time, 60)
+{
+	check_killed_short_commit(_metadata, self, false);
 }
 
 TEST_F_TIMEOUT(state, killed_short_commit_is_skipped_at_recovery, 60)
 {
-	unsigned int tries;
-	uint32_t v = 0;
-
-	ASSERT_EQ(0, open_ring(self, 1 << 20, false));
-	ASSERT_LE(0, killed_in_short_commit(self, &tries))
-		TH_LOG("no kill landed inside the commit");
-	ASSERT_EQ(0, push_u32(self->r, 9));
-	ASSERT_EQ(0, reopen_alone(self, 0)) TH_LOG("library said: %s", printed);
-	ASSERT_EQ(0, next_u32(self->rd, &v, 0))
-		TH_LOG("the message after the dead record is gone; library said: %s",
-		       printed);
-	EXPECT_EQ(9, v);
+	check_killed_short_commit(_metadata, self, true);
 }
 
 /*
@@ -1372,28 +1386,23 @@ static int64_t two_dead_intents(FIXTURE_DATA(state) *self)
 	return push_u32(self->r, 2) ?: (int64_t)pos;
 }
 
-TEST_F(state, dead_claim_is_repaired_to_its_own_end_at_run_time)
+/* B's claim ends where B's record does: the message after it arrives. */
+static void check_two_dead_intents(struct __test_metadata *_metadata,
+				   FIXTURE_DATA(state) *self, bool recover)
 {
-	uint32_t v = 0;
-
 	ASSERT_EQ(0, open_ring_with_reader(self, 4096));
 	ASSERT_LE(0, two_dead_intents(self));
-	ASSERT_EQ(0, next_u32(self->rd, &v, IO_MS))
-		TH_LOG("the message after the dead claim is gone");
-	EXPECT_EQ(2, v);
+	expect_after_dead(_metadata, self, recover, 2, "claim");
+}
+
+TEST_F(state, dead_claim_is_repaired_to_its_own_end_at_run_time)
+{
+	check_two_dead_intents(_metadata, self, false);
 }
 
 TEST_F(state, dead_claim_is_repaired_to_its_own_end_at_recovery)
 {
-	uint32_t v = 0;
-
-	ASSERT_EQ(0, open_ring_with_reader(self, 4096));
-	ASSERT_LE(0, two_dead_intents(self));
-	ASSERT_EQ(0, reopen_alone(self, 0)) TH_LOG("library said: %s", printed);
-	ASSERT_EQ(0, next_u32(self->rd, &v, 0))
-		TH_LOG("the message after the dead claim is gone; library said: %s",
-		       printed);
-	EXPECT_EQ(2, v);
+	check_two_dead_intents(_metadata, self, true);
 }
 
 /*
@@ -1468,7 +1477,8 @@ TEST_F(state, recovery_resets_flush_generations)
 	if (pid == 0)
 		_exit(push_u32(self->r, 2) ? 1 : 0);
 	status = wait_child(pid, 3000);
-	ASSERT_NE(-1, status) TH_LOG("a durable push is still flushing after 3 s");
+	ASSERT_NE(-1, status)
+		TH_LOG("a durable push is still flushing after 3 s");
 	EXPECT_TRUE(exited_ok(status));
 }
 

@@ -825,8 +825,8 @@ static void a_takes_and_reads_one(struct __test_metadata *_metadata,
 }
 
 /* Reader "a" of @r takes m<from>..m5, and then there is no more. */
-static void a_takes_the_rest(struct __test_metadata *_metadata,
-			     struct bring *r, int from)
+static void a_takes_the_rest(struct __test_metadata *_metadata, struct bring *r,
+			     int from)
 {
 	struct bring_reader *a = bring_reader_open(r, "a");
 	char buf[16], want[16];

@@ -682,49 +682,44 @@ static void check_reader_from(struct __test_metadata *_metadata,
 	bring_reader_close(a);
 }
 
-TEST_F(rec, damaged_newer_cursor_falls_back_to_the_older)
+/*
+ * In turn for each of the cursor_fields of the newer (@newer) or the
+ * older generation of reader "a": a cursor_ring() with bit @bit of that
+ * field flipped opens, and "a" gets every message from @first on.
+ */
+static void check_damaged_cursor(struct __test_metadata *_metadata,
+				 const char *path, bool newer, int bit,
+				 long first)
 {
+	struct bring *r;
 	size_t f;
 	int slot, g;
-	struct bring *r;
+	off_t off;
 
-	for (f = 0; f < 3; f++) {
-		slot = cursor_ring(self->t.path, CAP, LEN, CUR_MSGS, CUR_SHIFTS,
-				   NULL);
+	for (f = 0; f < sizeof(cursor_fields) / sizeof(cursor_fields[0]); f++) {
+		slot = cursor_ring(path, CAP, LEN, CUR_MSGS, CUR_SHIFTS, NULL);
 		ASSERT_GE(slot, 0);
-		g = newer_gen(self->t.path, slot);
+		g = newer_gen(path, slot);
 		ASSERT_GE(g, 0);
-		ASSERT_EQ(0, flip_bit(self->t.path, cursor_off(slot, g,
-				      cursor_fields[f]), 2));
-		r = bring_open(self->t.path, 0, NULL);
+		off = cursor_off(slot, newer ? g : !g, cursor_fields[f]);
+		ASSERT_EQ(0, flip_bit(path, off, bit));
+		r = bring_open(path, 0, NULL);
 		ASSERT_NE_NULL(r) TH_LOG("field %zu: %s: %s", f,
 					 strerror(errno), printed);
-		/* Back one message: delivered again, nothing lost. */
-		check_reader_from(_metadata, r, CUR_SHIFTS - 1, CUR_MSGS);
+		check_reader_from(_metadata, r, first, CUR_MSGS);
 		bring_free(r);
 	}
 }
 
+TEST_F(rec, damaged_newer_cursor_falls_back_to_the_older)
+{
+	/* Back one message: delivered again, nothing lost. */
+	check_damaged_cursor(_metadata, self->t.path, true, 2, CUR_SHIFTS - 1);
+}
+
 TEST_F(rec, damaged_older_cursor_keeps_the_newer)
 {
-	size_t f;
-	int slot, g;
-	struct bring *r;
-
-	for (f = 0; f < 3; f++) {
-		slot = cursor_ring(self->t.path, CAP, LEN, CUR_MSGS, CUR_SHIFTS,
-				   NULL);
-		ASSERT_GE(slot, 0);
-		g = newer_gen(self->t.path, slot);
-		ASSERT_GE(g, 0);
-		ASSERT_EQ(0, flip_bit(self->t.path, cursor_off(slot, !g,
-				      cursor_fields[f]), 5));
-		r = bring_open(self->t.path, 0, NULL);
-		ASSERT_NE_NULL(r) TH_LOG("field %zu: %s: %s", f,
-					 strerror(errno), printed);
-		check_reader_from(_metadata, r, CUR_SHIFTS, CUR_MSGS);
-		bring_free(r);
-	}
+	check_damaged_cursor(_metadata, self->t.path, false, 5, CUR_SHIFTS);
 }
 
 /*

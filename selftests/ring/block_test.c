@@ -632,8 +632,7 @@ static int next_one(struct bring *r, int timeout_ms)
  * @call(@r, @timeout_ms) with timeouts of 50 and 1100 ms fails with
  * -ETIMEDOUT, no earlier than asked and less than 2 s later.
  */
-static void expect_timeouts(struct __test_metadata *_metadata,
-			    struct bring *r,
+static void expect_timeouts(struct __test_metadata *_metadata, struct bring *r,
 			    int (*call)(struct bring *r, int timeout_ms))
 {
 	static const int timeouts[] = { 50, 1100 };

@@ -267,6 +267,25 @@ static bool join_waiter(struct waiter *w)
 	return pthread_timedjoin_np(w->th, NULL, &ts) == 0;
 }
 
+/*
+ * Writer @w of message (@w_seed, 0) sleeps on a ring that fill_ring(@r,
+ * @seed) filled: the first shift lets it in, then come the rest of the
+ * fill and its message.
+ */
+static void shift_past_writer(struct __test_metadata *_metadata,
+			      struct bring *r, struct waiter *w, uint32_t seed,
+			      uint32_t w_seed)
+{
+	unsigned int i;
+
+	ASSERT_EQ(0, shift_expect(r, seed, 0, 0));
+	ASSERT_TRUE(join_waiter(w));
+	ASSERT_EQ(0, w->ret);
+	for (i = 1; i < FILL_NR; i++)
+		ASSERT_EQ(0, shift_expect(r, seed, i, 0));
+	ASSERT_EQ(0, shift_expect(r, w_seed, 0, 0));
+}
+
 TEST(killed_sleeping_reader_blocks_nobody)
 {
 	struct bring *r = bring_new(65536, NULL);
@@ -359,12 +378,7 @@ TEST(killed_sleeping_writer_blocks_nobody)
 	ASSERT_EQ(0, kill_child(pid, NULL));
 
 	/* One shift makes room for the live writer. */
-	ASSERT_EQ(0, shift_expect(r, 7, 0, 0));
-	ASSERT_TRUE(join_waiter(&w));
-	ASSERT_EQ(0, w.ret);
-	for (i = 1; i < FILL_NR; i++)
-		ASSERT_EQ(0, shift_expect(r, 7, i, 0));
-	ASSERT_EQ(0, shift_expect(r, 9, 0, 0));
+	shift_past_writer(_metadata, r, &w, 7, 9);
 	/* The dead writer's message never got in. */
 	EXPECT_EQ(-EAGAIN, bring_next_timeout(r, &msg, 0));
 
@@ -377,12 +391,7 @@ TEST(killed_sleeping_writer_blocks_nobody)
 	ASSERT_EQ(0, fill_ring(r, 11));
 	w = (struct waiter){ .r = r, .data = mine, .len = SMALL_LEN };
 	ASSERT_TRUE(start_waiter(&w, push_fn));
-	ASSERT_EQ(0, shift_expect(r, 11, 0, 0));
-	ASSERT_TRUE(join_waiter(&w));
-	ASSERT_EQ(0, w.ret);
-	for (i = 1; i < FILL_NR; i++)
-		ASSERT_EQ(0, shift_expect(r, 11, i, 0));
-	ASSERT_EQ(0, shift_expect(r, 9, 0, 0));
+	shift_past_writer(_metadata, r, &w, 11, 9);
 
 	st1 = get_stats(r);
 	TH_LOG("futex wakes after the kill: %llu (two sleeps to end)",
