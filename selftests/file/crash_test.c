@@ -47,102 +47,7 @@
 #include "bring.h"
 #include "internal.h"
 #include "kselftest_harness.h"
-
-#define MS 1000000ULL
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
-static int make_tmpdir(char *buf, size_t sz)
-{
-	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-
-	snprintf(buf, sz, "%s/bring-crash-XXXXXX", base);
-	return mkdtemp(buf) ? 0 : -errno;
-}
-
-static pid_t fork_child(void)
-{
-	fflush(NULL);
-	return fork();
-}
-
-static int read_small_file(const char *path, char *buf, size_t sz)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sz - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return 0;
-}
-
-/* The state letter of /proc/@pid/stat ('R', 'S', 'T', ...), or 0. */
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_small_file(path, buf, sizeof(buf)))
-		return 0;
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
-static int kill_and_reap(pid_t pid, int *status)
-{
-	kill(pid, SIGKILL);
-	while (waitpid(pid, status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
-}
-
-/* Library diagnostics, collected instead of printed. */
-static char diag[4096];
-static size_t diag_len;
-static unsigned int diag_lines;
-
-static int collect_diag(const char *fmt, va_list ap)
-{
-	int n = vsnprintf(diag + diag_len, sizeof(diag) - diag_len, fmt, ap);
-
-	if (n > 0) {
-		diag_len += (size_t)n;
-		if (diag_len >= sizeof(diag))
-			diag_len = sizeof(diag) - 1;
-		diag_lines++;
-	}
-	return n;
-}
-
-static void diag_reset(void)
-{
-	diag[0] = '\0';
-	diag_len = 0;
-	diag_lines = 0;
-}
+#include "util.h"
 
 /* ================================================================== */
 /* The crash loop.                                                    */
@@ -236,19 +141,11 @@ struct cl_log {
 static uint32_t cl_sum(const void *buf, size_t len)
 {
 	struct cl_hdr h;
-	uint32_t s = 2166136261U;
-	const uint8_t *p;
-	size_t i;
 
 	memcpy(&h, buf, sizeof(h));
 	h.sum = 0;
-	p = (const uint8_t *)&h;
-	for (i = 0; i < sizeof(h); i++)
-		s = (s ^ p[i]) * 16777619U;
-	p = buf;
-	for (i = sizeof(h); i < len; i++)
-		s = (s ^ p[i]) * 16777619U;
-	return s;
+	return fnv1a(fnv1a(FNV1A_INIT, &h, sizeof(h)),
+		     (const uint8_t *)buf + sizeof(h), len - sizeof(h));
 }
 
 static size_t cl_len(uint32_t writer, uint32_t inc, uint64_t seq)
@@ -287,8 +184,7 @@ static bool cl_intact(const struct bring_msg *msg, struct cl_hdr *h)
 }
 
 struct cl_ctx {
-	char dir[128];
-	char path[192];
+	struct tmp t;
 	char logs[CL_READERS][192];
 	struct cl_shared *sh;
 	pid_t pids[CL_PROCS];
@@ -387,7 +283,7 @@ cl_writer_main(struct cl_ctx *c, unsigned int w)
 	int err = 0;
 
 	set_phase(me, PH_START);
-	r = bring_open(c->path, 0, &opts);
+	r = bring_open(c->t.path, 0, &opts);
 	if (!r)
 		child_die(me, "writer %u: bring_open: %s", w, strerror(errno));
 	while (!__atomic_load_n(&c->sh->stop, __ATOMIC_SEQ_CST)) {
@@ -509,7 +405,7 @@ cl_reader_main(struct cl_ctx *c, unsigned int i)
 	log[0] = (struct cl_log){ .type = LOG_RESTART, .inc = me->inc };
 	if (write(fd, log, sizeof(log[0])) != sizeof(log[0]))
 		child_die(me, "reader %s: log write", cl_reader_names[i]);
-	r = bring_open(c->path, 0, NULL);
+	r = bring_open(c->t.path, 0, NULL);
 	if (!r)
 		child_die(me, "reader %s: bring_open: %s", cl_reader_names[i],
 			  strerror(errno));
@@ -638,13 +534,13 @@ static bool cl_check_alive(struct cl_ctx *c)
 static void cl_kill(struct cl_ctx *c, unsigned int p)
 {
 	struct cl_proc *me = &c->sh->p[p];
-	char st = proc_state(c->pids[p]);
+	char st = task_state(c->pids[p], c->pids[p]);
 	enum cl_phase ph;
-	int status = 0;
+	int status = 0, err;
 
-	kill_and_reap(c->pids[p], &status);
+	err = kill_child(c->pids[p], &status);
 	c->pids[p] = 0;
-	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+	if (err)
 		cl_fail(c, "process %u ended by itself (status %#x): %s", p,
 			status, me->err);
 	ph = __atomic_load_n(&me->phase, __ATOMIC_SEQ_CST);
@@ -674,7 +570,7 @@ static bool cl_wait_phase(struct cl_ctx *c, unsigned int p, unsigned int mask,
 		unsigned int ph = __atomic_load_n(&me->phase, __ATOMIC_SEQ_CST);
 
 		if ((mask & (1U << ph)) &&
-		    (!asleep || proc_state(c->pids[p]) == 'S'))
+		    (!asleep || task_state(c->pids[p], c->pids[p]) == 'S'))
 			return true;
 		if (asleep)
 			usleep(200);
@@ -771,17 +667,16 @@ static void cl_kill_all(struct cl_ctx *c)
 	for (p = 0; p < CL_PROCS; p++)
 		cl_kill(c, p);
 	c->kill_alls++;
-	diag_reset();
-	old = bring_set_print(collect_diag);
-	r = bring_open(c->path, 0, NULL);
+	old = capture_start();
+	r = bring_open(c->t.path, 0, NULL);
 	bring_set_print(old);
-	if (diag_lines) {
-		c->recovery_diags += diag_lines;
-		snprintf(c->last_diag, sizeof(c->last_diag), "%s", diag);
+	if (printed_nr) {
+		c->recovery_diags += printed_nr;
+		snprintf(c->last_diag, sizeof(c->last_diag), "%s", printed);
 	}
 	if (!r) {
 		cl_fail(c, "bring_open after killing everybody: %s; library said: %s",
-			strerror(errno), diag);
+			strerror(errno), printed);
 		return;
 	}
 	c->recoveries++;
@@ -981,33 +876,24 @@ out:
 static void cl_stop_all(struct cl_ctx *c)
 {
 	unsigned int p;
-	int status;
 
 	for (p = 0; p < CL_PROCS; p++)
 		if (c->pids[p])
-			kill_and_reap(c->pids[p], &status);
+			kill_child(c->pids[p], NULL);
 }
 
 /* Wait for @p to exit 0 by itself. */
 static bool cl_wait_exit(struct cl_ctx *c, unsigned int p, unsigned int ms)
 {
-	uint64_t end = now_ns() + ms * MS;
-	int status;
-	pid_t ret;
+	int status = wait_child(c->pids[p], ms);
 
-	while ((ret = waitpid(c->pids[p], &status, WNOHANG)) == 0) {
-		if (now_ns() > end) {
-			kill_and_reap(c->pids[p], &status);
-			c->pids[p] = 0;
-			cl_fail(c, "process %u did not stop within %u ms (phase: %s)",
-				p, ms,
-				cl_phase_names[c->sh->p[p].phase % PH_NR]);
-			return false;
-		}
-		usleep(2000);
-	}
 	c->pids[p] = 0;
-	if (ret < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+	if (status == -1) {
+		cl_fail(c, "process %u did not stop within %u ms (phase: %s)",
+			p, ms, cl_phase_names[c->sh->p[p].phase % PH_NR]);
+		return false;
+	}
+	if (!exited_ok(status)) {
 		cl_fail(c, "process %u failed at the end (status %#x): %s", p,
 			status, c->sh->p[p].err);
 		return false;
@@ -1047,17 +933,16 @@ static void crash_loop(struct __test_metadata *_metadata, unsigned int kills)
 	c->rnd = seed;
 	TH_LOG("seed %#llx (BRING_CRASH_SEED), %u kills",
 	       (unsigned long long)seed, kills);
-	ASSERT_EQ(0, make_tmpdir(c->dir, sizeof(c->dir)));
-	snprintf(c->path, sizeof(c->path), "%s/ring", c->dir);
+	ASSERT_EQ(0, tmp_make_shm(&c->t));
 	for (i = 0; i < CL_READERS; i++)
-		snprintf(c->logs[i], sizeof(c->logs[i]), "%s/log-%s", c->dir,
+		snprintf(c->logs[i], sizeof(c->logs[i]), "%s/log-%s", c->t.dir,
 			 cl_reader_names[i]);
 	c->sh = mmap(NULL, sizeof(*c->sh), PROT_READ | PROT_WRITE,
 		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, c->sh);
 
 	/* Both readers exist before the first push. */
-	r = bring_open(c->path, CL_RING_CAP, &opts);
+	r = bring_open(c->t.path, CL_RING_CAP, &opts);
 	ASSERT_NE_NULL(r) TH_LOG("bring_open: %s", strerror(errno));
 	for (i = 0; i < CL_READERS; i++) {
 		rd = bring_reader_open(r, cl_reader_names[i]);
@@ -1085,7 +970,7 @@ static void crash_loop(struct __test_metadata *_metadata, unsigned int kills)
 	if (!c->fail[0]) {
 		static uint8_t buf[CL_MSG_MAX];
 
-		r = bring_open(c->path, 0, NULL);
+		r = bring_open(c->t.path, 0, NULL);
 		if (r) {
 			cl_build(buf, CL_STOP_WRITER, 0, 0);
 			if (bring_push_timeout(r, buf,
@@ -1108,7 +993,7 @@ static void crash_loop(struct __test_metadata *_metadata, unsigned int kills)
 
 	/* Nobody has the file open: this open recovers it once more. */
 	if (!c->fail[0]) {
-		r = bring_open(c->path, 0, NULL);
+		r = bring_open(c->t.path, 0, NULL);
 		if (!r) {
 			cl_fail(c, "final bring_open: %s", strerror(errno));
 		} else {
@@ -1161,10 +1046,7 @@ static void crash_loop(struct __test_metadata *_metadata, unsigned int kills)
 	EXPECT_GE(c->asleep[1], 1);
 	EXPECT_GE(c->recoveries, kills / CL_KILL_ALL_EVERY / 2);
 
-	for (i = 0; i < CL_READERS; i++)
-		unlink(c->logs[i]);
-	unlink(c->path);
-	rmdir(c->dir);
+	tmp_remove(&c->t);
 	for (p = 0; p < CL_WRITERS; p++)
 		free(c->starts[p]);
 	munmap(c->sh, sizeof(*c->sh));
@@ -1193,8 +1075,7 @@ TEST_TIMEOUT(crash_loop_long, 24 * 3600)
 
 FIXTURE(state)
 {
-	char dir[128];
-	char path[192];
+	struct tmp t;
 	struct bring *r;
 	struct bring_reader *rd;
 	int *shm;
@@ -1202,8 +1083,7 @@ FIXTURE(state)
 
 FIXTURE_SETUP(state)
 {
-	ASSERT_EQ(0, make_tmpdir(self->dir, sizeof(self->dir)));
-	snprintf(self->path, sizeof(self->path), "%s/ring", self->dir);
+	ASSERT_EQ(0, tmp_make_shm(&self->t));
 	self->shm = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, self->shm);
@@ -1214,8 +1094,7 @@ FIXTURE_TEARDOWN(state)
 	bring_reader_close(self->rd);
 	bring_free(self->r);
 	munmap(self->shm, 4096);
-	unlink(self->path);
-	rmdir(self->dir);
+	tmp_remove(&self->t);
 }
 
 /* A ring without default reader; reader "r" open here if @reader. */
@@ -1223,7 +1102,7 @@ static int open_ring(FIXTURE_DATA(state) *self, size_t cap, bool reader)
 {
 	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
 
-	self->r = bring_open(self->path, cap, &opts);
+	self->r = bring_open(self->t.path, cap, &opts);
 	if (!self->r)
 		return -errno;
 	if (!reader)
@@ -1245,26 +1124,13 @@ static int reopen_alone(FIXTURE_DATA(state) *self, unsigned int flags)
 	bring_reader_close(self->rd);
 	self->rd = NULL;
 	bring_free(self->r);
-	diag_reset();
-	bring_set_print(collect_diag);
-	self->r = bring_open(self->path, 0, &opts);
+	capture_start();
+	self->r = bring_open(self->t.path, 0, &opts);
 	bring_set_print(NULL);
 	if (!self->r)
 		return -errno;
 	self->rd = bring_reader_open(self->r, "r");
 	return self->rd ? 0 : -errno;
-}
-
-/* A process id that is not running. */
-static pid_t dead_pid(void)
-{
-	int status;
-	pid_t pid = fork_child();
-
-	if (pid == 0)
-		_exit(0);
-	waitpid(pid, &status, 0);
-	return pid;
 }
 
 /*
@@ -1302,7 +1168,7 @@ static int64_t killed_in_reservation(const char *path, size_t len, int *shm)
 		return -EPROTO;
 	}
 	close(go[0]);
-	kill_and_reap(pid, &status);
+	kill_child(pid, NULL);
 	return (int64_t)*pos;
 }
 
@@ -1325,6 +1191,27 @@ static int next_u32(struct bring_reader *rd, uint32_t *v, int timeout_ms)
 }
 
 /*
+ * Reader "r" gets @want, the message after a dead writer's @dead (record
+ * or claim): at run time, where a stuck reader repairs within IO_MS, or
+ * with @recover after reopen_alone() had bring_open() recover the file.
+ */
+static void expect_after_dead(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(state) *self, bool recover,
+			      uint32_t want, const char *dead)
+{
+	uint32_t v = 0;
+
+	if (recover)
+		ASSERT_EQ(0, reopen_alone(self, 0))
+			TH_LOG("library said: %s", printed);
+	ASSERT_EQ(0, next_u32(self->rd, &v, recover ? 0 : IO_MS))
+		TH_LOG("the message after the dead %s is gone%s%s", dead,
+		       recover ? "; library said: " : "",
+		       recover ? printed : "");
+	EXPECT_EQ(want, v);
+}
+
+/*
  * A reader stuck behind the reservation of a dead writer repairs it after
  * about 200 ms, even while other writers keep committing messages behind
  * it (each commit wakes the sleeping reader).
@@ -1335,16 +1222,16 @@ TEST_F_TIMEOUT(state, reader_repairs_dead_writers_record_under_steady_traffic,
 	struct bring_stats st = { .sz = sizeof(st) };
 	uint64_t t0, elapsed;
 	uint32_t v = 0;
-	int err, status;
+	int err;
 	pid_t ticker;
 
 	ASSERT_EQ(0, open_ring_with_reader(self, 65536));
-	ASSERT_LE(0, killed_in_reservation(self->path, 100, self->shm));
+	ASSERT_LE(0, killed_in_reservation(self->t.path, 100, self->shm));
 	/* Another process pushes a message every 50 ms. */
 	ticker = fork_child();
 	ASSERT_GE(ticker, 0);
 	if (ticker == 0) {
-		struct bring *r = bring_open(self->path, 0, NULL);
+		struct bring *r = bring_open(self->t.path, 0, NULL);
 		uint32_t i;
 
 		for (i = 1; r && i <= 100; i++) {
@@ -1357,7 +1244,7 @@ TEST_F_TIMEOUT(state, reader_repairs_dead_writers_record_under_steady_traffic,
 	t0 = now_ns();
 	err = next_u32(self->rd, &v, IO_MS);
 	elapsed = (now_ns() - t0) / MS;
-	kill_and_reap(ticker, &status);
+	kill_child(ticker, NULL);
 	bring_get_stats(self->r, &st);
 	ASSERT_EQ(0, err) TH_LOG("still stuck after %llu ms with %llu messages behind the dead record",
 				 (unsigned long long)elapsed,
@@ -1377,7 +1264,7 @@ TEST_F_TIMEOUT(state, polling_reader_gets_past_dead_writers_record, 30)
 	int err;
 
 	ASSERT_EQ(0, open_ring_with_reader(self, 65536));
-	ASSERT_LE(0, killed_in_reservation(self->path, 100, self->shm));
+	ASSERT_LE(0, killed_in_reservation(self->t.path, 100, self->shm));
 	ASSERT_EQ(0, push_u32(self->r, 7));
 	do {
 		err = next_u32(self->rd, &v, 0);
@@ -1403,7 +1290,7 @@ static int64_t killed_in_short_commit(FIXTURE_DATA(state) *self,
 	enum { LEN = 256 * 1024 };
 	volatile uint64_t *pos = (uint64_t *)self->shm;
 	struct bring_rec *rec;
-	int status, go[2];
+	int go[2];
 	pid_t pid;
 	char c;
 
@@ -1412,7 +1299,7 @@ static int64_t killed_in_short_commit(FIXTURE_DATA(state) *self,
 			return -errno;
 		pid = fork_child();
 		if (pid == 0) {
-			struct bring *r = bring_open(self->path, 0, NULL);
+			struct bring *r = bring_open(self->t.path, 0, NULL);
 			struct bring_reader *rd = r ? bring_reader_open(r, "w") : NULL;
 			struct bring_resv resv;
 			struct bring_msg msg;
@@ -1434,7 +1321,7 @@ static int64_t killed_in_short_commit(FIXTURE_DATA(state) *self,
 			return -EPROTO;
 		close(go[0]);
 		spin_us(20 + (unsigned int)(now_ns() % 400));
-		kill_and_reap(pid, &status);
+		kill_child(pid, NULL);
 		rec = rec_at(self->r, *pos);
 		if (tag_matches(rec->tag, *pos, self->r->key) &&
 		    (rec->tag & TAG_SLACK8) && (rec->len_flags & REC_BUSY))
@@ -1448,35 +1335,28 @@ static int64_t killed_in_short_commit(FIXTURE_DATA(state) *self,
 	return (int64_t)*pos;
 }
 
-TEST_F_TIMEOUT(state, killed_short_commit_is_skipped_at_run_time, 60)
+/* The message after the short commit's dead record arrives. */
+static void check_killed_short_commit(struct __test_metadata *_metadata,
+				      FIXTURE_DATA(state) *self, bool recover)
 {
 	unsigned int tries;
-	uint32_t v = 0;
 
 	ASSERT_EQ(0, open_ring(self, 1 << 20, false));
 	ASSERT_LE(0, killed_in_short_commit(self, &tries))
 		TH_LOG("no kill landed inside the commit");
+	TH_LOG("kill %u landed inside the commit", tries);
 	ASSERT_EQ(0, push_u32(self->r, 9));
-	ASSERT_EQ(0, next_u32(self->rd, &v, IO_MS))
-		TH_LOG("the message after the dead record never came (kill %u landed inside the commit)",
-		       tries);
-	EXPECT_EQ(9, v);
+	expect_after_dead(_metadata, self, recover, 9, "record");
+}
+
+TEST_F_TIMEOUT(state, killed_short_commit_is_skipped_at_run_time, 60)
+{
+	check_killed_short_commit(_metadata, self, false);
 }
 
 TEST_F_TIMEOUT(state, killed_short_commit_is_skipped_at_recovery, 60)
 {
-	unsigned int tries;
-	uint32_t v = 0;
-
-	ASSERT_EQ(0, open_ring(self, 1 << 20, false));
-	ASSERT_LE(0, killed_in_short_commit(self, &tries))
-		TH_LOG("no kill landed inside the commit");
-	ASSERT_EQ(0, push_u32(self->r, 9));
-	ASSERT_EQ(0, reopen_alone(self, 0)) TH_LOG("library said: %s", diag);
-	ASSERT_EQ(0, next_u32(self->rd, &v, 0))
-		TH_LOG("the message after the dead record is gone; library said: %s",
-		       diag);
-	EXPECT_EQ(9, v);
+	check_killed_short_commit(_metadata, self, true);
 }
 
 /*
@@ -1506,28 +1386,23 @@ static int64_t two_dead_intents(FIXTURE_DATA(state) *self)
 	return push_u32(self->r, 2) ?: (int64_t)pos;
 }
 
-TEST_F(state, dead_claim_is_repaired_to_its_own_end_at_run_time)
+/* B's claim ends where B's record does: the message after it arrives. */
+static void check_two_dead_intents(struct __test_metadata *_metadata,
+				   FIXTURE_DATA(state) *self, bool recover)
 {
-	uint32_t v = 0;
-
 	ASSERT_EQ(0, open_ring_with_reader(self, 4096));
 	ASSERT_LE(0, two_dead_intents(self));
-	ASSERT_EQ(0, next_u32(self->rd, &v, IO_MS))
-		TH_LOG("the message after the dead claim is gone");
-	EXPECT_EQ(2, v);
+	expect_after_dead(_metadata, self, recover, 2, "claim");
+}
+
+TEST_F(state, dead_claim_is_repaired_to_its_own_end_at_run_time)
+{
+	check_two_dead_intents(_metadata, self, false);
 }
 
 TEST_F(state, dead_claim_is_repaired_to_its_own_end_at_recovery)
 {
-	uint32_t v = 0;
-
-	ASSERT_EQ(0, open_ring_with_reader(self, 4096));
-	ASSERT_LE(0, two_dead_intents(self));
-	ASSERT_EQ(0, reopen_alone(self, 0)) TH_LOG("library said: %s", diag);
-	ASSERT_EQ(0, next_u32(self->rd, &v, 0))
-		TH_LOG("the message after the dead claim is gone; library said: %s",
-		       diag);
-	EXPECT_EQ(2, v);
+	check_two_dead_intents(_metadata, self, true);
 }
 
 /*
@@ -1572,11 +1447,11 @@ TEST_F(state, recovery_resets_flush_generations)
 		   .flags = BRING_NO_DEFAULT_READER);
 	struct bring_stats st = { .sz = sizeof(st) };
 	struct bring_hdr *h;
-	uint64_t flushes, end;
+	uint64_t flushes;
 	int status = 0;
 	pid_t pid;
 
-	self->r = bring_open(self->path, 4096, &opts);
+	self->r = bring_open(self->t.path, 4096, &opts);
 	ASSERT_NE_NULL(self->r);
 	self->rd = bring_reader_open(self->r, "r");
 	ASSERT_NE_NULL(self->rd);
@@ -1601,14 +1476,10 @@ TEST_F(state, recovery_resets_flush_generations)
 	ASSERT_GE(pid, 0);
 	if (pid == 0)
 		_exit(push_u32(self->r, 2) ? 1 : 0);
-	end = now_ns() + 3000 * MS;
-	while (waitpid(pid, &status, WNOHANG) == 0 && now_ns() < end)
-		usleep(10000);
-	if (now_ns() >= end) {
-		kill_and_reap(pid, &status);
-		ASSERT_TRUE(false) TH_LOG("a durable push is still flushing after 3 s");
-	}
-	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	status = wait_child(pid, 3000);
+	ASSERT_NE(-1, status)
+		TH_LOG("a durable push is still flushing after 3 s");
+	EXPECT_TRUE(exited_ok(status));
 }
 
 /*
@@ -1630,7 +1501,7 @@ TEST_F(state, flusher_with_huge_flush_ms_does_not_spin)
 		   .flush_ms = 0xffffffffU);
 	uint64_t cpu;
 
-	self->r = bring_open(self->path, 4096, &opts);
+	self->r = bring_open(self->t.path, 4096, &opts);
 	if (!self->r) {
 		/* Refusing the option is fine too. */
 		ASSERT_EQ(EINVAL, errno);

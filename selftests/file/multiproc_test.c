@@ -27,59 +27,20 @@
 
 #include "bring.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define SANITIZER_SLOWDOWN 4
-#elif defined(__SANITIZE_ADDRESS__)
-#define SANITIZER_SLOWDOWN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SANITIZER_SLOWDOWN 4
-#elif __has_feature(address_sanitizer)
-#define SANITIZER_SLOWDOWN 1
-#endif
-#endif
-#ifndef SANITIZER_SLOWDOWN
-#define SANITIZER_SLOWDOWN 1
-#endif
+#define SANITIZER_SLOWDOWN (SANITIZED_THREAD ? 4 : 1)
 
-#define MS 1000000ULL
 #define NR_WRITERS 4
 #define NR_READERS 2
 #define RING_CAP 65536
-#define MSG_MIN 16		/* the header */
+#define MSG_MIN ((uint32_t)sizeof(struct tmsg))
 #define MSG_MAX 200
 #define PEEK_MAX 16
 #define WAIT_MS 20000		/* no message for this long is a failure */
 #define SLEEP_WAIT_MS 10000	/* for a process to fall asleep */
 
 static const char *const reader_names[NR_READERS] = { "next", "peek" };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-/* A directory for the test's files: tmpfs when there is one. */
-static int make_tmpdir(char *buf, size_t sz)
-{
-	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-
-	snprintf(buf, sz, "%s/bring-multiproc-XXXXXX", base);
-	return mkdtemp(buf) ? 0 : -errno;
-}
-
-static void remove_tmpdir(const char *dir, const char *file)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	unlink(path);
-	rmdir(dir);
-}
 
 static unsigned int total_msgs(void)
 {
@@ -95,34 +56,7 @@ static unsigned int total_msgs(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Messages: writer, per-writer sequence number, checksummed payload. */
-
-struct mhdr {
-	uint32_t writer;
-	uint32_t seq;
-	uint32_t len;
-	uint32_t sum;
-};
-
-static uint32_t fnv1a(uint32_t h, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ b[i]) * 16777619U;
-	return h;
-}
-
-static uint32_t msg_sum(const void *buf, size_t len)
-{
-	struct mhdr h;
-
-	memcpy(&h, buf, sizeof(h));
-	h.sum = 0;
-	return fnv1a(fnv1a(2166136261U, &h, sizeof(h)),
-		     (const uint8_t *)buf + sizeof(h), len - sizeof(h));
-}
+/* Messages: struct tmsg, id the writer, seq counting its messages.  */
 
 static size_t msg_len(uint32_t writer, uint32_t seq)
 {
@@ -131,34 +65,18 @@ static size_t msg_len(uint32_t writer, uint32_t seq)
 	return MSG_MIN + (x >> 7) % (MSG_MAX - MSG_MIN + 1);
 }
 
-static void msg_build(uint8_t *buf, uint32_t writer, uint32_t seq)
-{
-	size_t len = msg_len(writer, seq), i;
-	struct mhdr h = { .writer = writer, .seq = seq, .len = (uint32_t)len };
-
-	for (i = sizeof(h); i < len; i++)
-		buf[i] = (uint8_t)(seq * 31 + writer * 7 + i);
-	memcpy(buf, &h, sizeof(h));
-	h.sum = msg_sum(buf, len);
-	memcpy(buf, &h, sizeof(h));
-}
-
 /* 0, or why @msg is not the intact message @seq of its writer. */
 static const char *msg_check(const struct bring_msg *msg, uint32_t *writer,
 			     uint32_t *seq)
 {
-	struct mhdr h;
+	struct tmsg h;
+	const char *why = tmsg_check(msg, &h);
 
-	if (msg->len < sizeof(h))
-		return "short message";
-	memcpy(&h, msg->data, sizeof(h));
-	if (h.len != msg->len)
-		return "length mismatch";
-	if (h.sum != msg_sum(msg->data, msg->len))
-		return "checksum mismatch";
-	if (h.writer >= NR_WRITERS || msg->len != msg_len(h.writer, h.seq))
+	if (why)
+		return why;
+	if (h.id >= NR_WRITERS || msg->len != msg_len(h.id, h.seq))
 		return "bad header";
-	*writer = h.writer;
+	*writer = h.id;
 	*seq = h.seq;
 	return NULL;
 }
@@ -190,86 +108,6 @@ child_fail(struct report *rep, const char *fmt, ...)
 	_exit(1);
 }
 
-static pid_t fork_child(void)
-{
-	fflush(NULL);
-	return fork();
-}
-
-static int read_small_file(const char *path, char *buf, size_t sz)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sz - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return 0;
-}
-
-/* Is single-threaded process @pid asleep in futex(2)? */
-static bool proc_in_futex(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	long nr;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_small_file(path, buf, sizeof(buf)))
-		return false;
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] != 'S')
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
-	if (read_small_file(path, buf, sizeof(buf)))
-		return true;
-	return sscanf(buf, "%ld", &nr) == 1 && nr == SYS_futex;
-}
-
-static bool wait_proc_in_futex(pid_t pid)
-{
-	uint64_t end = now_ns() + SLEEP_WAIT_MS * MS;
-
-	while (!proc_in_futex(pid)) {
-		if (now_ns() > end)
-			return false;
-		usleep(1000);
-	}
-	return true;
-}
-
-/* Wait for @pid; kill it after @timeout_ms. Its status, or -1. */
-static int wait_child(pid_t pid, unsigned int timeout_ms)
-{
-	uint64_t end = now_ns() + timeout_ms * MS;
-	int status;
-	pid_t ret;
-
-	for (;;) {
-		ret = waitpid(pid, &status, WNOHANG);
-		if (ret == pid)
-			return status;
-		if (ret < 0 && errno != EINTR)
-			return -1;
-		if (now_ns() > end)
-			break;
-		usleep(2000);
-	}
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return -1;
-}
-
-static bool exited_ok(int status)
-{
-	return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 /* Writer @id: push its share of the messages, one process, own handle. */
 static void __attribute__((noreturn))
 writer_main(const char *path, unsigned int id, unsigned int nr, int go_fd,
@@ -288,7 +126,7 @@ writer_main(const char *path, unsigned int id, unsigned int nr, int go_fd,
 	if (read(go_fd, &c, 1) != 1)
 		child_fail(rep, "writer %u: no start signal", id);
 	for (seq = 0; seq < nr; seq++) {
-		msg_build(buf, id, seq);
+		tmsg_build(buf, msg_len(id, seq), id, seq);
 		/* Every other writer uses the zero-copy path. */
 		if (id & 1) {
 			struct bring_resv resv;
@@ -424,8 +262,7 @@ err:
 
 FIXTURE(exchange)
 {
-	char dir[128];
-	char path[192];
+	struct tmp t;
 	struct shared *sh;
 	struct bring *r;
 };
@@ -447,12 +284,11 @@ FIXTURE_VARIANT_ADD(exchange, default_reader_removed)
 
 FIXTURE_SETUP(exchange)
 {
-	ASSERT_EQ(0, make_tmpdir(self->dir, sizeof(self->dir)));
-	snprintf(self->path, sizeof(self->path), "%s/ring", self->dir);
+	ASSERT_EQ(0, tmp_make_shm(&self->t));
 	self->sh = mmap(NULL, sizeof(*self->sh), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, self->sh);
-	self->r = create_ring(self->path, &variant->setup);
+	self->r = create_ring(self->t.path, &variant->setup);
 	ASSERT_NE_NULL(self->r) TH_LOG("bring_open: %s", strerror(errno));
 }
 
@@ -460,7 +296,7 @@ FIXTURE_TEARDOWN(exchange)
 {
 	bring_free(self->r);
 	munmap(self->sh, sizeof(*self->sh));
-	remove_tmpdir(self->dir, "ring");
+	tmp_remove(&self->t);
 }
 
 TEST_F_TIMEOUT(exchange, every_reader_sees_every_message_once_in_writer_order,
@@ -480,11 +316,11 @@ TEST_F_TIMEOUT(exchange, every_reader_sees_every_message_once_in_writer_order,
 		readers[i] = fork_child();
 		ASSERT_GE(readers[i], 0);
 		if (readers[i] == 0)
-			reader_main(self->path, i, total, per_writer,
+			reader_main(self->t.path, i, total, per_writer,
 				    &self->sh->readers[i]);
 	}
 	for (i = 0; i < NR_READERS; i++)
-		ASSERT_TRUE(wait_proc_in_futex(readers[i]))
+		ASSERT_TRUE(wait_proc_in_futex(readers[i], SLEEP_WAIT_MS))
 			TH_LOG("reader %u never slept on the empty ring", i);
 	ASSERT_EQ(0, pipe(go));
 	for (i = 0; i < NR_WRITERS; i++) {
@@ -492,7 +328,7 @@ TEST_F_TIMEOUT(exchange, every_reader_sees_every_message_once_in_writer_order,
 		ASSERT_GE(writers[i], 0);
 		if (writers[i] == 0) {
 			close(go[1]);
-			writer_main(self->path, i, per_writer, go[0],
+			writer_main(self->t.path, i, per_writer, go[0],
 				    &self->sh->writers[i]);
 		}
 	}
@@ -542,16 +378,15 @@ TEST(processes_racing_to_create_a_file_share_one_ring)
 	enum { RACERS = 8, ROUNDS = 20 };
 	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	char dir[128], path[192];
 	unsigned int round, i, seen;
 	pid_t pids[RACERS];
 	struct bring_msg msg;
 	struct bring *r;
+	struct tmp t;
 	int go[2];
 
 	ASSERT_NE(MAP_FAILED, sh);
-	ASSERT_EQ(0, make_tmpdir(dir, sizeof(dir)));
-	snprintf(path, sizeof(path), "%s/ring", dir);
+	ASSERT_EQ(0, tmp_make_shm(&t));
 	for (round = 0; round < ROUNDS; round++) {
 		ASSERT_EQ(0, pipe(go));
 		for (i = 0; i < RACERS; i++) {
@@ -565,7 +400,7 @@ TEST(processes_racing_to_create_a_file_share_one_ring)
 				close(go[1]);
 				if (read(go[0], &c, 1) != 0)
 					_exit(2);
-				r = bring_open(path, 4096, &opts);
+				r = bring_open(t.path, 4096, &opts);
 				if (!r)
 					child_fail(&sh->writers[0],
 						   "racer %u: bring_open: %s",
@@ -583,7 +418,7 @@ TEST(processes_racing_to_create_a_file_share_one_ring)
 			ASSERT_TRUE(exited_ok(wait_child(pids[i], 20000)))
 				TH_LOG("round %u, racer %u: %s", round, i,
 				       sh->writers[0].err);
-		r = bring_open(path, 0, NULL);
+		r = bring_open(t.path, 0, NULL);
 		ASSERT_NE_NULL(r) TH_LOG("reopen: %s", strerror(errno));
 		seen = 0;
 		while (bring_next_timeout(r, &msg, 0) == 0) {
@@ -601,9 +436,9 @@ TEST(processes_racing_to_create_a_file_share_one_ring)
 			TH_LOG("round %u: messages of racers %#x missing",
 			       round, ~seen & ((1U << RACERS) - 1));
 		bring_free(r);
-		ASSERT_EQ(0, unlink(path));
+		ASSERT_EQ(0, unlink(t.path));
 	}
-	rmdir(dir);
+	tmp_remove(&t);
 	munmap(sh, sizeof(*sh));
 }
 

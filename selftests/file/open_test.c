@@ -34,52 +34,17 @@
 #include "crc32c.h"
 #include "internal.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
 /* Fault injection in lib/file.c: non-zero makes every flush fail. */
 extern int bring__fault_flush;
 
-#define MS 1000000ULL
 #define CAP 4096
 #define FILE_SIZE (BRING_HDR_SIZE + CAP)
 #define WAIT_MS 5000	/* how long something that must happen may take */
 
-/*
- * In a child process: no harness checks (they would end the child
- * without a word to the parent's logic); say what failed and exit 1.
- */
-#define CHILD_CHECK(cond)						\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "# child %d: %s:%d: %s\n",	\
-				(int)getpid(), __FILE__, __LINE__, #cond); \
-			_exit(1);					\
-		}							\
-	} while (0)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------------ */
-/* A scratch directory and the ring's path in it.                     */
-
-struct tmp {
-	char dir[64];
-	char path[128];
-};
-
-static int tmp_make(struct tmp *t)
-{
-	snprintf(t->dir, sizeof(t->dir), "/tmp/bring-open-XXXXXX");
-	if (!mkdtemp(t->dir))
-		return -1;
-	snprintf(t->path, sizeof(t->path), "%s/ring", t->dir);
-	return 0;
-}
+/* The scratch directory (struct tmp in util.h).                      */
 
 static void tmp_path(const struct tmp *t, const char *name, char *out,
 		     size_t size)
@@ -101,102 +66,6 @@ static int tmp_entries(const struct tmp *t)
 			n++;
 	closedir(d);
 	return n;
-}
-
-/* Remove the directory and what the test left in it (one level). */
-static void tmp_remove(struct tmp *t)
-{
-	struct dirent *de;
-	DIR *d;
-
-	if (!t->dir[0])
-		return;
-	d = opendir(t->dir);
-	if (d) {
-		while ((de = readdir(d))) {
-			if (!strcmp(de->d_name, ".") ||
-			    !strcmp(de->d_name, ".."))
-				continue;
-			if (unlinkat(dirfd(d), de->d_name, 0) < 0 &&
-			    errno == EISDIR)
-				unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
-		}
-		closedir(d);
-	}
-	rmdir(t->dir);
-	t->dir[0] = '\0';
-}
-
-/* ------------------------------------------------------------------ */
-/* The library's diagnostics, captured.                               */
-
-static char printed[16384];
-static size_t printed_len;
-
-static int capture_print(const char *fmt, va_list ap)
-{
-	size_t room = sizeof(printed) - printed_len;
-	int n = vsnprintf(printed + printed_len, room, fmt, ap);
-
-	if (n > 0)
-		printed_len += (size_t)n < room ? (size_t)n : room - 1;
-	return n;
-}
-
-static void capture_start(void)
-{
-	printed[0] = '\0';
-	printed_len = 0;
-	bring_set_print(capture_print);
-}
-
-/* ------------------------------------------------------------------ */
-/* Files as bytes.                                                    */
-
-static void *read_all(const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return NULL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf && pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
-		free(buf);
-		buf = NULL;
-	}
-	close(fd);
-	*len = (size_t)st.st_size;
-	return buf;
-}
-
-static int write_all(const char *path, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = pwrite(fd, buf, len, 0);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -1;
-}
-
-/* Does the file at @path hold exactly @len bytes @buf? */
-static bool file_is(const char *path, const void *buf, size_t len)
-{
-	size_t now_len;
-	void *now = read_all(path, &now_len);
-	bool same = now && now_len == len && !memcmp(now, buf, len);
-
-	free(now);
-	return same;
 }
 
 /* ------------------------------------------------------------------ */
@@ -244,14 +113,6 @@ static int reader_take(struct bring_reader *rd, char *out, size_t size,
 	int err = reader_str(rd, out, size, timeout_ms);
 
 	return err ? err : bring_reader_shift(rd);
-}
-
-static struct bring_stats get_stats(const struct bring *r)
-{
-	struct bring_stats st = { .sz = sizeof(st) };
-
-	bring_get_stats(r, &st);
-	return st;
 }
 
 /* Push "m<i>" for i in [from, to). */
@@ -414,7 +275,7 @@ TEST(racing_creators_share_one_ring)
 			unlink(t.path);
 		ASSERT_EQ(0, pipe(go));
 		for (i = 0; i < RACERS; i++) {
-			pids[i] = fork();
+			pids[i] = fork_child();
 			ASSERT_GE(pids[i], 0);
 			if (!pids[i]) {
 				close(go[1]);
@@ -517,7 +378,7 @@ static bool run_child(struct __test_metadata *_metadata,
 	int status;
 	pid_t pid;
 
-	pid = fork();
+	pid = fork_child();
 	if (!pid)
 		fn(arg);
 	EXPECT_GE(pid, 0);
@@ -932,42 +793,69 @@ static struct bring *two_reader_ring(const char *path)
 	return r;
 }
 
-TEST(named_reader_resumes_after_reopen)
+#define A_MSGS 6	/* messages m0..m5 for reader "a" */
+
+/*
+ * A two_reader_ring() at @path with A_MSGS messages, of which "a" takes
+ * @taken (next and shift) and then reads one more without shifting it;
+ * then the ring is freed again.
+ */
+static void a_takes_and_reads_one(struct __test_metadata *_metadata,
+				  const char *path, int taken)
 {
 	struct bring_reader *a;
-	struct tmp t;
-	struct bring *r;
-	char buf[16];
+	struct bring *r = two_reader_ring(path);
+	char buf[16], want[16];
 	int i;
 
-	ASSERT_EQ(0, tmp_make(&t));
-	r = two_reader_ring(t.path);
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, push_range(r, 0, 6));
+	ASSERT_EQ(0, push_range(r, 0, A_MSGS));
 	a = bring_reader_open(r, "a");
 	ASSERT_NE_NULL(a);
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m1", buf);
-	ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m2", buf);
+	for (i = 0; i <= taken; i++) {
+		snprintf(want, sizeof(want), "m%d", i);
+		if (i < taken)
+			ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
+		else
+			ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
+		EXPECT_STREQ(want, buf);
+	}
 	bring_reader_close(a);
 	bring_free(r);
+}
 
-	r = bring_open(t.path, 0, NULL);
-	ASSERT_NE_NULL(r);
-	EXPECT_EQ(2, get_stats(r).readers);
-	a = bring_reader_open(r, "a");
-	ASSERT_NE_NULL(a);
-	for (i = 2; i < 6; i++) {
-		char want[16];
+/* Reader "a" of @r takes m<from>..m5, and then there is no more. */
+static void a_takes_the_rest(struct __test_metadata *_metadata, struct bring *r,
+			     int from)
+{
+	struct bring_reader *a = bring_reader_open(r, "a");
+	char buf[16], want[16];
+	int i;
 
+	ASSERT_NE_NULL(a) TH_LOG("%s", strerror(errno));
+	for (i = from; i < A_MSGS; i++) {
 		snprintf(want, sizeof(want), "m%d", i);
 		ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
 		EXPECT_STREQ(want, buf);
 	}
 	EXPECT_EQ(-EAGAIN, reader_str(a, buf, sizeof(buf), 0));
 	bring_reader_close(a);
+}
+
+TEST(named_reader_resumes_after_reopen)
+{
+	struct bring_reader *a;
+	struct tmp t;
+	struct bring *r;
+	char buf[16];
+
+	ASSERT_EQ(0, tmp_make(&t));
+	a_takes_and_reads_one(_metadata, t.path, 2);
+
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(2, get_stats(r).readers);
+	a_takes_the_rest(_metadata, r, 2);
 	/* "b" never read: it still starts at the first message. */
 	a = bring_reader_open(r, "b");
 	ASSERT_NE_NULL(a);
@@ -988,18 +876,9 @@ TEST(named_reader_resumes_in_another_process)
 	pid_t pid;
 
 	ASSERT_EQ(0, tmp_make(&t));
-	r = two_reader_ring(t.path);
-	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, push_range(r, 0, 6));
-	a = bring_reader_open(r, "a");
-	ASSERT_NE_NULL(a);
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	ASSERT_EQ(0, reader_str(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m1", buf);
-	bring_reader_close(a);
-	bring_free(r);
+	a_takes_and_reads_one(_metadata, t.path, 1);
 
-	pid = fork();
+	pid = fork_child();
 	ASSERT_GE(pid, 0);
 	if (!pid) {
 		/* Takes m1 and m2, then dies without closing anything. */
@@ -1020,16 +899,7 @@ TEST(named_reader_resumes_in_another_process)
 
 	r = bring_open(t.path, 0, NULL);
 	ASSERT_NE_NULL(r);
-	a = bring_reader_open(r, "a");
-	ASSERT_NE_NULL(a) TH_LOG("%s", strerror(errno));
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m3", buf);
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m4", buf);
-	ASSERT_EQ(0, reader_take(a, buf, sizeof(buf), 0));
-	EXPECT_STREQ("m5", buf);
-	EXPECT_EQ(-EAGAIN, reader_str(a, buf, sizeof(buf), 0));
-	bring_reader_close(a);
+	a_takes_the_rest(_metadata, r, 3);
 	bring_free(r);
 	tmp_remove(&t);
 }
@@ -1037,7 +907,7 @@ TEST(named_reader_resumes_in_another_process)
 TEST(reader_held_by_another_process_is_busy)
 {
 	struct bring_reader *a;
-	int ready[2], status;
+	int ready[2];
 	struct tmp t;
 	struct bring *r;
 	char buf[16], c;
@@ -1050,7 +920,7 @@ TEST(reader_held_by_another_process_is_busy)
 	bring_free(r);
 	ASSERT_EQ(0, pipe(ready));
 
-	pid = fork();
+	pid = fork_child();
 	ASSERT_GE(pid, 0);
 	if (!pid) {
 		r = bring_open(t.path, 0, NULL);
@@ -1070,8 +940,7 @@ TEST(reader_held_by_another_process_is_busy)
 	EXPECT_EQ(-EBUSY, next_str(r, buf, sizeof(buf), 0));
 	EXPECT_EQ(-EBUSY, bring_reader_remove(r, "a"));
 
-	kill(pid, SIGKILL);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, kill_child(pid, NULL));
 	/* Its holder is dead: both can be taken over. */
 	a = bring_reader_open(r, "a");
 	ASSERT_NE_NULL(a) TH_LOG("%s", strerror(errno));
@@ -1187,7 +1056,7 @@ TEST_TIMEOUT(writer_process_and_reader_process_never_fill_up, 60)
 	bring_reader_close(bring_reader_open(r, "logs"));
 	bring_free(r);
 
-	writer = fork();
+	writer = fork_child();
 	ASSERT_GE(writer, 0);
 	if (!writer) {
 		char buf[PIPE_LEN];
@@ -1206,7 +1075,7 @@ TEST_TIMEOUT(writer_process_and_reader_process_never_fill_up, 60)
 		bring_free(r);
 		_exit(0);
 	}
-	reader = fork();
+	reader = fork_child();
 	ASSERT_GE(reader, 0);
 	if (!reader) {
 		struct bring_reader *rd;
@@ -1764,37 +1633,9 @@ static void check_refused(struct __test_metadata *_metadata,
 	free(bytes);
 }
 
-static int patch(const char *path, off_t off, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = pwrite(fd, buf, len, off);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -1;
-}
-
-static int flip_bit(const char *path, off_t off, int bit)
-{
-	unsigned char c;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	int ret = -1;
-
-	if (fd < 0)
-		return -1;
-	if (pread(fd, &c, 1, off) == 1) {
-		c ^= (unsigned char)(1U << bit);
-		ret = pwrite(fd, &c, 1, off) == 1 ? 0 : -1;
-	}
-	close(fd);
-	return ret;
-}
-
 TEST_F(bad, wrong_magic_fails_with_einval)
 {
-	ASSERT_EQ(0, patch(self->t.path, 0, "NOTARING", 8));
+	ASSERT_EQ(0, file_write(self->t.path, "NOTARING", 8, 0));
 	check_refused(_metadata, self->t.path, EINVAL, "wrong magic");
 	EXPECT_NE_NULL(strstr(printed, "magic"));
 }
@@ -1845,26 +1686,22 @@ TEST_F(bad, unsupported_header_values_fail_with_einval)
 {
 	struct bring_hdr_const c, orig;
 	uint32_t crc;
-	int fd;
 
-	fd = open(self->t.path, O_RDONLY | O_CLOEXEC);
-	ASSERT_GE(fd, 0);
-	ASSERT_EQ(sizeof(orig), pread(fd, &orig, sizeof(orig), 0));
-	close(fd);
+	ASSERT_EQ(0, file_read(self->t.path, &orig, sizeof(orig), 0));
 	c = orig;
 	c.version = BRING_LAYOUT_VERSION + 1;
 	crc = bring_crc32c(0, &c, sizeof(c));
-	ASSERT_EQ(0, patch(self->t.path, 0, &c, sizeof(c)));
-	ASSERT_EQ(0, patch(self->t.path, offsetof(struct bring_hdr, c_crc),
-			   &crc, sizeof(crc)));
+	ASSERT_EQ(0, file_write(self->t.path, &c, sizeof(c), 0));
+	ASSERT_EQ(0, file_write(self->t.path, &crc, sizeof(crc),
+				offsetof(struct bring_hdr, c_crc)));
 	check_refused(_metadata, self->t.path, EINVAL, "version 2");
 
 	c = orig;
 	c.capacity = 3 * CAP;
 	crc = bring_crc32c(0, &c, sizeof(c));
-	ASSERT_EQ(0, patch(self->t.path, 0, &c, sizeof(c)));
-	ASSERT_EQ(0, patch(self->t.path, offsetof(struct bring_hdr, c_crc),
-			   &crc, sizeof(crc)));
+	ASSERT_EQ(0, file_write(self->t.path, &c, sizeof(c), 0));
+	ASSERT_EQ(0, file_write(self->t.path, &crc, sizeof(crc),
+				offsetof(struct bring_hdr, c_crc)));
 	check_refused(_metadata, self->t.path, EINVAL, "capacity 12288");
 }
 

@@ -34,8 +34,8 @@
 #include "bring.h"
 #include "internal.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
-#define MS 1000000ULL
 #define CAP 65536
 #define WAIT_MS 5000	/* how long something that must happen may take */
 #define LEN 40		/* payload of the records most tests write */
@@ -43,77 +43,8 @@
 
 _Static_assert(FP == REC_HDR_SIZE + LEN, "records of LEN bytes take FP");
 
-#define CHILD_CHECK(cond)						\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "# child %d: %s:%d: %s\n",	\
-				(int)getpid(), __FILE__, __LINE__, #cond); \
-			_exit(1);					\
-		}							\
-	} while (0)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------------ */
-/* Scratch directory, captured diagnostics, the file as bytes.       */
-
-struct tmp {
-	char dir[64];
-	char path[128];
-};
-
-static int tmp_make(struct tmp *t)
-{
-	snprintf(t->dir, sizeof(t->dir), "/tmp/bring-recovery-XXXXXX");
-	if (!mkdtemp(t->dir))
-		return -1;
-	snprintf(t->path, sizeof(t->path), "%s/ring", t->dir);
-	return 0;
-}
-
-static void tmp_remove(struct tmp *t)
-{
-	struct dirent *de;
-	DIR *d;
-
-	if (!t->dir[0])
-		return;
-	d = opendir(t->dir);
-	if (d) {
-		while ((de = readdir(d)))
-			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-				unlinkat(dirfd(d), de->d_name, 0);
-		closedir(d);
-	}
-	rmdir(t->dir);
-	t->dir[0] = '\0';
-}
-
-static char printed[65536];
-static size_t printed_len;
-
-static int capture_print(const char *fmt, va_list ap)
-{
-	size_t room = sizeof(printed) - printed_len;
-	int n = vsnprintf(printed + printed_len, room, fmt, ap);
-
-	if (n > 0)
-		printed_len += (size_t)n < room ? (size_t)n : room - 1;
-	return n;
-}
-
-static void capture_start(void)
-{
-	printed[0] = '\0';
-	printed_len = 0;
-	bring_set_print(capture_print);
-}
+/* Captured diagnostics, the file as bytes.                           */
 
 /* Does the captured text hold the number @n, not as part of another? */
 static bool printed_number(uint64_t n)
@@ -134,89 +65,10 @@ static bool printed_number(uint64_t n)
 	return false;
 }
 
-static void *read_all(const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return NULL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf && pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
-		free(buf);
-		buf = NULL;
-	}
-	close(fd);
-	*len = (size_t)st.st_size;
-	return buf;
-}
-
-static int write_all(const char *path, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = pwrite(fd, buf, len, 0);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -1;
-}
-
-static bool file_is(const char *path, const void *buf, size_t len)
-{
-	size_t now_len;
-	void *now = read_all(path, &now_len);
-	bool same = now && now_len == len && !memcmp(now, buf, len);
-
-	free(now);
-	return same;
-}
-
-static int file_rw(const char *path, void *buf, size_t len, off_t off,
-		   bool write)
-{
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -1;
-}
-
-static int file_read(const char *path, void *buf, size_t len, off_t off)
-{
-	return file_rw(path, buf, len, off, false);
-}
-
-static int file_write(const char *path, const void *buf, size_t len,
-		      off_t off)
-{
-	return file_rw(path, (void *)buf, len, off, true);
-}
-
 /* File offset of stream position @pos in a ring of @cap bytes. */
 static off_t data_off(uint64_t cap, uint64_t pos)
 {
 	return (off_t)(BRING_HDR_SIZE + (pos & (cap - 1)));
-}
-
-static int flip_bit(const char *path, off_t off, int bit)
-{
-	unsigned char c;
-
-	if (file_read(path, &c, 1, off))
-		return -1;
-	c ^= (unsigned char)(1U << bit);
-	return file_write(path, &c, 1, off);
 }
 
 static int zero_range(const char *path, off_t off, size_t len)
@@ -364,14 +216,6 @@ static bool same_list(struct __test_metadata *_metadata, const long *idx,
 	buf[off] = '\0';
 	TH_LOG("want %d messages:%s", nw, nw ? buf : " none");
 	return false;
-}
-
-static struct bring_stats get_stats(const struct bring *r)
-{
-	struct bring_stats st = { .sz = sizeof(st) };
-
-	bring_get_stats(r, &st);
-	return st;
 }
 
 /* A new ring at @path with messages [0, @nr) of @len bytes. */
@@ -838,49 +682,44 @@ static void check_reader_from(struct __test_metadata *_metadata,
 	bring_reader_close(a);
 }
 
-TEST_F(rec, damaged_newer_cursor_falls_back_to_the_older)
+/*
+ * In turn for each of the cursor_fields of the newer (@newer) or the
+ * older generation of reader "a": a cursor_ring() with bit @bit of that
+ * field flipped opens, and "a" gets every message from @first on.
+ */
+static void check_damaged_cursor(struct __test_metadata *_metadata,
+				 const char *path, bool newer, int bit,
+				 long first)
 {
+	struct bring *r;
 	size_t f;
 	int slot, g;
-	struct bring *r;
+	off_t off;
 
-	for (f = 0; f < 3; f++) {
-		slot = cursor_ring(self->t.path, CAP, LEN, CUR_MSGS, CUR_SHIFTS,
-				   NULL);
+	for (f = 0; f < sizeof(cursor_fields) / sizeof(cursor_fields[0]); f++) {
+		slot = cursor_ring(path, CAP, LEN, CUR_MSGS, CUR_SHIFTS, NULL);
 		ASSERT_GE(slot, 0);
-		g = newer_gen(self->t.path, slot);
+		g = newer_gen(path, slot);
 		ASSERT_GE(g, 0);
-		ASSERT_EQ(0, flip_bit(self->t.path, cursor_off(slot, g,
-				      cursor_fields[f]), 2));
-		r = bring_open(self->t.path, 0, NULL);
+		off = cursor_off(slot, newer ? g : !g, cursor_fields[f]);
+		ASSERT_EQ(0, flip_bit(path, off, bit));
+		r = bring_open(path, 0, NULL);
 		ASSERT_NE_NULL(r) TH_LOG("field %zu: %s: %s", f,
 					 strerror(errno), printed);
-		/* Back one message: delivered again, nothing lost. */
-		check_reader_from(_metadata, r, CUR_SHIFTS - 1, CUR_MSGS);
+		check_reader_from(_metadata, r, first, CUR_MSGS);
 		bring_free(r);
 	}
 }
 
+TEST_F(rec, damaged_newer_cursor_falls_back_to_the_older)
+{
+	/* Back one message: delivered again, nothing lost. */
+	check_damaged_cursor(_metadata, self->t.path, true, 2, CUR_SHIFTS - 1);
+}
+
 TEST_F(rec, damaged_older_cursor_keeps_the_newer)
 {
-	size_t f;
-	int slot, g;
-	struct bring *r;
-
-	for (f = 0; f < 3; f++) {
-		slot = cursor_ring(self->t.path, CAP, LEN, CUR_MSGS, CUR_SHIFTS,
-				   NULL);
-		ASSERT_GE(slot, 0);
-		g = newer_gen(self->t.path, slot);
-		ASSERT_GE(g, 0);
-		ASSERT_EQ(0, flip_bit(self->t.path, cursor_off(slot, !g,
-				      cursor_fields[f]), 5));
-		r = bring_open(self->t.path, 0, NULL);
-		ASSERT_NE_NULL(r) TH_LOG("field %zu: %s: %s", f,
-					 strerror(errno), printed);
-		check_reader_from(_metadata, r, CUR_SHIFTS, CUR_MSGS);
-		bring_free(r);
-	}
+	check_damaged_cursor(_metadata, self->t.path, false, 5, CUR_SHIFTS);
 }
 
 /*
@@ -1072,7 +911,7 @@ static pid_t start_reserving_child(struct __test_metadata *_metadata,
 
 	if (pipe(ready))
 		return -1;
-	pid = fork();
+	pid = fork_child();
 	if (pid < 0)
 		return -1;
 	if (!pid) {
@@ -1093,15 +932,6 @@ static pid_t start_reserving_child(struct __test_metadata *_metadata,
 	return pid;
 }
 
-static void kill_and_reap(pid_t pid)
-{
-	int status;
-
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-}
-
 TEST_F(rec, busy_record_of_a_killed_writer_is_dropped_at_recovery)
 {
 	static const long want[] = { 0, 2, 3 };
@@ -1118,7 +948,7 @@ TEST_F(rec, busy_record_of_a_killed_writer_is_dropped_at_recovery)
 	ASSERT_NE_NULL(r);
 	ASSERT_EQ(0, push_msg(r, 2, LEN));
 	bring_free(r);
-	kill_and_reap(child);
+	kill_child(child, NULL);
 
 	r = bring_open(self->t.path, 0, NULL);
 	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
@@ -1170,7 +1000,7 @@ TEST_F(rec, busy_record_of_a_killed_writer_is_skipped_at_run_time)
 	EXPECT_EQ(0, idx[0]);
 	/* The reservation holds readers up while its writer lives. */
 	EXPECT_EQ(-EAGAIN, bring_next_timeout(r, &msg, 0));
-	kill_and_reap(child);
+	kill_child(child, NULL);
 	ASSERT_EQ(0, bring_next_timeout(r, &msg, WAIT_MS))
 		TH_LOG("still stuck behind the dead writer's record");
 	EXPECT_EQ(2, msg_idx(&msg));
@@ -1233,16 +1063,12 @@ TEST_F(rec, claimed_hole_of_a_dead_thread_is_skipped_at_run_time)
 	uint64_t head;
 	struct bring *r;
 	pid_t dead;
-	int status;
 
 	r = bring_open(self->t.path, CAP, NULL);
 	ASSERT_NE_NULL(r);
 	ASSERT_EQ(0, push_msg(r, 0, LEN));
-	dead = fork();
-	ASSERT_GE(dead, 0);
-	if (!dead)
-		_exit(0);
-	ASSERT_EQ(dead, waitpid(dead, &status, 0));
+	dead = dead_pid();
+	ASSERT_GT(dead, 0);
 
 	/* A thread of @dead claimed FP bytes at head, then died. */
 	in = &r->hdr->intents[BRING_INTENTS - 1];
@@ -1291,7 +1117,7 @@ TEST_F(rec, recovery_waits_until_nobody_has_the_file_open)
 
 	ASSERT_EQ(0, make_ring(self->t.path, CAP, 0, 5, LEN));
 	ASSERT_EQ(0, pipe(ready));
-	child = fork();
+	child = fork_child();
 	ASSERT_GE(child, 0);
 	if (!child) {
 		r = bring_open(self->t.path, 0, NULL);
@@ -1313,7 +1139,7 @@ TEST_F(rec, recovery_waits_until_nobody_has_the_file_open)
 	n = drain(bring_default_reader(r), idx, 16, 0, &bad);
 	EXPECT_TRUE(same_list(_metadata, idx, n, first, 4));
 	bring_free(r);
-	kill_and_reap(child);
+	kill_child(child, NULL);
 
 	r = bring_open(self->t.path, 0, NULL);
 	ASSERT_NE_NULL(r);
@@ -1571,7 +1397,7 @@ TEST_TIMEOUT(killed_writers_never_leave_a_bad_record, 120)
 	ASSERT_NE_NULL(r);
 	for (round = 0; round < KW_ROUNDS; round++) {
 		for (w = 0; w < KW_WRITERS; w++) {
-			pids[w] = fork();
+			pids[w] = fork_child();
 			ASSERT_GE(pids[w], 0);
 			if (!pids[w])
 				kw_writer(t.path, round * KW_WRITERS + w,
@@ -1584,7 +1410,7 @@ TEST_TIMEOUT(killed_writers_never_leave_a_bad_record, 120)
 				TH_LOG("round %d: %s", round, strerror(-err));
 		}
 		for (w = 0; w < KW_WRITERS; w++)
-			kill_and_reap(pids[w]);
+			kill_child(pids[w], NULL);
 	}
 	/* Dead writers' records are skipped after STUCK_CHECK_MS. */
 	while (!(err = kw_take(_metadata, r, next, 1000)))

@@ -21,18 +21,10 @@
 
 #include "bring.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
-#define MS 1000000ULL
 #define BLOCK_WAIT_MS 10000	/* how long a thread may take to fall asleep */
 #define JOIN_WAIT_MS 10000	/* how long a woken thread may take to return */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(unsigned int ms)
 {
@@ -43,67 +35,6 @@ static void sleep_ms(unsigned int ms)
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
-}
-
-static int read_small_file(const char *path, char *buf, size_t sz)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sz - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return 0;
-}
-
-/*
- * Is thread @tid of this process asleep in futex(2)? State S from its
- * stat file, and futex as the current system call where the kernel
- * tells (/proc/.../syscall needs CONFIG_HAVE_ARCH_TRACEHOOK).
- */
-static bool thread_in_futex(pid_t tid)
-{
-	char path[64], buf[512], *p;
-	long nr;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	if (read_small_file(path, buf, sizeof(buf)))
-		return false;
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] != 'S')
-		return false;
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
-	if (read_small_file(path, buf, sizeof(buf)))
-		return true;
-	if (sscanf(buf, "%ld", &nr) != 1)
-		return false;
-	return nr == SYS_futex;
-}
-
-/* Wait until @tid sleeps in futex(2); false after BLOCK_WAIT_MS. */
-static bool wait_in_futex(pid_t tid)
-{
-	uint64_t end = now_ns() + BLOCK_WAIT_MS * MS;
-
-	while (!thread_in_futex(tid)) {
-		if (now_ns() > end)
-			return false;
-		usleep(1000);
-	}
-	return true;
-}
-
-static struct bring_stats get_stats(struct bring *r)
-{
-	struct bring_stats st = { .sz = sizeof(st) };
-
-	bring_get_stats(r, &st);
-	return st;
 }
 
 /* Wait until the ring counted more than @n futex waits; false on timeout. */
@@ -179,6 +110,14 @@ static int start_blocker(struct blocker *b, void *(*fn)(void *))
 	return 0;
 }
 
+/* Start @b in @fn and wait until it sleeps in futex(2). */
+static void start_asleep(struct __test_metadata *_metadata, struct blocker *b,
+			 void *(*fn)(void *))
+{
+	ASSERT_EQ(0, start_blocker(b, fn));
+	ASSERT_TRUE(wait_in_futex(0, b->tid, BLOCK_WAIT_MS));
+}
+
 static bool blocker_done(struct blocker *b)
 {
 	return __atomic_load_n(&b->done, __ATOMIC_ACQUIRE);
@@ -202,6 +141,27 @@ static uint64_t thread_cpu_ns(pthread_t th)
 	if (pthread_getcpuclockid(th, &cid) || clock_gettime(cid, &ts))
 		return UINT64_MAX;
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The blocked @who (writer or reader) @b stays asleep in futex(2) for a
+ * second and uses less than 5 ms of CPU meanwhile.
+ */
+static void expect_asleep_without_cpu(struct __test_metadata *_metadata,
+				      struct blocker *b, const char *who)
+{
+	uint64_t c0, c1;
+
+	c0 = thread_cpu_ns(b->th);
+	sleep_ms(1000);
+	c1 = thread_cpu_ns(b->th);
+	ASSERT_NE(UINT64_MAX, c1);
+	TH_LOG("blocked %s used %llu ns of CPU in 1 s", who,
+	       (unsigned long long)(c1 - c0));
+	EXPECT_LT(c1 - c0, 5 * MS);
+	/* Still blocked: nothing woke it. */
+	ASSERT_FALSE(blocker_done(b));
+	ASSERT_TRUE(task_in_futex(0, b->tid));
 }
 
 /* Messages of 48 bytes take 64 bytes of ring: 64 of them fill 4096. */
@@ -283,23 +243,12 @@ TEST_F(spin, blocked_writer_uses_no_cpu)
 	struct blocker b = { .r = self->r, .len = SMALL_LEN, .timeout_ms = -1 };
 	char buf[SMALL_LEN] = "blocked writer";
 	struct bring_msg msg;
-	uint64_t c0, c1;
 	unsigned int i;
 
 	b.data = buf;
 	ASSERT_EQ(0, fill_ring(self->r));
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
-	c0 = thread_cpu_ns(b.th);
-	sleep_ms(1000);
-	c1 = thread_cpu_ns(b.th);
-	ASSERT_NE(UINT64_MAX, c1);
-	TH_LOG("blocked writer used %llu ns of CPU in 1 s",
-	       (unsigned long long)(c1 - c0));
-	EXPECT_LT(c1 - c0, 5 * MS);
-	/* Still blocked: nothing was shifted. */
-	ASSERT_FALSE(blocker_done(&b));
-	ASSERT_TRUE(thread_in_futex(b.tid));
+	start_asleep(_metadata, &b, push_fn);
+	expect_asleep_without_cpu(_metadata, &b, "writer");
 
 	ASSERT_EQ(0, shift_small(self->r, 0));
 	ASSERT_TRUE(join_blocker(&b));
@@ -315,19 +264,9 @@ TEST_F(spin, blocked_reader_uses_no_cpu)
 {
 	struct blocker b = { .r = self->r, .timeout_ms = -1 };
 	static const char wake[] = "wake up";
-	uint64_t c0, c1;
 
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
-	c0 = thread_cpu_ns(b.th);
-	sleep_ms(1000);
-	c1 = thread_cpu_ns(b.th);
-	ASSERT_NE(UINT64_MAX, c1);
-	TH_LOG("blocked reader used %llu ns of CPU in 1 s",
-	       (unsigned long long)(c1 - c0));
-	EXPECT_LT(c1 - c0, 5 * MS);
-	ASSERT_FALSE(blocker_done(&b));
-	ASSERT_TRUE(thread_in_futex(b.tid));
+	start_asleep(_metadata, &b, next_fn);
+	expect_asleep_without_cpu(_metadata, &b, "reader");
 
 	ASSERT_EQ(0, bring_push(self->r, wake, sizeof(wake)));
 	ASSERT_TRUE(join_blocker(&b));
@@ -427,8 +366,7 @@ TEST(writer_not_woken_until_its_message_fits)
 	ASSERT_EQ(0, bring_push(r, b_, sizeof(b_)));
 	ASSERT_EQ(-EAGAIN, bring_push_timeout(r, big, sizeof(big), 0));
 
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
+	start_asleep(_metadata, &b, push_fn);
 	st0 = get_stats(r);
 
 	ASSERT_EQ(0, bring_next(r, &msg));
@@ -437,7 +375,7 @@ TEST(writer_not_woken_until_its_message_fits)
 	sleep_ms(100);
 	st1 = get_stats(r);
 	EXPECT_FALSE(blocker_done(&b));
-	EXPECT_TRUE(thread_in_futex(b.tid));
+	EXPECT_TRUE(task_in_futex(0, b.tid));
 	EXPECT_EQ(st0.futex_wakes, st1.futex_wakes)
 		TH_LOG("a shift that did not free enough space woke the writer");
 	EXPECT_EQ(st0.futex_waits, st1.futex_waits);
@@ -470,8 +408,7 @@ TEST(writer_on_full_ring_woken_by_one_shift)
 
 	ASSERT_NE_NULL(r);
 	ASSERT_EQ(0, fill_ring(r));
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
+	start_asleep(_metadata, &b, push_fn);
 	st0 = get_stats(r);
 
 	ASSERT_EQ(0, shift_small(r, 0));
@@ -499,8 +436,7 @@ TEST(reader_woken_by_one_commit)
 	struct bring_msg msg;
 
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
+	start_asleep(_metadata, &b, next_fn);
 	st0 = get_stats(r);
 
 	ASSERT_EQ(0, bring_push(r, "one", 3));
@@ -538,14 +474,13 @@ TEST(reader_sleeps_on_reservation_until_commit)
 
 		if (reserve_first)
 			ASSERT_EQ(0, bring_reserve(r, 100, &resv, 0));
-		ASSERT_EQ(0, start_blocker(&b, next_fn));
-		ASSERT_TRUE(wait_in_futex(b.tid));
+		start_asleep(_metadata, &b, next_fn);
 		if (!reserve_first)
 			ASSERT_EQ(0, bring_reserve(r, 100, &resv, 0));
 		memset(resv.data, 'R', 100);
 		sleep_ms(100);
 		EXPECT_FALSE(blocker_done(&b));
-		EXPECT_TRUE(thread_in_futex(b.tid));
+		EXPECT_TRUE(task_in_futex(0, b.tid));
 		/* Not readable by another reader either. */
 		EXPECT_EQ(-EAGAIN, bring_reader_peek(probe, &msg, 1, 0, 0));
 
@@ -579,8 +514,7 @@ TEST(reader_sleeps_through_abort_until_next_message)
 
 		if (reserve_first)
 			ASSERT_EQ(0, bring_reserve(r, 100, &resv, 0));
-		ASSERT_EQ(0, start_blocker(&b, next_fn));
-		ASSERT_TRUE(wait_in_futex(b.tid));
+		start_asleep(_metadata, &b, next_fn);
 		st0 = get_stats(r);
 		if (!reserve_first)
 			ASSERT_EQ(0, bring_reserve(r, 100, &resv, 0));
@@ -589,7 +523,7 @@ TEST(reader_sleeps_through_abort_until_next_message)
 		/* The abort wakes the reader: it finds nothing, sleeps again. */
 		ASSERT_TRUE(wait_futex_waits_above(r, st0.futex_waits));
 		sleep_ms(100);
-		ASSERT_TRUE(wait_in_futex(b.tid));
+		ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
 		EXPECT_FALSE(blocker_done(&b));
 
 		ASSERT_EQ(0, bring_push(r, "later", 5));
@@ -619,15 +553,14 @@ TEST(abort_under_sleeping_reader_gives_space_back)
 	int err;
 
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
+	start_asleep(_metadata, &b, next_fn);
 	waits = get_stats(r).futex_waits;
 
 	ASSERT_EQ(0, bring_reserve(r, bring_max_msg(r), &resv, 0));
 	ASSERT_EQ(0, bring_abort(r, &resv));
 	/* Let the reader wake, skip the aborted record and sleep again. */
 	ASSERT_TRUE(wait_futex_waits_above(r, waits));
-	ASSERT_TRUE(wait_in_futex(b.tid));
+	ASSERT_TRUE(wait_in_futex(0, b.tid, BLOCK_WAIT_MS));
 	EXPECT_FALSE(blocker_done(&b));
 
 	err = bring_push_timeout(r, "fits", 4, 2000);
@@ -681,24 +614,47 @@ TEST(next_timeout_zero_fails_at_once_on_empty_ring)
 	bring_free(r);
 }
 
-TEST(push_timeout_expires_no_earlier_than_asked)
+static int push_small(struct bring *r, int timeout_ms)
 {
-	struct bring *r = bring_new(4096, NULL);
 	char buf[SMALL_LEN] = { 0 };
+
+	return bring_push_timeout(r, buf, SMALL_LEN, timeout_ms);
+}
+
+static int next_one(struct bring *r, int timeout_ms)
+{
+	struct bring_msg msg;
+
+	return bring_next_timeout(r, &msg, timeout_ms);
+}
+
+/*
+ * @call(@r, @timeout_ms) with timeouts of 50 and 1100 ms fails with
+ * -ETIMEDOUT, no earlier than asked and less than 2 s later.
+ */
+static void expect_timeouts(struct __test_metadata *_metadata, struct bring *r,
+			    int (*call)(struct bring *r, int timeout_ms))
+{
 	static const int timeouts[] = { 50, 1100 };
 	unsigned int i;
 	uint64_t t0, dt;
 
-	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, fill_ring(r));
 	for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
 		t0 = now_ns();
-		EXPECT_EQ(-ETIMEDOUT,
-			  bring_push_timeout(r, buf, SMALL_LEN, timeouts[i]));
+		EXPECT_EQ(-ETIMEDOUT, call(r, timeouts[i]));
 		dt = now_ns() - t0;
 		EXPECT_GE(dt, timeouts[i] * MS);
 		EXPECT_LT(dt, timeouts[i] * MS + 2000 * MS);
 	}
+}
+
+TEST(push_timeout_expires_no_earlier_than_asked)
+{
+	struct bring *r = bring_new(4096, NULL);
+
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, fill_ring(r));
+	expect_timeouts(_metadata, r, push_small);
 	/* Nothing was pushed by the failed calls. */
 	EXPECT_EQ(FILL_NR, get_stats(r).msgs_in);
 	bring_free(r);
@@ -707,19 +663,9 @@ TEST(push_timeout_expires_no_earlier_than_asked)
 TEST(next_timeout_expires_no_earlier_than_asked)
 {
 	struct bring *r = bring_new(4096, NULL);
-	static const int timeouts[] = { 50, 1100 };
-	struct bring_msg msg;
-	unsigned int i;
-	uint64_t t0, dt;
 
 	ASSERT_NE_NULL(r);
-	for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
-		t0 = now_ns();
-		EXPECT_EQ(-ETIMEDOUT, bring_next_timeout(r, &msg, timeouts[i]));
-		dt = now_ns() - t0;
-		EXPECT_GE(dt, timeouts[i] * MS);
-		EXPECT_LT(dt, timeouts[i] * MS + 2000 * MS);
-	}
+	expect_timeouts(_metadata, r, next_one);
 	bring_free(r);
 }
 
@@ -732,8 +678,7 @@ TEST(push_timeout_forever_waits_for_space)
 
 	ASSERT_NE_NULL(r);
 	ASSERT_EQ(0, fill_ring(r));
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
+	start_asleep(_metadata, &b, push_fn);
 	sleep_ms(200);
 	ASSERT_FALSE(blocker_done(&b));
 	ASSERT_EQ(0, shift_small(r, 0));
@@ -748,8 +693,7 @@ TEST(next_timeout_forever_waits_for_message)
 	struct blocker b = { .r = r, .timeout_ms = -1 };
 
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
+	start_asleep(_metadata, &b, next_fn);
 	sleep_ms(200);
 	ASSERT_FALSE(blocker_done(&b));
 	ASSERT_EQ(0, bring_push(r, "now", 3));
@@ -771,8 +715,7 @@ TEST(write_wait_counted_once_with_its_duration)
 	ASSERT_NE_NULL(r);
 	ASSERT_EQ(0, fill_ring(r));
 	st0 = get_stats(r);
-	ASSERT_EQ(0, start_blocker(&b, push_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
+	start_asleep(_metadata, &b, push_fn);
 	sleep_ms(200);
 	ASSERT_EQ(0, shift_small(r, 0));
 	ASSERT_TRUE(join_blocker(&b));
@@ -797,8 +740,7 @@ TEST(read_wait_counted_once_with_its_duration)
 
 	ASSERT_NE_NULL(r);
 	st0 = get_stats(r);
-	ASSERT_EQ(0, start_blocker(&b, next_fn));
-	ASSERT_TRUE(wait_in_futex(b.tid));
+	start_asleep(_metadata, &b, next_fn);
 	sleep_ms(200);
 	ASSERT_EQ(0, bring_push(r, "counted", 7));
 	ASSERT_TRUE(join_blocker(&b));
@@ -825,34 +767,12 @@ struct many_writer {
 	int ret;
 };
 
-struct many_msg {
-	uint32_t id;
-	uint32_t seq;
-	uint32_t len;
-	uint32_t sum;
-};
-
-static uint32_t many_sum(const uint8_t *p, size_t len)
-{
-	uint32_t h = 2166136261U;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ p[i]) * 16777619U;
-	return h;
-}
-
+/* Message @seq of writer @id: a struct tmsg of 16 to 415 bytes. */
 static size_t many_build(uint8_t *buf, unsigned int id, unsigned int seq)
 {
-	size_t len = sizeof(struct many_msg) + (id * 131 + seq * 71) % 400;
-	struct many_msg h = { .id = id, .seq = seq, .len = (uint32_t)len };
-	size_t i;
+	size_t len = sizeof(struct tmsg) + (id * 131 + seq * 71) % 400;
 
-	for (i = sizeof(h); i < len; i++)
-		buf[i] = (uint8_t)(id + seq + i);
-	memcpy(buf, &h, sizeof(h));
-	h.sum = many_sum(buf + sizeof(h), len - sizeof(h)) ^ id ^ seq;
-	memcpy(buf, &h, sizeof(h));
+	tmsg_build(buf, len, id, seq);
 	return len;
 }
 
@@ -879,7 +799,7 @@ TEST(many_blocked_writers_all_get_through)
 	struct many_writer w[MANY_WRITERS];
 	unsigned int next[MANY_WRITERS] = { 0 };
 	unsigned int i, got = 0, filler = 0;
-	struct many_msg h;
+	struct tmsg h;
 	struct bring_msg msg;
 	uint64_t waits;
 
@@ -894,7 +814,7 @@ TEST(many_blocked_writers_all_get_through)
 	for (i = 0; i < MANY_WRITERS; i++) {
 		while (!__atomic_load_n(&w[i].tid, __ATOMIC_ACQUIRE))
 			usleep(100);
-		ASSERT_TRUE(wait_in_futex(w[i].tid));
+		ASSERT_TRUE(wait_in_futex(0, w[i].tid, BLOCK_WAIT_MS));
 	}
 	waits = get_stats(r).futex_waits;
 	EXPECT_GE(waits, MANY_WRITERS);

@@ -9,22 +9,9 @@
 
 #include "bring.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
-FIXTURE(ring)
-{
-	struct bring *r;
-};
-
-FIXTURE_SETUP(ring)
-{
-	self->r = bring_new(4096, NULL);
-	ASSERT_NE_NULL(self->r);
-}
-
-FIXTURE_TEARDOWN(ring)
-{
-	bring_free(self->r);
-}
+RING_FIXTURE(4096, 0)
 
 TEST_F(ring, push_after_close_is_epipe)
 {

@@ -26,199 +26,19 @@
 
 #include "bring.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
-#define MS 1000000ULL
 #define BLOCK_WAIT_MS 10000	/* how long a task may take to fall asleep */
 #define WAKE_WAIT_MS 10000	/* how long a woken task may take to return */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int read_small_file(const char *path, char *buf, size_t sz)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sz - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return 0;
-}
-
-/*
- * Is thread @tid of process @pid asleep in futex(2)? State S, and futex
- * as the current system call where /proc/.../syscall can be read.
- */
-static bool task_in_futex(pid_t pid, pid_t tid)
-{
-	char path[64], buf[512], *p;
-	long nr;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	if (read_small_file(path, buf, sizeof(buf)))
-		return false;
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] != 'S')
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
-	if (read_small_file(path, buf, sizeof(buf)))
-		return true;
-	if (sscanf(buf, "%ld", &nr) != 1)
-		return false;
-	return nr == SYS_futex;
-}
-
-/* Wait until the task sleeps in futex(2); false after BLOCK_WAIT_MS. */
-static bool wait_in_futex(pid_t pid, pid_t tid)
-{
-	uint64_t end = now_ns() + BLOCK_WAIT_MS * MS;
-
-	while (!task_in_futex(pid, tid)) {
-		if (now_ns() > end)
-			return false;
-		usleep(1000);
-	}
-	return true;
-}
-
-/* The main thread of single-threaded process @pid. */
-static bool wait_proc_in_futex(pid_t pid)
-{
-	return wait_in_futex(pid, pid);
-}
-
-static struct bring_stats get_stats(struct bring *r)
-{
-	struct bring_stats st = { .sz = sizeof(st) };
-
-	bring_get_stats(r, &st);
-	return st;
-}
-
-/*
- * In a child: no harness checks (they would end the child without a
- * word to the parent's logic); say what failed and exit 1.
- */
-#define CHILD_CHECK(cond)						\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "# child %d: %s:%d: %s\n",	\
-				(int)getpid(), __FILE__, __LINE__, #cond); \
-			_exit(1);					\
-		}							\
-	} while (0)
-
-static pid_t fork_child(void)
-{
-	fflush(NULL);
-	return fork();
-}
-
-/*
- * Wait for @pid to exit; after @timeout_ms kill it. Returns its wait
- * status, or -1 if it had to be killed (or waitpid failed).
- */
-static int wait_child(pid_t pid, unsigned int timeout_ms)
-{
-	uint64_t end = now_ns() + timeout_ms * MS;
-	int status;
-	pid_t ret;
-
-	for (;;) {
-		ret = waitpid(pid, &status, WNOHANG);
-		if (ret == pid)
-			return status;
-		if (ret < 0 && errno != EINTR)
-			return -1;
-		if (now_ns() > end)
-			break;
-		usleep(1000);
-	}
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return -1;
-}
-
-static bool exited_ok(int status)
-{
-	return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-static int kill_child(pid_t pid)
-{
-	int status;
-
-	if (kill(pid, SIGKILL))
-		return -errno;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -ECHILD;
-}
-
-/* Payload: a header, then bytes that depend on seed and position. */
-struct pmsg {
-	uint32_t seed;
-	uint32_t seq;
-	uint32_t len;
-	uint32_t sum;
-};
-
-static uint32_t fnv1a(uint32_t h, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ b[i]) * 16777619U;
-	return h;
-}
-
-static uint32_t pmsg_sum(const void *buf, size_t len)
-{
-	const struct pmsg *h = buf;
-	uint32_t s = 2166136261U;
-
-	s = fnv1a(s, &h->seed, sizeof(h->seed));
-	s = fnv1a(s, &h->seq, sizeof(h->seq));
-	s = fnv1a(s, &h->len, sizeof(h->len));
-	return fnv1a(s, (const uint8_t *)buf + sizeof(*h), len - sizeof(*h));
-}
-
-static void pmsg_build(void *buf, size_t len, uint32_t seed, uint32_t seq)
-{
-	struct pmsg h = { .seed = seed, .seq = seq, .len = (uint32_t)len };
-	uint8_t *p = buf;
-	size_t i;
-
-	for (i = sizeof(h); i < len; i++)
-		p[i] = (uint8_t)(seed * 7 + seq * 13 + i);
-	memcpy(buf, &h, sizeof(h));
-	h.sum = pmsg_sum(buf, len);
-	memcpy(buf, &h, sizeof(h));
-}
+/* Payloads: struct tmsg, id the seed of the test, seq the position. */
 
 /* Is @msg the intact message (@seed, @seq)? */
-static bool pmsg_ok(const struct bring_msg *msg, uint32_t seed, uint32_t seq)
+static bool msg_ok(const struct bring_msg *msg, uint32_t seed, uint32_t seq)
 {
-	struct pmsg h;
+	struct tmsg h;
 
-	if (msg->len < sizeof(h))
-		return false;
-	memcpy(&h, msg->data, sizeof(h));
-	return h.seed == seed && h.seq == seq && h.len == msg->len &&
-	       h.sum == pmsg_sum(msg->data, msg->len);
+	return !tmsg_check(msg, &h) && h.id == seed && h.seq == seq;
 }
 
 /* 48-byte messages take 64 bytes of ring: 64 of them fill 4096. */
@@ -232,7 +52,7 @@ static int fill_ring(struct bring *r, uint32_t seed)
 	int err;
 
 	for (i = 0; i < FILL_NR; i++) {
-		pmsg_build(buf, SMALL_LEN, seed, i);
+		tmsg_build(buf, SMALL_LEN, seed, i);
 		err = bring_push_timeout(r, buf, SMALL_LEN, 0);
 		if (err)
 			return err;
@@ -250,14 +70,14 @@ static int shift_expect(struct bring *r, uint32_t seed, uint32_t seq,
 	err = bring_next_timeout(r, &msg, timeout_ms);
 	if (err)
 		return err;
-	if (!pmsg_ok(&msg, seed, seq))
+	if (!msg_ok(&msg, seed, seq))
 		return -EBADMSG;
 	return bring_shift(r);
 }
 
 TEST(parent_reader_woken_by_child_push)
 {
-	static const size_t sizes[] = { sizeof(struct pmsg), 3000, 40000 };
+	static const size_t sizes[] = { sizeof(struct tmsg), 3000, 40000 };
 	struct bring *r = bring_new(65536, NULL);
 	struct bring_msg msg;
 	unsigned int i;
@@ -270,10 +90,10 @@ TEST(parent_reader_woken_by_child_push)
 		static char buf[40000];
 
 		/* Push only once the parent sleeps in bring_next(). */
-		CHILD_CHECK(wait_proc_in_futex(getppid()));
+		CHILD_CHECK(wait_proc_in_futex(getppid(), BLOCK_WAIT_MS));
 		CHILD_CHECK(get_stats(r).futex_waits >= 1);
 		for (i = 0; i < 3; i++) {
-			pmsg_build(buf, sizes[i], 1, i);
+			tmsg_build(buf, sizes[i], 1, i);
 			CHILD_CHECK(bring_push(r, buf, sizes[i]) == 0);
 		}
 		_exit(0);
@@ -281,7 +101,7 @@ TEST(parent_reader_woken_by_child_push)
 	for (i = 0; i < 3; i++) {
 		ASSERT_EQ(0, bring_next_timeout(r, &msg, WAKE_WAIT_MS));
 		ASSERT_EQ(sizes[i], msg.len);
-		EXPECT_TRUE(pmsg_ok(&msg, 1, i));
+		EXPECT_TRUE(msg_ok(&msg, 1, i));
 		ASSERT_EQ(0, bring_shift(r));
 	}
 	EXPECT_TRUE(exited_ok(wait_child(pid, WAKE_WAIT_MS)));
@@ -300,12 +120,12 @@ TEST(parent_writer_woken_by_child_shift)
 
 	ASSERT_NE_NULL(r);
 	ASSERT_EQ(0, fill_ring(r, 2));
-	pmsg_build(big, sizeof(big), 3, 0);
+	tmsg_build(big, sizeof(big), 3, 0);
 	pid = fork_child();
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
 		/* The child owns the default reader from here on. */
-		CHILD_CHECK(wait_proc_in_futex(getppid()));
+		CHILD_CHECK(wait_proc_in_futex(getppid(), BLOCK_WAIT_MS));
 		for (i = 0; i < FILL_NR; i++)
 			CHILD_CHECK(shift_expect(r, 2, i, WAKE_WAIT_MS) == 0);
 		CHILD_CHECK(shift_expect(r, 3, 0, WAKE_WAIT_MS) == 0);
@@ -350,11 +170,11 @@ TEST(named_readers_in_two_processes_see_every_message)
 		CHILD_CHECK(mine);
 		CHILD_CHECK(write(ready[1], "r", 1) == 1);
 		/* Make the parent wait for this reader at least once. */
-		CHILD_CHECK(wait_proc_in_futex(getppid()));
+		CHILD_CHECK(wait_proc_in_futex(getppid(), BLOCK_WAIT_MS));
 		for (i = 0; i < nr; i++) {
 			CHILD_CHECK(bring_reader_next(mine, &msg,
 						      WAKE_WAIT_MS) == 0);
-			CHILD_CHECK(pmsg_ok(&msg, 4, i));
+			CHILD_CHECK(msg_ok(&msg, 4, i));
 			CHILD_CHECK(bring_reader_shift(mine) == 0);
 		}
 		CHILD_CHECK(bring_reader_next(mine, &msg, 0) == -EAGAIN);
@@ -363,9 +183,9 @@ TEST(named_readers_in_two_processes_see_every_message)
 	}
 	ASSERT_EQ(1, read(ready[0], &c, 1));
 	for (i = 0; i < nr; i++) {
-		size_t len = sizeof(struct pmsg) + (i * 37) % 900;
+		size_t len = sizeof(struct tmsg) + (i * 37) % 900;
 
-		pmsg_build(buf, len, 4, i);
+		tmsg_build(buf, len, 4, i);
 		ASSERT_EQ(0, bring_push_timeout(r, buf, len, WAKE_WAIT_MS));
 		/*
 		 * The parent's reader lags by two messages, which leaves
@@ -373,13 +193,13 @@ TEST(named_readers_in_two_processes_see_every_message)
 		 */
 		if (i >= 2) {
 			ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
-			ASSERT_TRUE(pmsg_ok(&msg, 4, i - 2));
+			ASSERT_TRUE(msg_ok(&msg, 4, i - 2));
 			ASSERT_EQ(0, bring_reader_shift(rd));
 		}
 	}
 	for (i = nr - 2; i < nr; i++) {
 		ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
-		ASSERT_TRUE(pmsg_ok(&msg, 4, i));
+		ASSERT_TRUE(msg_ok(&msg, 4, i));
 		ASSERT_EQ(0, bring_reader_shift(rd));
 	}
 	status = wait_child(pid, WAKE_WAIT_MS);
@@ -435,7 +255,7 @@ static bool start_waiter(struct waiter *w, void *(*fn)(void *))
 		return false;
 	while (!__atomic_load_n(&w->tid, __ATOMIC_ACQUIRE))
 		usleep(100);
-	return wait_in_futex(getpid(), w->tid);
+	return wait_in_futex(getpid(), w->tid, BLOCK_WAIT_MS);
 }
 
 static bool join_waiter(struct waiter *w)
@@ -445,6 +265,25 @@ static bool join_waiter(struct waiter *w)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += WAKE_WAIT_MS / 1000;
 	return pthread_timedjoin_np(w->th, NULL, &ts) == 0;
+}
+
+/*
+ * Writer @w of message (@w_seed, 0) sleeps on a ring that fill_ring(@r,
+ * @seed) filled: the first shift lets it in, then come the rest of the
+ * fill and its message.
+ */
+static void shift_past_writer(struct __test_metadata *_metadata,
+			      struct bring *r, struct waiter *w, uint32_t seed,
+			      uint32_t w_seed)
+{
+	unsigned int i;
+
+	ASSERT_EQ(0, shift_expect(r, seed, 0, 0));
+	ASSERT_TRUE(join_waiter(w));
+	ASSERT_EQ(0, w->ret);
+	for (i = 1; i < FILL_NR; i++)
+		ASSERT_EQ(0, shift_expect(r, seed, i, 0));
+	ASSERT_EQ(0, shift_expect(r, w_seed, 0, 0));
 }
 
 TEST(killed_sleeping_reader_blocks_nobody)
@@ -467,39 +306,39 @@ TEST(killed_sleeping_reader_blocks_nobody)
 		bring_next(r, &msg);
 		_exit(1);
 	}
-	ASSERT_TRUE(wait_proc_in_futex(pid));
+	ASSERT_TRUE(wait_proc_in_futex(pid, BLOCK_WAIT_MS));
 	/* Another reader asleep next to it. */
 	ASSERT_TRUE(start_waiter(&w, next_fn));
 	st0 = get_stats(r);
-	ASSERT_EQ(0, kill_child(pid));
+	ASSERT_EQ(0, kill_child(pid, NULL));
 
-	pmsg_build(buf, sizeof(buf), 5, 0);
+	tmsg_build(buf, sizeof(buf), 5, 0);
 	ASSERT_EQ(0, bring_push(r, buf, sizeof(buf)));
 	ASSERT_TRUE(join_waiter(&w));
 	ASSERT_EQ(0, w.ret);
-	EXPECT_TRUE(pmsg_ok(&w.msg, 5, 0));
+	EXPECT_TRUE(msg_ok(&w.msg, 5, 0));
 	ASSERT_EQ(0, bring_reader_shift(w.rd));
 	/* The dead child's reader is usable by the parent. */
 	ASSERT_EQ(0, shift_expect(r, 5, 0, 0));
 
 	/* New sleepers are woken as usual. */
 	ASSERT_TRUE(start_waiter(&w2, next_fn));
-	pmsg_build(buf, sizeof(buf), 5, 1);
+	tmsg_build(buf, sizeof(buf), 5, 1);
 	ASSERT_EQ(0, bring_push(r, buf, sizeof(buf)));
 	ASSERT_TRUE(join_waiter(&w2));
 	ASSERT_EQ(0, w2.ret);
-	EXPECT_TRUE(pmsg_ok(&w2.msg, 5, 1));
+	EXPECT_TRUE(msg_ok(&w2.msg, 5, 1));
 	ASSERT_EQ(0, bring_shift(r));
 	ASSERT_EQ(0, bring_reader_next(w.rd, &msg, 0));
 	ASSERT_EQ(0, bring_reader_shift(w.rd));
 
 	/* And with nobody asleep, no more wake-ups. */
 	for (i = 0; i < 1000; i++) {
-		pmsg_build(buf, sizeof(buf), 6, i);
+		tmsg_build(buf, sizeof(buf), 6, i);
 		ASSERT_EQ(0, bring_push(r, buf, sizeof(buf)));
 		ASSERT_EQ(0, shift_expect(r, 6, i, 0));
 		ASSERT_EQ(0, bring_reader_next(w.rd, &msg, 0));
-		ASSERT_TRUE(pmsg_ok(&msg, 6, i));
+		ASSERT_TRUE(msg_ok(&msg, 6, i));
 		ASSERT_EQ(0, bring_reader_shift(w.rd));
 	}
 	st1 = get_stats(r);
@@ -526,30 +365,25 @@ TEST(killed_sleeping_writer_blocks_nobody)
 	pid = fork_child();
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
-		pmsg_build(buf, SMALL_LEN, 8, 0);
+		tmsg_build(buf, SMALL_LEN, 8, 0);
 		/* Never returns: nothing is shifted until we are dead. */
 		bring_push(r, buf, SMALL_LEN);
 		_exit(1);
 	}
-	ASSERT_TRUE(wait_proc_in_futex(pid));
-	pmsg_build(mine, SMALL_LEN, 9, 0);
+	ASSERT_TRUE(wait_proc_in_futex(pid, BLOCK_WAIT_MS));
+	tmsg_build(mine, SMALL_LEN, 9, 0);
 	w.data = mine;
 	ASSERT_TRUE(start_waiter(&w, push_fn));
 	st0 = get_stats(r);
-	ASSERT_EQ(0, kill_child(pid));
+	ASSERT_EQ(0, kill_child(pid, NULL));
 
 	/* One shift makes room for the live writer. */
-	ASSERT_EQ(0, shift_expect(r, 7, 0, 0));
-	ASSERT_TRUE(join_waiter(&w));
-	ASSERT_EQ(0, w.ret);
-	for (i = 1; i < FILL_NR; i++)
-		ASSERT_EQ(0, shift_expect(r, 7, i, 0));
-	ASSERT_EQ(0, shift_expect(r, 9, 0, 0));
+	shift_past_writer(_metadata, r, &w, 7, 9);
 	/* The dead writer's message never got in. */
 	EXPECT_EQ(-EAGAIN, bring_next_timeout(r, &msg, 0));
 
 	for (i = 0; i < 1000; i++) {
-		pmsg_build(buf, SMALL_LEN, 10, i);
+		tmsg_build(buf, SMALL_LEN, 10, i);
 		ASSERT_EQ(0, bring_push_timeout(r, buf, SMALL_LEN, 0));
 		ASSERT_EQ(0, shift_expect(r, 10, i, 0));
 	}
@@ -557,12 +391,7 @@ TEST(killed_sleeping_writer_blocks_nobody)
 	ASSERT_EQ(0, fill_ring(r, 11));
 	w = (struct waiter){ .r = r, .data = mine, .len = SMALL_LEN };
 	ASSERT_TRUE(start_waiter(&w, push_fn));
-	ASSERT_EQ(0, shift_expect(r, 11, 0, 0));
-	ASSERT_TRUE(join_waiter(&w));
-	ASSERT_EQ(0, w.ret);
-	for (i = 1; i < FILL_NR; i++)
-		ASSERT_EQ(0, shift_expect(r, 11, i, 0));
-	ASSERT_EQ(0, shift_expect(r, 9, 0, 0));
+	shift_past_writer(_metadata, r, &w, 11, 9);
 
 	st1 = get_stats(r);
 	TH_LOG("futex wakes after the kill: %llu (two sleeps to end)",
@@ -598,9 +427,9 @@ TEST(killed_sleeping_writer_keeps_wakeups_exact)
 		bring_push(r, small, sizeof(small));
 		_exit(1);
 	}
-	ASSERT_TRUE(wait_proc_in_futex(pid));
+	ASSERT_TRUE(wait_proc_in_futex(pid, BLOCK_WAIT_MS));
 	st0 = get_stats(r);
-	ASSERT_EQ(0, kill_child(pid));
+	ASSERT_EQ(0, kill_child(pid, NULL));
 	for (i = 0; i < FILL_NR; i++)
 		ASSERT_EQ(0, shift_expect(r, 12, i, 0));
 
@@ -615,7 +444,7 @@ TEST(killed_sleeping_writer_keeps_wakeups_exact)
 		ASSERT_EQ(0, bring_shift(r));
 		/* Had that woken the writer, it would be asleep again. */
 		usleep(50000);
-		ASSERT_TRUE(wait_in_futex(getpid(), w.tid));
+		ASSERT_TRUE(wait_in_futex(getpid(), w.tid, BLOCK_WAIT_MS));
 	}
 	st1 = get_stats(r);
 	EXPECT_FALSE(__atomic_load_n(&w.done, __ATOMIC_ACQUIRE));
@@ -663,10 +492,10 @@ static void __attribute__((noreturn)) kill_loop_child(struct bring *r,
 
 	for (seq = 0;; seq++) {
 		rnd = rnd * 1103515245U + 12345U;
-		len = sizeof(struct pmsg) + (rnd >> 8) % 1500;
+		len = sizeof(struct tmsg) + (rnd >> 8) % 1500;
 		if (!((rnd >> 4) % 16))
 			len = sizeof(buf);
-		pmsg_build(buf, len, round, seq);
+		tmsg_build(buf, len, round, seq);
 		__atomic_store_n(in_push, 1, __ATOMIC_SEQ_CST);
 		CHILD_CHECK(bring_push(r, buf, len) == 0);
 		__atomic_store_n(in_push, 0, __ATOMIC_SEQ_CST);
@@ -719,18 +548,18 @@ TEST_TIMEOUT(sigkilled_pusher_leaves_ring_usable, 120)
 			if (err == -EAGAIN)
 				continue;
 			ASSERT_EQ(0, err);
-			ASSERT_TRUE(pmsg_ok(&msg, round, seq))
+			ASSERT_TRUE(msg_ok(&msg, round, seq))
 				TH_LOG("round %u: message %u bad", round, seq);
 			ASSERT_EQ(0, bring_shift(r));
 			seq++;
 		}
 		read_before += seq;
 		asleep += task_in_futex(pid, pid);
-		ASSERT_EQ(0, kill_child(pid));
+		ASSERT_EQ(0, kill_child(pid, NULL));
 
 		/* Nobody writes now: whatever is committed can be read. */
 		while ((err = bring_next_timeout(r, &msg, 0)) == 0) {
-			ASSERT_TRUE(pmsg_ok(&msg, round, seq))
+			ASSERT_TRUE(msg_ok(&msg, round, seq))
 				TH_LOG("round %u: message %u bad", round, seq);
 			ASSERT_EQ(0, bring_shift(r));
 			seq++;
@@ -771,9 +600,9 @@ TEST_TIMEOUT(sigkilled_pusher_leaves_ring_usable, 120)
 		static char buf[2048];
 
 		for (seq = 0; seq < 2000; seq++) {
-			size_t len = sizeof(struct pmsg) + seq % 2000;
+			size_t len = sizeof(struct tmsg) + seq % 2000;
 
-			pmsg_build(buf, len, KILL_ROUNDS, seq);
+			tmsg_build(buf, len, KILL_ROUNDS, seq);
 			CHILD_CHECK(bring_push_timeout(r, buf, len,
 						       WAKE_WAIT_MS) == 0);
 		}
@@ -781,7 +610,7 @@ TEST_TIMEOUT(sigkilled_pusher_leaves_ring_usable, 120)
 	}
 	for (seq = 0; seq < 2000; seq++) {
 		ASSERT_EQ(0, bring_next_timeout(r, &msg, WAKE_WAIT_MS));
-		ASSERT_TRUE(pmsg_ok(&msg, KILL_ROUNDS, seq));
+		ASSERT_TRUE(msg_ok(&msg, KILL_ROUNDS, seq));
 		ASSERT_EQ(0, bring_shift(r));
 	}
 	EXPECT_TRUE(exited_ok(wait_child(pid, WAKE_WAIT_MS)));

@@ -10,22 +10,9 @@
 
 #include "bring.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
-FIXTURE(ring)
-{
-	struct bring *r;
-};
-
-FIXTURE_SETUP(ring)
-{
-	self->r = bring_new(4096, NULL);
-	ASSERT_NE_NULL(self->r);
-}
-
-FIXTURE_TEARDOWN(ring)
-{
-	bring_free(self->r);
-}
+RING_FIXTURE(4096, 0)
 
 TEST_F(ring, messages_come_out_in_push_order)
 {
@@ -139,26 +126,26 @@ TEST_F(ring, oversized_message_is_emsgsize_even_when_full)
 /* 16 bytes of header per message, payload rounded up to 8. */
 TEST_F(ring, framing_is_16_bytes_plus_alignment)
 {
-	size_t cap = bring_capacity(self->r), n = 0;
+	/* Payload length, and the footprint of such a message. */
+	static const struct {
+		size_t len;
+		size_t footprint;
+	} sizes[] = { { 8, 24 }, { 1, 24 }, { 0, 16 } };
+	size_t cap = bring_capacity(self->r), n, i;
 	char b[64] = { 0 };
 
-	while (bring_push_timeout(self->r, b, 8, 0) == 0)
-		n++;
-	EXPECT_EQ(cap / 24, n);
-	bring_free(self->r);
-	self->r = bring_new(4096, NULL);
-	ASSERT_NE_NULL(self->r);
-	n = 0;
-	while (bring_push_timeout(self->r, b, 1, 0) == 0)
-		n++;
-	EXPECT_EQ(cap / 24, n);
-	bring_free(self->r);
-	self->r = bring_new(4096, NULL);
-	ASSERT_NE_NULL(self->r);
-	n = 0;
-	while (bring_push_timeout(self->r, b, 0, 0) == 0)
-		n++;
-	EXPECT_EQ(cap / 16, n);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		if (i) {
+			bring_free(self->r);
+			self->r = bring_new(4096, NULL);
+			ASSERT_NE_NULL(self->r);
+		}
+		n = 0;
+		while (bring_push_timeout(self->r, b, sizes[i].len, 0) == 0)
+			n++;
+		EXPECT_EQ(cap / sizes[i].footprint, n)
+			TH_LOG("messages of %zu bytes", sizes[i].len);
+	}
 }
 
 TEST_F(ring, push_timeout_zero_on_full_ring_is_eagain)
@@ -172,15 +159,12 @@ TEST_F(ring, push_timeout_zero_on_full_ring_is_eagain)
 TEST_F(ring, push_timeout_expires_with_etimedout)
 {
 	static uint8_t big[4096];
-	struct timespec a, b;
-	long ms;
+	uint64_t t0;
 
 	ASSERT_EQ(0, bring_push(self->r, big, bring_max_msg(self->r)));
-	clock_gettime(CLOCK_MONOTONIC, &a);
+	t0 = now_ns();
 	EXPECT_EQ(-ETIMEDOUT, bring_push_timeout(self->r, "x", 1, 50));
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
-	EXPECT_GE(ms, 50);
+	EXPECT_GE(now_ns() - t0, 50 * MS);
 }
 
 TEST_F(ring, next_timeout_zero_on_empty_ring_is_eagain)
@@ -193,14 +177,10 @@ TEST_F(ring, next_timeout_zero_on_empty_ring_is_eagain)
 TEST_F(ring, next_timeout_expires_with_etimedout)
 {
 	struct bring_msg msg;
-	struct timespec a, b;
-	long ms;
+	uint64_t t0 = now_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &a);
 	EXPECT_EQ(-ETIMEDOUT, bring_next_timeout(self->r, &msg, 30));
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
-	EXPECT_GE(ms, 30);
+	EXPECT_GE(now_ns() - t0, 30 * MS);
 }
 
 TEST_F(ring, seq_increases_with_footprint)

@@ -10,24 +10,9 @@
 
 #include "bring.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
-FIXTURE(ring)
-{
-	struct bring *r;
-};
-
-FIXTURE_SETUP(ring)
-{
-	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
-
-	self->r = bring_new(4096, &opts);
-	ASSERT_NE_NULL(self->r);
-}
-
-FIXTURE_TEARDOWN(ring)
-{
-	bring_free(self->r);
-}
+RING_FIXTURE(4096, BRING_NO_DEFAULT_READER)
 
 static int read_one(struct bring_reader *rd, char *out, size_t size)
 {

@@ -25,21 +25,9 @@
 
 #include "bring.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define SANITIZER_SLOWDOWN 4
-#elif defined(__SANITIZE_ADDRESS__)
-#define SANITIZER_SLOWDOWN 2
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SANITIZER_SLOWDOWN 4
-#elif __has_feature(address_sanitizer)
-#define SANITIZER_SLOWDOWN 2
-#endif
-#endif
-#ifndef SANITIZER_SLOWDOWN
-#define SANITIZER_SLOWDOWN 1
-#endif
+#define SANITIZER_SLOWDOWN (SANITIZED_THREAD ? 4 : SANITIZED_ADDRESS ? 2 : 1)
 
 /* A reader that gets nothing for this long reports a stall. */
 #define STALL_MS 20000
@@ -65,17 +53,6 @@ struct shdr {
 };
 
 #define HDR ((size_t)sizeof(struct shdr))
-
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
 
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t len)
 {
