@@ -19,12 +19,38 @@ static bool stopped(struct bring_io *io)
 	return __atomic_load_n(&io->stop, __ATOMIC_RELAXED);
 }
 
+/* udp-listen: every datagram waiting, then one push; false at the end. */
+static bool conn_read_dgrams(struct bring_io *io, struct conn *c)
+{
+	ssize_t n = 0;
+	size_t room;
+	void *slot;
+
+	while ((slot = conn_dgram_slot(c, &room))) {
+		n = recv(c->fd, slot, room, MSG_DONTWAIT | MSG_TRUNC);
+		if (n < 0)
+			break;
+		conn_dgram_add(c, n);
+		io_stat_add(io, reads, 1);
+		io_stat_add(io, bytes_in, n);
+	}
+	if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ENOBUFS &&
+	    errno != ENOMEM) {
+		io_log("%s: read: %s\n", c->src->ep.uri, strerror(errno));
+		conn_push(c, true, -1);
+		return false;
+	}
+	return conn_push(c, false, -1) == 0;
+}
+
 /* Read once from @c; false when it is finished. */
 static bool conn_read(struct bring_io *io, struct conn *c)
 {
 	ssize_t n;
 	int ret;
 
+	if (c->dgram)
+		return conn_read_dgrams(io, c);
 	if (io->o.framing == BRING_IO_RAW) {
 		ret = conn_raw_reserve(c, -1);
 		if (ret < 0)
@@ -125,6 +151,17 @@ static void *source_thread(void *arg)
 	return NULL;
 }
 
+/* A socket sink failed: close it; the send loop connects again. */
+static void sink_fail(struct sink *s, int err)
+{
+	if (!(s->io->o.flags & BRING_IO_QUIET))
+		io_log("%s: %s; reconnecting\n", s->ep.uri, strerror(-err));
+	close(s->fd);
+	s->fd = -1;
+	s->down = true;
+	s->backoff_ms = IO_BACKOFF_MIN_MS;
+}
+
 static void *sink_thread(void *arg)
 {
 	struct sink *s = arg;
@@ -140,6 +177,9 @@ static void *sink_thread(void *arg)
 			io_fatal(io, s, ret);
 			return NULL;
 		}
+		ret = s->down ? 0 : sink_peer_gone(s);
+		if (ret)
+			sink_fail(s, ret);
 		while (s->left) {
 			if (s->down) {
 				usleep(s->backoff_ms * 1000);
@@ -157,6 +197,12 @@ static void *sink_thread(void *arg)
 				s->down = false;
 				sink_rewind(s);
 			}
+			if (s->dgram) {
+				ret = sink_send_dgrams(s, 0);
+				if (ret && ret != -EINTR && ret != -EAGAIN)
+					sink_fail(s, ret);
+				continue;
+			}
 			if (s->sock) {
 				s->mh.msg_iov = s->iov + s->iov_pos;
 				s->mh.msg_iovlen = s->niov - s->iov_pos;
@@ -168,13 +214,7 @@ static void *sink_thread(void *arg)
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (n < 0 && s->sock) {
-				if (!(io->o.flags & BRING_IO_QUIET))
-					io_log("%s: %s; reconnecting\n",
-					       s->ep.uri, strerror(errno));
-				close(s->fd);
-				s->fd = -1;
-				s->down = true;
-				s->backoff_ms = IO_BACKOFF_MIN_MS;
+				sink_fail(s, -errno);
 				continue;
 			}
 			if (n < 0) {
