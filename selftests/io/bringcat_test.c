@@ -380,11 +380,13 @@ static bool wait_lines(const char *path, long lines, int ms)
 }
 
 /*
- * The TCP socket from local port @lport (any when 0) to remote port
- * @rport on IPv4 loopback, from /proc/net/tcp: its state (TCP_*) and
- * send queue (bytes not acknowledged by the peer), or -1 when none.
+ * A TCP socket from local port @lport (any when 0) to remote port @rport
+ * on IPv4 loopback, from /proc/net/tcp: its state (TCP_*) and send queue
+ * (bytes not acknowledged by the peer), or -1 when there is none. When
+ * @state is not -1, one in that state is looked for (others, in
+ * TIME_WAIT from earlier connections, may have the same ports).
  */
-static int tcp_sock(int lport, int rport, unsigned int *txq)
+static int tcp_sock(int lport, int rport, int state, unsigned int *txq)
 {
 	unsigned int lp, rp, st, tx, rx;
 	char line[512];
@@ -395,7 +397,8 @@ static int tcp_sock(int lport, int rport, unsigned int *txq)
 		if (sscanf(line, " %*u: %*x:%x %*x:%x %x %x:%x", &lp, &rp, &st,
 			   &tx, &rx) != 5)
 			continue;
-		if ((lport && (int)lp != lport) || (int)rp != rport)
+		if ((lport && (int)lp != lport) || (int)rp != rport ||
+		    (state != -1 && (int)st != state))
 			continue;
 		ret = st;
 		if (txq)
@@ -410,12 +413,13 @@ static int tcp_sock(int lport, int rport, unsigned int *txq)
 #define TCP_ESTABLISHED_ 1
 #define TCP_CLOSE_WAIT_ 8
 
+/* Wait for a socket in @state, or (@state -1) for none at all. */
 static bool wait_tcp_state(int lport, int rport, int state, int ms)
 {
 	uint64_t end = now_ms() + ms;
 
 	while (now_ms() < end) {
-		if (tcp_sock(lport, rport, NULL) == state)
+		if (tcp_sock(lport, rport, state, NULL) == state)
 			return true;
 		usleep(2000);
 	}
@@ -1679,7 +1683,8 @@ static int rs_kill_peer(struct __test_metadata *_metadata, struct rs *r,
 			ret = 0;
 			break;
 		}
-		if (ioctl(cfd, SIOCINQ, &inq) || tcp_sock(sport, port, &txq) < 0)
+		if (ioctl(cfd, SIOCINQ, &inq) ||
+		    tcp_sock(sport, port, TCP_ESTABLISHED_, &txq) < 0)
 			txq = inq = 0;
 		if (!inq && !txq)
 			break;
