@@ -235,6 +235,10 @@ int ep_listen(struct endpoint *ep, int *port)
 		return -errno;
 	if (ep->kind == EP_TCP_LISTEN)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ep->kind == EP_UDP_LISTEN) { /* room for bursts */
+		one = IO_DGRAM_RCVBUF;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+	}
 	err = ep_bind(ep, fd);
 	if (err)
 		goto fail;

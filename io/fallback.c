@@ -22,21 +22,10 @@ static bool stopped(struct bring_io *io)
 /* udp-listen: every datagram waiting, then one push; false at the end. */
 static bool conn_read_dgrams(struct bring_io *io, struct conn *c)
 {
-	ssize_t n = 0;
-	size_t room;
-	void *slot;
+	int err = conn_recv_dgrams(c);
 
-	while ((slot = conn_dgram_slot(c, &room))) {
-		n = recv(c->fd, slot, room, MSG_DONTWAIT | MSG_TRUNC);
-		if (n < 0)
-			break;
-		conn_dgram_add(c, n);
-		io_stat_add(io, reads, 1);
-		io_stat_add(io, bytes_in, n);
-	}
-	if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ENOBUFS &&
-	    errno != ENOMEM) {
-		io_log("%s: read: %s\n", c->src->ep.uri, strerror(errno));
+	if (err && err != -ENOBUFS && err != -ENOMEM) {
+		io_log("%s: read: %s\n", c->src->ep.uri, strerror(-err));
 		conn_push(c, true, -1);
 		return false;
 	}

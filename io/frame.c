@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -313,6 +314,29 @@ void conn_dgram_add(struct conn *c, size_t n)
 		io_stat_add(c->src->io, truncated, 1);
 	memcpy(c->buf + c->len, &len, IO_DGRAM_HDR);
 	c->len += IO_DGRAM_HDR + len;
+}
+
+/*
+ * dgram: receive every datagram waiting, without blocking, while the
+ * staging buffer has room. Returns 0 (-EAGAIN: nothing more waits, or no
+ * room) or the -errno of a failed recv.
+ */
+int conn_recv_dgrams(struct conn *c)
+{
+	struct bring_io *io = c->src->io;
+	size_t room;
+	ssize_t n;
+	void *slot;
+
+	while ((slot = conn_dgram_slot(c, &room))) {
+		n = recv(c->fd, slot, room, MSG_DONTWAIT | MSG_TRUNC);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		conn_dgram_add(c, n);
+		io_stat_add(io, reads, 1);
+		io_stat_add(io, bytes_in, n);
+	}
+	return 0;
 }
 
 size_t conn_raw_chunk(const struct conn *c)

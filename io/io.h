@@ -26,6 +26,7 @@
 #define IO_BACKOFF_MAX_MS 5000
 #define IO_DGRAM_HDR 4 /* staging: a datagram's length before its bytes */
 #define IO_DGRAM_MAX 65536 /* room a recv gets: larger than any UDP payload */
+#define IO_DGRAM_RCVBUF (8U << 20) /* asked for; the kernel caps at rmem_max */
 
 enum ep_kind {
 	EP_FILE,
@@ -185,6 +186,7 @@ int sink_send_dgrams(struct sink *s, int flags);
 int sink_peer_gone(struct sink *s);
 void *conn_dgram_slot(struct conn *c, size_t *room);
 void conn_dgram_add(struct conn *c, size_t n);
+int conn_recv_dgrams(struct conn *c);
 
 /* uring.c, fallback.c */
 int io_uring_probe_ok(void);

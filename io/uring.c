@@ -235,6 +235,8 @@ static void on_read(struct loop *l, struct conn *c, int res)
 		conn_dgram_add(c, res);
 		io_stat_add(io, reads, 1);
 		io_stat_add(io, bytes_in, res);
+		/* The ones that came meanwhile, in place: one push for all. */
+		conn_recv_dgrams(c);
 		conn_step(l, c);
 		return;
 	}
