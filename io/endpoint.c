@@ -194,8 +194,9 @@ static int unix_remove_stale(const struct endpoint *ep)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	err = connect(fd, (const struct sockaddr *)&ep->addr, ep->addrlen) ?
-		      errno : 0;
+	err = 0;
+	if (connect(fd, (const struct sockaddr *)&ep->addr, ep->addrlen))
+		err = errno;
 	close(fd);
 	/* Accepted, or a datagram socket (EPROTOTYPE), or a full backlog. */
 	if (err != ECONNREFUSED)
@@ -228,17 +229,15 @@ int ep_listen(struct endpoint *ep, int *port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int fd, one = 1, err;
+	int fd, one = 1, rcvbuf = IO_DGRAM_RCVBUF, err;
 
 	fd = socket(ep->addr.ss_family, ep->socktype | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	if (ep->kind == EP_TCP_LISTEN)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ep->kind == EP_UDP_LISTEN) { /* room for bursts */
-		one = IO_DGRAM_RCVBUF;
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
-	}
+	if (ep->kind == EP_UDP_LISTEN) /* room for bursts */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	err = ep_bind(ep, fd);
 	if (err)
 		goto fail;

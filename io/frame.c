@@ -318,8 +318,8 @@ void conn_dgram_add(struct conn *c, size_t n)
 
 /*
  * dgram: receive every datagram waiting, without blocking, while the
- * staging buffer has room. Returns 0 (-EAGAIN: nothing more waits, or no
- * room) or the -errno of a failed recv.
+ * staging buffer has room. Returns 0 once nothing more waits or there is
+ * no room, or the -errno of a failed recv.
  */
 int conn_recv_dgrams(struct conn *c)
 {
@@ -496,10 +496,12 @@ int sink_send_dgrams(struct sink *s, int flags)
 }
 
 /*
- * Stream sinks, before a new batch: has the peer closed or reset the
- * connection? A send would still succeed after a FIN (the peer's kernel
- * answers it with a reset) and the batch would be shifted and lost.
- * Returns 0, or -EPIPE / the socket's error when the peer is gone.
+ * tcp: and unix: sinks, before a new batch: has the peer closed or reset
+ * the connection? A send would still succeed after a FIN (the peer's
+ * kernel answers it with a reset) and the batch would be shifted and
+ * lost. Returns 0, or -EPIPE / the socket's error when the peer is gone.
+ * (Not stdout: a socket there that the reader half-closed still works,
+ * and it cannot be connected again.)
  */
 int sink_peer_gone(struct sink *s)
 {
@@ -507,7 +509,8 @@ int sink_peer_gone(struct sink *s)
 	socklen_t len = sizeof(int);
 	int err = 0;
 
-	if (!s->sock || s->dgram || poll(&p, 1, 0) <= 0 ||
+	if ((s->ep.kind != EP_TCP && s->ep.kind != EP_UNIX) ||
+	    poll(&p, 1, 0) <= 0 ||
 	    !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
 		return 0;
 	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) || !err)
