@@ -100,6 +100,9 @@ struct bring_io_opts {
  * @full_waits:  times a source waited for space (back-pressure).
  * @empty_waits: times a sink waited for messages.
  * @uring:       1 when the io_uring loop runs, 0 in readv/writev mode.
+ * @send_dropped: messages a udp: sink dropped: too large for a datagram.
+ * @send_errors: send errors a udp: sink went on after (ECONNREFUSED: an
+ *               earlier datagram found nobody listening).
  */
 struct bring_io_stats {
 	size_t sz;
@@ -118,13 +121,19 @@ struct bring_io_stats {
 	uint64_t full_waits;
 	uint64_t empty_waits;
 	uint64_t uring;
+	uint64_t send_dropped;
+	uint64_t send_errors;
 };
 
 /*
  * Endpoints are URIs.
  *   sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT
+ *            udp-listen:HOST:PORT (one datagram is one message)
+ *            unix-listen:PATH (SOCK_STREAM; a stale socket file is replaced)
  *   sinks:   file:PATH (append, created 0640)  stdout: (or -)  tcp:HOST:PORT
- * HOST is a name or an address; IPv6 addresses go in brackets.
+ *            udp:HOST:PORT (one message is one datagram)  unix:PATH
+ * HOST is a name or an address; IPv6 addresses go in brackets. A tcp: or
+ * unix: sink must connect at start; later failures reconnect with backoff.
  */
 BRING_API struct bring_io *bring_io_new(struct bring *r,
 					const struct bring_io_opts *opts);

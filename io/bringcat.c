@@ -33,7 +33,9 @@ static void usage(FILE *f)
 		"Usage: bringcat [OPTIONS] -i SOURCE [-i SOURCE ...] -o SINK [-o SINK ...]\n"
 		"\n"
 		"Sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT\n"
+		"         udp-listen:HOST:PORT  unix-listen:PATH\n"
 		"Sinks:   file:PATH  stdout: (or -)  tcp:HOST:PORT\n"
+		"         udp:HOST:PORT  unix:PATH\n"
 		"\n"
 		"Options:\n"
 		"  -i, --input SOURCE      read messages from SOURCE (repeatable)\n"
@@ -114,11 +116,13 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		"ring %" PRIu64 "/%" PRIu64 ", full waits %" PRIu64
 		", empty waits %" PRIu64 ", writes %" PRIu64 " (short %" PRIu64
 		"), split %" PRIu64 " truncated %" PRIu64 " dropped %" PRIu64
-		", accepted %" PRIu64 ", reconnects %" PRIu64 ", %s\n",
+		", accepted %" PRIu64 ", reconnects %" PRIu64
+		", send dropped %" PRIu64 " errors %" PRIu64 ", %s\n",
 		what, dt, st.msgs_in, st.bytes_in, st.msgs_out, st.bytes_out,
 		dt > 0 ? st.bytes_out / dt / 1e6 : 0.0, rs.used, rs.capacity,
 		st.full_waits, st.empty_waits, st.writes, st.short_writes,
 		st.split, st.truncated, st.dropped, st.accepted, st.reconnects,
+		st.send_dropped, st.send_errors,
 		st.uring ? "io_uring" : "readv/writev");
 }
 
@@ -156,6 +160,34 @@ static void stats_stop(pthread_t t)
 	pthread_cond_signal(&stats_cond);
 	pthread_mutex_unlock(&stats_lock);
 	pthread_join(t, NULL);
+}
+
+/* What bring_io_add_source()/_sink() failing with @err means for @uri. */
+static const char *ep_error(const char *uri, int err, bool source)
+{
+	bool unix_ep = !strncmp(uri, "unix", 4);
+
+	switch (err) {
+	case -EPROTONOSUPPORT:
+		return source ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT, udp-listen:HOST:PORT, unix-listen:PATH)" :
+				"unknown sink type (file:PATH, stdout:, -, tcp:HOST:PORT, udp:HOST:PORT, unix:PATH)";
+	case -EINVAL:
+		return unix_ep ? "bad address (expected a PATH)" :
+				 "bad address (expected HOST:PORT)";
+	case -EHOSTUNREACH:
+		return "cannot resolve host";
+	case -ENAMETOOLONG:
+		return unix_ep ? "path too long for a unix socket (at most 107 bytes)" :
+				 strerror(-err);
+	case -ENOTSOCK:
+		return unix_ep ? "exists and is not a socket: not removing it" :
+				 strerror(-err);
+	case -EADDRINUSE:
+		return unix_ep ? "Address already in use: another process listens on it" :
+				 strerror(-err);
+	default:
+		return strerror(-err);
+	}
 }
 
 enum { OPT_NO_URING = 256, OPT_OVERSIZE, OPT_LINE_RECORDS };
@@ -343,14 +375,12 @@ int main(int argc, char **argv)
 		err = bring_io_add_source(the_io, inputs[i]);
 		if (err) {
 			fprintf(stderr, "bringcat: -i %s: %s\n", inputs[i],
-				err == -EPROTONOSUPPORT ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT)" :
-				err == -EINVAL ? "bad address (expected HOST:PORT)" :
-				err == -EHOSTUNREACH ? "cannot resolve host" :
-				strerror(-err));
+				ep_error(inputs[i], err, true));
 			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
 		}
 		size = strlen(inputs[i]);
-		if (size > 2 && !strcmp(inputs[i] + size - 2, ":0"))
+		if (size > 2 && !strcmp(inputs[i] + size - 2, ":0") &&
+		    bring_io_source_port(the_io, i) > 0)
 			fprintf(stderr, "bringcat: %s: listening on port %d\n",
 				inputs[i], bring_io_source_port(the_io, i));
 	}
@@ -358,10 +388,7 @@ int main(int argc, char **argv)
 		err = bring_io_add_sink(the_io, outputs[i], NULL);
 		if (err) {
 			fprintf(stderr, "bringcat: -o %s: %s\n", outputs[i],
-				err == -EPROTONOSUPPORT ? "unknown sink type (file:PATH, stdout:, -, tcp:HOST:PORT)" :
-				err == -EINVAL ? "bad address (expected HOST:PORT)" :
-				err == -EHOSTUNREACH ? "cannot resolve host" :
-				strerror(-err));
+				ep_error(outputs[i], err, false));
 			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
 		}
 	}

@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -44,7 +46,7 @@ void io_log(const char *fmt, ...)
 /* "HOST:PORT", "[V6]:PORT"; an empty host means any (listen) or loopback. */
 static int parse_hostport(struct endpoint *ep, const char *s, bool passive)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = { .ai_socktype = ep->socktype,
 				  .ai_flags = AI_NUMERICSERV |
 					      (passive ? AI_PASSIVE : 0) };
 	struct addrinfo *res;
@@ -85,10 +87,46 @@ static int parse_hostport(struct endpoint *ep, const char *s, bool passive)
 	return 0;
 }
 
+/* "PATH" of a unix socket: it and its NUL must fit in sun_path. */
+static int parse_unix(struct endpoint *ep, const char *path)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)&ep->addr;
+	size_t len = strlen(path);
+
+	if (!len)
+		return -EINVAL;
+	if (len >= sizeof(sun->sun_path))
+		return -ENAMETOOLONG;
+	ep->path = strdup(path);
+	if (!ep->path)
+		return -ENOMEM;
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, len + 1);
+	ep->addrlen = offsetof(struct sockaddr_un, sun_path) + len + 1;
+	return 0;
+}
+
+struct ep_prefix {
+	const char *prefix;
+	enum ep_kind kind;
+	bool source;
+	int socktype;
+};
+
+static const struct ep_prefix ep_prefixes[] = {
+	{ "tcp-listen:", EP_TCP_LISTEN, true, SOCK_STREAM },
+	{ "tcp:", EP_TCP, false, SOCK_STREAM },
+	{ "udp-listen:", EP_UDP_LISTEN, true, SOCK_DGRAM },
+	{ "udp:", EP_UDP, false, SOCK_DGRAM },
+	{ "unix-listen:", EP_UNIX_LISTEN, true, SOCK_STREAM },
+	{ "unix:", EP_UNIX, false, SOCK_STREAM },
+};
+
 int ep_parse(struct endpoint *ep, const char *uri, bool source)
 {
+	const struct ep_prefix *p;
 	const char *arg;
-	int err = 0;
+	size_t i;
 
 	memset(ep, 0, sizeof(*ep));
 	ep->uri = strdup(uri);
@@ -111,18 +149,19 @@ int ep_parse(struct endpoint *ep, const char *uri, bool source)
 		ep->path = strdup(uri + 5);
 		return ep->path ? 0 : -ENOMEM;
 	}
-	if (source && !strncmp(uri, "tcp-listen:", 11)) {
-		ep->kind = EP_TCP_LISTEN;
-		arg = uri + 11;
-		err = parse_hostport(ep, arg, true);
-	} else if (!source && !strncmp(uri, "tcp:", 4)) {
-		ep->kind = EP_TCP;
-		arg = uri + 4;
-		err = parse_hostport(ep, arg, false);
-	} else {
-		err = -EPROTONOSUPPORT;
+	for (i = 0; i < sizeof(ep_prefixes) / sizeof(ep_prefixes[0]); i++) {
+		p = &ep_prefixes[i];
+		if (p->source != source ||
+		    strncmp(uri, p->prefix, strlen(p->prefix)))
+			continue;
+		ep->kind = p->kind;
+		ep->socktype = p->socktype;
+		arg = uri + strlen(p->prefix);
+		if (p->kind == EP_UNIX_LISTEN || p->kind == EP_UNIX)
+			return parse_unix(ep, arg);
+		return parse_hostport(ep, arg, source);
 	}
-	return err;
+	return -EPROTONOSUPPORT;
 }
 
 void ep_free(struct endpoint *ep)
@@ -139,32 +178,103 @@ static int sockaddr_port(const struct sockaddr_storage *ss)
 	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
 }
 
+/*
+ * A unix socket file is in the way of bind(): remove it if it is a socket
+ * nobody listens on (left by a process that died), refuse otherwise.
+ */
+static int unix_remove_stale(const struct endpoint *ep)
+{
+	struct stat st;
+	int fd, err;
+
+	if (lstat(ep->path, &st))
+		return errno == ENOENT ? 0 : -errno; /* gone meanwhile */
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	err = 0;
+	if (connect(fd, (const struct sockaddr *)&ep->addr, ep->addrlen))
+		err = errno;
+	close(fd);
+	/* Accepted, or a datagram socket (EPROTOTYPE), or a full backlog. */
+	if (err != ECONNREFUSED)
+		return -EADDRINUSE;
+	if (unlink(ep->path) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int ep_bind(struct endpoint *ep, int fd)
+{
+	int err;
+
+	if (!bind(fd, (struct sockaddr *)&ep->addr, ep->addrlen))
+		return 0;
+	if (errno != EADDRINUSE || ep->kind != EP_UNIX_LISTEN)
+		return -errno;
+	err = unix_remove_stale(ep);
+	if (err)
+		return err;
+	return bind(fd, (struct sockaddr *)&ep->addr, ep->addrlen) ? -errno : 0;
+}
+
+/*
+ * A listening socket (tcp-listen, unix-listen) or a bound datagram
+ * socket (udp-listen). Returns the fd; *port is the local port (0 for
+ * unix). UDP gets no SO_REUSEADDR: two sockets would share the port.
+ */
 int ep_listen(struct endpoint *ep, int *port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int fd, one = 1, err;
+	int fd, one = 1, rcvbuf = IO_DGRAM_RCVBUF, err;
 
-	fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(ep->addr.ss_family, ep->socktype | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ep->addr, ep->addrlen) ||
-	    listen(fd, 1024) ||
-	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
+	if (ep->kind == EP_TCP_LISTEN)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ep->kind == EP_UDP_LISTEN) /* room for bursts */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	err = ep_bind(ep, fd);
+	if (err)
+		goto fail;
+	if (ep->socktype == SOCK_STREAM && listen(fd, 1024))
+		goto fail_errno;
+	*port = 0;
+	if (ep->addr.ss_family == AF_UNIX)
+		return fd;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		goto fail_errno;
 	*port = sockaddr_port(&ss);
 	return fd;
+fail_errno:
+	err = -errno;
+fail:
+	close(fd);
+	return err;
+}
+
+/* unix-listen: remove the socket file at the end if it is still ours. */
+void ep_unlink(struct source *src)
+{
+	struct stat st;
+
+	if (src->ep.kind != EP_UNIX_LISTEN || !src->ino)
+		return;
+	if (!lstat(src->ep.path, &st) && st.st_dev == src->dev &&
+	    st.st_ino == src->ino)
+		unlink(src->ep.path);
+	src->ino = 0;
 }
 
 int ep_connect(const struct endpoint *ep)
 {
 	int fd, one = 1, err;
 
-	fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(ep->addr.ss_family, ep->socktype | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (const struct sockaddr *)&ep->addr, ep->addrlen)) {
@@ -172,7 +282,8 @@ int ep_connect(const struct endpoint *ep)
 		close(fd);
 		return err;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (ep->kind == EP_TCP)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
 
@@ -205,6 +316,8 @@ int ep_open_sink(struct endpoint *ep, bool *sock)
 			  0640);
 		return fd < 0 ? -errno : fd;
 	case EP_TCP:
+	case EP_UDP:
+	case EP_UNIX:
 		*sock = true;
 		return ep_connect(ep);
 	default:

@@ -19,12 +19,27 @@ static bool stopped(struct bring_io *io)
 	return __atomic_load_n(&io->stop, __ATOMIC_RELAXED);
 }
 
+/* udp-listen: every datagram waiting, then one push; false at the end. */
+static bool conn_read_dgrams(struct bring_io *io, struct conn *c)
+{
+	int err = conn_recv_dgrams(c);
+
+	if (err && err != -ENOBUFS && err != -ENOMEM) {
+		io_log("%s: read: %s\n", c->src->ep.uri, strerror(-err));
+		conn_push(c, true, -1);
+		return false;
+	}
+	return conn_push(c, false, -1) == 0;
+}
+
 /* Read once from @c; false when it is finished. */
 static bool conn_read(struct bring_io *io, struct conn *c)
 {
 	ssize_t n;
 	int ret, err;
 
+	if (c->dgram)
+		return conn_read_dgrams(io, c);
 	ret = conn_resv_read(c) ? conn_resv_begin(c, -1) : 1;
 	if (ret < 0)
 		return false;
@@ -124,6 +139,17 @@ static void *source_thread(void *arg)
 	return NULL;
 }
 
+/* A socket sink failed: close it; the send loop connects again. */
+static void sink_fail(struct sink *s, int err)
+{
+	if (!(s->io->o.flags & BRING_IO_QUIET))
+		io_log("%s: %s; reconnecting\n", s->ep.uri, strerror(-err));
+	close(s->fd);
+	s->fd = -1;
+	s->down = true;
+	s->backoff_ms = IO_BACKOFF_MIN_MS;
+}
+
 static void *sink_thread(void *arg)
 {
 	struct sink *s = arg;
@@ -139,6 +165,9 @@ static void *sink_thread(void *arg)
 			io_fatal(io, s, ret);
 			return NULL;
 		}
+		ret = s->down ? 0 : sink_peer_gone(s);
+		if (ret)
+			sink_fail(s, ret);
 		while (s->left) {
 			if (s->down) {
 				usleep(s->backoff_ms * 1000);
@@ -156,6 +185,12 @@ static void *sink_thread(void *arg)
 				s->down = false;
 				sink_rewind(s);
 			}
+			if (s->dgram) {
+				ret = sink_send_dgrams(s, 0);
+				if (ret && ret != -EINTR && ret != -EAGAIN)
+					sink_fail(s, ret);
+				continue;
+			}
 			if (s->sock) {
 				s->mh.msg_iov = s->iov + s->iov_pos;
 				s->mh.msg_iovlen = s->niov - s->iov_pos;
@@ -167,13 +202,7 @@ static void *sink_thread(void *arg)
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (n < 0 && s->sock) {
-				if (!(io->o.flags & BRING_IO_QUIET))
-					io_log("%s: %s; reconnecting\n",
-					       s->ep.uri, strerror(errno));
-				close(s->fd);
-				s->fd = -1;
-				s->down = true;
-				s->backoff_ms = IO_BACKOFF_MIN_MS;
+				sink_fail(s, -errno);
 				continue;
 			}
 			if (n < 0) {

@@ -9,11 +9,17 @@
  * than max_msg) are read into a staging buffer per connection and copied
  * into the ring by bring_push_batch(), one record per message and one
  * claim per batch.
+ *
+ * A udp-listen conn stages each datagram behind its length (IO_DGRAM_HDR
+ * bytes, host order) whatever the framing: one datagram, one message,
+ * and the oversize policy applies to datagrams longer than max_msg.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -29,7 +35,8 @@ int conn_init(struct conn *c, struct source *src, int fd)
 	c->rd_op.obj = c;
 	c->ww_op.type = OP_SPACE;
 	c->ww_op.obj = c;
-	if (io->o.framing == BRING_IO_RAW)
+	c->dgram = src->ep.kind == EP_UDP_LISTEN;
+	if (io->o.framing == BRING_IO_RAW && !c->dgram)
 		return 0;
 	c->cap = io->max_msg + IO_READ_CHUNK;
 	c->buf = malloc(c->cap);
@@ -49,6 +56,7 @@ struct pstate {
 	size_t pos;
 	bool discard;
 	uint64_t skip;
+	size_t rest;
 	unsigned int split, trunc, drop;
 };
 
@@ -154,6 +162,61 @@ static int parse_u32be(const struct conn *c, struct pstate *p, bool final,
 	return 1;
 }
 
+/* A staged datagram; the pieces of a split one follow one by one. */
+static int parse_dgram(const struct conn *c, struct pstate *p,
+		       struct bring_msg *m)
+{
+	const struct bring_io *io = c->src->io;
+	size_t max = io->max_msg, k;
+	uint32_t len;
+
+	if (p->rest) {
+		k = p->rest < max ? p->rest : max;
+		m->data = c->buf + p->pos;
+		m->len = k;
+		p->pos += k;
+		p->rest -= k;
+		return 1;
+	}
+	if (c->len - p->pos < IO_DGRAM_HDR)
+		return -1;
+	memcpy(&len, c->buf + p->pos, IO_DGRAM_HDR);
+	p->pos += IO_DGRAM_HDR;
+	m->data = c->buf + p->pos;
+	m->len = len;
+	if (len <= max) {
+		p->pos += len;
+		return 1;
+	}
+	switch (io->o.oversize) {
+	case BRING_IO_SPLIT:
+		m->len = max;
+		p->pos += max;
+		p->rest = len - max;
+		p->split++;
+		return 1;
+	case BRING_IO_TRUNCATE:
+		m->len = max;
+		p->pos += len;
+		p->trunc++;
+		return 1;
+	default:
+		p->pos += len;
+		p->drop++;
+		return 0;
+	}
+}
+
+static int parse_one(const struct conn *c, struct pstate *p, bool final,
+		     struct bring_msg *m)
+{
+	if (c->dgram)
+		return parse_dgram(c, p, m);
+	if (c->src->io->o.framing == BRING_IO_LINES)
+		return parse_line(c, p, final, m);
+	return parse_u32be(c, p, final, m);
+}
+
 static void conn_apply(struct conn *c, const struct pstate *p)
 {
 	struct bring_io *io = c->src->io;
@@ -161,6 +224,7 @@ static void conn_apply(struct conn *c, const struct pstate *p)
 	c->off = p->pos;
 	c->discard = p->discard;
 	c->skip = p->skip;
+	c->rest = p->rest;
 	if (p->split)
 		io_stat_add(io, split, p->split);
 	if (p->trunc)
@@ -185,11 +249,9 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 		return 0;
 	for (;;) {
 		p = (struct pstate){ .pos = c->off, .discard = c->discard,
-				     .skip = c->skip };
+				     .skip = c->skip, .rest = c->rest };
 		for (n = 0; n < IO_PUSH_MSGS;) {
-			k = io->o.framing == BRING_IO_LINES ?
-				    parse_line(c, &p, final, &msgs[n]) :
-				    parse_u32be(c, &p, final, &msgs[n]);
+			k = parse_one(c, &p, final, &msgs[n]);
 			if (k < 0)
 				break;
 			if (k > 0) {
@@ -224,6 +286,60 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 	return ret;
 }
 
+/*
+ * dgram: where the next datagram goes (behind room for its length) and
+ * how many bytes fit there; NULL when the staging buffer must be pushed
+ * first (less than IO_DGRAM_MAX left).
+ */
+void *conn_dgram_slot(struct conn *c, size_t *room)
+{
+	size_t left = c->cap - c->len;
+
+	if (left < IO_DGRAM_HDR + IO_DGRAM_MAX)
+		return NULL;
+	*room = left - IO_DGRAM_HDR;
+	return c->buf + c->len + IO_DGRAM_HDR;
+}
+
+/*
+ * dgram: a datagram of @n bytes (its real length: received with
+ * MSG_TRUNC) arrived in the slot. A datagram larger than the slot (only
+ * possible for IPv6 jumbograms) keeps what fit and counts as truncated.
+ */
+void conn_dgram_add(struct conn *c, size_t n)
+{
+	size_t room = c->cap - c->len - IO_DGRAM_HDR;
+	uint32_t len = n < room ? n : room;
+
+	if (n > room)
+		io_stat_add(c->src->io, truncated, 1);
+	memcpy(c->buf + c->len, &len, IO_DGRAM_HDR);
+	c->len += IO_DGRAM_HDR + len;
+}
+
+/*
+ * dgram: receive every datagram waiting, without blocking, while the
+ * staging buffer has room. Returns 0 once nothing more waits or there is
+ * no room, or the -errno of a failed recv.
+ */
+int conn_recv_dgrams(struct conn *c)
+{
+	struct bring_io *io = c->src->io;
+	size_t room;
+	ssize_t n;
+	void *slot;
+
+	while ((slot = conn_dgram_slot(c, &room))) {
+		n = recv(c->fd, slot, room, MSG_DONTWAIT | MSG_TRUNC);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		conn_dgram_add(c, n);
+		io_stat_add(io, reads, 1);
+		io_stat_add(io, bytes_in, n);
+	}
+	return 0;
+}
+
 size_t conn_raw_chunk(const struct conn *c)
 {
 	size_t max = c->src->io->max_msg;
@@ -250,7 +366,8 @@ bool conn_resv_read(const struct conn *c)
 {
 	const struct bring_io *io = c->src->io;
 
-	return io->o.framing == BRING_IO_RAW || io->chunks;
+	/* Datagrams keep their boundaries in staging (conn_recv_dgrams()). */
+	return !c->dgram && (io->o.framing == BRING_IO_RAW || io->chunks);
 }
 
 /*
@@ -285,11 +402,34 @@ void conn_resv_done(struct conn *c, ssize_t n)
 
 static const char nl = '\n';
 
+/* dgram: one datagram per message, the payload only, whatever the framing. */
+static void sink_build_dgrams(struct sink *s)
+{
+	int i;
+
+	s->batch_bytes = 0;
+	for (i = 0; i < s->nmsg; i++) {
+		s->iov[i].iov_base = (void *)s->batch[i].data;
+		s->iov[i].iov_len = s->batch[i].len;
+		s->mm[i].msg_hdr = (struct msghdr){ .msg_iov = &s->iov[i],
+						    .msg_iovlen = 1 };
+		s->batch_bytes += s->batch[i].len;
+	}
+	s->niov = s->nmsg;
+	s->iov_pos = 0;
+	s->ndrop = 0;
+	s->left = s->nmsg;
+}
+
 static void sink_build(struct sink *s)
 {
 	int framing = s->io->o.framing, i, v = 0;
 	uint64_t lines;
 
+	if (s->dgram) {
+		sink_build_dgrams(s);
+		return;
+	}
 	s->batch_bytes = 0;
 	s->batch_msgs = s->nmsg;
 	for (i = 0; i < s->nmsg; i++) {
@@ -332,11 +472,98 @@ int sink_fill(struct sink *s, int timeout_ms)
 	return n;
 }
 
-/* The batch must be sent again from its start (a new connection). */
+/*
+ * The batch must be sent again from its start (a new connection). Not
+ * datagrams: each one went out whole or not at all, so a new socket
+ * goes on with the first one not sent.
+ */
 void sink_rewind(struct sink *s)
 {
-	if (s->nmsg)
+	if (s->nmsg && !s->dgram)
 		sink_build(s);
+}
+
+/* Log an error that repeats at 1, 2, 4, 8, ... occurrences. */
+static void log_sometimes(struct sink *s, uint64_t nth, const char *what,
+			  size_t len)
+{
+	if ((s->io->o.flags & BRING_IO_QUIET) || (nth & (nth - 1)))
+		return;
+	if (len)
+		io_log("%s: message of %zu bytes: %s: dropped (%llu so far)\n",
+		       s->ep.uri, len, what, (unsigned long long)nth);
+	else
+		io_log("%s: %s (%llu so far)\n", s->ep.uri, what,
+		       (unsigned long long)nth);
+}
+
+/*
+ * dgram: send what is left of the batch with sendmmsg(2), one datagram
+ * per message. A message too large for a datagram (EMSGSIZE) is dropped
+ * and counted; ECONNREFUSED (an ICMP port unreachable that an earlier
+ * datagram caused; this one was not sent) is counted and the datagram
+ * sent again. Returns 0 when all of it is out, -EAGAIN (@flags has
+ * MSG_DONTWAIT) or another -errno: the socket is to be made again.
+ */
+int sink_send_dgrams(struct sink *s, int flags)
+{
+	struct bring_io *io = s->io;
+	uint64_t nth;
+	size_t len;
+	int n;
+
+	while (s->iov_pos < s->niov) {
+		n = sendmmsg(s->fd, s->mm + s->iov_pos, s->niov - s->iov_pos,
+			     flags | MSG_NOSIGNAL);
+		if (n > 0) {
+			io_stat_add(io, writes, 1);
+			s->iov_pos += n;
+			s->left -= n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EMSGSIZE) {
+			len = s->iov[s->iov_pos].iov_len;
+			nth = io_stat_add(io, send_dropped, 1) + 1;
+			log_sometimes(s, nth, strerror(EMSGSIZE), len);
+			s->batch_bytes -= len;
+			s->ndrop++;
+			s->iov_pos++;
+			s->left--;
+			continue;
+		}
+		if (errno == ECONNREFUSED) {
+			nth = io_stat_add(io, send_errors, 1) + 1;
+			log_sometimes(s, nth, strerror(ECONNREFUSED), 0);
+			continue;
+		}
+		return -errno;
+	}
+	return 0;
+}
+
+/*
+ * tcp: and unix: sinks, before a new batch: has the peer closed or reset
+ * the connection? A send would still succeed after a FIN (the peer's
+ * kernel answers it with a reset) and the batch would be shifted and
+ * lost. Returns 0, or -EPIPE / the socket's error when the peer is gone.
+ * (Not stdout: a socket there that the reader half-closed still works,
+ * and it cannot be connected again.)
+ */
+int sink_peer_gone(struct sink *s)
+{
+	struct pollfd p = { .fd = s->fd, .events = POLLRDHUP };
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if ((s->ep.kind != EP_TCP && s->ep.kind != EP_UNIX) ||
+	    poll(&p, 1, 0) <= 0 ||
+	    !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return 0;
+	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) || !err)
+		err = EPIPE;
+	return -err;
 }
 
 /* @n bytes of the batch were written. */
@@ -365,8 +592,10 @@ int sink_batch_done(struct sink *s)
 	struct bring_io *io = s->io;
 	int ret = bring_reader_shift(s->rd);
 
-	io_stat_add(io, msgs_out, s->batch_msgs);
+	io_stat_add(io, msgs_out,
+		    s->dgram ? (uint64_t)(s->niov - s->ndrop) : s->batch_msgs);
 	io_stat_add(io, bytes_out, s->batch_bytes);
 	s->nmsg = 0;
+	s->ndrop = 0;
 	return ret;
 }

@@ -134,10 +134,32 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 		goto fail;
 	switch (src->ep.kind) {
 	case EP_TCP_LISTEN:
+	case EP_UNIX_LISTEN:
 		err = ep_listen(&src->ep, &src->port);
 		if (err < 0)
 			goto fail;
 		src->lfd = err;
+		if (src->ep.kind == EP_UNIX_LISTEN) {
+			struct stat st;
+
+			if (!lstat(src->ep.path, &st)) {
+				src->dev = st.st_dev;
+				src->ino = st.st_ino;
+			}
+		}
+		break;
+	case EP_UDP_LISTEN:
+		/* The bound socket is the source's one, endless conn. */
+		fd = ep_listen(&src->ep, &src->port);
+		if (fd < 0) {
+			err = fd;
+			goto fail;
+		}
+		if (!source_add_conn(src, fd)) {
+			close(fd);
+			err = -ENOMEM;
+			goto fail;
+		}
 		break;
 	default:
 		fd = ep_open_file_source(&src->ep);
@@ -160,6 +182,7 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 fail:
 	if (src->lfd >= 0)
 		close(src->lfd);
+	ep_unlink(src);
 	if (src->conns)
 		conn_free(src->conns);
 	ep_free(&src->ep);
@@ -201,6 +224,15 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 
 		s->regular = !fstat(s->fd, &st) && S_ISREG(st.st_mode);
 	}
+	if (s->ep.kind == EP_UDP) {
+		s->dgram = true;
+		s->wr_op.type = OP_WPOLL;
+		s->mm = calloc(IO_BATCH_MSGS, sizeof(*s->mm));
+		if (!s->mm) {
+			err = -ENOMEM;
+			goto fail;
+		}
+	}
 	s->rd = bring_reader_open(io->r, s->reader_name);
 	if (!s->rd) {
 		err = -errno;
@@ -217,6 +249,7 @@ fail:
 	if (s->fd >= 0)
 		close(s->fd);
 	ep_free(&s->ep);
+	free(s->mm);
 	free(s);
 	return err;
 }
@@ -284,7 +317,7 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	LD(msgs_in); LD(bytes_in); LD(msgs_out); LD(bytes_out); LD(reads);
 	LD(writes); LD(short_writes); LD(split); LD(truncated); LD(dropped);
 	LD(accepted); LD(reconnects); LD(full_waits); LD(empty_waits);
-	LD(uring);
+	LD(uring); LD(send_dropped); LD(send_errors);
 #undef LD
 	memcpy(st, &tmp, sz);
 	return 0;
@@ -309,6 +342,7 @@ void bring_io_free(struct bring_io *io)
 		}
 		if (src->lfd >= 0)
 			close(src->lfd);
+		ep_unlink(src);
 		ep_free(&src->ep);
 		free(src);
 	}
@@ -320,6 +354,7 @@ void bring_io_free(struct bring_io *io)
 		if (s->fd >= 0)
 			close(s->fd);
 		ep_free(&s->ep);
+		free(s->mm);
 		free(s);
 	}
 	free(io->srcs);

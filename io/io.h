@@ -25,6 +25,9 @@
 #define IO_LEDGER_SLOTS 4096 /* chunk records whose line count sinks reuse */
 #define IO_BACKOFF_MIN_MS 50
 #define IO_BACKOFF_MAX_MS 5000
+#define IO_DGRAM_HDR 4 /* staging: a datagram's length before its bytes */
+#define IO_DGRAM_MAX 65536 /* room a recv gets: larger than any UDP payload */
+#define IO_DGRAM_RCVBUF (8U << 20) /* asked for; the kernel caps at rmem_max */
 
 enum ep_kind {
 	EP_FILE,
@@ -32,15 +35,20 @@ enum ep_kind {
 	EP_STDOUT,
 	EP_TCP_LISTEN,
 	EP_TCP,
+	EP_UDP_LISTEN,
+	EP_UDP,
+	EP_UNIX_LISTEN,
+	EP_UNIX,
 };
 
 /* A parsed URI. */
 struct endpoint {
 	enum ep_kind kind;
 	char *uri; /* as given, for messages */
-	char *path; /* EP_FILE */
-	struct sockaddr_storage addr; /* EP_TCP* */
+	char *path; /* EP_FILE, EP_UNIX* */
+	struct sockaddr_storage addr; /* EP_TCP*, EP_UDP*, EP_UNIX* */
 	socklen_t addrlen;
+	int socktype; /* SOCK_STREAM or SOCK_DGRAM */
 };
 
 /* One in-flight io_uring operation: user_data points here. */
@@ -50,6 +58,7 @@ enum op_type {
 	OP_SPACE, /* conn: FUTEX_WAIT for ring space */
 	OP_ACCEPT, /* source: multishot accept */
 	OP_WRITE, /* sink: writev/sendmsg */
+	OP_WPOLL, /* datagram sink: wait until the socket takes more */
 	OP_DATA, /* sink: FUTEX_WAIT for messages */
 	OP_TIMER, /* sink: reconnect backoff */
 	OP_CONNECT, /* sink: reconnect */
@@ -71,6 +80,7 @@ struct conn {
 	struct conn *next;
 	int fd;
 	bool sock; /* recv/poll instead of read */
+	bool dgram; /* one recv is one datagram is one message (udp-listen) */
 	bool pollfirst; /* wait for data before reserving (not a file) */
 	bool readable; /* polled readable, or the last read filled its buffer */
 	bool nowait_bad; /* RWF_NOWAIT refused (a FIFO opened by name) */
@@ -80,6 +90,7 @@ struct conn {
 	size_t cap, len, off;
 	bool discard; /* lines: skipping the rest of an oversize line */
 	uint64_t skip; /* u32be: bytes of a dropped message still to skip */
+	size_t rest; /* dgram: bytes of a datagram being split still to push */
 	size_t need; /* bytes of the message that did not fit */
 	struct bring_resv resv; /* raw, chunks: the reservation read into */
 	size_t carry; /* chunks: carried bytes at the start of resv */
@@ -93,6 +104,8 @@ struct source {
 	struct endpoint ep;
 	int lfd; /* listening socket, or -1 */
 	int port;
+	dev_t dev; /* unix-listen: the socket file we made, removed at the end */
+	ino_t ino;
 	struct conn *conns;
 	bool finite;
 	bool finished;
@@ -105,6 +118,7 @@ struct sink {
 	struct endpoint ep;
 	int fd;
 	bool sock;
+	bool dgram; /* udp: one message, one datagram (sendmmsg(2) in place) */
 	bool regular; /* a regular file: written with writev(2) in place */
 	char reader_name[BRING_NAME_MAX];
 	struct bring_reader *rd;
@@ -112,9 +126,11 @@ struct sink {
 	struct iovec iov[2 * IO_BATCH_MSGS];
 	uint32_t hdr[IO_BATCH_MSGS];
 	struct msghdr mh;
+	struct mmsghdr *mm; /* dgram: one header per message of the batch */
 	int nmsg, niov, iov_pos; /* batch peeked; iov[iov_pos..niov) unsent */
-	size_t batch_bytes, left;
+	size_t batch_bytes, left; /* left: bytes, or datagrams for dgram */
 	uint64_t batch_msgs; /* messages in the batch (lines: '\n'-counted) */
+	int ndrop; /* dgram: datagrams of the batch dropped (too large) */
 	bool inflight, waiting, done, down;
 	unsigned int backoff_ms;
 	struct __kernel_timespec ts;
@@ -171,6 +187,7 @@ int ep_parse(struct endpoint *ep, const char *uri, bool source);
 void ep_free(struct endpoint *ep);
 int ep_listen(struct endpoint *ep, int *port);
 int ep_connect(const struct endpoint *ep);
+void ep_unlink(struct source *src);
 int ep_open_sink(struct endpoint *ep, bool *sock);
 int ep_open_file_source(struct endpoint *ep);
 void io_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -190,6 +207,11 @@ int sink_fill(struct sink *s, int timeout_ms);
 void sink_advance(struct sink *s, size_t n);
 int sink_batch_done(struct sink *s);
 void sink_rewind(struct sink *s);
+int sink_send_dgrams(struct sink *s, int flags);
+int sink_peer_gone(struct sink *s);
+void *conn_dgram_slot(struct conn *c, size_t *room);
+void conn_dgram_add(struct conn *c, size_t n);
+int conn_recv_dgrams(struct conn *c);
 
 /* chunk.c */
 size_t count_nl(const void *p, size_t n);

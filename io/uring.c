@@ -172,6 +172,24 @@ static int conn_read_resv(struct loop *l, struct conn *c)
 	return 0;
 }
 
+/*
+ * udp-listen: one recv, one datagram, into the staging buffer; false
+ * when there is no room (cannot happen: all that was staged was pushed).
+ */
+static bool conn_recv_dgram(struct loop *l, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+	size_t room;
+	void *slot = conn_dgram_slot(c, &room);
+
+	if (!slot)
+		return false;
+	c->rd_op.type = OP_READ;
+	sqe = get_sqe(l, &c->rd_op);
+	io_uring_prep_recv(sqe, c->fd, slot, room, MSG_TRUNC);
+	return true;
+}
+
 static void conn_step(struct loop *l, struct conn *c)
 {
 	struct bring_io *io = l->io;
@@ -183,7 +201,7 @@ static void conn_step(struct loop *l, struct conn *c)
 		if (c->finished || c->rd_op.busy || c->ww_op.busy)
 			return;
 		final = c->eof || io->stopping;
-		if (io->o.framing != BRING_IO_RAW) {
+		if (io->o.framing != BRING_IO_RAW || c->dgram) {
 			/* Stopped before its end: a partial line is no line. */
 			ret = conn_push(c, c->eof, 0);
 			if (ret == -EAGAIN) {
@@ -201,6 +219,12 @@ static void conn_step(struct loop *l, struct conn *c)
 				io_stat_add(io, dropped, 1);
 			conn_finish(l, c);
 			return;
+		}
+		if (c->dgram) {
+			if (conn_recv_dgram(l, c))
+				return;
+			c->eof = true;
+			continue;
 		}
 		if (conn_resv_read(c)) {
 			ret = conn_read_resv(l, c);
@@ -231,6 +255,15 @@ static void on_read(struct loop *l, struct conn *c, int res)
 		c->nowait_bad = true;
 		res = -EAGAIN;
 	}
+	if (c->dgram && res >= 0) { /* 0: an empty datagram */
+		conn_dgram_add(c, res);
+		io_stat_add(io, reads, 1);
+		io_stat_add(io, bytes_in, res);
+		/* The ones that came meanwhile, in place: one push for all. */
+		conn_recv_dgrams(c);
+		conn_step(l, c);
+		return;
+	}
 	if (c->resv_open) {
 		/* A full read: more is probably there, skip the poll. */
 		if (res > 0 && (size_t)res == c->resv.len - c->carry)
@@ -246,13 +279,13 @@ static void on_read(struct loop *l, struct conn *c, int res)
 		c->eof = true;
 	} else if (res == -ECANCELED) {
 		/* bring_io_stop(): conn_step() finishes it */
-	} else if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS) {
+	} else if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS &&
+		   res != -ENOMEM) {
 		/* A peer resetting is the end of its stream; a file failing is not. */
-		if (c->src->finite) {
+		if (c->src->finite || c->dgram)
 			io_log("%s: read: %s\n", c->src->ep.uri, strerror(-res));
-			if (!io->err)
-				io->err = res;
-		}
+		if (c->src->finite && !io->err)
+			io->err = res;
 		c->eof = true;
 	}
 	conn_step(l, c);
@@ -313,6 +346,8 @@ static void sink_close_fd(struct sink *s)
 	s->fd = -1;
 }
 
+static void sink_down(struct loop *l, struct sink *s, int err);
+
 static void sink_step(struct loop *l, struct sink *s)
 {
 	struct bring_io *io = l->io;
@@ -342,10 +377,28 @@ static void sink_step(struct loop *l, struct sink *s)
 				io_fatal(io, s, n);
 				return;
 			}
+			n = sink_peer_gone(s);
+			if (n) {
+				sink_down(l, s, n);
+				return;
+			}
 		}
 		if (!s->left) {
 			sink_batch_done(s);
 			continue;
+		}
+		if (s->dgram) {
+			/* Never blocks; the socket's queue full: POLLOUT. */
+			n = sink_send_dgrams(s, MSG_DONTWAIT);
+			if (!n)
+				continue;
+			if (n != -EAGAIN) {
+				sink_down(l, s, n);
+				return;
+			}
+			sqe = get_sqe(l, &s->wr_op);
+			io_uring_prep_poll_add(sqe, s->fd, POLLOUT);
+			return;
 		}
 		if (s->regular) {
 			/*
@@ -434,7 +487,7 @@ static void on_timer(struct loop *l, struct sink *s)
 	struct io_uring_sqe *sqe;
 	int fd;
 
-	fd = socket(s->ep.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(s->ep.addr.ss_family, s->ep.socktype | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		sink_backoff(l, s);
 		return;
@@ -529,6 +582,9 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case OP_WRITE:
 		on_write(l, op->obj, res);
+		break;
+	case OP_WPOLL: /* a send tells what the poll found */
+		sink_step(l, op->obj);
 		break;
 	case OP_DATA: {
 		struct sink *s = op->obj;

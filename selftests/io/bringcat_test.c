@@ -5,7 +5,9 @@
  * 16 clients into one tcp-listen; SIGTERM drains; socat as a peer;
  * clear errors for bad endpoints; lines in chunk records, through
  * bringcat (reads cut anywhere, each oversize mode) and through the
- * library (what the ring holds).
+ * library (what the ring holds). UDP and unix endpoints: datagram
+ * boundaries and the oversize policy, logger(1) as a client, sinks that
+ * reconnect, and a sink peer killed and restarted 20 times.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,8 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -223,6 +231,222 @@ static bool have_uring(void)
 	return ok;
 }
 
+/* The number after @label in the last --stats line of @err, or -1. */
+static long long stat_value(const char *err, const char *label)
+{
+	char *s, *p, *q;
+	long long v = -1;
+	size_t len;
+
+	s = slurp(err, &len);
+	p = s ? strstr(s, "bringcat: done ") : NULL;
+	q = p ? strstr(p, label) : NULL;
+	if (q)
+		v = atoll(q + strlen(label));
+	free(s);
+	return v;
+}
+
+static bool sanitized(void)
+{
+	return getenv("BRING_SANITIZED") != NULL;
+}
+
+/* A UDP socket bound to 127.0.0.1:0, *port its port. */
+static int udp_bound(int *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 4 << 20;
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* A UDP socket connected to 127.0.0.1:@port. */
+static int udp_to(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* One datagram from @fd within @ms, its length, or -1. */
+static ssize_t recv_within(int fd, void *buf, size_t len, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	return recv(fd, buf, len, MSG_DONTWAIT);
+}
+
+static socklen_t unix_addr(struct sockaddr_un *sun, const char *path)
+{
+	size_t n = strlen(path);
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (n >= sizeof(sun->sun_path))
+		n = sizeof(sun->sun_path) - 1;
+	memcpy(sun->sun_path, path, n);
+	return sizeof(*sun);
+}
+
+/* Connect to the unix socket @path, -1 when that fails. */
+static int unix_to(const char *path)
+{
+	struct sockaddr_un sun;
+	socklen_t len = unix_addr(&sun, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, len)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Wait up to 5 s for somebody to accept on @path (the probe sends nothing). */
+static bool wait_unix(const char *path)
+{
+	uint64_t end = now_ms() + 5000;
+	int fd;
+
+	while (now_ms() < end) {
+		fd = unix_to(path);
+		if (fd >= 0) {
+			close(fd);
+			return true;
+		}
+		usleep(5000);
+	}
+	return false;
+}
+
+/* A unix socket file nobody listens on, as a killed listener leaves it. */
+static int make_stale_socket(const char *path)
+{
+	struct sockaddr_un sun;
+	socklen_t len = unix_addr(&sun, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), err;
+
+	err = bind(fd, (struct sockaddr *)&sun, len);
+	close(fd);
+	return err;
+}
+
+static bool is_socket(const char *path)
+{
+	struct stat st;
+
+	return !lstat(path, &st) && S_ISSOCK(st.st_mode);
+}
+
+/* Lines in @path (its '\n's). */
+static long count_file_lines(const char *path)
+{
+	size_t len, i;
+	char *s = slurp(path, &len);
+	long n = 0;
+
+	for (i = 0; s && i < len; i++)
+		n += s[i] == '\n';
+	free(s);
+	return n;
+}
+
+static bool wait_lines(const char *path, long lines, int ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		if (count_file_lines(path) >= lines)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * A TCP socket from local port @lport (any when 0) to remote port @rport
+ * on IPv4 loopback, from /proc/net/tcp: its state (TCP_*) and send queue
+ * (bytes not acknowledged by the peer), or -1 when there is none. When
+ * @state is not -1, one in that state is looked for (others, in
+ * TIME_WAIT from earlier connections, may have the same ports).
+ */
+static int tcp_sock(int lport, int rport, int state, unsigned int *txq)
+{
+	unsigned int lp, rp, st, tx, rx;
+	char line[512];
+	int ret = -1;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " %*u: %*x:%x %*x:%x %x %x:%x", &lp, &rp, &st,
+			   &tx, &rx) != 5)
+			continue;
+		if ((lport && (int)lp != lport) || (int)rp != rport ||
+		    (state != -1 && (int)st != state))
+			continue;
+		ret = st;
+		if (txq)
+			*txq = tx;
+		break;
+	}
+	if (f)
+		fclose(f);
+	return ret;
+}
+
+#define TCP_ESTABLISHED_ 1
+#define TCP_CLOSE_WAIT_ 8
+
+/* Wait for a socket in @state, or (@state -1) for none at all. */
+static bool wait_tcp_state(int lport, int rport, int state, int ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		if (tcp_sock(lport, rport, state, NULL) == state)
+			return true;
+		usleep(2000);
+	}
+	return false;
+}
+
+/* The Udp NoPorts counter: datagrams that found nobody listening. */
+static long long udp_noports(void)
+{
+	char line[512];
+	long long v = -1;
+	int seen = 0;
+	FILE *f = fopen("/proc/net/snmp", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Udp: ", 5) && seen++)
+			sscanf(line, "Udp: %*s %lld", &v);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+
 FIXTURE(io)
 {
 	char dir[64];
@@ -270,15 +494,18 @@ FIXTURE_TEARDOWN(io)
 }
 
 /*
- * Ship IN to a receiving bringcat over TCP, wait for @want bytes in OUT,
- * stop the receiver; returns the sender's exit code (0) or <0.
+ * Ship IN to a receiving bringcat over TCP (or the unix socket @sock),
+ * wait for @want bytes in OUT, stop the receiver; returns the sender's
+ * exit code (0) or <0.
  */
-static int pipeline(struct __test_metadata *_metadata, FIXTURE_DATA(io) *self,
-		    const char *framing, const char *max, off_t want)
+static int pipeline_via(struct __test_metadata *_metadata,
+			FIXTURE_DATA(io) *self, const char *framing,
+			const char *max, off_t want, const char *sock)
 {
-	char fin[PATH_MAX + 8], fout[PATH_MAX + 8], tcp[64];
+	char fin[PATH_MAX + 8], fout[PATH_MAX + 8], tcp[PATH_MAX + 16],
+		listen[PATH_MAX + 16] = "tcp-listen:127.0.0.1:0";
 	const char *rx[] = { self->mode, "-f", framing, "--max-msg", max,
-			     "-i", "tcp-listen:127.0.0.1:0", "-o", fout, NULL };
+			     "-i", listen, "-o", fout, NULL };
 	const char *tx[] = { self->mode, "-f", framing, "--max-msg", max,
 			     "-i", fin, "-o", tcp, NULL };
 	pid_t rxp, txp;
@@ -286,13 +513,18 @@ static int pipeline(struct __test_metadata *_metadata, FIXTURE_DATA(io) *self,
 
 	snprintf(fin, sizeof(fin), "file:%s", self->path[IN]);
 	snprintf(fout, sizeof(fout), "file:%s", self->path[OUT]);
+	if (sock)
+		snprintf(listen, sizeof(listen), "unix-listen:%s", sock);
 	rxp = spawn(NULL, self->path[ERR1], rx);
-	port = wait_port(self->path[ERR1]);
+	port = sock ? (wait_unix(sock) ? 0 : -1) : wait_port(self->path[ERR1]);
 	if (port < 0) {
 		wait_rc(rxp, 0);
 		return -100;
 	}
-	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", port);
+	if (sock)
+		snprintf(tcp, sizeof(tcp), "unix:%s", sock);
+	else
+		snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", port);
 	txp = spawn(NULL, self->path[ERR2], tx);
 	rc = wait_rc(txp, 30000);
 	if (rc) {
@@ -306,6 +538,12 @@ static int pipeline(struct __test_metadata *_metadata, FIXTURE_DATA(io) *self,
 	kill(rxp, SIGTERM);
 	rc = wait_rc(rxp, 10000);
 	return rc ? -102 : 0;
+}
+
+static int pipeline(struct __test_metadata *_metadata, FIXTURE_DATA(io) *self,
+		    const char *framing, const char *max, off_t want)
+{
+	return pipeline_via(_metadata, self, framing, max, want, NULL);
 }
 
 static void expect_file(struct __test_metadata *_metadata, const char *path,
@@ -1288,5 +1526,879 @@ TEST_F(io, app_lines_and_chunk_records_mix)
 	bring_io_free(t.io);
 	bring_free(r);
 }
+
+/* ---- UDP and unix endpoints ------------------------------------------- */
+
+/* bringcat's arguments in a uring/fallback test that wants its log lines. */
+static const char *loud_mode(const FIXTURE_VARIANT(io) *variant)
+{
+	return variant->no_uring ? "--no-uring" : "--stats";
+}
+
+/*
+ * Datagrams of 0 to 1400 bytes, some with newlines, through
+ * udp-listen -> ring -> udp: and back: each arrives whole, in order,
+ * as sent. The sender waits for every 50 so that no socket overflows.
+ */
+TEST_F(io, udp_roundtrip_keeps_datagrams)
+{
+	const int total = sanitized() ? 500 : 3000, window = 50;
+	char sink[64], dg[1500], got[2000];
+	const char *args[] = { self->mode, "-i", "udp-listen:127.0.0.1:0", "-o",
+			       sink, NULL };
+	int rx, tx, rport, port, i, j, k, len;
+	ssize_t n;
+	pid_t p;
+
+	rx = udp_bound(&rport);
+	ASSERT_GE(rx, 0);
+	snprintf(sink, sizeof(sink), "udp:127.0.0.1:%d", rport);
+	p = spawn(NULL, self->path[ERR1], args);
+	port = wait_port(self->path[ERR1]);
+	ASSERT_GT(port, 0);
+	tx = udp_to(port);
+	ASSERT_GE(tx, 0);
+	for (i = 0; i < total; i += window) {
+		for (j = i; j < i + window && j < total; j++) {
+			len = (j * 131) % 1401;
+			for (k = 0; k < len; k++)
+				dg[k] = k % 10 == 9 ? '\n' : 'a' + (j + k) % 26;
+			ASSERT_EQ(len, send(tx, dg, len, 0));
+		}
+		for (j = i; j < i + window && j < total; j++) {
+			len = (j * 131) % 1401;
+			for (k = 0; k < len; k++)
+				dg[k] = k % 10 == 9 ? '\n' : 'a' + (j + k) % 26;
+			n = recv_within(rx, got, sizeof(got), 10000);
+			ASSERT_EQ(len, n) TH_LOG("datagram %d", j);
+			ASSERT_EQ(0, memcmp(dg, got, len)) TH_LOG("datagram %d", j);
+		}
+	}
+	kill(p, SIGTERM);
+	EXPECT_EQ(0, wait_rc(p, 10000));
+	close(tx);
+	close(rx);
+}
+
+static size_t put_u32be(char *out, const char *data, uint32_t len)
+{
+	uint32_t be = htonl(len);
+
+	memcpy(out, &be, 4);
+	memcpy(out + 4, data, len);
+	return 4 + len;
+}
+
+/*
+ * --max-msg 100: datagrams a50 b250 c100 d101 e0 f30 (letter: its bytes,
+ * number: its size) come out as the pieces listed (u32be on the file sink
+ * shows the boundaries), and the policy's counter says 2.
+ */
+TEST_F(io, udp_oversize_policy)
+{
+	static const struct {
+		const char *mode, *label, *pieces;
+		int msgs;
+	} pol[] = {
+		{ "split", "split ", "a50 b100 b100 b50 c100 d100 d1 e0 f30", 9 },
+		{ "truncate", "truncated ", "a50 b100 c100 d100 e0 f30", 6 },
+		{ "drop", "dropped ", "a50 c100 e0 f30", 4 },
+	};
+	static const int sizes[] = { 50, 250, 100, 101, 0, 30 };
+	char fout[PATH_MAX + 8], dg[300], want[1024];
+	const char *args[] = { self->mode, "--stats", "-f", "u32be", "-m", "100",
+			       "--oversize", NULL, "-i", "udp-listen:127.0.0.1:0",
+			       "-o", fout, NULL };
+	const char *pc;
+	size_t w, len;
+	unsigned int i, j;
+	int port, tx, n;
+	char *got, c;
+	pid_t p;
+
+	snprintf(fout, sizeof(fout), "file:%s", self->path[OUT]);
+	for (i = 0; i < 3; i++) {
+		unlink(self->path[OUT]);
+		unlink(self->path[ERR1]); /* wait_port() reads it */
+		args[7] = pol[i].mode;
+		p = spawn(NULL, self->path[ERR1], args);
+		port = wait_port(self->path[ERR1]);
+		ASSERT_GT(port, 0);
+		tx = udp_to(port);
+		for (j = 0; j < 6; j++) {
+			memset(dg, 'a' + j, sizeof(dg));
+			ASSERT_EQ(sizes[j], send(tx, dg, sizes[j], 0));
+		}
+		close(tx);
+		for (pc = pol[i].pieces, w = 0; sscanf(pc, "%c%d", &c, &n) == 2;) {
+			memset(dg, c, n);
+			w += put_u32be(want + w, dg, n);
+			pc = strchr(pc, ' ');
+			if (!pc++)
+				break;
+		}
+		ASSERT_TRUE(wait_size(self->path[OUT], w, 10000));
+		kill(p, SIGTERM);
+		ASSERT_EQ(0, wait_rc(p, 10000));
+		got = slurp(self->path[OUT], &len);
+		EXPECT_EQ(w, len) TH_LOG("--oversize %s", pol[i].mode);
+		EXPECT_EQ(0, memcmp(got, want, len < w ? len : w))
+			TH_LOG("--oversize %s", pol[i].mode);
+		EXPECT_EQ(2, stat_value(self->path[ERR1], pol[i].label))
+			TH_LOG("--oversize %s", pol[i].mode);
+		EXPECT_EQ(pol[i].msgs, stat_value(self->path[ERR1], "in "));
+		free(got);
+	}
+}
+
+/*
+ * udp: sink: a message larger than a datagram can carry is dropped,
+ * counted and logged; the sink goes on. Then, sending where nobody
+ * listens: the ICMP error comes back as ECONNREFUSED on the next send,
+ * which is counted and does not end the sink.
+ */
+TEST_F(io, udp_sink_drops_oversize_and_survives_refused)
+{
+	char fin[PATH_MAX + 8], sink[64], big[70000], got[100000], *err;
+	const char *mode = loud_mode(variant);
+	const char *tx_args[] = { mode, "--stats", "-f", "u32be", "-m", "128K",
+				  "-i", fin, "-o", sink, NULL };
+	const char *tx2_args[] = { mode, "--stats", "-i", "-", "-o", sink,
+				   NULL };
+	size_t n = 0, len;
+	long long noports;
+	int rx, rport, wfd;
+	pid_t p;
+
+	/* small1, 70000 bytes (more than 65507), small2 */
+	memset(big, 'B', sizeof(big));
+	n += put_u32be(got + n, "small1", 6);
+	n += put_u32be(got + n, big, sizeof(big));
+	n += put_u32be(got + n, "small2", 6);
+	ASSERT_EQ(0, spew(self->path[IN], got, n));
+	snprintf(fin, sizeof(fin), "file:%s", self->path[IN]);
+	rx = udp_bound(&rport);
+	ASSERT_GE(rx, 0);
+	snprintf(sink, sizeof(sink), "udp:127.0.0.1:%d", rport);
+	ASSERT_EQ(0, wait_rc(spawn(NULL, self->path[ERR1], tx_args), 10000));
+	ASSERT_EQ(6, recv_within(rx, got, sizeof(got), 5000));
+	EXPECT_EQ(0, memcmp(got, "small1", 6));
+	ASSERT_EQ(6, recv_within(rx, got, sizeof(got), 5000));
+	EXPECT_EQ(0, memcmp(got, "small2", 6));
+	EXPECT_EQ(-1, recv_within(rx, got, sizeof(got), 100));
+	EXPECT_EQ(1, stat_value(self->path[ERR1], "send dropped "));
+	EXPECT_EQ(2, stat_value(self->path[ERR1], "out "));
+	err = slurp(self->path[ERR1], &len);
+	EXPECT_NE_NULL(strstr(err, "message of 70000 bytes: Message too long: dropped"));
+	free(err);
+	close(rx);
+
+	/* Nobody on rport now: "one" comes back as an ICMP error. */
+	ASSERT_EQ(0, mkfifo(self->path[FIFO], 0600));
+	p = spawn(self->path[FIFO], self->path[ERR2], tx2_args);
+	wfd = open(self->path[FIFO], O_WRONLY | O_CLOEXEC);
+	ASSERT_GE(wfd, 0);
+	noports = udp_noports();
+	ASSERT_EQ(4, write(wfd, "one\n", 4));
+	for (n = 0; n < 500 && udp_noports() == noports; n++)
+		usleep(10000);
+	EXPECT_GT(udp_noports(), noports);
+	ASSERT_EQ(4, write(wfd, "two\n", 4));
+	close(wfd);
+	ASSERT_EQ(0, wait_rc(p, 10000));
+	EXPECT_EQ(2, stat_value(self->path[ERR2], "out "));
+	EXPECT_GE(stat_value(self->path[ERR2], "errors "), 1);
+	err = slurp(self->path[ERR2], &len);
+	EXPECT_NE_NULL(strstr(err, "Connection refused (1 so far)"));
+	free(err);
+}
+
+/*
+ * file -> bringcat -> unix: -> unix-listen -> bringcat -> file, lines and
+ * raw, byte for byte; the listener removes its socket file at exit.
+ */
+TEST_F(io, unix_roundtrip)
+{
+	char sock[PATH_MAX];
+	size_t n = 0, i;
+	char *in = malloc(4 << 20);
+
+	snprintf(sock, sizeof(sock), "%s/sock", self->dir);
+	for (i = 0; n < (3 << 20); i++)
+		n += sprintf(in + n, "unix line %zu %.*s\n", i, (int)(i % 40),
+			     "0123456789012345678901234567890123456789");
+	ASSERT_EQ(0, spew(self->path[IN], in, n));
+	ASSERT_EQ(0, pipeline_via(_metadata, self, "lines", "1000", n, sock));
+	expect_file(_metadata, self->path[OUT], in, n);
+	EXPECT_FALSE(is_socket(sock));
+	unlink(self->path[OUT]);
+	ASSERT_EQ(0, pipeline_via(_metadata, self, "raw", "65536", n, sock));
+	expect_file(_metadata, self->path[OUT], in, n);
+	EXPECT_FALSE(is_socket(sock));
+	free(in);
+}
+
+/*
+ * A socket file that a killed listener left behind (nobody listens on
+ * it) is replaced; the clients that connect then are served.
+ */
+TEST_F(io, unix_listen_replaces_stale_socket)
+{
+	char sock[PATH_MAX], listen[PATH_MAX + 16], fout[PATH_MAX + 8];
+	const char *args[] = { self->mode, "-i", listen, "-o", fout, NULL };
+	pid_t p;
+	int fd;
+
+	snprintf(sock, sizeof(sock), "%s/sock", self->dir);
+	snprintf(listen, sizeof(listen), "unix-listen:%s", sock);
+	snprintf(fout, sizeof(fout), "file:%s", self->path[OUT]);
+	ASSERT_EQ(0, make_stale_socket(sock));
+	ASSERT_EQ(-1, unix_to(sock));
+	p = spawn(NULL, self->path[ERR1], args);
+	ASSERT_TRUE(wait_unix(sock));
+	fd = unix_to(sock);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(6, write(fd, "stale\n", 6));
+	close(fd);
+	EXPECT_TRUE(wait_size(self->path[OUT], 6, 10000));
+	kill(p, SIGTERM);
+	ASSERT_EQ(0, wait_rc(p, 10000));
+	EXPECT_EQ(6, file_size(self->path[OUT]));
+	EXPECT_FALSE(is_socket(sock));
+}
+
+/*
+ * util-linux logger(1) as a client: --tcp into tcp-listen, --udp into
+ * udp-listen, -u into unix-listen; every message arrives, in order, one
+ * line each, with the syslog header logger put in front of it.
+ */
+TEST_F(io, logger_clients)
+{
+	static const char *const kinds[] = { "tcp", "udp", "unix" };
+	char listen[PATH_MAX + 16], fout[PATH_MAX + 8], cmd[PATH_MAX + 256],
+		sock[128], want[64];
+	const char *args[] = { self->mode, "-i", listen, "-o", fout, NULL };
+	const int lines = 100;
+	char *got, *line, *next;
+	size_t n = 0, len;
+	int k, i, port;
+	char *in = malloc(lines * 32);
+	pid_t p;
+
+	if (system("command -v logger >/dev/null 2>&1"))
+		SKIP(return, "logger (bsdutils) not installed");
+	for (i = 0; i < lines; i++)
+		n += sprintf(in + n, "logger message %03d\n", i);
+	ASSERT_EQ(0, spew(self->path[IN], in, n));
+	snprintf(fout, sizeof(fout), "file:%s", self->path[OUT]);
+	snprintf(sock, sizeof(sock), "%s/sock", self->dir);
+	for (k = 0; k < 3; k++) {
+		unlink(self->path[OUT]);
+		unlink(self->path[ERR1]); /* wait_port() reads it */
+		if (k == 2)
+			snprintf(listen, sizeof(listen), "unix-listen:%s", sock);
+		else
+			snprintf(listen, sizeof(listen), "%s-listen:127.0.0.1:0",
+				 kinds[k]);
+		p = spawn(NULL, self->path[ERR1], args);
+		port = k == 2 ? (wait_unix(sock) ? 0 : -1) :
+				wait_port(self->path[ERR1]);
+		ASSERT_GE(port, 0);
+		if (k == 2)
+			snprintf(cmd, sizeof(cmd),
+				 "logger --socket-errors=on -u %s -t bringtest-%s -f %s",
+				 sock, kinds[k], self->path[IN]);
+		else
+			snprintf(cmd, sizeof(cmd),
+				 "logger --%s -n 127.0.0.1 -P %d -t bringtest-%s -f %s",
+				 kinds[k], port, kinds[k], self->path[IN]);
+		ASSERT_EQ(0, system(cmd)) TH_LOG("%s", cmd);
+		EXPECT_TRUE(wait_lines(self->path[OUT], lines, 10000))
+			TH_LOG("%s: %ld lines", kinds[k],
+			       count_file_lines(self->path[OUT]));
+		kill(p, SIGTERM);
+		ASSERT_EQ(0, wait_rc(p, 10000));
+		got = slurp(self->path[OUT], &len);
+		ASSERT_NE_NULL(got);
+		for (i = 0, line = got; i < lines && *line; i++, line = next) {
+			next = strchr(line, '\n');
+			ASSERT_NE_NULL(next);
+			*next++ = '\0';
+			snprintf(want, sizeof(want), " logger message %03d", i);
+			/* "<13>..." then the tag, the message at the end */
+			EXPECT_EQ('<', line[0]) TH_LOG("%s", line);
+			EXPECT_NE_NULL(strstr(line, kinds[k]));
+			EXPECT_TRUE(strlen(line) > strlen(want) &&
+				    !strcmp(line + strlen(line) - strlen(want), want))
+				TH_LOG("%s: line %d: %s", kinds[k], i, line);
+		}
+		EXPECT_EQ(lines, i);
+		EXPECT_EQ('\0', *line);
+		free(got);
+	}
+	free(in);
+}
+
+TEST_F(io, net_errors)
+{
+	char out[PATH_MAX + 8], uri[PATH_MAX + 16], uri2[300], path[256];
+	struct sockaddr_un sun;
+	socklen_t slen;
+	int fd, port;
+
+	snprintf(out, sizeof(out), "file:%s", self->path[OUT]);
+	{
+		const char *a[] = { self->mode, "-i", "udp-listen:127.0.0.1", "-o",
+				    out, NULL };
+
+		expect_error(_metadata, self, a, 2, "bad address (expected HOST:PORT)");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "-", "-o", "udp:[::1:5", NULL };
+
+		expect_error(_metadata, self, a, 2, "bad address (expected HOST:PORT)");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "-", "-o",
+				    "udp:no-such-host.invalid:514", NULL };
+
+		expect_error(_metadata, self, a, 1, "cannot resolve host");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "unix-listen:", "-o", out,
+				    NULL };
+
+		expect_error(_metadata, self, a, 2, "bad address (expected a PATH)");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "-", "-o", "unix:", NULL };
+
+		expect_error(_metadata, self, a, 2, "bad address (expected a PATH)");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "-", "-o", "udp-listen:1",
+				    NULL };
+
+		expect_error(_metadata, self, a, 2, "unknown sink type");
+	}
+
+	/* A UDP port in use. */
+	fd = udp_bound(&port);
+	ASSERT_GE(fd, 0);
+	snprintf(uri, sizeof(uri), "udp-listen:127.0.0.1:%d", port);
+	{
+		const char *a[] = { self->mode, "-i", uri, "-o", out, NULL };
+
+		expect_error(_metadata, self, a, 1, "Address already in use");
+	}
+	close(fd);
+
+	/* Longer than sun_path (108 bytes with its NUL). */
+	snprintf(path, sizeof(path), "%s/%0120d", self->dir, 0);
+	snprintf(uri, sizeof(uri), "unix-listen:%s", path);
+	snprintf(uri2, sizeof(uri2), "unix:%s", path);
+	{
+		const char *a[] = { self->mode, "-i", uri, "-o", out, NULL };
+
+		expect_error(_metadata, self, a, 1, "path too long for a unix socket");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "-", "-o", uri2, NULL };
+
+		expect_error(_metadata, self, a, 1, "path too long for a unix socket");
+	}
+
+	/* A regular file where the socket would go: left alone. */
+	ASSERT_EQ(0, spew(self->path[SCRATCH], "keep", 4));
+	snprintf(uri, sizeof(uri), "unix-listen:%s", self->path[SCRATCH]);
+	{
+		const char *a[] = { self->mode, "-i", uri, "-o", out, NULL };
+
+		expect_error(_metadata, self, a, 1, "exists and is not a socket");
+	}
+	EXPECT_EQ(4, file_size(self->path[SCRATCH]));
+
+	/* Somebody listens there: left alone. */
+	snprintf(path, sizeof(path), "%s/live", self->dir);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	slen = unix_addr(&sun, path);
+	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&sun, slen));
+	ASSERT_EQ(0, listen(fd, 4));
+	snprintf(uri, sizeof(uri), "unix-listen:%s", path);
+	{
+		const char *a[] = { self->mode, "-i", uri, "-o", out, NULL };
+
+		expect_error(_metadata, self, a, 1, "another process listens on it");
+	}
+	EXPECT_TRUE(is_socket(path));
+	close(fd);
+
+	/* A directory that does not exist. */
+	snprintf(uri, sizeof(uri), "unix-listen:%s/no/such/sock", self->dir);
+	{
+		const char *a[] = { self->mode, "-i", uri, "-o", out, NULL };
+
+		expect_error(_metadata, self, a, 1, "No such file or directory");
+	}
+
+	/*
+	 * unix: at start, as tcp: does: a missing socket or one nobody
+	 * listens on is an error, not a wait.
+	 */
+	snprintf(uri, sizeof(uri), "unix:%s/missing", self->dir);
+	{
+		const char *a[] = { self->mode, "-i", "-", "-o", uri, NULL };
+
+		expect_error(_metadata, self, a, 1, "No such file or directory");
+	}
+	snprintf(path, sizeof(path), "%s/stale", self->dir);
+	ASSERT_EQ(0, make_stale_socket(path));
+	snprintf(uri, sizeof(uri), "unix:%s", path);
+	{
+		const char *a[] = { self->mode, "-i", "-", "-o", uri, NULL };
+
+		expect_error(_metadata, self, a, 1, "Connection refused");
+	}
+}
+
+#define RC_LINE_LEN 22 /* "reconnect line NNNNNN\n" */
+
+static int write_lines(int fd, int from, int to)
+{
+	char buf[RC_LINE_LEN + 1];
+	int i;
+
+	for (i = from; i < to; i++) {
+		snprintf(buf, sizeof(buf), "reconnect line %06d\n", i);
+		if (write(fd, buf, RC_LINE_LEN) != RC_LINE_LEN)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * A tcp: (or unix: when @unix_ep) sink whose listener is SIGKILLed while
+ * the sink is idle, and comes back later: the sink sees the peer gone
+ * before it sends the next lines (a send would succeed and lose them),
+ * fails to connect while nobody listens, connects to the new listener
+ * and sends every line, exactly once. --stats counts one reconnect.
+ */
+static void reconnect_case(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(io) *self, bool unix_ep)
+{
+	char listen[PATH_MAX + 16], sink[PATH_MAX + 16], fout[PATH_MAX + 8],
+		sock[PATH_MAX], want[RC_LINE_LEN + 1];
+	/*
+	 * The first listener runs without io_uring: a killed process's
+	 * io_uring lets go of its sockets a few milliseconds after it is
+	 * reaped, and lines sent meanwhile go into a dying socket (lost, as
+	 * documented). Without it, the sockets are closed once it is reaped.
+	 */
+	const char *rx1a[] = { "--no-uring", "-i", listen, "-o", fout, NULL };
+	const char *rx[] = { self->mode, "-i", listen, "-o", fout, NULL };
+	const char *tx[] = { self->mode, "--stats", "-i", "-", "-o", sink,
+			     NULL };
+	const int half = 1000;
+	pid_t rx1, rx2, txp;
+	int port = 0, wfd, i;
+	size_t len;
+	char *got;
+
+	snprintf(fout, sizeof(fout), "file:%s", self->path[OUT]);
+	snprintf(sock, sizeof(sock), "%s/sock", self->dir);
+	if (unix_ep) {
+		snprintf(listen, sizeof(listen), "unix-listen:%s", sock);
+		snprintf(sink, sizeof(sink), "unix:%s", sock);
+	} else {
+		snprintf(listen, sizeof(listen), "tcp-listen:127.0.0.1:0");
+	}
+	rx1 = spawn(NULL, self->path[ERR1], rx1a);
+	if (unix_ep) {
+		ASSERT_TRUE(wait_unix(sock));
+	} else {
+		port = wait_port(self->path[ERR1]);
+		ASSERT_GT(port, 0);
+		snprintf(sink, sizeof(sink), "tcp:127.0.0.1:%d", port);
+		snprintf(listen, sizeof(listen), "tcp-listen:127.0.0.1:%d", port);
+	}
+	ASSERT_EQ(0, mkfifo(self->path[FIFO], 0600));
+	txp = spawn(self->path[FIFO], self->path[ERR2], tx);
+	/* CLOEXEC: the end of file comes when we close it, not rx2. */
+	wfd = open(self->path[FIFO], O_WRONLY | O_CLOEXEC);
+	ASSERT_GE(wfd, 0);
+	ASSERT_EQ(0, write_lines(wfd, 0, half));
+	ASSERT_TRUE(wait_size(self->path[OUT], half * RC_LINE_LEN, 10000));
+
+	/* The listener dies; the sink has nothing to send just now. */
+	kill(rx1, SIGKILL);
+	waitpid(rx1, NULL, 0);
+	if (!unix_ep)
+		ASSERT_TRUE(wait_tcp_state(0, port, TCP_CLOSE_WAIT_, 5000));
+	ASSERT_EQ(0, write_lines(wfd, half, 2 * half));
+	usleep(300 * 1000); /* a few connects fail meanwhile */
+	EXPECT_EQ(half * RC_LINE_LEN, file_size(self->path[OUT]));
+
+	/* A new listener (for unix: over the stale socket file rx1 left). */
+	rx2 = spawn(NULL, self->path[SCRATCH], rx);
+	EXPECT_TRUE(wait_size(self->path[OUT], 2 * half * RC_LINE_LEN, 20000));
+	close(wfd);
+	ASSERT_EQ(0, wait_rc(txp, 20000));
+	EXPECT_EQ(1, stat_value(self->path[ERR2], "reconnects "));
+	EXPECT_EQ(2 * half, stat_value(self->path[ERR2], "out "));
+	kill(rx2, SIGTERM);
+	ASSERT_EQ(0, wait_rc(rx2, 10000));
+	got = slurp(self->path[OUT], &len);
+	ASSERT_EQ(2 * half * RC_LINE_LEN, len);
+	for (i = 0; i < 2 * half; i++) {
+		snprintf(want, sizeof(want), "reconnect line %06d\n", i);
+		ASSERT_EQ(0, memcmp(got + i * RC_LINE_LEN, want, RC_LINE_LEN))
+			TH_LOG("line %d: %.*s", i, RC_LINE_LEN - 1,
+			       got + i * RC_LINE_LEN);
+	}
+	free(got);
+}
+
+TEST_F(io, tcp_sink_reconnects)
+{
+	reconnect_case(_metadata, self, false);
+}
+
+TEST_F(io, unix_sink_reconnects)
+{
+	reconnect_case(_metadata, self, true);
+}
+
+/* ---- a sink peer killed and restarted while lines flow ---------------- */
+
+#define RS_LINE 64 /* "NNNNNNNNNN " and letters, then '\n' */
+#define RS_KILLS 20
+#define RS_WINDOW 512 /* IO_BATCH_MSGS: the most a sink holds unshifted */
+
+static void rs_line(char *p, uint32_t seq)
+{
+	int i;
+
+	snprintf(p, 12, "%010u ", seq);
+	for (i = 11; i < RS_LINE - 1; i++)
+		p[i] = 'a' + (seq + i) % 26;
+	p[RS_LINE - 1] = '\n';
+}
+
+/* The receiver: what it saw, checked line by line as it arrives. */
+struct rs {
+	uint32_t n; /* lines in the input */
+	int64_t last; /* the highest line seen, -1 */
+	uint32_t next; /* the line that must come next on this connection */
+	bool started; /* this connection brought a whole line */
+	uint64_t lines, dups; /* whole lines, those seen before */
+	unsigned int max_dup; /* the longest replay */
+	char bad[160]; /* the first thing that was wrong */
+	char buf[(64 << 10) + RS_LINE];
+	size_t len;
+};
+
+static void rs_check(struct rs *r, const char *p)
+{
+	char want[RS_LINE];
+	uint32_t seq = strtoul(p, NULL, 10), back;
+
+	rs_line(want, seq);
+	if (seq >= r->n || memcmp(p, want, RS_LINE)) {
+		snprintf(r->bad, sizeof(r->bad), "garbled line after %lld: %.40s",
+			 (long long)r->last, p);
+		return;
+	}
+	if (r->started && seq != r->next) {
+		snprintf(r->bad, sizeof(r->bad),
+			 "line %u after %u on one connection", seq, r->next - 1);
+		return;
+	}
+	if (!r->started) { /* a new connection: the replayed batch first */
+		if (seq > r->last + 1) {
+			snprintf(r->bad, sizeof(r->bad),
+				 "lost lines %lld to %u", (long long)r->last + 1,
+				 seq - 1);
+			return;
+		}
+		back = r->last + 1 - seq;
+		if (back > RS_WINDOW) {
+			snprintf(r->bad, sizeof(r->bad),
+				 "replayed %u lines, more than the window", back);
+			return;
+		}
+		if (back > r->max_dup)
+			r->max_dup = back;
+		r->started = true;
+	}
+	if ((int64_t)seq <= r->last)
+		r->dups++;
+	r->next = seq + 1;
+	if ((int64_t)seq > r->last)
+		r->last = seq;
+	r->lines++;
+}
+
+/* Take @n bytes just read into r->buf; check every whole line. */
+static void rs_feed(struct rs *r, size_t n)
+{
+	size_t off = 0;
+
+	r->len += n;
+	while (!r->bad[0] && r->len - off >= RS_LINE) {
+		rs_check(r, r->buf + off);
+		off += RS_LINE;
+	}
+	memmove(r->buf, r->buf + off, r->len - off);
+	r->len -= off;
+}
+
+static int rs_listen(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1,
+	    rcvbuf = 128 << 10;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int local_port(int fd, bool peer)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+
+	if (peer ? getpeername(fd, (struct sockaddr *)&sa, &len) :
+		   getsockname(fd, (struct sockaddr *)&sa, &len))
+		return -1;
+	return ntohs(sa.sin_port);
+}
+
+/*
+ * Kill the receiving end of connection @cfd (from the sender's port to
+ * @port) so that no byte is lost inside TCP: stop the sender, read until
+ * the sender's send queue and our receive queue are both empty, then
+ * reset the connection and close the listener. Returns 1 when killed, 0
+ * when the sender closed the connection meanwhile, -1 on trouble.
+ */
+static int rs_kill_peer(struct __test_metadata *_metadata, struct rs *r,
+			pid_t tx, int cfd, int *lfd, int port)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	int sport = local_port(cfd, true), inq = 0, st, ret = 1;
+	uint64_t end = now_ms() + 20000;
+	unsigned int txq = 0;
+	ssize_t n;
+
+	kill(tx, SIGSTOP);
+	if (waitpid(tx, &st, WUNTRACED) != tx || !WIFSTOPPED(st))
+		return -1;
+	for (;;) {
+		n = recv(cfd, r->buf + r->len, sizeof(r->buf) - r->len,
+			 MSG_DONTWAIT);
+		if (n > 0) {
+			rs_feed(r, n);
+			continue;
+		}
+		if (n == 0) {
+			ret = 0;
+			break;
+		}
+		if (ioctl(cfd, SIOCINQ, &inq) ||
+		    tcp_sock(sport, port, TCP_ESTABLISHED_, &txq) < 0)
+			txq = inq = 0;
+		if (!inq && !txq)
+			break;
+		if (now_ms() > end) {
+			TH_LOG("sender's queue %u, ours %d", txq, inq);
+			ret = -1;
+			break;
+		}
+		usleep(1000);
+	}
+	setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(cfd);
+	close(*lfd);
+	*lfd = -1;
+	/* The reset reached the sender before it runs again. */
+	if (ret == 1 && !wait_tcp_state(sport, port, -1, 5000))
+		ret = -1;
+	kill(tx, SIGCONT);
+	return ret;
+}
+
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ok;
+
+	if (fd < 0)
+		return -errno;
+	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	close(fd);
+	return ok ? 0 : -EIO;
+}
+
+/*
+ * Move this test (and what it spawns) into a network namespace of its
+ * own, as root or else in a user namespace, with loopback up and TCP
+ * send buffers of at most @wmem bytes. 0 or -errno.
+ */
+static int private_net(unsigned int wmem)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	char map[64], val[64];
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	int fd, err = 0;
+
+	if (unshare(CLONE_NEWNET)) {
+		if (unshare(CLONE_NEWUSER | CLONE_NEWNET))
+			return -errno;
+		snprintf(map, sizeof(map), "0 %u 1", uid);
+		err = write_file("/proc/self/uid_map", map);
+		write_file("/proc/self/setgroups", "deny");
+		snprintf(map, sizeof(map), "0 %u 1", gid);
+		err = err ? err : write_file("/proc/self/gid_map", map);
+		if (err)
+			return err;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr))
+		err = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!err && ioctl(fd, SIOCSIFFLAGS, &ifr))
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	snprintf(val, sizeof(val), "4096 16384 %u", wmem);
+	return err ? err : write_file("/proc/sys/net/ipv4/tcp_wmem", val);
+}
+
+/* accept() within 20 s, -1 when the sender exited or time is up. */
+static int rs_accept(int lfd, pid_t tx)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	uint64_t end = now_ms() + 20000;
+
+	while (now_ms() < end) {
+		if (poll(&p, 1, 100) == 1)
+			return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (waitpid(tx, NULL, WNOHANG) == tx)
+			return -1;
+	}
+	return -1;
+}
+
+/*
+ * "Sink peer killed and restarted 20 times while 1,000,000 lines flow:
+ * nothing lost, order kept, duplicates only within the unshifted window."
+ * (250,000 lines under sanitizers.)
+ *
+ * The peer is this test: it accepts, checks every line as it comes, and
+ * 20 times, spread over the first 40% of the stream, kills the
+ * connection and the listener and listens again. A sink shifts a batch
+ * once the kernel took all of it, so bytes in the dead peer's receive
+ * queue or still in the sender's send queue would be lost without any
+ * fault of the sink (TCP acknowledges to the kernel, not to the
+ * application; see Documentation/io.rst). Each kill therefore happens
+ * with both queues empty (the sender stopped meanwhile): from then on,
+ * what the sender has not shifted is all it must send again.
+ *
+ * Each kill reads the sender's whole send queue: the test runs in a
+ * network namespace of its own whose TCP send buffers are at most 256 KiB
+ * (4 MiB by default), so that 20 kills do not use the stream up.
+ *
+ * Checked: every line 0..N-1 arrives, whole; on one connection lines are
+ * consecutive; a new connection starts at most RS_WINDOW lines back
+ * (the replayed batch) and never past the next line; the sender exits 0
+ * with 20 reconnects counted.
+ */
+TEST_F_TIMEOUT(io, tcp_sink_peer_restarts_lose_nothing, 180)
+{
+	uint32_t n = sanitized() ? 250000 : 1000000, i;
+	char fin[PATH_MAX + 8], sink[64], *in;
+	const char *tx[] = { self->mode, "--stats", "--buffer", "mem:1M", "-i",
+			     fin, "-o", sink, NULL };
+	int lfd, cfd, port, kills = 0, conns = 0, ret;
+	struct rs *r = calloc(1, sizeof(*r));
+	bool done = false;
+	size_t elen;
+	ssize_t got;
+	pid_t txp;
+
+	ret = private_net(256 << 10);
+	if (ret)
+		SKIP(free(r); return, "no network namespace of its own: %s",
+		     strerror(-ret));
+	in = malloc((size_t)n * RS_LINE);
+	ASSERT_NE_NULL(in);
+	for (i = 0; i < n; i++)
+		rs_line(in + (size_t)i * RS_LINE, i);
+	ASSERT_EQ(0, spew(self->path[IN], in, (size_t)n * RS_LINE));
+	free(in);
+	r->n = n;
+	r->last = -1;
+	lfd = rs_listen(0);
+	ASSERT_GE(lfd, 0);
+	port = local_port(lfd, false);
+	snprintf(fin, sizeof(fin), "file:%s", self->path[IN]);
+	snprintf(sink, sizeof(sink), "tcp:127.0.0.1:%d", port);
+	txp = spawn(NULL, self->path[ERR2], tx);
+
+	while (!done && !r->bad[0]) {
+		cfd = rs_accept(lfd, txp);
+		if (cfd < 0) {
+			char *e = slurp(self->path[ERR2], &elen);
+
+			TH_LOG("no connection after %d kills; sender: %s", kills,
+			       e ? e : "");
+			free(e);
+		}
+		ASSERT_GE(cfd, 0);
+		conns++;
+		r->started = false;
+		r->len = 0; /* a torn line of the last connection is replayed */
+		for (;;) {
+			got = read(cfd, r->buf + r->len, sizeof(r->buf) - r->len);
+			ASSERT_GE(got, 0);
+			if (!got) {
+				done = true;
+				close(cfd);
+				break;
+			}
+			rs_feed(r, got);
+			if (r->bad[0] || kills == RS_KILLS ||
+			    r->lines < (uint64_t)(kills + 1) * n / 50)
+				continue;
+			ret = rs_kill_peer(_metadata, r, txp, cfd, &lfd, port);
+			ASSERT_GE(ret, 0);
+			kills += ret;
+			usleep(20 * 1000); /* refused while nobody listens */
+			lfd = rs_listen(port);
+			ASSERT_GE(lfd, 0);
+			break;
+		}
+	}
+	close(lfd);
+	EXPECT_EQ(0, r->bad[0]) TH_LOG("%s", r->bad);
+	ASSERT_EQ(0, wait_rc(txp, r->bad[0] ? 0 : 60000));
+	TH_LOG("%u lines, %d kills: %llu lines again (at most %u at once)", n,
+	       kills, (unsigned long long)r->dups, r->max_dup);
+	EXPECT_EQ(n - 1, r->last);
+	EXPECT_EQ(0, r->len);
+	EXPECT_EQ(RS_KILLS, kills);
+	EXPECT_EQ(RS_KILLS + 1, conns);
+	EXPECT_EQ(RS_KILLS, stat_value(self->path[ERR2], "reconnects "));
+	EXPECT_EQ(n, stat_value(self->path[ERR2], "out "));
+	EXPECT_EQ(n + r->dups, r->lines);
+	free(r);
+}
+
 
 TEST_HARNESS_MAIN
