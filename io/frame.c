@@ -402,34 +402,84 @@ void conn_resv_done(struct conn *c, ssize_t n)
 
 static const char nl = '\n';
 
-/* dgram: one datagram per message, the payload only, whatever the framing. */
-static void sink_build_dgrams(struct sink *s)
+/* dgram: room for @n datagrams in the batch; 0 or -ENOMEM. */
+static int sink_dgram_room(struct sink *s, size_t n)
 {
-	int i;
+	struct mmsghdr *mm;
+	struct iovec *iov;
+	size_t cap = s->dg_cap;
 
-	s->batch_bytes = 0;
-	for (i = 0; i < s->nmsg; i++) {
-		s->iov[i].iov_base = (void *)s->batch[i].data;
-		s->iov[i].iov_len = s->batch[i].len;
-		s->mm[i].msg_hdr = (struct msghdr){ .msg_iov = &s->iov[i],
-						    .msg_iovlen = 1 };
-		s->batch_bytes += s->batch[i].len;
-	}
-	s->niov = s->nmsg;
-	s->iov_pos = 0;
-	s->ndrop = 0;
-	s->left = s->nmsg;
+	if (n <= cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	mm = realloc(s->mm, cap * sizeof(*mm));
+	if (mm)
+		s->mm = mm;
+	iov = realloc(s->dg_iov, cap * sizeof(*iov));
+	if (iov)
+		s->dg_iov = iov;
+	if (!mm || !iov)
+		return -ENOMEM;
+	s->dg_cap = cap;
+	return 0;
 }
 
-static void sink_build(struct sink *s)
+static int sink_add_dgram(struct sink *s, const char *p, size_t len)
+{
+	int err = sink_dgram_room(s, (size_t)s->niov + 1);
+
+	if (err)
+		return err;
+	s->dg_iov[s->niov].iov_base = (void *)p;
+	s->dg_iov[s->niov++].iov_len = len;
+	s->batch_bytes += len;
+	return 0;
+}
+
+/*
+ * dgram: one datagram per message, the payload only, whatever the
+ * framing. With lines, a chunk record is several messages: one datagram
+ * per line, without its newline.
+ */
+static int sink_build_dgrams(struct sink *s)
+{
+	bool lines = s->io->o.framing == BRING_IO_LINES;
+	const char *p, *end, *nl;
+	int i, err;
+
+	s->batch_bytes = 0;
+	s->niov = 0;
+	for (i = 0; i < s->nmsg; i++) {
+		p = s->batch[i].data;
+		end = p + s->batch[i].len;
+		while (lines && (nl = memchr(p, '\n', end - p))) {
+			err = sink_add_dgram(s, p, nl - p);
+			if (err)
+				return err;
+			p = nl + 1;
+		}
+		err = sink_add_dgram(s, p, end - p);
+		if (err)
+			return err;
+	}
+	/* The iovecs moved while growing: point the headers at them last. */
+	for (i = 0; i < s->niov; i++)
+		s->mm[i].msg_hdr = (struct msghdr){ .msg_iov = &s->dg_iov[i],
+						    .msg_iovlen = 1 };
+	s->iov_pos = 0;
+	s->ndrop = 0;
+	s->left = s->niov;
+	return 0;
+}
+
+static int sink_build(struct sink *s)
 {
 	int framing = s->io->o.framing, i, v = 0;
 	uint64_t lines;
 
-	if (s->dgram) {
-		sink_build_dgrams(s);
-		return;
-	}
+	if (s->dgram)
+		return sink_build_dgrams(s);
 	s->batch_bytes = 0;
 	s->batch_msgs = s->nmsg;
 	for (i = 0; i < s->nmsg; i++) {
@@ -457,19 +507,20 @@ static void sink_build(struct sink *s)
 	s->niov = v;
 	s->iov_pos = 0;
 	s->left = s->batch_bytes;
+	return 0;
 }
 
 /* Peek the next batch and lay it out; returns the peek's result. */
 int sink_fill(struct sink *s, int timeout_ms)
 {
-	int n = bring_reader_peek(s->rd, s->batch, IO_BATCH_MSGS,
+	int err, n = bring_reader_peek(s->rd, s->batch, IO_BATCH_MSGS,
 				  IO_BATCH_BYTES, timeout_ms);
 
 	if (n <= 0)
 		return n;
 	s->nmsg = n;
-	sink_build(s);
-	return n;
+	err = sink_build(s);
+	return err ? err : n;
 }
 
 /*
@@ -524,7 +575,7 @@ int sink_send_dgrams(struct sink *s, int flags)
 		if (errno == EINTR)
 			continue;
 		if (errno == EMSGSIZE) {
-			len = s->iov[s->iov_pos].iov_len;
+			len = s->dg_iov[s->iov_pos].iov_len;
 			nth = io_stat_add(io, send_dropped, 1) + 1;
 			log_sometimes(s, nth, strerror(EMSGSIZE), len);
 			s->batch_bytes -= len;

@@ -227,8 +227,10 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 	if (s->ep.kind == EP_UDP) {
 		s->dgram = true;
 		s->wr_op.type = OP_WPOLL;
-		s->mm = calloc(IO_BATCH_MSGS, sizeof(*s->mm));
-		if (!s->mm) {
+		s->dg_cap = IO_BATCH_MSGS;
+		s->mm = calloc(s->dg_cap, sizeof(*s->mm));
+		s->dg_iov = calloc(s->dg_cap, sizeof(*s->dg_iov));
+		if (!s->mm || !s->dg_iov) {
 			err = -ENOMEM;
 			goto fail;
 		}
@@ -250,6 +252,7 @@ fail:
 		close(s->fd);
 	ep_free(&s->ep);
 	free(s->mm);
+	free(s->dg_iov);
 	free(s);
 	return err;
 }
@@ -355,6 +358,7 @@ void bring_io_free(struct bring_io *io)
 			close(s->fd);
 		ep_free(&s->ep);
 		free(s->mm);
+		free(s->dg_iov);
 		free(s);
 	}
 	free(io->srcs);

@@ -126,8 +126,15 @@ struct sink {
 	struct iovec iov[2 * IO_BATCH_MSGS];
 	uint32_t hdr[IO_BATCH_MSGS];
 	struct msghdr mh;
-	struct mmsghdr *mm; /* dgram: one header per message of the batch */
-	int nmsg, niov, iov_pos; /* batch peeked; iov[iov_pos..niov) unsent */
+	/*
+	 * dgram: one header and one iovec per datagram of the batch; a
+	 * lines chunk record is one datagram per line. dg_cap entries.
+	 */
+	struct mmsghdr *mm;
+	struct iovec *dg_iov;
+	size_t dg_cap;
+	int nmsg, niov, iov_pos; /* batch peeked; iov[iov_pos..niov) unsent
+				  * (dgram: mm[iov_pos..niov)) */
 	size_t batch_bytes, left; /* left: bytes, or datagrams for dgram */
 	uint64_t batch_msgs; /* messages in the batch (lines: '\n'-counted) */
 	int ndrop; /* dgram: datagrams of the batch dropped (too large) */

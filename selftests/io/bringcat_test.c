@@ -2072,7 +2072,13 @@ TEST_F(io, unix_sink_reconnects)
 
 #define RS_LINE 64 /* "NNNNNNNNNN " and letters, then '\n' */
 #define RS_KILLS 20
-#define RS_WINDOW 512 /* IO_BATCH_MSGS: the most a sink holds unshifted */
+/*
+ * The most a sink holds unshifted, in lines: one batch is at most 512
+ * records or 1 MiB (IO_BATCH_MSGS, IO_BATCH_BYTES), but its first record
+ * always comes, and a chunk record is at most one 256 KiB read plus the
+ * carried partial line (IO_READ_CHUNK; lines here are 64 bytes).
+ */
+#define RS_WINDOW (((1U << 20) + (256U << 10) + RS_LINE) / RS_LINE)
 
 static void rs_line(char *p, uint32_t seq)
 {
