@@ -1539,13 +1539,15 @@ static const char *loud_mode(const FIXTURE_VARIANT(io) *variant)
  * Datagrams of 0 to 1400 bytes, some with newlines, through
  * udp-listen -> ring -> udp: and back: each arrives whole, in order,
  * as sent. The sender waits for every 50 so that no socket overflows.
+ * raw framing: with lines, a record's newlines separate messages, and a
+ * udp: sink sends each line as a datagram of its own (next test).
  */
 TEST_F(io, udp_roundtrip_keeps_datagrams)
 {
 	const int total = sanitized() ? 500 : 3000, window = 50;
 	char sink[64], dg[1500], got[2000];
-	const char *args[] = { self->mode, "-i", "udp-listen:127.0.0.1:0", "-o",
-			       sink, NULL };
+	const char *args[] = { self->mode, "-f", "raw", "-i",
+			       "udp-listen:127.0.0.1:0", "-o", sink, NULL };
 	int rx, tx, rport, port, i, j, k, len;
 	ssize_t n;
 	pid_t p;
@@ -1578,6 +1580,42 @@ TEST_F(io, udp_roundtrip_keeps_datagrams)
 	EXPECT_EQ(0, wait_rc(p, 10000));
 	close(tx);
 	close(rx);
+}
+
+/*
+ * lines from a file into a udp: sink: the source stores them as chunk
+ * records (many lines each); the sink sends one datagram per line,
+ * without its newline, in order.
+ */
+TEST_F(io, udp_sink_sends_a_datagram_per_line)
+{
+	const int total = sanitized() ? 300 : 2000;
+	char fin[PATH_MAX + 8], sink[64], line[64], got[128], *text, *p;
+	const char *args[] = { self->mode, "-i", fin, "-o", sink, NULL };
+	int rx, rport, i;
+	ssize_t n;
+	pid_t pid;
+
+	text = malloc((size_t)total * sizeof(line));
+	ASSERT_NE_NULL(text);
+	for (i = 0, p = text; i < total; i++)
+		p += sprintf(p, "line %d%s\n", i, i % 7 ? "" : " and more");
+	ASSERT_EQ(0, spew(self->path[IN], text, p - text));
+	snprintf(fin, sizeof(fin), "file:%s", self->path[IN]);
+	rx = udp_bound(&rport);
+	ASSERT_GE(rx, 0);
+	snprintf(sink, sizeof(sink), "udp:127.0.0.1:%d", rport);
+	pid = spawn(NULL, self->path[ERR1], args);
+	for (i = 0; i < total; i++) {
+		snprintf(line, sizeof(line), "line %d%s", i,
+			 i % 7 ? "" : " and more");
+		n = recv_within(rx, got, sizeof(got), 10000);
+		ASSERT_EQ((ssize_t)strlen(line), n) TH_LOG("datagram %d", i);
+		ASSERT_EQ(0, memcmp(line, got, n)) TH_LOG("datagram %d", i);
+	}
+	EXPECT_EQ(0, wait_rc(pid, 10000));
+	close(rx);
+	free(text);
 }
 
 static size_t put_u32be(char *out, const char *data, uint32_t len)
