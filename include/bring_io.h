@@ -44,6 +44,7 @@ enum bring_io_oversize {
 enum bring_io_flags {
 	BRING_IO_NO_URING = 1U << 0, /* force the readv/writev mode */
 	BRING_IO_QUIET = 1U << 1, /* log nothing */
+	BRING_IO_TAIL_FROM_START = 1U << 2, /* tail: read what is there first */
 };
 
 /**
@@ -87,6 +88,10 @@ struct bring_io_opts {
  * @full_waits:  times a source waited for space (back-pressure).
  * @empty_waits: times a sink waited for messages.
  * @uring:       1 when the io_uring loop runs, 0 in readv/writev mode.
+ * @rotations:   tail: switches to a new file at the path (renamed or
+ *               deleted, then created again).
+ * @truncations: tail: times the file was found shorter than the offset
+ *               read to (copytruncate), and read again from its start.
  */
 struct bring_io_stats {
 	size_t sz;
@@ -105,13 +110,20 @@ struct bring_io_stats {
 	uint64_t full_waits;
 	uint64_t empty_waits;
 	uint64_t uring;
+	uint64_t rotations;
+	uint64_t truncations;
 };
 
 /*
  * Endpoints are URIs.
- *   sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT
+ *   sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT  tail:PATH
  *   sinks:   file:PATH (append, created 0640)  stdout: (or -)  tcp:HOST:PORT
  * HOST is a name or an address; IPv6 addresses go in brackets.
+ * tail:PATH follows a regular file like tail -F: from its end (from its
+ * start with BRING_IO_TAIL_FROM_START), through rename-and-recreate
+ * rotation, deletion and truncation, and waits for it when it does not
+ * exist yet (its directory must). It never ends; a line is a message only
+ * once its newline arrived, or when its file was rotated away.
  */
 BRING_API struct bring_io *bring_io_new(struct bring *r,
 					const struct bring_io_opts *opts);

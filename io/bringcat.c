@@ -32,7 +32,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: bringcat [OPTIONS] -i SOURCE [-i SOURCE ...] -o SINK [-o SINK ...]\n"
 		"\n"
-		"Sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT\n"
+		"Sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT  tail:PATH\n"
 		"Sinks:   file:PATH  stdout: (or -)  tcp:HOST:PORT\n"
 		"\n"
 		"Options:\n"
@@ -41,6 +41,8 @@ static void usage(FILE *f)
 		"  -f, --framing MODE      lines (default), u32be or raw\n"
 		"  -m, --max-msg SIZE      largest message (default 1M)\n"
 		"      --oversize MODE     longer lines: split (default), truncate, drop\n"
+		"      --tail-from WHERE   tail: sources start at the file's end (default)\n"
+		"                          or start\n"
 		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE]\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --no-uring          use readv/writev instead of io_uring\n"
@@ -96,6 +98,7 @@ static double now_s(void)
 struct stats_ctx {
 	struct bring *r;
 	unsigned int period;
+	bool tail; /* a tail: source: print its counters */
 	double t0;
 };
 
@@ -119,6 +122,10 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		st.full_waits, st.empty_waits, st.writes, st.short_writes,
 		st.split, st.truncated, st.dropped, st.accepted, st.reconnects,
 		st.uring ? "io_uring" : "readv/writev");
+	if (sc->tail)
+		fprintf(stderr, "bringcat: %s tail rotations %" PRIu64
+			", truncations %" PRIu64 "\n",
+			what, st.rotations, st.truncations);
 }
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -157,7 +164,25 @@ static void stats_stop(pthread_t t)
 	pthread_join(t, NULL);
 }
 
-enum { OPT_NO_URING = 256, OPT_OVERSIZE };
+enum { OPT_NO_URING = 256, OPT_OVERSIZE, OPT_TAIL_FROM };
+
+/* The one line for a source bring_io_add_source() refused. */
+static const char *source_error(const char *uri, int err)
+{
+	bool tail = !strncmp(uri, "tail:", 5);
+
+	if (err == -EPROTONOSUPPORT)
+		return "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT, tail:PATH)";
+	if (tail && (err == -ENOENT || err == -ENOTDIR))
+		return "its directory does not exist";
+	if (tail && err == -EINVAL)
+		return "not a regular file";
+	if (err == -EINVAL)
+		return "bad address (expected HOST:PORT)";
+	if (err == -EHOSTUNREACH)
+		return "cannot resolve host";
+	return strerror(-err);
+}
 
 int main(int argc, char **argv)
 {
@@ -167,6 +192,7 @@ int main(int argc, char **argv)
 		{ "framing", required_argument, NULL, 'f' },
 		{ "max-msg", required_argument, NULL, 'm' },
 		{ "oversize", required_argument, NULL, OPT_OVERSIZE },
+		{ "tail-from", required_argument, NULL, OPT_TAIL_FROM },
 		{ "buffer", required_argument, NULL, 'b' },
 		{ "stats", optional_argument, NULL, 's' },
 		{ "no-uring", no_argument, NULL, OPT_NO_URING },
@@ -229,6 +255,17 @@ int main(int argc, char **argv)
 				iopts.oversize = BRING_IO_DROP;
 			else {
 				fprintf(stderr, "bringcat: --oversize: unknown mode '%s' (split, truncate, drop)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_TAIL_FROM:
+			if (!strcmp(optarg, "start"))
+				iopts.flags |= BRING_IO_TAIL_FROM_START;
+			else if (!strcmp(optarg, "end"))
+				iopts.flags &= ~BRING_IO_TAIL_FROM_START;
+			else {
+				fprintf(stderr, "bringcat: --tail-from: expected start or end, got '%s'\n",
 					optarg);
 				return 2;
 			}
@@ -338,14 +375,17 @@ int main(int argc, char **argv)
 		err = bring_io_add_source(the_io, inputs[i]);
 		if (err) {
 			fprintf(stderr, "bringcat: -i %s: %s\n", inputs[i],
-				err == -EPROTONOSUPPORT ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT)" :
-				err == -EINVAL ? "bad address (expected HOST:PORT)" :
-				err == -EHOSTUNREACH ? "cannot resolve host" :
-				strerror(-err));
-			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
+				source_error(inputs[i], err));
+			/* usage: an unknown type or a bad address */
+			return err == -EPROTONOSUPPORT ||
+			       (err == -EINVAL && strncmp(inputs[i], "tail:", 5)) ?
+				       2 : 1;
 		}
+		if (!strncmp(inputs[i], "tail:", 5))
+			sc.tail = true;
 		size = strlen(inputs[i]);
-		if (size > 2 && !strcmp(inputs[i] + size - 2, ":0"))
+		if (size > 2 && !strcmp(inputs[i] + size - 2, ":0") &&
+		    bring_io_source_port(the_io, i) > 0)
 			fprintf(stderr, "bringcat: %s: listening on port %d\n",
 				inputs[i], bring_io_source_port(the_io, i));
 	}

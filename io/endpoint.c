@@ -111,6 +111,11 @@ int ep_parse(struct endpoint *ep, const char *uri, bool source)
 		ep->path = strdup(uri + 5);
 		return ep->path ? 0 : -ENOMEM;
 	}
+	if (source && !strncmp(uri, "tail:", 5) && uri[5]) {
+		ep->kind = EP_TAIL;
+		ep->path = strdup(uri + 5);
+		return ep->path ? 0 : -ENOMEM;
+	}
 	if (source && !strncmp(uri, "tcp-listen:", 11)) {
 		ep->kind = EP_TCP_LISTEN;
 		arg = uri + 11;

@@ -128,6 +128,11 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 			goto fail;
 		src->lfd = err;
 		break;
+	case EP_TAIL:
+		err = tail_open(src);
+		if (err)
+			goto fail;
+		break;
 	default:
 		fd = ep_open_file_source(&src->ep);
 		if (fd < 0) {
@@ -151,6 +156,7 @@ fail:
 		close(src->lfd);
 	if (src->conns)
 		conn_free(src->conns);
+	tail_free(src);
 	ep_free(&src->ep);
 	free(src);
 	return err;
@@ -273,7 +279,7 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	LD(msgs_in); LD(bytes_in); LD(msgs_out); LD(bytes_out); LD(reads);
 	LD(writes); LD(short_writes); LD(split); LD(truncated); LD(dropped);
 	LD(accepted); LD(reconnects); LD(full_waits); LD(empty_waits);
-	LD(uring);
+	LD(uring); LD(rotations); LD(truncations);
 #undef LD
 	memcpy(st, &tmp, sz);
 	return 0;
@@ -298,6 +304,7 @@ void bring_io_free(struct bring_io *io)
 		}
 		if (src->lfd >= 0)
 			close(src->lfd);
+		tail_free(src);
 		ep_free(&src->ep);
 		free(src);
 	}
