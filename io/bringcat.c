@@ -173,7 +173,7 @@ static const char *source_error(const char *uri, int err)
 
 	if (err == -EPROTONOSUPPORT)
 		return "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT, tail:PATH)";
-	if (tail && (err == -ENOENT || err == -ENOTDIR))
+	if (tail && err == -ENOENT)
 		return "its directory does not exist";
 	if (tail && err == -EINVAL)
 		return "not a regular file";
