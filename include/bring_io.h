@@ -123,7 +123,8 @@ struct bring_io_stats {
  * start with BRING_IO_TAIL_FROM_START), through rename-and-recreate
  * rotation, deletion and truncation, and waits for it when it does not
  * exist yet (its directory must). It never ends; a line is a message only
- * once its newline arrived, or when its file was rotated away.
+ * once its newline arrived, or when its file was rotated away or
+ * truncated. See Documentation/io.rst.
  */
 BRING_API struct bring_io *bring_io_new(struct bring *r,
 					const struct bring_io_opts *opts);

@@ -22,8 +22,8 @@
 #include "io.h"
 
 /* The directory: the name coming and going, and the directory itself. */
-#define TAIL_DIR_MASK                                                 \
-	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |        \
+#define TAIL_DIR_MASK                                          \
+	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | \
 	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 /* The file: appends and truncation, renames and unlinks of it. */
 #define TAIL_FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
