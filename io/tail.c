@@ -257,10 +257,16 @@ int tail_check(struct conn *c, int timeout_ms)
 	struct source *src = c->src;
 	struct bring_io *io = src->io;
 	struct stat fst, pst;
+	bool named;
 	off_t pos;
 	int ret;
 
 	if (c->fd >= 0) {
+		/*
+		 * The path first: once it names a new file, what the writer
+		 * wrote to the old one before is in the fstat() that follows.
+		 */
+		named = !stat(src->ep.path, &pst);
 		pos = lseek(c->fd, 0, SEEK_CUR);
 		if (pos < 0 || fstat(c->fd, &fst))
 			return -errno;
@@ -279,7 +285,7 @@ int tail_check(struct conn *c, int timeout_ms)
 				       (long long)pos);
 			return TAIL_READ;
 		}
-		if (stat(src->ep.path, &pst) ||
+		if (!named ||
 		    (pst.st_dev == fst.st_dev && pst.st_ino == fst.st_ino))
 			return TAIL_WAIT;
 		ret = tail_flush(c, timeout_ms);
