@@ -287,9 +287,17 @@ static void *sink_thread(void *arg)
 int io_run_fallback(struct bring_io *io)
 {
 	unsigned int i, nsrc = 0, nsink = 0;
+	sigset_t all, old;
 	struct pollfd pfd;
 	int err = 0;
 
+	/*
+	 * The threads block every signal (they inherit the mask): a stop
+	 * signal is handled by the caller's thread, waiting in pthread_join(),
+	 * not by one blocked in a futex wait of the ring.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 0; i < io->nr_sinks && !err; i++, nsink++)
 		err = -pthread_create(&io->sinks[i]->thread, NULL, sink_thread,
 				      io->sinks[i]);
@@ -298,6 +306,7 @@ int io_run_fallback(struct bring_io *io)
 				      io->srcs[i]->tail ? tail_thread :
 							  source_thread,
 				      io->srcs[i]);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		io->err = err;
 		bring_io_stop(io);
