@@ -55,6 +55,7 @@ enum bring_io_flags {
 	 * the ring's own readers (bring_reader_next()) want one line each.
 	 */
 	BRING_IO_LINE_RECORDS = 1U << 2,
+	BRING_IO_TAIL_FROM_START = 1U << 3, /* tail: read what is there first */
 };
 
 /**
@@ -103,6 +104,10 @@ struct bring_io_opts {
  * @send_dropped: messages a udp: sink dropped: too large for a datagram.
  * @send_errors: send errors a udp: sink went on after (ECONNREFUSED: an
  *               earlier datagram found nobody listening).
+ * @rotations:   tail: switches to a new file at the path (renamed or
+ *               deleted, then created again).
+ * @truncations: tail: times the file was found shorter than the offset
+ *               read to (copytruncate), and read again from its start.
  */
 struct bring_io_stats {
 	size_t sz;
@@ -123,17 +128,25 @@ struct bring_io_stats {
 	uint64_t uring;
 	uint64_t send_dropped;
 	uint64_t send_errors;
+	uint64_t rotations;
+	uint64_t truncations;
 };
 
 /*
  * Endpoints are URIs.
- *   sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT
+ *   sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT  tail:PATH
  *            udp-listen:HOST:PORT (one datagram is one message)
  *            unix-listen:PATH (SOCK_STREAM; a stale socket file is replaced)
  *   sinks:   file:PATH (append, created 0640)  stdout: (or -)  tcp:HOST:PORT
  *            udp:HOST:PORT (one message is one datagram)  unix:PATH
  * HOST is a name or an address; IPv6 addresses go in brackets. A tcp: or
  * unix: sink must connect at start; later failures reconnect with backoff.
+ * tail:PATH follows a regular file like tail -F: from its end (from its
+ * start with BRING_IO_TAIL_FROM_START), through rename-and-recreate
+ * rotation, deletion and truncation, and waits for it when it does not
+ * exist yet (its directory must). It never ends; a line is a message only
+ * once its newline arrived, or when its file was rotated away or
+ * truncated. See Documentation/io.rst.
  */
 BRING_API struct bring_io *bring_io_new(struct bring *r,
 					const struct bring_io_opts *opts);
@@ -144,7 +157,8 @@ BRING_API int bring_io_add_sink(struct bring_io *io, const char *uri,
  * Run until every finite source (file:, stdin:) reached its end, or
  * bring_io_stop() was called, and every sink wrote every message: then
  * the ring is closed and the sinks drain it. Returns 0 or a negative
- * errno (the first fatal error).
+ * errno (the first fatal error). The readv/writev mode's threads block
+ * all signals: handlers run in the calling thread.
  */
 BRING_API int bring_io_run(struct bring_io *io);
 /* Stop the sources and drain; async-signal-safe, any thread. */

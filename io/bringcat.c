@@ -32,7 +32,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: bringcat [OPTIONS] -i SOURCE [-i SOURCE ...] -o SINK [-o SINK ...]\n"
 		"\n"
-		"Sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT\n"
+		"Sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT  tail:PATH\n"
 		"         udp-listen:HOST:PORT  unix-listen:PATH\n"
 		"Sinks:   file:PATH  stdout: (or -)  tcp:HOST:PORT\n"
 		"         udp:HOST:PORT  unix:PATH\n"
@@ -44,7 +44,9 @@ static void usage(FILE *f)
 		"  -m, --max-msg SIZE      largest message (default 1M)\n"
 		"      --oversize MODE     longer lines: split (default), truncate, drop\n"
 		"      --line-records      one ring record per line (default: chunk records)\n"
-		"  -b, --buffer SPEC       mem:SIZE (default mem:8M) or file:PATH[:SIZE] (64M)\n"
+		"      --tail-from WHERE   tail: sources start at the file's end (default)\n"
+		"                          or start\n"
+		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE] (64M)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --no-uring          use readv/writev instead of io_uring\n"
 		"  -q, --quiet             no diagnostics but errors\n"
@@ -99,6 +101,7 @@ static double now_s(void)
 struct stats_ctx {
 	struct bring *r;
 	unsigned int period;
+	bool tail; /* a tail: source: print its counters */
 	double t0;
 };
 
@@ -124,6 +127,10 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		st.split, st.truncated, st.dropped, st.accepted, st.reconnects,
 		st.send_dropped, st.send_errors,
 		st.uring ? "io_uring" : "readv/writev");
+	if (sc->tail)
+		fprintf(stderr, "bringcat: %s tail rotations %" PRIu64
+			", truncations %" PRIu64 "\n",
+			what, st.rotations, st.truncations);
 }
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -166,10 +173,15 @@ static void stats_stop(pthread_t t)
 static const char *ep_error(const char *uri, int err, bool source)
 {
 	bool unix_ep = !strncmp(uri, "unix", 4);
+	bool tail = source && !strncmp(uri, "tail:", 5);
 
+	if (tail && err == -ENOENT)
+		return "its directory does not exist";
+	if (tail && err == -EINVAL)
+		return "not a regular file";
 	switch (err) {
 	case -EPROTONOSUPPORT:
-		return source ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT, udp-listen:HOST:PORT, unix-listen:PATH)" :
+		return source ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT, udp-listen:HOST:PORT, unix-listen:PATH, tail:PATH)" :
 				"unknown sink type (file:PATH, stdout:, -, tcp:HOST:PORT, udp:HOST:PORT, unix:PATH)";
 	case -EINVAL:
 		return unix_ep ? "bad address (expected a PATH)" :
@@ -190,7 +202,7 @@ static const char *ep_error(const char *uri, int err, bool source)
 	}
 }
 
-enum { OPT_NO_URING = 256, OPT_OVERSIZE, OPT_LINE_RECORDS };
+enum { OPT_NO_URING = 256, OPT_OVERSIZE, OPT_LINE_RECORDS, OPT_TAIL_FROM };
 
 int main(int argc, char **argv)
 {
@@ -201,6 +213,7 @@ int main(int argc, char **argv)
 		{ "max-msg", required_argument, NULL, 'm' },
 		{ "oversize", required_argument, NULL, OPT_OVERSIZE },
 		{ "line-records", no_argument, NULL, OPT_LINE_RECORDS },
+		{ "tail-from", required_argument, NULL, OPT_TAIL_FROM },
 		{ "buffer", required_argument, NULL, 'b' },
 		{ "stats", optional_argument, NULL, 's' },
 		{ "no-uring", no_argument, NULL, OPT_NO_URING },
@@ -208,7 +221,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:8M";
+	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
 	unsigned int nin = 0, nout = 0, i;
 	struct stats_ctx sc = { 0 };
 	bool want_stats = false;
@@ -263,6 +276,17 @@ int main(int argc, char **argv)
 				iopts.oversize = BRING_IO_DROP;
 			else {
 				fprintf(stderr, "bringcat: --oversize: unknown mode '%s' (split, truncate, drop)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_TAIL_FROM:
+			if (!strcmp(optarg, "start"))
+				iopts.flags |= BRING_IO_TAIL_FROM_START;
+			else if (!strcmp(optarg, "end"))
+				iopts.flags &= ~BRING_IO_TAIL_FROM_START;
+			else {
+				fprintf(stderr, "bringcat: --tail-from: expected start or end, got '%s'\n",
 					optarg);
 				return 2;
 			}
@@ -376,8 +400,13 @@ int main(int argc, char **argv)
 		if (err) {
 			fprintf(stderr, "bringcat: -i %s: %s\n", inputs[i],
 				ep_error(inputs[i], err, true));
-			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
+			/* usage: an unknown type or a bad address */
+			return err == -EPROTONOSUPPORT ||
+			       (err == -EINVAL && strncmp(inputs[i], "tail:", 5)) ?
+				       2 : 1;
 		}
+		if (!strncmp(inputs[i], "tail:", 5))
+			sc.tail = true;
 		size = strlen(inputs[i]);
 		if (size > 2 && !strcmp(inputs[i] + size - 2, ":0") &&
 		    bring_io_source_port(the_io, i) > 0)

@@ -149,6 +149,11 @@ int ep_parse(struct endpoint *ep, const char *uri, bool source)
 		ep->path = strdup(uri + 5);
 		return ep->path ? 0 : -ENOMEM;
 	}
+	if (source && !strncmp(uri, "tail:", 5) && uri[5]) {
+		ep->kind = EP_TAIL;
+		ep->path = strdup(uri + 5);
+		return ep->path ? 0 : -ENOMEM;
+	}
 	for (i = 0; i < sizeof(ep_prefixes) / sizeof(ep_prefixes[0]); i++) {
 		p = &ep_prefixes[i];
 		if (p->source != source ||

@@ -32,17 +32,18 @@ static bool conn_read_dgrams(struct bring_io *io, struct conn *c)
 	return conn_push(c, false, -1) == 0;
 }
 
-/* Read once from @c; false when it is finished. */
-static bool conn_read(struct bring_io *io, struct conn *c)
+/*
+ * Read once from @c into its staging buffer or a reservation: the bytes
+ * read, 0 at its end, or -errno (-EPIPE: the reservation failed).
+ */
+static ssize_t conn_read_once(struct bring_io *io, struct conn *c)
 {
 	ssize_t n;
 	int ret, err;
 
-	if (c->dgram)
-		return conn_read_dgrams(io, c);
 	ret = conn_resv_read(c) ? conn_resv_begin(c, -1) : 1;
 	if (ret < 0)
-		return false;
+		return -EPIPE;
 	if (!ret) {
 		char *at = (char *)c->resv.data + c->carry;
 		size_t len = c->resv.len - c->carry;
@@ -53,30 +54,117 @@ static bool conn_read(struct bring_io *io, struct conn *c)
 			n = read(c->fd, at, len);
 		err = errno;
 		conn_resv_done(c, n);
-		errno = err;
 	} else {
 		if (c->sock)
 			n = recv(c->fd, c->buf + c->len, c->cap - c->len,
 				 MSG_DONTWAIT);
 		else
 			n = read(c->fd, c->buf + c->len, c->cap - c->len);
+		err = errno;
 		if (n > 0)
 			c->len += n;
 	}
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (n < 0)
+		return -err;
+	if (n > 0) {
+		io_stat_add(io, reads, 1);
+		io_stat_add(io, bytes_in, n);
+	}
+	return n;
+}
+
+/* Read once from @c; false when it is finished. */
+static bool conn_read(struct bring_io *io, struct conn *c)
+{
+	ssize_t n;
+
+	if (c->dgram)
+		return conn_read_dgrams(io, c);
+	n = conn_read_once(io, c);
+	if (n == -EAGAIN || n == -EINTR)
 		return true;
+	if (n == -EPIPE && conn_resv_read(c))
+		return false;
 	if (n < 0 && c->src->finite) {
-		io_log("%s: read: %s\n", c->src->ep.uri, strerror(errno));
+		io_log("%s: read: %s\n", c->src->ep.uri, strerror(-n));
 		if (!io->err)
-			io->err = -errno;
+			io->err = n;
 	}
 	if (n <= 0) {
 		conn_push(c, true, -1);
 		return false;
 	}
-	io_stat_add(io, reads, 1);
-	io_stat_add(io, bytes_in, n);
 	return conn_push(c, false, -1) == 0;
+}
+
+/*
+ * tail: read the followed file to its end, past truncations and
+ * rotations; 0 when it waits for an inotify event (or stop), or -errno.
+ */
+static int tail_pump(struct bring_io *io, struct conn *c)
+{
+	ssize_t n;
+	int ret;
+
+	while (!stopped(io)) {
+		if (c->tail_eof) {
+			ret = tail_check(c, -1);
+			if (ret < 0 || ret == TAIL_WAIT)
+				return ret < 0 ? ret : 0;
+			c->tail_eof = false;
+		}
+		n = conn_read_once(io, c);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		if (n < 0)
+			return n;
+		if (!n)
+			c->tail_eof = true;
+		else if ((ret = conn_push(c, false, -1)))
+			return ret;
+	}
+	return 0;
+}
+
+/* A tail:PATH source: poll(2) the stop eventfd and the inotify fd. */
+static void *tail_thread(void *arg)
+{
+	struct source *src = arg;
+	struct bring_io *io = src->io;
+	struct tail *t = src->tail;
+	struct conn *c = src->conns;
+	struct pollfd pfd[2] = {
+		{ .fd = io->wake_fd, .events = POLLIN },
+		{ .fd = t->ifd, .events = POLLIN },
+	};
+	bool look = true;
+	ssize_t n;
+	int ret;
+
+	while (!stopped(io)) {
+		ret = look ? tail_pump(io, c) : 0;
+		if (ret < 0) {
+			io_log("%s: %s\n", src->ep.uri, strerror(-ret));
+			if (!io->err)
+				io->err = ret;
+			conn_push(c, true, -1);
+			break;
+		}
+		if (stopped(io))
+			break;
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		look = false;
+		if (pfd[1].revents & POLLIN) {
+			n = read(t->ifd, t->evbuf, sizeof(t->evbuf));
+			look = n > 0 && tail_events(src, n);
+		}
+	}
+	/* Stopped: complete messages go in, a partial one is dropped. */
+	if (conn_push(c, false, -1) == 0 && c->len > c->off)
+		io_stat_add(io, dropped, 1);
+	src->finished = true;
+	return NULL;
 }
 
 static void *source_thread(void *arg)
@@ -226,15 +314,26 @@ static void *sink_thread(void *arg)
 int io_run_fallback(struct bring_io *io)
 {
 	unsigned int i, nsrc = 0, nsink = 0;
+	sigset_t all, old;
 	struct pollfd pfd;
 	int err = 0;
 
+	/*
+	 * The threads block every signal (they inherit the mask): a stop
+	 * signal is handled by the caller's thread, waiting in pthread_join(),
+	 * not by one blocked in a futex wait of the ring.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 0; i < io->nr_sinks && !err; i++, nsink++)
 		err = -pthread_create(&io->sinks[i]->thread, NULL, sink_thread,
 				      io->sinks[i]);
 	for (i = 0; i < io->nr_srcs && !err; i++, nsrc++)
-		err = -pthread_create(&io->srcs[i]->thread, NULL, source_thread,
+		err = -pthread_create(&io->srcs[i]->thread, NULL,
+				      io->srcs[i]->tail ? tail_thread :
+							  source_thread,
 				      io->srcs[i]);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		io->err = err;
 		bring_io_stop(io);

@@ -366,8 +366,15 @@ bool conn_resv_read(const struct conn *c)
 {
 	const struct bring_io *io = c->src->io;
 
-	/* Datagrams keep their boundaries in staging (conn_recv_dgrams()). */
-	return !c->dgram && (io->o.framing == BRING_IO_RAW || io->chunks);
+	/*
+	 * Datagrams keep their boundaries in staging (conn_recv_dgrams());
+	 * tail: holds a partial line back at the end of its file, so its
+	 * lines go through staging too.
+	 */
+	if (c->dgram)
+		return false;
+	return io->o.framing == BRING_IO_RAW ||
+	       (io->chunks && c->src->ep.kind != EP_TAIL);
 }
 
 /*

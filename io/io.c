@@ -161,6 +161,11 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 			goto fail;
 		}
 		break;
+	case EP_TAIL:
+		err = tail_open(src);
+		if (err)
+			goto fail;
+		break;
 	default:
 		fd = ep_open_file_source(&src->ep);
 		if (fd < 0) {
@@ -185,6 +190,7 @@ fail:
 	ep_unlink(src);
 	if (src->conns)
 		conn_free(src->conns);
+	tail_free(src);
 	ep_free(&src->ep);
 	free(src);
 	return err;
@@ -321,6 +327,7 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	LD(writes); LD(short_writes); LD(split); LD(truncated); LD(dropped);
 	LD(accepted); LD(reconnects); LD(full_waits); LD(empty_waits);
 	LD(uring); LD(send_dropped); LD(send_errors);
+	LD(rotations); LD(truncations);
 #undef LD
 	memcpy(st, &tmp, sz);
 	return 0;
@@ -346,6 +353,7 @@ void bring_io_free(struct bring_io *io)
 		if (src->lfd >= 0)
 			close(src->lfd);
 		ep_unlink(src);
+		tail_free(src);
 		ep_free(&src->ep);
 		free(src);
 	}

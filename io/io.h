@@ -39,13 +39,14 @@ enum ep_kind {
 	EP_UDP,
 	EP_UNIX_LISTEN,
 	EP_UNIX,
+	EP_TAIL,
 };
 
 /* A parsed URI. */
 struct endpoint {
 	enum ep_kind kind;
 	char *uri; /* as given, for messages */
-	char *path; /* EP_FILE, EP_UNIX* */
+	char *path; /* EP_FILE, EP_TAIL, EP_UNIX* */
 	struct sockaddr_storage addr; /* EP_TCP*, EP_UDP*, EP_UNIX* */
 	socklen_t addrlen;
 	int socktype; /* SOCK_STREAM or SOCK_DGRAM */
@@ -63,6 +64,7 @@ enum op_type {
 	OP_TIMER, /* sink: reconnect backoff */
 	OP_CONNECT, /* sink: reconnect */
 	OP_WAKE, /* loop: eventfd read (stop) */
+	OP_NOTIFY, /* tail source: inotify read */
 	OP_CANCEL, /* ignored */
 };
 
@@ -86,6 +88,8 @@ struct conn {
 	bool nowait_bad; /* RWF_NOWAIT refused (a FIFO opened by name) */
 	bool eof;
 	bool finished;
+	bool tail_eof; /* tail: read to the end; check before reading on */
+	bool tail_wait; /* tail: at the end, waiting for an inotify event */
 	char *buf; /* staging (lines, u32be); lines in chunks: the carry */
 	size_t cap, len, off;
 	bool discard; /* lines: skipping the rest of an oversize line */
@@ -99,6 +103,21 @@ struct conn {
 	struct op rd_op, ww_op;
 };
 
+/*
+ * tail:PATH: the file at PATH, followed with inotify watches on it and on
+ * its directory (for the name coming back after a rename or a delete).
+ */
+struct tail {
+	char *dir; /* PATH's directory */
+	const char *base; /* PATH's last component, in the endpoint's path */
+	int ifd; /* inotify */
+	int wd_dir, wd_file; /* watch descriptors, or -1 */
+	int last_err; /* the last error logged while reopening */
+	struct op in_op; /* OP_NOTIFY: the read of ifd */
+	bool in_poll; /* in_op is a POLL_ADD (a kernel that said -EAGAIN) */
+	char evbuf[4096] __attribute__((aligned(8))); /* inotify events */
+};
+
 struct source {
 	struct bring_io *io;
 	struct endpoint ep;
@@ -109,6 +128,7 @@ struct source {
 	struct conn *conns;
 	bool finite;
 	bool finished;
+	struct tail *tail; /* tail:PATH, or NULL */
 	struct op acc_op;
 	pthread_t thread;
 };
@@ -200,6 +220,13 @@ int ep_open_file_source(struct endpoint *ep);
 void io_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void io_fatal(struct bring_io *io, struct sink *s, int err);
 struct conn *source_add_conn(struct source *src, int fd);
+
+/* tail.c */
+enum { TAIL_READ = 1, TAIL_WAIT = 2 };
+int tail_open(struct source *src);
+void tail_free(struct source *src);
+int tail_check(struct conn *c, int timeout_ms);
+bool tail_events(struct source *src, size_t len);
 
 /* frame.c */
 int conn_init(struct conn *c, struct source *src, int fd);

@@ -87,7 +87,8 @@ static void source_check(struct bring_io *io, struct source *src)
 {
 	struct conn *c;
 
-	if (src->finished || src->lfd >= 0)
+	if (src->finished || src->lfd >= 0 ||
+	    (src->tail && src->tail->in_op.busy))
 		return;
 	for (c = src->conns; c; c = c->next)
 		if (!c->finished)
@@ -190,6 +191,21 @@ static bool conn_recv_dgram(struct loop *l, struct conn *c)
 	return true;
 }
 
+/* A tail source cannot go on: it ends like a file that failed to read. */
+static void tail_failed(struct loop *l, struct conn *c, const char *what,
+			int err)
+{
+	struct bring_io *io = l->io;
+	struct tail *t = c->src->tail;
+
+	io_log("%s: %s%s\n", c->src->ep.uri, what, strerror(-err));
+	if (!io->err)
+		io->err = err;
+	c->eof = true;
+	if (t->in_op.busy)
+		cancel_op(l, &t->in_op);
+}
+
 static void conn_step(struct loop *l, struct conn *c)
 {
 	struct bring_io *io = l->io;
@@ -225,6 +241,25 @@ static void conn_step(struct loop *l, struct conn *c)
 				return;
 			c->eof = true;
 			continue;
+		}
+		if (c->tail_wait)
+			return; /* for an inotify event */
+		if (c->tail_eof) {
+			ret = tail_check(c, 0);
+			if (ret == -EAGAIN) {
+				if (!arm_space(l, c))
+					continue;
+				return;
+			}
+			if (ret < 0) {
+				tail_failed(l, c, "", ret);
+				continue;
+			}
+			if (ret == TAIL_WAIT) {
+				c->tail_wait = true;
+				return;
+			}
+			c->tail_eof = false;
 		}
 		if (conn_resv_read(c)) {
 			ret = conn_read_resv(l, c);
@@ -276,13 +311,18 @@ static void on_read(struct loop *l, struct conn *c, int res)
 		io_stat_add(io, reads, 1);
 		io_stat_add(io, bytes_in, res);
 	} else if (res == 0) {
-		c->eof = true;
+		if (c->src->tail)
+			c->tail_eof = true; /* not the end: check, then wait */
+		else
+			c->eof = true;
 	} else if (res == -ECANCELED) {
 		/* bring_io_stop(): conn_step() finishes it */
 	} else if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS &&
 		   res != -ENOMEM) {
 		/* A peer resetting is the end of its stream; a file failing is not. */
-		if (c->src->finite || c->dgram)
+		if (c->src->tail)
+			tail_failed(l, c, "read: ", res);
+		else if (c->src->finite || c->dgram)
 			io_log("%s: read: %s\n", c->src->ep.uri, strerror(-res));
 		if (c->src->finite && !io->err)
 			io->err = res;
@@ -335,6 +375,47 @@ static void on_accept(struct loop *l, struct source *src,
 	close(src->lfd);
 	src->lfd = -1;
 	source_check(io, src);
+}
+
+/*
+ * tail: one READ of the inotify fd is always armed while running. The fd
+ * is O_NONBLOCK, which io_uring polls internally (a blocking one has no
+ * read_iter and goes to an io-wq worker); where a kernel completes it
+ * with -EAGAIN instead, a POLL_ADD comes first.
+ */
+static void arm_notify(struct loop *l, struct source *src, bool poll)
+{
+	struct tail *t = src->tail;
+	struct io_uring_sqe *sqe = get_sqe(l, &t->in_op);
+
+	t->in_poll = poll;
+	if (poll)
+		io_uring_prep_poll_add(sqe, t->ifd, POLLIN);
+	else
+		io_uring_prep_read(sqe, t->ifd, t->evbuf, sizeof(t->evbuf), 0);
+}
+
+static void on_notify(struct loop *l, struct source *src, int res)
+{
+	struct bring_io *io = l->io;
+	struct conn *c = src->conns;
+
+	if (src->tail->in_poll) {
+		res = res > 0 ? -EINTR : res; /* readable: now read */
+	} else if (res > 0 && tail_events(src, res) && c && c->tail_wait) {
+		c->tail_wait = false;
+		conn_step(l, c);
+	} else if (res < 0 && res != -EAGAIN && res != -EINTR &&
+		   res != -ECANCELED && c && !c->finished) {
+		io_log("%s: inotify: %s\n", src->ep.uri, strerror(-res));
+		if (!io->err)
+			io->err = res;
+		bring_io_stop(io);
+	}
+	if (!io->stopping && res != -ECANCELED)
+		arm_notify(l, src, res == -EAGAIN && !src->tail->in_poll);
+	else
+		source_check(io, src);
 }
 
 /* ---- sinks ------------------------------------------------------------ */
@@ -543,6 +624,8 @@ static void begin_stop(struct loop *l)
 				src->lfd = -1;
 			}
 		}
+		if (src->tail && src->tail->in_op.busy)
+			cancel_op(l, &src->tail->in_op);
 		for (c = src->conns; c; c = next) {
 			next = c->next;
 			if (c->rd_op.busy)
@@ -604,6 +687,9 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		if (!l->io->stopping)
 			arm_wake(l);
 		break;
+	case OP_NOTIFY:
+		on_notify(l, op->obj, res);
+		break;
 	default:
 		break;
 	}
@@ -657,6 +743,8 @@ int io_run_uring(struct bring_io *io)
 
 		if (src->lfd >= 0)
 			arm_accept(&l, src);
+		if (src->tail)
+			arm_notify(&l, src, false);
 		for (c = src->conns; c; c = c->next)
 			conn_step(&l, c);
 	}

@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <liburing.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -35,106 +34,7 @@
 #include "bring.h"
 #include "bring_io.h"
 #include "kselftest_harness.h"
-
-#define MAX_ARGS 32
-
-static char bringcat[PATH_MAX + 32];
-
-static void find_bringcat(void)
-{
-	const char *out = getenv("BRING_OUT");
-	char exe[PATH_MAX - 32];
-	ssize_t n;
-
-	if (bringcat[0])
-		return;
-	if (out) {
-		snprintf(bringcat, sizeof(bringcat), "%s/io/bringcat", out);
-		return;
-	}
-	/* selftests/io/bringcat_test -> io/bringcat */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = '\0';
-	*strrchr(exe, '/') = '\0';
-	snprintf(bringcat, sizeof(bringcat), "%s/../../io/bringcat", exe);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
-}
-
-/* Start bringcat with stdin from @in (or /dev/null) and stderr to @err. */
-static pid_t spawn(const char *in, const char *err, const char **args)
-{
-	const char *argv[MAX_ARGS + 2] = { bringcat };
-	pid_t pid;
-	int i, fd;
-
-	for (i = 0; args[i]; i++)
-		argv[i + 1] = args[i];
-	pid = fork();
-	if (pid)
-		return pid;
-	fd = open(in ? in : "/dev/null", O_RDONLY);
-	dup2(fd, 0);
-	fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	dup2(fd, 2);
-	execv(bringcat, (char **)argv);
-	_exit(127);
-}
-
-/* Exit code, or -1 after @ms milliseconds (then it is killed). */
-static int wait_rc(pid_t pid, int ms)
-{
-	uint64_t end = now_ms() + ms;
-	int st;
-
-	while (now_ms() < end) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) :
-					       128 + WTERMSIG(st);
-		usleep(5000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf;
-	int fd = open(path, O_RDONLY);
-
-	*len = 0;
-	if (fd < 0 || fstat(fd, &st))
-		return NULL;
-	buf = malloc(st.st_size + 1);
-	*len = read(fd, buf, st.st_size) == st.st_size ? st.st_size : 0;
-	buf[*len] = '\0';
-	close(fd);
-	return buf;
-}
-
-static int spew(const char *path, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	ssize_t n = write(fd, buf, len);
-
-	close(fd);
-	return n == (ssize_t)len ? 0 : -1;
-}
-
-static off_t file_size(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) ? -1 : st.st_size;
-}
+#include "io_test_util.h"
 
 /* The port a "tcp-listen:...:0" bringcat printed, waiting up to 5 s. */
 static int wait_port(const char *err)
@@ -154,53 +54,6 @@ static int wait_port(const char *err)
 	return -1;
 }
 
-static bool wait_size(const char *path, off_t size, int ms)
-{
-	uint64_t end = now_ms() + ms;
-
-	while (now_ms() < end) {
-		if (file_size(path) >= size)
-			return true;
-		usleep(5000);
-	}
-	return false;
-}
-
-/* Wait until process @pid's file offset in @file reaches @bytes. */
-static bool wait_read(pid_t pid, const char *file, long long bytes, int ms)
-{
-	uint64_t end = now_ms() + ms;
-	char path[PATH_MAX], link[PATH_MAX], line[128];
-	long long pos;
-	ssize_t n;
-	FILE *f;
-	int fd;
-
-	while (now_ms() < end) {
-		for (fd = 3; fd < 64; fd++) {
-			snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
-			n = readlink(path, link, sizeof(link) - 1);
-			if (n <= 0)
-				continue;
-			link[n] = '\0';
-			if (strcmp(link, file))
-				continue;
-			snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d",
-				 (int)pid, fd);
-			f = fopen(path, "r");
-			pos = 0;
-			while (f && fgets(line, sizeof(line), f))
-				sscanf(line, "pos: %lld", &pos);
-			if (f)
-				fclose(f);
-			if (pos >= bytes)
-				return true;
-		}
-		usleep(5000);
-	}
-	return false;
-}
-
 /* A free loopback port (bind to 0, read back, close). */
 static int free_port(void)
 {
@@ -214,21 +67,6 @@ static int free_port(void)
 	port = ntohs(sa.sin_port);
 	close(fd);
 	return port;
-}
-
-static bool have_uring(void)
-{
-	struct io_uring_probe *probe;
-	struct io_uring ring;
-	bool ok;
-
-	if (io_uring_queue_init(4, &ring, 0))
-		return false;
-	probe = io_uring_get_probe_ring(&ring);
-	ok = probe && io_uring_opcode_supported(probe, 51);
-	io_uring_free_probe(probe);
-	io_uring_queue_exit(&ring);
-	return ok;
 }
 
 /* The number after @label in the last --stats line of @err, or -1. */
@@ -889,20 +727,7 @@ static void expect_error(struct __test_metadata *_metadata,
 			 FIXTURE_DATA(io) *self, const char **args, int rc,
 			 const char *msg)
 {
-	size_t len;
-	char *err;
-
-	EXPECT_EQ(rc, wait_rc(spawn(NULL, self->path[ERR1], args), 10000));
-	err = slurp(self->path[ERR1], &len);
-	ASSERT_NE_NULL(err);
-	if (!strstr(err, msg))
-		TH_LOG("stderr: %s (want \"%s\")", err, msg);
-	EXPECT_NE_NULL(strstr(err, msg));
-	/* One clear line first. */
-	if (strncmp(err, "bringcat: ", 10))
-		TH_LOG("stderr: %s", err);
-	EXPECT_EQ(0, strncmp(err, "bringcat: ", 10));
-	free(err);
+	expect_exit(_metadata, self->path[ERR1], args, rc, msg);
 }
 
 TEST_F(io, errors)

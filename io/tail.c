@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * tail:PATH - follow a file through appends, rotation and truncation.
+ *
+ * The source has one conn whose fd is the file it follows (-1 while there
+ * is none). Both io modes read it to its end and then ask tail_check()
+ * what next: read on (the file grew; or it shrank below the offset and is
+ * read again from 0; or another file took the name, the old one is done
+ * and the new one is read from 0), or wait for an inotify event. Events
+ * only mean "look again": the decision comes from fstat() of the fd and
+ * stat() of the path, so coalesced or overflowed events lose nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+
+/* The directory: the name coming and going, and the directory itself. */
+#define TAIL_DIR_MASK                                          \
+	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+/* The file: appends and truncation, renames and unlinks of it. */
+#define TAIL_FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
+
+static bool tail_quiet(const struct source *src)
+{
+	return src->io->o.flags & BRING_IO_QUIET;
+}
+
+/* PATH's directory and last component; a trailing slash names a directory. */
+static int tail_split(struct tail *t, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash) {
+		t->dir = strdup(".");
+		t->base = path;
+	} else {
+		t->dir = slash == path ? strdup("/") :
+					 strndup(path, slash - path);
+		t->base = slash + 1;
+	}
+	if (!t->dir)
+		return -ENOMEM;
+	return *t->base ? 0 : -EISDIR;
+}
+
+/*
+ * Open the regular file at @path for reading: the fd, or -errno. Opened
+ * O_NONBLOCK so that a FIFO put there does not block the loop, then made
+ * blocking again: io_uring returns -EAGAIN for reads of O_NONBLOCK files
+ * instead of waiting for the page cache.
+ */
+static int tail_open_file(const char *path)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = 0;
+	if (fstat(fd, &st) || fcntl(fd, F_SETFL, 0))
+		err = -errno;
+	else if (S_ISDIR(st.st_mode))
+		err = -EISDIR;
+	else if (!S_ISREG(st.st_mode))
+		err = -EINVAL;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Watch the inode @fd has open (its path may already name another). */
+static int tail_watch(struct tail *t, int fd, const char *path)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	t->wd_file = inotify_add_watch(t->ifd, proc, TAIL_FILE_MASK);
+	if (t->wd_file < 0)
+		t->wd_file = inotify_add_watch(t->ifd, path, TAIL_FILE_MASK);
+	return t->wd_file < 0 ? -errno : 0;
+}
+
+static void tail_unwatch(struct tail *t)
+{
+	if (t->wd_file >= 0)
+		inotify_rm_watch(t->ifd, t->wd_file);
+	t->wd_file = -1;
+}
+
+/*
+ * Start at the end. With lines, a line that is being written at that
+ * moment began before us: skip to its newline rather than ship its tail.
+ */
+static int tail_seek_end(struct conn *c)
+{
+	off_t end = lseek(c->fd, 0, SEEK_END);
+	char last;
+
+	if (end < 0)
+		return -errno;
+	if (end > 0 && c->src->io->o.framing == BRING_IO_LINES &&
+	    pread(c->fd, &last, 1, end - 1) == 1 && last != '\n')
+		c->discard = true;
+	return 0;
+}
+
+/**
+ * tail_open() - set up a tail:PATH source when it is added
+ * @src: the source, its endpoint parsed (EP_TAIL).
+ *
+ * Watches PATH's directory, then opens the file: at its end, or its
+ * start with BRING_IO_TAIL_FROM_START. A file that does not exist yet is
+ * waited for (and read from its start when it appears); a directory that
+ * does not exist is an error.
+ *
+ * Return: 0 or a negative errno (-ENOENT: no such directory; -EISDIR;
+ * -EINVAL: not a regular file; -EACCES...). tail_free() cleans up.
+ */
+int tail_open(struct source *src)
+{
+	struct bring_io *io = src->io;
+	struct tail *t;
+	struct conn *c;
+	int fd, err;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	src->tail = t;
+	t->ifd = t->wd_dir = t->wd_file = -1;
+	t->in_op = (struct op){ .type = OP_NOTIFY, .obj = src };
+	err = tail_split(t, src->ep.path);
+	if (err)
+		return err;
+	/* Non-blocking: io_uring polls it; a blocking one goes to io-wq. */
+	t->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (t->ifd < 0)
+		return -errno;
+	/* The directory first: a file created after the open is seen. */
+	t->wd_dir = inotify_add_watch(t->ifd, t->dir, TAIL_DIR_MASK);
+	if (t->wd_dir < 0)
+		return -errno;
+	fd = tail_open_file(src->ep.path);
+	if (fd < 0 && fd != -ENOENT)
+		return fd;
+	if (fd >= 0) {
+		err = tail_watch(t, fd, src->ep.path);
+		if (err) {
+			close(fd);
+			return err;
+		}
+	}
+	c = source_add_conn(src, fd);
+	if (!c) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOMEM;
+	}
+	if (fd < 0) {
+		c->tail_eof = true; /* nothing to read: check, then wait */
+		if (!tail_quiet(src))
+			io_log("%s: waiting for the file to appear\n",
+			       src->ep.uri);
+		return 0;
+	}
+	if (!(io->o.flags & BRING_IO_TAIL_FROM_START))
+		return tail_seek_end(c);
+	return 0;
+}
+
+/**
+ * tail_free() - close the inotify fd and free what tail_open() made
+ * @src: any source; nothing happens when it is not a tail.
+ */
+void tail_free(struct source *src)
+{
+	struct tail *t = src->tail;
+
+	if (!t)
+		return;
+	if (t->ifd >= 0)
+		close(t->ifd);
+	free(t->dir);
+	free(t);
+	src->tail = NULL;
+}
+
+/*
+ * The file is done (rotated away or truncated): what is staged goes in,
+ * a partial last line as a message of its own. 0, -EAGAIN or -EPIPE.
+ */
+static int tail_flush(struct conn *c, int timeout_ms)
+{
+	int ret = conn_push(c, true, timeout_ms);
+
+	if (ret)
+		return ret;
+	c->discard = false;
+	c->skip = 0;
+	return 0;
+}
+
+/* Open what is at the path now, from its start: TAIL_READ or TAIL_WAIT. */
+static int tail_reopen(struct conn *c)
+{
+	struct source *src = c->src;
+	struct tail *t = src->tail;
+	int fd, err;
+
+	fd = tail_open_file(src->ep.path);
+	err = fd < 0 ? fd : tail_watch(t, fd, src->ep.path);
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		/* Logged once, not at every event until it changes. */
+		if (err != -ENOENT && err != t->last_err && !tail_quiet(src))
+			io_log("%s: %s; waiting for another file\n",
+			       src->ep.uri,
+			       err == -EINVAL ? "not a regular file" :
+						strerror(-err));
+		t->last_err = err;
+		return TAIL_WAIT;
+	}
+	t->last_err = 0;
+	c->fd = fd;
+	return TAIL_READ;
+}
+
+/**
+ * tail_check() - what a tail conn does at the end of its file
+ * @c:          the conn, read to its end (or with no file yet).
+ * @timeout_ms: for the push of a partial last line (0 in the loop).
+ *
+ * The file grew: read on. It is shorter than the offset read to: it was
+ * truncated (copytruncate); push a partial last line, count, and read it
+ * again from 0. Another file has its name: this one is done (its partial
+ * last line goes in as a message), the new one is read from 0. Otherwise
+ * wait for an event; the renamed or deleted file stays followed until a
+ * new file appears, since its writer may still be writing to it.
+ *
+ * Return: TAIL_READ, TAIL_WAIT, -EAGAIN (no space for the partial line:
+ * call again when there is) or another negative errno.
+ */
+int tail_check(struct conn *c, int timeout_ms)
+{
+	struct source *src = c->src;
+	struct bring_io *io = src->io;
+	struct stat fst, pst;
+	bool named;
+	off_t pos;
+	int ret;
+
+	if (c->fd >= 0) {
+		/*
+		 * The path first: once it names a new file, what the writer
+		 * wrote to the old one before is in the fstat() that follows.
+		 */
+		named = !stat(src->ep.path, &pst);
+		pos = lseek(c->fd, 0, SEEK_CUR);
+		if (pos < 0 || fstat(c->fd, &fst))
+			return -errno;
+		if (fst.st_size > pos)
+			return TAIL_READ;
+		if (fst.st_size < pos) {
+			ret = tail_flush(c, timeout_ms);
+			if (ret)
+				return ret;
+			if (lseek(c->fd, 0, SEEK_SET) < 0)
+				return -errno;
+			io_stat_add(io, truncations, 1);
+			if (!tail_quiet(src))
+				io_log("%s: truncated (%lld bytes, read %lld): reading it again from the start\n",
+				       src->ep.uri, (long long)fst.st_size,
+				       (long long)pos);
+			return TAIL_READ;
+		}
+		if (!named ||
+		    (pst.st_dev == fst.st_dev && pst.st_ino == fst.st_ino))
+			return TAIL_WAIT;
+		ret = tail_flush(c, timeout_ms);
+		if (ret)
+			return ret;
+		tail_unwatch(src->tail);
+		close(c->fd);
+		c->fd = -1;
+		io_stat_add(io, rotations, 1);
+		if (!tail_quiet(src))
+			io_log("%s: rotated: reading the new file from the start\n",
+			       src->ep.uri);
+	}
+	return tail_reopen(c);
+}
+
+/**
+ * tail_events() - look through inotify events read into the source's buffer
+ * @src: a tail source.
+ * @len: bytes read.
+ *
+ * Return: true when one may concern the followed file or its name (then
+ * tail_check() decides what changed), false for other names in the
+ * directory.
+ */
+bool tail_events(struct source *src, size_t len)
+{
+	struct tail *t = src->tail;
+	const struct inotify_event *ev;
+	bool wake = false;
+	size_t off;
+
+	for (off = 0; off + sizeof(*ev) <= len; off += sizeof(*ev) + ev->len) {
+		ev = (const struct inotify_event *)(t->evbuf + off);
+		if (ev->mask & IN_Q_OVERFLOW) {
+			wake = true;
+		} else if (ev->wd >= 0 && ev->wd == t->wd_file) {
+			wake = true;
+			if (ev->mask & IN_IGNORED)
+				t->wd_file = -1;
+		} else if (ev->wd >= 0 && ev->wd == t->wd_dir) {
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+				if (!tail_quiet(src))
+					io_log("%s: directory %s moved or removed: a new file at the path will not be seen\n",
+					       src->ep.uri, t->dir);
+			}
+			if (ev->mask & IN_IGNORED)
+				t->wd_dir = -1;
+			if (ev->len && !strcmp(ev->name, t->base))
+				wake = true;
+		}
+	}
+	return wake;
+}

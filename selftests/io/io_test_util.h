@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * io_test_util.h - helpers shared by the io selftests: find and run
+ * bringcat, wait for it (never forever), read and write whole files.
+ */
+#ifndef IO_TEST_UTIL_H
+#define IO_TEST_UTIL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct __test_metadata;
+
+/* The bringcat under test: $BRING_OUT/io/bringcat or next to the test. */
+extern char bringcat[PATH_MAX + 32];
+void find_bringcat(void);
+/* io_uring with FUTEX_WAIT (opcode 51) works here. */
+bool have_uring(void);
+
+uint64_t now_ms(void);
+/* Start bringcat @args (NULL-terminated) with stdin from @in or /dev/null
+ * and stderr to the file @err. */
+pid_t spawn(const char *in, const char *err, const char **args);
+/* Exit code (128 + signal when killed), or -1 after @ms ms (then killed). */
+int wait_rc(pid_t pid, int ms);
+
+/* The whole file, NUL-terminated (free it); NULL when it cannot be read. */
+char *slurp(const char *path, size_t *len);
+/* Write @buf as the whole file @path; 0 or -1. */
+int spew(const char *path, const void *buf, size_t len);
+off_t file_size(const char *path);
+/* Poll until @path has at least @size bytes; false after @ms ms. */
+bool wait_size(const char *path, off_t size, int ms);
+/* Poll until the file @err contains @what; false after @ms ms. */
+bool wait_text(const char *err, const char *what, int ms);
+/* Wait until process @pid has @file open at offset @bytes or more. */
+bool wait_read(pid_t pid, const char *file, long long bytes, int ms);
+
+/* Run bringcat @args, expect exit code @rc and "bringcat: ...@msg" as
+ * the first line of its stderr (written to the file @err). */
+void expect_exit(struct __test_metadata *_metadata, const char *err,
+		 const char **args, int rc, const char *msg);
+
+#endif
