@@ -56,6 +56,19 @@ enum bring_io_flags {
 	 */
 	BRING_IO_LINE_RECORDS = 1U << 2,
 	BRING_IO_TAIL_FROM_START = 1U << 3, /* tail: read what is there first */
+	/*
+	 * io_uring mode: wait for ring readiness on bring_notify_fd()
+	 * instead of IORING_OP_FUTEX_WAIT, as on kernels before 6.7, where
+	 * this is chosen by itself. Only wakes made through the ring handle
+	 * given to bring_io_new() reach that eventfd (see BRING_IO_SHARED).
+	 */
+	BRING_IO_NO_FUTEX_WAIT = 1U << 4,
+	/*
+	 * Other handles or processes write to or read from the ring too (a
+	 * file ring that applications push into): without FUTEX_WAIT, use
+	 * the readv/writev mode, whose futex waits see every waker.
+	 */
+	BRING_IO_SHARED = 1U << 5,
 };
 
 /**
@@ -100,7 +113,9 @@ struct bring_io_opts {
  * @reconnects:  sink connections made again after a failure.
  * @full_waits:  times a source waited for space (back-pressure).
  * @empty_waits: times a sink waited for messages.
- * @uring:       1 when the io_uring loop runs, 0 in readv/writev mode.
+ * @uring:       1 when the io_uring loop runs, 2 when it waits for the
+ *               ring on bring_notify_fd() (no FUTEX_WAIT), 0 in
+ *               readv/writev mode.
  * @send_dropped: messages a udp: sink dropped: too large for a datagram.
  * @send_errors: send errors a udp: sink went on after (ECONNREFUSED: an
  *               earlier datagram found nobody listening).

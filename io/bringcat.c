@@ -49,6 +49,8 @@ static void usage(FILE *f)
 		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE] (64M)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --no-uring          use readv/writev instead of io_uring\n"
+		"      --no-futex-wait     io_uring: wait for the ring on an eventfd, as\n"
+		"                          on kernels without IORING_OP_FUTEX_WAIT\n"
 		"  -q, --quiet             no diagnostics but errors\n"
 		"  -h, --help              this text\n");
 }
@@ -126,6 +128,7 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		st.full_waits, st.empty_waits, st.writes, st.short_writes,
 		st.split, st.truncated, st.dropped, st.accepted, st.reconnects,
 		st.send_dropped, st.send_errors,
+		st.uring == 2 ? "io_uring+eventfd" :
 		st.uring ? "io_uring" : "readv/writev");
 	if (sc->tail)
 		fprintf(stderr, "bringcat: %s tail rotations %" PRIu64
@@ -202,7 +205,13 @@ static const char *ep_error(const char *uri, int err, bool source)
 	}
 }
 
-enum { OPT_NO_URING = 256, OPT_OVERSIZE, OPT_LINE_RECORDS, OPT_TAIL_FROM };
+enum {
+	OPT_NO_URING = 256,
+	OPT_OVERSIZE,
+	OPT_LINE_RECORDS,
+	OPT_TAIL_FROM,
+	OPT_NO_FUTEX_WAIT,
+};
 
 int main(int argc, char **argv)
 {
@@ -217,6 +226,7 @@ int main(int argc, char **argv)
 		{ "buffer", required_argument, NULL, 'b' },
 		{ "stats", optional_argument, NULL, 's' },
 		{ "no-uring", no_argument, NULL, OPT_NO_URING },
+		{ "no-futex-wait", no_argument, NULL, OPT_NO_FUTEX_WAIT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -318,6 +328,9 @@ int main(int argc, char **argv)
 		case OPT_NO_URING:
 			iopts.flags |= BRING_IO_NO_URING;
 			break;
+		case OPT_NO_FUTEX_WAIT:
+			iopts.flags |= BRING_IO_NO_FUTEX_WAIT;
+			break;
 		case OPT_LINE_RECORDS:
 			iopts.flags |= BRING_IO_LINE_RECORDS;
 			break;
@@ -367,6 +380,8 @@ int main(int argc, char **argv)
 			if (!r)
 				fprintf(stderr, "bringcat: --buffer %s: %s\n",
 					buffer, strerror(errno));
+			/* Applications may push into the file ring too. */
+			iopts.flags |= BRING_IO_SHARED;
 			free(path);
 			if (!r)
 				return 1;

@@ -14,6 +14,38 @@
 
 #define IO_DEFAULT_MAX_MSG (1U << 20)
 
+/*
+ * io_uring if it works; ring readiness through IORING_OP_FUTEX_WAIT, or
+ * through the ring's notify eventfd where the kernel lacks it (unless
+ * other handles share the ring: then readv/writev and real futex waits).
+ */
+static void io_choose_uring(struct bring_io *io)
+{
+	bool quiet = io->o.flags & BRING_IO_QUIET, futex_wait = false;
+	int fd, err = io_uring_probe_ok(&futex_wait);
+
+	if (!err && (futex_wait && !(io->o.flags & BRING_IO_NO_FUTEX_WAIT))) {
+		io->uring = true;
+		return;
+	}
+	if (!err && (io->o.flags & BRING_IO_SHARED))
+		err = -EOPNOTSUPP; /* no FUTEX_WAIT: the eventfd would miss wakes */
+	if (!err) {
+		fd = bring_notify_fd(io->r);
+		err = fd < 0 ? fd : 0;
+	}
+	if (err) {
+		if (!quiet)
+			io_log("io_uring unavailable (%s): using readv/writev\n",
+			       strerror(-err));
+		return;
+	}
+	io->uring = io->ringfd = true;
+	if (!quiet && !futex_wait)
+		io_log("io_uring lacks FUTEX_WAIT: waiting for the ring on "
+		       "its eventfd\n");
+}
+
 struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 {
 	struct bring_io *io;
@@ -63,14 +95,9 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 		err = errno;
 		goto fail;
 	}
-	if (!(io->o.flags & BRING_IO_NO_URING)) {
-		err = io_uring_probe_ok();
-		io->uring = !err;
-		if (err && !(io->o.flags & BRING_IO_QUIET))
-			io_log("io_uring unavailable (%s): using readv/writev\n",
-			       strerror(-err));
-	}
-	io->st.uring = io->uring;
+	if (!(io->o.flags & BRING_IO_NO_URING))
+		io_choose_uring(io);
+	io->st.uring = io->ringfd ? 2 : io->uring;
 	return io;
 fail:
 	ledger_free(io);

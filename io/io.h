@@ -65,6 +65,7 @@ enum op_type {
 	OP_CONNECT, /* sink: reconnect */
 	OP_WAKE, /* loop: eventfd read (stop) */
 	OP_NOTIFY, /* tail source: inotify read */
+	OP_RINGFD, /* loop: bring_notify_fd() read (no FUTEX_WAIT) */
 	OP_CANCEL, /* ignored */
 };
 
@@ -197,6 +198,7 @@ struct bring_io {
 	struct sink **sinks;
 	unsigned int nr_sinks;
 	bool uring; /* decided by bring_io_new() (probe) */
+	bool ringfd; /* io_uring without FUTEX_WAIT: wait on bring_notify_fd() */
 	int wake_fd; /* eventfd: bring_io_stop() */
 	volatile sig_atomic_t stop;
 	bool stopping;
@@ -256,7 +258,7 @@ void ledger_free(struct bring_io *io);
 bool ledger_take(struct bring_io *io, uint64_t seq, uint64_t *lines);
 
 /* uring.c, fallback.c */
-int io_uring_probe_ok(void);
+int io_uring_probe_ok(bool *futex_wait);
 int io_run_uring(struct bring_io *io);
 int io_run_fallback(struct bring_io *io);
 

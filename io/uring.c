@@ -27,10 +27,14 @@ struct loop {
 	struct bring_io *io;
 	uint64_t wake_val;
 	struct op wake_op;
+	/* io->ringfd: one read of bring_notify_fd() for every ring wait */
+	uint64_t ringfd_val;
+	struct op ringfd_op;
 	bool overflow_logged;
 };
 
-int io_uring_probe_ok(void)
+/* 0 when io_uring works; *@futex_wait: it has IORING_OP_FUTEX_WAIT. */
+int io_uring_probe_ok(bool *futex_wait)
 {
 	struct io_uring_probe *probe;
 	struct io_uring ring;
@@ -40,11 +44,10 @@ int io_uring_probe_ok(void)
 	if (err)
 		return err;
 	probe = io_uring_get_probe_ring(&ring);
-	err = probe && io_uring_opcode_supported(probe, OP_FUTEX_WAIT) ?
-		      0 : -EOPNOTSUPP;
+	*futex_wait = probe && io_uring_opcode_supported(probe, OP_FUTEX_WAIT);
 	io_uring_free_probe(probe);
 	io_uring_queue_exit(&ring);
-	return err;
+	return 0;
 }
 
 static struct io_uring_sqe *get_sqe(struct loop *l, struct op *op)
@@ -62,10 +65,34 @@ static struct io_uring_sqe *get_sqe(struct loop *l, struct op *op)
 	return sqe;
 }
 
+/*
+ * Without FUTEX_WAIT: every wait a source or sink prepared is pending on
+ * the ring's notify eventfd, which one read watches for all of them. The
+ * wait is registered (prepare) before the read is armed, and the eventfd
+ * keeps its count until read, so a wake in between is not lost.
+ */
+static void arm_ringfd(struct loop *l)
+{
+	struct io_uring_sqe *sqe;
+
+	if (l->ringfd_op.busy)
+		return;
+	sqe = get_sqe(l, &l->ringfd_op);
+	io_uring_prep_read(sqe, bring_notify_fd(l->io->r), &l->ringfd_val,
+			   sizeof(l->ringfd_val), 0);
+}
+
 static void prep_futex_wait(struct loop *l, struct op *op,
 			    const struct bring_wait *w)
 {
-	struct io_uring_sqe *sqe = get_sqe(l, NULL);
+	struct io_uring_sqe *sqe;
+
+	if (l->io->ringfd) {
+		op->busy = true; /* completed by on_ringfd() */
+		arm_ringfd(l);
+		return;
+	}
+	sqe = get_sqe(l, NULL);
 
 	io_uring_prep_rw(OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32, w->uaddr, 0,
 			 w->val);
@@ -637,6 +664,51 @@ static void begin_stop(struct loop *l)
 	}
 }
 
+/* A source's space wait ended (whatever its result): look again. */
+static void on_space(struct loop *l, struct conn *c)
+{
+	bring_write_wait_finish(l->io->r, &c->ww);
+	conn_step(l, c);
+}
+
+/* A sink's data wait ended (whatever its result): look again. */
+static void on_data(struct loop *l, struct sink *s)
+{
+	if (s->rd)
+		bring_reader_wait_finish(s->rd, &s->rw);
+	sink_step(l, s);
+}
+
+/*
+ * The ring's notify eventfd was written (or its read failed): every
+ * wait pending on it ends, as if its FUTEX_WAIT had completed; those
+ * that must wait on prepare again and arm the read anew.
+ */
+static void on_ringfd(struct loop *l)
+{
+	struct bring_io *io = l->io;
+	struct conn *c, *next;
+	unsigned int i;
+
+	for (i = 0; i < io->nr_srcs; i++) {
+		for (c = io->srcs[i]->conns; c; c = next) {
+			next = c->next; /* on_space() may free c */
+			if (!c->ww_op.busy)
+				continue;
+			c->ww_op.busy = false;
+			on_space(l, c);
+		}
+	}
+	for (i = 0; i < io->nr_sinks; i++) {
+		struct sink *s = io->sinks[i];
+
+		if (!s->rw_op.busy)
+			continue;
+		s->rw_op.busy = false;
+		on_data(l, s);
+	}
+}
+
 static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 {
 	struct op *op = io_uring_cqe_get_data(cqe);
@@ -653,13 +725,9 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 	case OP_POLL:
 		on_poll(l, op->obj, res);
 		break;
-	case OP_SPACE: {
-		struct conn *c = op->obj;
-
-		bring_write_wait_finish(l->io->r, &c->ww);
-		conn_step(l, c);
+	case OP_SPACE:
+		on_space(l, op->obj);
 		break;
-	}
 	case OP_ACCEPT:
 		on_accept(l, op->obj, cqe);
 		break;
@@ -669,14 +737,12 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 	case OP_WPOLL: /* a send tells what the poll found */
 		sink_step(l, op->obj);
 		break;
-	case OP_DATA: {
-		struct sink *s = op->obj;
-
-		if (s->rd)
-			bring_reader_wait_finish(s->rd, &s->rw);
-		sink_step(l, s);
+	case OP_DATA:
+		on_data(l, op->obj);
 		break;
-	}
+	case OP_RINGFD:
+		on_ringfd(l);
+		break;
 	case OP_TIMER:
 		on_timer(l, op->obj);
 		break;
@@ -728,6 +794,7 @@ int io_run_uring(struct bring_io *io)
 	int ret;
 
 	l.wake_op = (struct op){ .type = OP_WAKE };
+	l.ringfd_op = (struct op){ .type = OP_RINGFD };
 	ret = io_uring_queue_init_params(io->o.entries, &l.ring, &p);
 	if (ret) {
 		if (!(io->o.flags & BRING_IO_QUIET))

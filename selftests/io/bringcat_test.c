@@ -295,12 +295,22 @@ FIXTURE(io)
 FIXTURE_VARIANT(io)
 {
 	bool no_uring;
+	bool eventfd; /* io_uring, ring waits on the ring's eventfd */
 };
 
 FIXTURE_VARIANT_ADD(io, uring) { .no_uring = false, };
 FIXTURE_VARIANT_ADD(io, fallback) { .no_uring = true, };
+FIXTURE_VARIANT_ADD(io, eventfd) { .eventfd = true, };
 
 enum { IN, OUT, ERR1, ERR2, OUT2, IN2, SCRATCH, FIFO };
+
+/* bring_io_opts.flags for the variant's io mode. */
+static unsigned int io_mode_flags(const FIXTURE_VARIANT(io) *variant)
+{
+	return variant->no_uring ? BRING_IO_NO_URING :
+	       variant->eventfd	 ? BRING_IO_NO_FUTEX_WAIT :
+				   0;
+}
 
 FIXTURE_SETUP(io)
 {
@@ -311,9 +321,13 @@ FIXTURE_SETUP(io)
 	find_bringcat();
 	if (access(bringcat, X_OK))
 		SKIP(return, "%s not built", bringcat);
-	if (!variant->no_uring && !have_uring())
+	if (variant->eventfd && !uring_works())
+		SKIP(return, "io_uring unavailable");
+	if (!variant->no_uring && !variant->eventfd && !have_uring())
 		SKIP(return, "io_uring with FUTEX_WAIT unavailable");
-	self->mode = variant->no_uring ? "--no-uring" : "--quiet";
+	self->mode = variant->no_uring ? "--no-uring" :
+		     variant->eventfd  ? "--no-futex-wait" :
+					 "--quiet";
 	strcpy(self->dir, "/tmp/bringcat_test.XXXXXX");
 	ASSERT_NE_NULL(mkdtemp(self->dir));
 	for (i = 0; i < 8; i++)
@@ -403,6 +417,30 @@ static void expect_file(struct __test_metadata *_metadata, const char *path,
 }
 
 /* Lines of every kind, the final one without a newline. */
+/*
+ * Each variant runs the mode it names: --stats says which, and the
+ * eventfd variant (ring waits on bring_notify_fd()) does not fall back.
+ */
+TEST_F(io, runs_in_the_mode_asked_for)
+{
+	char fin[PATH_MAX + 8], fout[PATH_MAX + 8], *err;
+	const char *args[] = { self->mode, "--stats", "-i", fin, "-o", fout,
+			       NULL };
+	const char *want = variant->no_uring ? ", readv/writev\n" :
+			   variant->eventfd  ? ", io_uring+eventfd\n" :
+					       ", io_uring\n";
+	size_t len;
+
+	ASSERT_EQ(0, spew(self->path[IN], "a\nb\n", 4));
+	snprintf(fin, sizeof(fin), "file:%s", self->path[IN]);
+	snprintf(fout, sizeof(fout), "file:%s", self->path[OUT]);
+	ASSERT_EQ(0, wait_rc(spawn(NULL, self->path[ERR1], args), 10000));
+	err = slurp(self->path[ERR1], &len);
+	ASSERT_NE_NULL(err);
+	EXPECT_NE_NULL(strstr(err, want)) TH_LOG("%s", err);
+	free(err);
+}
+
 TEST_F(io, lines_roundtrip)
 {
 	const size_t max = 1000;
@@ -1163,7 +1201,7 @@ static void records_case(struct __test_metadata *_metadata,
 	size_t len;
 	char *got;
 	BRING_IO_OPTS(o, .flags = flags | BRING_IO_QUIET |
-			       (variant->no_uring ? BRING_IO_NO_URING : 0));
+			       io_mode_flags(variant));
 
 	ASSERT_NE_NULL(r);
 	rd = bring_reader_open(r, "check");
@@ -1250,7 +1288,7 @@ TEST_F(io, empty_line_is_empty_record)
 	long recs, multi;
 	size_t len;
 	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET |
-			       (variant->no_uring ? BRING_IO_NO_URING : 0));
+			       io_mode_flags(variant));
 
 	ASSERT_NE_NULL(rd);
 	ASSERT_EQ(0, spew(self->path[IN], "\n", 1));
@@ -1308,7 +1346,7 @@ TEST_F(io, app_lines_and_chunk_records_mix)
 	pthread_t th, fh, ah;
 	size_t n = 0, len;
 	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET |
-			       (variant->no_uring ? BRING_IO_NO_URING : 0));
+			       io_mode_flags(variant));
 
 	for (i = 0; i < src_lines; i++)
 		n += sprintf(in + n, "src %08ld\n", i);
@@ -1357,7 +1395,9 @@ TEST_F(io, app_lines_and_chunk_records_mix)
 /* bringcat's arguments in a uring/fallback test that wants its log lines. */
 static const char *loud_mode(const FIXTURE_VARIANT(io) *variant)
 {
-	return variant->no_uring ? "--no-uring" : "--stats";
+	return variant->no_uring ? "--no-uring" :
+	       variant->eventfd  ? "--no-futex-wait" :
+				   "--stats";
 }
 
 /*

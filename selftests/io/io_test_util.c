@@ -177,6 +177,16 @@ bool wait_read(pid_t pid, const char *file, long long bytes, int ms)
 	return false;
 }
 
+bool uring_works(void)
+{
+	struct io_uring ring;
+
+	if (io_uring_queue_init(4, &ring, 0))
+		return false;
+	io_uring_queue_exit(&ring);
+	return true;
+}
+
 bool have_uring(void)
 {
 	struct io_uring_probe *probe;

@@ -19,6 +19,8 @@ extern char bringcat[PATH_MAX + 32];
 void find_bringcat(void);
 /* io_uring with FUTEX_WAIT (opcode 51) works here. */
 bool have_uring(void);
+/* io_uring works here, FUTEX_WAIT or not. */
+bool uring_works(void);
 
 uint64_t now_ms(void);
 /* Start bringcat @args (NULL-terminated) with stdin from @in or /dev/null

@@ -43,20 +43,26 @@ FIXTURE(tail)
 FIXTURE_VARIANT(tail)
 {
 	bool no_uring;
+	bool eventfd; /* io_uring, ring waits on the ring's eventfd */
 };
 
 FIXTURE_VARIANT_ADD(tail, uring) { .no_uring = false, };
 FIXTURE_VARIANT_ADD(tail, fallback) { .no_uring = true, };
+FIXTURE_VARIANT_ADD(tail, eventfd) { .eventfd = true, };
 
 FIXTURE_SETUP(tail)
 {
 	find_bringcat();
 	if (access(bringcat, X_OK))
 		SKIP(return, "%s not built", bringcat);
-	if (!variant->no_uring && !have_uring())
+	if (variant->eventfd && !uring_works())
+		SKIP(return, "io_uring unavailable");
+	if (!variant->no_uring && !variant->eventfd && !have_uring())
 		SKIP(return, "io_uring with FUTEX_WAIT unavailable");
 	/* Not --quiet: the tests read the diagnostics and the counters. */
-	self->mode = variant->no_uring ? "--no-uring" : "--stats";
+	self->mode = variant->no_uring ? "--no-uring" :
+		     variant->eventfd  ? "--no-futex-wait" :
+					 "--stats";
 	self->scale = getenv("BRING_SANITIZED") ? 10 : 1;
 	strcpy(self->dir, "/tmp/tail_test.XXXXXX");
 	ASSERT_NE_NULL(mkdtemp(self->dir));
