@@ -123,6 +123,10 @@ struct bring_io_opts {
  *               deleted, then created again).
  * @truncations: tail: times the file was found shorter than the offset
  *               read to (copytruncate), and read again from its start.
+ * @full_wait_ns: time sources spent waiting for space in the io_uring
+ *               loop (readv/writev mode: the ring's write_wait_ns).
+ * @empty_wait_ns: time sinks spent waiting for messages in the io_uring
+ *               loop (readv/writev mode: the ring's read_wait_ns).
  */
 struct bring_io_stats {
 	size_t sz;
@@ -145,6 +149,8 @@ struct bring_io_stats {
 	uint64_t send_errors;
 	uint64_t rotations;
 	uint64_t truncations;
+	uint64_t full_wait_ns;
+	uint64_t empty_wait_ns;
 };
 
 /*

@@ -119,13 +119,19 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		"bringcat: %s %.3fs in %" PRIu64 " msgs %" PRIu64
 		" bytes, out %" PRIu64 " msgs %" PRIu64 " bytes (%.1f MB/s), "
 		"ring %" PRIu64 "/%" PRIu64 ", full waits %" PRIu64
-		", empty waits %" PRIu64 ", writes %" PRIu64 " (short %" PRIu64
+		" (%.3fs), empty waits %" PRIu64 " (%.3fs), writes %" PRIu64
+		" (short %" PRIu64
 		"), split %" PRIu64 " truncated %" PRIu64 " dropped %" PRIu64
 		", accepted %" PRIu64 ", reconnects %" PRIu64
 		", send dropped %" PRIu64 " errors %" PRIu64 ", %s\n",
 		what, dt, st.msgs_in, st.bytes_in, st.msgs_out, st.bytes_out,
 		dt > 0 ? st.bytes_out / dt / 1e6 : 0.0, rs.used, rs.capacity,
-		st.full_waits, st.empty_waits, st.writes, st.short_writes,
+		/* The loop's waits, plus the ring's own (readv/writev mode). */
+		st.full_waits + rs.write_waits,
+		(st.full_wait_ns + rs.write_wait_ns) / 1e9,
+		st.empty_waits + rs.read_waits,
+		(st.empty_wait_ns + rs.read_wait_ns) / 1e9,
+		st.writes, st.short_writes,
 		st.split, st.truncated, st.dropped, st.accepted, st.reconnects,
 		st.send_dropped, st.send_errors,
 		st.uring == 2 ? "io_uring+eventfd" :

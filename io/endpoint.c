@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -32,6 +33,14 @@ bring_print_fn_t bring_io_set_print(bring_print_fn_t fn)
 
 	print_fn = fn ? fn : default_print;
 	return old;
+}
+
+uint64_t io_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 void io_log(const char *fmt, ...)

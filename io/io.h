@@ -101,6 +101,7 @@ struct conn {
 	size_t carry; /* chunks: carried bytes at the start of resv */
 	bool resv_open;
 	struct bring_wait ww;
+	uint64_t wait_t0; /* io_uring: when the space wait began (ns) */
 	struct op rd_op, ww_op;
 };
 
@@ -163,6 +164,7 @@ struct sink {
 	unsigned int backoff_ms;
 	struct __kernel_timespec ts;
 	struct bring_wait rw;
+	uint64_t wait_t0; /* io_uring: when the data wait began (ns) */
 	struct op wr_op, rw_op, tm_op;
 	pthread_t thread;
 };
@@ -219,6 +221,7 @@ int ep_connect(const struct endpoint *ep);
 void ep_unlink(struct source *src);
 int ep_open_sink(struct endpoint *ep, bool *sock);
 int ep_open_file_source(struct endpoint *ep);
+uint64_t io_now_ns(void);
 void io_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void io_fatal(struct bring_io *io, struct sink *s, int err);
 struct conn *source_add_conn(struct source *src, int fd);

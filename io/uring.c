@@ -153,6 +153,7 @@ static bool arm_space(struct loop *l, struct conn *c)
 	if (ret)
 		return false;
 	io_stat_add(l->io, full_waits, 1);
+	c->wait_t0 = io_now_ns();
 	prep_futex_wait(l, &c->ww_op, &c->ww);
 	return true;
 }
@@ -473,6 +474,7 @@ static void sink_step(struct loop *l, struct sink *s)
 				if (n == 1)
 					continue;
 				io_stat_add(io, empty_waits, 1);
+				s->wait_t0 = io_now_ns();
 				prep_futex_wait(l, &s->rw_op, &s->rw);
 				return;
 			}
@@ -667,6 +669,7 @@ static void begin_stop(struct loop *l)
 /* A source's space wait ended (whatever its result): look again. */
 static void on_space(struct loop *l, struct conn *c)
 {
+	io_stat_add(l->io, full_wait_ns, io_now_ns() - c->wait_t0);
 	bring_write_wait_finish(l->io->r, &c->ww);
 	conn_step(l, c);
 }
@@ -674,6 +677,7 @@ static void on_space(struct loop *l, struct conn *c)
 /* A sink's data wait ended (whatever its result): look again. */
 static void on_data(struct loop *l, struct sink *s)
 {
+	io_stat_add(l->io, empty_wait_ns, io_now_ns() - s->wait_t0);
 	if (s->rd)
 		bring_reader_wait_finish(s->rd, &s->rw);
 	sink_step(l, s);

@@ -69,5 +69,13 @@ fi
 printf 'demo: %.1f MB/s, %.2f M lines/s, file -> bringcat -> TCP -> bringcat -> file\n' \
 	"$(echo "$SIZE / ($T1 - $T0) / 1000000" | bc -l)" \
 	"$(echo "$LINES / ($T1 - $T0) / 1000000" | bc -l)"
+# "full waits N (Xs), empty waits N (Ys)": writers blocked on a full
+# ring, readers (the sinks) blocked on an empty one.
+blocked() {
+	grep 'bringcat: done' "$1" |
+		sed -n 's/.*full waits \([0-9]*\) (\([0-9.]*s\)), empty waits \([0-9]*\) (\([0-9.]*s\)).*/writers blocked \2 (\1 waits), readers blocked \4 (\3 waits)/p'
+}
+echo "demo: sender:   $(blocked "$T/tx.log")"
+echo "demo: receiver: $(blocked "$T/rx.log")"
 echo "sender:   $(grep 'bringcat: done' "$T/tx.log" | sed 's/^bringcat: //')"
 echo "receiver: $(grep 'bringcat: done' "$T/rx.log" | sed 's/^bringcat: //')"

@@ -441,6 +441,72 @@ TEST_F(io, runs_in_the_mode_asked_for)
 	free(err);
 }
 
+/* Seconds in "KEY N (Xs)" of bringcat's final --stats line; -1: none. */
+static double wait_secs(const char *errpath, const char *key)
+{
+	size_t len;
+	char *err = slurp(errpath, &len), *p;
+	double v = -1;
+
+	p = err ? strstr(err, "bringcat: done") : NULL;
+	p = p ? strstr(p, key) : NULL;
+	p = p ? strchr(p, '(') : NULL;
+	if (p)
+		v = atof(p + 1);
+	free(err);
+	return v;
+}
+
+/*
+ * --stats reports how long writers and readers were blocked: a sink
+ * that waits 300 ms for its first line, then a source that waits while
+ * its sink (a FIFO nobody reads for 300 ms) holds the ring full.
+ */
+TEST_F(io, stats_report_blocked_time)
+{
+	char fin[PATH_MAX + 8], fout[PATH_MAX + 8], buf[65500]; /* 655 lines */
+	const char *args[] = { self->mode, "--stats", "--buffer", "mem:64k",
+			       "-i", fin, "-o", fout, NULL };
+	size_t n = 0;
+	pid_t pid;
+	int fd;
+
+	/* Empty: the source is a FIFO written 300 ms after it opens. */
+	ASSERT_EQ(0, mkfifo(self->path[FIFO], 0600));
+	snprintf(fin, sizeof(fin), "file:%s", self->path[FIFO]);
+	snprintf(fout, sizeof(fout), "file:%s", self->path[OUT]);
+	pid = spawn(NULL, self->path[ERR1], args);
+	fd = open(self->path[FIFO], O_WRONLY | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	usleep(300000);
+	ASSERT_EQ(6, write(fd, "later\n", 6));
+	close(fd);
+	ASSERT_EQ(0, wait_rc(pid, 10000));
+	EXPECT_GE(wait_secs(self->path[ERR1], "empty waits "), 0.2);
+
+	/* Full: 4 MB through a 64 KiB ring into a FIFO read 300 ms late. */
+	memset(buf, 'x', sizeof(buf));
+	for (n = 99; n < sizeof(buf); n += 100)
+		buf[n] = '\n';
+	fd = open(self->path[IN], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	for (n = 0; n < 64; n++)
+		ASSERT_EQ((ssize_t)sizeof(buf), write(fd, buf, sizeof(buf)));
+	close(fd);
+	snprintf(fin, sizeof(fin), "file:%s", self->path[IN]);
+	snprintf(fout, sizeof(fout), "file:%s", self->path[FIFO]);
+	pid = spawn(NULL, self->path[ERR2], args);
+	fd = open(self->path[FIFO], O_RDONLY | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	usleep(300000);
+	n = 0;
+	for (ssize_t r; (r = read(fd, buf, sizeof(buf))) > 0;)
+		n += r;
+	close(fd);
+	EXPECT_EQ((size_t)64 * sizeof(buf), n);
+	ASSERT_EQ(0, wait_rc(pid, 10000));
+	EXPECT_GE(wait_secs(self->path[ERR2], "full waits "), 0.2);
+}
+
 TEST_F(io, lines_roundtrip)
 {
 	const size_t max = 1000;
