@@ -48,6 +48,12 @@ uint64_t now_ms(void)
 
 pid_t spawn(const char *in, const char *err, const char **args)
 {
+	return spawn_hooked(in, err, args, NULL);
+}
+
+pid_t spawn_hooked(const char *in, const char *err, const char **args,
+		   void (*before_exec)(void))
+{
 	const char *argv[MAX_ARGS + 2] = { bringcat };
 	pid_t pid;
 	int i, fd;
@@ -61,6 +67,8 @@ pid_t spawn(const char *in, const char *err, const char **args)
 	dup2(fd, 0);
 	fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	dup2(fd, 2);
+	if (before_exec)
+		before_exec();
 	execv(bringcat, (char **)argv);
 	_exit(127);
 }

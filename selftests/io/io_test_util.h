@@ -26,6 +26,9 @@ uint64_t now_ms(void);
 /* Start bringcat @args (NULL-terminated) with stdin from @in or /dev/null
  * and stderr to the file @err. */
 pid_t spawn(const char *in, const char *err, const char **args);
+/* The same, calling @before_exec in the child just before execv(). */
+pid_t spawn_hooked(const char *in, const char *err, const char **args,
+		   void (*before_exec)(void));
 /* Exit code (128 + signal when killed), or -1 after @ms ms (then killed). */
 int wait_rc(pid_t pid, int ms);
 
