@@ -4,7 +4,8 @@
  *
  *  1. A page-cached file of 100-byte lines (512 MiB) is shipped over TCP
  *     loopback into a file by a sender/receiver pair of: bringcat
- *     (io_uring, and --no-uring), socat with its default options (what a
+ *     (io_uring, --no-uring, and io_uring with an 8 MiB ring that stays
+ *     in the caches), socat with its default options (what a
  *     user would pick) and with -b 262144, bench/io/relay's read/write
  *     loop with 64 KiB buffers (the two-copy bound) and its sendfile ->
  *     splice pair (the one-copy bound). Each pair runs BENCH_IO_ROUNDS
@@ -267,6 +268,7 @@ static bool wait_listening(struct proc *rx, int port)
 enum pair_id {
 	P_BRINGCAT,
 	P_BRINGCAT_NOURING,
+	P_BRINGCAT_8M,
 	P_SOCAT,
 	P_SOCAT_B,
 	P_RELAY,
@@ -281,6 +283,7 @@ static const struct pair_desc {
 	[P_BRINGCAT] = { "bringcat (io_uring)", "bringcat", false },
 	[P_BRINGCAT_NOURING] = { "bringcat (--no-uring)", "bringcat_no_uring",
 				 false },
+	[P_BRINGCAT_8M] = { "bringcat (-b mem:8M)", "bringcat_mem8m", false },
 	[P_SOCAT] = { "socat (default)", "socat", true },
 	[P_SOCAT_B] = { "socat -b 262144", "socat_b262144", true },
 	[P_RELAY] = { "relay read/write 64 KiB", "relay", false },
@@ -301,10 +304,13 @@ static void pair_argv(enum pair_id id, bool rx, int port, struct argbuf *a)
 	switch (id) {
 	case P_BRINGCAT:
 	case P_BRINGCAT_NOURING:
+	case P_BRINGCAT_8M:
 		v[n++] = bringcat;
 		v[n++] = "-q";
 		if (id == P_BRINGCAT_NOURING)
 			v[n++] = "--no-uring";
+		if (id == P_BRINGCAT_8M) /* a ring that stays in the caches */
+			v[n++] = "--buffer=mem:8M";
 		snprintf(a->s[1], sizeof(a->s[1]), "%s:127.0.0.1:%d",
 			 rx ? "tcp-listen" : "tcp", port);
 		snprintf(a->s[2], sizeof(a->s[2]), "file:%s",
@@ -410,7 +416,8 @@ static int run_pair(enum pair_id id, bool count, struct result *res)
 		sleep_ms(1);
 	}
 	ok = t1 > 0 && reap(&tx, 30000) && !tx.rc;
-	if (id == P_BRINGCAT || id == P_BRINGCAT_NOURING || !ok)
+	if (id == P_BRINGCAT || id == P_BRINGCAT_NOURING ||
+	    id == P_BRINGCAT_8M || !ok)
 		ok = stop(&rx) && ok;
 	else
 		ok = reap(&rx, 10000) && !rx.rc && ok;
@@ -856,6 +863,8 @@ int main(void)
 		       t3, verdict(t3, 0.25, true), t3n,
 		       verdict(t3n, 0.25, true));
 		printf("  16 clients, msgs/s vs socat: %.2fx\n", t4);
+		printf("  (bringcat -b mem:8M vs plain relay: %.2fx: the default 64 MiB ring leaves the caches)\n",
+		       ps[P_BRINGCAT_8M].mbps / rl->mbps);
 
 		js = json ? fopen(json, "w") : NULL;
 		if (js) {
