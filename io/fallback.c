@@ -19,6 +19,16 @@ static bool stopped(struct bring_io *io)
 	return __atomic_load_n(&io->stop, __ATOMIC_RELAXED);
 }
 
+/* Push what is staged; false (said, unless the ring closed) on failure. */
+static bool push_or_fail(struct bring_io *io, struct conn *c)
+{
+	int ret = conn_push(c, false, -1);
+
+	if (ret)
+		io_ring_error(io, c, ret);
+	return !ret;
+}
+
 /* udp-listen: every datagram waiting, then one push; false at the end. */
 static bool conn_read_dgrams(struct bring_io *io, struct conn *c)
 {
@@ -29,7 +39,7 @@ static bool conn_read_dgrams(struct bring_io *io, struct conn *c)
 		conn_push(c, true, -1);
 		return false;
 	}
-	return conn_push(c, false, -1) == 0;
+	return push_or_fail(io, c);
 }
 
 /*
@@ -42,8 +52,10 @@ static ssize_t conn_read_once(struct bring_io *io, struct conn *c)
 	int ret, err;
 
 	ret = conn_resv_read(c) ? conn_resv_begin(c, -1) : 1;
-	if (ret < 0)
+	if (ret < 0) {
+		io_ring_error(io, c, ret);
 		return -EPIPE;
+	}
 	if (!ret) {
 		char *at = (char *)c->resv.data + c->carry;
 		size_t len = c->resv.len - c->carry;
@@ -94,7 +106,7 @@ static bool conn_read(struct bring_io *io, struct conn *c)
 		conn_push(c, true, -1);
 		return false;
 	}
-	return conn_push(c, false, -1) == 0;
+	return push_or_fail(io, c);
 }
 
 /*

@@ -111,6 +111,20 @@ int bring_io_uses_uring(const struct bring_io *io)
 	return io && io->uring;
 }
 
+/*
+ * A source could not put data into the ring: -EPIPE is the ring closing
+ * (the normal end); anything else (-EIO from a poisoned file ring,
+ * -EUSERS with too many writer threads) is said once and fails the run.
+ */
+void io_ring_error(struct bring_io *io, struct conn *c, int err)
+{
+	if (err == -EPIPE)
+		return;
+	io_log("%s: ring: %s\n", c->src->ep.uri, strerror(-err));
+	if (!io->err)
+		io->err = err;
+}
+
 struct conn *source_add_conn(struct source *src, int fd)
 {
 	struct conn *c = malloc(sizeof(*c));

@@ -225,6 +225,7 @@ uint64_t io_now_ns(void);
 void io_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void io_fatal(struct bring_io *io, struct sink *s, int err);
 struct conn *source_add_conn(struct source *src, int fd);
+void io_ring_error(struct bring_io *io, struct conn *c, int err);
 
 /* tail.c */
 enum { TAIL_READ = 1, TAIL_WAIT = 2 };

@@ -18,7 +18,8 @@
 
 #include "io.h"
 
-#define OP_FUTEX_WAIT 51
+#define OP_SOCKET 45 /* Linux 5.19 */
+#define OP_FUTEX_WAIT 51 /* Linux 6.7 */
 #define FUTEX2_SIZE_U32 0x02
 #define FUTEX_MATCH_ANY 0xffffffffULL
 
@@ -33,7 +34,13 @@ struct loop {
 	bool overflow_logged;
 };
 
-/* 0 when io_uring works; *@futex_wait: it has IORING_OP_FUTEX_WAIT. */
+/*
+ * 0 when io_uring works and has what the loop needs; *@futex_wait: it
+ * has IORING_OP_FUTEX_WAIT (6.7). The loop needs multishot accept and
+ * reads of non-blocking eventfds that wait rather than fail with EAGAIN:
+ * Linux 5.19, which IORING_OP_SOCKET (45) stands for. Older kernels, and
+ * those without the probe (before 5.6), use the readv/writev mode.
+ */
 int io_uring_probe_ok(bool *futex_wait)
 {
 	struct io_uring_probe *probe;
@@ -44,10 +51,12 @@ int io_uring_probe_ok(bool *futex_wait)
 	if (err)
 		return err;
 	probe = io_uring_get_probe_ring(&ring);
-	*futex_wait = probe && io_uring_opcode_supported(probe, OP_FUTEX_WAIT);
+	err = probe && io_uring_opcode_supported(probe, OP_SOCKET) ?
+		      0 : -EOPNOTSUPP;
+	*futex_wait = !err && io_uring_opcode_supported(probe, OP_FUTEX_WAIT);
 	io_uring_free_probe(probe);
 	io_uring_queue_exit(&ring);
-	return 0;
+	return err;
 }
 
 static struct io_uring_sqe *get_sqe(struct loop *l, struct op *op)
@@ -182,6 +191,7 @@ static int conn_read_resv(struct loop *l, struct conn *c)
 	if (ret == -EAGAIN)
 		return arm_space(l, c) ? 0 : -EAGAIN;
 	if (ret < 0) {
+		io_ring_error(l->io, c, ret);
 		conn_finish(l, c);
 		return 0;
 	}
@@ -254,6 +264,7 @@ static void conn_step(struct loop *l, struct conn *c)
 				return;
 			}
 			if (ret < 0) {
+				io_ring_error(io, c, ret);
 				conn_finish(l, c);
 				return;
 			}
@@ -440,7 +451,8 @@ static void on_notify(struct loop *l, struct source *src, int res)
 			io->err = res;
 		bring_io_stop(io);
 	}
-	if (!io->stopping && res != -ECANCELED)
+	/* A conn that failed (tail_failed()) is gone or done: no re-arm. */
+	if (!io->stopping && res != -ECANCELED && c && !c->finished)
 		arm_notify(l, src, res == -EAGAIN && !src->tail->in_poll);
 	else
 		source_check(io, src);

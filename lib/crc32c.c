@@ -10,7 +10,9 @@
  * All give the standard check value 0xe3069283 for "123456789" and agree
  * on every length and alignment (selftests/ring/crc32c_test).
  */
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>

@@ -292,7 +292,9 @@ static int merge_duplicate(struct scan *s, int i, uint64_t pos)
 			    s->path, c->slot, i, h->slots[i].name);
 		if (!s->skip)
 			return -EBADMSG;
-		if (pos < c->pos)
+		/* CURSOR_LOST (restart at the oldest message) is the oldest. */
+		if (pos == CURSOR_LOST ||
+		    (c->pos != CURSOR_LOST && pos < c->pos))
 			c->pos = pos;
 		s->drop_slots |= 1ULL << i;
 		s->damaged++;

@@ -814,7 +814,7 @@ TEST_F(rec, both_cursors_damaged_with_skip_damaged_lose_nothing)
  * renamed "a" by hand: two slots claim one name.
  */
 static void make_duplicate_reader(struct __test_metadata *_metadata,
-				  const char *path)
+				  const char *path, int *renamed_slot)
 {
 	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
 	struct bring_reader *a, *b;
@@ -850,6 +850,8 @@ static void make_duplicate_reader(struct __test_metadata *_metadata,
 		    !strcmp(h->slots[i].name, "b")) {
 			strcpy(h->slots[i].name, "a");
 			renamed++;
+			if (renamed_slot)
+				*renamed_slot = i;
 		}
 	}
 	ASSERT_EQ(1, renamed);
@@ -858,7 +860,7 @@ static void make_duplicate_reader(struct __test_metadata *_metadata,
 
 TEST_F(rec, duplicate_reader_names_fail_with_ebadmsg)
 {
-	make_duplicate_reader(_metadata, self->t.path);
+	make_duplicate_reader(_metadata, self->t.path, NULL);
 	check_refused(_metadata, self->t.path, 0, EBADMSG);
 	EXPECT_NE_NULL(strstr(printed, "both 'a'")) TH_LOG("%s", printed);
 }
@@ -875,7 +877,7 @@ TEST_F(rec, duplicate_reader_names_with_skip_damaged_keep_the_older_place)
 	long idx[64], want[64];
 	int i, n, bad = 0, active = 0;
 
-	make_duplicate_reader(_metadata, self->t.path);
+	make_duplicate_reader(_metadata, self->t.path, NULL);
 	r = open_flags(self->t.path, BRING_SKIP_DAMAGED);
 	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
 	EXPECT_EQ(1, get_stats(r).damaged);
@@ -893,6 +895,34 @@ TEST_F(rec, duplicate_reader_names_with_skip_damaged_keep_the_older_place)
 	for (i = 0; i < BRING_SLOTS; i++)
 		active += h->slots[i].state == SLOT_ACTIVE;
 	EXPECT_EQ(1, active);
+}
+
+/*
+ * A duplicate whose both cursor copies are damaged counts as the oldest
+ * place of all: with BRING_SKIP_DAMAGED the merged reader starts at the
+ * oldest message, not at the other slot's place.
+ */
+TEST_F(rec, duplicate_reader_with_a_lost_cursor_restarts_at_the_oldest)
+{
+	struct bring_reader *a;
+	struct bring *r;
+	long idx[64], want[64];
+	int i, n, bad = 0, slot = -1;
+
+	make_duplicate_reader(_metadata, self->t.path, &slot);
+	ASSERT_GE(slot, 0);
+	damage_both_cursors(_metadata, self->t.path, slot);
+	r = open_flags(self->t.path, BRING_SKIP_DAMAGED);
+	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
+	a = bring_reader_open(r, "a");
+	ASSERT_NE_NULL(a);
+	n = drain(a, idx, 64, 0, &bad);
+	EXPECT_EQ(0, bad);
+	for (i = 0; i < CUR_MSGS; i++)
+		want[i] = i;
+	EXPECT_TRUE(same_list(_metadata, idx, n, want, CUR_MSGS));
+	bring_reader_close(a);
+	bring_free(r);
 }
 
 /* ------------------------------------------------------------------ */

@@ -1445,6 +1445,38 @@ TEST_F(io, empty_line_is_empty_record)
 	bring_free(r);
 }
 
+extern int bring__fault_flush; /* lib/file.c: make flushes fail */
+
+/*
+ * A ring that refuses data (a file ring poisoned by a failed flush:
+ * -EIO) ends the run with that error, said once; it is not mistaken for
+ * the ring closing.
+ */
+TEST_F(io, ring_error_fails_the_run)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER,
+		   .durability = BRING_DURABLE_ALWAYS);
+	char src[PATH_MAX + 8], ring[PATH_MAX + 8];
+	struct bring_io *io;
+	struct bring *r;
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
+
+	snprintf(ring, sizeof(ring), "%s.ring", self->path[SCRATCH]);
+	r = bring_open(ring, 1 << 20, &ro);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, spew(self->path[IN], "one\ntwo\n", 8));
+	snprintf(src, sizeof(src), "file:%s", self->path[IN]);
+	io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(io);
+	ASSERT_EQ(0, bring_io_add_source(io, src));
+	__atomic_store_n(&bring__fault_flush, 1, __ATOMIC_RELAXED);
+	EXPECT_EQ(-EIO, bring_io_run(io));
+	__atomic_store_n(&bring__fault_flush, 0, __ATOMIC_RELAXED);
+	bring_io_free(io);
+	bring_free(r);
+	unlink(ring);
+}
+
 struct app_pusher {
 	struct bring *r;
 	long lines;
