@@ -261,7 +261,7 @@ BRING_API int bring_write_wait_prepare(struct bring *r, size_t len,
 				       struct bring_wait *w);
 BRING_API void bring_write_wait_finish(struct bring *r, struct bring_wait *w);
 BRING_API struct bring_reader *bring_default_reader(struct bring *r);
-/* Event loops without FUTEX_WAIT: an eventfd the handle's wakers write. */
+/* Event loops without FUTEX_WAIT: an eventfd per loop, written on wakes. */
 BRING_API int bring_notify_fd(struct bring *r);
 
 #ifdef __cplusplus

@@ -31,8 +31,9 @@ static void io_choose_uring(struct bring_io *io)
 	if (!err && (io->o.flags & BRING_IO_SHARED))
 		err = -EOPNOTSUPP; /* no FUTEX_WAIT: the eventfd would miss wakes */
 	if (!err) {
-		fd = bring_notify_fd(io->r);
+		fd = bring_notify_fd(io->r); /* this loop's own */
 		err = fd < 0 ? fd : 0;
+		io->ringfd_fd = fd;
 	}
 	if (err) {
 		if (!quiet)

@@ -201,6 +201,7 @@ struct bring_io {
 	unsigned int nr_sinks;
 	bool uring; /* decided by bring_io_new() (probe) */
 	bool ringfd; /* io_uring without FUTEX_WAIT: wait on bring_notify_fd() */
+	int ringfd_fd; /* that eventfd, this io's own (the ring closes it) */
 	int wake_fd; /* eventfd: bring_io_stop() */
 	volatile sig_atomic_t stop;
 	bool stopping;

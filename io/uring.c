@@ -87,7 +87,7 @@ static void arm_ringfd(struct loop *l)
 	if (l->ringfd_op.busy)
 		return;
 	sqe = get_sqe(l, &l->ringfd_op);
-	io_uring_prep_read(sqe, bring_notify_fd(l->io->r), &l->ringfd_val,
+	io_uring_prep_read(sqe, l->io->ringfd_fd, &l->ringfd_val,
 			   sizeof(l->ringfd_val), 0);
 }
 

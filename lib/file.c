@@ -903,7 +903,7 @@ struct bring *bring_open(const char *path, size_t capacity,
 		goto err;
 	r = zalloc_aligned(sizeof(*r));
 	if (r)
-		r->notify_fd = -1;
+		ring_init_notify(r);
 	if (!r) {
 		err = -ENOMEM;
 		goto err;

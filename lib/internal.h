@@ -30,6 +30,7 @@
 #define BRING_CAPACITY_MIN 4096
 #define BRING_CAPACITY_MAX (1ULL << 30)
 #define BRING_SLOTS (BRING_READERS_MAX + 1) /* slot 0: the default reader */
+#define BRING_NOTIFY_MAX 8 /* bring_notify_fd() eventfds per handle */
 
 #define __cacheline_aligned __attribute__((aligned(BRING_CACHELINE)))
 
@@ -298,10 +299,12 @@ struct bring {
 	uint64_t open_id; /* file rings: never reused within the process */
 	struct bring_flusher *flusher; /* DURABLE_INTERVAL thread */
 	/*
-	 * bring_notify_fd(): an eventfd written whenever this handle wakes
-	 * sleepers; -1 until asked for. Set once (CAS), read relaxed.
+	 * bring_notify_fd(): eventfds, one per event loop that asked, each
+	 * written whenever this handle wakes sleepers. notify_nr slots are
+	 * reserved (fetch-add); a slot is -1 until its fd is stored.
 	 */
-	int notify_fd;
+	int notify_fds[BRING_NOTIFY_MAX];
+	unsigned int notify_nr;
 } __cacheline_aligned;
 
 /* Handles are allocated on cache lines of their own. */
@@ -434,6 +437,7 @@ uint64_t ring_min_reader_pos(const struct bring *r);
 void ring_wake_writers(struct bring *r);
 void ring_count_futex_wait(struct bring *r);
 void ring_signal(struct bring *r, uint32_t *word);
+void ring_init_notify(struct bring *r);
 
 /* reader.c */
 struct bring_reader *reader_attach(struct bring *r, const char *name,

@@ -121,12 +121,25 @@ void ring_count_futex_wait(struct bring *r)
  */
 void ring_signal(struct bring *r, uint32_t *word)
 {
-	int fd = load_relaxed(&r->notify_fd);
+	/* Pairs with the release in bring_notify_fd(): slot, then fd. */
+	unsigned int i, n = load_acquire(&r->notify_nr);
+	int fd;
 
 	if (evc_signal(word))
 		count_futex_wake(r);
-	if (fd >= 0)
-		eventfd_write(fd, 1);
+	for (i = 0; i < n && i < BRING_NOTIFY_MAX; i++) {
+		fd = load_acquire(&r->notify_fds[i]);
+		if (fd >= 0)
+			eventfd_write(fd, 1);
+	}
+}
+
+void ring_init_notify(struct bring *r)
+{
+	int i;
+
+	for (i = 0; i < BRING_NOTIFY_MAX; i++)
+		r->notify_fds[i] = -1;
 }
 
 /* After commits: wake sleeping readers, if any. */
@@ -910,7 +923,7 @@ struct bring *bring_new(size_t capacity, const struct bring_opts *opts)
 		goto err;
 	r = zalloc_aligned(sizeof(*r));
 	if (r)
-		r->notify_fd = -1;
+		ring_init_notify(r);
 	if (!r) {
 		err = -ENOMEM;
 		goto err;
@@ -945,6 +958,8 @@ err:
  */
 void bring_free(struct bring *r)
 {
+	int i;
+
 	if (!r)
 		return;
 	if (r->def)
@@ -952,13 +967,14 @@ void bring_free(struct bring *r)
 	if (r->file)
 		file_close(r);
 	ring_unmap(r);
-	if (r->notify_fd >= 0)
-		close(r->notify_fd);
+	for (i = 0; i < BRING_NOTIFY_MAX; i++)
+		if (r->notify_fds[i] >= 0)
+			close(r->notify_fds[i]);
 	free(r);
 }
 
 /**
- * bring_notify_fd() - an eventfd for event loops that cannot wait on futexes
+ * bring_notify_fd() - an eventfd for an event loop that cannot wait on futexes
  * @r: the ring
  *
  * For io_uring event loops on kernels without IORING_OP_FUTEX_WAIT (before
@@ -966,37 +982,39 @@ void bring_free(struct bring *r)
  * bring_write_wait_prepare() returned 0, poll this eventfd for reading
  * instead of waiting on the futex word. Whenever a push, shift, abort,
  * repair or close made through *this handle* wakes sleepers, the ring
- * also adds 1 to the eventfd; read it to reset it, call the
+ * adds 1 to every eventfd it handed out; read it to reset it, call the
  * wait_finish() function of every wait that was pending, and look again.
  * Wakers that use another handle (another bring_open() of the same file,
  * or another process) only wake futex waiters: loops that share a file
  * ring across handles need IORING_OP_FUTEX_WAIT or a thread.
  *
- * The eventfd is non-blocking and close-on-exec, made on the first call
- * and closed by bring_free(); later calls return the same descriptor.
+ * Each call makes a new eventfd, for one consumer: two loops that read
+ * one eventfd would steal each other's wakes. At most 8 per handle; all
+ * are non-blocking and close-on-exec, and bring_free() closes them.
  * Nothing is written while nobody has prepared a wait.
  *
- * Return: the descriptor, or -errno (-EINVAL for a NULL ring, or what
- * eventfd(2) failed with).
+ * Return: the descriptor, or -errno: -EINVAL for a NULL ring, -EMFILE
+ * when the handle has 8 already, or what eventfd(2) failed with.
  */
 int bring_notify_fd(struct bring *r)
 {
-	int fd, old = -1;
+	unsigned int slot;
+	int fd;
 
 	if (!r)
 		return -EINVAL;
-	fd = load_acquire(&r->notify_fd);
-	if (fd >= 0)
-		return fd;
+	slot = __atomic_fetch_add(&r->notify_nr, 1, __ATOMIC_RELAXED);
+	if (slot >= BRING_NOTIFY_MAX)
+		return -EMFILE; /* notify_nr only grows: ring_signal() caps it */
 	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (fd < 0)
-		return -errno;
-	/* Release: the eventfd exists before a waker can load it. */
-	if (!__atomic_compare_exchange_n(&r->notify_fd, &old, fd, false,
-					 __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
-		close(fd); /* another thread won */
-		return old;
-	}
+		return -errno; /* the slot stays -1: skipped by ring_signal() */
+	/*
+	 * Release: the eventfd exists before a waker loads it. A waker that
+	 * still sees -1 has no consumer of this fd to wake yet: its loop
+	 * has not prepared a wait.
+	 */
+	store_release(&r->notify_fds[slot], fd);
 	return fd;
 }
 

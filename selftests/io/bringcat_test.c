@@ -1445,6 +1445,51 @@ TEST_F(io, empty_line_is_empty_record)
 	bring_free(r);
 }
 
+/*
+ * Two event loops on one ring handle, a source in one and a sink in the
+ * other, through a 4 KiB ring that fills all the time: every wake must
+ * reach the loop that waits (in the eventfd mode each has an eventfd of
+ * its own; one shared eventfd lost wakes and hung here).
+ */
+TEST_F(io, two_loops_share_one_ring)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
+	struct bring *r = bring_new(4096, &ro);
+	char src[PATH_MAX + 8], dst[PATH_MAX + 8], *text, *p;
+	struct io_thread in = { 0 }, out = { 0 };
+	int i, lines = sanitized() ? 2000 : 20000;
+	pthread_t ti, to;
+
+	ASSERT_NE_NULL(r);
+	text = malloc((size_t)lines * 16);
+	ASSERT_NE_NULL(text);
+	for (i = 0, p = text; i < lines; i++)
+		p += sprintf(p, "line %08d\n", i);
+	ASSERT_EQ(0, spew(self->path[IN], text, p - text));
+	snprintf(src, sizeof(src), "file:%s", self->path[IN]);
+	snprintf(dst, sizeof(dst), "file:%s", self->path[OUT]);
+	in.io = bring_io_new(r, &o);
+	out.io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(in.io);
+	ASSERT_NE_NULL(out.io);
+	ASSERT_EQ(0, bring_io_add_sink(out.io, dst, "out"));
+	ASSERT_EQ(0, bring_io_add_source(in.io, src));
+	ASSERT_EQ(0, pthread_create(&to, NULL, io_thread_run, &out));
+	ASSERT_EQ(0, pthread_create(&ti, NULL, io_thread_run, &in));
+	pthread_join(ti, NULL);
+	EXPECT_EQ(0, in.ret);
+	EXPECT_TRUE(wait_size(self->path[OUT], p - text, 20000));
+	bring_io_stop(out.io); /* it has no source of its own to end */
+	pthread_join(to, NULL);
+	EXPECT_EQ(0, out.ret);
+	expect_file(_metadata, self->path[OUT], text, p - text);
+	bring_io_free(in.io);
+	bring_io_free(out.io);
+	bring_free(r);
+	free(text);
+}
+
 extern int bring__fault_flush; /* lib/file.c: make flushes fail */
 
 /*

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * bring_notify_fd(): event loops that cannot wait on a futex (io_uring
- * before Linux 6.7, epoll) poll an eventfd instead. It becomes readable
- * exactly when the handle wakes a prepared wait: a push for a waiting
- * reader, a shift for a waiting writer, a close for both; and stays
- * quiet while nobody waits.
+ * before Linux 6.7, epoll) poll an eventfd instead, one each. It becomes
+ * readable exactly when the handle wakes a prepared wait: a push for a
+ * waiting reader, a shift for a waiting writer, a close for both; every
+ * consumer's eventfd alike; and stays quiet while nobody waits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -97,14 +97,48 @@ FIXTURE_TEARDOWN(notify)
 	bring_free(self->r);
 }
 
-TEST_F(notify, is_one_nonblocking_cloexec_eventfd_per_handle)
+TEST_F(notify, each_call_is_a_nonblocking_cloexec_eventfd_of_its_own)
 {
-	int fl = fcntl(self->fd, F_GETFL), fdfl = fcntl(self->fd, F_GETFD);
+	int fd2 = bring_notify_fd(self->r);
+	int fl = fcntl(fd2, F_GETFL), fdfl = fcntl(fd2, F_GETFD);
 
-	EXPECT_EQ(self->fd, bring_notify_fd(self->r));
+	ASSERT_GE(fd2, 0);
+	EXPECT_NE(self->fd, fd2);
 	EXPECT_TRUE(fl & O_NONBLOCK);
 	EXPECT_TRUE(fdfl & FD_CLOEXEC);
 	EXPECT_EQ(-EINVAL, bring_notify_fd(NULL));
+}
+
+/* Two loops, each with its own eventfd: one wake reaches both. */
+TEST_F(notify, a_wake_reaches_every_consumer)
+{
+	struct later l = { self->r, self->rd, 0 };
+	struct bring_reader *rd2 = bring_reader_open(self->r, "rd2");
+	struct bring_wait w, w2;
+	int fd2 = bring_notify_fd(self->r);
+	pthread_t t;
+
+	ASSERT_NE_NULL(rd2);
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(0, bring_reader_wait_prepare(self->rd, &w));
+	ASSERT_EQ(0, bring_reader_wait_prepare(rd2, &w2));
+	ASSERT_EQ(0, pthread_create(&t, NULL, act_later, &l));
+	EXPECT_EQ(1, readable(self->fd, WAIT_MS));
+	EXPECT_EQ(1, readable(fd2, WAIT_MS));
+	pthread_join(t, NULL);
+	bring_reader_wait_finish(self->rd, &w);
+	bring_reader_wait_finish(rd2, &w2);
+	bring_reader_close(rd2);
+}
+
+/* Eight per handle (the fixture took one); the ninth is refused. */
+TEST_F(notify, ninth_consumer_is_refused)
+{
+	int i;
+
+	for (i = 1; i < 8; i++)
+		ASSERT_GE(bring_notify_fd(self->r), 0);
+	EXPECT_EQ(-EMFILE, bring_notify_fd(self->r));
 }
 
 TEST_F(notify, push_wakes_a_prepared_reader)
