@@ -157,6 +157,38 @@ static int grow(void *pp, unsigned int nr)
 	return 0;
 }
 
+/* A source and all it holds; also what a failed add leaves half made. */
+static void source_free(struct bring_io *io, struct source *src)
+{
+	while (src->conns) {
+		struct conn *c = src->conns;
+
+		src->conns = c->next;
+		if (c->resv_open)
+			bring_abort(io->r, &c->resv);
+		conn_free(c);
+	}
+	if (src->lfd >= 0)
+		close(src->lfd);
+	ep_unlink(src);
+	tail_free(src);
+	ep_free(&src->ep);
+	free(src);
+}
+
+/* A sink and all it holds; also what a failed add leaves half made. */
+static void sink_free(struct sink *s)
+{
+	if (s->rd)
+		bring_reader_close(s->rd);
+	if (s->fd >= 0)
+		close(s->fd);
+	ep_free(&s->ep);
+	free(s->mm);
+	free(s->dg_iov);
+	free(s);
+}
+
 int bring_io_add_source(struct bring_io *io, const char *uri)
 {
 	struct source *src;
@@ -227,14 +259,7 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 	io->srcs[io->nr_srcs++] = src;
 	return 0;
 fail:
-	if (src->lfd >= 0)
-		close(src->lfd);
-	ep_unlink(src);
-	if (src->conns)
-		conn_free(src->conns);
-	tail_free(src);
-	ep_free(&src->ep);
-	free(src);
+	source_free(io, src);
 	return err;
 }
 
@@ -294,14 +319,7 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 	io->sinks[io->nr_sinks++] = s;
 	return 0;
 fail:
-	if (s->rd)
-		bring_reader_close(s->rd);
-	if (s->fd >= 0)
-		close(s->fd);
-	ep_free(&s->ep);
-	free(s->mm);
-	free(s->dg_iov);
-	free(s);
+	sink_free(s);
 	return err;
 }
 
@@ -381,36 +399,10 @@ void bring_io_free(struct bring_io *io)
 
 	if (!io)
 		return;
-	for (i = 0; i < io->nr_srcs; i++) {
-		struct source *src = io->srcs[i];
-
-		while (src->conns) {
-			struct conn *c = src->conns;
-
-			src->conns = c->next;
-			if (c->resv_open)
-				bring_abort(io->r, &c->resv);
-			conn_free(c);
-		}
-		if (src->lfd >= 0)
-			close(src->lfd);
-		ep_unlink(src);
-		tail_free(src);
-		ep_free(&src->ep);
-		free(src);
-	}
-	for (i = 0; i < io->nr_sinks; i++) {
-		struct sink *s = io->sinks[i];
-
-		if (s->rd)
-			bring_reader_close(s->rd);
-		if (s->fd >= 0)
-			close(s->fd);
-		ep_free(&s->ep);
-		free(s->mm);
-		free(s->dg_iov);
-		free(s);
-	}
+	for (i = 0; i < io->nr_srcs; i++)
+		source_free(io, io->srcs[i]);
+	for (i = 0; i < io->nr_sinks; i++)
+		sink_free(io->sinks[i]);
 	free(io->srcs);
 	free(io->sinks);
 	close(io->wake_fd);
