@@ -300,22 +300,22 @@ FIXTURE(io)
 
 FIXTURE_VARIANT(io)
 {
-	bool no_uring;
-	bool eventfd; /* io_uring, ring waits on the ring's eventfd */
+	enum io_mode mode;
 };
 
-FIXTURE_VARIANT_ADD(io, uring) { .no_uring = false, };
-FIXTURE_VARIANT_ADD(io, fallback) { .no_uring = true, };
-FIXTURE_VARIANT_ADD(io, eventfd) { .eventfd = true, };
+FIXTURE_VARIANT_ADD(io, uring) { .mode = IO_MODE_URING, };
+FIXTURE_VARIANT_ADD(io, fallback) { .mode = IO_MODE_FALLBACK, };
+/* io_uring whose ring waits go through the ring's eventfd */
+FIXTURE_VARIANT_ADD(io, eventfd) { .mode = IO_MODE_EVENTFD, };
 
 enum { IN, OUT, ERR1, ERR2, OUT2, IN2, SCRATCH, FIFO };
 
 /* bring_io_opts.flags for the variant's io mode. */
 static unsigned int io_mode_flags(const FIXTURE_VARIANT(io) *variant)
 {
-	return variant->no_uring ? BRING_IO_NO_URING :
-	       variant->eventfd	 ? BRING_IO_NO_FUTEX_WAIT :
-				   0;
+	return variant->mode == IO_MODE_FALLBACK ? BRING_IO_NO_URING :
+	       variant->mode == IO_MODE_EVENTFD	 ? BRING_IO_NO_FUTEX_WAIT :
+						   0;
 }
 
 FIXTURE_SETUP(io)
@@ -327,13 +327,9 @@ FIXTURE_SETUP(io)
 	find_bringcat();
 	if (access(bringcat, X_OK))
 		SKIP(return, "%s not built", bringcat);
-	if (variant->eventfd && !uring_works())
-		SKIP(return, "io_uring unavailable");
-	if (!variant->no_uring && !variant->eventfd && !have_uring())
-		SKIP(return, "io_uring with FUTEX_WAIT unavailable");
-	self->mode = variant->no_uring ? "--no-uring" :
-		     variant->eventfd  ? "--no-futex-wait" :
-					 "--quiet";
+	if (io_mode_missing(variant->mode))
+		SKIP(return, "%s", io_mode_missing(variant->mode));
+	self->mode = io_mode_flag(variant->mode, "--quiet");
 	strcpy(self->dir, "/tmp/bringcat_test.XXXXXX");
 	ASSERT_NE_NULL(mkdtemp(self->dir));
 	for (i = 0; i < 8; i++)
@@ -432,8 +428,10 @@ TEST_F(io, runs_in_the_mode_asked_for)
 	char fin[PATH_MAX + 8], fout[PATH_MAX + 8], *err;
 	const char *args[] = { self->mode, "--stats", "-i", fin, "-o", fout,
 			       NULL };
-	const char *want = variant->no_uring ? ", readv/writev\n" :
-			   variant->eventfd  ? ", io_uring+eventfd\n" :
+	const char *want = variant->mode == IO_MODE_FALLBACK ?
+				   ", readv/writev\n" :
+			   variant->mode == IO_MODE_EVENTFD ?
+				   ", io_uring+eventfd\n" :
 					       ", io_uring\n";
 	size_t len;
 
@@ -479,7 +477,7 @@ TEST_F(io, io_uring_refused_falls_back_once)
 {
 	char fin[PATH_MAX + 8], fout[PATH_MAX + 8], *err, *p;
 	/* Not --quiet: the line about io_uring is what is checked. */
-	const char *args[] = { variant->eventfd ? "--no-futex-wait" : "-s",
+	const char *args[] = { io_mode_flag(variant->mode, "-s"),
 			       "--stats", "-i", fin, "-o", fout, NULL };
 	const char *text = "one\ntwo\nthree\n";
 	int seen = 0;
@@ -488,7 +486,7 @@ TEST_F(io, io_uring_refused_falls_back_once)
 #if !defined(__x86_64__)
 	SKIP(return, "the seccomp filter is written for x86-64");
 #endif
-	if (variant->no_uring)
+	if (variant->mode == IO_MODE_FALLBACK)
 		SKIP(return, "--no-uring never tries io_uring");
 	ASSERT_EQ(0, spew(self->path[IN], text, strlen(text)));
 	snprintf(fin, sizeof(fin), "file:%s", self->path[IN]);
@@ -1609,9 +1607,7 @@ TEST_F(io, app_lines_and_chunk_records_mix)
 /* bringcat's arguments in a uring/fallback test that wants its log lines. */
 static const char *loud_mode(const FIXTURE_VARIANT(io) *variant)
 {
-	return variant->no_uring ? "--no-uring" :
-	       variant->eventfd  ? "--no-futex-wait" :
-				   "--stats";
+	return io_mode_flag(variant->mode, "--stats");
 }
 
 /*

@@ -210,6 +210,22 @@ bool have_uring(void)
 	return ok;
 }
 
+const char *io_mode_missing(enum io_mode mode)
+{
+	if (mode == IO_MODE_EVENTFD && !uring_works())
+		return "io_uring unavailable";
+	if (mode == IO_MODE_URING && !have_uring())
+		return "io_uring with FUTEX_WAIT unavailable";
+	return NULL;
+}
+
+const char *io_mode_flag(enum io_mode mode, const char *uring_flag)
+{
+	return mode == IO_MODE_FALLBACK ? "--no-uring" :
+	       mode == IO_MODE_EVENTFD	? "--no-futex-wait" :
+					  uring_flag;
+}
+
 void expect_exit(struct __test_metadata *_metadata, const char *errpath,
 		 const char **args, int rc, const char *msg)
 {

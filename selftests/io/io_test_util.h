@@ -21,6 +21,14 @@ void find_bringcat(void);
 bool have_uring(void);
 /* io_uring works here, FUTEX_WAIT or not. */
 bool uring_works(void);
+/*
+ * The three io modes the tests run in: why this machine cannot run
+ * @mode (NULL when it can), and bringcat's flag for it (@uring_flag,
+ * e.g. "--quiet" or "--stats", for the io_uring mode).
+ */
+enum io_mode { IO_MODE_URING, IO_MODE_FALLBACK, IO_MODE_EVENTFD };
+const char *io_mode_missing(enum io_mode mode);
+const char *io_mode_flag(enum io_mode mode, const char *uring_flag);
 
 uint64_t now_ms(void);
 /* Start bringcat @args (NULL-terminated) with stdin from @in or /dev/null

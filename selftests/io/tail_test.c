@@ -42,27 +42,23 @@ FIXTURE(tail)
 
 FIXTURE_VARIANT(tail)
 {
-	bool no_uring;
-	bool eventfd; /* io_uring, ring waits on the ring's eventfd */
+	enum io_mode mode;
 };
 
-FIXTURE_VARIANT_ADD(tail, uring) { .no_uring = false, };
-FIXTURE_VARIANT_ADD(tail, fallback) { .no_uring = true, };
-FIXTURE_VARIANT_ADD(tail, eventfd) { .eventfd = true, };
+FIXTURE_VARIANT_ADD(tail, uring) { .mode = IO_MODE_URING, };
+FIXTURE_VARIANT_ADD(tail, fallback) { .mode = IO_MODE_FALLBACK, };
+/* io_uring whose ring waits go through the ring's eventfd */
+FIXTURE_VARIANT_ADD(tail, eventfd) { .mode = IO_MODE_EVENTFD, };
 
 FIXTURE_SETUP(tail)
 {
 	find_bringcat();
 	if (access(bringcat, X_OK))
 		SKIP(return, "%s not built", bringcat);
-	if (variant->eventfd && !uring_works())
-		SKIP(return, "io_uring unavailable");
-	if (!variant->no_uring && !variant->eventfd && !have_uring())
-		SKIP(return, "io_uring with FUTEX_WAIT unavailable");
+	if (io_mode_missing(variant->mode))
+		SKIP(return, "%s", io_mode_missing(variant->mode));
 	/* Not --quiet: the tests read the diagnostics and the counters. */
-	self->mode = variant->no_uring ? "--no-uring" :
-		     variant->eventfd  ? "--no-futex-wait" :
-					 "--stats";
+	self->mode = io_mode_flag(variant->mode, "--stats");
 	self->scale = getenv("BRING_SANITIZED") ? 10 : 1;
 	strcpy(self->dir, "/tmp/tail_test.XXXXXX");
 	ASSERT_NE_NULL(mkdtemp(self->dir));
@@ -305,7 +301,7 @@ TEST_F(tail, appends_follow_from_the_end)
 	ASSERT_TRUE(caught_up(self));
 	EXPECT_TRUE(running(self));
 	/* io_uring: the inotify read is polled in the loop, no worker. */
-	if (!variant->no_uring)
+	if (variant->mode != IO_MODE_FALLBACK)
 		EXPECT_EQ(1, threads(self));
 	/* A partial line at SIGTERM is dropped (counted), not shipped. */
 	ASSERT_EQ(0, append(self->log, "no newline yet", 14));
