@@ -227,58 +227,16 @@ static inline __m128i fold16(__m128i x, __m128i k, __m128i next)
 			     next);
 }
 
-__attribute__((target(FOLD_TARGET)))
-static inline __m256i fold32(__m256i x, __m256i k, const uint8_t *next)
-{
-	return _mm256_xor_si256(
-		_mm256_xor_si256(_mm256_clmulepi64_epi128(x, k, 0x00),
-				 _mm256_clmulepi64_epi128(x, k, 0x11)),
-		_mm256_loadu_si256((const void *)next));
-}
-
-/* @len >= FOLD_LANES_BYTES; @crc and the result are not inverted. */
-__attribute__((target(FOLD_TARGET)))
-static uint32_t crc32c_fold(uint32_t crc, const uint8_t *p, size_t len)
-{
-	const __m128i k16 = _mm_set_epi64x((long long)fold_k[1],
-					   (long long)fold_k[0]);
-	const __m256i k128 = _mm256_set_epi64x(
-		(long long)fold_k[3], (long long)fold_k[2],
-		(long long)fold_k[3], (long long)fold_k[2]);
-	__m256i y[4];
-	__m128i x;
-	uint64_t c;
-	int i;
-
-	for (i = 0; i < 4; i++)
-		y[i] = _mm256_loadu_si256((const void *)(p + 32 * i));
-	y[0] = _mm256_xor_si256(y[0], _mm256_zextsi128_si256(
-					      _mm_cvtsi32_si128((int)crc)));
-	for (p += 128, len -= 128; len >= 128; len -= 128, p += 128)
-		for (i = 0; i < 4; i++)
-			y[i] = fold32(y[i], k128, p + 32 * i);
-	/* Eight blocks in stream order: fold each into the next. */
-	x = _mm256_castsi256_si128(y[0]);
-	x = fold16(x, k16, _mm256_extracti128_si256(y[0], 1));
-	for (i = 1; i < 4; i++) {
-		x = fold16(x, k16, _mm256_castsi256_si128(y[i]));
-		x = fold16(x, k16, _mm256_extracti128_si256(y[i], 1));
-	}
-	for (; len >= 16; len -= 16, p += 16)
-		x = fold16(x, k16, _mm_loadu_si128((const void *)p));
-	c = __builtin_ia32_crc32di(0, (uint64_t)_mm_cvtsi128_si64(x));
-	c = __builtin_ia32_crc32di(c, (uint64_t)_mm_extract_epi64(x, 1));
-	return crc32c_hw((uint32_t)c, p, len);
-}
-
 /*
- * crc32c_fold() that also stores what it loads at @dst: the copy rides
- * on the loads the folding makes anyway, and the stores overlap the
- * carry-less multiplies.
+ * Fold @len >= FOLD_LANES_BYTES bytes at @p; with @dst, also store what
+ * is loaded there (the copy rides on the loads the folding makes anyway,
+ * and the stores overlap the carry-less multiplies). @crc and the result
+ * are not inverted. Always inlined into its two callers, where @dst is
+ * NULL or not at compile time, so no branch is left in the loops.
  */
-__attribute__((target(FOLD_TARGET)))
-static uint32_t crc32c_fold_copy(uint32_t crc, uint8_t *dst, const uint8_t *p,
-				 size_t len)
+__attribute__((target(FOLD_TARGET), always_inline))
+static inline uint32_t fold(uint32_t crc, uint8_t *dst, const uint8_t *p,
+			    size_t len)
 {
 	const __m128i k16 = _mm_set_epi64x((long long)fold_k[1],
 					   (long long)fold_k[0]);
@@ -292,15 +250,18 @@ static uint32_t crc32c_fold_copy(uint32_t crc, uint8_t *dst, const uint8_t *p,
 
 	for (i = 0; i < 4; i++) {
 		y[i] = _mm256_loadu_si256((const void *)(p + 32 * i));
-		_mm256_storeu_si256((void *)(dst + 32 * i), y[i]);
+		if (dst)
+			_mm256_storeu_si256((void *)(dst + 32 * i), y[i]);
 	}
 	y[0] = _mm256_xor_si256(y[0], _mm256_zextsi128_si256(
 					      _mm_cvtsi32_si128((int)crc)));
-	for (p += 128, dst += 128, len -= 128; len >= 128;
-	     len -= 128, p += 128, dst += 128) {
+	for (p += 128, len -= 128; len >= 128; len -= 128, p += 128) {
+		if (dst)
+			dst += 128;
 		for (i = 0; i < 4; i++) {
 			v = _mm256_loadu_si256((const void *)(p + 32 * i));
-			_mm256_storeu_si256((void *)(dst + 32 * i), v);
+			if (dst)
+				_mm256_storeu_si256((void *)(dst + 32 * i), v);
 			y[i] = _mm256_xor_si256(
 				_mm256_xor_si256(
 					_mm256_clmulepi64_epi128(y[i], k128, 0),
@@ -309,21 +270,41 @@ static uint32_t crc32c_fold_copy(uint32_t crc, uint8_t *dst, const uint8_t *p,
 				v);
 		}
 	}
+	if (dst)
+		dst += 128;
+	/* Eight blocks in stream order: fold each into the next. */
 	x = _mm256_castsi256_si128(y[0]);
 	x = fold16(x, k16, _mm256_extracti128_si256(y[0], 1));
 	for (i = 1; i < 4; i++) {
 		x = fold16(x, k16, _mm256_castsi256_si128(y[i]));
 		x = fold16(x, k16, _mm256_extracti128_si256(y[i], 1));
 	}
-	for (; len >= 16; len -= 16, p += 16, dst += 16) {
+	for (; len >= 16; len -= 16, p += 16) {
 		b = _mm_loadu_si128((const void *)p);
-		_mm_storeu_si128((void *)dst, b);
+		if (dst) {
+			_mm_storeu_si128((void *)dst, b);
+			dst += 16;
+		}
 		x = fold16(x, k16, b);
 	}
-	memcpy(dst, p, len);
+	if (dst)
+		memcpy(dst, p, len);
 	c = __builtin_ia32_crc32di(0, (uint64_t)_mm_cvtsi128_si64(x));
 	c = __builtin_ia32_crc32di(c, (uint64_t)_mm_extract_epi64(x, 1));
 	return crc32c_hw((uint32_t)c, p, len);
+}
+
+__attribute__((target(FOLD_TARGET)))
+static uint32_t crc32c_fold(uint32_t crc, const uint8_t *p, size_t len)
+{
+	return fold(crc, NULL, p, len);
+}
+
+__attribute__((target(FOLD_TARGET)))
+static uint32_t crc32c_fold_copy(uint32_t crc, uint8_t *dst, const uint8_t *p,
+				 size_t len)
+{
+	return fold(crc, dst, p, len);
 }
 #endif
 
