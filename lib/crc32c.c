@@ -27,6 +27,7 @@ static void shift_init(void);
 static void fold_init(void);
 #endif
 static bool have_hw, have_vpclmul;
+bool crc32c_hw_ok;
 
 /* Tables and CPU features once, before main(): no check per call. */
 __attribute__((constructor)) static void crc32c_init(void)
@@ -41,6 +42,7 @@ __attribute__((constructor)) static void crc32c_init(void)
 	}
 #if defined(__x86_64__)
 	have_hw = __builtin_cpu_supports("sse4.2");
+	crc32c_hw_ok = have_hw;
 	have_vpclmul = have_hw && __builtin_cpu_supports("avx2") &&
 		       __builtin_cpu_supports("vpclmulqdq") &&
 		       __builtin_cpu_supports("pclmul");
@@ -166,6 +168,38 @@ static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
 	}
 	for (; len; len--)
 		crc = __builtin_ia32_crc32qi(crc, *p++);
+	return crc;
+}
+
+/*
+ * Copy and checksum in one pass, 8 bytes at a time, for records too short
+ * to fold: no separate memcpy() call, and each word is read once.
+ */
+__attribute__((target("sse4.2")))
+static uint32_t crc32c_hw_copy(uint32_t crc, uint8_t *dst, const uint8_t *p,
+			       size_t len)
+{
+	uint64_t c = crc, w;
+	uint32_t w4;
+
+	for (; len >= 8; len -= 8, p += 8, dst += 8) {
+		memcpy(&w, p, 8);
+		memcpy(dst, &w, 8);
+		c = __builtin_ia32_crc32di(c, w);
+	}
+	crc = (uint32_t)c;
+	if (len >= 4) {
+		memcpy(&w4, p, 4);
+		memcpy(dst, &w4, 4);
+		crc = __builtin_ia32_crc32si(crc, w4);
+		p += 4;
+		dst += 4;
+		len -= 4;
+	}
+	for (; len; len--) {
+		*dst++ = *p;
+		crc = __builtin_ia32_crc32qi(crc, *p++);
+	}
 	return crc;
 }
 
@@ -318,6 +352,8 @@ uint32_t bring_crc32c_copy(uint32_t crc, void *dst, const void *src,
 #if defined(__x86_64__)
 	if (have_vpclmul && len >= 2 * FOLD_LANES_BYTES)
 		return ~crc32c_fold_copy(~crc, dst, src, len);
+	if (have_hw && len < 2 * FOLD_LANES_BYTES)
+		return ~crc32c_hw_copy(~crc, dst, src, len);
 #endif
 	if (len)
 		memcpy(dst, src, len);

@@ -137,7 +137,12 @@ struct tls_intent {
 	struct bring_intent *in;
 };
 
-static __thread struct tls_intent tls_intents[TLS_INTENTS];
+/*
+ * initial-exec: the slot is looked up on every claim, and the default
+ * model would make each lookup a call to __tls_get_addr().
+ */
+static __thread struct tls_intent tls_intents[TLS_INTENTS]
+	__attribute__((tls_model("initial-exec")));
 static pthread_key_t intent_key;
 static pthread_once_t intent_once = PTHREAD_ONCE_INIT;
 
@@ -255,7 +260,7 @@ static struct tls_intent *intent_lookup(struct bring *r)
 }
 
 /* This thread's intent slot in @r, taken on first use. */
-static struct bring_intent *intent_slot(struct bring *r)
+struct bring_intent *file_intent_slot(struct bring *r)
 {
 	struct tls_intent *t = intent_lookup(r);
 	int i;
@@ -278,27 +283,6 @@ static struct bring_intent *intent_slot(struct bring *r)
 		return NULL;
 	tls_intents[i].open_id = r->open_id;
 	return tls_intents[i].in;
-}
-
-int file_claim_intent(struct bring *r, uint64_t pos, uint64_t need)
-{
-	struct bring_intent *in = intent_slot(r);
-
-	if (!in)
-		return -EUSERS; /* more than BRING_INTENTS writer threads */
-	store_relaxed(&in->need, need);
-	/* Visible before the claim's CAS (release) that it describes. */
-	store_release(&in->pos, pos | INTENT_VALID);
-	return 0;
-}
-
-void file_clear_intent(struct bring *r)
-{
-	struct tls_intent *t = intent_lookup(r);
-
-	/* The headers are tagged: the claim needs no repair any more. */
-	if (t)
-		store_release(&t->in->pos, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -438,13 +422,6 @@ int file_load_cursor(const struct bring_slot *sl, uint64_t *pos)
 /* ------------------------------------------------------------------ */
 /* Flushing: group commit and the interval flusher.                   */
 
-int file_check_poison(const struct bring *r)
-{
-	if (!r->file)
-		return 0;
-	return load_acquire(&r->hdr->poisoned) ? -EIO : 0;
-}
-
 static void flush_lock(struct bring_hdr *h)
 {
 	/* A flusher that died mid-flush left nothing half done. */
@@ -479,7 +456,7 @@ static int flush_locked(struct bring *r)
 			    r->name, strerror(err));
 	} else {
 		store_relaxed(&h->durable_pos, head);
-		/* Pairs with the acquire loads in file_after_commit(). */
+		/* Pairs with the acquire loads in file_wait_durable(). */
 		store_release(&h->flush_done, gen);
 	}
 	if (evc_sleepers(&h->flush_seq) && evc_signal(&h->flush_seq))
@@ -526,7 +503,7 @@ static int try_flush(struct bring *r, uint64_t gen)
  * FLUSHER_CHECK_MS so that a flusher that died holding the (robust) lock
  * is taken over.
  */
-int file_after_commit(struct bring *r)
+int file_wait_durable(struct bring *r)
 {
 	struct bring_hdr *h = r->hdr;
 	struct evc_ticket ticket = { 0 };
@@ -534,8 +511,6 @@ int file_after_commit(struct bring *r)
 	uint64_t gen;
 	int err;
 
-	if (r->durability != DURABLE_ALWAYS)
-		return file_check_poison(r);
 	/* Full fence: our record is written before we read the generation. */
 	smp_mb();
 	gen = load_relaxed(&h->flush_started);

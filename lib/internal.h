@@ -112,12 +112,7 @@ static inline uint64_t rec_footprint(uint32_t len_flags, uint64_t tag)
  */
 static inline uint32_t rec_crc_head(uint64_t tag, uint32_t len_flags)
 {
-	struct {
-		uint64_t tag;
-		uint32_t len_flags;
-	} __attribute__((packed)) head = { tag, len_flags };
-
-	return bring_crc32c(0, &head, sizeof(head));
+	return crc32c_u64_u32(0, tag, len_flags);
 }
 
 static inline uint32_t rec_crc(uint64_t tag, uint32_t len_flags,
@@ -463,14 +458,42 @@ uint32_t ring_hdr_crc(const struct bring_hdr *h);
 int file_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void file_close(struct bring *r);
 int file_start_flusher(struct bring *r);
-int file_after_commit(struct bring *r);
-int file_check_poison(const struct bring *r);
+int file_wait_durable(struct bring *r);
 void file_save_cursor(struct bring_slot *sl, uint64_t pos);
 uint32_t file_busy_mark(void);
-int file_claim_intent(struct bring *r, uint64_t pos, uint64_t need);
-void file_clear_intent(struct bring *r);
+struct bring_intent *file_intent_slot(struct bring *r);
 bool file_repair_stuck(struct bring *r, uint64_t pos);
 int file_load_cursor(const struct bring_slot *sl, uint64_t *pos);
+
+/* A failed flush poisoned the ring: -EIO for good (memory rings: 0). */
+static inline int file_check_poison(const struct bring *r)
+{
+	/* Pairs with the release store of poisoned in flush_locked(). */
+	return r->file && load_acquire(&r->hdr->poisoned) ? -EIO : 0;
+}
+
+/* After a commit: durability "always" returns once the record is durable. */
+static inline int file_after_commit(struct bring *r)
+{
+	if (r->durability == DURABLE_ALWAYS)
+		return file_wait_durable(r);
+	return file_check_poison(r);
+}
+
+/* Announce a claim of @need bytes at @pos, before the claim's CAS. */
+static inline void file_set_intent(struct bring_intent *in, uint64_t pos,
+				   uint64_t need)
+{
+	store_relaxed(&in->need, need);
+	/* Visible before the claim's CAS (release) that it describes. */
+	store_release(&in->pos, pos | INTENT_VALID);
+}
+
+/* The claim's headers are tagged: it needs no repair any more. */
+static inline void file_clear_intent(struct bring_intent *in)
+{
+	store_release(&in->pos, 0);
+}
 
 /* recover.c */
 int file_check_header(const struct bring_hdr *h, uint64_t file_size,

@@ -346,49 +346,68 @@ void bring_write_wait_finish(struct bring *r, struct bring_wait *w)
 }
 
 /*
- * Claim @need bytes at head for records the caller then writes. With
- * @fill, claims as many of the batch's records as fit once the first one
- * does: *@need comes in as the first record's footprint and goes out as
- * the claimed total, *@nr as the number of records claimed.
+ * A claim of ring space: what the writer asks for and what it got. With
+ * @fill, claim() takes as many of the batch's records as fit once the
+ * first one does.
  */
-static int claim(struct bring *r, uint64_t *need, int timeout_ms,
-		 uint64_t *posp, const struct bring_msg *fill, unsigned int *nr)
+struct claim {
+	uint64_t need; /* in: first record's footprint; out: bytes claimed */
+	uint64_t pos; /* out: where the claimed bytes start */
+	const struct bring_msg *fill; /* a batch, or NULL for one record */
+	unsigned int nr; /* in: records in @fill; out: records claimed */
+	/* File rings: this thread's intent, cleared once headers are tagged. */
+	struct bring_intent *intent;
+};
+
+/* How many more of the batch's records fit behind the first: the total. */
+static uint64_t claim_fill(struct bring *r, uint64_t head, struct claim *c)
+{
+	uint64_t total = c->need;
+	unsigned int n;
+
+	for (n = 1; c->fill && n < c->nr; n++) {
+		uint64_t more = rec_footprint_len(c->fill[n].len);
+
+		if (!space_fits(r, head, total + more))
+			break;
+		total += more;
+	}
+	c->nr = n;
+	return total;
+}
+
+/* Claim space at head for records the caller then writes. */
+static int claim(struct bring *r, struct claim *c, int timeout_ms)
 {
 	struct bring_hdr *h = r->hdr;
 	uint64_t head = load_relaxed(&h->head), total;
 	struct bring_deadline dl = { .forever = -1 };
-	unsigned int n = 1;
 	int err;
 
+	if (r->file) {
+		c->intent = file_intent_slot(r);
+		if (!c->intent)
+			return -EUSERS; /* more than BRING_INTENTS writers */
+	}
 	for (;;) {
 		if (head & HEAD_CLOSED)
 			return -EPIPE;
-		if (!space_fits(r, head, *need)) {
+		if (!space_fits(r, head, c->need)) {
 			if (timeout_ms == 0)
 				return -EAGAIN;
 			/* One deadline for the call, however often we lose
 			 * the space we woke up for to another writer. */
 			if (dl.forever == -1)
 				bring_deadline_init(&dl, timeout_ms);
-			err = wait_space(r, *need, &dl);
+			err = wait_space(r, c->need, &dl);
 			if (err)
 				return err;
 			head = load_relaxed(&h->head);
 			continue;
 		}
-		total = *need;
-		for (n = 1; fill && n < *nr; n++) {
-			uint64_t more = rec_footprint_len(fill[n].len);
-
-			if (!space_fits(r, head, total + more))
-				break;
-			total += more;
-		}
-		if (r->file) {
-			err = file_claim_intent(r, head, total);
-			if (err)
-				return err;
-		}
+		total = claim_fill(r, head, c);
+		if (r->file)
+			file_set_intent(c->intent, head, total);
 		/*
 		 * The claim. Release: a file ring's intent, stored just
 		 * above, is visible to whoever sees the new head (a repairer
@@ -406,12 +425,10 @@ static int claim(struct bring *r, uint64_t *need, int timeout_ms,
 		 * alive to a repairer should its owner die.
 		 */
 		if (r->file)
-			file_clear_intent(r);
+			file_clear_intent(c->intent);
 	}
-	*posp = head;
-	*need = total;
-	if (nr)
-		*nr = n;
+	c->pos = head;
+	c->need = total;
 	return 0;
 }
 
@@ -446,19 +463,20 @@ static void count_in(struct bring *r, uint64_t msgs, uint64_t bytes)
 static int ring_reserve(struct bring *r, uint64_t len, int timeout_ms,
 			uint64_t *posp)
 {
-	uint64_t need = rec_footprint_len(len);
+	struct claim c = { .need = rec_footprint_len(len) };
 	int err;
 
 	err = file_check_poison(r);
 	if (err)
 		return err;
-	err = claim(r, &need, timeout_ms, posp, NULL, NULL);
+	err = claim(r, &c, timeout_ms);
 	if (err)
 		return err;
-	put_busy_header(r, *posp, len, REC_BUSY);
+	put_busy_header(r, c.pos, len, REC_BUSY);
 	if (r->file)
-		file_clear_intent(r);
+		file_clear_intent(c.intent);
 	count_in(r, 1, len);
+	*posp = c.pos;
 	return 0;
 }
 
@@ -543,7 +561,7 @@ int bring_push_timeout(struct bring *r, const void *data, size_t len,
 		return err;
 	copy_and_commit(r, rec_at(r, pos), data, (uint32_t)len);
 	ring_wake_readers(r);
-	return r->file ? file_after_commit(r) : 0;
+	return file_after_commit(r);
 }
 
 /**
@@ -594,17 +612,17 @@ static uint64_t bytes_of(const struct bring_msg *msgs, unsigned int nr)
  * if the writer dies half way, every record it did not finish is BUSY
  * and names it, and repair discards exactly those.
  */
-static void fill_batch(struct bring *r, const struct bring_msg *msgs,
-		       unsigned int nr, uint64_t pos)
+static void fill_batch(struct bring *r, const struct claim *c)
 {
-	uint64_t first = pos, p = pos;
-	unsigned int i;
+	const struct bring_msg *msgs = c->fill;
+	uint64_t pos = c->pos, p = pos;
+	unsigned int i, nr = c->nr;
 
 	for (i = 0; i < nr; i++)
 		p += put_busy_header(r, p, msgs[i].len,
 				     i && !r->file ? 0 : REC_BUSY);
 	if (r->file)
-		file_clear_intent(r);
+		file_clear_intent(c->intent);
 	for (i = 0; i < nr; i++) {
 		struct bring_rec *rec = rec_at(r, pos);
 
@@ -616,7 +634,7 @@ static void fill_batch(struct bring *r, const struct bring_msg *msgs,
 		pos += rec_footprint_len(msgs[i].len);
 	}
 	if (!r->file)
-		commit_record(r, rec_at(r, first), (uint32_t)msgs[0].len);
+		commit_record(r, rec_at(r, c->pos), (uint32_t)msgs[0].len);
 }
 
 /**
@@ -637,7 +655,7 @@ static void fill_batch(struct bring *r, const struct bring_msg *msgs,
 int bring_push_batch(struct bring *r, const struct bring_msg *msgs,
 		     unsigned int nr, int timeout_ms)
 {
-	uint64_t pos, need;
+	struct claim c = { .fill = msgs };
 	int err;
 
 	if (!r || (!msgs && nr))
@@ -649,20 +667,20 @@ int bring_push_batch(struct bring *r, const struct bring_msg *msgs,
 	err = batch_prefix(r, msgs, nr);
 	if (err < 0)
 		return err;
-	nr = (unsigned int)err;
+	c.nr = (unsigned int)err;
 
 	err = file_check_poison(r);
 	if (err)
 		return err;
-	need = rec_footprint_len(msgs[0].len);
-	err = claim(r, &need, timeout_ms, &pos, msgs, &nr);
+	c.need = rec_footprint_len(msgs[0].len);
+	err = claim(r, &c, timeout_ms);
 	if (err)
 		return err;
-	fill_batch(r, msgs, nr, pos);
-	count_in(r, nr, bytes_of(msgs, nr));
+	fill_batch(r, &c);
+	count_in(r, c.nr, bytes_of(msgs, c.nr));
 	ring_wake_readers(r);
-	err = r->file ? file_after_commit(r) : 0;
-	return err ? err : (int)nr;
+	err = file_after_commit(r);
+	return err ? err : (int)c.nr;
 }
 
 /**
@@ -761,7 +779,7 @@ int bring_commit(struct bring *r, struct bring_resv *resv, size_t len)
 	resv->__priv[1] = 0;
 	commit_record(r, rec, (uint32_t)len);
 	ring_wake_readers(r);
-	return r->file ? file_after_commit(r) : 0;
+	return file_after_commit(r);
 }
 
 /**
