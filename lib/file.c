@@ -440,15 +440,26 @@ static void flush_lock(struct bring_hdr *h)
 static int flush_locked(struct bring *r)
 {
 	struct bring_hdr *h = r->hdr;
-	uint64_t gen, head;
+	uint64_t gen, head, asked, t0;
 	int err = 0;
 
 	if (load_relaxed(&h->poisoned))
 		return -EIO;
+	/*
+	 * Full barrier (seq_cst RMW): the generation is taken before we
+	 * read head, and a writer that read the old generation committed
+	 * before this flush may start (see file_wait_durable()).
+	 */
 	gen = fetch_add(&h->flush_started, 1) + 1;
 	head = load_acquire(&h->head) & ~HEAD_CLOSED;
+	asked = load_relaxed(&h->sync_asked);
+	store_relaxed(&h->sync_batch,
+		      (uint32_t)(asked - load_relaxed(&h->sync_taken)));
+	store_relaxed(&h->sync_taken, asked);
+	t0 = bring_now_ns();
 	if (load_relaxed(&bring__fault_flush) || fdatasync(r->fd) < 0)
 		err = load_relaxed(&bring__fault_flush) ? EIO : errno;
+	store_relaxed(&h->flush_ns, bring_now_ns() - t0);
 	add_relaxed(&h->flushes, 1);
 	if (err) {
 		store_release(&h->poisoned, err);
@@ -464,32 +475,80 @@ static int flush_locked(struct bring *r)
 	return err ? -EIO : 0;
 }
 
-#define FLUSH_ROUNDS_MAX 8
+
+
+#define BATCH_WAIT_MAX_NS 1000000ULL /* 1 ms */
+
+/* Have as many commits asked for a flush as the last flush took? */
+static bool batch_complete(struct bring_hdr *h)
+{
+	return load_relaxed(&h->sync_asked) - load_relaxed(&h->sync_taken) >=
+	       load_relaxed(&h->sync_batch);
+}
+
+/*
+ * The flusher's pause before a flush. Each writer has one message in
+ * flight, so the writers a flush covered are pushing their next message
+ * right now; a flush started at once would cover the few that are quick
+ * and leave the rest to the flush after. So wait, on batch_seq, until as
+ * many commits wait as the last flush took, or half the last flush's
+ * duration (at most 1 ms) has passed. A writer that stopped pushing
+ * costs one such pause: the next batch is smaller and so is the next
+ * wait. With one writer the batch is complete at once.
+ */
+static void wait_for_batch(struct bring *r)
+{
+	struct bring_hdr *h = r->hdr;
+	struct evc_ticket ticket = { 0 };
+	struct bring_deadline dl;
+	uint64_t ns = load_relaxed(&h->flush_ns) / 2;
+
+	if (batch_complete(h))
+		return;
+	bring_deadline_init_ns(&dl, ns < BATCH_WAIT_MAX_NS ? ns :
+							    BATCH_WAIT_MAX_NS);
+	for (;;) {
+		/* Fences: registered before we count again. */
+		evc_prepare(&h->batch_seq, &ticket);
+		if (batch_complete(h) ||
+		    evc_wait(&h->batch_seq, &ticket, &dl) == -ETIMEDOUT)
+			break;
+	}
+	evc_cancel(&h->batch_seq, &ticket);
+}
 
 /* Become the flusher if nobody is; -EBUSY if somebody is. */
 static int try_flush(struct bring *r, uint64_t gen)
 {
 	struct bring_hdr *h = r->hdr;
-	int err = pthread_mutex_trylock(&h->flush_lock), rounds;
+	int err = pthread_mutex_trylock(&h->flush_lock);
 
 	if (err == EBUSY)
 		return -EBUSY;
 	/* A flusher that died mid-flush left nothing half done. */
 	if (err == EOWNERDEAD)
 		pthread_mutex_consistent(&h->flush_lock);
-	err = load_acquire(&h->flush_done) > gen ? 0 : flush_locked(r);
-	/*
-	 * Writers that committed while we flushed are asleep waiting for
-	 * the next flush: start it now rather than after they have woken,
-	 * found the lock free and raced for it. Bounded, so that a steady
-	 * stream of writers cannot keep one of them flushing for ever.
-	 */
-	for (rounds = 0; !err && rounds < FLUSH_ROUNDS_MAX &&
-			 evc_sleepers(&h->flush_seq);
-	     rounds++)
+	err = 0;
+	if (load_acquire(&h->flush_done) <= gen) {
+		wait_for_batch(r);
 		err = flush_locked(r);
+	}
 	pthread_mutex_unlock(&h->flush_lock);
 	return err;
+}
+
+/* A commit asks for a flush; the one that completes a batch says so. */
+static void ask_for_flush(struct bring_hdr *h)
+{
+	/*
+	 * A full barrier (seq_cst RMW): our record is written before we
+	 * read the flush generation, and before a flusher waiting for the
+	 * batch can see us counted.
+	 */
+	fetch_add(&h->sync_asked, 1);
+	/* evc_sleepers() fences: counted before we look for the flusher. */
+	if (evc_sleepers(&h->batch_seq) && batch_complete(h))
+		evc_signal(&h->batch_seq);
 }
 
 #define FLUSHER_CHECK_MS 100
@@ -499,9 +558,9 @@ static int try_flush(struct bring *r, uint64_t gen)
  * stable storage, i.e. once a flush that began after the commit has
  * completed. Group commit: one writer flushes, the others sleep on
  * flush_seq and all wake when it completes; those it covered return, and
- * one of the rest flushes for all of them. A sleeper re-checks every
- * FLUSHER_CHECK_MS so that a flusher that died holding the (robust) lock
- * is taken over.
+ * one of the rest becomes the next flusher, which first lets the batch
+ * fill (wait_for_batch()). A sleeper re-checks every FLUSHER_CHECK_MS so
+ * that a flusher that died holding the (robust) lock is taken over.
  */
 int file_wait_durable(struct bring *r)
 {
@@ -511,8 +570,7 @@ int file_wait_durable(struct bring *r)
 	uint64_t gen;
 	int err;
 
-	/* Full fence: our record is written before we read the generation. */
-	smp_mb();
+	ask_for_flush(h);
 	gen = load_relaxed(&h->flush_started);
 	for (;;) {
 		err = file_check_poison(r);

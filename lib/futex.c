@@ -23,18 +23,23 @@ uint64_t bring_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-void bring_deadline_init(struct bring_deadline *dl, int timeout_ms)
+void bring_deadline_init_ns(struct bring_deadline *dl, uint64_t ns)
 {
-	dl->forever = timeout_ms < 0;
-	if (dl->forever)
-		return;
+	dl->forever = 0;
 	clock_gettime(CLOCK_MONOTONIC, &dl->ts);
-	dl->ts.tv_sec += timeout_ms / 1000;
-	dl->ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	dl->ts.tv_sec += (time_t)(ns / 1000000000ULL);
+	dl->ts.tv_nsec += (long)(ns % 1000000000ULL);
 	if (dl->ts.tv_nsec >= 1000000000L) {
 		dl->ts.tv_sec++;
 		dl->ts.tv_nsec -= 1000000000L;
 	}
+}
+
+void bring_deadline_init(struct bring_deadline *dl, int timeout_ms)
+{
+	dl->forever = timeout_ms < 0;
+	if (!dl->forever)
+		bring_deadline_init_ns(dl, (uint64_t)timeout_ms * 1000000ULL);
 }
 
 int bring_futex_wait(uint32_t *uaddr, uint32_t val,

@@ -22,6 +22,8 @@ struct bring_deadline {
 
 uint64_t bring_now_ns(void);
 void bring_deadline_init(struct bring_deadline *dl, int timeout_ms);
+/* A deadline @ns from now (never "forever"). */
+void bring_deadline_init_ns(struct bring_deadline *dl, uint64_t ns);
 
 /*
  * bring_futex_wait - sleep while *@uaddr == @val.

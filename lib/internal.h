@@ -12,6 +12,7 @@
 #ifndef BRING_INTERNAL_H
 #define BRING_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -241,6 +242,19 @@ struct bring_hdr {
 	uint64_t durable_pos; /* head when the last completed flush began */
 	uint32_t flush_seq; /* eventcount: a flush completed */
 	int32_t poisoned; /* errno of a failed flush; the ring is dead */
+	/*
+	 * Group commit's batching (heuristics only: a wrong value costs
+	 * time, never durability). sync_asked counts the commits that
+	 * wait for a flush; a flush takes sync_asked when it starts
+	 * (sync_taken) and sync_batch is how many that flush gained. The
+	 * next flusher waits on batch_seq, at most half a flush, for as
+	 * many commits as the last flush took.
+	 */
+	uint64_t sync_asked;
+	uint64_t sync_taken;
+	uint32_t sync_batch;
+	uint32_t batch_seq; /* eventcount: a batch is complete */
+	uint64_t flush_ns; /* how long the last flush took */
 
 	/* Slow-path counters (atomic adds). */
 	uint64_t write_waits __cacheline_aligned;

@@ -428,6 +428,11 @@ static void reset_runtime(struct scan *s)
 	h->flush_started = 0;
 	h->flush_done = 0;
 	h->flush_seq = 0;
+	h->sync_asked = 0;
+	h->sync_taken = 0;
+	h->sync_batch = 0;
+	h->batch_seq = 0;
+	h->flush_ns = 0;
 	h->data_seq = 0;
 	h->space_seq = 0;
 	h->space_want = UINT64_MAX;
