@@ -38,6 +38,12 @@
 
 /* Fault injection for the selftests: make the next flushes fail. */
 int bring__fault_flush;
+/*
+ * For the selftests: waits for a flush that ended by their poll timeout
+ * and then found the flush lock free or their record covered, i.e. a
+ * wake-up that should have come and did not.
+ */
+unsigned long bring__flush_missed_wakes;
 
 struct bring_flusher {
 	pthread_t thread;
@@ -435,7 +441,7 @@ static void flush_lock(struct bring_hdr *h)
  * pages and the data together; recovery never trusts a cursor beyond
  * valid data. A failure is never retried: the ring is poisoned for good,
  * since the kernel may have dropped the dirty pages it could not write.
- * Called with flush_lock held; wakes the writers waiting for a flush.
+ * Called with flush_lock held; flush_unlock() wakes the writers waiting.
  */
 static int flush_locked(struct bring *r)
 {
@@ -470,9 +476,26 @@ static int flush_locked(struct bring *r)
 		/* Pairs with the acquire loads in file_wait_durable(). */
 		store_release(&h->flush_done, gen);
 	}
+	return err ? -EIO : 0;
+}
+
+/*
+ * Drop the flush lock, then wake the writers waiting on flush_seq: those
+ * the flush covered, and those that found the lock taken and need the
+ * next flush. Waking before the unlock would lose the second kind: one
+ * that woke (or registered) then would find the lock still held, sleep
+ * again and wait for its poll timeout. Dekker pairing with the sleeper's
+ * "register on flush_seq, then trylock": the unlock comes before the
+ * fence in evc_sleepers(), so either we see the sleeper or its trylock
+ * sees the lock free.
+ */
+static void flush_unlock(struct bring *r)
+{
+	struct bring_hdr *h = r->hdr;
+
+	pthread_mutex_unlock(&h->flush_lock);
 	if (evc_sleepers(&h->flush_seq) && evc_signal(&h->flush_seq))
 		add_relaxed(&h->futex_wakes, 1);
-	return err ? -EIO : 0;
 }
 
 
@@ -502,6 +525,7 @@ static void wait_for_batch(struct bring *r)
 	struct evc_ticket ticket = { 0 };
 	struct bring_deadline dl;
 	uint64_t ns = load_relaxed(&h->flush_ns) / 2;
+	int err;
 
 	if (batch_complete(h))
 		return;
@@ -510,8 +534,11 @@ static void wait_for_batch(struct bring *r)
 	for (;;) {
 		/* Fences: registered before we count again. */
 		evc_prepare(&h->batch_seq, &ticket);
-		if (batch_complete(h) ||
-		    evc_wait(&h->batch_seq, &ticket, &dl) == -ETIMEDOUT)
+		if (batch_complete(h))
+			break;
+		err = evc_wait(&h->batch_seq, &ticket, &dl);
+		/* Woken, or the word moved: count again. Else give up. */
+		if (err && err != -EINTR && err != -EAGAIN)
 			break;
 	}
 	evc_cancel(&h->batch_seq, &ticket);
@@ -533,7 +560,7 @@ static int try_flush(struct bring *r, uint64_t gen)
 		wait_for_batch(r);
 		err = flush_locked(r);
 	}
-	pthread_mutex_unlock(&h->flush_lock);
+	flush_unlock(r);
 	return err;
 }
 
@@ -552,6 +579,27 @@ static void ask_for_flush(struct bring_hdr *h)
 }
 
 #define FLUSHER_CHECK_MS 100
+
+/*
+ * After a poll timeout on flush_seq: should a wake-up have come? Yes if
+ * our record was covered meanwhile, or if nobody holds the flush lock:
+ * then nobody was flushing who could have woken us. A flusher that died
+ * is no missed wake-up (its lock is made consistent for the next one).
+ */
+static bool missed_wake(struct bring_hdr *h, uint64_t gen)
+{
+	int err;
+
+	if (load_acquire(&h->flush_done) > gen)
+		return true;
+	err = pthread_mutex_trylock(&h->flush_lock);
+	if (err == EBUSY)
+		return false;
+	if (err == EOWNERDEAD)
+		pthread_mutex_consistent(&h->flush_lock);
+	pthread_mutex_unlock(&h->flush_lock);
+	return err == 0;
+}
 
 /*
  * BRING_DURABLE_ALWAYS: return once the caller's committed record is on
@@ -587,7 +635,9 @@ int file_wait_durable(struct bring *r)
 			continue;
 		bring_deadline_init(&dl, FLUSHER_CHECK_MS);
 		ring_count_futex_wait(r);
-		evc_wait(&h->flush_seq, &ticket, &dl);
+		if (evc_wait(&h->flush_seq, &ticket, &dl) == -ETIMEDOUT &&
+		    missed_wake(h, gen))
+			add_relaxed(&bring__flush_missed_wakes, 1);
 	}
 	evc_cancel(&h->flush_seq, &ticket);
 	return err;
@@ -612,7 +662,7 @@ static void *flusher_main(void *arg)
 		pthread_mutex_unlock(&f->lock);
 		flush_lock(r->hdr);
 		flush_locked(r);
-		pthread_mutex_unlock(&r->hdr->flush_lock);
+		flush_unlock(r);
 		flushed = head;
 		pthread_mutex_lock(&f->lock);
 	}
@@ -671,7 +721,7 @@ void file_close(struct bring *r)
 	if (r->durability == DURABLE_INTERVAL && !file_check_poison(r)) {
 		flush_lock(r->hdr);
 		flush_locked(r);
-		pthread_mutex_unlock(&r->hdr->flush_lock);
+		flush_unlock(r);
 	}
 	if (r->fd >= 0)
 		close(r->fd); /* drops our flock */

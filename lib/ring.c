@@ -359,13 +359,17 @@ struct claim {
 	struct bring_intent *intent;
 };
 
-/* How many more of the batch's records fit behind the first: the total. */
-static uint64_t claim_fill(struct bring *r, uint64_t head, struct claim *c)
+/*
+ * How many of the batch's @want records fit at @head once the first
+ * does: their total footprint, and their number in c->nr.
+ */
+static uint64_t claim_fill(struct bring *r, uint64_t head, struct claim *c,
+			   unsigned int want)
 {
 	uint64_t total = c->need;
 	unsigned int n;
 
-	for (n = 1; c->fill && n < c->nr; n++) {
+	for (n = 1; c->fill && n < want; n++) {
 		uint64_t more = rec_footprint_len(c->fill[n].len);
 
 		if (!space_fits(r, head, total + more))
@@ -382,13 +386,9 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 	struct bring_hdr *h = r->hdr;
 	uint64_t head = load_relaxed(&h->head), total;
 	struct bring_deadline dl = { .forever = -1 };
+	unsigned int want = c->nr; /* a lost race must not shrink the batch */
 	int err;
 
-	if (r->file) {
-		c->intent = file_intent_slot(r);
-		if (!c->intent)
-			return -EUSERS; /* more than BRING_INTENTS writers */
-	}
 	for (;;) {
 		if (head & HEAD_CLOSED)
 			return -EPIPE;
@@ -405,7 +405,14 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 			head = load_relaxed(&h->head);
 			continue;
 		}
-		total = claim_fill(r, head, c);
+		total = claim_fill(r, head, c, want);
+		if (r->file && !c->intent) {
+			/* Taken once space is there: a full or closed
+			 * ring says so first. */
+			c->intent = file_intent_slot(r);
+			if (!c->intent)
+				return -EUSERS; /* > BRING_INTENTS writers */
+		}
 		if (r->file)
 			file_set_intent(c->intent, head, total);
 		/*

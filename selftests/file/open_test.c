@@ -38,6 +38,7 @@
 
 /* Fault injection in lib/file.c: non-zero makes every flush fail. */
 extern int bring__fault_flush;
+extern unsigned long bring__flush_missed_wakes;
 
 #define CAP 4096
 #define FILE_SIZE (BRING_HDR_SIZE + CAP)
@@ -1361,6 +1362,63 @@ TEST_TIMEOUT(durability_always_waits_for_the_batch_to_fill, 120)
 	tmp_remove(&t);
 }
 
+#define WAKE_ROUNDS 40
+#define WAKE_PUSHES 300
+
+static void *wake_pusher_main(void *arg)
+{
+	struct pusher *p = arg;
+	int i;
+
+	for (i = 0; i < WAKE_PUSHES && !p->err; i++)
+		p->err = push_str(p->r, "12345678");
+	return NULL;
+}
+
+/*
+ * A writer that needs the next flush and finds the flush lock taken
+ * sleeps on flush_seq. The flusher must wake it after dropping the
+ * lock: woken before, it finds the lock still held, sleeps again and
+ * only its 100 ms poll brings it back (about one push in 400 here when
+ * the wake came first). The library counts polls that ended with the
+ * lock free or the record covered: there must be none.
+ */
+TEST_TIMEOUT(durability_always_wakes_writers_waiting_for_the_next_flush, 300)
+{
+	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
+	struct pusher p[GROUP_THREADS];
+	pthread_t th[GROUP_THREADS];
+	unsigned long missed;
+	struct tmp t;
+	struct bring *r;
+	int round, i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	/* No reader: the ring holds every message of every round. */
+	r = bring_open(t.path, 1 << 22, &opts);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, bring_reader_remove(r, BRING_DEFAULT_READER));
+	missed = __atomic_load_n(&bring__flush_missed_wakes, __ATOMIC_RELAXED);
+	for (round = 0; round < WAKE_ROUNDS; round++) {
+		for (i = 0; i < GROUP_THREADS; i++) {
+			p[i] = (struct pusher){ .r = r };
+			ASSERT_EQ(0, pthread_create(&th[i], NULL,
+						    wake_pusher_main, &p[i]));
+		}
+		for (i = 0; i < GROUP_THREADS; i++) {
+			pthread_join(th[i], NULL);
+			EXPECT_EQ(0, p[i].err);
+		}
+	}
+	EXPECT_EQ(missed, __atomic_load_n(&bring__flush_missed_wakes,
+					  __ATOMIC_RELAXED))
+		TH_LOG("writers waited for their poll timeout, not a wake-up");
+	EXPECT_EQ(WAKE_ROUNDS * GROUP_THREADS * WAKE_PUSHES,
+		  get_stats(r).msgs_in);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
 #define LONE_PUSHES 20
 #define LONE_PUSH_MAX_MS 500
 
@@ -1401,6 +1459,77 @@ TEST_TIMEOUT(durability_always_lone_writer_is_not_held_for_a_crowd, 120)
 		TH_LOG("a lone push took %llu ms", (unsigned long long)(worst / MS));
 	EXPECT_GE(get_stats(r).durable,
 		  end_of(GROUP_THREADS * GROUP_PUSHES + LONE_PUSHES, 8));
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writer threads: BRING_INTENTS of them at a time.                   */
+
+struct holder {
+	struct bring *r;
+	pthread_barrier_t *pushed;
+	pthread_barrier_t *release;
+	int err;
+};
+
+/* Push once (taking an intent slot), then hold the slot until released. */
+static void *holder_main(void *arg)
+{
+	struct holder *h = arg;
+
+	h->err = push_str(h->r, "1234567");
+	pthread_barrier_wait(h->pushed);
+	pthread_barrier_wait(h->release);
+	return NULL;
+}
+
+/*
+ * Each writer thread of a file ring holds one of BRING_INTENTS claim
+ * intents (crash repair needs to know every claim in flight). One thread
+ * more gets -EUSERS, but only once its message could go in: a full ring
+ * still says -EAGAIN and a closed one -EPIPE. A thread that exits gives
+ * its slot back.
+ */
+TEST_TIMEOUT(writer_thread_past_the_intent_slots_gets_eusers, 60)
+{
+	pthread_barrier_t pushed, release;
+	struct holder h[BRING_INTENTS];
+	pthread_t th[BRING_INTENTS];
+	char big[3000] = { 0 };
+	struct tmp t;
+	struct bring *r;
+	int i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, pthread_barrier_init(&pushed, NULL, BRING_INTENTS + 1));
+	ASSERT_EQ(0, pthread_barrier_init(&release, NULL, BRING_INTENTS + 1));
+	for (i = 0; i < BRING_INTENTS; i++) {
+		h[i] = (struct holder){ .r = r, .pushed = &pushed,
+					.release = &release };
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, holder_main, &h[i]));
+	}
+	pthread_barrier_wait(&pushed);
+	for (i = 0; i < BRING_INTENTS; i++)
+		ASSERT_EQ(0, h[i].err) TH_LOG("holder %d", i);
+
+	/* 64 records of 24 bytes are in: 3000 more bytes do not fit. */
+	EXPECT_EQ(-EAGAIN, bring_push_timeout(r, big, sizeof(big), 0));
+	EXPECT_EQ(-EUSERS, bring_push_timeout(r, "x", 1, 0));
+	EXPECT_EQ(-EUSERS, bring_push_timeout(r, "x", 1, 100));
+
+	pthread_barrier_wait(&release);
+	for (i = 0; i < BRING_INTENTS; i++)
+		pthread_join(th[i], NULL);
+	/* The holders exited: their slots are free again. */
+	EXPECT_EQ(0, bring_push_timeout(r, "x", 1, 0));
+	bring_close(r);
+	EXPECT_EQ(-EPIPE, bring_push_timeout(r, "x", 1, 0));
+	EXPECT_EQ(BRING_INTENTS + 1, get_stats(r).msgs_in);
+	pthread_barrier_destroy(&pushed);
+	pthread_barrier_destroy(&release);
 	bring_free(r);
 	tmp_remove(&t);
 }
