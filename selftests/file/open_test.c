@@ -1275,6 +1275,7 @@ TEST(durability_always_flushes_a_commit_made_after_the_last_flush)
 
 struct pusher {
 	struct bring *r;
+	int pushes;
 	int err;
 };
 
@@ -1283,34 +1284,58 @@ static void *pusher_main(void *arg)
 	struct pusher *p = arg;
 	int i;
 
-	for (i = 0; i < GROUP_PUSHES && !p->err; i++)
+	for (i = 0; i < p->pushes && !p->err; i++)
 		p->err = push_str(p->r, "12345678");
 	return NULL;
 }
 
-TEST_TIMEOUT(durability_always_groups_concurrent_commits, 120)
+/* GROUP_THREADS threads push @pushes messages each: 0 or the first error. */
+static int run_pushers(struct bring *r, int pushes)
 {
-	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
 	struct pusher p[GROUP_THREADS];
 	pthread_t th[GROUP_THREADS];
+	int i, n, err = 0;
+
+	for (n = 0; n < GROUP_THREADS; n++) {
+		p[n] = (struct pusher){ .r = r, .pushes = pushes };
+		err = -pthread_create(&th[n], NULL, pusher_main, &p[n]);
+		if (err)
+			break;
+	}
+	for (i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		err = err ?: p[i].err;
+	}
+	return err;
+}
+
+/* A durability "always" ring without readers that holds @cap bytes. */
+static struct bring *open_always(struct tmp *t, size_t cap)
+{
+	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
+	struct bring *r;
+
+	if (tmp_make(t))
+		return NULL;
+	r = bring_open(t->path, cap, &opts);
+	if (r && bring_reader_remove(r, BRING_DEFAULT_READER)) {
+		bring_free(r);
+		r = NULL;
+	}
+	if (!r)
+		tmp_remove(t);
+	return r;
+}
+
+TEST_TIMEOUT(durability_always_groups_concurrent_commits, 120)
+{
 	struct bring_msg msg;
 	struct bring_stats st;
 	struct tmp t;
-	struct bring *r;
-	int i;
+	struct bring *r = open_always(&t, 1 << 16);
 
-	ASSERT_EQ(0, tmp_make(&t));
-	r = bring_open(t.path, 1 << 16, &opts);
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, bring_reader_remove(r, BRING_DEFAULT_READER));
-	for (i = 0; i < GROUP_THREADS; i++) {
-		p[i] = (struct pusher){ .r = r };
-		ASSERT_EQ(0, pthread_create(&th[i], NULL, pusher_main, &p[i]));
-	}
-	for (i = 0; i < GROUP_THREADS; i++) {
-		pthread_join(th[i], NULL);
-		EXPECT_EQ(0, p[i].err);
-	}
+	EXPECT_EQ(0, run_pushers(r, GROUP_PUSHES));
 	st = get_stats(r);
 	EXPECT_EQ(GROUP_THREADS * GROUP_PUSHES, st.msgs_in);
 	EXPECT_GE(st.durable, end_of(GROUP_THREADS * GROUP_PUSHES, 8));
@@ -1331,26 +1356,12 @@ TEST_TIMEOUT(durability_always_groups_concurrent_commits, 120)
  */
 TEST_TIMEOUT(durability_always_waits_for_the_batch_to_fill, 120)
 {
-	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
-	struct pusher p[GROUP_THREADS];
-	pthread_t th[GROUP_THREADS];
 	struct bring_stats st;
 	struct tmp t;
-	struct bring *r;
-	int i;
+	struct bring *r = open_always(&t, 1 << 16);
 
-	ASSERT_EQ(0, tmp_make(&t));
-	r = bring_open(t.path, 1 << 16, &opts);
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, bring_reader_remove(r, BRING_DEFAULT_READER));
-	for (i = 0; i < GROUP_THREADS; i++) {
-		p[i] = (struct pusher){ .r = r };
-		ASSERT_EQ(0, pthread_create(&th[i], NULL, pusher_main, &p[i]));
-	}
-	for (i = 0; i < GROUP_THREADS; i++) {
-		pthread_join(th[i], NULL);
-		EXPECT_EQ(0, p[i].err);
-	}
+	EXPECT_EQ(0, run_pushers(r, GROUP_PUSHES));
 	st = get_stats(r);
 	ASSERT_EQ(GROUP_THREADS * GROUP_PUSHES, st.msgs_in);
 	/* At least three messages per flush (without the pause: two). */
@@ -1365,16 +1376,6 @@ TEST_TIMEOUT(durability_always_waits_for_the_batch_to_fill, 120)
 #define WAKE_ROUNDS 40
 #define WAKE_PUSHES 300
 
-static void *wake_pusher_main(void *arg)
-{
-	struct pusher *p = arg;
-	int i;
-
-	for (i = 0; i < WAKE_PUSHES && !p->err; i++)
-		p->err = push_str(p->r, "12345678");
-	return NULL;
-}
-
 /*
  * A writer that needs the next flush and finds the flush lock taken
  * sleeps on flush_seq. The flusher must wake it after dropping the
@@ -1385,31 +1386,16 @@ static void *wake_pusher_main(void *arg)
  */
 TEST_TIMEOUT(durability_always_wakes_writers_waiting_for_the_next_flush, 300)
 {
-	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
-	struct pusher p[GROUP_THREADS];
-	pthread_t th[GROUP_THREADS];
 	unsigned long missed;
 	struct tmp t;
-	struct bring *r;
-	int round, i;
-
-	ASSERT_EQ(0, tmp_make(&t));
 	/* No reader: the ring holds every message of every round. */
-	r = bring_open(t.path, 1 << 22, &opts);
+	struct bring *r = open_always(&t, 1 << 22);
+	int round;
+
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, bring_reader_remove(r, BRING_DEFAULT_READER));
 	missed = __atomic_load_n(&bring__flush_missed_wakes, __ATOMIC_RELAXED);
-	for (round = 0; round < WAKE_ROUNDS; round++) {
-		for (i = 0; i < GROUP_THREADS; i++) {
-			p[i] = (struct pusher){ .r = r };
-			ASSERT_EQ(0, pthread_create(&th[i], NULL,
-						    wake_pusher_main, &p[i]));
-		}
-		for (i = 0; i < GROUP_THREADS; i++) {
-			pthread_join(th[i], NULL);
-			EXPECT_EQ(0, p[i].err);
-		}
-	}
+	for (round = 0; round < WAKE_ROUNDS; round++)
+		EXPECT_EQ(0, run_pushers(r, WAKE_PUSHES));
 	EXPECT_EQ(missed, __atomic_load_n(&bring__flush_missed_wakes,
 					  __ATOMIC_RELAXED))
 		TH_LOG("writers waited for their poll timeout, not a wake-up");
@@ -1431,24 +1417,13 @@ TEST_TIMEOUT(durability_always_wakes_writers_waiting_for_the_next_flush, 300)
  */
 TEST_TIMEOUT(durability_always_lone_writer_is_not_held_for_a_crowd, 120)
 {
-	BRING_OPTS(opts, .durability = BRING_DURABLE_ALWAYS);
-	struct pusher p[GROUP_THREADS];
-	pthread_t th[GROUP_THREADS];
 	uint64_t t0, took, worst = 0;
 	struct tmp t;
-	struct bring *r;
+	struct bring *r = open_always(&t, 1 << 16);
 	int i;
 
-	ASSERT_EQ(0, tmp_make(&t));
-	r = bring_open(t.path, 1 << 16, &opts);
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, bring_reader_remove(r, BRING_DEFAULT_READER));
-	for (i = 0; i < GROUP_THREADS; i++) {
-		p[i] = (struct pusher){ .r = r };
-		ASSERT_EQ(0, pthread_create(&th[i], NULL, pusher_main, &p[i]));
-	}
-	for (i = 0; i < GROUP_THREADS; i++)
-		pthread_join(th[i], NULL);
+	EXPECT_EQ(0, run_pushers(r, GROUP_PUSHES));
 	for (i = 0; i < LONE_PUSHES; i++) {
 		t0 = now_ns();
 		ASSERT_EQ(0, push_str(r, "12345678"));
