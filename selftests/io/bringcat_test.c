@@ -75,22 +75,6 @@ static int free_port(void)
 	return port;
 }
 
-/* The number after @label in the last --stats line of @err, or -1. */
-static long long stat_value(const char *err, const char *label)
-{
-	char *s, *p, *q;
-	long long v = -1;
-	size_t len;
-
-	s = slurp(err, &len);
-	p = s ? strstr(s, "bringcat: done ") : NULL;
-	q = p ? strstr(p, label) : NULL;
-	if (q)
-		v = atoll(q + strlen(label));
-	free(s);
-	return v;
-}
-
 static bool sanitized(void)
 {
 	return getenv("BRING_SANITIZED") != NULL;
@@ -418,6 +402,56 @@ static void expect_file(struct __test_metadata *_metadata, const char *path,
 	free(got);
 }
 
+/*
+ * The --stats parser every test uses reads the final report, not a
+ * periodic one (--stats=SECONDS) or another line before it, and finds
+ * the counter asked for, not one whose name ends the same way.
+ */
+TEST(final_stat_reads_the_final_report)
+{
+	static const char report[] =
+		"bringcat: io_uring unavailable (Operation not permitted): "
+		"using readv/writev\n"
+		"bringcat: stats 1.000s in 7 msgs 70 bytes, out 6 msgs 60 "
+		"bytes (0.0 MB/s), ring 10/65536, full waits 1 (0.500s), "
+		"empty waits 2 (0.100s), writes 3 (short 0), split 0 "
+		"truncated 0 dropped 0, accepted 0, reconnects 0, send "
+		"dropped 0 errors 0, readv/writev\n"
+		"bringcat: stats tail rotations 0, truncations 0\n"
+		"bringcat: done 2.000s in 9 msgs 90 bytes, out 8 msgs 80 "
+		"bytes (0.0 MB/s), ring 0/65536, full waits 4 (1.250s), "
+		"empty waits 5 (0.125s), writes 6 (short 1), split 2 "
+		"truncated 3 dropped 1, accepted 0, reconnects 0, send "
+		"dropped 7 errors 11, readv/writev\n"
+		"bringcat: done tail rotations 12, truncations 13\n";
+	const size_t periodic = strstr(report, "bringcat: done") - report;
+	char path[] = "/tmp/final_stat.XXXXXX";
+	int fd = mkstemp(path);
+
+	ASSERT_GE(fd, 0);
+	close(fd);
+	ASSERT_EQ(0, spew(path, report, sizeof(report) - 1));
+	EXPECT_EQ(9, final_stat(path, NULL, "in "));
+	EXPECT_EQ(8, final_stat(path, NULL, "out "));
+	EXPECT_EQ(80, final_stat(path, " out ", "msgs "));
+	EXPECT_EQ(1, final_stat(path, NULL, "dropped "));
+	EXPECT_EQ(7, final_stat(path, NULL, "send dropped "));
+	EXPECT_EQ(11, final_stat(path, NULL, "errors "));
+	EXPECT_EQ(1, final_stat(path, NULL, "short "));
+	EXPECT_EQ(12, final_stat(path, NULL, "rotations "));
+	EXPECT_EQ(13, final_stat(path, NULL, "truncations "));
+	EXPECT_EQ(-1, final_stat(path, NULL, "no such counter "));
+	EXPECT_EQ(1.25, final_stat_secs(path, "full waits "));
+	EXPECT_EQ(0.125, final_stat_secs(path, "empty waits "));
+	EXPECT_EQ(-1, final_stat_secs(path, "split "));
+	/* Not there yet: only the periodic report. */
+	ASSERT_EQ(0, spew(path, report, periodic));
+	EXPECT_EQ(-1, final_stat(path, NULL, "in "));
+	EXPECT_EQ(-1, final_stat_secs(path, "full waits "));
+	unlink(path);
+	EXPECT_EQ(-1, final_stat(path, NULL, "in "));
+}
+
 /* Lines of every kind, the final one without a newline. */
 /*
  * Each variant runs the mode it names: --stats says which, and the
@@ -505,22 +539,6 @@ TEST_F(io, io_uring_refused_falls_back_once)
 	free(err);
 }
 
-/* Seconds in "KEY N (Xs)" of bringcat's final --stats line; -1: none. */
-static double wait_secs(const char *errpath, const char *key)
-{
-	size_t len;
-	char *err = slurp(errpath, &len), *p;
-	double v = -1;
-
-	p = err ? strstr(err, "bringcat: done") : NULL;
-	p = p ? strstr(p, key) : NULL;
-	p = p ? strchr(p, '(') : NULL;
-	if (p)
-		v = atof(p + 1);
-	free(err);
-	return v;
-}
-
 /*
  * --stats reports how long writers and readers were blocked: a sink
  * that waits 300 ms for its first line, then a source that waits while
@@ -546,7 +564,7 @@ TEST_F(io, stats_report_blocked_time)
 	ASSERT_EQ(6, write(fd, "later\n", 6));
 	close(fd);
 	ASSERT_EQ(0, wait_rc(pid, 10000));
-	EXPECT_GE(wait_secs(self->path[ERR1], "empty waits "), 0.2);
+	EXPECT_GE(final_stat_secs(self->path[ERR1], "empty waits "), 0.2);
 
 	/* Full: 4 MB through a 64 KiB ring into a FIFO read 300 ms late. */
 	memset(buf, 'x', sizeof(buf));
@@ -568,7 +586,7 @@ TEST_F(io, stats_report_blocked_time)
 	close(fd);
 	EXPECT_EQ((size_t)64 * sizeof(buf), n);
 	ASSERT_EQ(0, wait_rc(pid, 10000));
-	EXPECT_GE(wait_secs(self->path[ERR2], "full waits "), 0.2);
+	EXPECT_GE(final_stat_secs(self->path[ERR2], "full waits "), 0.2);
 }
 
 TEST_F(io, lines_roundtrip)
@@ -788,8 +806,8 @@ TEST_F(io, sigterm_drains)
 			     fout, NULL };
 	const char *tx[] = { self->mode, "--stats", "--buffer", "mem:4M", "-i",
 			     fin, "-o", tcp, NULL };
-	size_t n = 0, i, len, errlen;
-	char *in = malloc(64 << 20), *got, *err, *p;
+	size_t n = 0, i, len;
+	char *in = malloc(64 << 20), *got;
 	long long out_bytes = -1;
 	pid_t rxp, txp;
 	int port;
@@ -812,12 +830,9 @@ TEST_F(io, sigterm_drains)
 	usleep(100 * 1000);
 	kill(rxp, SIGCONT);
 	ASSERT_EQ(0, wait_rc(txp, 20000));
-	err = slurp(self->path[ERR2], &errlen);
-	p = err ? strstr(err, "out ") : NULL;
-	ASSERT_NE_NULL(p);
-	p = strstr(p, "msgs ");
-	ASSERT_NE_NULL(p);
-	out_bytes = atoll(p + 5);
+	/* "out N msgs M bytes" */
+	out_bytes = final_stat(self->path[ERR2], " out ", "msgs ");
+	ASSERT_NE(-1, out_bytes);
 	TH_LOG("sender wrote %lld of %zu bytes before it stopped", out_bytes, n);
 	EXPECT_GT(out_bytes, 0);
 	EXPECT_LT(out_bytes, (long long)n);
@@ -831,7 +846,6 @@ TEST_F(io, sigterm_drains)
 		EXPECT_EQ('\n', got[len - 1]);
 	free(in);
 	free(got);
-	free(err);
 }
 
 /* socat sends into bringcat, and receives from it. */
@@ -1122,15 +1136,6 @@ static void frame_lines(const char *in, size_t n, size_t max,
 	}
 }
 
-/* A counter of bringcat's --stats line: "... in N msgs ...", "split N". */
-static long long stat_of(const char *err, const char *after, const char *key)
-{
-	const char *p = err ? strstr(err, after) : NULL;
-
-	p = p ? strstr(p, key) : NULL;
-	return p ? atoll(p + strlen(key)) : -1;
-}
-
 static long count_lines(const char *p, size_t n)
 {
 	long k = 0;
@@ -1240,11 +1245,12 @@ static void chunk_case(struct __test_metadata *_metadata,
 	       tcp ? "tcp" : "pipe", max, mode, want.lines, want.split,
 	       want.truncated, want.dropped);
 	expect_file(_metadata, self->path[OUT], want.out, want.len);
-	EXPECT_EQ(want.lines, stat_of(err, " in ", "in "));
-	EXPECT_EQ(want.lines, stat_of(err, " out ", "out "));
-	EXPECT_EQ(want.split, stat_of(err, "split ", "split "));
-	EXPECT_EQ(want.truncated, stat_of(err, "truncated ", "truncated "));
-	EXPECT_EQ(want.dropped, stat_of(err, "dropped ", "dropped "));
+	EXPECT_EQ(want.lines, final_stat(self->path[ERR1], NULL, "in "));
+	EXPECT_EQ(want.lines, final_stat(self->path[ERR1], NULL, "out "));
+	EXPECT_EQ(want.split, final_stat(self->path[ERR1], NULL, "split "));
+	EXPECT_EQ(want.truncated,
+		  final_stat(self->path[ERR1], NULL, "truncated "));
+	EXPECT_EQ(want.dropped, final_stat(self->path[ERR1], NULL, "dropped "));
 	free(err);
 	free(want.out);
 	free(in);
@@ -1757,9 +1763,10 @@ TEST_F(io, udp_oversize_policy)
 		EXPECT_EQ(w, len) TH_LOG("--oversize %s", pol[i].mode);
 		EXPECT_EQ(0, memcmp(got, want, len < w ? len : w))
 			TH_LOG("--oversize %s", pol[i].mode);
-		EXPECT_EQ(2, stat_value(self->path[ERR1], pol[i].label))
+		EXPECT_EQ(2, final_stat(self->path[ERR1], NULL, pol[i].label))
 			TH_LOG("--oversize %s", pol[i].mode);
-		EXPECT_EQ(pol[i].msgs, stat_value(self->path[ERR1], "in "));
+		EXPECT_EQ(pol[i].msgs,
+			  final_stat(self->path[ERR1], NULL, "in "));
 		free(got);
 	}
 }
@@ -1799,8 +1806,8 @@ TEST_F(io, udp_sink_drops_oversize_and_survives_refused)
 	ASSERT_EQ(6, recv_within(rx, got, sizeof(got), 5000));
 	EXPECT_EQ(0, memcmp(got, "small2", 6));
 	EXPECT_EQ(-1, recv_within(rx, got, sizeof(got), 100));
-	EXPECT_EQ(1, stat_value(self->path[ERR1], "send dropped "));
-	EXPECT_EQ(2, stat_value(self->path[ERR1], "out "));
+	EXPECT_EQ(1, final_stat(self->path[ERR1], NULL, "send dropped "));
+	EXPECT_EQ(2, final_stat(self->path[ERR1], NULL, "out "));
 	err = slurp(self->path[ERR1], &len);
 	EXPECT_NE_NULL(strstr(err, "message of 70000 bytes: Message too long: dropped"));
 	free(err);
@@ -1819,8 +1826,8 @@ TEST_F(io, udp_sink_drops_oversize_and_survives_refused)
 	ASSERT_EQ(4, write(wfd, "two\n", 4));
 	close(wfd);
 	ASSERT_EQ(0, wait_rc(p, 10000));
-	EXPECT_EQ(2, stat_value(self->path[ERR2], "out "));
-	EXPECT_GE(stat_value(self->path[ERR2], "errors "), 1);
+	EXPECT_EQ(2, final_stat(self->path[ERR2], NULL, "out "));
+	EXPECT_GE(final_stat(self->path[ERR2], NULL, "errors "), 1);
 	err = slurp(self->path[ERR2], &len);
 	EXPECT_NE_NULL(strstr(err, "Connection refused (1 so far)"));
 	free(err);
@@ -2156,8 +2163,8 @@ static void reconnect_case(struct __test_metadata *_metadata,
 	EXPECT_TRUE(wait_size(self->path[OUT], 2 * half * RC_LINE_LEN, 20000));
 	close(wfd);
 	ASSERT_EQ(0, wait_rc(txp, 20000));
-	EXPECT_EQ(1, stat_value(self->path[ERR2], "reconnects "));
-	EXPECT_EQ(2 * half, stat_value(self->path[ERR2], "out "));
+	EXPECT_EQ(1, final_stat(self->path[ERR2], NULL, "reconnects "));
+	EXPECT_EQ(2 * half, final_stat(self->path[ERR2], NULL, "out "));
 	kill(rx2, SIGTERM);
 	ASSERT_EQ(0, wait_rc(rx2, 10000));
 	got = slurp(self->path[OUT], &len);
@@ -2513,8 +2520,8 @@ TEST_F_TIMEOUT(io, tcp_sink_peer_restarts_lose_nothing, 180)
 	EXPECT_EQ(0, r->len);
 	EXPECT_EQ(RS_KILLS, kills);
 	EXPECT_EQ(RS_KILLS + 1, conns);
-	EXPECT_EQ(RS_KILLS, stat_value(self->path[ERR2], "reconnects "));
-	EXPECT_EQ(n, stat_value(self->path[ERR2], "out "));
+	EXPECT_EQ(RS_KILLS, final_stat(self->path[ERR2], NULL, "reconnects "));
+	EXPECT_EQ(n, final_stat(self->path[ERR2], NULL, "out "));
 	EXPECT_EQ(n + r->dups, r->lines);
 	free(r);
 }

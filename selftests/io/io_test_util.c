@@ -185,6 +185,46 @@ bool wait_read(pid_t pid, const char *file, long long bytes, int ms)
 	return false;
 }
 
+/* The whole stderr file @err (free *@buf) and its final report in it. */
+static const char *final_report(const char *err, char **buf)
+{
+	size_t len;
+
+	*buf = slurp(err, &len);
+	return *buf ? strstr(*buf, "bringcat: done") : NULL;
+}
+
+long long final_stat(const char *err, const char *after, const char *key)
+{
+	char *buf;
+	const char *p = final_report(err, &buf);
+	long long v = -1;
+
+	if (p && after)
+		p = strstr(p, after);
+	p = p ? strstr(p, key) : NULL;
+	if (p)
+		v = atoll(p + strlen(key));
+	free(buf);
+	return v;
+}
+
+double final_stat_secs(const char *err, const char *key)
+{
+	char *buf, *end;
+	const char *p = final_report(err, &buf);
+	double v = -1;
+
+	p = p ? strstr(p, key) : NULL;
+	if (p) {
+		strtoll(p + strlen(key), &end, 10);
+		if (!strncmp(end, " (", 2))
+			v = atof(end + 2);
+	}
+	free(buf);
+	return v;
+}
+
 bool uring_works(void)
 {
 	struct io_uring ring;

@@ -52,6 +52,17 @@ bool wait_text(const char *err, const char *what, int ms);
 /* Wait until process @pid has @file open at offset @bytes or more. */
 bool wait_read(pid_t pid, const char *file, long long bytes, int ms);
 
+/*
+ * bringcat's final --stats report: from the first "bringcat: done" line
+ * in the stderr file @err to its end (the tail: line too). final_stat()
+ * is the integer after the first @key that follows @after (NULL: the
+ * report's start): (NULL, "dropped ") is the oversize counter, not "send
+ * dropped "; (" out ", "msgs ") the bytes out. final_stat_secs() is X
+ * in "@key N (Xs)", e.g. "full waits ". Both -1 when it is not there.
+ */
+long long final_stat(const char *err, const char *after, const char *key);
+double final_stat_secs(const char *err, const char *key);
+
 /* Run bringcat @args, expect exit code @rc and "bringcat: ...@msg" as
  * the first line of its stderr (written to the file @err). */
 void expect_exit(struct __test_metadata *_metadata, const char *err,

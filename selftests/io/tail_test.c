@@ -218,33 +218,6 @@ static void expect_out(struct __test_metadata *_metadata,
 	free(got);
 }
 
-/*
- * The number after the first @name that follows @anchor in bringcat's
- * final --stats report; -1: not there.
- */
-static long long stat_after(FIXTURE_DATA(tail) *self, const char *anchor,
-			   const char *name)
-{
-	size_t len;
-	char *s = slurp(self->err, &len), *p;
-	long long v = -1;
-
-	/* The first: "dropped " before "send dropped ". */
-	p = s ? strstr(s, "bringcat: done") : NULL;
-	p = p ? strstr(p, anchor) : NULL;
-	p = p ? strstr(p, name) : NULL;
-	if (p)
-		v = atoll(p + strlen(name));
-	free(s);
-	return v;
-}
-
-/* The same from the report's start: "dropped ", "rotations "... */
-static long long stat_of(FIXTURE_DATA(tail) *self, const char *name)
-{
-	return stat_after(self, "bringcat: done", name);
-}
-
 /* How many times @what is in bringcat's stderr. */
 static int count_text(FIXTURE_DATA(tail) *self, const char *what)
 {
@@ -308,8 +281,8 @@ TEST_F(tail, appends_follow_from_the_end)
 	ASSERT_TRUE(following(self, file_size(self->log)));
 	ASSERT_EQ(0, stop(self));
 	expect_out(_metadata, self);
-	EXPECT_EQ(1, stat_of(self, "dropped "));
-	EXPECT_EQ(0, stat_of(self, "rotations "));
+	EXPECT_EQ(1, final_stat(self->err, NULL, "dropped "));
+	EXPECT_EQ(0, final_stat(self->err, NULL, "rotations "));
 }
 
 /* --tail-from start ships what is there first. */
@@ -354,8 +327,8 @@ TEST_F(tail, rotation_loses_nothing)
 	}
 	ASSERT_EQ(0, stop(self));
 	expect_out(_metadata, self);
-	EXPECT_EQ(5, stat_of(self, "rotations "));
-	EXPECT_EQ(0, stat_of(self, "dropped "));
+	EXPECT_EQ(5, final_stat(self->err, NULL, "rotations "));
+	EXPECT_EQ(0, final_stat(self->err, NULL, "dropped "));
 }
 
 /*
@@ -389,8 +362,8 @@ TEST_F(tail, copytruncate_reads_again_from_start)
 	}
 	ASSERT_EQ(0, stop(self));
 	expect_out(_metadata, self);
-	EXPECT_EQ(4, stat_of(self, "truncations "));
-	EXPECT_EQ(0, stat_of(self, "rotations "));
+	EXPECT_EQ(4, final_stat(self->err, NULL, "truncations "));
+	EXPECT_EQ(0, final_stat(self->err, NULL, "rotations "));
 	EXPECT_EQ(4, count_text(self, "truncated ("));
 }
 
@@ -413,7 +386,7 @@ TEST_F(tail, file_created_after_start)
 	ASSERT_TRUE(caught_up(self));
 	ASSERT_EQ(0, stop(self));
 	expect_out(_metadata, self);
-	EXPECT_EQ(0, stat_of(self, "rotations "));
+	EXPECT_EQ(0, final_stat(self->err, NULL, "rotations "));
 }
 
 /*
@@ -442,7 +415,7 @@ TEST_F(tail, deleted_and_recreated)
 	ASSERT_TRUE(caught_up(self));
 	ASSERT_EQ(0, stop(self));
 	expect_out(_metadata, self);
-	EXPECT_EQ(1, stat_of(self, "rotations "));
+	EXPECT_EQ(1, final_stat(self->err, NULL, "rotations "));
 }
 
 /* Framings apply: u32be records split across writes come out whole. */
@@ -532,7 +505,7 @@ TEST_F(tail, sigterm_drains_backlog)
 	ASSERT_EQ(0, wait_rc(self->pid, WAIT_MS));
 	self->pid = 0;
 	/* "out N msgs M bytes" */
-	out_bytes = stat_after(self, " out ", "msgs ");
+	out_bytes = final_stat(self->err, " out ", "msgs ");
 	TH_LOG("%zu of %zu bytes out after SIGTERM", len, self->want_len);
 	EXPECT_EQ(out_bytes, (long long)len);
 	EXPECT_GT(len, 65536);
