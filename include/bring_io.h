@@ -108,7 +108,8 @@ struct bring_io_opts {
  * @short_writes: writes that wrote less than asked and were resubmitted.
  * @split:       oversize lines split.
  * @truncated:   oversize lines truncated.
- * @dropped:     oversize messages dropped.
+ * @dropped:     oversize messages dropped; at stop, a partial message and
+ *               messages read that a full ring could not take.
  * @accepted:    connections accepted by listening sources.
  * @reconnects:  sink connections made again after a failure.
  * @full_waits:  times a source waited for space (back-pressure).
@@ -123,8 +124,7 @@ struct bring_io_opts {
  *               deleted, then created again).
  * @truncations: tail: times the file was found shorter than the offset
  *               read to (copytruncate), and read again from its start.
- * @full_wait_ns: time sources spent waiting for space in the io_uring
- *               loop (readv/writev mode: the ring's write_wait_ns).
+ * @full_wait_ns: time sources spent waiting for space.
  * @empty_wait_ns: time sinks spent waiting for messages in the io_uring
  *               loop (readv/writev mode: the ring's read_wait_ns).
  */
@@ -182,7 +182,11 @@ BRING_API int bring_io_add_sink(struct bring_io *io, const char *uri,
  * all signals: handlers run in the calling thread.
  */
 BRING_API int bring_io_run(struct bring_io *io);
-/* Stop the sources and drain; async-signal-safe, any thread. */
+/*
+ * Stop the sources and drain; async-signal-safe, any thread. A source
+ * waiting for room in a full ring stops waiting: what it read and the
+ * ring cannot take is dropped (counted in dropped).
+ */
 BRING_API void bring_io_stop(struct bring_io *io);
 /* 1 when running (or about to run) on io_uring, 0 otherwise. */
 BRING_API int bring_io_uses_uring(const struct bring_io *io);

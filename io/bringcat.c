@@ -126,7 +126,7 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		", send dropped %" PRIu64 " errors %" PRIu64 ", %s\n",
 		what, dt, st.msgs_in, st.bytes_in, st.msgs_out, st.bytes_out,
 		dt > 0 ? st.bytes_out / dt / 1e6 : 0.0, rs.used, rs.capacity,
-		/* The loop's waits, plus the ring's own (readv/writev mode). */
+		/* The sources' waits, plus the ring's own (readv/writev sinks). */
 		st.full_waits + rs.write_waits,
 		(st.full_wait_ns + rs.write_wait_ns) / 1e9,
 		st.empty_waits + rs.read_waits,

@@ -3,30 +3,107 @@
  * The readv/writev mode, for where io_uring is missing or refused: one
  * thread per source (poll(2) over its fds and the stop eventfd, then
  * read(2)) and one per sink (blocking bring_reader_peek(), writev(2) or
- * sendmsg(2)). The ring's own futex waits do the blocking.
+ * sendmsg(2)). Sinks block in the ring's own futex waits; a source that
+ * finds the ring full waits on the ring's word and the stop flag at once,
+ * so that bring_io_stop() ends that wait too.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io.h"
+
+#define IO_STOP_SLICE_MS 100 /* without futex_waitv(2): stop seen this late */
 
 static bool stopped(struct bring_io *io)
 {
 	return __atomic_load_n(&io->stop, __ATOMIC_RELAXED);
 }
 
+/*
+ * Sleep until the ring's word @w moves (space, or the ring closed) or
+ * bring_io_stop() wakes io->stop: one futex_waitv(2) on both (Linux
+ * 5.16). Where it is missing or refused, FUTEX_WAIT on the ring's word
+ * for IO_STOP_SLICE_MS at a time, the caller checking the stop flag in
+ * between. The ring's words are shared futexes, io->stop a private one.
+ */
+static void wait_ring_or_stop(struct bring_io *io, const struct bring_wait *w)
+{
+	struct futex_waitv v[2] = {
+		{ .val = w->val, .uaddr = (uintptr_t)w->uaddr,
+		  .flags = FUTEX_32 },
+		{ .val = 0, .uaddr = (uintptr_t)&io->stop,
+		  .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
+	};
+	struct timespec slice = { .tv_nsec = IO_STOP_SLICE_MS * 1000000L };
+
+	if (!__atomic_load_n(&io->no_waitv, __ATOMIC_RELAXED)) {
+		if (syscall(SYS_futex_waitv, v, 2, 0, NULL, 0) >= 0 ||
+		    (errno != ENOSYS && errno != EPERM))
+			return; /* woken, a word moved already, or EINTR */
+		__atomic_store_n(&io->no_waitv, true, __ATOMIC_RELAXED);
+	}
+	syscall(SYS_futex, w->uaddr, FUTEX_WAIT, w->val, &slice, NULL, 0);
+}
+
+/*
+ * The ring has no room for the c->need bytes @c could not put in: wait
+ * for it, counted as a full wait. false once bring_io_stop() was called:
+ * a stop does not wait for space, the source gives up what it holds.
+ */
+static bool wait_space(struct bring_io *io, struct conn *c)
+{
+	struct bring_wait w;
+	uint64_t t0;
+	int ret;
+
+	if (stopped(io))
+		return false;
+	ret = bring_write_wait_prepare(io->r, c->need, &w);
+	if (ret)
+		return ret > 0; /* fits now, or closed: the retry tells */
+	io_stat_add(io, full_waits, 1);
+	t0 = io_now_ns();
+	wait_ring_or_stop(io, &w);
+	bring_write_wait_finish(io->r, &w);
+	io_stat_add(io, full_wait_ns, io_now_ns() - t0);
+	return !stopped(io);
+}
+
+/*
+ * conn_push(), waiting for space while the io runs: 0, -EAGAIN (stopped
+ * while the ring was full), -EPIPE (closed) or another -errno.
+ */
+static int push_waiting(struct bring_io *io, struct conn *c, bool final)
+{
+	int ret;
+
+	while ((ret = conn_push(c, final, 0)) == -EAGAIN && wait_space(io, c))
+		;
+	return ret;
+}
+
 /* Push what is staged; false (said, unless the ring closed) on failure. */
 static bool push_or_fail(struct bring_io *io, struct conn *c)
 {
-	int ret = conn_push(c, false, -1);
+	int ret = push_waiting(io, c, false);
 
 	if (ret)
 		io_ring_error(io, c, ret);
 	return !ret;
+}
+
+/* @c is done: what it staged and did not push is dropped, counted. */
+static void conn_end(struct conn *c)
+{
+	conn_drop_staged(c);
+	conn_free(c);
 }
 
 /* udp-listen: every datagram waiting, then one push; false at the end. */
@@ -36,7 +113,7 @@ static bool conn_read_dgrams(struct bring_io *io, struct conn *c)
 
 	if (err && err != -ENOBUFS && err != -ENOMEM) {
 		io_log("%s: read: %s\n", c->src->ep.uri, strerror(-err));
-		conn_push(c, true, -1);
+		push_waiting(io, c, true);
 		return false;
 	}
 	return push_or_fail(io, c);
@@ -51,7 +128,9 @@ static ssize_t conn_read_once(struct bring_io *io, struct conn *c)
 	ssize_t n;
 	int ret, err;
 
-	ret = conn_resv_read(c) ? conn_resv_begin(c, -1) : 1;
+	ret = conn_resv_read(c) ? conn_resv_begin(c, 0) : 1;
+	while (ret == -EAGAIN && wait_space(io, c))
+		ret = conn_resv_begin(c, 0);
 	if (ret < 0) {
 		io_ring_error(io, c, ret);
 		return -EPIPE;
@@ -103,7 +182,7 @@ static bool conn_read(struct bring_io *io, struct conn *c)
 			io->err = n;
 	}
 	if (n <= 0) {
-		conn_push(c, true, -1);
+		push_waiting(io, c, true);
 		return false;
 	}
 	return push_or_fail(io, c);
@@ -120,7 +199,9 @@ static int tail_pump(struct bring_io *io, struct conn *c)
 
 	while (!stopped(io)) {
 		if (c->tail_eof) {
-			ret = tail_check(c, -1);
+			while ((ret = tail_check(c, 0)) == -EAGAIN &&
+			       wait_space(io, c))
+				;
 			if (ret < 0 || ret == TAIL_WAIT)
 				return ret < 0 ? ret : 0;
 			c->tail_eof = false;
@@ -132,7 +213,7 @@ static int tail_pump(struct bring_io *io, struct conn *c)
 			return n;
 		if (!n)
 			c->tail_eof = true;
-		else if ((ret = conn_push(c, false, -1)))
+		else if ((ret = push_waiting(io, c, false)))
 			return ret;
 	}
 	return 0;
@@ -155,11 +236,13 @@ static void *tail_thread(void *arg)
 
 	while (!stopped(io)) {
 		ret = look ? tail_pump(io, c) : 0;
+		if (ret == -EAGAIN || ret == -EPIPE)
+			break; /* stopped with the ring full, or it closed */
 		if (ret < 0) {
 			io_log("%s: %s\n", src->ep.uri, strerror(-ret));
 			if (!io->err)
 				io->err = ret;
-			conn_push(c, true, -1);
+			push_waiting(io, c, true);
 			break;
 		}
 		if (stopped(io))
@@ -172,9 +255,9 @@ static void *tail_thread(void *arg)
 			look = n > 0 && tail_events(src, n);
 		}
 	}
-	/* Stopped: complete messages go in, a partial one is dropped. */
-	if (conn_push(c, false, -1) == 0 && c->len > c->off)
-		io_stat_add(io, dropped, 1);
+	/* Stopped: complete messages go in if they fit, the rest is dropped. */
+	conn_push(c, false, 0);
+	conn_drop_staged(c);
 	src->finished = true;
 	return NULL;
 }
@@ -218,18 +301,17 @@ static void *source_thread(void *arg)
 		for (i = 2, pp = &src->conns; (c = *pp); i++) {
 			if (pfd[i].revents && !conn_read(io, c)) {
 				*pp = c->next;
-				conn_free(c);
+				conn_end(c);
 				continue;
 			}
 			pp = &c->next;
 		}
 	}
-	/* Stopped: complete messages go in, a partial one is dropped. */
+	/* Stopped: complete messages go in if they fit, the rest is dropped. */
 	while ((c = src->conns)) {
 		src->conns = c->next;
-		if (conn_push(c, false, -1) == 0 && c->len > c->off)
-			io_stat_add(io, dropped, 1);
-		conn_free(c);
+		conn_push(c, false, 0);
+		conn_end(c);
 	}
 	if (src->lfd >= 0)
 		close(src->lfd);

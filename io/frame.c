@@ -287,6 +287,33 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 }
 
 /*
+ * @c ends with bytes staged that no push will take: a partial message
+ * (stopped before its end), or complete ones the ring refused (closed,
+ * failing, or full when a stop came). Each is counted as dropped.
+ */
+void conn_drop_staged(struct conn *c)
+{
+	struct pstate p = { .pos = c->off, .discard = c->discard,
+			    .skip = c->skip, .rest = c->rest };
+	struct bring_msg m;
+	uint64_t n = 0;
+	int k;
+
+	if (!c->buf)
+		return;
+	while ((k = parse_one(c, &p, false, &m)) >= 0)
+		n += k;
+	if (p.pos < c->len)
+		n++; /* the partial one */
+	if (n)
+		io_stat_add(c->src->io, dropped, n);
+	c->off = c->len = 0;
+	c->discard = false;
+	c->skip = 0;
+	c->rest = 0;
+}
+
+/*
  * dgram: where the next datagram goes (behind room for its length) and
  * how many bytes fit there; NULL when the staging buffer must be pushed
  * first (less than IO_DGRAM_MAX left).

@@ -3,11 +3,14 @@
  * The io layer's handle: sources, sinks, and the choice of loop.
  */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -114,12 +117,13 @@ int bring_io_uses_uring(const struct bring_io *io)
 
 /*
  * A source could not put data into the ring: -EPIPE is the ring closing
- * (the normal end); anything else (-EIO from a poisoned file ring,
- * -EUSERS with too many writer threads) is said once and fails the run.
+ * and -EAGAIN a stop that found it full (the normal end); anything else
+ * (-EIO from a poisoned file ring, -EUSERS with too many writer threads)
+ * is said once and fails the run.
  */
 void io_ring_error(struct bring_io *io, struct conn *c, int err)
 {
-	if (err == -EPIPE)
+	if (err == -EPIPE || err == -EAGAIN)
 		return;
 	io_log("%s: ring: %s\n", c->src->ep.uri, strerror(-err));
 	if (!io->err)
@@ -340,6 +344,9 @@ void bring_io_stop(struct bring_io *io)
 	__atomic_store_n(&io->stop, 1, __ATOMIC_RELAXED);
 	n = write(io->wake_fd, &one, sizeof(one));
 	(void)n;
+	/* readv/writev mode: sources waiting for ring space wait on it too. */
+	syscall(SYS_futex, &io->stop, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
+		0);
 }
 
 /*

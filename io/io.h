@@ -203,7 +203,12 @@ struct bring_io {
 	bool ringfd; /* io_uring without FUTEX_WAIT: wait on bring_notify_fd() */
 	int ringfd_fd; /* that eventfd, this io's own (the ring closes it) */
 	int wake_fd; /* eventfd: bring_io_stop() */
-	volatile sig_atomic_t stop;
+	/*
+	 * 1 once bring_io_stop() was called; also the futex word that
+	 * readv/writev sources waiting for space wait on besides the ring's.
+	 */
+	uint32_t stop;
+	bool no_waitv; /* readv/writev: futex_waitv(2) is not there */
 	bool stopping;
 	bool closed;
 	int err; /* first fatal error */
@@ -239,6 +244,7 @@ bool tail_events(struct source *src, size_t len);
 int conn_init(struct conn *c, struct source *src, int fd);
 void conn_free(struct conn *c);
 int conn_push(struct conn *c, bool final, int timeout_ms);
+void conn_drop_staged(struct conn *c);
 int conn_raw_reserve(struct conn *c, int timeout_ms);
 size_t conn_raw_chunk(const struct conn *c);
 bool conn_resv_read(const struct conn *c);

@@ -141,6 +141,7 @@ static void conn_finish(struct loop *l, struct conn *c)
 		bring_abort(l->io->r, &c->resv);
 		c->resv_open = false;
 	}
+	conn_drop_staged(c);
 	c->finished = true;
 	if (!src->finite) { /* accepted: forget it */
 		for (pp = &src->conns; *pp != c; pp = &(*pp)->next)
@@ -258,7 +259,8 @@ static void conn_step(struct loop *l, struct conn *c)
 		if (io->o.framing != BRING_IO_RAW || c->dgram) {
 			/* Stopped before its end: a partial line is no line. */
 			ret = conn_push(c, c->eof, 0);
-			if (ret == -EAGAIN) {
+			/* A stop does not wait for space. */
+			if (ret == -EAGAIN && !io->stopping) {
 				if (!arm_space(l, c))
 					continue;
 				return;
@@ -270,9 +272,7 @@ static void conn_step(struct loop *l, struct conn *c)
 			}
 		}
 		if (final) {
-			if (c->len > c->off)
-				io_stat_add(io, dropped, 1);
-			conn_finish(l, c);
+			conn_finish(l, c); /* drops a partial message */
 			return;
 		}
 		if (c->dgram) {
@@ -647,6 +647,29 @@ static void arm_wake(struct loop *l)
 			   sizeof(l->wake_val), 0);
 }
 
+/* A source's space wait ended (whatever its result): look again. */
+static void on_space(struct loop *l, struct conn *c)
+{
+	io_stat_add(l->io, full_wait_ns, io_now_ns() - c->wait_t0);
+	bring_write_wait_finish(l->io->r, &c->ww);
+	conn_step(l, c);
+}
+
+/*
+ * Stop: a source waiting for ring space stops waiting. Its FUTEX_WAIT is
+ * cancelled; a wait on the ring's eventfd has no SQE and ends here.
+ * Either way on_space() looks again and, stopping, does not wait more.
+ */
+static void cancel_space(struct loop *l, struct conn *c)
+{
+	if (l->io->ringfd) {
+		c->ww_op.busy = false;
+		on_space(l, c);
+		return;
+	}
+	cancel_op(l, &c->ww_op);
+}
+
 static void begin_stop(struct loop *l)
 {
 	struct bring_io *io = l->io;
@@ -671,19 +694,13 @@ static void begin_stop(struct loop *l)
 			next = c->next;
 			if (c->rd_op.busy)
 				cancel_op(l, &c->rd_op);
+			else if (c->ww_op.busy)
+				cancel_space(l, c);
 			else
 				conn_step(l, c);
 		}
 		source_check(io, src);
 	}
-}
-
-/* A source's space wait ended (whatever its result): look again. */
-static void on_space(struct loop *l, struct conn *c)
-{
-	io_stat_add(l->io, full_wait_ns, io_now_ns() - c->wait_t0);
-	bring_write_wait_finish(l->io->r, &c->ww);
-	conn_step(l, c);
 }
 
 /* A sink's data wait ended (whatever its result): look again. */

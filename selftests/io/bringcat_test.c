@@ -1526,6 +1526,218 @@ TEST_F(io, ring_error_fails_the_run)
 	unlink(ring);
 }
 
+/* ---- a stop while the ring is full ------------------------------------ */
+
+/* Numbered lines of 30 bytes from line @i on, up to @room bytes. */
+static size_t more_lines(char *buf, size_t room, unsigned int *i)
+{
+	size_t len = 0;
+
+	while (room - len > 30)
+		len += sprintf(buf + len, "%08u the quick brown fox\n", (*i)++);
+	return len;
+}
+
+/*
+ * Write numbered lines to @fd (non-blocking) until the source reading it
+ * waits for ring space; @in holds what was written (returned: its size,
+ * 0 after 10 s). Nothing reads the ring, so that wait never ends alone.
+ */
+static size_t feed_until_full(struct bring_io *io, struct bring *r, int fd,
+			      char *in, size_t cap)
+{
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct bring_stats rs = { .sz = sizeof(rs) };
+	uint64_t end = now_ms() + 10000;
+	size_t n = 0, w = 0;
+	unsigned int i = 0;
+	ssize_t k;
+
+	while (now_ms() < end) {
+		/* The loops count their waits; the ring its futex sleeps. */
+		bring_io_get_stats(io, &st);
+		bring_get_stats(r, &rs);
+		if (st.full_waits || rs.futex_waits)
+			return w;
+		if (w == n)
+			n += more_lines(in + n, cap - n < 4096 ? cap - n : 4096,
+					&i);
+		k = write(fd, in + w, n - w);
+		if (k > 0)
+			w += k;
+		else
+			usleep(1000);
+	}
+	return 0;
+}
+
+/*
+ * The source reads a pipe into a 64 KiB ring whose only reader does not
+ * read, waits for space, and is stopped: bring_io_run() returns 0 within
+ * 5 s, and the ring holds whole lines from the start of the input, as
+ * many as counted in.
+ */
+static void stop_while_full(struct __test_metadata *_metadata,
+			    const FIXTURE_VARIANT(io) *variant,
+			    unsigned int flags)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct bring *r = bring_new(64 << 10, &ro);
+	size_t cap = 4 << 20, n, len;
+	char *in = malloc(cap), *got, src[32];
+	struct io_thread t = { 0 };
+	struct bring_reader *rd;
+	struct timespec ts;
+	long recs, multi;
+	pthread_t th;
+	uint64_t t0;
+	int p[2], err;
+	BRING_IO_OPTS(o, .flags = flags | BRING_IO_QUIET |
+			       io_mode_flags(variant));
+
+	ASSERT_NE_NULL(r);
+	rd = bring_reader_open(r, "idle"); /* read only at the end */
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	ASSERT_EQ(0, fcntl(p[1], F_SETFL, O_NONBLOCK));
+	snprintf(src, sizeof(src), "file:/dev/fd/%d", p[0]);
+	t.io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(t.io);
+	ASSERT_EQ(0, bring_io_add_source(t.io, src));
+	close(p[0]);
+	ASSERT_EQ(0, pthread_create(&th, NULL, io_thread_run, &t));
+	n = feed_until_full(t.io, r, p[1], in, cap);
+	ASSERT_GT(n, 0);
+	t0 = now_ms();
+	bring_io_stop(t.io);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	err = pthread_timedjoin_np(th, NULL, &ts);
+	if (err) {
+		TH_LOG("%s: bring_io_run() still waits 5 s after the stop",
+		       flags ? "line records" : "chunk records");
+		bring_close(r); /* let it go */
+		pthread_join(th, NULL);
+	}
+	else
+		TH_LOG("%s: stopped after %llu ms",
+		       flags ? "line records" : "chunk records",
+		       (unsigned long long)(now_ms() - t0));
+	EXPECT_EQ(0, err);
+	EXPECT_EQ(0, t.ret);
+	bring_io_get_stats(t.io, &st);
+	got = drain_records(rd, n, &len, &recs, &multi);
+	EXPECT_GT(len, 0);
+	EXPECT_EQ(0, memcmp(got, in, len));
+	if (len)
+		EXPECT_EQ('\n', got[len - 1]);
+	EXPECT_EQ(count_lines(got, len), (long)st.msgs_in);
+	free(got);
+	free(in);
+	close(p[1]);
+	bring_reader_close(rd);
+	bring_io_free(t.io);
+	bring_free(r);
+}
+
+/*
+ * A stop ends a source's wait for ring space, in every mode: with chunk
+ * records it waits to reserve, with one record per line to push.
+ */
+TEST_F(io, stop_ends_a_wait_for_space)
+{
+	stop_while_full(_metadata, variant, 0);
+	stop_while_full(_metadata, variant, BRING_IO_LINE_RECORDS);
+}
+
+/*
+ * bringcat with a 64 KiB ring into a FIFO nobody reads, its tcp-listen
+ * source waiting for space: SIGTERM makes the source let go of its
+ * connection at once (before the sink can write anything); once the FIFO
+ * is read, bringcat writes what the ring holds and exits 0. The output
+ * is whole lines from the start of the input, as many as counted out.
+ */
+TEST_F(io, sigterm_ends_a_wait_for_space)
+{
+	char fout[PATH_MAX + 8], *in, *got;
+	const char *args[] = { self->mode, "--stats", "--buffer", "mem:64k",
+			       "-i", "tcp-listen:127.0.0.1:0", "-o", fout,
+			       NULL };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	size_t cap = 64 << 20, n = 0, w = 0, len = 0;
+	uint64_t end = now_ms() + 20000, t0;
+	unsigned int i = 0;
+	struct pollfd pc;
+	int rfd, cfd, port, ret;
+	ssize_t k;
+	pid_t pid;
+
+	signal(SIGPIPE, SIG_IGN);
+	ASSERT_EQ(0, mkfifo(self->path[FIFO], 0600));
+	rfd = open(self->path[FIFO], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ASSERT_GE(rfd, 0);
+	snprintf(fout, sizeof(fout), "file:%s", self->path[FIFO]);
+	pid = spawn(NULL, self->path[ERR1], args);
+	port = wait_port(self->path[ERR1]);
+	ASSERT_GT(port, 0);
+	sa.sin_port = htons(port);
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_EQ(0, connect(cfd, (struct sockaddr *)&sa, sizeof(sa)));
+	in = malloc(cap);
+	/* Until nothing moves for 200 ms: FIFO, ring and socket are full. */
+	for (;;) {
+		ASSERT_LT(now_ms(), end);
+		if (w == n) {
+			ASSERT_GT(cap - n, 4096);
+			n += more_lines(in + n, 4096, &i);
+		}
+		k = send(cfd, in + w, n - w, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k > 0) {
+			w += k;
+			continue;
+		}
+		pc = (struct pollfd){ .fd = cfd, .events = POLLOUT };
+		if (poll(&pc, 1, 200) == 0)
+			break;
+	}
+	t0 = now_ms();
+	kill(pid, SIGTERM);
+	pc = (struct pollfd){ .fd = cfd, .events = POLLRDHUP };
+	ret = poll(&pc, 1, 5000);
+	EXPECT_EQ(1, ret)
+		TH_LOG("the source still holds its connection 5 s after SIGTERM");
+	if (ret == 1)
+		TH_LOG("%zu bytes sent; connection closed %llu ms after SIGTERM",
+		       w, (unsigned long long)(now_ms() - t0));
+	close(cfd);
+	/* Now read the FIFO to its end: bringcat drains and exits. */
+	got = malloc(w + 1);
+	end = now_ms() + 10000;
+	for (;;) {
+		pc = (struct pollfd){ .fd = rfd, .events = POLLIN };
+		if (poll(&pc, 1, 100) < 0 || now_ms() > end)
+			break;
+		k = read(rfd, got + len, w + 1 - len);
+		if (k == 0 && (pc.revents & POLLHUP))
+			break;
+		if (k > 0)
+			len += k;
+	}
+	close(rfd);
+	ASSERT_EQ(0, wait_rc(pid, 10000));
+	EXPECT_GT(len, 0);
+	EXPECT_LE(len, w);
+	EXPECT_EQ(0, memcmp(got, in, len));
+	if (len)
+		EXPECT_EQ('\n', got[len - 1]);
+	EXPECT_EQ(count_lines(got, len), final_stat(self->path[ERR1], NULL,
+						    "out "));
+	free(got);
+	free(in);
+}
+
 struct app_pusher {
 	struct bring *r;
 	long lines;
