@@ -178,8 +178,10 @@ BRING_API int bring_io_add_sink(struct bring_io *io, const char *uri,
  * Run until every finite source (file:, stdin:) reached its end, or
  * bring_io_stop() was called, and every sink wrote every message: then
  * the ring is closed and the sinks drain it. Returns 0 or a negative
- * errno (the first fatal error). The readv/writev mode's threads block
- * all signals: handlers run in the calling thread.
+ * errno (the first fatal error; -EAGAIN when a thread of the readv/writev
+ * mode could not start: those started were stopped and joined). The
+ * readv/writev mode's threads block all signals: handlers run in the
+ * calling thread.
  */
 BRING_API int bring_io_run(struct bring_io *io);
 /*

@@ -405,12 +405,64 @@ static void *sink_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * Fault injection for the selftests: when n > 0, the n-th thread start
+ * from now fails with EAGAIN and leaves garbage in its pthread_t, as a
+ * failed pthread_create() may (POSIX leaves it unspecified).
+ */
+int bring_io__fault_thread;
+
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	if (__atomic_load_n(&bring_io__fault_thread, __ATOMIC_RELAXED) > 0 &&
+	    !__atomic_sub_fetch(&bring_io__fault_thread, 1, __ATOMIC_RELAXED)) {
+		memset(t, 0x5a, sizeof(*t));
+		return EAGAIN;
+	}
+	return pthread_create(t, NULL, fn, arg);
+}
+
+/*
+ * One thread per sink, then one per source; *@nsink and *@nsrc count
+ * those that run. Returns 0 or the -errno of the first that could not
+ * start (said once, with its endpoint); none is started after it.
+ */
+static int start_threads(struct bring_io *io, unsigned int *nsink,
+			 unsigned int *nsrc)
+{
+	const char *uri = NULL;
+	struct source *src;
+	int err = 0;
+
+	for (; *nsink < io->nr_sinks; (*nsink)++) {
+		err = start_thread(&io->sinks[*nsink]->thread, sink_thread,
+				   io->sinks[*nsink]);
+		if (err) {
+			uri = io->sinks[*nsink]->ep.uri;
+			goto fail;
+		}
+	}
+	for (; *nsrc < io->nr_srcs; (*nsrc)++) {
+		src = io->srcs[*nsrc];
+		err = start_thread(&src->thread,
+				   src->tail ? tail_thread : source_thread, src);
+		if (err) {
+			uri = src->ep.uri;
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	io_log("%s: cannot start a thread: %s\n", uri, strerror(err));
+	return -err;
+}
+
 int io_run_fallback(struct bring_io *io)
 {
 	unsigned int i, nsrc = 0, nsink = 0;
 	sigset_t all, old;
 	struct pollfd pfd;
-	int err = 0;
+	int err;
 
 	/*
 	 * The threads block every signal (they inherit the mask): a stop
@@ -419,17 +471,12 @@ int io_run_fallback(struct bring_io *io)
 	 */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (i = 0; i < io->nr_sinks && !err; i++, nsink++)
-		err = -pthread_create(&io->sinks[i]->thread, NULL, sink_thread,
-				      io->sinks[i]);
-	for (i = 0; i < io->nr_srcs && !err; i++, nsrc++)
-		err = -pthread_create(&io->srcs[i]->thread, NULL,
-				      io->srcs[i]->tail ? tail_thread :
-							  source_thread,
-				      io->srcs[i]);
+	err = start_threads(io, &nsink, &nsrc);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
-		io->err = err;
+		/* The sources that run stop; the sinks drain the ring. */
+		if (!io->err)
+			io->err = err;
 		bring_io_stop(io);
 	}
 	if (!io->nr_srcs) {
@@ -437,6 +484,7 @@ int io_run_fallback(struct bring_io *io)
 		while (!stopped(io))
 			poll(&pfd, 1, -1);
 	}
+	/* Exactly the threads that were started. */
 	for (i = 0; i < nsrc; i++)
 		pthread_join(io->srcs[i]->thread, NULL);
 	bring_close(io->r);

@@ -11,11 +11,13 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
@@ -1736,6 +1739,190 @@ TEST_F(io, sigterm_ends_a_wait_for_space)
 						    "out "));
 	free(got);
 	free(in);
+}
+
+/* ---- a thread that cannot start ---------------------------------------- */
+
+extern int bring_io__fault_thread; /* io/fallback.c: fail a thread start */
+
+static char io_said[4096];
+
+static int capture_print(const char *fmt, va_list ap)
+{
+	size_t len = strlen(io_said);
+
+	return vsnprintf(io_said + len, sizeof(io_said) - len, fmt, ap);
+}
+
+static void *idle_thread(void *arg)
+{
+	return arg;
+}
+
+/* Threads of this process. */
+static int own_threads(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/task", &st) ? -1 : (int)st.st_nlink - 2;
+}
+
+/*
+ * Threads of this process once they are down to @want, or after 2 s: a
+ * joined thread leaves /proc/self/task a moment after pthread_join()
+ * returns (the kernel clears its tid before it is reaped).
+ */
+static int own_threads_settled(int want)
+{
+	uint64_t end = now_ms() + 2000;
+	int n;
+
+	while ((n = own_threads()) != want && now_ms() < end)
+		usleep(1000);
+	return n;
+}
+
+/* The fewest threads of this process seen in @ms ms. */
+static int own_threads_fewest(int ms)
+{
+	uint64_t end = now_ms() + ms;
+	int n, fewest = own_threads();
+
+	while (now_ms() < end) {
+		usleep(1000);
+		n = own_threads();
+		if (n < fewest)
+			fewest = n;
+	}
+	return fewest;
+}
+
+/*
+ * The readv/writev mode starts a thread per sink, then per source. When
+ * the n-th cannot start (the fault hook: EAGAIN, garbage in its
+ * pthread_t), bring_io_run() stops and joins exactly the threads that
+ * run, including a tcp-listen source that would never end by itself,
+ * never joins the one that did not start, says which endpoint it was,
+ * and returns -EAGAIN.
+ */
+TEST_F(io, thread_start_failure_stops_the_others)
+{
+	char in[PATH_MAX + 8], out[PATH_MAX + 8], out2[PATH_MAX + 8];
+	const char *uris[] = { out, out2, "tcp-listen:127.0.0.1:0", in };
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
+	bring_print_fn_t old;
+	struct io_thread t;
+	struct timespec ts;
+	struct bring *r;
+	pthread_t th;
+	int n, before, err;
+
+	if (variant->mode != IO_MODE_FALLBACK)
+		SKIP(return, "threads per endpoint are the readv/writev mode's");
+	ASSERT_EQ(0, spew(self->path[IN], "one\ntwo\n", 8));
+	snprintf(in, sizeof(in), "file:%s", self->path[IN]);
+	snprintf(out, sizeof(out), "file:%s", self->path[OUT]);
+	snprintf(out2, sizeof(out2), "file:%s", self->path[OUT2]);
+	/* A thread first: TSan starts one of its own with the first. */
+	ASSERT_EQ(0, pthread_create(&th, NULL, idle_thread, NULL));
+	pthread_join(th, NULL);
+	before = own_threads_fewest(200); /* that one gone, TSan's kept */
+	for (n = 1; n <= 4; n++) {
+		r = bring_new(1 << 20, &ro);
+		ASSERT_NE_NULL(r);
+		t = (struct io_thread){ .io = bring_io_new(r, &o) };
+		ASSERT_NE_NULL(t.io);
+		ASSERT_EQ(0, bring_io_add_sink(t.io, out, NULL));
+		ASSERT_EQ(0, bring_io_add_sink(t.io, out2, NULL));
+		ASSERT_EQ(0, bring_io_add_source(t.io, uris[2]));
+		ASSERT_EQ(0, bring_io_add_source(t.io, in));
+		io_said[0] = '\0';
+		old = bring_io_set_print(capture_print);
+		__atomic_store_n(&bring_io__fault_thread, n, __ATOMIC_RELAXED);
+		ASSERT_EQ(0, pthread_create(&th, NULL, io_thread_run, &t));
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 10;
+		err = pthread_timedjoin_np(th, NULL, &ts);
+		ASSERT_EQ(0, err) TH_LOG("thread %d failed: still running", n);
+		bring_io_set_print(old);
+		EXPECT_EQ(-EAGAIN, t.ret) TH_LOG("thread %d failed", n);
+		EXPECT_EQ(0, __atomic_load_n(&bring_io__fault_thread,
+					     __ATOMIC_RELAXED));
+		/* The threads that ran were joined: none is left. */
+		EXPECT_EQ(before, own_threads_settled(before))
+			TH_LOG("thread %d failed", n);
+		EXPECT_NE_NULL(strstr(io_said, uris[n - 1]))
+			TH_LOG("thread %d failed: said \"%s\"", n, io_said);
+		EXPECT_NE_NULL(strstr(io_said, "cannot start a thread: "
+					       "Resource temporarily unavailable"))
+			TH_LOG("thread %d failed: said \"%s\"", n, io_said);
+		bring_io_free(t.io);
+		bring_free(r);
+	}
+}
+
+static rlim_t nproc_limit;
+
+/*
+ * The child: an unused uid that may run @nproc_limit tasks (root's
+ * limit is not enforced); leak checks off, LSan needs a task of its own.
+ */
+static void limit_threads(void)
+{
+	struct rlimit rl = { nproc_limit, nproc_limit };
+	uid_t uid = 2000000000 + getpid() % 100000;
+	const char *asan = getenv("ASAN_OPTIONS");
+	char opts[512];
+
+	snprintf(opts, sizeof(opts), "%s%sdetect_leaks=0", asan ? asan : "",
+		 asan ? ":" : "");
+	setenv("ASAN_OPTIONS", opts, 1);
+	if (setrlimit(RLIMIT_NPROC, &rl) || setgroups(0, NULL) ||
+	    setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
+		_exit(125);
+}
+
+/*
+ * bringcat --no-uring under RLIMIT_NPROC (ulimit -u) with room for some
+ * of its threads: it exits 1, and its first line says which endpoint's
+ * thread could not start, and why.
+ */
+TEST_F(io, thread_limit_is_a_clear_error)
+{
+	char port[64], *err, *nl;
+	const char *args[] = { "--no-uring", "-i", port, "-i", "-", "-o",
+			       "file:/dev/null", "-o", "file:/dev/null",
+			       NULL };
+	size_t len;
+	int rc;
+
+	if (variant->mode != IO_MODE_FALLBACK)
+		SKIP(return, "threads per endpoint are the readv/writev mode's");
+	if (geteuid())
+		SKIP(return, "needs root to run bringcat as an unused uid");
+	snprintf(port, sizeof(port), "tcp-listen:127.0.0.1:%d", free_port());
+	/* Itself and two threads, then three (a sink or a source fails). */
+	for (nproc_limit = 3; nproc_limit <= 4; nproc_limit++) {
+		rc = wait_rc(spawn_hooked(NULL, self->path[ERR1], args,
+					  limit_threads),
+			     10000);
+		if (rc == 125)
+			SKIP(return, "cannot switch to an unused uid here");
+		err = slurp(self->path[ERR1], &len);
+		ASSERT_NE_NULL(err);
+		EXPECT_EQ(1, rc) TH_LOG("RLIMIT_NPROC %d: %s",
+					(int)nproc_limit, err);
+		nl = strchr(err, '\n');
+		if (nl)
+			*nl = '\0';
+		EXPECT_EQ(0, strncmp(err, "bringcat: ", 10)) TH_LOG("%s", err);
+		EXPECT_NE_NULL(strstr(err, ": cannot start a thread: Resource "
+					   "temporarily unavailable"))
+			TH_LOG("RLIMIT_NPROC %d: first line \"%s\"",
+			       (int)nproc_limit, err);
+		free(err);
+	}
 }
 
 struct app_pusher {
