@@ -46,7 +46,7 @@ enum bring_io_oversize {
 /* bring_io_opts.flags */
 enum bring_io_flags {
 	BRING_IO_NO_URING = 1U << 0, /* force the readv/writev mode */
-	BRING_IO_QUIET = 1U << 1, /* log nothing */
+	BRING_IO_QUIET = 1U << 1, /* log errors only */
 	/*
 	 * lines: one record per line. By default a source commits the
 	 * complete lines of each read as one *chunk record*,
@@ -178,10 +178,11 @@ BRING_API int bring_io_add_sink(struct bring_io *io, const char *uri,
  * Run until every finite source (file:, stdin:) reached its end, or
  * bring_io_stop() was called, and every sink wrote every message: then
  * the ring is closed and the sinks drain it. Returns 0 or a negative
- * errno (the first fatal error; -EAGAIN when a thread of the readv/writev
- * mode could not start: those started were stopped and joined). The
- * readv/writev mode's threads block all signals: handlers run in the
- * calling thread.
+ * errno (the first fatal error, said through bring_io_set_print() with
+ * its endpoint, BRING_IO_QUIET or not; -EAGAIN when a thread of the
+ * readv/writev mode could not start: those started were stopped and
+ * joined). The readv/writev mode's threads block all signals: handlers
+ * run in the calling thread.
  */
 BRING_API int bring_io_run(struct bring_io *io);
 /*

@@ -79,8 +79,11 @@ static int parse_size(const char *s, size_t *out)
 	return 0;
 }
 
+static int io_said; /* the io layer printed a line */
+
 static int print_prefixed(const char *fmt, va_list ap)
 {
+	__atomic_store_n(&io_said, 1, __ATOMIC_RELAXED);
 	fputs("bringcat: ", stderr);
 	return vfprintf(stderr, fmt, ap);
 }
@@ -463,7 +466,9 @@ int main(int argc, char **argv)
 	bring_io_free(the_io);
 	bring_free(r);
 	if (err) {
-		fprintf(stderr, "bringcat: %s\n", strerror(-err));
+		/* The io layer says its errors, with the endpoint: once. */
+		if (!__atomic_load_n(&io_said, __ATOMIC_RELAXED))
+			fprintf(stderr, "bringcat: %s\n", strerror(-err));
 		return 1;
 	}
 	return 0;

@@ -351,15 +351,15 @@ void bring_io_stop(struct bring_io *io)
 
 /*
  * A sink cannot go on (its file failed): give its reader up, so that the
- * ring does not fill behind it, and stop with the error.
+ * ring does not fill behind it, and stop with the error (said even when
+ * BRING_IO_QUIET, like every error bring_io_run() returns).
  */
 void io_fatal(struct bring_io *io, struct sink *s, int err)
 {
 	if (!io->err)
 		io->err = err;
 	if (s) {
-		if (!(io->o.flags & BRING_IO_QUIET))
-			io_log("%s: %s\n", s->ep.uri, strerror(-err));
+		io_log("%s: %s\n", s->ep.uri, strerror(-err));
 		s->done = true;
 		if (s->rd) {
 			bring_reader_close(s->rd);

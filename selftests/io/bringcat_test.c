@@ -920,6 +920,20 @@ static void expect_error(struct __test_metadata *_metadata,
 	expect_exit(_metadata, self->path[ERR1], args, rc, msg);
 }
 
+/* What expect_error() ran said one line, and it holds @msg. */
+static void expect_one_line(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(io) *self, const char *msg)
+{
+	size_t len;
+	char *err = slurp(self->path[ERR1], &len);
+
+	ASSERT_NE_NULL(err);
+	EXPECT_TRUE(len && strchr(err, '\n') == err + len - 1 &&
+		    strstr(err, msg))
+		TH_LOG("stderr: \"%s\", want one line with \"%s\"", err, msg);
+	free(err);
+}
+
 TEST_F(io, errors)
 {
 	char listen_uri[64], out[PATH_MAX + 8], missing[PATH_MAX + 16],
@@ -1016,6 +1030,18 @@ TEST_F(io, errors)
 		const char *a[] = { self->mode, "-i", missing, "-o", out, NULL };
 
 		expect_error(_metadata, self, a, 1, "Is a directory");
+	}
+	/* A sink that fails at run time: said once, with its endpoint. */
+	ASSERT_EQ(0, spew(self->path[IN], "one\n", 4));
+	snprintf(missing, sizeof(missing), "file:%s", self->path[IN]);
+	{
+		const char *a[] = { self->mode, "-i", missing, "-o",
+				    "file:/dev/full", NULL };
+
+		expect_error(_metadata, self, a, 1,
+			     "file:/dev/full: No space left on device");
+		expect_one_line(_metadata, self,
+				"file:/dev/full: No space left on device");
 	}
 }
 
@@ -1885,7 +1911,7 @@ static void limit_threads(void)
 
 /*
  * bringcat --no-uring under RLIMIT_NPROC (ulimit -u) with room for some
- * of its threads: it exits 1, and its first line says which endpoint's
+ * of its threads: it exits 1, and says in one line which endpoint's
  * thread could not start, and why.
  */
 TEST_F(io, thread_limit_is_a_clear_error)
@@ -1914,6 +1940,7 @@ TEST_F(io, thread_limit_is_a_clear_error)
 		EXPECT_EQ(1, rc) TH_LOG("RLIMIT_NPROC %d: %s",
 					(int)nproc_limit, err);
 		nl = strchr(err, '\n');
+		EXPECT_TRUE(nl && !nl[1]) TH_LOG("more than one line: %s", err);
 		if (nl)
 			*nl = '\0';
 		EXPECT_EQ(0, strncmp(err, "bringcat: ", 10)) TH_LOG("%s", err);
