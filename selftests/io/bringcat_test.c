@@ -455,7 +455,6 @@ TEST(final_stat_reads_the_final_report)
 	EXPECT_EQ(-1, final_stat(path, NULL, "in "));
 }
 
-/* Lines of every kind, the final one without a newline. */
 /*
  * Each variant runs the mode it names: --stats says which, and the
  * eventfd variant (ring waits on bring_notify_fd()) does not fall back.
