@@ -178,8 +178,7 @@ static bool conn_read(struct bring_io *io, struct conn *c)
 		return false;
 	if (n < 0 && c->src->finite) {
 		io_log("%s: read: %s\n", c->src->ep.uri, strerror(-n));
-		if (!io->err)
-			io->err = n;
+		io_set_err(io, n);
 	}
 	if (n <= 0) {
 		push_waiting(io, c, true);
@@ -240,8 +239,7 @@ static void *tail_thread(void *arg)
 			break; /* stopped with the ring full, or it closed */
 		if (ret < 0) {
 			io_log("%s: %s\n", src->ep.uri, strerror(-ret));
-			if (!io->err)
-				io->err = ret;
+			io_set_err(io, ret);
 			push_waiting(io, c, true);
 			break;
 		}
@@ -475,8 +473,7 @@ int io_run_fallback(struct bring_io *io)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		/* The sources that run stop; the sinks drain the ring. */
-		if (!io->err)
-			io->err = err;
+		io_set_err(io, err);
 		bring_io_stop(io);
 	}
 	if (!io->nr_srcs) {

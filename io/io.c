@@ -121,13 +121,24 @@ int bring_io_uses_uring(const struct bring_io *io)
  * (-EIO from a poisoned file ring, -EUSERS with too many writer threads)
  * is said once and fails the run.
  */
+/*
+ * Record the run's first fatal error: sources and sinks may fail at once
+ * in the readv/writev mode's threads, and the first one wins.
+ */
+void io_set_err(struct bring_io *io, int err)
+{
+	int none = 0;
+
+	__atomic_compare_exchange_n(&io->err, &none, err, false,
+				    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 void io_ring_error(struct bring_io *io, struct conn *c, int err)
 {
 	if (err == -EPIPE || err == -EAGAIN)
 		return;
 	io_log("%s: ring: %s\n", c->src->ep.uri, strerror(-err));
-	if (!io->err)
-		io->err = err;
+	io_set_err(io, err);
 }
 
 struct conn *source_add_conn(struct source *src, int fd)
@@ -356,8 +367,7 @@ void bring_io_stop(struct bring_io *io)
  */
 void io_fatal(struct bring_io *io, struct sink *s, int err)
 {
-	if (!io->err)
-		io->err = err;
+	io_set_err(io, err);
 	if (s) {
 		io_log("%s: %s\n", s->ep.uri, strerror(-err));
 		s->done = true;

@@ -230,6 +230,7 @@ int ep_open_file_source(struct endpoint *ep);
 uint64_t io_now_ns(void);
 void io_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void io_fatal(struct bring_io *io, struct sink *s, int err);
+void io_set_err(struct bring_io *io, int err);
 struct conn *source_add_conn(struct source *src, int fd);
 void io_ring_error(struct bring_io *io, struct conn *c, int err);
 

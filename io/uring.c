@@ -238,8 +238,7 @@ static void tail_failed(struct loop *l, struct conn *c, const char *what,
 	struct tail *t = c->src->tail;
 
 	io_log("%s: %s%s\n", c->src->ep.uri, what, strerror(-err));
-	if (!io->err)
-		io->err = err;
+	io_set_err(io, err);
 	c->eof = true;
 	if (t->in_op.busy)
 		cancel_op(l, &t->in_op);
@@ -363,8 +362,8 @@ static void on_read(struct loop *l, struct conn *c, int res)
 			tail_failed(l, c, "read: ", res);
 		else if (c->src->finite || c->dgram)
 			io_log("%s: read: %s\n", c->src->ep.uri, strerror(-res));
-		if (c->src->finite && !io->err)
-			io->err = res;
+		if (c->src->finite)
+			io_set_err(io, res);
 		c->eof = true;
 	}
 	conn_step(l, c);
@@ -447,8 +446,7 @@ static void on_notify(struct loop *l, struct source *src, int res)
 	} else if (res < 0 && res != -EAGAIN && res != -EINTR &&
 		   res != -ECANCELED && c && !c->finished) {
 		io_log("%s: inotify: %s\n", src->ep.uri, strerror(-res));
-		if (!io->err)
-			io->err = res;
+		io_set_err(io, res);
 		bring_io_stop(io);
 	}
 	/* A conn that failed (tail_failed()) is gone or done: no re-arm. */
@@ -865,8 +863,7 @@ int io_run_uring(struct bring_io *io)
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 		    ret != -EBUSY && ret != -ETIME) {
 			io_log("io_uring_enter: %s\n", strerror(-ret));
-			if (!io->err)
-				io->err = ret;
+			io_set_err(io, ret);
 			break;
 		}
 		if (*l.ring.cq.koverflow && !l.overflow_logged) {
