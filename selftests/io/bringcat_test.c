@@ -1529,11 +1529,22 @@ extern int bring__fault_flush; /* lib/file.c: make flushes fail */
  * -EIO) ends the run with that error, said once; it is not mistaken for
  * the ring closing.
  */
+/* What the library and bring_io print, when a test asks to see it. */
+static char io_said[4096];
+
+static int capture_print(const char *fmt, va_list ap)
+{
+	size_t len = strlen(io_said);
+
+	return vsnprintf(io_said + len, sizeof(io_said) - len, fmt, ap);
+}
+
 TEST_F(io, ring_error_fails_the_run)
 {
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER,
 		   .durability = BRING_DURABLE_ALWAYS);
 	char src[PATH_MAX + 8], ring[PATH_MAX + 8];
+	bring_print_fn_t old_print, old_io_print;
 	struct bring_io *io;
 	struct bring *r;
 	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
@@ -1546,9 +1557,19 @@ TEST_F(io, ring_error_fails_the_run)
 	io = bring_io_new(r, &o);
 	ASSERT_NE_NULL(io);
 	ASSERT_EQ(0, bring_io_add_source(io, src));
+	io_said[0] = '\0';
+	old_print = bring_set_print(capture_print);
+	old_io_print = bring_io_set_print(capture_print);
 	__atomic_store_n(&bring__fault_flush, 1, __ATOMIC_RELAXED);
 	EXPECT_EQ(-EIO, bring_io_run(io));
 	__atomic_store_n(&bring__fault_flush, 0, __ATOMIC_RELAXED);
+	bring_set_print(old_print);
+	bring_io_set_print(old_io_print);
+	/* Said once by the ring, once by the source that met it. */
+	EXPECT_NE_NULL(strstr(io_said, "ring poisoned")) TH_LOG("%s", io_said);
+	EXPECT_NE_NULL(strstr(io_said, ": ring: Input/output error"))
+		TH_LOG("%s", io_said);
+	EXPECT_NE_NULL(strstr(io_said, src)) TH_LOG("%s", io_said);
 	bring_io_free(io);
 	bring_free(r);
 	unlink(ring);
@@ -1769,15 +1790,6 @@ TEST_F(io, sigterm_ends_a_wait_for_space)
 /* ---- a thread that cannot start ---------------------------------------- */
 
 extern int bring_io__fault_thread; /* io/fallback.c: fail a thread start */
-
-static char io_said[4096];
-
-static int capture_print(const char *fmt, va_list ap)
-{
-	size_t len = strlen(io_said);
-
-	return vsnprintf(io_said + len, sizeof(io_said) - len, fmt, ap);
-}
 
 static void *idle_thread(void *arg)
 {
