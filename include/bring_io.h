@@ -109,7 +109,8 @@ struct bring_io_opts {
  * @split:       oversize lines split.
  * @truncated:   oversize lines truncated.
  * @dropped:     oversize messages dropped; at stop, a partial message and
- *               messages read that a full ring could not take.
+ *               messages read that the ring could not take (full for
+ *               500 ms after the stop, closed, or failing).
  * @accepted:    connections accepted by listening sources.
  * @reconnects:  sink connections made again after a failure.
  * @full_waits:  times a source waited for space (back-pressure).
@@ -186,9 +187,10 @@ BRING_API int bring_io_add_sink(struct bring_io *io, const char *uri,
  */
 BRING_API int bring_io_run(struct bring_io *io);
 /*
- * Stop the sources and drain; async-signal-safe, any thread. A source
- * waiting for room in a full ring stops waiting: what it read and the
- * ring cannot take is dropped (counted in dropped).
+ * Stop the sources and drain; async-signal-safe, any thread. Sources
+ * read nothing more; one holding messages a full ring cannot take waits
+ * while readers free space, and gives up once the ring has stayed full
+ * for 500 ms: what it holds then is dropped (counted in dropped).
  */
 BRING_API void bring_io_stop(struct bring_io *io);
 /* 1 when running (or about to run) on io_uring, 0 otherwise. */

@@ -79,20 +79,52 @@ static int parse_size(const char *s, size_t *out)
 	return 0;
 }
 
-static int io_said; /* the io layer printed a line */
+/*
+ * The io layer's last lines, to tell whether it said the error that
+ * bring_io_run() returns (it names the endpoint; bringcat cannot).
+ */
+static char io_said[16384];
+static pthread_mutex_t io_said_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int print_prefixed(const char *fmt, va_list ap)
 {
-	__atomic_store_n(&io_said, 1, __ATOMIC_RELAXED);
-	fputs("bringcat: ", stderr);
-	return vfprintf(stderr, fmt, ap);
+	char line[8192]; /* smaller than io_said[] */
+	size_t len, keep;
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+
+	fprintf(stderr, "bringcat: %s", line);
+	pthread_mutex_lock(&io_said_lock);
+	len = strlen(io_said);
+	keep = sizeof(io_said) - 1 - strlen(line);
+	if (len > keep) { /* forget the oldest lines */
+		memmove(io_said, io_said + len - keep, keep + 1);
+		len = keep;
+	}
+	memcpy(io_said + len, line, strlen(line) + 1);
+	pthread_mutex_unlock(&io_said_lock);
+	return n;
+}
+
+/* Did the io layer say @err already? */
+static bool io_said_err(int err)
+{
+	bool said;
+
+	pthread_mutex_lock(&io_said_lock);
+	said = strstr(io_said, strerror(-err)) != NULL;
+	pthread_mutex_unlock(&io_said_lock);
+	return said;
 }
 
 static void on_signal(int sig)
 {
+	/* NULL once bring_io_run() returned: nothing left to stop. */
+	struct bring_io *io = __atomic_load_n(&the_io, __ATOMIC_SEQ_CST);
+
 	if (signals++) /* the second one: do not wait for the drain */
 		_exit(128 + sig);
-	bring_io_stop(the_io);
+	if (io)
+		bring_io_stop(io);
 }
 
 static double now_s(void)
@@ -246,6 +278,7 @@ int main(int argc, char **argv)
 	bool want_stats = false;
 	size_t max_msg = 0, size;
 	struct sigaction sa;
+	struct bring_io *io;
 	struct bring *r;
 	pthread_t st;
 	int opt, err;
@@ -463,11 +496,17 @@ int main(int argc, char **argv)
 		stats_stop(st);
 	if (want_stats)
 		print_stats(&sc, "done");
-	bring_io_free(the_io);
+	/*
+	 * Every other thread has ended: a signal from now on runs here and
+	 * finds no io to stop, not a freed one.
+	 */
+	io = the_io;
+	__atomic_store_n(&the_io, NULL, __ATOMIC_SEQ_CST);
+	bring_io_free(io);
 	bring_free(r);
 	if (err) {
 		/* The io layer says its errors, with the endpoint: once. */
-		if (!__atomic_load_n(&io_said, __ATOMIC_RELAXED))
+		if (!io_said_err(err))
 			fprintf(stderr, "bringcat: %s\n", strerror(-err));
 		return 1;
 	}

@@ -30,8 +30,8 @@ static bool stopped(struct bring_io *io)
  * Sleep until the ring's word @w moves (space, or the ring closed) or
  * bring_io_stop() wakes io->stop: one futex_waitv(2) on both (Linux
  * 5.16). Where it is missing or refused, FUTEX_WAIT on the ring's word
- * for IO_STOP_SLICE_MS at a time, the caller checking the stop flag in
- * between. The ring's words are shared futexes, io->stop a private one.
+ * in slices of IO_STOP_SLICE_MS, looking at the stop flag in between.
+ * The ring's words are shared futexes, io->stop a private one.
  */
 static void wait_ring_or_stop(struct bring_io *io, const struct bring_wait *w)
 {
@@ -44,36 +44,62 @@ static void wait_ring_or_stop(struct bring_io *io, const struct bring_wait *w)
 	struct timespec slice = { .tv_nsec = IO_STOP_SLICE_MS * 1000000L };
 
 	if (!__atomic_load_n(&io->no_waitv, __ATOMIC_RELAXED)) {
+		/* Woken, a word had moved already, or a signal. */
 		if (syscall(SYS_futex_waitv, v, 2, 0, NULL, 0) >= 0 ||
-		    (errno != ENOSYS && errno != EPERM))
-			return; /* woken, a word moved already, or EINTR */
+		    errno == EAGAIN || errno == EINTR)
+			return;
+		/* ENOSYS, EPERM from seccomp, anything else: not here. */
 		__atomic_store_n(&io->no_waitv, true, __ATOMIC_RELAXED);
 	}
-	syscall(SYS_futex, w->uaddr, FUTEX_WAIT, w->val, &slice, NULL, 0);
+	while (!stopped(io) &&
+	       syscall(SYS_futex, w->uaddr, FUTEX_WAIT, w->val, &slice, NULL,
+		       0) < 0 &&
+	       errno == ETIMEDOUT)
+		;
 }
 
 /*
- * The ring has no room for the c->need bytes @c could not put in: wait
- * for it, counted as a full wait. false once bring_io_stop() was called:
- * a stop does not wait for space, the source gives up what it holds.
+ * After a stop: wait at most IO_STOP_STALL_MS for the ring's word to
+ * move. false if it did not: nobody is freeing space.
+ */
+static bool wait_ring_draining(const struct bring_wait *w)
+{
+	struct timespec stall = {
+		.tv_sec = IO_STOP_STALL_MS / 1000,
+		.tv_nsec = (IO_STOP_STALL_MS % 1000) * 1000000L,
+	};
+
+	return syscall(SYS_futex, w->uaddr, FUTEX_WAIT, w->val, &stall, NULL,
+		       0) == 0 ||
+	       errno != ETIMEDOUT;
+}
+
+/*
+ * The ring has no room for the c->need bytes @c holds: wait for it,
+ * counted as a full wait. false to give up, which only a stop does: a
+ * source stopped while the ring is full still pushes what it has read
+ * as long as readers free space, and gives up once the ring has stayed
+ * full for IO_STOP_STALL_MS (a reader that reads no more).
  */
 static bool wait_space(struct bring_io *io, struct conn *c)
 {
 	struct bring_wait w;
+	bool more = true;
 	uint64_t t0;
 	int ret;
 
-	if (stopped(io))
-		return false;
 	ret = bring_write_wait_prepare(io->r, c->need, &w);
 	if (ret)
 		return ret > 0; /* fits now, or closed: the retry tells */
 	io_stat_add(io, full_waits, 1);
 	t0 = io_now_ns();
-	wait_ring_or_stop(io, &w);
+	if (stopped(io))
+		more = wait_ring_draining(&w);
+	else
+		wait_ring_or_stop(io, &w);
 	bring_write_wait_finish(io->r, &w);
 	io_stat_add(io, full_wait_ns, io_now_ns() - t0);
-	return !stopped(io);
+	return more;
 }
 
 /*
@@ -253,8 +279,8 @@ static void *tail_thread(void *arg)
 			look = n > 0 && tail_events(src, n);
 		}
 	}
-	/* Stopped: complete messages go in if they fit, the rest is dropped. */
-	conn_push(c, false, 0);
+	/* Stopped: complete messages go in while the ring drains. */
+	push_waiting(io, c, false);
 	conn_drop_staged(c);
 	src->finished = true;
 	return NULL;
@@ -297,6 +323,8 @@ static void *source_thread(void *arg)
 			}
 		}
 		for (i = 2, pp = &src->conns; (c = *pp); i++) {
+			if (stopped(io))
+				break; /* nothing more is read */
 			if (pfd[i].revents && !conn_read(io, c)) {
 				*pp = c->next;
 				conn_end(c);
@@ -305,10 +333,10 @@ static void *source_thread(void *arg)
 			pp = &c->next;
 		}
 	}
-	/* Stopped: complete messages go in if they fit, the rest is dropped. */
+	/* Stopped: complete messages go in while the ring drains. */
 	while ((c = src->conns)) {
 		src->conns = c->next;
-		conn_push(c, false, 0);
+		push_waiting(io, c, false);
 		conn_end(c);
 	}
 	if (src->lfd >= 0)

@@ -116,12 +116,6 @@ int bring_io_uses_uring(const struct bring_io *io)
 }
 
 /*
- * A source could not put data into the ring: -EPIPE is the ring closing
- * and -EAGAIN a stop that found it full (the normal end); anything else
- * (-EIO from a poisoned file ring, -EUSERS with too many writer threads)
- * is said once and fails the run.
- */
-/*
  * Record the run's first fatal error: sources and sinks may fail at once
  * in the readv/writev mode's threads, and the first one wins.
  */
@@ -133,6 +127,12 @@ void io_set_err(struct bring_io *io, int err)
 				    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
+/*
+ * A source could not put data into the ring: -EPIPE is the ring closing
+ * and -EAGAIN a stop that found it full for good (the normal end);
+ * anything else (-EIO from a poisoned file ring, -EUSERS with too many
+ * writer threads) is said once and fails the run.
+ */
 void io_ring_error(struct bring_io *io, struct conn *c, int err)
 {
 	if (err == -EPIPE || err == -EAGAIN)

@@ -24,6 +24,11 @@
 #define IO_PUSH_MSGS 256 /* messages per bring_push_batch() */
 #define IO_LEDGER_SLOTS 4096 /* chunk records whose line count sinks reuse */
 #define IO_BACKOFF_MIN_MS 50
+/*
+ * After a stop, a source keeps pushing what it has read while readers
+ * free space; once the ring has stayed full this long it gives up.
+ */
+#define IO_STOP_STALL_MS 500
 #define IO_BACKOFF_MAX_MS 5000
 #define IO_DGRAM_HDR 4 /* staging: a datagram's length before its bytes */
 #define IO_DGRAM_MAX 65536 /* room a recv gets: larger than any UDP payload */
@@ -66,6 +71,7 @@ enum op_type {
 	OP_WAKE, /* loop: eventfd read (stop) */
 	OP_NOTIFY, /* tail source: inotify read */
 	OP_RINGFD, /* loop: bring_notify_fd() read (no FUTEX_WAIT) */
+	OP_STALL, /* loop: stopping, is the ring still being drained? */
 	OP_CANCEL, /* ignored */
 };
 

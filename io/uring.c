@@ -31,6 +31,11 @@ struct loop {
 	/* io->ringfd: one read of bring_notify_fd() for every ring wait */
 	uint64_t ringfd_val;
 	struct op ringfd_op;
+	/* Stopping: space waits go on while the ring drains (on_stall()). */
+	struct op stall_op;
+	struct __kernel_timespec stall_ts;
+	uint64_t stall_until; /* ns: no space freed by then, give up */
+	bool gave_up; /* the ring stayed full: no more space waits */
 	bool overflow_logged;
 };
 
@@ -258,8 +263,8 @@ static void conn_step(struct loop *l, struct conn *c)
 		if (io->o.framing != BRING_IO_RAW || c->dgram) {
 			/* Stopped before its end: a partial line is no line. */
 			ret = conn_push(c, c->eof, 0);
-			/* A stop does not wait for space. */
-			if (ret == -EAGAIN && !io->stopping) {
+			/* Stopping, it waits while the ring drains. */
+			if (ret == -EAGAIN && !l->gave_up) {
 				if (!arm_space(l, c))
 					continue;
 				return;
@@ -645,18 +650,35 @@ static void arm_wake(struct loop *l)
 			   sizeof(l->wake_val), 0);
 }
 
+/* Look again in @ms at whether the stopping sources may wait on. */
+static void arm_stall(struct loop *l, uint64_t ms)
+{
+	struct io_uring_sqe *sqe;
+
+	l->stall_ts.tv_sec = (long long)(ms / 1000);
+	l->stall_ts.tv_nsec = (long long)(ms % 1000) * 1000000LL;
+	l->stall_op.type = OP_STALL;
+	sqe = get_sqe(l, &l->stall_op);
+	io_uring_prep_timeout(sqe, &l->stall_ts, 0, 0);
+}
+
 /* A source's space wait ended (whatever its result): look again. */
 static void on_space(struct loop *l, struct conn *c)
 {
-	io_stat_add(l->io, full_wait_ns, io_now_ns() - c->wait_t0);
+	uint64_t now = io_now_ns();
+
+	io_stat_add(l->io, full_wait_ns, now - c->wait_t0);
 	bring_write_wait_finish(l->io->r, &c->ww);
+	/* Stopping: space was freed, so the ring is still being drained. */
+	if (l->io->stopping)
+		l->stall_until = now + IO_STOP_STALL_MS * 1000000ULL;
 	conn_step(l, c);
 }
 
 /*
- * Stop: a source waiting for ring space stops waiting. Its FUTEX_WAIT is
- * cancelled; a wait on the ring's eventfd has no SQE and ends here.
- * Either way on_space() looks again and, stopping, does not wait more.
+ * Give up a source's wait for ring space: its FUTEX_WAIT is cancelled; a
+ * wait on the ring's eventfd has no SQE and ends here. Either way
+ * on_space() looks again and, l->gave_up, does not wait more.
  */
 static void cancel_space(struct loop *l, struct conn *c)
 {
@@ -692,12 +714,41 @@ static void begin_stop(struct loop *l)
 			next = c->next;
 			if (c->rd_op.busy)
 				cancel_op(l, &c->rd_op);
-			else if (c->ww_op.busy)
-				cancel_space(l, c);
-			else
+			else if (!c->ww_op.busy) /* else: it waits on */
 				conn_step(l, c);
 		}
 		source_check(io, src);
+	}
+	l->stall_until = io_now_ns() + IO_STOP_STALL_MS * 1000000ULL;
+	arm_stall(l, IO_STOP_STALL_MS);
+}
+
+/*
+ * Stopping, sources that wait for ring space push what they have read as
+ * long as readers free space (on_space() moves stall_until). Once the
+ * ring has stayed full for IO_STOP_STALL_MS (a reader that reads no
+ * more), they give up: their waits are cancelled and what they hold is
+ * dropped, counted.
+ */
+static void on_stall(struct loop *l)
+{
+	struct bring_io *io = l->io;
+	uint64_t now = io_now_ns();
+	struct conn *c, *next;
+	unsigned int i;
+
+	if (now < l->stall_until) {
+		arm_stall(l, (l->stall_until - now) / 1000000 + 1);
+		return;
+	}
+	l->gave_up = true;
+	for (i = 0; i < io->nr_srcs; i++) {
+		for (c = io->srcs[i]->conns; c; c = next) {
+			next = c->next;
+			if (c->ww_op.busy)
+				cancel_space(l, c);
+		}
+		source_check(io, io->srcs[i]);
 	}
 }
 
@@ -773,6 +824,9 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case OP_RINGFD:
 		on_ringfd(l);
+		break;
+	case OP_STALL:
+		on_stall(l);
 		break;
 	case OP_TIMER:
 		on_timer(l, op->obj);
