@@ -482,10 +482,11 @@ TEST_F(io, runs_in_the_mode_asked_for)
 }
 
 /*
- * The child: io_uring_setup(2) fails with EPERM, as under Docker's
- * default seccomp profile; every other system call is allowed.
+ * The child: system call @nr fails with @err, as io_uring_setup(2) does
+ * (EPERM) under Docker's default seccomp profile; every other system
+ * call is allowed.
  */
-static void deny_io_uring(void)
+static void deny_syscall(int nr, int err)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
@@ -493,8 +494,8 @@ static void deny_io_uring(void)
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 			 offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned int)err),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]),
@@ -503,6 +504,17 @@ static void deny_io_uring(void)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
 	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
 		_exit(126);
+}
+
+static void deny_io_uring(void)
+{
+	deny_syscall(__NR_io_uring_setup, EPERM);
+}
+
+/* As on kernels before 5.16: futex_waitv(2) does not exist. */
+static void deny_futex_waitv(void)
+{
+	deny_syscall(__NR_futex_waitv, ENOSYS);
 }
 
 /*
@@ -1716,7 +1728,7 @@ struct full_stop {
 
 static void sigterm_when_full(struct __test_metadata *_metadata,
 			      FIXTURE_DATA(io) *self, const char *records,
-			      struct full_stop *f)
+			      void (*hook)(void), struct full_stop *f)
 {
 	char fout[PATH_MAX + 8];
 	const char *args[] = { self->mode, "--stats", "--buffer", "mem:64k",
@@ -1736,7 +1748,8 @@ static void sigterm_when_full(struct __test_metadata *_metadata,
 	f->rfd = open(self->path[FIFO], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	ASSERT_GE(f->rfd, 0);
 	snprintf(fout, sizeof(fout), "file:%s", self->path[FIFO]);
-	f->pid = spawn(NULL, self->path[ERR1], args);
+	f->pid = hook ? spawn_hooked(NULL, self->path[ERR1], args, hook) :
+			spawn(NULL, self->path[ERR1], args);
 	port = wait_port(self->path[ERR1]);
 	ASSERT_GT(port, 0);
 	sa.sin_port = htons(port);
@@ -1821,7 +1834,7 @@ TEST_F(io, sigterm_ends_a_wait_for_space)
 	struct pollfd pc;
 	int ret;
 
-	sigterm_when_full(_metadata, self, "--line-records", &f);
+	sigterm_when_full(_metadata, self, "--line-records", NULL, &f);
 	pc = (struct pollfd){ .fd = f.cfd, .events = POLLRDHUP };
 	ret = poll(&pc, 1, 5000);
 	EXPECT_EQ(1, ret)
@@ -1843,10 +1856,36 @@ TEST_F(io, sigterm_with_a_draining_sink_drops_no_line)
 {
 	struct full_stop f;
 
-	sigterm_when_full(_metadata, self, "--line-records", &f);
+	sigterm_when_full(_metadata, self, "--line-records", NULL, &f);
 	drain_and_check(_metadata, self, &f, 2000);
 	EXPECT_LE(final_stat(self->path[ERR1], NULL, "dropped "), 1)
 		TH_LOG("complete lines read before the stop were dropped");
+}
+
+/*
+ * Without futex_waitv(2) (before Linux 5.16, or refused) the readv/writev
+ * mode waits for ring space in 100 ms FUTEX_WAIT slices and looks at the
+ * stop flag between them: SIGTERM still ends a wait on a ring nobody
+ * drains, and the sink still drains and exits 0 afterwards.
+ */
+TEST_F(io, sigterm_ends_a_wait_for_space_without_futex_waitv)
+{
+	struct full_stop f;
+	struct pollfd pc;
+	int ret;
+
+#if !defined(__x86_64__)
+	SKIP(return, "the seccomp filter is written for x86-64");
+#endif
+	if (variant->mode != IO_MODE_FALLBACK)
+		SKIP(return, "only the readv/writev mode waits with futex_waitv");
+	sigterm_when_full(_metadata, self, "--line-records", deny_futex_waitv,
+			  &f);
+	pc = (struct pollfd){ .fd = f.cfd, .events = POLLRDHUP };
+	ret = poll(&pc, 1, 5000);
+	EXPECT_EQ(1, ret)
+		TH_LOG("the source still holds its connection 5 s after SIGTERM");
+	drain_and_check(_metadata, self, &f, 0);
 }
 
 /* ---- a thread that cannot start ---------------------------------------- */
