@@ -134,6 +134,47 @@ static uint32_t shift(uint32_t crc)
 	       shift_short[2][(crc >> 16) & 0xff] ^ shift_short[3][crc >> 24];
 }
 
+/*
+ * One stream of crc32 instructions, 8 bytes at a time, copying to @dst
+ * on the way unless it is NULL: the tail of crc32c_hw(), and by itself
+ * crc32c_hw_copy() for records too short to fold (no separate memcpy()
+ * call, each word read once). Always inlined, so @dst is NULL or not at
+ * compile time and no branch is left in the loops.
+ */
+__attribute__((target("sse4.2"), always_inline))
+static inline uint32_t hw_stream(uint32_t crc, uint8_t *dst, const uint8_t *p,
+				 size_t len)
+{
+	uint64_t c = crc, w;
+	uint32_t w4;
+
+	for (; len >= 8; len -= 8, p += 8) {
+		memcpy(&w, p, 8);
+		if (dst) {
+			memcpy(dst, &w, 8);
+			dst += 8;
+		}
+		c = __builtin_ia32_crc32di(c, w);
+	}
+	crc = (uint32_t)c;
+	if (len >= 4) {
+		memcpy(&w4, p, 4);
+		if (dst) {
+			memcpy(dst, &w4, 4);
+			dst += 4;
+		}
+		crc = __builtin_ia32_crc32si(crc, w4);
+		p += 4;
+		len -= 4;
+	}
+	for (; len; len--) {
+		if (dst)
+			*dst++ = *p;
+		crc = __builtin_ia32_crc32qi(crc, *p++);
+	}
+	return crc;
+}
+
 __attribute__((target("sse4.2")))
 static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
@@ -153,54 +194,14 @@ static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
 		c0 = shift((uint32_t)c0) ^ (uint32_t)c1;
 		c0 = shift((uint32_t)c0) ^ (uint32_t)c2;
 	}
-	for (; len >= 8; len -= 8, p += 8) {
-		memcpy(&a, p, 8);
-		c0 = __builtin_ia32_crc32di(c0, a);
-	}
-	crc = (uint32_t)c0;
-	if (len >= 4) {
-		uint32_t w;
-
-		memcpy(&w, p, 4);
-		crc = __builtin_ia32_crc32si(crc, w);
-		p += 4;
-		len -= 4;
-	}
-	for (; len; len--)
-		crc = __builtin_ia32_crc32qi(crc, *p++);
-	return crc;
+	return hw_stream((uint32_t)c0, NULL, p, len);
 }
 
-/*
- * Copy and checksum in one pass, 8 bytes at a time, for records too short
- * to fold: no separate memcpy() call, and each word is read once.
- */
 __attribute__((target("sse4.2")))
 static uint32_t crc32c_hw_copy(uint32_t crc, uint8_t *dst, const uint8_t *p,
 			       size_t len)
 {
-	uint64_t c = crc, w;
-	uint32_t w4;
-
-	for (; len >= 8; len -= 8, p += 8, dst += 8) {
-		memcpy(&w, p, 8);
-		memcpy(dst, &w, 8);
-		c = __builtin_ia32_crc32di(c, w);
-	}
-	crc = (uint32_t)c;
-	if (len >= 4) {
-		memcpy(&w4, p, 4);
-		memcpy(dst, &w4, 4);
-		crc = __builtin_ia32_crc32si(crc, w4);
-		p += 4;
-		dst += 4;
-		len -= 4;
-	}
-	for (; len; len--) {
-		*dst++ = *p;
-		crc = __builtin_ia32_crc32qi(crc, *p++);
-	}
-	return crc;
+	return hw_stream(crc, dst, p, len);
 }
 
 /*

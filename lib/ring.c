@@ -406,15 +406,15 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 			continue;
 		}
 		total = claim_fill(r, head, c, want);
-		if (r->file && !c->intent) {
+		if (r->file) {
 			/* Taken once space is there: a full or closed
 			 * ring says so first. */
-			c->intent = file_intent_slot(r);
+			if (!c->intent)
+				c->intent = file_intent_slot(r);
 			if (!c->intent)
 				return -EUSERS; /* > BRING_INTENTS writers */
-		}
-		if (r->file)
 			file_set_intent(c->intent, head, total);
+		}
 		/*
 		 * The claim. Release: a file ring's intent, stored just
 		 * above, is visible to whoever sees the new head (a repairer
