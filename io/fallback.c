@@ -26,6 +26,17 @@ static bool stopped(struct bring_io *io)
 	return __atomic_load_n(&io->stop, __ATOMIC_RELAXED);
 }
 
+/* FUTEX_WAIT on the ring's (shared) word for at most @ms: 0 or -errno. */
+static int ring_word_wait(const struct bring_wait *w, unsigned int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	if (syscall(SYS_futex, w->uaddr, FUTEX_WAIT, w->val, &ts, NULL, 0) < 0)
+		return -errno;
+	return 0;
+}
+
 /*
  * Sleep until the ring's word @w moves (space, or the ring closed) or
  * bring_io_stop() wakes io->stop: one futex_waitv(2) on both (Linux
@@ -41,7 +52,6 @@ static void wait_ring_or_stop(struct bring_io *io, const struct bring_wait *w)
 		{ .val = 0, .uaddr = (uintptr_t)&io->stop,
 		  .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
 	};
-	struct timespec slice = { .tv_nsec = IO_STOP_SLICE_MS * 1000000L };
 
 	if (!__atomic_load_n(&io->no_waitv, __ATOMIC_RELAXED)) {
 		/* Woken, a word had moved already, or a signal. */
@@ -52,26 +62,8 @@ static void wait_ring_or_stop(struct bring_io *io, const struct bring_wait *w)
 		__atomic_store_n(&io->no_waitv, true, __ATOMIC_RELAXED);
 	}
 	while (!stopped(io) &&
-	       syscall(SYS_futex, w->uaddr, FUTEX_WAIT, w->val, &slice, NULL,
-		       0) < 0 &&
-	       errno == ETIMEDOUT)
+	       ring_word_wait(w, IO_STOP_SLICE_MS) == -ETIMEDOUT)
 		;
-}
-
-/*
- * After a stop: wait at most IO_STOP_STALL_MS for the ring's word to
- * move. false if it did not: nobody is freeing space.
- */
-static bool wait_ring_draining(const struct bring_wait *w)
-{
-	struct timespec stall = {
-		.tv_sec = IO_STOP_STALL_MS / 1000,
-		.tv_nsec = (IO_STOP_STALL_MS % 1000) * 1000000L,
-	};
-
-	return syscall(SYS_futex, w->uaddr, FUTEX_WAIT, w->val, &stall, NULL,
-		       0) == 0 ||
-	       errno != ETIMEDOUT;
 }
 
 /*
@@ -93,8 +85,9 @@ static bool wait_space(struct bring_io *io, struct conn *c)
 		return ret > 0; /* fits now, or closed: the retry tells */
 	io_stat_add(io, full_waits, 1);
 	t0 = io_now_ns();
+	/* After a stop: nobody freeing space for that long, give up. */
 	if (stopped(io))
-		more = wait_ring_draining(&w);
+		more = ring_word_wait(&w, IO_STOP_STALL_MS) != -ETIMEDOUT;
 	else
 		wait_ring_or_stop(io, &w);
 	bring_write_wait_finish(io->r, &w);
