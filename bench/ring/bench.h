@@ -134,6 +134,7 @@ extern uint64_t bench_deadline_ns;
 /* Transports: ring_bench.c (bring), baselines.c, mover.c, ckring.c. */
 extern const struct bench_impl impl_bring_msg;
 extern const struct bench_impl impl_bring_batch;
+extern const struct bench_impl impl_bring_copy;
 extern const struct bench_impl impl_memcpy;
 extern const struct bench_impl impl_pipe;
 extern const struct bench_impl impl_condvar;
@@ -162,6 +163,9 @@ void bench_cell_init(struct bench_cell *c, const struct bench_impl *im,
 void bench_cell_run(struct bench_cell *c);
 void bench_cell_result(struct bench_cell *c, struct bench_result *res);
 int pin_to_cpu(int cpu);
+/* One run of exactly cfg->msgs messages (the distribution runs). */
+void bench_run_fixed(const struct bench_impl *im, const struct bench_cfg *cfg,
+		     struct run_stats *rs);
 
 static inline uint8_t stamp_byte(uint64_t tag)
 {

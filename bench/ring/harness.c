@@ -269,6 +269,12 @@ static void run_once(const struct bench_impl *im, const struct bench_cfg *cfg,
 		free(run.w[i].arg.src);
 }
 
+void bench_run_fixed(const struct bench_impl *im, const struct bench_cfg *cfg,
+		     struct run_stats *rs)
+{
+	run_once(im, cfg, rs);
+}
+
 static uint64_t round_msgs(double n, unsigned int writers)
 {
 	uint64_t m;

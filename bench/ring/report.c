@@ -159,6 +159,7 @@ void report_tables(FILE *f, const struct bench_report *rep)
 		table(f, rep, shapes[s], M_MB);
 	}
 	futex_table(f, rep);
+	spread_table(f, &rep->spread);
 	wake_table(f, rep);
 }
 
@@ -340,7 +341,9 @@ static void json_body(FILE *f, const struct bench_report *rep)
 	fputs("  \"rows\": [\n", f);
 	for (i = 0; i < rep->nrows; i++)
 		json_row(f, &rep->rows[i], i + 1 == rep->nrows);
-	fputs("  ],\n  \"wake_latency\": [\n", f);
+	fputs("  ],\n", f);
+	spread_json(f, &rep->spread);
+	fputs("  \"wake_latency\": [\n", f);
 	for (i = 0; i < rep->nwake; i++)
 		json_wake(f, &rep->wake[i], i + 1 == rep->nwake);
 	fputs("  ],\n  \"ratios\": [\n", f);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "bench.h"
+#include "spread.h"
 #include "wake.h"
 
 /* A target: value compared with a bound. Reported, never enforced. */
@@ -30,9 +31,10 @@ struct bench_report {
 	unsigned int nrows;
 	struct wake_result wake[2];
 	unsigned int nwake;
-	struct ratio ratios[8];
+	struct ratio ratios[16];
 	unsigned int nratios;
 	double loadavg; /* 1-minute load average before the run */
+	struct spread_report spread; /* distribution and Go rounds */
 };
 
 const struct bench_result *report_find(const struct bench_report *rep,

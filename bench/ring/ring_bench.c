@@ -4,6 +4,7 @@
  *
  *   ring_bench [--quick] [--json FILE] [--time S] [--reps N]
  *              [--impl a,b,...] [--size 64,4096,...] [--no-wake]
+ *              [--no-spread]
  *
  * Throughput: every transport moves messages of 16 B to 64 KiB from one
  * writer thread (SPSC) and from four (MPSC) to one reader thread; each
@@ -11,8 +12,11 @@
  * runs is reported (the JSON also has the median). bring runs twice: with
  * the per-message API (bring_push, bring_next + bring_shift) and with the
  * batch API (bring_push_batch of up to 32 messages, bring_peek of up to 64
- * then one bring_shift; either at most 256 KiB of payload). Then the wake latency of a writer sleeping on a
- * full ring against a bare futex, and the target ratios.
+ * then one bring_shift; either at most 256 KiB of payload). Then the
+ * distribution of 20 fixed-size per-message SPSC runs and bring against
+ * the seed's design in Go (spread.c; --no-spread skips both), the wake
+ * latency of a writer sleeping on a full ring against a bare futex, and
+ * the target ratios.
  *
  * The exit status is 0 whatever the ratios; 1 when a transport corrupted,
  * lost or duplicated a message or failed, 3 when a run hung.
@@ -156,6 +160,40 @@ static int bring_read_msg(void *ctx, struct verifier *v)
 	return 0;
 }
 
+/*
+ * The workload of issue 12's distribution and Go rounds: the reader
+ * copies each message out before it checks and shifts it, as the Go
+ * baseline's Next does.
+ */
+static int bring_read_copy(void *ctx, struct verifier *v)
+{
+	size_t size = v->cfg->size;
+	uint8_t *buf = malloc(size);
+	uint64_t min_seq = 0;
+	struct bring_msg m;
+	int err = buf ? 0 : -ENOMEM;
+
+	while (!err && v->count < v->cfg->msgs) {
+		err = bring_next(ctx, &m);
+		if (err) {
+			err = bench_err("bring_next", err);
+			break;
+		}
+		if (m.len != size) {
+			err = verify_fail(v, "length", m.len, size);
+			break;
+		}
+		memcpy(buf, m.data, m.len);
+		err = check_seq(v, &min_seq, m.seq);
+		if (!err)
+			err = verify_msg(v, buf, m.len);
+		if (!err && (err = bring_shift(ctx)))
+			err = bench_err("bring_shift", err);
+	}
+	free(buf);
+	return err;
+}
+
 static int bring_read_batch(void *ctx, struct verifier *v)
 {
 	struct bring_msg msgs[READ_BATCH];
@@ -216,6 +254,15 @@ const struct bench_impl impl_bring_batch = {
 	.finish = bring_finish,
 };
 
+const struct bench_impl impl_bring_copy = {
+	.name = "bring-copy",
+	.desc = "bring per-message API, reader copies out: bring_push; bring_next + memcpy + bring_shift",
+	.setup = bring_setup,
+	.write = bring_write_msg,
+	.read = bring_read_copy,
+	.finish = bring_finish,
+};
+
 /* ---- the run ----------------------------------------------------------- */
 
 static const struct bench_impl *const all_impls[] = {
@@ -232,6 +279,7 @@ struct args {
 	const char *impl_filter;
 	const char *size_filter;
 	bool no_wake;
+	bool no_spread;
 };
 
 /* Is @word an element of the comma-separated @list (NULL: everything)? */
@@ -347,6 +395,31 @@ static void add_rate_ratio(struct bench_report *rep, const char *name,
 	r->median = x->median_msgs_per_s / y->median_msgs_per_s;
 }
 
+static void compute_spread_ratios(struct bench_report *rep)
+{
+	static char names[2 * SPREAD_SIZES][96];
+	const struct spread_row *row;
+	unsigned int i;
+
+	for (i = 0; i < rep->spread.nrows; i++) {
+		row = &rep->spread.rows[i];
+		snprintf(names[i], sizeof(names[i]),
+			 "per-message SPSC %zuB slowest/median of %u runs",
+			 row->size, row->runs);
+		add_ratio(rep, names[i], "x", row->slow_ratio, 0.5, true);
+	}
+	for (i = 0; i < rep->spread.nrows; i++) {
+		row = &rep->spread.rows[i];
+		if (row->size < 1024)
+			continue;
+		snprintf(names[SPREAD_SIZES + i], sizeof(names[0]),
+			 "per-message SPSC %zuB C/Go, median of paired rounds",
+			 row->size);
+		add_ratio(rep, names[SPREAD_SIZES + i], "x",
+			  row->rounds ? row->go_ratio : -1, 1.0, true);
+	}
+}
+
 static void compute_ratios(struct bench_report *rep)
 {
 	const struct bench_result *r = report_find(rep, "bring", "spsc", 64);
@@ -361,13 +434,15 @@ static void compute_ratios(struct bench_report *rep)
 	add_ratio(rep, "wake latency median vs futex", "x", wake, 1.5, false);
 	add_ratio(rep, "futex calls per message, SPSC 64B per-message", "",
 		  r ? r->futex_per_msg : -1, 0.01, false);
+	compute_spread_ratios(rep);
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ring_bench [--quick] [--json FILE] [--time S] [--reps N]\n"
-		"                  [--impl a,b] [--size 64,4096] [--no-wake]\n");
+		"                  [--impl a,b] [--size 64,4096] [--no-wake]\n"
+		"                  [--no-spread]\n");
 }
 
 /* About 15 s in all instead of about 90. */
@@ -389,6 +464,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "impl", required_argument, NULL, 'i' },
 		{ "size", required_argument, NULL, 's' },
 		{ "no-wake", no_argument, NULL, 'W' },
+		{ "no-spread", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -400,7 +476,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		a->json = NULL;
 	if (quick && *quick && strcmp(quick, "0"))
 		set_quick();
-	while ((c = getopt_long(argc, argv, "qj:t:r:i:s:Wh", opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "qj:t:r:i:s:WSh", opts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'q':
@@ -423,6 +499,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'W':
 			a->no_wake = true;
+			break;
+		case 'S':
+			a->no_spread = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -460,6 +539,8 @@ int main(int argc, char **argv)
 		printf("note: other processes are running: expect noisier figures\n");
 	report_legend(stdout, &rep);
 	run_throughput(&a, &rep);
+	if (!a.no_spread)
+		spread_run(&rep.spread);
 	if (!a.no_wake)
 		run_wake(&rep);
 	compute_ratios(&rep);

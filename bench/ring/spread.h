@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * spread.h - the run-to-run distribution of bring's per-message SPSC
+ * throughput, and bring against the seed's design in Go.
+ */
+#ifndef BENCH_RING_SPREAD_H
+#define BENCH_RING_SPREAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SPREAD_SIZES 4
+#define SPREAD_RUNS_MAX 20
+#define GO_ROUNDS_MAX 7
+
+struct spread_row {
+	size_t size;
+	uint64_t msgs; /* per run */
+	unsigned int runs;
+	double rate[SPREAD_RUNS_MAX]; /* msgs/s, sorted */
+	double futex[SPREAD_RUNS_MAX]; /* futex calls per message, sorted */
+	double slow_ratio; /* slowest / median */
+	/* C/Go paired rounds (rounds == 0: not run) */
+	unsigned int rounds;
+	double c_rate[GO_ROUNDS_MAX], go_rate[GO_ROUNDS_MAX];
+	double go_ratio; /* median of the rounds' C/Go ratios; < 0: none */
+	double go_ratio_min, go_ratio_max;
+};
+
+struct spread_report {
+	struct spread_row rows[SPREAD_SIZES];
+	unsigned int nrows;
+	const char *go_skip; /* why the Go rounds did not run, or NULL */
+};
+
+void spread_run(struct spread_report *sp);
+void spread_table(FILE *f, const struct spread_report *sp);
+void spread_json(FILE *f, const struct spread_report *sp);
+
+#endif /* BENCH_RING_SPREAD_H */
