@@ -298,6 +298,7 @@ struct bring {
 	size_t map_len;
 	struct bring_reader *def; /* the default reader, NULL if none */
 	uint64_t spin_ns; /* optimistic re-checks before sleeping; 0: none */
+	uint64_t space_wait_end; /* ns: a writer's last wait for space ended */
 	char name[BRING_NAME_MAX];
 	/* File rings. */
 	int fd; /* -1 for memory rings */

@@ -215,24 +215,32 @@ static bool space_fits(struct bring *r, uint64_t head, uint64_t need)
 	return r->capacity - (head - ring_refresh_tail(r)) >= need;
 }
 
+/* The optimistic spin grows with the bytes waited for, at this rate... */
+#define SPIN_BYTES_PER_NS 8
+/* ... up to this many bytes. */
+#define SPIN_BYTES_MAX (256ULL << 10)
+
 /*
  * Spin briefly for space that a reader is about to free: a wait of a
  * microsecond or two is cheaper than the futex wait and wake it replaces.
- * Bounded by r->spin_ns.
+ * Bounded by r->spin_ns plus the time a reader takes to consume @need
+ * bytes (a 64 KiB message takes longer to copy out than 2 us).
  */
 static bool spin_for_space(struct bring *r, uint64_t need)
 {
-	uint64_t t0;
+	uint64_t t0, budget;
 
 	if (!r->spin_ns)
 		return false;
+	budget = r->spin_ns + (need < SPIN_BYTES_MAX ? need : SPIN_BYTES_MAX) /
+				      SPIN_BYTES_PER_NS;
 	t0 = bring_now_ns();
 	do {
 		spin_pause();
 		if (space_visible(r, need) ||
 		    (load_relaxed(&r->hdr->head) & HEAD_CLOSED))
 			return true;
-	} while (bring_now_ns() - t0 < r->spin_ns);
+	} while (bring_now_ns() - t0 < budget);
 	return false;
 }
 
@@ -265,26 +273,87 @@ static int space_wait_done(struct bring *r, uint64_t need)
 	return space_visible(r, need) ? 0 : 1;
 }
 
+/*
+ * Wake-up slack. A writer that sleeps on a full ring and is woken the
+ * moment its one record fits pushes that record, finds the ring full
+ * again and sleeps again, while the reader that woke it is still inside
+ * FUTEX_WAKE (several microseconds in a VM) and frees nothing: one
+ * FUTEX_WAIT and one FUTEX_WAKE per message, a stable mode 5-10x slower
+ * than streaming (traced with 4 KiB messages: streaks of writer sleeps
+ * one record apart, the reader's cursor not moving during the writer's
+ * whole spin). So a writer that must sleep again within SPACE_STORM_NS
+ * of its handle's last wait for space asks to be woken only when a slice
+ * of the ring is free, SPACE_SLACK_DIV of it; it then refills that slice
+ * while the reader drains the rest without waking anyone. A reader that
+ * stops short of the slice must not strand the writer: the slack lasts
+ * at most SPACE_SLACK_NS, after which the writer checks its own need
+ * and, if that still does not fit, waits for exactly it. A first wait
+ * (no storm) waits for exactly its need, as before.
+ */
+#define SPACE_SLACK_DIV 8
+#define SPACE_SLACK_NS 1000000ULL
+#define SPACE_STORM_NS 1000000ULL
+
+/* What a writer about to sleep for @need bytes asks wakers for. */
+static uint64_t space_want_for(struct bring *r, uint64_t need, uint64_t now)
+{
+	uint64_t slice = r->capacity / SPACE_SLACK_DIV;
+
+	if (slice <= need ||
+	    now - load_relaxed(&r->space_wait_end) >= SPACE_STORM_NS)
+		return need;
+	return slice;
+}
+
+/*
+ * One sleep for space: 0 woken (look again), -ETIMEDOUT at @dl, or 1 when
+ * only the slack's deadline passed.
+ */
+static int space_sleep(struct bring *r, struct evc_ticket *ticket,
+		       const struct bring_deadline *dl,
+		       const struct bring_deadline *slack)
+{
+	const struct bring_deadline *until = slack ? bring_deadline_min(dl, slack) : dl;
+	int err;
+
+	ring_count_futex_wait(r);
+	err = evc_wait(&r->hdr->space_seq, ticket, until);
+	if (err == -ETIMEDOUT && until != dl)
+		return 1;
+	return err == -ETIMEDOUT ? err : 0;
+}
+
 /* Sleep until @need bytes fit, the ring closes or the deadline passes. */
 static int wait_space(struct bring *r, uint64_t need,
 		      const struct bring_deadline *dl)
 {
 	struct bring_hdr *h = r->hdr;
 	struct evc_ticket ticket = { 0 };
-	uint64_t t0;
+	struct bring_deadline slack_dl, *slack = NULL;
+	uint64_t t0, want;
 	int err;
 
 	if (spin_for_space(r, need))
 		return 0;
 	t0 = bring_now_ns();
+	want = space_want_for(r, need, t0);
+	if (want > need) {
+		bring_deadline_init_ns(&slack_dl, SPACE_SLACK_NS);
+		slack = &slack_dl;
+	}
 	BRING_PROBE3(write_wait_start, r, r->name, need);
 	for (;;) {
-		enter_space_wait(r, need, &ticket);
+		/* Wakers look at the want; we stop as soon as @need fits. */
+		enter_space_wait(r, slack ? want : need, &ticket);
 		err = space_wait_done(r, need);
 		if (err <= 0)
 			break;
-		ring_count_futex_wait(r);
-		err = evc_wait(&h->space_seq, &ticket, dl);
+		err = space_sleep(r, &ticket, dl, slack);
+		if (err == 1) {
+			/* The slack is over: from now on, exactly @need. */
+			slack = NULL;
+			continue;
+		}
 		if (err == -ETIMEDOUT) {
 			err = space_wait_done(r, need);
 			err = err > 0 ? -ETIMEDOUT : err;
@@ -293,7 +362,8 @@ static int wait_space(struct bring *r, uint64_t need,
 	}
 	evc_cancel(&h->space_seq, &ticket);
 	add_relaxed(&h->write_waits, 1);
-	add_relaxed(&h->write_wait_ns, bring_now_ns() - t0);
+	store_relaxed(&r->space_wait_end, bring_now_ns());
+	add_relaxed(&h->write_wait_ns, load_relaxed(&r->space_wait_end) - t0);
 	BRING_PROBE4(write_wait_end, r, r->name, need, err);
 	return err;
 }

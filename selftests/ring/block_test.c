@@ -852,4 +852,149 @@ TEST(many_blocked_writers_all_get_through)
 	bring_free(r);
 }
 
+/*
+ * A writer streaming into a full ring behind a reader that frees one
+ * record at a time, each a little later than the writer's spin lasts.
+ * Woken the moment one record fits, the writer would sleep once per
+ * message (the wake-up storm of issue 12: old code, about STREAM_MSGS
+ * sleeps); with the wake-up slack it sleeps about once per slice of the
+ * ring (an eighth, 102 of these records) or per millisecond.
+ */
+#define STREAM_RING 65536
+#define STREAM_LEN 64 /* 80 bytes in the ring */
+#define STREAM_MSGS (SANITIZED_THREAD || SANITIZED_ADDRESS ? 1500U : 3000U)
+#define STREAM_READ_GAP_NS 20000ULL
+
+struct streamer {
+	struct bring *r;
+	unsigned int msgs;
+	int ret;
+};
+
+static void *stream_push_fn(void *arg)
+{
+	struct streamer *s = arg;
+	uint8_t buf[STREAM_LEN];
+	unsigned int i;
+
+	for (i = 0; i < s->msgs; i++) {
+		memset(buf, (int)(i & 0xff), sizeof(buf));
+		memcpy(buf, &i, sizeof(i));
+		s->ret = bring_push(s->r, buf, sizeof(buf));
+		if (s->ret)
+			break;
+	}
+	return NULL;
+}
+
+static void busy_wait_ns(uint64_t ns)
+{
+	uint64_t end = now_ns() + ns;
+
+	while (now_ns() < end)
+		;
+}
+
+TEST(streaming_writer_sleeps_once_per_slice_not_per_message)
+{
+	struct bring *r = bring_new(STREAM_RING, NULL);
+	struct streamer s = { .r = r, .msgs = STREAM_MSGS };
+	struct bring_stats st;
+	struct bring_msg msg;
+	pthread_t th;
+	unsigned int i, seq;
+
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, pthread_create(&th, NULL, stream_push_fn, &s));
+	/* Let the writer fill the ring and fall asleep first. */
+	ASSERT_TRUE(wait_futex_waits_above(r, 0));
+	for (i = 0; i < STREAM_MSGS; i++) {
+		ASSERT_EQ(0, bring_next_timeout(r, &msg, JOIN_WAIT_MS))
+			TH_LOG("stalled after %u messages", i);
+		ASSERT_EQ(STREAM_LEN, msg.len);
+		memcpy(&seq, msg.data, sizeof(seq));
+		ASSERT_EQ(i, seq);
+		busy_wait_ns(STREAM_READ_GAP_NS);
+		ASSERT_EQ(0, bring_shift(r));
+	}
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	ASSERT_EQ(0, s.ret);
+	st = get_stats(r);
+	TH_LOG("%u messages: %llu writer waits, %llu futex waits, %llu wakes",
+	       STREAM_MSGS, (unsigned long long)st.write_waits,
+	       (unsigned long long)st.futex_waits,
+	       (unsigned long long)st.futex_wakes);
+	/* Per message would be about STREAM_MSGS - 819. */
+	EXPECT_LT(st.futex_waits, STREAM_MSGS / 8);
+	bring_free(r);
+}
+
+/*
+ * The slack never strands a writer: sleeping again right after a wait
+ * (so with the slack), it gets in once its own record fits even though
+ * the reader frees far less than a slice and then stops.
+ */
+struct pusher3 {
+	struct bring *r;
+	int ret[3];
+	pid_t tid;
+};
+
+static void *push3_fn(void *arg)
+{
+	struct pusher3 *p = arg;
+	char buf[SMALL_LEN];
+	unsigned int i;
+
+	__atomic_store_n(&p->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	for (i = 0; i < 3; i++) {
+		small_payload(buf, 100 + i);
+		p->ret[i] = bring_push(p->r, buf, SMALL_LEN);
+	}
+	return NULL;
+}
+
+TEST(writer_in_wake_slack_gets_in_when_its_record_fits)
+{
+	struct bring *r = bring_new(4096, NULL);
+	struct pusher3 p = { .r = r };
+	struct bring_msg msg;
+	char buf[SMALL_LEN];
+	uint64_t waits;
+	pthread_t th;
+	unsigned int i;
+
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, fill_ring(r));
+	ASSERT_EQ(0, pthread_create(&th, NULL, push3_fn, &p));
+	while (!__atomic_load_n(&p.tid, __ATOMIC_ACQUIRE))
+		usleep(100);
+	/*
+	 * Each shift, once the writer sleeps, frees one record: 64 bytes
+	 * where a slice is 512. The first wakes the writer's first wait;
+	 * the next two find it sleeping again at once, with the slack.
+	 */
+	waits = 0;
+	for (i = 0; i < 3; i++) {
+		ASSERT_TRUE(wait_futex_waits_above(r, waits));
+		waits = get_stats(r).futex_waits;
+		ASSERT_EQ(0, shift_small(r, i));
+	}
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(0, p.ret[i]);
+	/* The rest of the fill, then the writer's three, in order. */
+	for (i = 3; i < FILL_NR; i++)
+		ASSERT_EQ(0, shift_small(r, i));
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, bring_next_timeout(r, &msg, 0));
+		small_payload(buf, 100 + i);
+		ASSERT_EQ(SMALL_LEN, msg.len);
+		EXPECT_EQ(0, memcmp(buf, msg.data, SMALL_LEN));
+		ASSERT_EQ(0, bring_shift(r));
+	}
+	EXPECT_EQ(-EAGAIN, bring_next_timeout(r, &msg, 0));
+	bring_free(r);
+}
+
 TEST_HARNESS_MAIN
