@@ -580,7 +580,7 @@ int main(void)
 	printf("  %-6s %14s %14s %8s %15s %11s\n", "size", "memory msg/s",
 	       "file msg/s", "ratio", "(range)", "writer CPU");
 	for (i = 0; i < 2; i++)
-		printf("  %-6zu %14.0f %14.0f %7.1f%% %6.0f-%3.0f%% %10.1f%%  (target >= 90%%)\n",
+		printf("  %-6zu %14.0f %14.0f %7.1f%% %6.0f-%3.0f%% %10.1f%%\n",
 		       sizes[i], sr[i].mem, sr[i].file, 100 * sr[i].ratio,
 		       100 * sr[i].lo, 100 * sr[i].hi, 100 * sr[i].cpu_ratio);
 	printf("\npush cost, single-threaded, into a 16 MiB ring until full; %d alternating rounds, medians\n",

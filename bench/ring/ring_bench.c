@@ -311,6 +311,16 @@ static bool want_cell(const struct args *a, const struct bench_impl *im,
 	return in_list(a->impl_filter, im->name) && in_list(a->size_filter, sz);
 }
 
+static const char *spread_size_filter;
+
+static bool want_spread_size(size_t size)
+{
+	char sz[24];
+
+	snprintf(sz, sizeof(sz), "%zu", size);
+	return in_list(spread_size_filter, sz);
+}
+
 static void progress(const char *impl, unsigned int writers, size_t size)
 {
 	if (isatty(2))
@@ -539,8 +549,10 @@ int main(int argc, char **argv)
 		printf("note: other processes are running: expect noisier figures\n");
 	report_legend(stdout, &rep);
 	run_throughput(&a, &rep);
-	if (!a.no_spread)
-		spread_run(&rep.spread);
+	if (!a.no_spread) {
+		spread_size_filter = a.size_filter;
+		spread_run(&rep.spread, want_spread_size);
+	}
 	if (!a.no_wake)
 		run_wake(&rep);
 	compute_ratios(&rep);

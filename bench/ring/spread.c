@@ -161,7 +161,7 @@ static void run_row(struct spread_row *row, size_t size, const char *gobin)
 	}
 }
 
-void spread_run(struct spread_report *sp)
+void spread_run(struct spread_report *sp, bool (*want_size)(size_t size))
 {
 	const char *gobin = find_goring(&sp->go_skip);
 	unsigned int i;
@@ -169,7 +169,8 @@ void spread_run(struct spread_report *sp)
 	if (gobin)
 		sp->go_skip = NULL;
 	for (i = 0; i < SPREAD_SIZES; i++)
-		run_row(&sp->rows[sp->nrows++], spread_sizes[i], gobin);
+		if (want_size(spread_sizes[i]))
+			run_row(&sp->rows[sp->nrows++], spread_sizes[i], gobin);
 	if (isatty(2))
 		fprintf(stderr, "\r%60s\r", "");
 }

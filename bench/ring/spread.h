@@ -34,7 +34,8 @@ struct spread_report {
 	const char *go_skip; /* why the Go rounds did not run, or NULL */
 };
 
-void spread_run(struct spread_report *sp);
+/* @want_size: run this size? (ring_bench's --size filter) */
+void spread_run(struct spread_report *sp, bool (*want_size)(size_t size));
 void spread_table(FILE *f, const struct spread_report *sp);
 void spread_json(FILE *f, const struct spread_report *sp);
 
