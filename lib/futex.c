@@ -35,18 +35,6 @@ void bring_deadline_init_ns(struct bring_deadline *dl, uint64_t ns)
 	}
 }
 
-const struct bring_deadline *bring_deadline_min(const struct bring_deadline *a,
-						const struct bring_deadline *b)
-{
-	if (a->forever)
-		return b;
-	if (b->forever)
-		return a;
-	if (a->ts.tv_sec != b->ts.tv_sec)
-		return a->ts.tv_sec < b->ts.tv_sec ? a : b;
-	return a->ts.tv_nsec <= b->ts.tv_nsec ? a : b;
-}
-
 void bring_deadline_init(struct bring_deadline *dl, int timeout_ms)
 {
 	dl->forever = timeout_ms < 0;

@@ -24,9 +24,6 @@ uint64_t bring_now_ns(void);
 void bring_deadline_init(struct bring_deadline *dl, int timeout_ms);
 /* A deadline @ns from now (never "forever"). */
 void bring_deadline_init_ns(struct bring_deadline *dl, uint64_t ns);
-/* The earlier of @a and @b. */
-const struct bring_deadline *bring_deadline_min(const struct bring_deadline *a,
-						const struct bring_deadline *b);
 
 /*
  * bring_futex_wait - sleep while *@uaddr == @val.

@@ -221,10 +221,30 @@ static bool space_fits(struct bring *r, uint64_t head, uint64_t need)
 #define SPIN_BYTES_MAX (256ULL << 10)
 
 /*
+ * The wake-up storm. A writer that sleeps on a full ring and is woken the
+ * moment its record fits pushes that record, finds the ring full again,
+ * spins 2 us and sleeps again, while the reader that woke it is still
+ * inside FUTEX_WAKE (several microseconds in a VM: an IPI to a halted
+ * vCPU) and frees nothing: one FUTEX_WAIT and one FUTEX_WAKE per message,
+ * a mode 5-10x slower than streaming that feeds itself (traced with
+ * 4 KiB messages: streaks of writer sleeps one record apart, the reader's
+ * cursor not moving during the writer's whole spin). A writer that must
+ * wait again within REWAIT_WINDOW_NS of its handle's last sleep for
+ * space was just woken by a reader that is evidently busy freeing space,
+ * so it spins up to REWAIT_SPIN_NS before it sleeps: long enough for that
+ * reader to come back from its FUTEX_WAKE and shift the next record. What
+ * wakes whom, and when, is unchanged; a reader that stopped costs the
+ * writer at most REWAIT_SPIN_NS of CPU per sleep.
+ */
+#define REWAIT_WINDOW_NS 100000ULL
+#define REWAIT_SPIN_NS 50000ULL
+
+/*
  * Spin briefly for space that a reader is about to free: a wait of a
  * microsecond or two is cheaper than the futex wait and wake it replaces.
  * Bounded by r->spin_ns plus the time a reader takes to consume @need
- * bytes (a 64 KiB message takes longer to copy out than 2 us).
+ * bytes (a 64 KiB message takes longer to copy out than 2 us), or by
+ * REWAIT_SPIN_NS right after a sleep (the wake-up storm above).
  */
 static bool spin_for_space(struct bring *r, uint64_t need)
 {
@@ -235,6 +255,9 @@ static bool spin_for_space(struct bring *r, uint64_t need)
 	budget = r->spin_ns + (need < SPIN_BYTES_MAX ? need : SPIN_BYTES_MAX) /
 				      SPIN_BYTES_PER_NS;
 	t0 = bring_now_ns();
+	if (t0 - load_relaxed(&r->space_wait_end) < REWAIT_WINDOW_NS &&
+	    budget < REWAIT_SPIN_NS)
+		budget = REWAIT_SPIN_NS;
 	do {
 		spin_pause();
 		if (space_visible(r, need) ||
@@ -273,87 +296,26 @@ static int space_wait_done(struct bring *r, uint64_t need)
 	return space_visible(r, need) ? 0 : 1;
 }
 
-/*
- * Wake-up slack. A writer that sleeps on a full ring and is woken the
- * moment its one record fits pushes that record, finds the ring full
- * again and sleeps again, while the reader that woke it is still inside
- * FUTEX_WAKE (several microseconds in a VM) and frees nothing: one
- * FUTEX_WAIT and one FUTEX_WAKE per message, a stable mode 5-10x slower
- * than streaming (traced with 4 KiB messages: streaks of writer sleeps
- * one record apart, the reader's cursor not moving during the writer's
- * whole spin). So a writer that must sleep again within SPACE_STORM_NS
- * of its handle's last wait for space asks to be woken only when a slice
- * of the ring is free, SPACE_SLACK_DIV of it; it then refills that slice
- * while the reader drains the rest without waking anyone. A reader that
- * stops short of the slice must not strand the writer: the slack lasts
- * at most SPACE_SLACK_NS, after which the writer checks its own need
- * and, if that still does not fit, waits for exactly it. A first wait
- * (no storm) waits for exactly its need, as before.
- */
-#define SPACE_SLACK_DIV 8
-#define SPACE_SLACK_NS 1000000ULL
-#define SPACE_STORM_NS 1000000ULL
-
-/* What a writer about to sleep for @need bytes asks wakers for. */
-static uint64_t space_want_for(struct bring *r, uint64_t need, uint64_t now)
-{
-	uint64_t slice = r->capacity / SPACE_SLACK_DIV;
-
-	if (slice <= need ||
-	    now - load_relaxed(&r->space_wait_end) >= SPACE_STORM_NS)
-		return need;
-	return slice;
-}
-
-/*
- * One sleep for space: 0 woken (look again), -ETIMEDOUT at @dl, or 1 when
- * only the slack's deadline passed.
- */
-static int space_sleep(struct bring *r, struct evc_ticket *ticket,
-		       const struct bring_deadline *dl,
-		       const struct bring_deadline *slack)
-{
-	const struct bring_deadline *until = slack ? bring_deadline_min(dl, slack) : dl;
-	int err;
-
-	ring_count_futex_wait(r);
-	err = evc_wait(&r->hdr->space_seq, ticket, until);
-	if (err == -ETIMEDOUT && until != dl)
-		return 1;
-	return err == -ETIMEDOUT ? err : 0;
-}
-
 /* Sleep until @need bytes fit, the ring closes or the deadline passes. */
 static int wait_space(struct bring *r, uint64_t need,
 		      const struct bring_deadline *dl)
 {
 	struct bring_hdr *h = r->hdr;
 	struct evc_ticket ticket = { 0 };
-	struct bring_deadline slack_dl, *slack = NULL;
-	uint64_t t0, want;
+	uint64_t t0;
 	int err;
 
 	if (spin_for_space(r, need))
 		return 0;
 	t0 = bring_now_ns();
-	want = space_want_for(r, need, t0);
-	if (want > need) {
-		bring_deadline_init_ns(&slack_dl, SPACE_SLACK_NS);
-		slack = &slack_dl;
-	}
 	BRING_PROBE3(write_wait_start, r, r->name, need);
 	for (;;) {
-		/* Wakers look at the want; we stop as soon as @need fits. */
-		enter_space_wait(r, slack ? want : need, &ticket);
+		enter_space_wait(r, need, &ticket);
 		err = space_wait_done(r, need);
 		if (err <= 0)
 			break;
-		err = space_sleep(r, &ticket, dl, slack);
-		if (err == 1) {
-			/* The slack is over: from now on, exactly @need. */
-			slack = NULL;
-			continue;
-		}
+		ring_count_futex_wait(r);
+		err = evc_wait(&h->space_seq, &ticket, dl);
 		if (err == -ETIMEDOUT) {
 			err = space_wait_done(r, need);
 			err = err > 0 ? -ETIMEDOUT : err;
