@@ -128,6 +128,10 @@ struct bring_io_opts {
  * @full_wait_ns: time sources spent waiting for space.
  * @empty_wait_ns: time sinks spent waiting for messages in the io_uring
  *               loop (readv/writev mode: the ring's read_wait_ns).
+ * @copied:      bytes the sources copied on their way into the ring:
+ *               from staging (u32be, datagrams, line records, oversize
+ *               lines) and carried partial lines. Reads into ring space
+ *               (raw, lines in chunk records) copy nothing.
  */
 struct bring_io_stats {
 	size_t sz;
@@ -152,6 +156,7 @@ struct bring_io_stats {
 	uint64_t truncations;
 	uint64_t full_wait_ns;
 	uint64_t empty_wait_ns;
+	uint64_t copied;
 };
 
 /*

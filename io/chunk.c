@@ -198,22 +198,28 @@ bool ledger_take(struct bring_io *io, uint64_t seq, uint64_t *lines)
 }
 
 /*
- * Reserve the carried partial line plus io->chunk bytes and copy the
- * carry to the front; the read goes to c->resv.data + c->carry. Returns
- * 0, 1 when this read must go to staging instead (the rest of an
- * oversize line is being skipped, or the carry fills the largest
- * reservation), -EAGAIN when the ring is full (c->need set), or -EPIPE.
+ * Reserve the carried partial line plus what waits to be read (see
+ * conn_read_want(), io->chunk at most) and copy the carry to the front;
+ * the read goes to c->resv.data + c->carry. Returns 0, 1 when this read
+ * must go to staging instead (the rest of an oversize line is being
+ * skipped, or the carry fills the largest reservation), IO_RESV_POLL,
+ * IO_RESV_EOF, -EAGAIN when the ring is full (c->need set), or -EPIPE.
  */
 int conn_chunk_reserve(struct conn *c, int timeout_ms)
 {
 	struct bring_io *io = c->src->io;
-	size_t carry = c->len - c->off, want = carry + io->chunk;
+	size_t carry = c->len - c->off, want;
+	ssize_t read;
 	int ret;
 
+	if (c->discard || carry >= io->ring_max)
+		return 1;
+	read = conn_read_want(c, io->chunk);
+	if (read <= 0)
+		return read ? IO_RESV_EOF : IO_RESV_POLL;
+	want = carry + read;
 	if (want > io->ring_max)
 		want = io->ring_max;
-	if (c->discard || want <= carry)
-		return 1;
 	ret = bring_reserve(io->r, want, &c->resv, timeout_ms);
 	if (ret == -EAGAIN || ret == -ETIMEDOUT) {
 		c->need = want;
@@ -222,6 +228,7 @@ int conn_chunk_reserve(struct conn *c, int timeout_ms)
 	if (ret)
 		return ret;
 	memcpy(c->resv.data, c->buf + c->off, carry);
+	io_stat_add(io, copied, carry);
 	c->carry = carry;
 	c->resv_open = true;
 	return 0;
@@ -271,6 +278,7 @@ void conn_chunk_done(struct conn *c, size_t n)
 	}
 	/* The tail first: a short commit may write over it. */
 	memcpy(c->buf, p + end, len - end);
+	io_stat_add(io, copied, len - end);
 	c->off = 0;
 	c->len = len - end;
 	if (lines) {

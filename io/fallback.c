@@ -154,6 +154,10 @@ static ssize_t conn_read_once(struct bring_io *io, struct conn *c)
 		io_ring_error(io, c, ret);
 		return -EPIPE;
 	}
+	if (ret == IO_RESV_POLL)
+		return -EAGAIN; /* nothing waits after all */
+	if (ret == IO_RESV_EOF)
+		return 0;
 	if (!ret) {
 		char *at = (char *)c->resv.data + c->carry;
 		size_t len = c->resv.len - c->carry;
@@ -190,6 +194,7 @@ static bool conn_read(struct bring_io *io, struct conn *c)
 
 	if (c->dgram)
 		return conn_read_dgrams(io, c);
+	c->polled = true; /* poll(2) said so: see conn_read_want() */
 	n = conn_read_once(io, c);
 	if (n == -EAGAIN || n == -EINTR)
 		return true;

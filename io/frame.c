@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -233,6 +234,15 @@ static void conn_apply(struct conn *c, const struct pstate *p)
 		io_stat_add(io, dropped, p->drop);
 }
 
+static uint64_t msgs_bytes(const struct bring_msg *m, int n)
+{
+	uint64_t b = 0;
+
+	while (n--)
+		b += m[n].len;
+	return b;
+}
+
 /*
  * Push every complete message staged in @c (and with @final the last,
  * unterminated one). Returns 0 when all went in, -EAGAIN when the ring
@@ -273,6 +283,7 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 			break;
 		}
 		io_stat_add(io, msgs_in, k);
+		io_stat_add(io, copied, msgs_bytes(msgs, k));
 		for (int i = 0; i < k; i++)
 			conn_apply(c, &ps[i]);
 		if (k == n && n < IO_PUSH_MSGS)
@@ -374,17 +385,55 @@ size_t conn_raw_chunk(const struct conn *c)
 	return max < IO_READ_CHUNK ? max : IO_READ_CHUNK;
 }
 
-/* raw: reserve a chunk to read into. */
+/*
+ * How many bytes the next read into ring space asks for, at most @max.
+ * A socket or a pipe says how many wait (FIONREAD), and the reservation
+ * is that size: a read of one small message takes a record of its size,
+ * where a reservation of @max would hold the rest as filler until every
+ * reader passed it (255 messages of 100 bytes filled 64 MiB so). Large
+ * reads stay as large, straight into ring space.
+ *
+ * IO_WANT_POLL: nothing waits and no poll said readable since the last
+ * read. IO_WANT_EOF: a poll said readable, nothing waits, and a peek
+ * finds the peer's end; no reservation is made for it (an end per
+ * connection, when clients connect for a line or two, would cost a
+ * record each). An error, or a pipe's end, is collected by a small read.
+ */
+ssize_t conn_read_want(struct conn *c, size_t max)
+{
+	int avail;
+	char b;
+
+	c->more = false;
+	if (!c->pollfirst || ioctl(c->fd, FIONREAD, &avail) < 0)
+		return max;
+	if (avail <= 0) {
+		if (!c->polled)
+			return IO_WANT_POLL;
+		if (c->sock && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+			return IO_WANT_EOF;
+		return max < IO_READ_PROBE ? max : IO_READ_PROBE;
+	}
+	if ((size_t)avail < max)
+		return avail;
+	c->more = true;
+	return max;
+}
+
+/* raw: reserve what waits (a chunk at most) to read into. */
 int conn_raw_reserve(struct conn *c, int timeout_ms)
 {
-	int ret = bring_reserve(c->src->io->r, conn_raw_chunk(c), &c->resv,
-				timeout_ms);
+	ssize_t want = conn_read_want(c, conn_raw_chunk(c));
+	int ret;
 
+	if (want <= 0)
+		return want ? IO_RESV_EOF : IO_RESV_POLL;
+	ret = bring_reserve(c->src->io->r, want, &c->resv, timeout_ms);
 	c->carry = 0;
 	if (!ret)
 		c->resv_open = true;
 	else if (ret == -EAGAIN || ret == -ETIMEDOUT)
-		c->need = conn_raw_chunk(c), ret = -EAGAIN;
+		c->need = want, ret = -EAGAIN;
 	return ret;
 }
 
@@ -407,7 +456,9 @@ bool conn_resv_read(const struct conn *c)
 /*
  * Open the reservation the next read goes into, at c->resv.data +
  * c->carry for c->resv.len - c->carry bytes. Returns 0, 1 when this read
- * goes to staging instead, -EAGAIN (ring full: c->need) or -EPIPE.
+ * goes to staging instead, IO_RESV_POLL when nothing waits (poll first),
+ * IO_RESV_EOF at the peer's end (nothing reserved), -EAGAIN (ring full:
+ * c->need) or -EPIPE.
  */
 int conn_resv_begin(struct conn *c, int timeout_ms)
 {

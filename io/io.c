@@ -405,6 +405,7 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	LD(accepted); LD(reconnects); LD(full_waits); LD(empty_waits);
 	LD(uring); LD(send_dropped); LD(send_errors);
 	LD(rotations); LD(truncations); LD(full_wait_ns); LD(empty_wait_ns);
+	LD(copied);
 #undef LD
 	memcpy(st, &tmp, sz);
 	return 0;

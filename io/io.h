@@ -21,6 +21,11 @@
 #define IO_BATCH_MSGS 512 /* messages per write (lines: 2 iovecs each) */
 #define IO_BATCH_BYTES (1U << 20) /* payload bytes per write */
 #define IO_READ_CHUNK (256U << 10) /* bytes per read beyond max_msg */
+#define IO_READ_PROBE 512 /* polled, nothing waits: a read for EOF/error */
+#define IO_WANT_POLL 0 /* conn_read_want(): nothing waits, poll first */
+#define IO_WANT_EOF (-1) /* conn_read_want(): the peer's end */
+#define IO_RESV_POLL 2 /* conn_resv_begin(): nothing waits, poll first */
+#define IO_RESV_EOF 3 /* conn_resv_begin(): the peer's end, nothing read */
 #define IO_PUSH_MSGS 256 /* messages per bring_push_batch() */
 #define IO_LEDGER_SLOTS 4096 /* chunk records whose line count sinks reuse */
 #define IO_BACKOFF_MIN_MS 50
@@ -92,6 +97,8 @@ struct conn {
 	bool dgram; /* one recv is one datagram is one message (udp-listen) */
 	bool pollfirst; /* wait for data before reserving (not a file) */
 	bool readable; /* polled readable, or the last read filled its buffer */
+	bool polled; /* readable because a poll said so (EOF looks alike) */
+	bool more; /* the read into ring space asked for less than waited */
 	bool nowait_bad; /* RWF_NOWAIT refused (a FIFO opened by name) */
 	bool eof;
 	bool finished;
@@ -254,6 +261,7 @@ int conn_push(struct conn *c, bool final, int timeout_ms);
 void conn_drop_staged(struct conn *c);
 int conn_raw_reserve(struct conn *c, int timeout_ms);
 size_t conn_raw_chunk(const struct conn *c);
+ssize_t conn_read_want(struct conn *c, size_t max);
 bool conn_resv_read(const struct conn *c);
 int conn_resv_begin(struct conn *c, int timeout_ms);
 void conn_resv_done(struct conn *c, ssize_t n);

@@ -186,12 +186,21 @@ static int conn_read_resv(struct loop *l, struct conn *c)
 	int ret;
 
 	if (c->pollfirst && !c->readable) {
+poll:
 		c->rd_op.type = OP_POLL;
 		sqe = get_sqe(l, &c->rd_op);
 		io_uring_prep_poll_add(sqe, c->fd, POLLIN);
 		return 0;
 	}
 	ret = conn_resv_begin(c, 0);
+	if (ret == IO_RESV_POLL) {
+		c->readable = false;
+		goto poll;
+	}
+	if (ret == IO_RESV_EOF) {
+		c->eof = true;
+		return -EAGAIN; /* conn_step() finishes it */
+	}
 	if (ret == 1)
 		return 1;
 	if (ret == -EAGAIN)
@@ -201,7 +210,7 @@ static int conn_read_resv(struct loop *l, struct conn *c)
 		conn_finish(l, c);
 		return 0;
 	}
-	c->readable = false;
+	c->readable = c->polled = false;
 	c->rd_op.type = OP_READ;
 	sqe = get_sqe(l, &c->rd_op);
 	at = (char *)c->resv.data + c->carry;
@@ -343,9 +352,9 @@ static void on_read(struct loop *l, struct conn *c, int res)
 		return;
 	}
 	if (c->resv_open) {
-		/* A full read: more is probably there, skip the poll. */
+		/* More waited than was asked for: skip the poll. */
 		if (res > 0 && (size_t)res == c->resv.len - c->carry)
-			c->readable = true;
+			c->readable = c->more;
 		conn_resv_done(c, res);
 	} else if (res > 0) {
 		c->len += res;
@@ -379,7 +388,7 @@ static void on_poll(struct loop *l, struct conn *c, int res)
 	if (res < 0 && res != -EAGAIN && res != -EINTR)
 		c->eof = true;
 	else if (res > 0)
-		c->readable = true;
+		c->readable = c->polled = true;
 	conn_step(l, c);
 }
 
