@@ -37,8 +37,9 @@ int conn_init(struct conn *c, struct source *src, int fd)
 	c->ww_op.type = OP_SPACE;
 	c->ww_op.obj = c;
 	c->dgram = src->ep.kind == EP_UDP_LISTEN;
-	if (io->o.framing == BRING_IO_RAW && !c->dgram)
-		return 0;
+	c->last_ns = io_now_ns();
+	if (!c->dgram)
+		return 0; /* staging comes when needed: conn_stage_fit() */
 	c->cap = io->max_msg + IO_READ_CHUNK;
 	c->buf = malloc(c->cap);
 	return c->buf ? 0 : -ENOMEM;
@@ -48,13 +49,133 @@ void conn_free(struct conn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
+	if (!c->dgram && c->cap)
+		__atomic_fetch_sub(&c->src->io->staged, c->cap,
+				   __ATOMIC_RELAXED);
 	free(c->buf);
 	free(c);
+}
+
+/*
+ * Has @c, a connection a listening source accepted, sent nothing for
+ * idle_ms? Then it is marked to be closed, its partial message dropped.
+ */
+bool conn_idle(struct conn *c, uint64_t now)
+{
+	struct bring_io *io = c->src->io;
+
+	if (!io->o.idle_ms || c->src->finite || c->dgram || c->idle ||
+	    c->finished || now - c->last_ns < io->o.idle_ms * 1000000ULL)
+		return false;
+	c->idle = true;
+	io_stat_add(io, idle_closed, 1);
+	return true;
+}
+
+/*
+ * Staging, per connection: the partial message a stream holds between
+ * reads (lines, u32be), and what is read for the staging parser. It
+ * grows by doubling from IO_STAGE_MIN while a message grows, to
+ * io->stage_max for one connection and io->stage_total for all of them
+ * (each keeps IO_STAGE_MIN whatever the total). A message that needs
+ * more is cut (conn_cut()): the oversize policy applies to what is held.
+ * Datagram conns keep their fixed buffer (one per udp-listen source).
+ */
+
+/* Make @c's staging buffer @cap bytes, the held bytes moved to its start. */
+static int stage_realloc(struct conn *c, size_t cap)
+{
+	struct bring_io *io = c->src->io;
+	size_t held = c->len - c->off;
+	char *buf;
+
+	if (cap > c->cap) {
+		size_t total = __atomic_add_fetch(&io->staged, cap - c->cap,
+						  __ATOMIC_RELAXED);
+
+		if (cap > IO_STAGE_MIN && total > io->stage_total) {
+			__atomic_fetch_sub(&io->staged, cap - c->cap,
+					   __ATOMIC_RELAXED);
+			return -ENOBUFS;
+		}
+	}
+	buf = malloc(cap);
+	if (!buf) {
+		if (cap > c->cap)
+			__atomic_fetch_sub(&io->staged, cap - c->cap,
+					   __ATOMIC_RELAXED);
+		return -ENOMEM;
+	}
+	if (held)
+		memcpy(buf, c->buf + c->off, held);
+	io_stat_add(io, copied, held);
+	if (cap < c->cap)
+		__atomic_fetch_sub(&io->staged, c->cap - cap, __ATOMIC_RELAXED);
+	free(c->buf);
+	c->buf = buf;
+	c->cap = cap;
+	c->off = 0;
+	c->len = held;
+	return 0;
+}
+
+/*
+ * Room in @c's staging for @need bytes from c->off (those held included):
+ * moves the held bytes to the start when that makes room, else grows the
+ * buffer. 0, -ENOBUFS when a cap says no (the buffer is as large as it
+ * may be), or -ENOMEM.
+ */
+int conn_stage_fit(struct conn *c, size_t need)
+{
+	struct bring_io *io = c->src->io;
+	size_t held = c->len - c->off, cap;
+	int err;
+
+	if (c->cap - c->off >= need)
+		return 0;
+	if (c->cap >= need) {
+		/* Each byte moves once per growth of the buffer at most. */
+		memmove(c->buf, c->buf + c->off, held);
+		io_stat_add(io, copied, held);
+		c->len = held;
+		c->off = 0;
+		return 0;
+	}
+	cap = c->cap ? c->cap : IO_STAGE_MIN;
+	while (cap < need)
+		cap *= 2;
+	if (cap > io->stage_max)
+		cap = io->stage_max;
+	if (cap <= c->cap)
+		return -ENOBUFS;
+	err = stage_realloc(c, cap);
+	if (err == -ENOBUFS && c->cap < IO_STAGE_MIN)
+		err = stage_realloc(c, IO_STAGE_MIN);
+	if (err)
+		return err;
+	return c->cap >= need ? 0 : -ENOBUFS;
+}
+
+/*
+ * Staging no longer holds anything: give memory back when the
+ * connections together hold more than half of the total cap.
+ */
+static void stage_trim(struct conn *c)
+{
+	struct bring_io *io = c->src->io;
+
+	if (c->len != c->off || c->cap <= IO_STAGE_MIN || c->dgram)
+		return;
+	c->off = c->len = 0;
+	c->clean = 0;
+	if (__atomic_load_n(&io->staged, __ATOMIC_RELAXED) > io->stage_total / 2)
+		stage_realloc(c, IO_STAGE_MIN);
 }
 
 /* Parser state after a message, to resume from when a push is partial. */
 struct pstate {
 	size_t pos;
+	size_t clean; /* lines: bytes from pos known to hold no '\n' */
 	bool discard;
 	uint64_t skip;
 	size_t rest;
@@ -69,12 +190,16 @@ static int parse_line(const struct conn *c, struct pstate *p, bool final,
 		      struct bring_msg *m)
 {
 	const struct bring_io *io = c->src->io;
-	size_t max = io->max_msg, rem = c->len - p->pos;
+	size_t max = io->max_msg, rem = c->len - p->pos, from = 0, k;
 	const char *s = c->buf + p->pos, *nl;
 
 	if (!rem)
 		return -1;
-	nl = memchr(s, '\n', rem);
+	/* Where the previous push stopped, no newline was found. */
+	if (p->clean <= rem)
+		from = p->clean;
+	p->clean = 0;
+	nl = memchr(s + from, '\n', rem - from);
 	if (p->discard) {
 		p->discard = !nl;
 		p->pos = nl ? (size_t)(nl - c->buf) + 1 : c->len;
@@ -86,7 +211,7 @@ static int parse_line(const struct conn *c, struct pstate *p, bool final,
 		p->pos += m->len + 1;
 		return 1;
 	}
-	if (!nl && rem <= max) {
+	if (!nl && rem <= max && (final || !c->cut)) {
 		if (!final)
 			return -1;
 		m->data = s;
@@ -94,17 +219,18 @@ static int parse_line(const struct conn *c, struct pstate *p, bool final,
 		p->pos = c->len;
 		return 1;
 	}
-	/* Longer than max, with or without its newline yet. */
+	/* Longer than max, with or without its newline yet; or cut. */
+	k = rem < max ? rem : max;
 	switch (io->o.oversize) {
 	case BRING_IO_SPLIT:
 		m->data = s;
-		m->len = max;
-		p->pos += max;
+		m->len = k;
+		p->pos += k;
 		p->split++;
 		return 1;
 	case BRING_IO_TRUNCATE:
 		m->data = s;
-		m->len = max;
+		m->len = k;
 		p->trunc++;
 		p->discard = !nl;
 		p->pos = nl ? (size_t)(nl - c->buf) + 1 : c->len;
@@ -152,6 +278,12 @@ static int parse_u32be(const struct conn *c, struct pstate *p, bool final,
 	if (rem - 4 < len) {
 		if (final) { /* a torn message at the end */
 			p->drop++;
+			p->pos = c->len;
+			return 0;
+		}
+		if (c->cut) { /* staging is full: skip the rest of it */
+			p->drop++;
+			p->skip = len - (rem - 4);
 			p->pos = c->len;
 			return 0;
 		}
@@ -253,13 +385,16 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 	struct bring_io *io = c->src->io;
 	struct bring_msg msgs[IO_PUSH_MSGS];
 	struct pstate ps[IO_PUSH_MSGS], p;
+	size_t start;
 	int n, k, ret = 0;
 
 	if (!c->buf)
 		return 0;
+	start = c->off;
 	for (;;) {
 		p = (struct pstate){ .pos = c->off, .discard = c->discard,
-				     .skip = c->skip, .rest = c->rest };
+				     .skip = c->skip, .rest = c->rest,
+				     .clean = c->off == start ? c->clean : 0 };
 		for (n = 0; n < IO_PUSH_MSGS;) {
 			k = parse_one(c, &p, final, &msgs[n]);
 			if (k < 0)
@@ -289,12 +424,71 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 		if (k == n && n < IO_PUSH_MSGS)
 			conn_apply(c, &p); /* consumed past the last message */
 	}
-	if (c->off) {
+	if (c->off != start) {
+		/* Held bytes from now on were read here, never moved. */
+		c->moved = false;
+		c->clean = 0;
+	}
+	if (c->off == c->len) {
+		c->off = c->len = 0;
+	} else if (c->dgram && c->off) {
+		/* Room for the next datagram behind what the ring refused. */
 		memmove(c->buf, c->buf + c->off, c->len - c->off);
+		io_stat_add(io, copied, c->len - c->off);
 		c->len -= c->off;
 		c->off = 0;
 	}
+	/*
+	 * Nothing held is a message yet (lines): the next push searches
+	 * for a newline behind these bytes only. The held bytes stay where
+	 * they are until the buffer needs the room (conn_stage_fit()).
+	 */
+	if (!ret && !c->dgram && io->o.framing == BRING_IO_LINES)
+		c->clean = c->len - c->off;
+	stage_trim(c);
 	return ret;
+}
+
+/*
+ * Staging cannot grow for @c: the partial message it holds is cut, and
+ * the oversize policy applies to it as if it were longer than max_msg
+ * (lines: split pushes it as a message, truncate pushes it and skips the
+ * rest of the line, drop skips it all; u32be: dropped). 0, or
+ * conn_push()'s -EAGAIN (the ring is full) or -EPIPE.
+ */
+static int conn_cut(struct conn *c)
+{
+	int ret;
+
+	c->cut = true;
+	ret = conn_push(c, false, 0);
+	c->cut = false;
+	return ret;
+}
+
+/*
+ * Where a staging read goes and how many bytes it may read: 0, -EAGAIN
+ * (a cut message waits for ring space: c->need), -EPIPE or -ENOMEM.
+ */
+int conn_stage_slot(struct conn *c, char **at, size_t *room)
+{
+	size_t held = c->len - c->off, want = held < IO_STAGE_MIN / 2 ?
+							  IO_STAGE_MIN / 2 : held;
+	int ret = conn_stage_fit(c, held + want);
+
+	/* No room to double: any room left will do, none is a cut. */
+	if (ret == -ENOBUFS && c->cap - c->off > held)
+		ret = conn_stage_fit(c, c->cap);
+	if (ret == -ENOBUFS) {
+		ret = conn_cut(c);
+		if (!ret)
+			ret = conn_stage_fit(c, c->len - c->off + 1);
+	}
+	if (ret)
+		return ret == -ENOBUFS ? -ENOMEM : ret;
+	*at = c->buf + c->len;
+	*room = c->cap - c->len;
+	return 0;
 }
 
 /*
@@ -319,6 +513,8 @@ void conn_drop_staged(struct conn *c)
 	if (n)
 		io_stat_add(c->src->io, dropped, n);
 	c->off = c->len = 0;
+	c->clean = 0;
+	c->moved = false;
 	c->discard = false;
 	c->skip = 0;
 	c->rest = 0;

@@ -14,6 +14,10 @@
  * Large reads must stay zero copy: a burst of lines is read straight into
  * ring space, and what the sources copied (bring_io_stats.copied) is
  * only the partial lines carried from one read to the next.
+ *
+ * What a source holds outside the ring is bounded too: a slow client's
+ * partial line is copied a bounded number of times per byte, staging is
+ * capped for all connections together, and idle connections are closed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -431,6 +435,265 @@ TEST_F(cap, large_reads_stay_zero_copy)
 	bring_io_free(t.io);
 	bring_free(r);
 	free(buf);
+}
+
+/* Start a loop on a memory ring of @cap with an idle reader "down". */
+struct loop_case {
+	struct bring *r;
+	struct bring_reader *rd;
+	struct io_thread t;
+	pthread_t th;
+	int port;
+};
+
+static int loop_start(struct loop_case *lc, size_t cap,
+		      const struct bring_io_opts *o)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+
+	lc->r = bring_new(cap, &ro);
+	if (!lc->r)
+		return -1;
+	lc->rd = bring_reader_open(lc->r, "down");
+	lc->t.io = bring_io_new(lc->r, o);
+	if (!lc->rd || !lc->t.io ||
+	    bring_io_add_source(lc->t.io, "tcp-listen:127.0.0.1:0"))
+		return -1;
+	lc->port = bring_io_source_port(lc->t.io, 0);
+	return pthread_create(&lc->th, NULL, io_thread_run, &lc->t) ? -1 : 0;
+}
+
+static int loop_stop(struct loop_case *lc, struct bring_io_stats *st)
+{
+	bring_close(lc->r);
+	bring_io_stop(lc->t.io);
+	pthread_join(lc->th, NULL);
+	bring_io_get_stats(lc->t.io, st);
+	return lc->t.ret;
+}
+
+static void loop_free(struct loop_case *lc)
+{
+	bring_reader_close(lc->rd);
+	bring_io_free(lc->t.io);
+	bring_free(lc->r);
+}
+
+/* Wait until the sources read @bytes in all; false after 10 s. */
+static bool wait_in(struct bring_io *io, uint64_t bytes)
+{
+	uint64_t end = now_ms() + 10000;
+
+	while (bytes_in(io) < bytes)
+		if (now_ms() > end)
+			return false;
+		else
+			usleep(200);
+	return true;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		w = write(fd, p, n);
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= w;
+	}
+	return 0;
+}
+
+/*
+ * A client holds a long partial line and adds one byte per read, the
+ * way a slow client (or an attacker) does: each byte is copied a
+ * bounded number of times, not the whole carried line once per read
+ * (issue 13: 18.5% CPU per such client), and the line arrives whole.
+ */
+TEST_F(cap, slow_partial_line_is_copied_a_bounded_number_of_times)
+{
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | mode_flags(variant->mode));
+	size_t held = sanitized() ? 64 << 10 : 256 << 10, n = held;
+	unsigned int i, drips = sanitized() ? 50 : 200;
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct loop_case lc = { 0 };
+	char *line = malloc(held);
+	uint64_t recs, msgs, bytes;
+	int fd;
+
+	ASSERT_NE_NULL(line);
+	memset(line, 'x', held);
+	ASSERT_EQ(0, loop_start(&lc, 4 << 20, &o));
+	fd = connect_to(lc.port, false);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, send_all(fd, line, held));
+	ASSERT_TRUE(wait_in(lc.t.io, n));
+	for (i = 0; i < drips; i++) {
+		ASSERT_EQ(0, send_all(fd, "y", 1));
+		ASSERT_TRUE(wait_in(lc.t.io, ++n));
+	}
+	ASSERT_EQ(0, send_all(fd, "\n", 1));
+	ASSERT_TRUE(wait_in(lc.t.io, ++n));
+	close(fd);
+	EXPECT_EQ(0, loop_stop(&lc, &st));
+	bytes = held_payload(lc.rd, &recs, &msgs, true);
+	TH_LOG("a %zu-byte line, %u one-byte reads: %llu bytes read, "
+	       "%llu copied, %llu reads",
+	       held + drips, drips, (unsigned long long)st.bytes_in,
+	       (unsigned long long)st.copied, (unsigned long long)st.reads);
+	EXPECT_EQ(1, msgs);
+	EXPECT_EQ(held + drips, bytes);
+	EXPECT_LE(st.copied, 6 * st.bytes_in);
+	loop_free(&lc);
+	free(line);
+}
+
+struct holder {
+	int port;
+	char letter;
+	size_t len;
+	int fd;
+};
+
+/*
+ * Sixteen clients each hold a 256 KiB partial line, more than the
+ * 1 MiB staging cap of all connections together: staging stays under
+ * the cap (plus 16 KiB each), the lines that do not fit are cut (split
+ * by default: no byte is lost) and every byte arrives once the lines end.
+ */
+TEST_F(cap, staging_is_capped_across_connections)
+{
+	size_t total = 1 << 20, len = sanitized() ? 128 << 10 : 256 << 10;
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | mode_flags(variant->mode),
+		      .stage_total = total);
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	uint64_t max_staged = 0, per[MAX_CLIENTS] = { 0 }, sent = 0;
+	struct holder h[MAX_CLIENTS];
+	struct loop_case lc = { 0 };
+	char *line = malloc(len);
+	struct bring_msg m;
+	unsigned int i;
+
+	ASSERT_NE_NULL(line);
+	ASSERT_EQ(0, loop_start(&lc, 16 << 20, &o));
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		h[i].fd = connect_to(lc.port, false);
+		ASSERT_GE(h[i].fd, 0);
+		memset(line, 'a' + i, len);
+		ASSERT_EQ(0, send_all(h[i].fd, line, len));
+		sent += len;
+		/* One after the other: each is read before the next. */
+		ASSERT_TRUE(wait_in(lc.t.io, sent));
+		bring_io_get_stats(lc.t.io, &st);
+		if (st.staged > max_staged)
+			max_staged = st.staged;
+	}
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		ASSERT_EQ(0, send_all(h[i].fd, "\n", 1));
+		close(h[i].fd);
+	}
+	ASSERT_TRUE(wait_in(lc.t.io, sent + MAX_CLIENTS));
+	EXPECT_EQ(0, loop_stop(&lc, &st));
+	TH_LOG("%u partial lines of %zu bytes: staging at most %llu bytes "
+	       "(cap %zu), %llu split",
+	       MAX_CLIENTS, len, (unsigned long long)max_staged, total,
+	       (unsigned long long)st.split);
+	EXPECT_LE(max_staged, total + MAX_CLIENTS * (16 << 10));
+	EXPECT_GT(st.split, 0);
+	while (bring_reader_next(lc.rd, &m, 0) == 0) {
+		for (size_t k = 0; k < m.len; k++) {
+			unsigned char b = ((const unsigned char *)m.data)[k];
+
+			if (b >= 'a' && b < 'a' + MAX_CLIENTS)
+				per[b - 'a']++;
+		}
+		bring_reader_shift(lc.rd);
+	}
+	for (i = 0; i < MAX_CLIENTS; i++)
+		EXPECT_EQ(len, per[i]);
+	loop_free(&lc);
+	free(line);
+}
+
+/*
+ * idle_ms: a connection that sends nothing for that long is closed and
+ * its partial line dropped; one that keeps sending is not.
+ */
+TEST_F(cap, idle_connection_is_closed)
+{
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | mode_flags(variant->mode),
+		      .idle_ms = 300);
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct loop_case lc = { 0 };
+	uint64_t recs, msgs, t0, closed_after = 0;
+	int idle, busy, i;
+	char b;
+
+	ASSERT_EQ(0, loop_start(&lc, 1 << 20, &o));
+	idle = connect_to(lc.port, false);
+	busy = connect_to(lc.port, false);
+	ASSERT_GE(idle, 0);
+	ASSERT_GE(busy, 0);
+	ASSERT_EQ(0, send_all(idle, "no end", 6));
+	t0 = now_ms();
+	for (i = 0; i < 20; i++) { /* 1 s: a line every 50 ms */
+		ASSERT_EQ(0, send_all(busy, "still here\n", 11));
+		usleep(50000);
+		if (!closed_after && recv(idle, &b, 1, MSG_DONTWAIT) == 0)
+			closed_after = now_ms() - t0;
+	}
+	for (i = 0; !closed_after && i < 100; i++) {
+		if (recv(idle, &b, 1, MSG_DONTWAIT) == 0)
+			closed_after = now_ms() - t0;
+		usleep(20000);
+	}
+	TH_LOG("idle connection closed after %llu ms",
+	       (unsigned long long)closed_after);
+	EXPECT_GE(closed_after, 250);
+	EXPECT_LE(closed_after, 2000);
+	/* The busy one still works. */
+	EXPECT_EQ(0, send_all(busy, "last\n", 5));
+	EXPECT_TRUE(wait_in(lc.t.io, 6 + 20 * 11 + 5));
+	close(idle);
+	close(busy);
+	EXPECT_EQ(0, loop_stop(&lc, &st));
+	EXPECT_EQ(1, st.idle_closed);
+	EXPECT_EQ(1, st.dropped);
+	held_payload(lc.rd, &recs, &msgs, true);
+	EXPECT_EQ(21, msgs);
+	loop_free(&lc);
+}
+
+/* bringcat's staging and idle options: bad values are clear errors. */
+TEST(bringcat_staging_options_are_checked)
+{
+	static const struct {
+		const char *opt, *val, *msg;
+	} bad[] = {
+		{ "--staging-max", "1K", "--staging-max: bad size '1K' (16K at least)" },
+		{ "--staging-max", "lots", "--staging-max: bad size 'lots'" },
+		{ "--staging-total", "0", "--staging-total: bad size '0'" },
+		{ "--idle-timeout", "0", "--idle-timeout: bad seconds '0'" },
+		{ "--idle-timeout", "1s", "--idle-timeout: bad seconds '1s'" },
+	};
+	char err[] = "/tmp/capacity_test.err.XXXXXX";
+	unsigned int i;
+	int fd = mkstemp(err);
+
+	find_bringcat();
+	if (access(bringcat, X_OK))
+		SKIP(return, "%s not built", bringcat);
+	ASSERT_GE(fd, 0);
+	close(fd);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *args[] = { "-i", "stdin:", "-o", "stdout:",
+				       bad[i].opt, bad[i].val, NULL };
+
+		expect_exit(_metadata, err, args, 2, bad[i].msg);
+	}
+	unlink(err);
 }
 
 TEST_HARNESS_MAIN
