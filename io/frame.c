@@ -467,13 +467,30 @@ static int conn_cut(struct conn *c)
 }
 
 /*
+ * Room a staging read asks for: what waits (FIONREAD; a regular file
+ * says what is left of it), at least half of IO_STAGE_MIN, at most
+ * IO_READ_CHUNK; or as much as is held, so that a long message doubles
+ * the buffer as it grows.
+ */
+static size_t stage_read_want(const struct conn *c, size_t held)
+{
+	size_t want = IO_READ_CHUNK;
+	int avail;
+
+	if (!ioctl(c->fd, FIONREAD, &avail))
+		want = avail < (int)IO_STAGE_MIN / 2 ? IO_STAGE_MIN / 2 :
+		       (size_t)avail > IO_READ_CHUNK ? IO_READ_CHUNK :
+						       (size_t)avail;
+	return held > want ? held : want;
+}
+
+/*
  * Where a staging read goes and how many bytes it may read: 0, -EAGAIN
  * (a cut message waits for ring space: c->need), -EPIPE or -ENOMEM.
  */
 int conn_stage_slot(struct conn *c, char **at, size_t *room)
 {
-	size_t held = c->len - c->off, want = held < IO_STAGE_MIN / 2 ?
-							  IO_STAGE_MIN / 2 : held;
+	size_t held = c->len - c->off, want = stage_read_want(c, held);
 	int ret = conn_stage_fit(c, held + want);
 
 	/* No room to double: any room left will do, none is a cut. */

@@ -393,7 +393,7 @@ TEST_F(cap, large_reads_stay_zero_copy)
 
 	ASSERT_NE_NULL(r);
 	ASSERT_NE_NULL(buf);
-	while (total - n > 64) /* lines of 20 to 180 bytes */
+	while (total - n > 256) /* lines of 20 to 180 bytes */
 		n += snprintf(buf + n, total - n, "%08u %.*s\n", i,
 			      (int)(10 + (i * 37) % 160),
 			      "the quick brown fox jumps over the lazy dog "
