@@ -63,9 +63,11 @@ void conn_free(struct conn *c)
 bool conn_idle(struct conn *c, uint64_t now)
 {
 	struct bring_io *io = c->src->io;
+	enum ep_kind kind = c->src->ep.kind;
 
-	if (!io->o.idle_ms || c->src->finite || c->dgram || c->idle ||
-	    c->finished || now - c->last_ns < io->o.idle_ms * 1000000ULL)
+	if (!io->o.idle_ms || (kind != EP_TCP_LISTEN && kind != EP_UNIX_LISTEN) ||
+	    c->idle || c->finished ||
+	    now - c->last_ns < io->o.idle_ms * 1000000ULL)
 		return false;
 	c->idle = true;
 	io_stat_add(io, idle_closed, 1);

@@ -446,8 +446,9 @@ struct loop_case {
 	int port;
 };
 
-static int loop_start(struct loop_case *lc, size_t cap,
-		      const struct bring_io_opts *o)
+/* The same with a second source @more (a URI), or none. */
+static int loop_start2(struct loop_case *lc, size_t cap,
+		       const struct bring_io_opts *o, const char *more)
 {
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
 
@@ -459,8 +460,16 @@ static int loop_start(struct loop_case *lc, size_t cap,
 	if (!lc->rd || !lc->t.io ||
 	    bring_io_add_source(lc->t.io, "tcp-listen:127.0.0.1:0"))
 		return -1;
+	if (more && bring_io_add_source(lc->t.io, more))
+		return -1;
 	lc->port = bring_io_source_port(lc->t.io, 0);
 	return pthread_create(&lc->th, NULL, io_thread_run, &lc->t) ? -1 : 0;
+}
+
+static int loop_start(struct loop_case *lc, size_t cap,
+		      const struct bring_io_opts *o)
+{
+	return loop_start2(lc, cap, o, NULL);
 }
 
 static int loop_stop(struct loop_case *lc, struct bring_io_stats *st)
@@ -619,7 +628,8 @@ TEST_F(cap, staging_is_capped_across_connections)
 
 /*
  * idle_ms: a connection that sends nothing for that long is closed and
- * its partial line dropped; one that keeps sending is not.
+ * its partial line dropped; one that keeps sending is not, and neither is
+ * a tail: source whose file stays quiet (it is not a connection).
  */
 TEST_F(cap, idle_connection_is_closed)
 {
@@ -628,10 +638,13 @@ TEST_F(cap, idle_connection_is_closed)
 	struct bring_io_stats st = { .sz = sizeof(st) };
 	struct loop_case lc = { 0 };
 	uint64_t recs, msgs, t0, closed_after = 0;
-	int idle, busy, i;
-	char b;
+	char b, tail[PATH_MAX + 8];
+	int idle, busy, i, fd;
 
-	ASSERT_EQ(0, loop_start(&lc, 1 << 20, &o));
+	fd = open(self->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_GE(fd, 0);
+	snprintf(tail, sizeof(tail), "tail:%s", self->path);
+	ASSERT_EQ(0, loop_start2(&lc, 1 << 20, &o, tail));
 	idle = connect_to(lc.port, false);
 	busy = connect_to(lc.port, false);
 	ASSERT_GE(idle, 0);
@@ -653,16 +666,18 @@ TEST_F(cap, idle_connection_is_closed)
 	       (unsigned long long)closed_after);
 	EXPECT_GE(closed_after, 250);
 	EXPECT_LE(closed_after, 2000);
-	/* The busy one still works. */
+	/* The busy one still works, and so does the quiet tail: source. */
 	EXPECT_EQ(0, send_all(busy, "last\n", 5));
-	EXPECT_TRUE(wait_in(lc.t.io, 6 + 20 * 11 + 5));
+	EXPECT_EQ(0, send_all(fd, "tailed\n", 7));
+	EXPECT_TRUE(wait_in(lc.t.io, 6 + 20 * 11 + 5 + 7));
 	close(idle);
 	close(busy);
+	close(fd);
 	EXPECT_EQ(0, loop_stop(&lc, &st));
 	EXPECT_EQ(1, st.idle_closed);
 	EXPECT_EQ(1, st.dropped);
 	held_payload(lc.rd, &recs, &msgs, true);
-	EXPECT_EQ(21, msgs);
+	EXPECT_EQ(22, msgs);
 	loop_free(&lc);
 }
 
