@@ -472,9 +472,12 @@ static int loop_start(struct loop_case *lc, size_t cap,
 	return loop_start2(lc, cap, o, NULL);
 }
 
+/*
+ * Stop the loop: what its sources read goes in first (bytes_in counts a
+ * read before its lines are pushed), the ring has room.
+ */
 static int loop_stop(struct loop_case *lc, struct bring_io_stats *st)
 {
-	bring_close(lc->r);
 	bring_io_stop(lc->t.io);
 	pthread_join(lc->th, NULL);
 	bring_io_get_stats(lc->t.io, st);
