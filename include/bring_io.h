@@ -80,6 +80,15 @@ enum bring_io_flags {
  * @max_msg:  largest message a source makes; 0: bring_max_msg() of the
  *            ring, capped at 1 MiB.
  * @entries:  io_uring submission queue size (default 256).
+ * @stage_max: bytes one connection may hold in staging: a partial line
+ *            or u32be message, and room for the read that completes it.
+ *            0: max_msg + 256 KiB. A message that would need more is cut:
+ *            the oversize policy applies to what is held (u32be: drop).
+ * @stage_total: the same for all connections of all sources together
+ *            (each may still use 16 KiB). 0: 64 MiB.
+ * @idle_ms:  a connection accepted by a listening source that sends
+ *            nothing for this long is closed (its partial message is
+ *            dropped, counted in dropped and idle_closed). 0: never.
  */
 struct bring_io_opts {
 	size_t sz;
@@ -88,6 +97,9 @@ struct bring_io_opts {
 	int oversize;
 	size_t max_msg;
 	unsigned int entries;
+	size_t stage_max;
+	size_t stage_total;
+	unsigned int idle_ms;
 	size_t : 0;
 };
 
@@ -128,6 +140,13 @@ struct bring_io_opts {
  * @full_wait_ns: time sources spent waiting for space.
  * @empty_wait_ns: time sinks spent waiting for messages in the io_uring
  *               loop (readv/writev mode: the ring's read_wait_ns).
+ * @idle_closed: connections closed after idle_ms without data.
+ * @staged:      bytes of staging the connections hold now (not a
+ *               counter), at most stage_total + 16 KiB per connection.
+ * @copied:      bytes the sources copied on their way into the ring:
+ *               from staging (u32be, datagrams, line records, oversize
+ *               lines) and carried partial lines. Reads into ring space
+ *               (raw, lines in chunk records) copy nothing.
  */
 struct bring_io_stats {
 	size_t sz;
@@ -152,6 +171,9 @@ struct bring_io_stats {
 	uint64_t truncations;
 	uint64_t full_wait_ns;
 	uint64_t empty_wait_ns;
+	uint64_t copied;
+	uint64_t idle_closed;
+	uint64_t staged;
 };
 
 /*

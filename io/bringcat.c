@@ -46,6 +46,10 @@ static void usage(FILE *f)
 		"      --line-records      one ring record per line (default: chunk records)\n"
 		"      --tail-from WHERE   tail: sources start at the file's end (default)\n"
 		"                          or start\n"
+		"      --staging-max SIZE  a connection's partial message and read room\n"
+		"                          (default max-msg + 256K); longer is oversize\n"
+		"      --staging-total SIZE  the same for all connections (default 64M)\n"
+		"      --idle-timeout SECS close accepted connections silent that long\n"
 		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE] (64M)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --no-uring          use readv/writev instead of io_uring\n"
@@ -252,7 +256,44 @@ enum {
 	OPT_LINE_RECORDS,
 	OPT_TAIL_FROM,
 	OPT_NO_FUTEX_WAIT,
+	OPT_STAGING_MAX,
+	OPT_STAGING_TOTAL,
+	OPT_IDLE_TIMEOUT,
 };
+
+/*
+ * --staging-max, --staging-total (sizes) and --idle-timeout (seconds,
+ * decimals allowed) into @o; 0 or -1 after saying what is wrong.
+ */
+static int parse_staging(int opt, const char *arg, struct bring_io_opts *o)
+{
+	size_t v;
+	double secs;
+	char *end;
+
+	if (opt == OPT_IDLE_TIMEOUT) {
+		secs = strtod(arg, &end);
+		if (*end || end == arg || !(secs >= 0.001) || secs > 86400 * 30) {
+			fprintf(stderr, "bringcat: --idle-timeout: bad seconds '%s'\n",
+				arg);
+			return -1;
+		}
+		o->idle_ms = (unsigned int)(secs * 1000 + 0.5);
+		return 0;
+	}
+	if (parse_size(arg, &v) || !v ||
+	    (opt == OPT_STAGING_MAX && v < 16384)) {
+		fprintf(stderr, "bringcat: --staging-%s: bad size '%s'%s\n",
+			opt == OPT_STAGING_MAX ? "max" : "total", arg,
+			opt == OPT_STAGING_MAX ? " (16K at least)" : "");
+		return -1;
+	}
+	if (opt == OPT_STAGING_MAX)
+		o->stage_max = v;
+	else
+		o->stage_total = v;
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -268,6 +309,9 @@ int main(int argc, char **argv)
 		{ "stats", optional_argument, NULL, 's' },
 		{ "no-uring", no_argument, NULL, OPT_NO_URING },
 		{ "no-futex-wait", no_argument, NULL, OPT_NO_FUTEX_WAIT },
+		{ "staging-max", required_argument, NULL, OPT_STAGING_MAX },
+		{ "staging-total", required_argument, NULL, OPT_STAGING_TOTAL },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -375,6 +419,12 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LINE_RECORDS:
 			iopts.flags |= BRING_IO_LINE_RECORDS;
+			break;
+		case OPT_STAGING_MAX:
+		case OPT_STAGING_TOTAL:
+		case OPT_IDLE_TIMEOUT:
+			if (parse_staging(opt, optarg, &iopts))
+				return 2;
 			break;
 		case 'q':
 			iopts.flags |= BRING_IO_QUIET;

@@ -13,7 +13,11 @@
  *
  * The partial last line is copied to the conn's staging buffer before the
  * commit (the filler that a short commit writes may overwrite it) and to
- * the front of the next reservation: a copy per chunk, not per line.
+ * the front of the next reservation: a copy per chunk, not per line. A
+ * read that completes no line leaves everything in staging, and the next
+ * reads go there too until a newline arrives (then the staging parser
+ * pushes the line): a byte is copied a bounded number of times however
+ * slowly its line arrives (bring_io_stats.copied counts them).
  * Anything unusual (a line longer than max_msg, the rest of one being
  * skipped) goes through the staging parser of frame.c, one record per
  * line, exactly as in BRING_IO_LINE_RECORDS mode.
@@ -198,22 +202,35 @@ bool ledger_take(struct bring_io *io, uint64_t seq, uint64_t *lines)
 }
 
 /*
- * Reserve the carried partial line plus io->chunk bytes and copy the
- * carry to the front; the read goes to c->resv.data + c->carry. Returns
- * 0, 1 when this read must go to staging instead (the rest of an
- * oversize line is being skipped, or the carry fills the largest
- * reservation), -EAGAIN when the ring is full (c->need set), or -EPIPE.
+ * Reserve the carried partial line plus what waits to be read (see
+ * conn_read_want(), io->chunk at most) and copy the carry to the front;
+ * the read goes to c->resv.data + c->carry. Returns 0, 1 when this read
+ * must go to staging instead (the rest of an oversize line is being
+ * skipped, or the carry fills the largest reservation), IO_RESV_POLL,
+ * IO_RESV_EOF, -EAGAIN when the ring is full (c->need set), or -EPIPE.
  */
 int conn_chunk_reserve(struct conn *c, int timeout_ms)
 {
 	struct bring_io *io = c->src->io;
-	size_t carry = c->len - c->off, want = carry + io->chunk;
+	size_t carry = c->len - c->off, want;
+	ssize_t read;
 	int ret;
 
+	/* A carry moved once already goes on in staging (see above). */
+	if (c->discard || carry >= io->ring_max || (carry && c->moved))
+		return 1;
+	read = conn_read_want(c, io->chunk);
+	if (read <= 0)
+		return read ? IO_RESV_EOF : IO_RESV_POLL;
+	want = carry + read;
 	if (want > io->ring_max)
 		want = io->ring_max;
-	if (c->discard || want <= carry)
-		return 1;
+	/* Staging must take what the read leaves after its last newline. */
+	ret = conn_stage_fit(c, want);
+	if (ret == -ENOBUFS && c->cap - c->off > carry)
+		ret = 0, want = c->cap - c->off, c->more = true;
+	if (ret)
+		return ret == -ENOBUFS ? 1 : ret; /* staging cuts the carry */
 	ret = bring_reserve(io->r, want, &c->resv, timeout_ms);
 	if (ret == -EAGAIN || ret == -ETIMEDOUT) {
 		c->need = want;
@@ -222,6 +239,7 @@ int conn_chunk_reserve(struct conn *c, int timeout_ms)
 	if (ret)
 		return ret;
 	memcpy(c->resv.data, c->buf + c->off, carry);
+	io_stat_add(io, copied, carry);
 	c->carry = carry;
 	c->resv_open = true;
 	return 0;
@@ -271,8 +289,17 @@ void conn_chunk_done(struct conn *c, size_t n)
 	}
 	/* The tail first: a short commit may write over it. */
 	memcpy(c->buf, p + end, len - end);
+	io_stat_add(io, copied, len - end);
 	c->off = 0;
 	c->len = len - end;
+	c->clean = 0;
+	/*
+	 * A read that ended no line leaves its bytes in staging, where the
+	 * reads that follow go until the line is complete: moved back into
+	 * a reservation for every read, a long partial line would be copied
+	 * once per read (a slow client's bytes, quadratically).
+	 */
+	c->moved = !end;
 	if (lines) {
 		ledger_put(io, c->resv.seq, lines);
 		bring_commit(io->r, &c->resv, end - 1);

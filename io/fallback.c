@@ -154,6 +154,10 @@ static ssize_t conn_read_once(struct bring_io *io, struct conn *c)
 		io_ring_error(io, c, ret);
 		return -EPIPE;
 	}
+	if (ret == IO_RESV_POLL)
+		return -EAGAIN; /* nothing waits after all */
+	if (ret == IO_RESV_EOF)
+		return 0;
 	if (!ret) {
 		char *at = (char *)c->resv.data + c->carry;
 		size_t len = c->resv.len - c->carry;
@@ -165,11 +169,20 @@ static ssize_t conn_read_once(struct bring_io *io, struct conn *c)
 		err = errno;
 		conn_resv_done(c, n);
 	} else {
+		char *at;
+		size_t room;
+
+		while ((ret = conn_stage_slot(c, &at, &room)) == -EAGAIN &&
+		       wait_space(io, c))
+			;
+		if (ret) {
+			io_ring_error(io, c, ret);
+			return -EPIPE;
+		}
 		if (c->sock)
-			n = recv(c->fd, c->buf + c->len, c->cap - c->len,
-				 MSG_DONTWAIT);
+			n = recv(c->fd, at, room, MSG_DONTWAIT);
 		else
-			n = read(c->fd, c->buf + c->len, c->cap - c->len);
+			n = read(c->fd, at, room);
 		err = errno;
 		if (n > 0)
 			c->len += n;
@@ -179,6 +192,8 @@ static ssize_t conn_read_once(struct bring_io *io, struct conn *c)
 	if (n > 0) {
 		io_stat_add(io, reads, 1);
 		io_stat_add(io, bytes_in, n);
+		if (io->o.idle_ms)
+			c->last_ns = io_now_ns();
 	}
 	return n;
 }
@@ -190,6 +205,7 @@ static bool conn_read(struct bring_io *io, struct conn *c)
 
 	if (c->dgram)
 		return conn_read_dgrams(io, c);
+	c->polled = true; /* poll(2) said so: see conn_read_want() */
 	n = conn_read_once(io, c);
 	if (n == -EAGAIN || n == -EINTR)
 		return true;
@@ -279,6 +295,16 @@ static void *tail_thread(void *arg)
 	return NULL;
 }
 
+/* poll(2)'s timeout: twice per idle_ms when idle connections close. */
+static int idle_poll_ms(const struct source *src)
+{
+	unsigned int ms = src->io->o.idle_ms;
+
+	if (!ms || src->lfd < 0)
+		return -1;
+	return ms / 2 ? (int)(ms / 2) : 1;
+}
+
 static void *source_thread(void *arg)
 {
 	struct source *src = arg;
@@ -302,7 +328,7 @@ static void *source_thread(void *arg)
 			pfd[i] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
 		if (!src->conns && src->lfd < 0)
 			break;
-		if (poll(pfd, nr, -1) < 0 && errno != EINTR)
+		if (poll(pfd, nr, idle_poll_ms(src)) < 0 && errno != EINTR)
 			break;
 		if (stopped(io) || (pfd[0].revents & POLLIN))
 			break;
@@ -318,7 +344,8 @@ static void *source_thread(void *arg)
 		for (i = 2, pp = &src->conns; (c = *pp); i++) {
 			if (stopped(io))
 				break; /* nothing more is read */
-			if (pfd[i].revents && !conn_read(io, c)) {
+			if ((pfd[i].revents && !conn_read(io, c)) ||
+			    (!pfd[i].revents && conn_idle(c, io_now_ns()))) {
 				*pp = c->next;
 				conn_end(c);
 				continue;

@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,8 +37,9 @@ int conn_init(struct conn *c, struct source *src, int fd)
 	c->ww_op.type = OP_SPACE;
 	c->ww_op.obj = c;
 	c->dgram = src->ep.kind == EP_UDP_LISTEN;
-	if (io->o.framing == BRING_IO_RAW && !c->dgram)
-		return 0;
+	c->last_ns = io_now_ns();
+	if (!c->dgram)
+		return 0; /* staging comes when needed: conn_stage_fit() */
 	c->cap = io->max_msg + IO_READ_CHUNK;
 	c->buf = malloc(c->cap);
 	return c->buf ? 0 : -ENOMEM;
@@ -47,13 +49,135 @@ void conn_free(struct conn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
+	if (!c->dgram && c->cap)
+		__atomic_fetch_sub(&c->src->io->staged, c->cap,
+				   __ATOMIC_RELAXED);
 	free(c->buf);
 	free(c);
+}
+
+/*
+ * Has @c, a connection a listening source accepted, sent nothing for
+ * idle_ms? Then it is marked to be closed, its partial message dropped.
+ */
+bool conn_idle(struct conn *c, uint64_t now)
+{
+	struct bring_io *io = c->src->io;
+	enum ep_kind kind = c->src->ep.kind;
+
+	if (!io->o.idle_ms || (kind != EP_TCP_LISTEN && kind != EP_UNIX_LISTEN) ||
+	    c->idle || c->finished ||
+	    now - c->last_ns < io->o.idle_ms * 1000000ULL)
+		return false;
+	c->idle = true;
+	io_stat_add(io, idle_closed, 1);
+	return true;
+}
+
+/*
+ * Staging, per connection: the partial message a stream holds between
+ * reads (lines, u32be), and what is read for the staging parser. It
+ * grows by doubling from IO_STAGE_MIN while a message grows, to
+ * io->stage_max for one connection and io->stage_total for all of them
+ * (each keeps IO_STAGE_MIN whatever the total). A message that needs
+ * more is cut (conn_cut()): the oversize policy applies to what is held.
+ * Datagram conns keep their fixed buffer (one per udp-listen source).
+ */
+
+/* Make @c's staging buffer @cap bytes, the held bytes moved to its start. */
+static int stage_realloc(struct conn *c, size_t cap)
+{
+	struct bring_io *io = c->src->io;
+	size_t held = c->len - c->off;
+	char *buf;
+
+	if (cap > c->cap) {
+		size_t total = __atomic_add_fetch(&io->staged, cap - c->cap,
+						  __ATOMIC_RELAXED);
+
+		if (cap > IO_STAGE_MIN && total > io->stage_total) {
+			__atomic_fetch_sub(&io->staged, cap - c->cap,
+					   __ATOMIC_RELAXED);
+			return -ENOBUFS;
+		}
+	}
+	buf = malloc(cap);
+	if (!buf) {
+		if (cap > c->cap)
+			__atomic_fetch_sub(&io->staged, cap - c->cap,
+					   __ATOMIC_RELAXED);
+		return -ENOMEM;
+	}
+	if (held)
+		memcpy(buf, c->buf + c->off, held);
+	io_stat_add(io, copied, held);
+	if (cap < c->cap)
+		__atomic_fetch_sub(&io->staged, c->cap - cap, __ATOMIC_RELAXED);
+	free(c->buf);
+	c->buf = buf;
+	c->cap = cap;
+	c->off = 0;
+	c->len = held;
+	return 0;
+}
+
+/*
+ * Room in @c's staging for @need bytes from c->off (those held included):
+ * moves the held bytes to the start when that makes room, else grows the
+ * buffer. 0, -ENOBUFS when a cap says no (the buffer is as large as it
+ * may be), or -ENOMEM.
+ */
+int conn_stage_fit(struct conn *c, size_t need)
+{
+	struct bring_io *io = c->src->io;
+	size_t held = c->len - c->off, cap;
+	int err;
+
+	if (c->cap - c->off >= need)
+		return 0;
+	if (c->cap >= need) {
+		/* Each byte moves once per growth of the buffer at most. */
+		memmove(c->buf, c->buf + c->off, held);
+		io_stat_add(io, copied, held);
+		c->len = held;
+		c->off = 0;
+		return 0;
+	}
+	cap = c->cap ? c->cap : IO_STAGE_MIN;
+	while (cap < need)
+		cap *= 2;
+	if (cap > io->stage_max)
+		cap = io->stage_max;
+	if (cap <= c->cap)
+		return -ENOBUFS;
+	err = stage_realloc(c, cap);
+	if (err == -ENOBUFS && c->cap < IO_STAGE_MIN)
+		err = stage_realloc(c, IO_STAGE_MIN);
+	if (err)
+		return err;
+	return c->cap >= need ? 0 : -ENOBUFS;
+}
+
+/*
+ * Staging no longer holds anything: give memory back when the
+ * connections together hold more than half of the total cap.
+ */
+static void stage_trim(struct conn *c)
+{
+	struct bring_io *io = c->src->io;
+
+	if (c->len != c->off || c->cap <= IO_STAGE_MIN || c->dgram)
+		return;
+	c->off = c->len = 0;
+	c->clean = 0;
+	if (__atomic_load_n(&io->staged, __ATOMIC_RELAXED) > io->stage_total / 2)
+		stage_realloc(c, IO_STAGE_MIN);
 }
 
 /* Parser state after a message, to resume from when a push is partial. */
 struct pstate {
 	size_t pos;
+	size_t clean; /* lines: bytes from pos known to hold no '\n' */
 	bool discard;
 	uint64_t skip;
 	size_t rest;
@@ -68,12 +192,16 @@ static int parse_line(const struct conn *c, struct pstate *p, bool final,
 		      struct bring_msg *m)
 {
 	const struct bring_io *io = c->src->io;
-	size_t max = io->max_msg, rem = c->len - p->pos;
+	size_t max = io->max_msg, rem = c->len - p->pos, from = 0, k;
 	const char *s = c->buf + p->pos, *nl;
 
 	if (!rem)
 		return -1;
-	nl = memchr(s, '\n', rem);
+	/* Where the previous push stopped, no newline was found. */
+	if (p->clean <= rem)
+		from = p->clean;
+	p->clean = 0;
+	nl = memchr(s + from, '\n', rem - from);
 	if (p->discard) {
 		p->discard = !nl;
 		p->pos = nl ? (size_t)(nl - c->buf) + 1 : c->len;
@@ -85,7 +213,7 @@ static int parse_line(const struct conn *c, struct pstate *p, bool final,
 		p->pos += m->len + 1;
 		return 1;
 	}
-	if (!nl && rem <= max) {
+	if (!nl && rem <= max && (final || !c->cut)) {
 		if (!final)
 			return -1;
 		m->data = s;
@@ -93,17 +221,18 @@ static int parse_line(const struct conn *c, struct pstate *p, bool final,
 		p->pos = c->len;
 		return 1;
 	}
-	/* Longer than max, with or without its newline yet. */
+	/* Longer than max, with or without its newline yet; or cut. */
+	k = rem < max ? rem : max;
 	switch (io->o.oversize) {
 	case BRING_IO_SPLIT:
 		m->data = s;
-		m->len = max;
-		p->pos += max;
+		m->len = k;
+		p->pos += k;
 		p->split++;
 		return 1;
 	case BRING_IO_TRUNCATE:
 		m->data = s;
-		m->len = max;
+		m->len = k;
 		p->trunc++;
 		p->discard = !nl;
 		p->pos = nl ? (size_t)(nl - c->buf) + 1 : c->len;
@@ -151,6 +280,12 @@ static int parse_u32be(const struct conn *c, struct pstate *p, bool final,
 	if (rem - 4 < len) {
 		if (final) { /* a torn message at the end */
 			p->drop++;
+			p->pos = c->len;
+			return 0;
+		}
+		if (c->cut) { /* staging is full: skip the rest of it */
+			p->drop++;
+			p->skip = len - (rem - 4);
 			p->pos = c->len;
 			return 0;
 		}
@@ -233,6 +368,15 @@ static void conn_apply(struct conn *c, const struct pstate *p)
 		io_stat_add(io, dropped, p->drop);
 }
 
+static uint64_t msgs_bytes(const struct bring_msg *m, int n)
+{
+	uint64_t b = 0;
+
+	while (n--)
+		b += m[n].len;
+	return b;
+}
+
 /*
  * Push every complete message staged in @c (and with @final the last,
  * unterminated one). Returns 0 when all went in, -EAGAIN when the ring
@@ -243,13 +387,16 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 	struct bring_io *io = c->src->io;
 	struct bring_msg msgs[IO_PUSH_MSGS];
 	struct pstate ps[IO_PUSH_MSGS], p;
+	size_t start;
 	int n, k, ret = 0;
 
 	if (!c->buf)
 		return 0;
+	start = c->off;
 	for (;;) {
 		p = (struct pstate){ .pos = c->off, .discard = c->discard,
-				     .skip = c->skip, .rest = c->rest };
+				     .skip = c->skip, .rest = c->rest,
+				     .clean = c->off == start ? c->clean : 0 };
 		for (n = 0; n < IO_PUSH_MSGS;) {
 			k = parse_one(c, &p, final, &msgs[n]);
 			if (k < 0)
@@ -273,17 +420,94 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 			break;
 		}
 		io_stat_add(io, msgs_in, k);
+		io_stat_add(io, copied, msgs_bytes(msgs, k));
 		for (int i = 0; i < k; i++)
 			conn_apply(c, &ps[i]);
 		if (k == n && n < IO_PUSH_MSGS)
 			conn_apply(c, &p); /* consumed past the last message */
 	}
-	if (c->off) {
+	if (c->off != start) {
+		/* Held bytes from now on were read here, never moved. */
+		c->moved = false;
+		c->clean = 0;
+	}
+	if (c->off == c->len) {
+		c->off = c->len = 0;
+	} else if (c->dgram && c->off) {
+		/* Room for the next datagram behind what the ring refused. */
 		memmove(c->buf, c->buf + c->off, c->len - c->off);
+		io_stat_add(io, copied, c->len - c->off);
 		c->len -= c->off;
 		c->off = 0;
 	}
+	/*
+	 * Nothing held is a message yet (lines): the next push searches
+	 * for a newline behind these bytes only. The held bytes stay where
+	 * they are until the buffer needs the room (conn_stage_fit()).
+	 */
+	if (!ret && !c->dgram && io->o.framing == BRING_IO_LINES)
+		c->clean = c->len - c->off;
+	stage_trim(c);
 	return ret;
+}
+
+/*
+ * Staging cannot grow for @c: the partial message it holds is cut, and
+ * the oversize policy applies to it as if it were longer than max_msg
+ * (lines: split pushes it as a message, truncate pushes it and skips the
+ * rest of the line, drop skips it all; u32be: dropped). 0, or
+ * conn_push()'s -EAGAIN (the ring is full) or -EPIPE.
+ */
+static int conn_cut(struct conn *c)
+{
+	int ret;
+
+	c->cut = true;
+	ret = conn_push(c, false, 0);
+	c->cut = false;
+	return ret;
+}
+
+/*
+ * Room a staging read asks for: what waits (FIONREAD; a regular file
+ * says what is left of it), at least half of IO_STAGE_MIN, at most
+ * IO_READ_CHUNK; or as much as is held, so that a long message doubles
+ * the buffer as it grows.
+ */
+static size_t stage_read_want(const struct conn *c, size_t held)
+{
+	size_t want = IO_READ_CHUNK;
+	int avail;
+
+	if (!ioctl(c->fd, FIONREAD, &avail))
+		want = avail < (int)IO_STAGE_MIN / 2 ? IO_STAGE_MIN / 2 :
+		       (size_t)avail > IO_READ_CHUNK ? IO_READ_CHUNK :
+						       (size_t)avail;
+	return held > want ? held : want;
+}
+
+/*
+ * Where a staging read goes and how many bytes it may read: 0, -EAGAIN
+ * (a cut message waits for ring space: c->need), -EPIPE or -ENOMEM.
+ */
+int conn_stage_slot(struct conn *c, char **at, size_t *room)
+{
+	size_t held = c->len - c->off, want = stage_read_want(c, held);
+	int ret = conn_stage_fit(c, held + want);
+
+	/* No room to double: any room left will do, none is a cut. */
+	if (ret == -ENOBUFS && c->cap - c->off > held)
+		ret = conn_stage_fit(c, c->cap);
+	if (ret == -ENOBUFS) {
+		ret = conn_cut(c);
+		if (!ret)
+			ret = conn_stage_fit(c, c->len - c->off + 1);
+	}
+	if (ret)
+		return ret == -ENOBUFS ? -ENOMEM : ret;
+	*at = c->buf + c->len;
+	*room = c->cap - c->len;
+	return 0;
 }
 
 /*
@@ -308,6 +532,8 @@ void conn_drop_staged(struct conn *c)
 	if (n)
 		io_stat_add(c->src->io, dropped, n);
 	c->off = c->len = 0;
+	c->clean = 0;
+	c->moved = false;
 	c->discard = false;
 	c->skip = 0;
 	c->rest = 0;
@@ -374,17 +600,55 @@ size_t conn_raw_chunk(const struct conn *c)
 	return max < IO_READ_CHUNK ? max : IO_READ_CHUNK;
 }
 
-/* raw: reserve a chunk to read into. */
+/*
+ * How many bytes the next read into ring space asks for, at most @max.
+ * A socket or a pipe says how many wait (FIONREAD), and the reservation
+ * is that size: a read of one small message takes a record of its size,
+ * where a reservation of @max would hold the rest as filler until every
+ * reader passed it (255 messages of 100 bytes filled 64 MiB so). Large
+ * reads stay as large, straight into ring space.
+ *
+ * IO_WANT_POLL: nothing waits and no poll said readable since the last
+ * read. IO_WANT_EOF: a poll said readable, nothing waits, and a peek
+ * finds the peer's end; no reservation is made for it (an end per
+ * connection, when clients connect for a line or two, would cost a
+ * record each). An error, or a pipe's end, is collected by a small read.
+ */
+ssize_t conn_read_want(struct conn *c, size_t max)
+{
+	int avail;
+	char b;
+
+	c->more = false;
+	if (!c->pollfirst || ioctl(c->fd, FIONREAD, &avail) < 0)
+		return max;
+	if (avail <= 0) {
+		if (!c->polled)
+			return IO_WANT_POLL;
+		if (c->sock && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+			return IO_WANT_EOF;
+		return max < IO_READ_PROBE ? max : IO_READ_PROBE;
+	}
+	if ((size_t)avail < max)
+		return avail;
+	c->more = true;
+	return max;
+}
+
+/* raw: reserve what waits (a chunk at most) to read into. */
 int conn_raw_reserve(struct conn *c, int timeout_ms)
 {
-	int ret = bring_reserve(c->src->io->r, conn_raw_chunk(c), &c->resv,
-				timeout_ms);
+	ssize_t want = conn_read_want(c, conn_raw_chunk(c));
+	int ret;
 
+	if (want <= 0)
+		return want ? IO_RESV_EOF : IO_RESV_POLL;
+	ret = bring_reserve(c->src->io->r, want, &c->resv, timeout_ms);
 	c->carry = 0;
 	if (!ret)
 		c->resv_open = true;
 	else if (ret == -EAGAIN || ret == -ETIMEDOUT)
-		c->need = conn_raw_chunk(c), ret = -EAGAIN;
+		c->need = want, ret = -EAGAIN;
 	return ret;
 }
 
@@ -407,7 +671,9 @@ bool conn_resv_read(const struct conn *c)
 /*
  * Open the reservation the next read goes into, at c->resv.data +
  * c->carry for c->resv.len - c->carry bytes. Returns 0, 1 when this read
- * goes to staging instead, -EAGAIN (ring full: c->need) or -EPIPE.
+ * goes to staging instead, IO_RESV_POLL when nothing waits (poll first),
+ * IO_RESV_EOF at the peer's end (nothing reserved), -EAGAIN (ring full:
+ * c->need) or -EPIPE.
  */
 int conn_resv_begin(struct conn *c, int timeout_ms)
 {

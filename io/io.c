@@ -84,6 +84,12 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 		goto fail;
 	if (!io->o.entries)
 		io->o.entries = 256;
+	io->stage_max = io->o.stage_max ? io->o.stage_max :
+					  io->max_msg + IO_READ_CHUNK;
+	io->stage_total = io->o.stage_total ? io->o.stage_total :
+					      IO_STAGE_TOTAL;
+	if (io->stage_max < IO_STAGE_MIN)
+		goto fail;
 	io->ring_max = bring_max_msg(r);
 	io->chunks = io->o.framing == BRING_IO_LINES &&
 		     !(io->o.flags & BRING_IO_LINE_RECORDS);
@@ -405,7 +411,9 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	LD(accepted); LD(reconnects); LD(full_waits); LD(empty_waits);
 	LD(uring); LD(send_dropped); LD(send_errors);
 	LD(rotations); LD(truncations); LD(full_wait_ns); LD(empty_wait_ns);
+	LD(copied); LD(idle_closed);
 #undef LD
+	tmp.staged = __atomic_load_n(&io->staged, __ATOMIC_RELAXED);
 	memcpy(st, &tmp, sz);
 	return 0;
 }

@@ -21,6 +21,13 @@
 #define IO_BATCH_MSGS 512 /* messages per write (lines: 2 iovecs each) */
 #define IO_BATCH_BYTES (1U << 20) /* payload bytes per write */
 #define IO_READ_CHUNK (256U << 10) /* bytes per read beyond max_msg */
+#define IO_STAGE_MIN (16U << 10) /* staging a connection starts with */
+#define IO_STAGE_TOTAL (64U << 20) /* default cap, all connections */
+#define IO_READ_PROBE 512 /* polled, nothing waits: a read for EOF/error */
+#define IO_WANT_POLL 0 /* conn_read_want(): nothing waits, poll first */
+#define IO_WANT_EOF (-1) /* conn_read_want(): the peer's end */
+#define IO_RESV_POLL 2 /* conn_resv_begin(): nothing waits, poll first */
+#define IO_RESV_EOF 3 /* conn_resv_begin(): the peer's end, nothing read */
 #define IO_PUSH_MSGS 256 /* messages per bring_push_batch() */
 #define IO_LEDGER_SLOTS 4096 /* chunk records whose line count sinks reuse */
 #define IO_BACKOFF_MIN_MS 50
@@ -72,6 +79,7 @@ enum op_type {
 	OP_NOTIFY, /* tail source: inotify read */
 	OP_RINGFD, /* loop: bring_notify_fd() read (no FUTEX_WAIT) */
 	OP_STALL, /* loop: stopping, is the ring still being drained? */
+	OP_IDLE, /* loop: look for idle connections (idle_ms) */
 	OP_CANCEL, /* ignored */
 };
 
@@ -92,13 +100,20 @@ struct conn {
 	bool dgram; /* one recv is one datagram is one message (udp-listen) */
 	bool pollfirst; /* wait for data before reserving (not a file) */
 	bool readable; /* polled readable, or the last read filled its buffer */
+	bool polled; /* readable because a poll said so (EOF looks alike) */
+	bool more; /* the read into ring space asked for less than waited */
 	bool nowait_bad; /* RWF_NOWAIT refused (a FIFO opened by name) */
 	bool eof;
+	bool idle; /* closed for idleness: a partial message is dropped */
+	uint64_t last_ns; /* accepted: when it last sent data */
 	bool finished;
 	bool tail_eof; /* tail: read to the end; check before reading on */
 	bool tail_wait; /* tail: at the end, waiting for an inotify event */
 	char *buf; /* staging (lines, u32be); lines in chunks: the carry */
 	size_t cap, len, off;
+	bool moved; /* chunks: the carry was copied into a reservation once */
+	bool cut; /* staging is full: the held message is oversize */
+	size_t clean; /* lines: held bytes from off known to have no '\n' */
 	bool discard; /* lines: skipping the rest of an oversize line */
 	uint64_t skip; /* u32be: bytes of a dropped message still to skip */
 	size_t rest; /* dgram: bytes of a datagram being split still to push */
@@ -200,6 +215,8 @@ struct bring_io {
 	bool chunks; /* lines in chunk records (no BRING_IO_LINE_RECORDS) */
 	size_t chunk; /* chunks: bytes read per reservation, beyond the carry */
 	size_t ring_max; /* bring_max_msg() */
+	size_t stage_max, stage_total; /* staging caps (frame.c) */
+	size_t staged; /* staging held by all conns (atomic) */
 	struct io_ledger *ledger; /* chunks only */
 	struct source **srcs;
 	unsigned int nr_srcs;
@@ -252,8 +269,12 @@ int conn_init(struct conn *c, struct source *src, int fd);
 void conn_free(struct conn *c);
 int conn_push(struct conn *c, bool final, int timeout_ms);
 void conn_drop_staged(struct conn *c);
+bool conn_idle(struct conn *c, uint64_t now);
+int conn_stage_fit(struct conn *c, size_t need);
+int conn_stage_slot(struct conn *c, char **at, size_t *room);
 int conn_raw_reserve(struct conn *c, int timeout_ms);
 size_t conn_raw_chunk(const struct conn *c);
+ssize_t conn_read_want(struct conn *c, size_t max);
 bool conn_resv_read(const struct conn *c);
 int conn_resv_begin(struct conn *c, int timeout_ms);
 void conn_resv_done(struct conn *c, ssize_t n);

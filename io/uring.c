@@ -36,6 +36,8 @@ struct loop {
 	struct __kernel_timespec stall_ts;
 	uint64_t stall_until; /* ns: no space freed by then, give up */
 	bool gave_up; /* the ring stayed full: no more space waits */
+	struct op idle_op; /* io->o.idle_ms: the sweep's timer */
+	struct __kernel_timespec idle_ts;
 	bool overflow_logged;
 };
 
@@ -186,12 +188,21 @@ static int conn_read_resv(struct loop *l, struct conn *c)
 	int ret;
 
 	if (c->pollfirst && !c->readable) {
+poll:
 		c->rd_op.type = OP_POLL;
 		sqe = get_sqe(l, &c->rd_op);
 		io_uring_prep_poll_add(sqe, c->fd, POLLIN);
 		return 0;
 	}
 	ret = conn_resv_begin(c, 0);
+	if (ret == IO_RESV_POLL) {
+		c->readable = false;
+		goto poll;
+	}
+	if (ret == IO_RESV_EOF) {
+		c->eof = true;
+		return -EAGAIN; /* conn_step() finishes it */
+	}
 	if (ret == 1)
 		return 1;
 	if (ret == -EAGAIN)
@@ -201,7 +212,7 @@ static int conn_read_resv(struct loop *l, struct conn *c)
 		conn_finish(l, c);
 		return 0;
 	}
-	c->readable = false;
+	c->readable = c->polled = false;
 	c->rd_op.type = OP_READ;
 	sqe = get_sqe(l, &c->rd_op);
 	at = (char *)c->resv.data + c->carry;
@@ -249,31 +260,42 @@ static void tail_failed(struct loop *l, struct conn *c, const char *what,
 		cancel_op(l, &t->in_op);
 }
 
+/*
+ * What conn_step() does after a push: 0 to go on, 1 to step again (the
+ * ring has space after all), -1 to return (waiting for space, or done).
+ * Stopping, a source waits while the ring drains.
+ */
+static int conn_pushed(struct loop *l, struct conn *c, int ret)
+{
+	if (ret == -EAGAIN && !l->gave_up)
+		return arm_space(l, c) ? -1 : 1;
+	if (ret < 0) {
+		io_ring_error(l->io, c, ret);
+		conn_finish(l, c);
+		return -1;
+	}
+	return 0;
+}
+
 static void conn_step(struct loop *l, struct conn *c)
 {
 	struct bring_io *io = l->io;
 	struct io_uring_sqe *sqe;
+	size_t room;
 	bool final;
+	char *at;
 	int ret;
 
 	for (;;) {
 		if (c->finished || c->rd_op.busy || c->ww_op.busy)
 			return;
-		final = c->eof || io->stopping;
+		final = c->eof || io->stopping || c->idle;
 		if (io->o.framing != BRING_IO_RAW || c->dgram) {
 			/* Stopped before its end: a partial line is no line. */
-			ret = conn_push(c, c->eof, 0);
-			/* Stopping, it waits while the ring drains. */
-			if (ret == -EAGAIN && !l->gave_up) {
-				if (!arm_space(l, c))
-					continue;
-				return;
-			}
-			if (ret < 0) {
-				io_ring_error(io, c, ret);
-				conn_finish(l, c);
-				return;
-			}
+			ret = conn_pushed(l, c,
+					  conn_push(c, c->eof && !c->idle, 0));
+			if (ret)
+				goto next;
 		}
 		if (final) {
 			conn_finish(l, c); /* drops a partial message */
@@ -311,15 +333,20 @@ static void conn_step(struct loop *l, struct conn *c)
 			if (!ret)
 				return;
 		}
+		/* A message staging cannot hold is cut first: a push. */
+		ret = conn_pushed(l, c, conn_stage_slot(c, &at, &room));
+		if (ret)
+			goto next;
 		c->rd_op.type = OP_READ;
 		sqe = get_sqe(l, &c->rd_op);
 		if (c->sock)
-			io_uring_prep_recv(sqe, c->fd, c->buf + c->len,
-					   c->cap - c->len, 0);
+			io_uring_prep_recv(sqe, c->fd, at, room, 0);
 		else
-			io_uring_prep_read(sqe, c->fd, c->buf + c->len,
-					   c->cap - c->len, -1);
+			io_uring_prep_read(sqe, c->fd, at, room, -1);
 		return;
+next:
+		if (ret < 0)
+			return;
 	}
 }
 
@@ -343,9 +370,9 @@ static void on_read(struct loop *l, struct conn *c, int res)
 		return;
 	}
 	if (c->resv_open) {
-		/* A full read: more is probably there, skip the poll. */
+		/* More waited than was asked for: skip the poll. */
 		if (res > 0 && (size_t)res == c->resv.len - c->carry)
-			c->readable = true;
+			c->readable = c->more;
 		conn_resv_done(c, res);
 	} else if (res > 0) {
 		c->len += res;
@@ -353,6 +380,8 @@ static void on_read(struct loop *l, struct conn *c, int res)
 	if (res > 0) {
 		io_stat_add(io, reads, 1);
 		io_stat_add(io, bytes_in, res);
+		if (io->o.idle_ms)
+			c->last_ns = io_now_ns();
 	} else if (res == 0) {
 		if (c->src->tail)
 			c->tail_eof = true; /* not the end: check, then wait */
@@ -379,8 +408,46 @@ static void on_poll(struct loop *l, struct conn *c, int res)
 	if (res < 0 && res != -EAGAIN && res != -EINTR)
 		c->eof = true;
 	else if (res > 0)
-		c->readable = true;
+		c->readable = c->polled = true;
 	conn_step(l, c);
+}
+
+/* io->o.idle_ms: look for idle connections twice per period. */
+static void arm_idle(struct loop *l)
+{
+	unsigned int ms = l->io->o.idle_ms / 2 ? l->io->o.idle_ms / 2 : 1;
+	struct io_uring_sqe *sqe = get_sqe(l, &l->idle_op);
+
+	l->idle_ts.tv_sec = ms / 1000;
+	l->idle_ts.tv_nsec = (ms % 1000) * 1000000LL;
+	io_uring_prep_timeout(sqe, &l->idle_ts, 0, 0);
+}
+
+/*
+ * Close the connections that sent nothing for idle_ms: the read or poll
+ * each has armed is cancelled, and its completion finishes it. One that
+ * waits for ring space is waiting for us, not idle.
+ */
+static void on_idle(struct loop *l)
+{
+	struct bring_io *io = l->io;
+	uint64_t now = io_now_ns();
+	struct conn *c;
+	unsigned int i;
+
+	if (io->stopping)
+		return;
+	for (i = 0; i < io->nr_srcs; i++) {
+		for (c = io->srcs[i]->conns; c; c = c->next) {
+			if (c->ww_op.busy) {
+				c->last_ns = now;
+				continue;
+			}
+			if (conn_idle(c, now) && c->rd_op.busy)
+				cancel_op(l, &c->rd_op);
+		}
+	}
+	arm_idle(l);
 }
 
 static void arm_accept(struct loop *l, struct source *src)
@@ -828,6 +895,9 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 	case OP_STALL:
 		on_stall(l);
 		break;
+	case OP_IDLE:
+		on_idle(l);
+		break;
 	case OP_TIMER:
 		on_timer(l, op->obj);
 		break;
@@ -880,6 +950,7 @@ int io_run_uring(struct bring_io *io)
 
 	l.wake_op = (struct op){ .type = OP_WAKE };
 	l.ringfd_op = (struct op){ .type = OP_RINGFD };
+	l.idle_op = (struct op){ .type = OP_IDLE };
 	ret = io_uring_queue_init_params(io->o.entries, &l.ring, &p);
 	if (ret) {
 		if (!(io->o.flags & BRING_IO_QUIET))
@@ -895,6 +966,8 @@ int io_run_uring(struct bring_io *io)
 
 		if (src->lfd >= 0)
 			arm_accept(&l, src);
+		if (src->lfd >= 0 && io->o.idle_ms && !l.idle_op.busy)
+			arm_idle(&l);
 		if (src->tail)
 			arm_notify(&l, src, false);
 		for (c = src->conns; c; c = c->next)
