@@ -236,6 +236,46 @@ BRING_API void bring_reader_close(struct bring_reader *rd);
 BRING_API int bring_reader_remove(struct bring *r, const char *name);
 
 /*
+ * Marks: a position in a writer's source, committed together with its
+ * record, and a reader's own position, stored with its cursor. See
+ * Documentation/ring.rst ("Marks") and file-format.rst.
+ */
+#define BRING_MARK_MAX 64 /* bytes in a writer or reader mark */
+#define BRING_WRITERS_MAX 64 /* named writers per ring */
+
+struct bring_writer; /* a named writer of a ring */
+
+/**
+ * struct bring_writer_opts - options of bring_writer_open()
+ * @sz:    sizeof(struct bring_writer_opts), set by BRING_DECLARE_OPTS().
+ * @flags: none defined yet: must be 0.
+ */
+struct bring_writer_opts {
+	size_t sz;
+	unsigned int flags;
+	size_t : 0;
+};
+#define bring_writer_opts__last_field flags
+
+BRING_API struct bring_writer *
+bring_writer_open(struct bring *r, const char *name,
+		  const struct bring_writer_opts *opts);
+BRING_API void bring_writer_close(struct bring_writer *w);
+BRING_API int bring_writer_remove(struct bring *r, const char *name);
+BRING_API int bring_writer_mark(const struct bring_writer *w, void *buf,
+				size_t size);
+BRING_API int bring_writer_commit(struct bring_writer *w,
+				  struct bring_resv *resv, size_t len,
+				  const void *mark, size_t mark_len);
+BRING_API int bring_writer_push(struct bring_writer *w, const void *data,
+				size_t len, const void *mark, size_t mark_len,
+				int timeout_ms);
+BRING_API int bring_reader_shift_mark(struct bring_reader *rd,
+				      const void *mark, size_t mark_len);
+BRING_API int bring_reader_mark(const struct bring_reader *rd, void *buf,
+				size_t size);
+
+/*
  * Waiting from an event loop (io_uring, epoll with a helper): the ring's
  * sleeps are futex waits on 32-bit words in its shared memory.
  */

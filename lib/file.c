@@ -339,7 +339,7 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 	struct bring_rec *rec = rec_at(r, pos);
 	uint64_t word, end;
 	uint32_t lf;
-	bool alive;
+	bool alive, ok;
 
 	if (tag_matches(load_acquire(&rec->tag), pos, r->key)) {
 		/*
@@ -365,11 +365,23 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		 * commit_record() orders it.
 		 */
 		lf = (lf & ~REC_BUSY) | REC_DISCARD;
-		if (!__atomic_compare_exchange_n(
-			    &rec->word, &word,
-			    rec_word(lf, rec_crc(load_relaxed(&rec->tag), lf,
-						 NULL, 0)),
-			    false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		/*
+		 * A named writer's mark staged for this record is revoked
+		 * first, under the lock that serialises repairers (see
+		 * lib/mark.c): a record is never skipped while a mark
+		 * still names it.
+		 */
+		ring_lock(r);
+		ok = load_acquire(&rec->word) == word;
+		if (ok)
+			mark_revoke_dead(r, pos, (int32_t)word_crc(word));
+		ok = ok && __atomic_compare_exchange_n(
+			&rec->word, &word,
+			rec_word(lf, rec_crc(load_relaxed(&rec->tag), lf, NULL,
+					     0)),
+			false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+		ring_unlock(r);
+		if (!ok)
 			return true;
 	} else {
 		end = dead_claim_end(r, pos, &alive);
@@ -386,39 +398,19 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 /* ------------------------------------------------------------------ */
 /* Cursors.                                                           */
 
-static uint32_t cursor_crc(uint64_t pos, uint64_t gen)
-{
-	uint64_t v[2] = { pos, gen };
-
-	return bring_crc32c(0, v, sizeof(v));
-}
-
+/* The reader's mark goes with every cursor update (lib/mark.c). */
 void file_save_cursor(struct bring_slot *sl, uint64_t pos)
 {
-	uint64_t gen = sl->saved[0].gen > sl->saved[1].gen ? sl->saved[0].gen :
-							      sl->saved[1].gen;
-	struct bring_cursor *c = &sl->saved[(gen + 1) & 1];
+	const struct bring_cursor *c = cursor_latest(sl->saved);
 
-	/* The older copy is overwritten; a torn write leaves the newer. */
-	c->pos = pos;
-	c->gen = gen + 1;
-	c->crc = cursor_crc(pos, gen + 1);
+	cursor_store(sl->saved, pos, c ? c->mark : NULL, c ? c->mark_len : 0);
 }
 
 /* The newest valid saved cursor, or -EBADMSG. */
 int file_load_cursor(const struct bring_slot *sl, uint64_t *pos)
 {
-	const struct bring_cursor *best = NULL;
-	int i;
+	const struct bring_cursor *best = cursor_newest(sl->saved);
 
-	for (i = 0; i < 2; i++) {
-		const struct bring_cursor *c = &sl->saved[i];
-
-		if (c->crc != cursor_crc(c->pos, c->gen) || !c->gen)
-			continue;
-		if (!best || c->gen > best->gen)
-			best = c;
-	}
 	if (!best)
 		return -EBADMSG;
 	*pos = best->pos;

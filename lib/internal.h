@@ -25,9 +25,9 @@
 #include "futex.h"
 
 #define BRING_MAGIC 0x31474e4952425f5fULL /* "__BRING1" little endian */
-#define BRING_LAYOUT_VERSION 1
+#define BRING_LAYOUT_VERSION 2 /* 2: marks (bring 0.3); 1: bring 0.1, 0.2 */
 #define BRING_CACHELINE 64
-#define BRING_HDR_SIZE 32768 /* header pages in front of the data */
+#define BRING_HDR_SIZE 65536 /* header pages in front of the data */
 #define BRING_CAPACITY_MIN 4096
 #define BRING_CAPACITY_MAX (1ULL << 30)
 #define BRING_SLOTS (BRING_READERS_MAX + 1) /* slot 0: the default reader */
@@ -136,16 +136,31 @@ enum slot_state {
 };
 
 /*
- * A persisted cursor (file rings): two generations in each slot, each
- * with its own checksum, written alternately, so that a torn update falls
- * back to the previous one.
+ * A persisted cursor (file rings) or a writer's mark: two generations in
+ * each slot, each with its own checksum, written alternately, so that a
+ * torn update falls back to the previous one (lib/mark.c). A reader's
+ * cursor carries the reader's mark; a writer's names the record its mark
+ * was committed with.
  */
 struct bring_cursor {
-	uint64_t pos;
-	uint64_t gen;
-	uint32_t crc; /* CRC32C of pos and gen */
-	uint32_t pad;
+	uint64_t pos; /* reader: its cursor; writer: the marked record */
+	uint64_t gen; /* 0: never written, or revoked */
+	uint32_t crc; /* CRC32C of pos, gen, mark_len and the mark */
+	uint32_t mark_len;
+	uint8_t mark[BRING_MARK_MAX];
 };
+
+/*
+ * A named writer (bring_writer_open()): its mark, in the two
+ * generations of saved[], is written by the thread holding the handle
+ * just before each marked commit; the rest changes under the lock.
+ */
+struct bring_wslot {
+	struct bring_cursor saved[2];
+	uint32_t state; /* enum slot_state */
+	int32_t owner; /* pid of the process holding a handle, 0 if none */
+	char name[BRING_NAME_MAX];
+} __cacheline_aligned;
 
 /*
  * One reader's cursor. The first two cache lines are written only by the
@@ -266,6 +281,7 @@ struct bring_hdr {
 
 	struct bring_slot slots[BRING_SLOTS] __cacheline_aligned;
 	struct bring_intent intents[BRING_INTENTS];
+	struct bring_wslot wslots[BRING_WRITERS_MAX];
 };
 
 _Static_assert(sizeof(struct bring_hdr) <= BRING_HDR_SIZE,
@@ -439,7 +455,16 @@ static inline void wait_ticket_load(const struct bring_wait *w,
 	t->registered = (int)w->__priv[1];
 }
 
+/* A marked commit: the writer's mark generations and the new mark. */
+struct mark_stage {
+	struct bring_cursor *saved;
+	const void *mark;
+	uint32_t mark_len;
+};
+
 /* ring.c */
+int ring_commit(struct bring *r, struct bring_resv *resv, size_t len,
+		const struct mark_stage *ms);
 void ring_lock(struct bring *r);
 uint64_t ring_refresh_tail(struct bring *r);
 void ring_unlock(struct bring *r);
@@ -509,6 +534,16 @@ static inline void file_clear_intent(struct bring_intent *in)
 {
 	store_release(&in->pos, 0);
 }
+
+/* mark.c */
+const struct bring_cursor *cursor_newest(const struct bring_cursor c[2]);
+const struct bring_cursor *cursor_latest(const struct bring_cursor c[2]);
+void cursor_settle(struct bring_cursor c[2]);
+int cursor_copy_mark(const struct bring_cursor c[2], void *buf, size_t size);
+void cursor_store(struct bring_cursor c[2], uint64_t pos, const void *mark,
+		  uint32_t mark_len);
+void mark_revoke_dead(struct bring *r, uint64_t pos, int32_t pid);
+bool mark_pid_alive(int32_t pid);
 
 /* recover.c */
 int file_check_header(const struct bring_hdr *h, uint64_t file_size,

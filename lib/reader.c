@@ -63,12 +63,12 @@ static int new_slot(struct bring *r, const char *name)
 	slot_reset_counters(sl);
 	memset(sl->name, 0, sizeof(sl->name));
 	strcpy(sl->name, name);
+	/* No mark of a removed reader survives into a new one. */
+	memset(sl->saved, 0, sizeof(sl->saved));
 	/* File rings: a valid saved cursor before the slot counts as active,
 	 * so that a process dying here leaves nothing damaged. */
-	if (r->file) {
-		memset(sl->saved, 0, sizeof(sl->saved));
+	if (r->file)
 		file_save_cursor(sl, ring_min_reader_pos(r));
-	}
 	sl->state = SLOT_ACTIVE;
 	/*
 	 * A new reader starts at the oldest message the ring still holds.
@@ -109,8 +109,11 @@ struct bring_reader *reader_attach(struct bring *r, const char *name,
 		i = -EBUSY;
 	else if (i == -ENOENT)
 		i = new_slot(r, name);
-	if (i >= 0)
+	if (i >= 0) {
 		h->slots[i].owner = getpid();
+		/* A save torn by a dead owner is never taken for the newest. */
+		cursor_settle(h->slots[i].saved);
+	}
 	ring_unlock(r);
 	if (i < 0) {
 		free(rd);
@@ -295,15 +298,26 @@ static unsigned int reader_collect(struct bring_reader *rd,
 	return n;
 }
 
-/* Publish the cursor: the bytes before rd->pos may be overwritten. */
-static void reader_publish(struct bring_reader *rd)
+/*
+ * Publish the cursor: the bytes before rd->pos may be overwritten. With
+ * @ms, the reader's mark is stored in the same saved generation.
+ */
+static void reader_publish_mark(struct bring_reader *rd,
+				const struct mark_stage *ms)
 {
 	/* File rings: the persisted copy first, so it never runs ahead. */
-	if (rd->ring->file)
+	if (ms)
+		cursor_store(rd->slot->saved, rd->pos, ms->mark, ms->mark_len);
+	else if (rd->ring->file)
 		file_save_cursor(rd->slot, rd->pos);
 	/* Pairs with the acquire load in ring_min_reader_pos(). */
 	store_release(&rd->slot->pos, rd->pos);
 	ring_wake_writers(rd->ring);
+}
+
+static void reader_publish(struct bring_reader *rd)
+{
+	reader_publish_mark(rd, NULL);
 }
 
 #define STUCK_CHECK_MS 200
@@ -498,6 +512,8 @@ int bring_reader_next(struct bring_reader *rd, struct bring_msg *msg,
 	return n < 0 ? n : 0;
 }
 
+static int reader_shift(struct bring_reader *rd, const struct mark_stage *ms);
+
 /**
  * bring_reader_shift() - remove what the last next or peek returned
  * @rd: the reader
@@ -510,6 +526,11 @@ int bring_reader_next(struct bring_reader *rd, struct bring_msg *msg,
  * -EINVAL if @rd is NULL.
  */
 int bring_reader_shift(struct bring_reader *rd)
+{
+	return reader_shift(rd, NULL);
+}
+
+static int reader_shift(struct bring_reader *rd, const struct mark_stage *ms)
 {
 	struct bring_slot *sl;
 
@@ -524,8 +545,55 @@ int bring_reader_shift(struct bring_reader *rd)
 		      load_relaxed(&sl->bytes_out) + rd->pend_bytes);
 	rd->pos = rd->pend_end;
 	rd->pend_msgs = 0;
-	reader_publish(rd);
+	reader_publish_mark(rd, ms);
 	return 0;
+}
+
+/**
+ * bring_reader_shift_mark() - shift, and store a mark with the cursor
+ * @rd: the reader
+ * @mark: the reader's mark, opaque bytes (may be NULL when @mark_len is 0)
+ * @mark_len: 0 to BRING_MARK_MAX bytes; 0 stores the empty mark
+ *
+ * As bring_reader_shift(), and @mark replaces the reader's mark in the
+ * same cursor update: in a file ring, in the same checksummed generation
+ * of the saved cursor, so that after any crash the reader's position and
+ * its mark are those of one shift. Plain shifts keep the mark.
+ *
+ * Return: 0; -ENODATA if nothing was returned since the last shift (the
+ * mark is not stored); -EMSGSIZE if @mark_len > BRING_MARK_MAX; -EINVAL
+ * for a NULL @rd, or a NULL @mark with a non-zero @mark_len.
+ */
+int bring_reader_shift_mark(struct bring_reader *rd, const void *mark,
+			    size_t mark_len)
+{
+	struct mark_stage ms = { .mark = mark, .mark_len = (uint32_t)mark_len };
+
+	if (!rd || (!mark && mark_len))
+		return -EINVAL;
+	if (mark_len > BRING_MARK_MAX)
+		return -EMSGSIZE;
+	return reader_shift(rd, &ms);
+}
+
+/**
+ * bring_reader_mark() - the mark stored by the reader's last marked shift
+ * @rd: the reader
+ * @buf: where to copy the mark
+ * @size: bytes at @buf
+ *
+ * The mark survives bring_reader_close() and, in a file ring, crashes:
+ * it is the one stored with the cursor the reader resumes at.
+ *
+ * Return: the mark's length (0 when the reader never stored one, or
+ * stored the empty mark); -ENOSPC if @size is smaller than the mark;
+ * -EINVAL if @rd is NULL.
+ */
+int bring_reader_mark(const struct bring_reader *rd, void *buf, size_t size)
+{
+	if (!rd)
+		return -EINVAL;
+	return cursor_copy_mark(rd->slot->saved, buf, size);
 }
 
 /*

@@ -808,6 +808,16 @@ static void split_reservation(struct bring *r, uint64_t pos,
  */
 int bring_commit(struct bring *r, struct bring_resv *resv, size_t len)
 {
+	return ring_commit(r, resv, len, NULL);
+}
+
+/*
+ * Commit a reservation; with @ms, a named writer's mark is stored just
+ * before the commit (lib/mark.c says why that order).
+ */
+int ring_commit(struct bring *r, struct bring_resv *resv, size_t len,
+		const struct mark_stage *ms)
+{
 	struct bring_rec *rec = resv_record(r, resv);
 
 	if (!rec || len > resv->len)
@@ -816,6 +826,10 @@ int bring_commit(struct bring *r, struct bring_resv *resv, size_t len)
 	if (len < resv->len)
 		uncount(r, 0, resv->len - len);
 	resv->__priv[1] = 0;
+	/* Ordered before the commit by its release store. */
+	if (ms)
+		cursor_store(ms->saved, resv->__priv[0], ms->mark,
+			     ms->mark_len);
 	commit_record(r, rec, (uint32_t)len);
 	ring_wake_readers(r);
 	return file_after_commit(r);
