@@ -233,7 +233,8 @@ static void settle_last_record(struct bring *r, const char *name)
 
 	ring_lock(r);
 	i = find_wslot(r->hdr, name);
-	if (i >= 0) {
+	/* A live holder: bring_writer_open() says -EBUSY. */
+	if (i >= 0 && !mark_pid_alive(r->hdr->wslots[i].owner)) {
 		cursor_settle(r->hdr->wslots[i].saved);
 		c = cursor_newest(r->hdr->wslots[i].saved);
 		if (c) {

@@ -9,6 +9,7 @@
  * describes the algorithm.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,22 @@ static bool is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
+/*
+ * A file of an older layout is refused, not converted: its header is
+ * smaller, so converting means moving every record. Say what to do.
+ */
+static const char *old_layout(uint32_t version)
+{
+	static __thread char why[200];
+
+	snprintf(why, sizeof(why),
+		 "layout version %u (bring 0.1/0.2) is older than this "
+		 "library's %u (bring 0.3, marks): drain it with the old "
+		 "bring, then remove it and let it be created again",
+		 version, BRING_LAYOUT_VERSION);
+	return why;
+}
+
 /* The constant part; @h may be a copy read with pread(). */
 int file_check_header(const struct bring_hdr *h, uint64_t file_size,
 		      const char *path)
@@ -37,8 +54,10 @@ int file_check_header(const struct bring_hdr *h, uint64_t file_size,
 		why = "not a bring ring (bad magic)";
 	else if (bring_crc32c(0, c, sizeof(*c)) != h->c_crc)
 		err = -EBADMSG, why = "header checksum mismatch";
+	else if (c->version < BRING_LAYOUT_VERSION)
+		why = old_layout(c->version);
 	else if (c->version != BRING_LAYOUT_VERSION)
-		why = "unsupported layout version";
+		why = "unsupported layout version (made by a newer bring)";
 	else if (c->hdr_size != BRING_HDR_SIZE || !is_pow2(c->capacity) ||
 		 c->capacity < BRING_CAPACITY_MIN ||
 		 c->capacity > BRING_CAPACITY_MAX)
@@ -91,6 +110,8 @@ struct scan {
 	size_t nfix, capfix;
 	uint64_t damaged;
 	bool skip;
+	/* Writer mark generations to revoke: bit 2 * slot + copy. */
+	uint64_t revoke[2 * BRING_WRITERS_MAX / 64];
 };
 
 enum rec_check {
@@ -392,6 +413,80 @@ static int find_tail(struct scan *s)
 	return 0;
 }
 
+/* Is there a committed record at @pos, inside the valid records? */
+static bool committed_at(struct scan *s, uint64_t pos)
+{
+	uint64_t fp;
+
+	return pos >= s->tail && pos < s->end && !(pos & 7) &&
+	       check_record(s, pos, &fp) == CHECK_OK;
+}
+
+/*
+ * A writer's newest mark must name a record that is committed in the
+ * ring, or was consumed by every reader (lib/mark.c): a generation that
+ * names a dead writer's BUSY record (killed between storing the mark and
+ * committing) or a record lost with a torn tail is revoked, and the
+ * older generation is checked in turn.
+ */
+static int check_writer(struct scan *s, int i)
+{
+	struct bring_wslot *ws = &s->r->hdr->wslots[i];
+	struct bring_cursor c[2];
+	const struct bring_cursor *best;
+	uint64_t fp;
+
+	if (ws->state == SLOT_FREE)
+		return 0;
+	if (ws->state != SLOT_ACTIVE || !name_ok(ws->name)) {
+		file_printf("bring: %s: writer slot %d is damaged\n", s->path,
+			    i);
+		return -EBADMSG;
+	}
+	memcpy(c, ws->saved, sizeof(c));
+	while ((best = cursor_newest(c))) {
+		if (best->pos < s->tail || committed_at(s, best->pos))
+			break;
+		if (best->pos >= s->limit || (best->pos & 7) ||
+		    check_record(s, best->pos, &fp) != CHECK_DEAD)
+			file_printf("bring: %s: writer '%s': the record of its "
+				    "mark (offset %llu) is lost; going back to "
+				    "the mark before\n",
+				    s->path, ws->name,
+				    (unsigned long long)best->pos);
+		s->revoke[i / 32] |= 1ULL << (2 * (i % 32) + (best - c));
+		c[best - c].gen = 0;
+	}
+	return 0;
+}
+
+static int check_writers(struct scan *s)
+{
+	int i, err;
+
+	for (i = 0; i < BRING_WRITERS_MAX; i++) {
+		err = check_writer(s, i);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void restore_writers(struct scan *s)
+{
+	struct bring_wslot *ws;
+	int i, k;
+
+	for (i = 0; i < BRING_WRITERS_MAX; i++) {
+		ws = &s->r->hdr->wslots[i];
+		ws->owner = 0;
+		for (k = 0; k < 2; k++)
+			if (s->revoke[i / 32] & (1ULL << (2 * (i % 32) + k)))
+				ws->saved[k].gen = 0;
+		cursor_settle(ws->saved);
+	}
+}
+
 /* Put the checked cursors back, clamped into [tail, end]. */
 static void restore_slots(struct scan *s)
 {
@@ -411,6 +506,8 @@ static void restore_slots(struct scan *s)
 		if (pos > s->end)
 			pos = s->end;
 		sl->pos = pos;
+		/* The mark of the copy that was loaded goes with it. */
+		cursor_settle(sl->saved);
 		file_save_cursor(sl, pos);
 		mask |= 1ULL << s->cursors[i].slot;
 	}
@@ -452,6 +549,8 @@ int file_recover(struct bring *r, const char *path)
 		err = find_tail(&s);
 	if (!err)
 		err = scan_records(&s);
+	if (!err)
+		err = check_writers(&s);
 	if (err)
 		goto out;
 	if (s.end < s.limit)
@@ -462,6 +561,7 @@ int file_recover(struct bring *r, const char *path)
 	apply_fixes(&s);
 	reset_runtime(&s);
 	restore_slots(&s);
+	restore_writers(&s);
 out:
 	free(s.fix);
 	return err;
