@@ -69,6 +69,17 @@ enum bring_io_flags {
 	 * the readv/writev mode, whose futex waits see every waker.
 	 */
 	BRING_IO_SHARED = 1U << 5,
+	/*
+	 * A file ring: tail: and file: sources commit their position with
+	 * their records (a named writer per source, "src:URI") and resume
+	 * there when run again; file: sinks store their output's length
+	 * with each shift and cut the output back to it at start, so that
+	 * it holds every message once (Documentation/io.rst).
+	 */
+	BRING_IO_CHECKPOINT = 1U << 6,
+	/* With BRING_IO_CHECKPOINT: fdatasync() a file: sink's output
+	 * before the shift that records its length. */
+	BRING_IO_SYNC_SINKS = 1U << 7,
 };
 
 /**

@@ -474,6 +474,8 @@ int main(int argc, char **argv)
 					buffer, strerror(errno));
 			/* Applications may push into the file ring too. */
 			iopts.flags |= BRING_IO_SHARED;
+			/* Sources and file: sinks resume where they were. */
+			iopts.flags |= BRING_IO_CHECKPOINT;
 			free(path);
 			if (!r)
 				return 1;

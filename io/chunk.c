@@ -302,7 +302,10 @@ void conn_chunk_done(struct conn *c, size_t n)
 	c->moved = !end;
 	if (lines) {
 		ledger_put(io, c->resv.seq, lines);
-		bring_commit(io->r, &c->resv, end - 1);
+		if (c->src->ck)
+			ckpt_commit(c, &c->resv, end - 1, len - end);
+		else
+			bring_commit(io->r, &c->resv, end - 1);
 		io_stat_add(io, msgs_in, lines);
 	} else {
 		bring_abort(io->r, &c->resv);

@@ -377,6 +377,21 @@ static uint64_t msgs_bytes(const struct bring_msg *m, int n)
 	return b;
 }
 
+/* Checkpoints: each message with the mark of where it ends (ckpt.c). */
+static int conn_ckpt_push(struct conn *c, const struct bring_msg *msgs,
+			  const struct pstate *ps, int n, int timeout_ms)
+{
+	size_t ends[IO_PUSH_MSGS];
+	bool discard[IO_PUSH_MSGS];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		ends[i] = ps[i].pos;
+		discard[i] = ps[i].discard;
+	}
+	return ckpt_push(c, msgs, ends, discard, n, timeout_ms);
+}
+
 /*
  * Push every complete message staged in @c (and with @final the last,
  * unterminated one). Returns 0 when all went in, -EAGAIN when the ring
@@ -410,7 +425,8 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 			conn_apply(c, &p);
 			break;
 		}
-		k = bring_push_batch(io->r, msgs, n, timeout_ms);
+		k = c->src->ck ? conn_ckpt_push(c, msgs, ps, n, timeout_ms) :
+				 bring_push_batch(io->r, msgs, n, timeout_ms);
 		if (k < 0) {
 			if (k == -EAGAIN || k == -ETIMEDOUT) {
 				c->need = msgs[0].len;
@@ -692,7 +708,10 @@ void conn_resv_done(struct conn *c, ssize_t n)
 		return;
 	}
 	if (n > 0) {
-		bring_commit(io->r, &c->resv, n);
+		if (c->src->ck)
+			ckpt_commit(c, &c->resv, n, 0);
+		else
+			bring_commit(io->r, &c->resv, n);
 		io_stat_add(io, msgs_in, 1);
 	} else {
 		bring_abort(io->r, &c->resv);
@@ -941,7 +960,7 @@ void sink_advance(struct sink *s, size_t n)
 int sink_batch_done(struct sink *s)
 {
 	struct bring_io *io = s->io;
-	int ret = bring_reader_shift(s->rd);
+	int ret = s->exact ? ckpt_sink_shift(s) : bring_reader_shift(s->rd);
 
 	io_stat_add(io, msgs_out,
 		    s->dgram ? (uint64_t)(s->niov - s->ndrop) : s->batch_msgs);

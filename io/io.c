@@ -193,6 +193,7 @@ static void source_free(struct bring_io *io, struct source *src)
 		close(src->lfd);
 	ep_unlink(src);
 	tail_free(src);
+	ckpt_close(src);
 	ep_free(&src->ep);
 	free(src);
 }
@@ -225,6 +226,8 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 	src->acc_op.type = OP_ACCEPT;
 	src->acc_op.obj = src;
 	err = ep_parse(&src->ep, uri, true);
+	if (!err)
+		err = ckpt_open(src);
 	if (err)
 		goto fail;
 	switch (src->ep.kind) {
@@ -273,6 +276,9 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 			err = -ENOMEM;
 			goto fail;
 		}
+		err = src->ck ? ckpt_resume_file(src->conns) : 0;
+		if (err)
+			goto fail;
 	}
 	err = grow(&io->srcs, io->nr_srcs);
 	if (err)
@@ -334,6 +340,9 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 		err = -errno;
 		goto fail;
 	}
+	err = ckpt_sink_start(s);
+	if (err)
+		goto fail;
 	err = grow(&io->sinks, io->nr_sinks);
 	if (err)
 		goto fail;

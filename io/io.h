@@ -91,6 +91,24 @@ struct op {
 
 struct source;
 
+/*
+ * A source's checkpoint (io/ckpt.c): its writer's mark, 48 bytes, native
+ * byte order (the ring file is too).
+ */
+struct ckpt_mark {
+	uint32_t magic;
+	uint32_t flags; /* CKPT_DISCARD: the rest of a line is skipped */
+	uint64_t dev;
+	uint64_t ino;
+	uint64_t off; /* just past the last byte in a committed record */
+	uint32_t head_len; /* bytes hashed at the file's start */
+	uint32_t head_hash;
+};
+
+#define CKPT_DISCARD 1U
+#define CKPT_HEAD 64 /* bytes of a file's start that identify it */
+#define CKPT_BACKLOG_MAX 16 /* rotated files read before the path's */
+
 /* A readable fd feeding the ring: a file, stdin or an accepted socket. */
 struct conn {
 	struct source *src;
@@ -124,6 +142,9 @@ struct conn {
 	struct bring_wait ww;
 	uint64_t wait_t0; /* io_uring: when the space wait began (ns) */
 	struct op rd_op, ww_op;
+	/* Checkpoints: the identity of the file the fd reads. */
+	uint64_t ck_dev, ck_ino;
+	uint32_t ck_head_len, ck_head_hash;
 };
 
 /*
@@ -139,6 +160,9 @@ struct tail {
 	struct op in_op; /* OP_NOTIFY: the read of ifd */
 	bool in_poll; /* in_op is a POLL_ADD (a kernel that said -EAGAIN) */
 	char evbuf[4096] __attribute__((aligned(8))); /* inotify events */
+	/* Rotated files to read whole before the path's (checkpoints). */
+	char *backlog[CKPT_BACKLOG_MAX];
+	unsigned int nbacklog;
 };
 
 struct source {
@@ -154,6 +178,9 @@ struct source {
 	struct tail *tail; /* tail:PATH, or NULL */
 	struct op acc_op;
 	pthread_t thread;
+	struct bring_writer *ck; /* BRING_IO_CHECKPOINT: the named writer */
+	struct ckpt_mark resume; /* its mark at start */
+	bool has_resume;
 };
 
 struct sink {
@@ -182,6 +209,8 @@ struct sink {
 	uint64_t batch_msgs; /* messages in the batch (lines: '\n'-counted) */
 	int ndrop; /* dgram: datagrams of the batch dropped (too large) */
 	bool inflight, waiting, done, down;
+	bool exact; /* a file: sink with BRING_IO_CHECKPOINT */
+	long batches; /* BRING_FAULT_SINK_KILL */
 	unsigned int backoff_ms;
 	struct __kernel_timespec ts;
 	struct bring_wait rw;
@@ -263,6 +292,21 @@ int tail_open(struct source *src);
 void tail_free(struct source *src);
 int tail_check(struct conn *c, int timeout_ms);
 bool tail_events(struct source *src, size_t len);
+int tail_watch(struct tail *t, int fd, const char *path);
+void tail_unwatch(struct tail *t);
+
+/* ckpt.c */
+int ckpt_open(struct source *src);
+void ckpt_close(struct source *src);
+void ckpt_file_opened(struct conn *c);
+int ckpt_commit(struct conn *c, struct bring_resv *resv, size_t len,
+		size_t rest);
+int ckpt_push(struct conn *c, const struct bring_msg *msgs,
+	      const size_t *ends, const bool *discard, int n, int timeout_ms);
+int ckpt_resume_file(struct conn *c);
+int ckpt_resume_tail(struct conn *c);
+int ckpt_sink_start(struct sink *s);
+int ckpt_sink_shift(struct sink *s);
 
 /* frame.c */
 int conn_init(struct conn *c, struct source *src, int fd);

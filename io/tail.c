@@ -80,7 +80,7 @@ static int tail_open_file(const char *path)
 }
 
 /* Watch the inode @fd has open (its path may already name another). */
-static int tail_watch(struct tail *t, int fd, const char *path)
+int tail_watch(struct tail *t, int fd, const char *path)
 {
 	char proc[64];
 
@@ -91,7 +91,7 @@ static int tail_watch(struct tail *t, int fd, const char *path)
 	return t->wd_file < 0 ? -errno : 0;
 }
 
-static void tail_unwatch(struct tail *t)
+void tail_unwatch(struct tail *t)
 {
 	if (t->wd_file >= 0)
 		inotify_rm_watch(t->ifd, t->wd_file);
@@ -167,6 +167,14 @@ int tail_open(struct source *src)
 			close(fd);
 		return -ENOMEM;
 	}
+	/* A checkpoint says where to start; --tail-from only without. */
+	err = src->ck ? ckpt_resume_tail(c) : 0;
+	if (err < 0)
+		return err;
+	if (err) {
+		c->tail_eof = c->fd < 0;
+		return 0;
+	}
 	if (fd < 0) {
 		c->tail_eof = true; /* nothing to read: check, then wait */
 		if (!tail_quiet(src))
@@ -191,6 +199,8 @@ void tail_free(struct source *src)
 		return;
 	if (t->ifd >= 0)
 		close(t->ifd);
+	while (t->nbacklog)
+		free(t->backlog[--t->nbacklog]);
 	free(t->dir);
 	free(t);
 	src->tail = NULL;
@@ -216,10 +226,23 @@ static int tail_reopen(struct conn *c)
 {
 	struct source *src = c->src;
 	struct tail *t = src->tail;
+	const char *path = src->ep.path;
 	int fd, err;
 
-	fd = tail_open_file(src->ep.path);
-	err = fd < 0 ? fd : tail_watch(t, fd, src->ep.path);
+	/* Files rotated while we were stopped come first, oldest first. */
+	if (t->nbacklog)
+		path = t->backlog[t->nbacklog - 1];
+	fd = tail_open_file(path);
+	if (t->nbacklog && fd != -ENOENT && !tail_quiet(src))
+		io_log("%s: reading %s, rotated while stopped\n", src->ep.uri,
+		       path);
+	if (t->nbacklog) {
+		free(t->backlog[--t->nbacklog]);
+		if (fd == -ENOENT)
+			return tail_reopen(c);
+		path = src->ep.path;
+	}
+	err = fd < 0 ? fd : tail_watch(t, fd, path);
 	if (err) {
 		if (fd >= 0)
 			close(fd);
@@ -234,6 +257,7 @@ static int tail_reopen(struct conn *c)
 	}
 	t->last_err = 0;
 	c->fd = fd;
+	ckpt_file_opened(c);
 	return TAIL_READ;
 }
 
@@ -278,6 +302,7 @@ int tail_check(struct conn *c, int timeout_ms)
 				return ret;
 			if (lseek(c->fd, 0, SEEK_SET) < 0)
 				return -errno;
+			ckpt_file_opened(c); /* its first bytes changed */
 			io_stat_add(io, truncations, 1);
 			if (!tail_quiet(src))
 				io_log("%s: truncated (%lld bytes, read %lld): reading it again from the start\n",

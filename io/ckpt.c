@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * Checkpoints: where a tail: or file: source is, committed with its
+ * records (BRING_IO_CHECKPOINT, a file ring), and how long a file: sink's
+ * output was at its last shift.
+ *
+ * A source opens a named writer of the ring, called after its URI, and
+ * commits every record with a mark (struct ckpt_mark): the identity of
+ * the file it reads (device, inode, and a hash of its first bytes, which
+ * catches an inode number reused by another file) and the offset just
+ * past the last byte that went into a committed record. The library
+ * keeps that mark exactly in step with the records (lib/mark.c), so a
+ * restarted source resumes at the first byte the ring does not hold.
+ *
+ * A file: sink stores its output file's length as its reader mark, in
+ * the same cursor update as the shift; at start it cuts the output back
+ * to that length: what lies beyond was written and never shifted, and
+ * is about to be written again.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+
+#define CKPT_MAGIC 0x31435242U /* "BRC1" */
+#define SINK_MAGIC 0x31535242U /* "BRS1" */
+
+static bool quiet(const struct bring_io *io)
+{
+	return io->o.flags & BRING_IO_QUIET;
+}
+
+static uint64_t fnv64(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	while (n--)
+		h = (h ^ *s++) * 0x100000001b3ULL;
+	return h;
+}
+
+#define FNV64_INIT 0xcbf29ce484222325ULL
+
+/* ------------------------------------------------------------------ */
+/* Sources.                                                           */
+
+/*
+ * The writer's name: "src:" and the URI when it fits BRING_NAME_MAX,
+ * else "src:" and a hash of the URI.
+ */
+static void writer_name(const char *uri, char *buf, size_t size)
+{
+	if (strlen(uri) + 4 < size)
+		snprintf(buf, size, "src:%s", uri);
+	else
+		snprintf(buf, size, "src:%016llx",
+			 (unsigned long long)fnv64(FNV64_INIT, uri,
+						   strlen(uri)));
+}
+
+/* Does this source checkpoint? */
+static bool ckpt_wanted(const struct source *src)
+{
+	return (src->io->o.flags & BRING_IO_CHECKPOINT) &&
+	       (src->ep.kind == EP_TAIL || src->ep.kind == EP_FILE);
+}
+
+int ckpt_open(struct source *src)
+{
+	char name[BRING_NAME_MAX];
+	int n;
+
+	if (!ckpt_wanted(src))
+		return 0;
+	writer_name(src->ep.uri, name, sizeof(name));
+	src->ck = bring_writer_open(src->io->r, name, NULL);
+	if (!src->ck)
+		return -errno;
+	n = bring_writer_mark(src->ck, &src->resume, sizeof(src->resume));
+	src->has_resume = n == (int)sizeof(src->resume) &&
+			  src->resume.magic == CKPT_MAGIC;
+	if (n > 0 && !src->has_resume && !quiet(src->io))
+		io_log("%s: checkpoint not understood: ignored\n",
+		       src->ep.uri);
+	return 0;
+}
+
+void ckpt_close(struct source *src)
+{
+	bring_writer_close(src->ck);
+	src->ck = NULL;
+}
+
+/* Hash of the first @len bytes of @fd; false if it has fewer. */
+static bool head_hash(int fd, uint32_t len, uint32_t *hash)
+{
+	char buf[CKPT_HEAD];
+
+	if (len > sizeof(buf) || pread(fd, buf, len, 0) != (ssize_t)len)
+		return false;
+	*hash = (uint32_t)fnv64(FNV64_INIT, buf, len);
+	return true;
+}
+
+/* The conn reads a new file from now on: its identity for the marks. */
+void ckpt_file_opened(struct conn *c)
+{
+	struct stat st;
+
+	c->ck_head_len = 0;
+	c->ck_dev = c->ck_ino = 0;
+	if (c->fd >= 0 && !fstat(c->fd, &st)) {
+		c->ck_dev = st.st_dev;
+		c->ck_ino = st.st_ino;
+	}
+}
+
+/* The mark for a record that ends at file offset @off. */
+static void ckpt_build(struct conn *c, uint64_t off, bool discard,
+		       struct ckpt_mark *m)
+{
+	uint32_t want = off < CKPT_HEAD ? (uint32_t)off : CKPT_HEAD;
+
+	/* The head grows until CKPT_HEAD bytes: bytes before @off stay. */
+	if (want > c->ck_head_len &&
+	    head_hash(c->fd, want, &c->ck_head_hash))
+		c->ck_head_len = want;
+	*m = (struct ckpt_mark){ .magic = CKPT_MAGIC,
+				 .flags = discard ? CKPT_DISCARD : 0,
+				 .dev = c->ck_dev,
+				 .ino = c->ck_ino,
+				 .off = off,
+				 .head_len = c->ck_head_len,
+				 .head_hash = c->ck_head_hash };
+}
+
+/* The file offset the conn has read to (the reads use the fd's offset). */
+static uint64_t read_off(const struct conn *c)
+{
+	off_t pos = lseek(c->fd, 0, SEEK_CUR);
+
+	return pos < 0 ? 0 : (uint64_t)pos;
+}
+
+/*
+ * Commit a reservation of a checkpointing conn; @rest bytes read are not
+ * in it (kept for the next record).
+ */
+int ckpt_commit(struct conn *c, struct bring_resv *resv, size_t len,
+		size_t rest)
+{
+	struct ckpt_mark m;
+
+	ckpt_build(c, read_off(c) - rest, false, &m);
+	return bring_writer_commit(c->src->ck, resv, len, &m, sizeof(m));
+}
+
+/*
+ * Push staged messages one by one, each with the mark of where it ends:
+ * @ends[i] bytes of staging are consumed after message i, and @discard[i]
+ * says whether the rest of a line is being skipped then. Returns how
+ * many went in, or the error of the first push.
+ */
+int ckpt_push(struct conn *c, const struct bring_msg *msgs,
+	      const size_t *ends, const bool *discard, int n, int timeout_ms)
+{
+	uint64_t at = read_off(c) - c->len;
+	struct ckpt_mark m;
+	int i, err;
+
+	for (i = 0; i < n; i++) {
+		ckpt_build(c, at + ends[i], discard[i], &m);
+		err = bring_writer_push(c->src->ck, msgs[i].data, msgs[i].len,
+					&m, sizeof(m), i ? 0 : timeout_ms);
+		if (err)
+			return i ? i : err;
+	}
+	return n;
+}
+
+/* Is the file at @fd the one of mark @m? */
+static bool same_file(int fd, const struct ckpt_mark *m)
+{
+	struct stat st;
+	uint32_t hash;
+
+	if (fstat(fd, &st) || (uint64_t)st.st_dev != m->dev ||
+	    (uint64_t)st.st_ino != m->ino)
+		return false;
+	return !m->head_len ||
+	       (head_hash(fd, m->head_len, &hash) && hash == m->head_hash);
+}
+
+/*
+ * Resume conn @c (its fd open on the file at the path) where mark @m
+ * says: 1 when it is the same file and long enough (the offset is set),
+ * 0 when it is another file (the caller decides), -errno.
+ */
+static int resume_at(struct conn *c, const struct ckpt_mark *m)
+{
+	struct stat st;
+
+	if (!same_file(c->fd, m) || fstat(c->fd, &st))
+		return 0;
+	if ((uint64_t)st.st_size < m->off)
+		return 0;
+	if (lseek(c->fd, (off_t)m->off, SEEK_SET) < 0)
+		return -errno;
+	c->discard = m->flags & CKPT_DISCARD;
+	return 1;
+}
+
+/* file: at start: resume, or say why not and read from the start. */
+int ckpt_resume_file(struct conn *c)
+{
+	struct source *src = c->src;
+	int ret;
+
+	ckpt_file_opened(c);
+	if (!src->has_resume)
+		return 0;
+	ret = resume_at(c, &src->resume);
+	if (ret)
+		return ret < 0 ? ret : 0;
+	if (!quiet(src->io))
+		io_log("%s: not the file of the checkpoint (replaced or "
+		       "truncated since): reading it from the start\n",
+		       src->ep.uri);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* tail: after a restart: the checkpointed file, wherever it went.    */
+
+/* The number N of "BASE.N", or 0. */
+static unsigned long rotation_number(const char *name, const char *base)
+{
+	size_t n = strlen(base);
+	char *end;
+	unsigned long k;
+
+	if (strncmp(name, base, n) || name[n] != '.' || !name[n + 1])
+		return 0;
+	k = strtoul(name + n + 1, &end, 10);
+	return *end ? 0 : k;
+}
+
+/*
+ * Look in the directory for the file of the mark (a rotation while we
+ * were down renamed it): its fd, its rotation number in *@k, or -ENOENT.
+ */
+static int find_rotated(struct tail *t, const struct ckpt_mark *m,
+			unsigned long *k)
+{
+	char path[4096];
+	struct dirent *de;
+	int fd = -ENOENT;
+	DIR *d;
+
+	d = opendir(t->dir);
+	if (!d)
+		return -errno;
+	while (fd < 0 && (de = readdir(d))) {
+		if ((uint64_t)de->d_ino != m->ino || !strcmp(de->d_name, t->base))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", t->dir, de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 && !same_file(fd, m)) {
+			close(fd);
+			fd = -ENOENT;
+		}
+		if (fd >= 0)
+			*k = rotation_number(de->d_name, t->base);
+	}
+	closedir(d);
+	return fd;
+}
+
+/*
+ * The files rotated after the one found as BASE.K: BASE.K-1 .. BASE.1,
+ * those that exist, to read whole before the file at the path. Queued
+ * newest first: tail_reopen() takes them from the end.
+ */
+static int queue_newer(struct tail *t, unsigned long k)
+{
+	char path[4096];
+	unsigned long j;
+
+	for (j = 1; j < k && j < 1000; j++) {
+		snprintf(path, sizeof(path), "%s/%s.%lu", t->dir, t->base, j);
+		if (access(path, R_OK))
+			continue;
+		if (t->nbacklog == CKPT_BACKLOG_MAX)
+			break;
+		t->backlog[t->nbacklog] = strdup(path);
+		if (!t->backlog[t->nbacklog])
+			return -ENOMEM;
+		t->nbacklog++;
+	}
+	return 0;
+}
+
+/*
+ * tail: with a checkpoint, at start. @c->fd is the file at the path, or
+ * -1. Returns 1 when the position was set from the checkpoint, 0 when
+ * the caller starts as without one (--tail-from), or -errno.
+ */
+int ckpt_resume_tail(struct conn *c)
+{
+	struct source *src = c->src;
+	struct tail *t = src->tail;
+	const struct ckpt_mark *m = &src->resume;
+	unsigned long k = 0;
+	int ret, fd;
+
+	ckpt_file_opened(c);
+	if (!src->has_resume)
+		return 0;
+	if (c->fd >= 0) {
+		ret = resume_at(c, m);
+		if (ret)
+			return ret;
+	}
+	fd = find_rotated(t, m, &k);
+	if (fd >= 0) {
+		/* Ours was rotated while we were down: its rest first. */
+		if (c->fd >= 0) {
+			tail_unwatch(t);
+			close(c->fd);
+		}
+		c->fd = fd;
+		ret = resume_at(c, m);
+		if (ret <= 0)
+			return ret < 0 ? ret : 0;
+		if (!quiet(src->io))
+			io_log("%s: rotated while stopped: reading the rest of "
+			       "the checkpointed file first\n", src->ep.uri);
+		ckpt_file_opened(c);
+		ret = queue_newer(t, k);
+		return ret ? ret : tail_watch(t, fd, src->ep.path) ?: 1;
+	}
+	if (!quiet(src->io))
+		io_log("%s: %s: reading %s from the start\n", src->ep.uri,
+		       c->fd >= 0 && same_file(c->fd, m) ?
+			       "shorter than the checkpoint (truncated since)" :
+			       "the checkpointed file is gone",
+		       src->ep.path);
+	if (c->fd >= 0 && lseek(c->fd, 0, SEEK_SET) < 0)
+		return -errno;
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* file: sinks.                                                       */
+
+struct sink_mark {
+	uint32_t magic;
+	uint32_t pad;
+	uint64_t len; /* the output's length after the last shift */
+};
+
+/*
+ * At start: cut the output back to the length of the last shift (what
+ * lies beyond is written again), or, shorter than that (rotated or
+ * truncated by someone else), say so and append.
+ */
+int ckpt_sink_start(struct sink *s)
+{
+	struct sink_mark m;
+	struct stat st;
+	int n;
+
+	if (!(s->io->o.flags & BRING_IO_CHECKPOINT) ||
+	    s->ep.kind != EP_FILE || !s->regular)
+		return 0;
+	s->exact = true;
+	n = bring_reader_mark(s->rd, &m, sizeof(m));
+	if (n != (int)sizeof(m) || m.magic != SINK_MAGIC)
+		return 0;
+	if (fstat(s->fd, &st))
+		return -errno;
+	if ((uint64_t)st.st_size > m.len) {
+		if (ftruncate(s->fd, (off_t)m.len))
+			return -errno;
+		if (!quiet(s->io))
+			io_log("%s: %llu bytes written after the last shift "
+			       "cut off: they are written again\n",
+			       s->ep.uri,
+			       (unsigned long long)(st.st_size - m.len));
+	} else if ((uint64_t)st.st_size < m.len && !quiet(s->io)) {
+		io_log("%s: shorter (%lld bytes) than at the last shift "
+		       "(%llu): rotated or truncated since; appending\n",
+		       s->ep.uri, (long long)st.st_size,
+		       (unsigned long long)m.len);
+	}
+	return 0;
+}
+
+/* For the selftests: SIGKILL after this many batches, before the shift. */
+static long sink_kill_after(void)
+{
+	static long n = -1;
+
+	if (n < 0) {
+		const char *e = getenv("BRING_FAULT_SINK_KILL");
+
+		n = e ? strtol(e, NULL, 10) : 0;
+	}
+	return n;
+}
+
+/*
+ * The batch is written: shift it and store the output's length with the
+ * shift. With BRING_IO_SYNC_SINKS the output is on stable storage first,
+ * so that the mark never runs ahead of it after a power loss.
+ */
+int ckpt_sink_shift(struct sink *s)
+{
+	struct sink_mark m = { .magic = SINK_MAGIC };
+	struct stat st;
+
+	if (sink_kill_after() && ++s->batches >= sink_kill_after())
+		raise(SIGKILL);
+	if ((s->io->o.flags & BRING_IO_SYNC_SINKS) && fdatasync(s->fd))
+		return -errno;
+	if (fstat(s->fd, &st))
+		return -errno;
+	m.len = (uint64_t)st.st_size;
+	return bring_reader_shift_mark(s->rd, &m, sizeof(m));
+}
