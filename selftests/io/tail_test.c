@@ -3,7 +3,8 @@
  * bringcat -i tail:PATH, in both io modes (io_uring and --no-uring):
  * appends while running, rename-and-recreate rotation, copytruncate,
  * a file created after the start, a deleted file, other framings,
- * SIGTERM with a backlog, and bad paths. Every test writes
+ * SIGTERM with a backlog, and bad paths; with a file ring, checkpoints:
+ * SIGKILL anywhere, rotation and truncation while bringcat is down. Every test writes
  * sequence-numbered lines (or records), keeps the bytes the file: sink
  * must end up with, and waits for them with a deadline: nothing lost,
  * nothing twice, order kept.
@@ -568,6 +569,164 @@ TEST_F(tail, bad_paths)
 
 		expect_one_line(_metadata, self, b, 2, "--tail-from");
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Checkpoints: a file ring, restarts with the same command.          */
+
+/* bringcat with a file ring, reading the tail from its start if new. */
+static pid_t start_ring(FIXTURE_DATA(tail) *self, const char *tail_from)
+{
+	char ring[PATH_MAX + 16];
+	const char *args[] = { self->mode, "--stats", "-b", ring, "-i",
+			       self->uri, "--tail-from", tail_from, "-o",
+			       self->sink, NULL };
+
+	snprintf(ring, sizeof(ring), "file:%s/ring:1M", self->dir);
+	self->pid = spawn(NULL, self->err, args);
+	return self->pid;
+}
+
+static void kill9(FIXTURE_DATA(tail) *self)
+{
+	kill(self->pid, SIGKILL);
+	waitpid(self->pid, NULL, 0);
+	self->pid = 0;
+}
+
+/* Restart, catch up, stop: the output must be exactly what was wanted. */
+static void finish(struct __test_metadata *_metadata,
+		   FIXTURE_DATA(tail) *self)
+{
+	ASSERT_GT(start_ring(self, "start"), 0);
+	EXPECT_TRUE(caught_up(self));
+	/* Running (signals handled) once it follows the path's file. */
+	EXPECT_TRUE(following(self, file_size(self->log)));
+	EXPECT_EQ(0, stop(self));
+	expect_out(_metadata, self);
+}
+
+/* Rename and create, logrotate style: app.log -> app.log.1 -> app.log.2. */
+static void rotate(FIXTURE_DATA(tail) *self, unsigned int keep)
+{
+	char from[PATH_MAX + 16], to[PATH_MAX + 16];
+	unsigned int i;
+
+	for (i = keep; i > 0; i--) {
+		snprintf(from, sizeof(from), "%s.%u", self->log, i);
+		snprintf(to, sizeof(to), "%s.%u", self->log, i + 1);
+		rename(from, to);
+	}
+	snprintf(to, sizeof(to), "%s.1", self->log);
+	rename(self->log, to);
+}
+
+/*
+ * tail: -> file ring -> file:, one bringcat, SIGKILLed at random moments
+ * while lines are appended and the file is rotated under it: every line
+ * comes out once, in order (the source resumes at its mark, the sink
+ * cuts its output back to its own).
+ */
+TEST_F(tail, checkpoint_survives_sigkill_anywhere)
+{
+	unsigned int kills = 12 / (self->scale > 1 ? 3 : 1), k;
+	unsigned int seed = (unsigned int)now_ms();
+
+	TH_LOG("seed %u", seed);
+	/* A checkpoint exists once the first record is committed. */
+	ASSERT_EQ(0, put_lines(self, self->log, 2000, 500));
+	ASSERT_GT(start_ring(self, "start"), 0);
+	ASSERT_TRUE(caught_up(self));
+	kill9(self);
+	for (k = 0; k < kills; k++) {
+		ASSERT_GT(start_ring(self, "start"), 0);
+		ASSERT_EQ(0, put_lines(self, self->log, 3000 / self->scale,
+				       1 + rand_r(&seed) % 300));
+		if (k % 4 == 3) {
+			/* Rotated while it runs. */
+			rotate(self, 3);
+			ASSERT_EQ(0, put_lines(self, self->log, 500, 50));
+		}
+		usleep(1000 * (rand_r(&seed) % 40));
+		kill9(self);
+	}
+	finish(_metadata, self);
+	EXPECT_EQ(0, final_stat(self->err, NULL, "dropped "));
+}
+
+/*
+ * Rotated once, and twice, while bringcat was down: the rest of the
+ * checkpointed file (found by identity as app.log.1 or app.log.2), then
+ * the files rotated after it, then the new one.
+ */
+TEST_F(tail, checkpoint_rotated_while_down)
+{
+	unsigned int times;
+
+	for (times = 1; times <= 2; times++) {
+		ASSERT_EQ(0, put_lines(self, self->log, 1000, 100));
+		ASSERT_GT(start_ring(self, "start"), 0);
+		ASSERT_TRUE(caught_up(self));
+		kill9(self);
+		ASSERT_EQ(0, put_lines(self, self->log, 700, 70));
+		rotate(self, 2);
+		if (times == 2) {
+			ASSERT_EQ(0, put_lines(self, self->log, 300, 30));
+			rotate(self, 2);
+		}
+		ASSERT_EQ(0, put_lines(self, self->log, 500, 50));
+		finish(_metadata, self);
+		EXPECT_EQ(1, count_text(self, "rotated while stopped: reading the rest"));
+	}
+}
+
+/*
+ * copytruncate while down: the file is shorter than the checkpoint. One
+ * line says so; it is read from its start (what it holds now is new).
+ * A file deleted and created again: the checkpointed one is gone.
+ */
+TEST_F(tail, checkpoint_truncated_or_gone_while_down)
+{
+	char fresh[PATH_MAX + 16];
+
+	ASSERT_EQ(0, put_lines(self, self->log, 1000, 100));
+	ASSERT_GT(start_ring(self, "start"), 0);
+	ASSERT_TRUE(caught_up(self));
+	kill9(self);
+	ASSERT_EQ(0, truncate(self->log, 0));
+	ASSERT_EQ(0, put_lines(self, self->log, 200, 20));
+	finish(_metadata, self);
+	EXPECT_EQ(1, count_text(self, "truncated or replaced since the checkpoint: reading"));
+
+	/* A new file (a new inode: made before the old one goes). */
+	snprintf(fresh, sizeof(fresh), "%s.new", self->log);
+	ASSERT_EQ(0, put_lines(self, fresh, 300, 30));
+	ASSERT_EQ(0, unlink(self->log));
+	ASSERT_EQ(0, rename(fresh, self->log));
+	finish(_metadata, self);
+	EXPECT_EQ(1, count_text(self, "the checkpointed file is gone: reading"));
+}
+
+/*
+ * --tail-from end applies only without a checkpoint: lines appended
+ * while bringcat was down are shipped when it comes back.
+ */
+TEST_F(tail, checkpoint_wins_over_tail_from)
+{
+	ASSERT_TRUE(start_at_end(self)); /* a memory ring: no checkpoint */
+	ASSERT_EQ(0, stop(self));
+	self->want_len = 0;
+	unlink(self->out);
+	ASSERT_GT(start_ring(self, "end"), 0);
+	ASSERT_TRUE(following(self, file_size(self->log)));
+	ASSERT_EQ(0, put_lines(self, self->log, 100, 10));
+	ASSERT_TRUE(caught_up(self));
+	kill9(self);
+	ASSERT_EQ(0, put_lines(self, self->log, 100, 10));
+	ASSERT_GT(start_ring(self, "end"), 0);
+	EXPECT_TRUE(caught_up(self));
+	EXPECT_EQ(0, stop(self));
+	expect_out(_metadata, self);
 }
 
 TEST_HARNESS_MAIN
