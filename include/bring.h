@@ -274,6 +274,8 @@ BRING_API int bring_reader_shift_mark(struct bring_reader *rd,
 				      const void *mark, size_t mark_len);
 BRING_API int bring_reader_mark(const struct bring_reader *rd, void *buf,
 				size_t size);
+BRING_API int bring_reader_set_mark(struct bring_reader *rd, const void *mark,
+				    size_t mark_len);
 
 /*
  * Waiting from an event loop (io_uring, epoll with a helper): the ring's

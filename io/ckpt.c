@@ -185,14 +185,21 @@ int ckpt_push(struct conn *c, const struct bring_msg *msgs,
 	return n;
 }
 
-/* Is the file at @fd the one of mark @m? */
-static bool same_file(int fd, const struct ckpt_mark *m)
+/* Has the file at @fd the device and inode of mark @m? */
+static bool same_inode(int fd, const struct ckpt_mark *m)
 {
 	struct stat st;
+
+	return !fstat(fd, &st) && (uint64_t)st.st_dev == m->dev &&
+	       (uint64_t)st.st_ino == m->ino;
+}
+
+/* Is the file at @fd the one of mark @m (its first bytes too)? */
+static bool same_file(int fd, const struct ckpt_mark *m)
+{
 	uint32_t hash;
 
-	if (fstat(fd, &st) || (uint64_t)st.st_dev != m->dev ||
-	    (uint64_t)st.st_ino != m->ino)
+	if (!same_inode(fd, m))
 		return false;
 	return !m->head_len ||
 	       (head_hash(fd, m->head_len, &hash) && hash == m->head_hash);
@@ -268,6 +275,7 @@ static int find_rotated(struct tail *t, const struct ckpt_mark *m,
 	if (!d)
 		return -errno;
 	while (fd < 0 && (de = readdir(d))) {
+		/* d_ino is the inode on the directory's own device. */
 		if ((uint64_t)de->d_ino != m->ino || !strcmp(de->d_name, t->base))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", t->dir, de->d_name);
@@ -288,14 +296,21 @@ static int find_rotated(struct tail *t, const struct ckpt_mark *m,
  * those that exist, to read whole before the file at the path. Queued
  * newest first: tail_reopen() takes them from the end.
  */
-static int queue_newer(struct tail *t, unsigned long k)
+static int queue_newer(struct tail *t, unsigned long k, int fd)
 {
 	char path[4096];
+	struct stat ours, st;
 	unsigned long j;
 
+	if (fstat(fd, &ours))
+		return -errno;
 	for (j = 1; j < k && j < 1000; j++) {
 		snprintf(path, sizeof(path), "%s/%s.%lu", t->dir, t->base, j);
-		if (access(path, R_OK))
+		/* Not rotated after ours: written to last before it was. */
+		if (stat(path, &st) || !S_ISREG(st.st_mode) ||
+		    st.st_mtim.tv_sec < ours.st_mtim.tv_sec ||
+		    (st.st_mtim.tv_sec == ours.st_mtim.tv_sec &&
+		     st.st_mtim.tv_nsec < ours.st_mtim.tv_nsec))
 			continue;
 		if (t->nbacklog == CKPT_BACKLOG_MAX)
 			break;
@@ -343,15 +358,15 @@ int ckpt_resume_tail(struct conn *c)
 			io_log("%s: rotated while stopped: reading the rest of "
 			       "the checkpointed file first\n", src->ep.uri);
 		ckpt_file_opened(c);
-		ret = queue_newer(t, k);
+		ret = queue_newer(t, k, fd);
 		return ret ? ret : tail_watch(t, fd, src->ep.path) ?: 1;
 	}
-	if (!quiet(src->io))
-		io_log("%s: %s: reading %s from the start\n", src->ep.uri,
-		       c->fd >= 0 && same_file(c->fd, m) ?
-			       "shorter than the checkpoint (truncated since)" :
-			       "the checkpointed file is gone",
-		       src->ep.path);
+	if (!quiet(src->io) && c->fd >= 0 && same_inode(c->fd, m))
+		io_log("%s: truncated or replaced since the checkpoint: "
+		       "reading it from the start\n", src->ep.uri);
+	else if (!quiet(src->io))
+		io_log("%s: the checkpointed file is gone: reading %s from "
+		       "the start\n", src->ep.uri, src->ep.path);
 	if (c->fd >= 0 && lseek(c->fd, 0, SEEK_SET) < 0)
 		return -errno;
 	return 1;
@@ -381,11 +396,15 @@ int ckpt_sink_start(struct sink *s)
 	    s->ep.kind != EP_FILE || !s->regular)
 		return 0;
 	s->exact = true;
-	n = bring_reader_mark(s->rd, &m, sizeof(m));
-	if (n != (int)sizeof(m) || m.magic != SINK_MAGIC)
-		return 0;
 	if (fstat(s->fd, &st))
 		return -errno;
+	n = bring_reader_mark(s->rd, &m, sizeof(m));
+	if (n != (int)sizeof(m) || m.magic != SINK_MAGIC) {
+		/* The first run: what the output holds now is not ours. */
+		m = (struct sink_mark){ .magic = SINK_MAGIC,
+					.len = (uint64_t)st.st_size };
+		return bring_reader_set_mark(s->rd, &m, sizeof(m));
+	}
 	if ((uint64_t)st.st_size > m.len) {
 		if (ftruncate(s->fd, (off_t)m.len))
 			return -errno;

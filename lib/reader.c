@@ -577,6 +577,33 @@ int bring_reader_shift_mark(struct bring_reader *rd, const void *mark,
 }
 
 /**
+ * bring_reader_set_mark() - store a reader's mark without shifting
+ * @rd: the reader
+ * @mark: the mark (may be NULL when @mark_len is 0)
+ * @mark_len: 0 to BRING_MARK_MAX bytes
+ *
+ * Stores @mark with the reader's cursor as it is: for a reader that must
+ * state where it is before it consumes anything (a sink recording how
+ * long its output was when it started). Messages returned by next or
+ * peek and not shifted stay so.
+ *
+ * Return: 0; -EMSGSIZE if @mark_len > BRING_MARK_MAX; -EINVAL for a NULL
+ * @rd, or a NULL @mark with a non-zero @mark_len.
+ */
+int bring_reader_set_mark(struct bring_reader *rd, const void *mark,
+			  size_t mark_len)
+{
+	struct mark_stage ms = { .mark = mark, .mark_len = (uint32_t)mark_len };
+
+	if (!rd || (!mark && mark_len))
+		return -EINVAL;
+	if (mark_len > BRING_MARK_MAX)
+		return -EMSGSIZE;
+	reader_publish_mark(rd, &ms);
+	return 0;
+}
+
+/**
  * bring_reader_mark() - the mark stored by the reader's last marked shift
  * @rd: the reader
  * @buf: where to copy the mark

@@ -310,6 +310,36 @@ TEST_F(ring, reader_mark_is_stored_with_the_shift)
 	bring_reader_close(rd);
 }
 
+TEST_F(ring, reader_mark_can_be_set_without_a_shift)
+{
+	struct bring_reader *rd = bring_reader_open(self->r, "sink");
+	char buf[BRING_MARK_MAX + 1];
+	struct bring_msg msg;
+
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, bring_push(self->r, "a", 1));
+	ASSERT_EQ(0, bring_push(self->r, "b", 1));
+	/* Nothing consumed yet: the mark says where the reader starts. */
+	ASSERT_EQ(0, bring_reader_set_mark(rd, "len=0", 5));
+	EXPECT_STREQ("len=0", rmark_str(rd, buf, sizeof(buf)));
+	/* Pending messages stay pending. */
+	ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+	ASSERT_EQ(0, bring_reader_set_mark(rd, "len=9", 5));
+	ASSERT_EQ(0, bring_reader_shift(rd));
+	ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+	EXPECT_EQ('b', *(const char *)msg.data);
+	EXPECT_STREQ("len=9", rmark_str(rd, buf, sizeof(buf)));
+	EXPECT_EQ(-EINVAL, bring_reader_set_mark(NULL, "x", 1));
+	EXPECT_EQ(-EINVAL, bring_reader_set_mark(rd, NULL, 1));
+	EXPECT_EQ(-EMSGSIZE, bring_reader_set_mark(rd, buf, BRING_MARK_MAX + 1));
+	/* Kept across close and reopen. */
+	bring_reader_close(rd);
+	rd = bring_reader_open(self->r, "sink");
+	ASSERT_NE_NULL(rd);
+	EXPECT_STREQ("len=9", rmark_str(rd, buf, sizeof(buf)));
+	bring_reader_close(rd);
+}
+
 TEST_F(ring, removed_reader_leaves_no_mark_behind)
 {
 	struct bring_reader *rd = bring_reader_open(self->r, "old");
