@@ -51,6 +51,8 @@ static void usage(FILE *f)
 		"      --staging-total SIZE  the same for all connections (default 64M)\n"
 		"      --idle-timeout SECS close accepted connections silent that long\n"
 		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE] (64M)\n"
+		"      --no-checkpoint     file buffer: tail: and file: sources start as\n"
+		"                          new, file: sinks append (at least once)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --no-uring          use readv/writev instead of io_uring\n"
 		"      --no-futex-wait     io_uring: wait for the ring on an eventfd, as\n"
@@ -255,6 +257,7 @@ enum {
 	OPT_OVERSIZE,
 	OPT_LINE_RECORDS,
 	OPT_TAIL_FROM,
+	OPT_NO_CHECKPOINT,
 	OPT_NO_FUTEX_WAIT,
 	OPT_STAGING_MAX,
 	OPT_STAGING_TOTAL,
@@ -305,6 +308,7 @@ int main(int argc, char **argv)
 		{ "oversize", required_argument, NULL, OPT_OVERSIZE },
 		{ "line-records", no_argument, NULL, OPT_LINE_RECORDS },
 		{ "tail-from", required_argument, NULL, OPT_TAIL_FROM },
+		{ "no-checkpoint", no_argument, NULL, OPT_NO_CHECKPOINT },
 		{ "buffer", required_argument, NULL, 'b' },
 		{ "stats", optional_argument, NULL, 's' },
 		{ "no-uring", no_argument, NULL, OPT_NO_URING },
@@ -319,7 +323,7 @@ int main(int argc, char **argv)
 	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
 	unsigned int nin = 0, nout = 0, i;
 	struct stats_ctx sc = { 0 };
-	bool want_stats = false;
+	bool want_stats = false, no_checkpoint = false;
 	size_t max_msg = 0, size;
 	struct sigaction sa;
 	struct bring_io *io;
@@ -375,6 +379,9 @@ int main(int argc, char **argv)
 					optarg);
 				return 2;
 			}
+			break;
+		case OPT_NO_CHECKPOINT:
+			no_checkpoint = true;
 			break;
 		case OPT_TAIL_FROM:
 			if (!strcmp(optarg, "start"))
@@ -475,7 +482,8 @@ int main(int argc, char **argv)
 			/* Applications may push into the file ring too. */
 			iopts.flags |= BRING_IO_SHARED;
 			/* Sources and file: sinks resume where they were. */
-			iopts.flags |= BRING_IO_CHECKPOINT;
+			if (!no_checkpoint)
+				iopts.flags |= BRING_IO_CHECKPOINT;
 			free(path);
 			if (!r)
 				return 1;

@@ -266,6 +266,58 @@ static size_t scan_lines(const struct conn *c, const char *p, size_t len,
 	return s;
 }
 
+/* Is every '\n'-ended line of the @len bytes at @p at most @max long? */
+static bool lines_fit(const char *p, size_t len, size_t max)
+{
+	const char *e = p + len, *nl;
+
+	for (; p < e && (nl = memchr(p, '\n', (size_t)(e - p))); p = nl + 1)
+		if ((size_t)(nl - p) > max)
+			return false;
+	return true;
+}
+
+/*
+ * A checkpointing source's staged complete lines as one chunk record with
+ * one mark, not a record and a mark per line: 0 when done or when the
+ * per-line path must take them (an oversize line, a line being skipped),
+ * -EAGAIN (ring full: c->need) or another error of the reservation.
+ */
+int conn_chunk_push_staged(struct conn *c, int timeout_ms)
+{
+	struct bring_io *io = c->src->io;
+	char *p = c->buf + c->off, *nl;
+	size_t len = c->len - c->off, end;
+	uint64_t lines;
+	int ret;
+
+	if (!io->chunks || c->discard || c->skip || !len)
+		return 0;
+	nl = memrchr(p, '\n', len);
+	if (!nl)
+		return 0;
+	end = (size_t)(nl - p) + 1;
+	/* More than a record holds, or an oversize line: line by line. */
+	if (end - 1 > io->ring_max ||
+	    (end > io->max_msg + 1 && !lines_fit(p, end, io->max_msg)))
+		return 0;
+	ret = bring_reserve(io->r, end - 1, &c->resv, timeout_ms);
+	if (ret == -EAGAIN || ret == -ETIMEDOUT) {
+		c->need = end - 1;
+		return -EAGAIN;
+	}
+	if (ret)
+		return ret;
+	memcpy(c->resv.data, p, end - 1);
+	io_stat_add(io, copied, end - 1);
+	lines = count_nl(p, end);
+	ledger_put(io, c->resv.seq, lines);
+	ret = ckpt_commit(c, &c->resv, end - 1, len - end);
+	io_stat_add(io, msgs_in, lines);
+	c->off += end;
+	return ret;
+}
+
 /*
  * @n bytes were read behind the carry: commit the complete lines as one
  * record and leave the rest in staging, for conn_push() (which handles an

@@ -408,6 +408,10 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 	if (!c->buf)
 		return 0;
 	start = c->off;
+	/* Checkpoints: complete lines as one chunk record, one mark. */
+	ret = c->src->ck ? conn_chunk_push_staged(c, timeout_ms) : 0;
+	if (ret)
+		goto out;
 	for (;;) {
 		p = (struct pstate){ .pos = c->off, .discard = c->discard,
 				     .skip = c->skip, .rest = c->rest,
@@ -442,6 +446,7 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 		if (k == n && n < IO_PUSH_MSGS)
 			conn_apply(c, &p); /* consumed past the last message */
 	}
+out:
 	if (c->off != start) {
 		/* Held bytes from now on were read here, never moved. */
 		c->moved = false;

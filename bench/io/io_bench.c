@@ -738,6 +738,72 @@ static void make_input(size_t mib)
 	in_size = lines * LINE_LEN;
 }
 
+/*
+ * tail: -> file ring -> file:, one bringcat, checkpointed (the source
+ * commits a read's lines as one record with its mark, the sink stores
+ * its output's length with each shift) or not (--no-checkpoint): MB/s
+ * from its start until the output is whole, or -1.
+ */
+static double run_tail(bool ckpt)
+{
+	char ring[PATH_MAX + 16], ring_path[PATH_MAX], src[PATH_MAX + 8],
+		sink[PATH_MAX + 8];
+	const char *argv[] = { bringcat, ckpt ? "-q" : "--no-checkpoint",
+			       "-b", ring, "-i", src, "--tail-from", "start",
+			       "-o", sink, NULL };
+	struct proc p;
+	double t0, t = -1;
+
+	snprintf(ring_path, sizeof(ring_path), "%s.ring", out_path);
+	snprintf(ring, sizeof(ring), "file:%s:64M", ring_path);
+	snprintf(src, sizeof(src), "tail:%s", in_path);
+	snprintf(sink, sizeof(sink), "file:%s", out_path);
+	unlink(ring_path);
+	unlink(out_path);
+	t0 = now();
+	start(&p, argv, false, "tail");
+	while (file_size(out_path) < (off_t)in_size && now() - t0 < 300)
+		sleep_ms(1);
+	if (file_size(out_path) == (off_t)in_size)
+		t = now() - t0;
+	stop(&p);
+	if (t > 0 && !same_as_input(out_path))
+		t = -1;
+	unlink(ring_path);
+	unlink(out_path);
+	return t > 0 ? in_size / 1e6 / t : -1;
+}
+
+static void bench_tail_checkpoint(unsigned int rounds)
+{
+	double v[2][MAX_ROUNDS], med[2] = { -1, -1 }, lo[2], hi[2], ratio;
+	unsigned int r, k[2] = { 0, 0 };
+	int i;
+
+	for (r = 0; r < rounds; r++) {
+		for (i = 0; i < 2; i++) {
+			double x = run_tail(i == 0);
+
+			if (x < 0)
+				failed = 1;
+			else
+				v[i][k[i]++] = x;
+		}
+	}
+	for (i = 0; i < 2; i++)
+		if (k[i])
+			med[i] = median(v[i], (int)k[i], &lo[i], &hi[i]);
+	printf("\n  tail: -> file ring -> file:, one bringcat, MB/s (median, min-max)\n");
+	for (i = 0; i < 2; i++)
+		if (k[i])
+			printf("  %-26s %9.1f   (%.0f-%.0f)\n",
+			       i ? "--no-checkpoint" : "checkpointed", med[i],
+			       lo[i], hi[i]);
+	ratio = med[0] > 0 && med[1] > 0 ? med[0] / med[1] : NAN;
+	printf("  checkpoint vs none:         %.2fx (target >= 0.95) %s\n",
+	       ratio, verdict(ratio, 0.95, false));
+}
+
 static unsigned int env_uint(const char *name, unsigned int def)
 {
 	const char *s = getenv(name);
@@ -956,6 +1022,7 @@ int main(void)
 			fclose(js);
 		}
 	}
+	bench_tail_checkpoint(rounds);
 	for (i = 0; i < CLIENTS; i++)
 		free(bufs[i]);
 	unlink(in_path);
