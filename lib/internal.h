@@ -438,6 +438,14 @@ static inline bool bring_opts_valid(const void *opts, size_t user_sz,
 	return true;
 }
 
+/* Reader and writer names: 1 to BRING_NAME_MAX - 1 bytes. */
+static inline int check_name(const char *name)
+{
+	if (!name || !name[0])
+		return -EINVAL;
+	return strlen(name) >= BRING_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
 /* An event loop's wait: the word, the value, and the ticket to finish. */
 static inline void wait_ticket_save(struct bring_wait *w, uint32_t *word,
 				    const struct evc_ticket *t)
@@ -543,6 +551,7 @@ int cursor_copy_mark(const struct bring_cursor c[2], void *buf, size_t size);
 void cursor_store(struct bring_cursor c[2], uint64_t pos, const void *mark,
 		  uint32_t mark_len);
 void mark_revoke_dead(struct bring *r, uint64_t pos, int32_t pid);
+int mark_check(const void *mark, size_t mark_len);
 bool mark_pid_alive(int32_t pid);
 
 /* recover.c */

@@ -180,13 +180,6 @@ void mark_revoke_dead(struct bring *r, uint64_t pos, int32_t pid)
 /* ------------------------------------------------------------------ */
 /* Named writers.                                                     */
 
-static int check_name(const char *name)
-{
-	if (!name || !name[0])
-		return -EINVAL;
-	return strlen(name) >= BRING_NAME_MAX ? -ENAMETOOLONG : 0;
-}
-
 static int find_wslot(const struct bring_hdr *h, const char *name)
 {
 	int i;
@@ -391,12 +384,18 @@ int bring_writer_mark(const struct bring_writer *w, void *buf, size_t size)
 	return cursor_copy_mark(w->slot->saved, buf, size);
 }
 
+/* A mark given to a call: -EINVAL (NULL with a length), -EMSGSIZE. */
+int mark_check(const void *mark, size_t mark_len)
+{
+	if (!mark && mark_len)
+		return -EINVAL;
+	return mark_len > BRING_MARK_MAX ? -EMSGSIZE : 0;
+}
+
 static int check_mark(const struct bring_writer *w, const void *mark,
 		      size_t mark_len)
 {
-	if (!w || (!mark && mark_len))
-		return -EINVAL;
-	return mark_len > BRING_MARK_MAX ? -EMSGSIZE : 0;
+	return w ? mark_check(mark, mark_len) : -EINVAL;
 }
 
 /**

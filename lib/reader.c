@@ -136,13 +136,6 @@ void reader_detach(struct bring_reader *rd)
 	free(rd);
 }
 
-static int check_name(const char *name)
-{
-	if (!name || !name[0])
-		return -EINVAL;
-	return strlen(name) >= BRING_NAME_MAX ? -ENAMETOOLONG : 0;
-}
-
 /**
  * bring_reader_open() - open a named reader
  * @r: the ring
@@ -568,12 +561,9 @@ int bring_reader_shift_mark(struct bring_reader *rd, const void *mark,
 			    size_t mark_len)
 {
 	struct mark_stage ms = { .mark = mark, .mark_len = (uint32_t)mark_len };
+	int err = rd ? mark_check(mark, mark_len) : -EINVAL;
 
-	if (!rd || (!mark && mark_len))
-		return -EINVAL;
-	if (mark_len > BRING_MARK_MAX)
-		return -EMSGSIZE;
-	return reader_shift(rd, &ms);
+	return err ? err : reader_shift(rd, &ms);
 }
 
 /**
@@ -594,13 +584,11 @@ int bring_reader_set_mark(struct bring_reader *rd, const void *mark,
 			  size_t mark_len)
 {
 	struct mark_stage ms = { .mark = mark, .mark_len = (uint32_t)mark_len };
+	int err = rd ? mark_check(mark, mark_len) : -EINVAL;
 
-	if (!rd || (!mark && mark_len))
-		return -EINVAL;
-	if (mark_len > BRING_MARK_MAX)
-		return -EMSGSIZE;
-	reader_publish_mark(rd, &ms);
-	return 0;
+	if (!err)
+		reader_publish_mark(rd, &ms);
+	return err;
 }
 
 /**
