@@ -544,11 +544,11 @@ static inline void file_clear_intent(struct bring_intent *in)
 }
 
 /* mark.c */
-const struct bring_cursor *cursor_newest(const struct bring_cursor c[2]);
-const struct bring_cursor *cursor_latest(const struct bring_cursor c[2]);
-void cursor_settle(struct bring_cursor c[2]);
-int cursor_copy_mark(const struct bring_cursor c[2], void *buf, size_t size);
-void cursor_store(struct bring_cursor c[2], uint64_t pos, const void *mark,
+const struct bring_cursor *cursor_newest(const struct bring_cursor *c);
+const struct bring_cursor *cursor_latest(const struct bring_cursor *c);
+void cursor_settle(struct bring_cursor *c);
+int cursor_copy_mark(const struct bring_cursor *c, void *buf, size_t size);
+void cursor_store(struct bring_cursor *c, uint64_t pos, const void *mark,
 		  uint32_t mark_len);
 void mark_revoke_dead(struct bring *r, uint64_t pos, int32_t pid);
 int mark_check(const void *mark, size_t mark_len);

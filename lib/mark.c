@@ -80,7 +80,7 @@ static bool cursor_valid(const struct bring_cursor *c)
 }
 
 /* The newest generation that passes its checksum, or NULL. */
-const struct bring_cursor *cursor_newest(const struct bring_cursor c[2])
+const struct bring_cursor *cursor_newest(const struct bring_cursor *c)
 {
 	const struct bring_cursor *best = NULL;
 	int i;
@@ -91,19 +91,27 @@ const struct bring_cursor *cursor_newest(const struct bring_cursor c[2])
 	return best;
 }
 
+/* The index of the newest generation by number alone, or -1. */
+static int latest_index(const struct bring_cursor *c)
+{
+	if (!c[0].gen && !c[1].gen)
+		return -1;
+	return c[0].gen > c[1].gen ? 0 : 1;
+}
+
 /*
  * The newest generation by number alone, or NULL: the owner's fast path.
  * It is valid: the owner wrote it, or cursor_settle() ran at takeover.
  */
-const struct bring_cursor *cursor_latest(const struct bring_cursor c[2])
+const struct bring_cursor *cursor_latest(const struct bring_cursor *c)
 {
-	if (!c[0].gen && !c[1].gen)
-		return NULL;
-	return c[0].gen > c[1].gen ? &c[0] : &c[1];
+	int i = latest_index(c);
+
+	return i < 0 ? NULL : &c[i];
 }
 
 /* At takeover: a copy torn by a dead owner loses its generation. */
-void cursor_settle(struct bring_cursor c[2])
+void cursor_settle(struct bring_cursor *c)
 {
 	int i;
 
@@ -116,14 +124,14 @@ void cursor_settle(struct bring_cursor c[2])
  * Store generation latest + 1 into the other copy, checksum last: a
  * store cut short leaves that copy invalid and the latest one intact.
  */
-void cursor_store(struct bring_cursor c[2], uint64_t pos, const void *mark,
+void cursor_store(struct bring_cursor *c, uint64_t pos, const void *mark,
 		  uint32_t mark_len)
 {
-	const struct bring_cursor *last = cursor_latest(c);
-	struct bring_cursor *t = last == &c[0] ? &c[1] : &c[0];
+	int last = latest_index(c);
+	struct bring_cursor *t = &c[last == 0 ? 1 : 0];
 
 	t->pos = pos;
-	t->gen = (last ? last->gen : 0) + 1;
+	t->gen = (last < 0 ? 0 : c[last].gen) + 1;
 	t->mark_len = mark_len;
 	if (mark_len)
 		memcpy(t->mark, mark, mark_len);
@@ -132,7 +140,7 @@ void cursor_store(struct bring_cursor c[2], uint64_t pos, const void *mark,
 	t->crc = cursor_crc(t);
 }
 
-int cursor_copy_mark(const struct bring_cursor c[2], void *buf, size_t size)
+int cursor_copy_mark(const struct bring_cursor *c, void *buf, size_t size)
 {
 	const struct bring_cursor *best = cursor_newest(c);
 
