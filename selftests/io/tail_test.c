@@ -39,6 +39,7 @@ FIXTURE(tail)
 	size_t want_len, want_cap;
 	unsigned int scale; /* 10 under sanitizers */
 	pid_t pid;
+	const char *extra; /* start_ring(): one more option, or NULL */
 };
 
 FIXTURE_VARIANT(tail)
@@ -580,7 +581,7 @@ static pid_t start_ring(FIXTURE_DATA(tail) *self, const char *tail_from)
 	char ring[PATH_MAX + 16];
 	const char *args[] = { self->mode, "--stats", "-b", ring, "-i",
 			       self->uri, "--tail-from", tail_from, "-o",
-			       self->sink, NULL };
+			       self->sink, self->extra, NULL };
 
 	snprintf(ring, sizeof(ring), "file:%s/ring:1M", self->dir);
 	self->pid = spawn(NULL, self->err, args);
@@ -705,6 +706,44 @@ TEST_F(tail, checkpoint_truncated_or_gone_while_down)
 	ASSERT_EQ(0, rename(fresh, self->log));
 	finish(_metadata, self);
 	EXPECT_EQ(1, count_text(self, "the checkpointed file is gone: reading"));
+}
+
+/*
+ * Lines longer than --max-msg go in as several messages, each with the
+ * mark of the offset after it: killed anywhere, each piece comes out
+ * once.
+ */
+TEST_F(tail, checkpoint_split_lines_come_out_once)
+{
+	unsigned int seed = (unsigned int)now_ms(), k, i, n;
+	char line[256], piece[128];
+	int len, at, p;
+
+	self->extra = "--max-msg=100";
+	ASSERT_EQ(0, spew(self->log, "", 0));
+	ASSERT_GT(start_ring(self, "start"), 0);
+	ASSERT_TRUE(following(self, 0));
+	for (k = 0; k < 6; k++) {
+		for (i = 0; i < 400 / self->scale; i++) {
+			n = self->seq++;
+			len = snprintf(line, sizeof(line), "long %08u ", n);
+			memset(line + len, 'a' + n % 26, 249 - len);
+			line[249] = '\n';
+			ASSERT_EQ(0, append(self->log, line, 250));
+			/* Pieces of 100, 100 and 49 bytes, a newline each. */
+			for (at = 0; at < 249; at += p) {
+				p = 249 - at < 100 ? 249 - at : 100;
+				memcpy(piece, line + at, p);
+				piece[p] = '\n';
+				want_add(self, piece, p + 1);
+			}
+		}
+		usleep(1000 * (rand_r(&seed) % 30));
+		kill9(self);
+		if (k < 5)
+			ASSERT_GT(start_ring(self, "start"), 0);
+	}
+	finish(_metadata, self);
 }
 
 /*
