@@ -522,13 +522,6 @@ static size_t apply_op(const struct base *b, const uint8_t *p, size_t left)
 	}
 }
 
-static uint32_t cursor_crc(uint64_t pos, uint64_t gen)
-{
-	uint64_t v[2] = { pos, gen };
-
-	return bring_crc32c(0, v, sizeof(v));
-}
-
 static void fix_crcs(const struct base *b, unsigned int flags)
 {
 	struct bring_hdr *h = (struct bring_hdr *)file;
@@ -539,7 +532,7 @@ static void fix_crcs(const struct base *b, unsigned int flags)
 			for (j = 0; j < 2; j++) {
 				struct bring_cursor *c = &h->slots[i].saved[j];
 
-				c->crc = cursor_crc(c->pos, c->gen);
+				c->crc = cursor_crc(c);
 			}
 	if (flags & FIX_RECORD_CRC)
 		for (i = 0; i < b->nr_recs; i++) {

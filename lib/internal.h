@@ -544,6 +544,7 @@ static inline void file_clear_intent(struct bring_intent *in)
 }
 
 /* mark.c */
+uint32_t cursor_crc(const struct bring_cursor *c);
 const struct bring_cursor *cursor_newest(const struct bring_cursor *c);
 const struct bring_cursor *cursor_latest(const struct bring_cursor *c);
 void cursor_settle(struct bring_cursor *c);

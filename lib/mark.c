@@ -65,7 +65,7 @@ struct bring_writer {
 /* ------------------------------------------------------------------ */
 /* Two checksummed generations: reader cursors and writer marks.      */
 
-static uint32_t cursor_crc(const struct bring_cursor *c)
+uint32_t cursor_crc(const struct bring_cursor *c)
 {
 	uint32_t crc = bring_crc32c(0, &c->pos, 2 * sizeof(uint64_t));
 
