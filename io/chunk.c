@@ -309,3 +309,49 @@ void conn_chunk_done(struct conn *c, size_t n)
 	}
 	c->resv_open = false;
 }
+
+/*
+ * A chunk conn's staging holds complete lines (a carried line that a
+ * staging read completed, and the lines that came with it): they go into
+ * the ring as one chunk record, copied once, as a read into ring space
+ * would have made it. Returns 0 (done, or no complete line), 1 when the
+ * staging parser must take them one by one (the rest of an oversize line
+ * is being skipped, or they might hold a line longer than max_msg),
+ * -EAGAIN when the ring is full (c->need set), or -EPIPE.
+ */
+int conn_chunk_push(struct conn *c, int timeout_ms)
+{
+	struct bring_io *io = c->src->io;
+	size_t held = c->len - c->off, from = c->clean, end;
+	const char *p = c->buf + c->off, *nl;
+	struct bring_resv resv;
+	uint64_t lines;
+	int ret;
+
+	if (c->discard)
+		return 1;
+	if (from > held)
+		from = 0;
+	/* Bytes before c->clean were searched already: no newline there. */
+	nl = memrchr(p + from, '\n', held - from);
+	if (!nl)
+		return 0;
+	end = nl - p;
+	if (end > io->max_msg)
+		return 1;
+	ret = bring_reserve(io->r, end, &resv, timeout_ms);
+	if (ret == -EAGAIN || ret == -ETIMEDOUT) {
+		c->need = end;
+		return -EAGAIN;
+	}
+	if (ret)
+		return ret;
+	memcpy(resv.data, p, end);
+	lines = count_nl(p, end) + 1;
+	ledger_put(io, resv.seq, lines);
+	bring_commit(io->r, &resv, end);
+	io_stat_add(io, msgs_in, lines);
+	io_stat_add(io, copied, end);
+	c->off += end + 1;
+	return 0;
+}
