@@ -278,47 +278,6 @@ static bool lines_fit(const char *p, size_t len, size_t max)
 }
 
 /*
- * A checkpointing source's staged complete lines as one chunk record with
- * one mark, not a record and a mark per line: 0 when done or when the
- * per-line path must take them (an oversize line, a line being skipped),
- * -EAGAIN (ring full: c->need) or another error of the reservation.
- */
-int conn_chunk_push_staged(struct conn *c, int timeout_ms)
-{
-	struct bring_io *io = c->src->io;
-	char *p = c->buf + c->off, *nl;
-	size_t len = c->len - c->off, end;
-	uint64_t lines;
-	int ret;
-
-	if (!io->chunks || c->discard || c->skip || !len)
-		return 0;
-	nl = memrchr(p, '\n', len);
-	if (!nl)
-		return 0;
-	end = (size_t)(nl - p) + 1;
-	/* More than a record holds, or an oversize line: line by line. */
-	if (end - 1 > io->ring_max ||
-	    (end > io->max_msg + 1 && !lines_fit(p, end, io->max_msg)))
-		return 0;
-	ret = bring_reserve(io->r, end - 1, &c->resv, timeout_ms);
-	if (ret == -EAGAIN || ret == -ETIMEDOUT) {
-		c->need = end - 1;
-		return -EAGAIN;
-	}
-	if (ret)
-		return ret;
-	memcpy(c->resv.data, p, end - 1);
-	io_stat_add(io, copied, end - 1);
-	lines = count_nl(p, end);
-	ledger_put(io, c->resv.seq, lines);
-	ret = ckpt_commit(c, &c->resv, end - 1, len - end);
-	io_stat_add(io, msgs_in, lines);
-	c->off += end;
-	return ret;
-}
-
-/*
  * @n bytes were read behind the carry: commit the complete lines as one
  * record and leave the rest in staging, for conn_push() (which handles an
  * oversize line) and the next reservation.
@@ -363,4 +322,55 @@ void conn_chunk_done(struct conn *c, size_t n)
 		bring_abort(io->r, &c->resv);
 	}
 	c->resv_open = false;
+}
+
+/*
+ * A chunk conn's staging holds complete lines (a carried line that a
+ * staging read completed and the lines that came with it, or what a
+ * checkpointing tail: read): they go into the ring as one chunk record,
+ * copied once, as a read into ring space would have made it, with one
+ * mark when the source checkpoints. Returns 0 (done, or no complete
+ * line), 1 when the staging parser must take them one by one (the rest
+ * of an oversize line is being skipped, more than a record holds, or a
+ * line longer than max_msg), -EAGAIN when the ring is full (c->need
+ * set), or another error of the reservation or the commit.
+ */
+int conn_chunk_push(struct conn *c, int timeout_ms)
+{
+	struct bring_io *io = c->src->io;
+	size_t held = c->len - c->off, from = c->clean, end;
+	const char *p = c->buf + c->off, *nl;
+	uint64_t lines;
+	int ret = 0;
+
+	if (c->discard || c->skip)
+		return 1;
+	if (from > held)
+		from = 0;
+	/* Bytes before c->clean were searched already: no newline there. */
+	nl = memrchr(p + from, '\n', held - from);
+	if (!nl)
+		return 0;
+	end = nl - p;
+	if (end > io->ring_max ||
+	    (end > io->max_msg && !lines_fit(p, end + 1, io->max_msg)))
+		return 1;
+	ret = bring_reserve(io->r, end, &c->resv, timeout_ms);
+	if (ret == -EAGAIN || ret == -ETIMEDOUT) {
+		c->need = end;
+		return -EAGAIN;
+	}
+	if (ret)
+		return ret;
+	memcpy(c->resv.data, p, end);
+	lines = count_nl(p, end) + 1;
+	ledger_put(io, c->resv.seq, lines);
+	if (c->src->ck)
+		ret = ckpt_commit(c, &c->resv, end, held - end - 1);
+	else
+		bring_commit(io->r, &c->resv, end);
+	io_stat_add(io, msgs_in, lines);
+	io_stat_add(io, copied, end);
+	c->off += end + 1;
+	return ret;
 }

@@ -408,10 +408,16 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 	if (!c->buf)
 		return 0;
 	start = c->off;
-	/* Checkpoints: complete lines as one chunk record, one mark. */
-	ret = c->src->ck ? conn_chunk_push_staged(c, timeout_ms) : 0;
-	if (ret)
-		goto out;
+	/*
+	 * Chunk conns: complete lines in staging make one chunk record (one
+	 * mark with it when the source checkpoints).
+	 */
+	if (io->chunks && (c->src->ck || conn_resv_read(c))) {
+		ret = conn_chunk_push(c, timeout_ms);
+		if (ret < 0)
+			goto out;
+		ret = 0;
+	}
 	for (;;) {
 		p = (struct pstate){ .pos = c->off, .discard = c->discard,
 				     .skip = c->skip, .rest = c->rest,
@@ -494,16 +500,25 @@ static int conn_cut(struct conn *c)
  * says what is left of it), at least half of IO_STAGE_MIN, at most
  * IO_READ_CHUNK; or as much as is held, so that a long message doubles
  * the buffer as it grows.
+ *
+ * A chunk conn carrying a line (c->moved) reads only about as much as
+ * it holds (IO_STAGE_MIN / 4 at least): the staging parser makes a
+ * record per line, so the read that completes the carried line should
+ * bring few lines after it; the next read goes to ring space again.
  */
 static size_t stage_read_want(const struct conn *c, size_t held)
 {
-	size_t want = IO_READ_CHUNK;
+	size_t want = IO_READ_CHUNK, most;
 	int avail;
 
 	if (!ioctl(c->fd, FIONREAD, &avail))
 		want = avail < (int)IO_STAGE_MIN / 2 ? IO_STAGE_MIN / 2 :
 		       (size_t)avail > IO_READ_CHUNK ? IO_READ_CHUNK :
 						       (size_t)avail;
+	if (c->moved) {
+		most = held > IO_STAGE_MIN / 4 ? held : IO_STAGE_MIN / 4;
+		return want < most ? want : most;
+	}
 	return held > want ? held : want;
 }
 

@@ -336,7 +336,7 @@ int conn_recv_dgrams(struct conn *c);
 size_t count_nl(const void *p, size_t n);
 int conn_chunk_reserve(struct conn *c, int timeout_ms);
 void conn_chunk_done(struct conn *c, size_t n);
-int conn_chunk_push_staged(struct conn *c, int timeout_ms);
+int conn_chunk_push(struct conn *c, int timeout_ms);
 int ledger_new(struct bring_io *io);
 void ledger_free(struct bring_io *io);
 bool ledger_take(struct bring_io *io, uint64_t seq, uint64_t *lines);
