@@ -158,6 +158,11 @@ struct bring_opts {
  * @flushes:       fdatasync() calls made for a file ring.
  * @durable:       file rings: bytes of the stream known to be on stable
  *                 storage (the position up to which they are).
+ * @id:            random, fixed when the ring was created (a file ring
+ *                 keeps it in the file): tells the positions of one ring
+ *                 from those of another, or of a ring made again.
+ * @file:          1 for a file ring (bring_open()), 0 for a memory ring.
+ * @durability:    file rings: enum bring_durability of the file.
  */
 struct bring_stats {
 	size_t sz;
@@ -178,6 +183,9 @@ struct bring_stats {
 	uint64_t damaged;
 	uint64_t flushes;
 	uint64_t durable;
+	uint64_t id;
+	uint64_t file;
+	uint64_t durability;
 };
 
 /* Life cycle. */

@@ -100,6 +100,15 @@ enum bring_io_flags {
  * @idle_ms:  a connection accepted by a listening source that sends
  *            nothing for this long is closed (its partial message is
  *            dropped, counted in dropped and idle_closed). 0: never.
+ * @hop_id:   bring: sinks: the stream id (1..255 bytes) their receiver
+ *            keeps the stream's offset under; each sink appends
+ *            "/READER". NULL: "HOSTNAME/RINGNAME". See
+ *            Documentation/protocol.rst.
+ * @hop_window: bring: sinks: bytes sent and not yet acknowledged, at
+ *            most (0: 8 MiB).
+ * @hop_heartbeat_ms: bring: and bring-listen: endpoints: a PING after
+ *            this long without sending (0: 1000); a peer silent for
+ *            three times as long is dead.
  */
 struct bring_io_opts {
 	size_t sz;
@@ -111,6 +120,9 @@ struct bring_io_opts {
 	size_t stage_max;
 	size_t stage_total;
 	unsigned int idle_ms;
+	const char *hop_id;
+	size_t hop_window;
+	unsigned int hop_heartbeat_ms;
 	size_t : 0;
 };
 
@@ -158,6 +170,14 @@ struct bring_io_opts {
  *               from staging (u32be, datagrams, line records, oversize
  *               lines) and carried partial lines. Reads into ring space
  *               (raw, lines in chunk records) copy nothing.
+ * @hop_frames:  bring: DATA frames sent, plus bring-listen: DATA frames
+ *               received and committed.
+ * @hop_acks:    bring: ACK frames received, plus bring-listen: ACK
+ *               frames sent.
+ * @hop_resent:  bring: messages sent again on a new connection (sent
+ *               before, not acknowledged).
+ * @hop_rejected: connections a bring-listen: closed for bad input, and
+ *               those a bring: sink closed for a bad answer.
  */
 struct bring_io_stats {
 	size_t sz;
@@ -185,6 +205,10 @@ struct bring_io_stats {
 	uint64_t copied;
 	uint64_t idle_closed;
 	uint64_t staged;
+	uint64_t hop_frames;
+	uint64_t hop_acks;
+	uint64_t hop_resent;
+	uint64_t hop_rejected;
 };
 
 /*
@@ -192,8 +216,11 @@ struct bring_io_stats {
  *   sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT  tail:PATH
  *            udp-listen:HOST:PORT (one datagram is one message)
  *            unix-listen:PATH (SOCK_STREAM; a stale socket file is replaced)
+ *            bring-listen:HOST:PORT (the acknowledged hop's receiver)
  *   sinks:   file:PATH (append, created 0640)  stdout: (or -)  tcp:HOST:PORT
  *            udp:HOST:PORT (one message is one datagram)  unix:PATH
+ *            bring:HOST:PORT (the acknowledged hop: exactly once into a
+ *            bring-listen: ring; Documentation/protocol.rst)
  * HOST is a name or an address; IPv6 addresses go in brackets. A tcp: or
  * unix: sink must connect at start; later failures reconnect with backoff.
  * tail:PATH follows a regular file like tail -F: from its end (from its

@@ -33,9 +33,9 @@ static void usage(FILE *f)
 		"Usage: bringcat [OPTIONS] -i SOURCE [-i SOURCE ...] -o SINK [-o SINK ...]\n"
 		"\n"
 		"Sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT  tail:PATH\n"
-		"         udp-listen:HOST:PORT  unix-listen:PATH\n"
+		"         udp-listen:HOST:PORT  unix-listen:PATH  bring-listen:HOST:PORT\n"
 		"Sinks:   file:PATH  stdout: (or -)  tcp:HOST:PORT\n"
-		"         udp:HOST:PORT  unix:PATH\n"
+		"         udp:HOST:PORT  unix:PATH  bring:HOST:PORT\n"
 		"\n"
 		"Options:\n"
 		"  -i, --input SOURCE      read messages from SOURCE (repeatable)\n"
@@ -57,6 +57,10 @@ static void usage(FILE *f)
 		"      --no-uring          use readv/writev instead of io_uring\n"
 		"      --no-futex-wait     io_uring: wait for the ring on an eventfd, as\n"
 		"                          on kernels without IORING_OP_FUTEX_WAIT\n"
+		"      --stream-id ID      bring: sinks: the stream's id (default\n"
+		"                          HOSTNAME:RINGPATH; /READER is appended)\n"
+		"      --hop-window SIZE   bring: sinks: unacknowledged bytes (8M)\n"
+		"      --hop-heartbeat MS  bring:, bring-listen: heartbeat (1000)\n"
 		"  -q, --quiet             no diagnostics but errors\n"
 		"  -h, --help              this text\n");
 }
@@ -164,7 +168,9 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		" (short %" PRIu64
 		"), split %" PRIu64 " truncated %" PRIu64 " dropped %" PRIu64
 		", accepted %" PRIu64 ", reconnects %" PRIu64
-		", send dropped %" PRIu64 " errors %" PRIu64 ", %s\n",
+		", send dropped %" PRIu64 " errors %" PRIu64
+		", hop frames %" PRIu64 " acks %" PRIu64 " resent %" PRIu64
+		" rejected %" PRIu64 ", %s\n",
 		what, dt, st.msgs_in, st.bytes_in, st.msgs_out, st.bytes_out,
 		dt > 0 ? st.bytes_out / dt / 1e6 : 0.0, rs.used, rs.capacity,
 		/* The sources' waits, plus the ring's own (readv/writev sinks). */
@@ -174,7 +180,8 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		(st.empty_wait_ns + rs.read_wait_ns) / 1e9,
 		st.writes, st.short_writes,
 		st.split, st.truncated, st.dropped, st.accepted, st.reconnects,
-		st.send_dropped, st.send_errors,
+		st.send_dropped, st.send_errors, st.hop_frames, st.hop_acks,
+		st.hop_resent, st.hop_rejected,
 		st.uring == 2 ? "io_uring+eventfd" :
 		st.uring ? "io_uring" : "readv/writev");
 	if (sc->tail)
@@ -219,6 +226,32 @@ static void stats_stop(pthread_t t)
 	pthread_join(t, NULL);
 }
 
+/*
+ * bring: sinks of a file ring: HOSTNAME:RINGPATH (the real path; a hash
+ * of it when long), so that the rings of one host are distinct streams
+ * for one receiver. Memory rings keep the io layer's HOSTNAME/RINGNAME.
+ */
+static const char *default_stream_id(const char *path)
+{
+	static char id[300];
+	char host[64] = "localhost", *real = realpath(path, NULL);
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const char *p;
+
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	if (real && strlen(host) + 1 + strlen(real) <= 200) {
+		snprintf(id, sizeof(id), "%s:%s", host, real);
+	} else {
+		for (p = real ? real : path; *p; p++)
+			h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+		snprintf(id, sizeof(id), "%s:ring-%016llx", host,
+			 (unsigned long long)h);
+	}
+	free(real);
+	return id;
+}
+
 /* What bring_io_add_source()/_sink() failing with @err means for @uri. */
 static const char *ep_error(const char *uri, int err, bool source)
 {
@@ -231,8 +264,8 @@ static const char *ep_error(const char *uri, int err, bool source)
 		return "not a regular file";
 	switch (err) {
 	case -EPROTONOSUPPORT:
-		return source ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT, udp-listen:HOST:PORT, unix-listen:PATH, tail:PATH)" :
-				"unknown sink type (file:PATH, stdout:, -, tcp:HOST:PORT, udp:HOST:PORT, unix:PATH)";
+		return source ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT, udp-listen:HOST:PORT, unix-listen:PATH, tail:PATH, bring-listen:HOST:PORT)" :
+				"unknown sink type (file:PATH, stdout:, -, tcp:HOST:PORT, udp:HOST:PORT, unix:PATH, bring:HOST:PORT)";
 	case -EINVAL:
 		return unix_ep ? "bad address (expected a PATH)" :
 				 "bad address (expected HOST:PORT)";
@@ -262,6 +295,9 @@ enum {
 	OPT_STAGING_MAX,
 	OPT_STAGING_TOTAL,
 	OPT_IDLE_TIMEOUT,
+	OPT_STREAM_ID,
+	OPT_HOP_WINDOW,
+	OPT_HOP_HEARTBEAT,
 };
 
 /*
@@ -316,6 +352,9 @@ int main(int argc, char **argv)
 		{ "staging-max", required_argument, NULL, OPT_STAGING_MAX },
 		{ "staging-total", required_argument, NULL, OPT_STAGING_TOTAL },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+		{ "stream-id", required_argument, NULL, OPT_STREAM_ID },
+		{ "hop-window", required_argument, NULL, OPT_HOP_WINDOW },
+		{ "hop-heartbeat", required_argument, NULL, OPT_HOP_HEARTBEAT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -436,6 +475,34 @@ int main(int argc, char **argv)
 		case 'q':
 			iopts.flags |= BRING_IO_QUIET;
 			break;
+		case OPT_STREAM_ID:
+			if (!*optarg || strlen(optarg) > 200) {
+				fprintf(stderr, "bringcat: --stream-id: 1 to 200 bytes\n");
+				return 2;
+			}
+			iopts.hop_id = optarg;
+			break;
+		case OPT_HOP_WINDOW:
+			if (parse_size(optarg, &size) || size < 4096 ||
+			    size > UINT32_MAX) {
+				fprintf(stderr, "bringcat: --hop-window: bad size '%s' (4K to 4G-1)\n",
+					optarg);
+				return 2;
+			}
+			iopts.hop_window = size;
+			break;
+		case OPT_HOP_HEARTBEAT: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v < 10 || v > 600000) {
+				fprintf(stderr, "bringcat: --hop-heartbeat: bad period '%s' (10 to 600000 ms)\n",
+					optarg);
+				return 2;
+			}
+			iopts.hop_heartbeat_ms = (unsigned int)v;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -484,6 +551,8 @@ int main(int argc, char **argv)
 			/* Sources and file: sinks resume where they were. */
 			if (!no_checkpoint)
 				iopts.flags |= BRING_IO_CHECKPOINT;
+			if (r && !iopts.hop_id)
+				iopts.hop_id = default_stream_id(path);
 			free(path);
 			if (!r)
 				return 1;

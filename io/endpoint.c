@@ -129,6 +129,8 @@ static const struct ep_prefix ep_prefixes[] = {
 	{ "udp:", EP_UDP, false, SOCK_DGRAM },
 	{ "unix-listen:", EP_UNIX_LISTEN, true, SOCK_STREAM },
 	{ "unix:", EP_UNIX, false, SOCK_STREAM },
+	{ "bring-listen:", EP_HOP_LISTEN, true, SOCK_STREAM },
+	{ "bring:", EP_HOP, false, SOCK_STREAM },
 };
 
 int ep_parse(struct endpoint *ep, const char *uri, bool source)

@@ -490,6 +490,8 @@ static int start_threads(struct bring_io *io, unsigned int *nsink,
 	}
 	for (; *nsrc < io->nr_srcs; (*nsrc)++) {
 		src = io->srcs[*nsrc];
+		if (src->hop)
+			continue; /* hop.c runs bring-listen: */
 		err = start_thread(&src->thread,
 				   src->tail ? tail_thread : source_thread, src);
 		if (err) {
@@ -524,14 +526,16 @@ int io_run_fallback(struct bring_io *io)
 		io_set_err(io, err);
 		bring_io_stop(io);
 	}
-	if (!io->nr_srcs) {
+	/* Without sources that end (or with a bring-listen:): until a stop. */
+	if (!io->nr_srcs || io->nr_hop_srcs) {
 		pfd = (struct pollfd){ .fd = io->wake_fd, .events = POLLIN };
 		while (!stopped(io))
 			poll(&pfd, 1, -1);
 	}
 	/* Exactly the threads that were started. */
 	for (i = 0; i < nsrc; i++)
-		pthread_join(io->srcs[i]->thread, NULL);
+		if (!io->srcs[i]->hop)
+			pthread_join(io->srcs[i]->thread, NULL);
 	bring_close(io->r);
 	io->closed = true;
 	for (i = 0; i < nsink; i++)

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "hop.h"
 #include "io.h"
 
 #define IO_DEFAULT_MAX_MSG (1U << 20)
@@ -64,6 +65,7 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 	if (!io)
 		return NULL;
 	io->r = r;
+	io->hop_fd = -1;
 	io->o.sz = sizeof(io->o);
 	if (opts) {
 		sz = opts->sz < sizeof(io->o) ? opts->sz : sizeof(io->o);
@@ -193,6 +195,7 @@ static void source_free(struct bring_io *io, struct source *src)
 		close(src->lfd);
 	ep_unlink(src);
 	tail_free(src);
+	hop_source_free(src);
 	ckpt_close(src);
 	ep_free(&src->ep);
 	free(src);
@@ -201,6 +204,7 @@ static void source_free(struct bring_io *io, struct source *src)
 /* A sink and all it holds; also what a failed add leaves half made. */
 static void sink_free(struct sink *s)
 {
+	hop_sink_free(s);
 	if (s->rd)
 		bring_reader_close(s->rd);
 	if (s->fd >= 0)
@@ -264,6 +268,13 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 		if (err)
 			goto fail;
 		break;
+	case EP_HOP_LISTEN:
+		err = hop_wake_fd(io);
+		if (!err)
+			err = hop_source_add(io, src);
+		if (err)
+			goto fail;
+		break;
 	default:
 		fd = ep_open_file_source(&src->ep);
 		if (fd < 0) {
@@ -284,10 +295,32 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 	if (err)
 		goto fail;
 	io->srcs[io->nr_srcs++] = src;
+	io->nr_hop_srcs += !!src->hop;
 	return 0;
 fail:
 	source_free(io, src);
 	return err;
+}
+
+/* bring:HOST:PORT: a sink of hop.c, which connects in its own thread. */
+static int hop_add_sink(struct bring_io *io, struct sink *s)
+{
+	int err = hop_wake_fd(io);
+
+	if (!err) {
+		s->rd = bring_reader_open(io->r, s->reader_name);
+		err = s->rd ? 0 : -errno;
+	}
+	if (!err)
+		err = hop_sink_add(io, s);
+	if (!err)
+		err = grow(&io->hop_sinks, io->nr_hop_sinks);
+	if (err) {
+		sink_free(s);
+		return err;
+	}
+	io->hop_sinks[io->nr_hop_sinks++] = s;
+	return 0;
 }
 
 int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
@@ -310,10 +343,12 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 		snprintf(s->reader_name, sizeof(s->reader_name), "%s", reader);
 	else
 		snprintf(s->reader_name, sizeof(s->reader_name), "sink%u",
-			 io->nr_sinks);
+			 io->nr_sinks + io->nr_hop_sinks);
 	err = ep_parse(&s->ep, uri, false);
 	if (err)
 		goto fail;
+	if (s->ep.kind == EP_HOP)
+		return hop_add_sink(io, s);
 	s->fd = ep_open_sink(&s->ep, &s->sock);
 	if (s->fd < 0) {
 		err = s->fd;
@@ -369,6 +404,8 @@ void bring_io_stop(struct bring_io *io)
 		return;
 	__atomic_store_n(&io->stop, 1, __ATOMIC_RELAXED);
 	n = write(io->wake_fd, &one, sizeof(one));
+	if (io->hop_fd >= 0)
+		n = write(io->hop_fd, &one, sizeof(one));
 	(void)n;
 	/* readv/writev mode: sources waiting for ring space wait on it too. */
 	syscall(SYS_futex, &io->stop, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
@@ -397,12 +434,16 @@ void io_fatal(struct bring_io *io, struct sink *s, int err)
 
 int bring_io_run(struct bring_io *io)
 {
+	int err;
+
 	if (!io || io->ran)
 		return -EINVAL;
 	io->ran = true;
-	if (io->uring)
-		return io_run_uring(io);
-	return io_run_fallback(io);
+	err = hop_start(io);
+	if (!err)
+		err = io->uring ? io_run_uring(io) : io_run_fallback(io);
+	hop_join(io);
+	return err ? err : io->err;
 }
 
 int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
@@ -421,6 +462,7 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	LD(uring); LD(send_dropped); LD(send_errors);
 	LD(rotations); LD(truncations); LD(full_wait_ns); LD(empty_wait_ns);
 	LD(copied); LD(idle_closed);
+	LD(hop_frames); LD(hop_acks); LD(hop_resent); LD(hop_rejected);
 #undef LD
 	tmp.staged = __atomic_load_n(&io->staged, __ATOMIC_RELAXED);
 	memcpy(st, &tmp, sz);
@@ -437,9 +479,14 @@ void bring_io_free(struct bring_io *io)
 		source_free(io, io->srcs[i]);
 	for (i = 0; i < io->nr_sinks; i++)
 		sink_free(io->sinks[i]);
+	for (i = 0; i < io->nr_hop_sinks; i++)
+		sink_free(io->hop_sinks[i]);
 	free(io->srcs);
 	free(io->sinks);
+	free(io->hop_sinks);
 	close(io->wake_fd);
+	if (io->hop_fd >= 0)
+		close(io->hop_fd);
 	ledger_free(io);
 	free(io);
 }

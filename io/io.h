@@ -52,6 +52,8 @@ enum ep_kind {
 	EP_UNIX_LISTEN,
 	EP_UNIX,
 	EP_TAIL,
+	EP_HOP, /* bring:HOST:PORT (hop.c) */
+	EP_HOP_LISTEN, /* bring-listen:HOST:PORT (hop.c) */
 };
 
 /* A parsed URI. */
@@ -176,6 +178,8 @@ struct source {
 	bool finite;
 	bool finished;
 	struct tail *tail; /* tail:PATH, or NULL */
+	struct hop_listen *hop; /* bring-listen:, run by hop.c, or NULL */
+	unsigned int idx; /* among the io's sources, in add order */
 	struct op acc_op;
 	pthread_t thread;
 	struct bring_writer *ck; /* BRING_IO_CHECKPOINT: the named writer */
@@ -216,6 +220,7 @@ struct sink {
 	struct bring_wait rw;
 	uint64_t wait_t0; /* io_uring: when the data wait began (ns) */
 	struct op wr_op, rw_op, tm_op;
+	struct hop_tx *hop; /* bring:, run by hop.c, or NULL */
 	pthread_t thread;
 };
 
@@ -251,6 +256,11 @@ struct bring_io {
 	unsigned int nr_srcs;
 	struct sink **sinks;
 	unsigned int nr_sinks;
+	/* bring: sinks, and bring-listen: sources (in srcs[]): hop.c's */
+	struct sink **hop_sinks;
+	unsigned int nr_hop_sinks;
+	unsigned int nr_hop_srcs;
+	int hop_fd; /* eventfd written by bring_io_stop(), for hop.c; or -1 */
 	bool uring; /* decided by bring_io_new() (probe) */
 	bool ringfd; /* io_uring without FUTEX_WAIT: wait on bring_notify_fd() */
 	int ringfd_fd; /* that eventfd, this io's own (the ring closes it) */

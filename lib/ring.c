@@ -1173,6 +1173,9 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 	s.damaged = load_relaxed(&h->damaged);
 	s.flushes = load_relaxed(&h->flushes);
 	s.durable = r->file ? load_relaxed(&h->durable_pos) : 0;
+	s.id = r->key;
+	s.file = r->file;
+	s.durability = r->file ? r->durability : BRING_DURABLE_NONE;
 	if (sz > sizeof(s)) {
 		memset((char *)st + sizeof(s), 0, sz - sizeof(s));
 		sz = sizeof(s);

@@ -19,6 +19,9 @@
  *     raw_syscalls:sys_enter,cache-misses around each process (inherited
  *     by its threads; io_uring operations are not system calls,
  *     io_uring_enter is; a VM without hardware counters says n/a).
+ *     The acknowledged hop (bring: -> bring-listen:) is one more pair,
+ *     against bringcat's tcp: pair (target >= 0.9x); its sender's ACK
+ *     frames per MB are reported.
  *  3. 16 TCP clients send 64-byte lines into one bringcat and into one
  *     socat TCP-LISTEN:...,fork (children appending to one file):
  *     messages/s.
@@ -283,6 +286,7 @@ enum pair_id {
 	P_BRINGCAT,
 	P_BRINGCAT_NOURING,
 	P_BRINGCAT_8M,
+	P_BRINGCAT_HOP,
 	P_SOCAT,
 	P_SOCAT_B,
 	P_RELAY,
@@ -298,6 +302,7 @@ static const struct pair_desc {
 	[P_BRINGCAT_NOURING] = { "bringcat (--no-uring)", "bringcat_no_uring",
 				 false },
 	[P_BRINGCAT_8M] = { "bringcat (-b mem:8M)", "bringcat_mem8m", false },
+	[P_BRINGCAT_HOP] = { "bringcat bring: (acked)", "bringcat_hop", false },
 	[P_SOCAT] = { "socat (default)", "socat", true },
 	[P_SOCAT_B] = { "socat -b 262144", "socat_b262144", true },
 	[P_RELAY] = { "relay read/write 64 KiB", "relay", false },
@@ -319,13 +324,17 @@ static void pair_argv(enum pair_id id, bool rx, int port, struct argbuf *a)
 	case P_BRINGCAT:
 	case P_BRINGCAT_NOURING:
 	case P_BRINGCAT_8M:
+	case P_BRINGCAT_HOP:
 		v[n++] = bringcat;
 		v[n++] = "-q";
+		if (id == P_BRINGCAT_HOP && !rx) /* its hop counters */
+			v[n++] = "--stats";
 		if (id == P_BRINGCAT_NOURING)
 			v[n++] = "--no-uring";
 		if (id == P_BRINGCAT_8M) /* a ring that stays in the caches */
 			v[n++] = "--buffer=mem:8M";
 		snprintf(a->s[1], sizeof(a->s[1]), "%s:127.0.0.1:%d",
+			 id == P_BRINGCAT_HOP ? (rx ? "bring-listen" : "bring") :
 			 rx ? "tcp-listen" : "tcp", port);
 		snprintf(a->s[2], sizeof(a->s[2]), "file:%s",
 			 rx ? out_path : in_path);
@@ -371,9 +380,27 @@ struct result {
 	double faults; /* page faults of both processes */
 	double first, second; /* seconds for the first and second 64 MiB */
 	double calls, misses; /* perf counts of both processes, or -1 */
+	double acks; /* bring: ACK frames the sender received, or -1 */
 };
 
 #define TOUCH_MIB 64 /* the first and the second 64 MiB of a fresh pair */
+
+/* The sender's "hop frames F acks A" from its --stats line in the log. */
+static double hop_acks_logged(void)
+{
+	char line[2048];
+	const char *p;
+	double acks = -1;
+	FILE *f = fopen(log_path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if ((p = strstr(line, "hop frames ")) && (p = strstr(p, " acks ")))
+			acks = strtod(p + 6, NULL);
+	fclose(f);
+	return acks;
+}
 
 static bool same_as_input(const char *path)
 {
@@ -441,7 +468,7 @@ static int run_pair(enum pair_id id, bool count, struct result *res)
 	}
 	ok = t1 > 0 && reap(&tx, 30000) && !tx.rc;
 	if (id == P_BRINGCAT || id == P_BRINGCAT_NOURING ||
-	    id == P_BRINGCAT_8M || !ok)
+	    id == P_BRINGCAT_8M || id == P_BRINGCAT_HOP || !ok)
 		ok = stop(&rx) && ok;
 	else
 		ok = reap(&rx, 10000) && !rx.rc && ok;
@@ -467,6 +494,7 @@ static int run_pair(enum pair_id id, bool count, struct result *res)
 	res->first = t64 && t128 && t128 < t1 ? t64 - t0 : -1;
 	res->second = res->first > 0 ? t128 - t64 : -1;
 	res->calls = res->misses = -1;
+	res->acks = id == P_BRINGCAT_HOP ? hop_acks_logged() : -1;
 	if (count) {
 		res->calls = perf_pair(&rx, &tx, "raw_syscalls:sys_enter");
 		res->misses = perf_pair(&rx, &tx, "cache-misses");
@@ -823,6 +851,7 @@ int main(void)
 	double flt[NR_PAIRS][MAX_ROUNDS], touch[NR_PAIRS][MAX_ROUNDS];
 	struct pair_stats ps[NR_PAIRS] = { 0 };
 	double cl_rate[2][MAX_ROUNDS], cl_med[2] = { -1, -1 }, lo, hi, mb;
+	double hop_acks = -1;
 	long torn[2] = { 0 };
 	char *bufs[CLIENTS];
 	struct result res;
@@ -874,6 +903,8 @@ int main(void)
 			cpu[i][r] = res.cpu;
 			flt[i][r] = res.faults;
 			touch[i][r] = res.first > 0 ? res.first / res.second : -1;
+			if (i == P_BRINGCAT_HOP)
+				hop_acks = res.acks;
 		}
 	}
 	/* System calls: one untimed run of each pair under perf stat. */
@@ -977,6 +1008,8 @@ int main(void)
 		double t3n = n->calls_per_mb >= 0 && s->calls_per_mb > 0 ?
 				     n->calls_per_mb / s->calls_per_mb : NAN;
 		double t4 = have_socat ? cl_med[0] / cl_med[1] : NAN;
+		const struct pair_stats *h = &ps[P_BRINGCAT_HOP];
+		double thop = h->mbps / b->mbps;
 
 		printf("\n  targets (reported, not enforced; best of %u rounds each)\n",
 		       rounds);
@@ -996,6 +1029,9 @@ int main(void)
 		       t3, verdict(t3, 0.25, true), t3n,
 		       verdict(t3n, 0.25, true));
 		printf("  16 clients, msgs/s vs socat: %.2fx\n", t4);
+		printf("  acked bring: hop vs tcp: hop: %.2fx (target >= 0.9) %s   [%.2f ACK frames/MB]\n",
+		       thop, verdict(thop, 0.9, false),
+		       hop_acks >= 0 ? hop_acks / mb : NAN);
 		printf("  (bringcat -b mem:8M vs plain relay: %.2fx: the default 64 MiB ring leaves the caches)\n",
 		       ps[P_BRINGCAT_8M].mbps / rl->mbps);
 
@@ -1014,11 +1050,12 @@ int main(void)
 			}
 			fprintf(js, "\n  ],\n  \"clients\": { \"clients\": %d, \"lines\": %u, \"bringcat_msgs_per_s\": %.0f, \"socat_msgs_per_s\": %.0f, \"socat_torn_lines\": %ld },\n",
 				CLIENTS, lines, cl_med[0], cl_med[1], torn[1]);
-			fprintf(js, "  \"targets\": { \"vs_relay\": %.3f, \"vs_socat\": %.3f, \"vs_socat_b262144\": %.3f, \"first_vs_second_64mib\": %.3f, \"syscalls_vs_socat\": %.4f, \"clients_vs_socat\": %.3f },\n  \"failed\": %d\n}\n",
+			fprintf(js, "  \"targets\": { \"vs_relay\": %.3f, \"vs_socat\": %.3f, \"vs_socat_b262144\": %.3f, \"first_vs_second_64mib\": %.3f, \"syscalls_vs_socat\": %.4f, \"clients_vs_socat\": %.3f, \"hop_vs_tcp\": %.3f, \"hop_acks_per_mb\": %.3f },\n  \"failed\": %d\n}\n",
 				isnan(t1) ? -1 : t1, isnan(t2) ? -1 : t2,
 				isnan(t5) ? -1 : t5, b->touch,
 				isnan(t3) ? -1 : t3, isnan(t4) ? -1 : t4,
-				failed);
+				isnan(thop) ? -1 : thop,
+				hop_acks >= 0 ? hop_acks / mb : -1, failed);
 			fclose(js);
 		}
 	}

@@ -3,7 +3,10 @@
  * bring_get_stats(): exact counters after known operations.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bring.h"
 #include "kselftest_harness.h"
@@ -128,6 +131,51 @@ TEST(bad_stats_arguments_are_einval)
 	EXPECT_EQ(-EINVAL, bring_get_stats(r, &st));
 	EXPECT_EQ(-EINVAL, bring_get_stats(r, NULL));
 	bring_free(r);
+}
+
+/* id tells rings apart and stays with a file; file and durability say what it is. */
+TEST(id_file_and_durability)
+{
+	struct bring_stats a = { .sz = sizeof(a) }, b = { .sz = sizeof(b) };
+	BRING_OPTS(o, .durability = BRING_DURABLE_INTERVAL);
+	char path[] = "/tmp/stats_test.XXXXXX";
+	struct bring *r = bring_new(4096, NULL), *s = bring_new(4096, NULL);
+	int fd = mkstemp(path);
+
+	ASSERT_NE_NULL(r);
+	ASSERT_NE_NULL(s);
+	ASSERT_LE(0, fd);
+	close(fd);
+	unlink(path);
+	ASSERT_EQ(0, bring_get_stats(r, &a));
+	ASSERT_EQ(0, bring_get_stats(s, &b));
+	EXPECT_NE(0, a.id);
+	EXPECT_NE(a.id, b.id);
+	EXPECT_EQ(0, a.file);
+	EXPECT_EQ(BRING_DURABLE_NONE, a.durability);
+	bring_free(r);
+	bring_free(s);
+	r = bring_open(path, 4096, &o);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, bring_get_stats(r, &a));
+	EXPECT_EQ(1, a.file);
+	EXPECT_EQ(BRING_DURABLE_INTERVAL, a.durability);
+	bring_free(r);
+	/* Opened again: the same id (and the file's mode). */
+	r = bring_open(path, 4096, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, bring_get_stats(r, &b));
+	EXPECT_EQ(a.id, b.id);
+	EXPECT_EQ(BRING_DURABLE_INTERVAL, b.durability);
+	bring_free(r);
+	/* Made again at the same path: another id. */
+	unlink(path);
+	r = bring_open(path, 4096, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, bring_get_stats(r, &b));
+	EXPECT_NE(a.id, b.id);
+	bring_free(r);
+	unlink(path);
 }
 
 TEST_HARNESS_MAIN

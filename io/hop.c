@@ -1,0 +1,1522 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR MIT)
+/*
+ * The acknowledged hop: bring:HOST:PORT sinks and bring-listen:HOST:PORT
+ * sources (Documentation/protocol.rst specifies the bytes).
+ *
+ * Sender (one thread per bring: sink, a non-blocking socket and poll(2)):
+ *
+ *   ring:  [acked, shifted | sent, not acked | peeked, not sent | ...]
+ *                          ^ reader's cursor ^ msgs[nsent]      ^ msgs[n]
+ *
+ * It peeks from its reader's cursor (msgs[0] is the oldest message not
+ * acknowledged), sends DATA frames straight from ring memory while the
+ * bytes sent and not acknowledged stay within the window, and shifts a
+ * prefix only when an ACK covers it: peek(k) hands out exactly the first
+ * k messages again, and shift removes them. On every (re)connect the
+ * receiver's WELCOME says where the stream is committed; everything
+ * below is shifted, everything from there sent again.
+ *
+ * Receiver (one thread per bring-listen: source accepting, one per
+ * connection): each stream is a named writer of the ring, whose mark is
+ * (epoch, offset). A DATA frame's payload is received into a ring
+ * reservation and committed with bring_writer_commit() together with the
+ * frame's end offset, so record and offset are in the ring together or
+ * not at all; the ACK that follows (once durable, for durability
+ * interval/always) is what lets the sender shift. Exactly once per hop,
+ * whichever side is killed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hop.h"
+#include "io.h"
+
+#define HOP_WINDOW_DEFAULT (8U << 20)
+#define HOP_HB_DEFAULT 1000
+#define HOP_DEAD_FACTOR 3 /* heartbeats missed before a peer is dead */
+#define HOP_TX_MSGS 65536 /* messages a sender holds peeked at most */
+#define HOP_TX_FRAMES 256 /* frames per sendmsg(), lines: records per frame */
+#define HOP_FRAME_BYTES (1U << 20) /* lines: payload packed per frame */
+#define HOP_STOP_GIVEUP_MS 2000 /* stopping: no ack progress this long */
+#define HOP_RX_BUF (64U << 10)
+#define HOP_OBUF 4096
+#define HOP_PEND 256 /* receiver: committed frames waiting to be durable */
+
+static const char newline = '\n';
+
+/* ---- shared ---------------------------------------------------------- */
+
+static bool hop_stopped(struct bring_io *io)
+{
+	return __atomic_load_n(&io->stop, __ATOMIC_RELAXED);
+}
+
+static unsigned int hop_hb_ms(const struct bring_io *io)
+{
+	return io->o.hop_heartbeat_ms ? io->o.hop_heartbeat_ms : HOP_HB_DEFAULT;
+}
+
+static void drain_fd(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) > 0)
+		;
+}
+
+static void peer_name(int fd, char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (!getpeername(fd, (struct sockaddr *)&ss, &len)) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+			port = ntohs(a->sin6_port);
+		} else if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+			port = ntohs(a->sin_port);
+		}
+	}
+	snprintf(buf, size, "%s:%d", host, port);
+}
+
+/* ---- sender ----------------------------------------------------------- */
+
+struct hop_tx {
+	struct sink *s;
+	char id[HOP_ID_MAX + 1];
+	uint64_t epoch;
+	uint16_t flags;
+	int fd; /* -1 while down */
+	int nfd; /* bring_notify_fd(): new messages */
+	size_t window;
+	unsigned int hb_ms, dead_ms;
+	uint32_t max_frame;
+	/* msgs[0..n) peeked from the cursor; [0..nsent) queued or sent */
+	struct bring_msg *msgs;
+	unsigned int n, nsent;
+	size_t sent_bytes; /* payload bytes of msgs[0..nsent) */
+	uint64_t sent_end; /* end offset of the last frame queued */
+	uint64_t acked_hi; /* the highest offset ever acknowledged */
+	uint64_t resend_below; /* messages below were sent before: resends */
+	/* the batch being sent: frames' headers and payloads */
+	struct iovec iov[2 * HOP_TX_FRAMES + 1];
+	uint8_t hdr[HOP_TX_FRAMES][HOP_HDR + 8];
+	int niov, iov_pos;
+	size_t left;
+	/* acknowledgements and heartbeats coming back */
+	uint8_t rbuf[HOP_ERROR_BUF + 64];
+	size_t rlen;
+	uint64_t last_rx, last_tx, last_progress;
+	unsigned int backoff_ms, idle_ms;
+	bool said_down, connected_once, started;
+	char said[160]; /* the last reason logged, said once per change */
+};
+
+static void tx_log(struct hop_tx *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void tx_log(struct hop_tx *t, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	io_log("%s: %s\n", t->s->ep.uri, line);
+}
+
+static void tx_down(struct hop_tx *t, const char *why)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	t->rlen = 0;
+	t->left = 0;
+	t->niov = t->iov_pos = 0;
+	t->nsent = 0;
+	t->sent_bytes = 0;
+	if (why && strcmp(why, t->said) &&
+	    !(t->s->io->o.flags & BRING_IO_QUIET))
+		tx_log(t, "%s; reconnecting", why);
+	if (why)
+		snprintf(t->said, sizeof(t->said), "%s", why);
+	t->said_down = true;
+	if (!t->backoff_ms)
+		t->backoff_ms = IO_BACKOFF_MIN_MS;
+}
+
+/* A bad answer: said (always), counted, the connection closed. */
+static void tx_reject(struct hop_tx *t, const char *why)
+{
+	io_stat_add(t->s->io, hop_rejected, 1);
+	if (strcmp(why, t->said))
+		tx_log(t, "%s; connection closed", why);
+	snprintf(t->said, sizeof(t->said), "%s", why);
+	tx_down(t, NULL);
+}
+
+/* Write all of a small frame on a blocking-with-timeout socket. */
+static int send_all(int fd, const void *buf, size_t len, int ms)
+{
+	const char *p = buf;
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	ssize_t n;
+
+	while (len) {
+		n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (poll(&pfd, 1, ms) == 0)
+			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+/* Read one whole non-DATA frame within @ms: 0, or -errno / -EPROTO. */
+static int tx_read_frame(struct hop_tx *t, struct hop_frame *f, int ms,
+			 char *why, size_t why_len)
+{
+	struct pollfd pfd = { .fd = t->fd, .events = POLLIN };
+	uint64_t until = io_now_ns() + (uint64_t)ms * 1000000ULL, now;
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		ret = hop_parse(t->rbuf, t->rlen, 0, f, why, why_len);
+		if (ret > 0) {
+			memmove(t->rbuf, t->rbuf + ret, t->rlen - (size_t)ret);
+			t->rlen -= (size_t)ret;
+			return 0;
+		}
+		if (ret < 0)
+			return ret;
+		now = io_now_ns();
+		if (now >= until)
+			return -ETIMEDOUT;
+		if (poll(&pfd, 1, (int)((until - now) / 1000000ULL) + 1) < 0 &&
+		    errno != EINTR)
+			return -errno;
+		n = recv(t->fd, t->rbuf + t->rlen, sizeof(t->rbuf) - t->rlen,
+			 MSG_DONTWAIT);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			t->rlen += (size_t)n;
+	}
+}
+
+/* Messages in msgs[0..k): lines count one each (chunk records hold many). */
+static uint64_t tx_count(struct hop_tx *t, unsigned int k)
+{
+	uint64_t n = 0, lines;
+	unsigned int i;
+
+	if (!(t->flags & HOP_F_LINES))
+		return k;
+	for (i = 0; i < k; i++) {
+		if (ledger_take(t->s->io, t->msgs[i].seq, &lines))
+			n += lines;
+		else
+			n += count_nl(t->msgs[i].data, t->msgs[i].len) + 1;
+	}
+	return n;
+}
+
+/*
+ * Shift the messages the receiver has below @off: the first k of
+ * msgs[0..n) are peeked again (exactly those) and shifted. Returns the
+ * number shifted.
+ */
+static unsigned int tx_shift_below(struct hop_tx *t, uint64_t off)
+{
+	unsigned int k = 0, i;
+	uint64_t lines;
+	int ret;
+
+	while (k < t->n && t->msgs[k].seq < off)
+		k++;
+	if (!k)
+		return 0;
+	/* Counted while they are ours: after the shift writers reuse them. */
+	lines = tx_count(t, k);
+	ret = bring_reader_peek(t->s->rd, t->msgs, k, 0, 0);
+	if (ret != (int)k || bring_reader_shift(t->s->rd)) {
+		/* Cannot happen: nothing else moves this reader. */
+		io_fatal(t->s->io, t->s, ret < 0 ? ret : -EIO);
+		return 0;
+	}
+	for (i = 0; i < k && i < t->nsent; i++)
+		t->sent_bytes -= t->msgs[i].len;
+	io_stat_add(t->s->io, msgs_out, lines);
+	memmove(t->msgs, t->msgs + k, (t->n - k) * sizeof(*t->msgs));
+	t->n -= k;
+	t->nsent = t->nsent > k ? t->nsent - k : 0;
+	return k;
+}
+
+/*
+ * Peek again from the cursor: msgs[0..nsent) come back as they were,
+ * plus what arrived since, up to about the window. 0, -EAGAIN (nothing
+ * at all), -EPIPE (closed and all shifted) or -errno.
+ */
+static int tx_refill(struct hop_tx *t)
+{
+	int ret = bring_reader_peek(t->s->rd, t->msgs, HOP_TX_MSGS,
+				    t->window + t->max_frame, 0);
+
+	if (ret < 0) {
+		t->n = 0;
+		return ret;
+	}
+	t->n = (unsigned int)ret;
+	return 0;
+}
+
+/*
+ * Shift everything the receiver has (below @c), walking the ring from
+ * the cursor in slices: after a restart nothing is peeked yet. Offsets
+ * of this epoch are positions in this ring, so a @c past its last
+ * message was never sent from here: -EPROTO, and nothing is shifted
+ * (checked wherever the ring's end is in sight, i.e. unless more than
+ * HOP_TX_MSGS messages are held).
+ */
+static int tx_catch_up(struct hop_tx *t, uint64_t c)
+{
+	int ret;
+
+	for (;;) {
+		ret = bring_reader_peek(t->s->rd, t->msgs, HOP_TX_MSGS, 0, 0);
+		t->n = ret > 0 ? (unsigned int)ret : 0;
+		if (!t->n)
+			return 0;
+		if (t->n < HOP_TX_MSGS && c > t->msgs[t->n - 1].seq + 1)
+			return -EPROTO;
+		if (!tx_shift_below(t, c) || t->n)
+			return 0; /* a message at or past c is there */
+	}
+}
+
+static bool self_connected(int fd)
+{
+	struct sockaddr_storage a, b;
+	socklen_t la = sizeof(a), lb = sizeof(b);
+
+	return !getsockname(fd, (struct sockaddr *)&a, &la) &&
+	       !getpeername(fd, (struct sockaddr *)&b, &lb) && la == lb &&
+	       !memcmp(&a, &b, la);
+}
+
+static int tx_connect_fd(struct hop_tx *t)
+{
+	int fd, one = 1, err;
+	struct pollfd pfd;
+
+	fd = socket(t->s->ep.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+						     SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&t->s->ep.addr, t->s->ep.addrlen) &&
+	    errno != EINPROGRESS) {
+		err = -errno;
+		goto fail;
+	}
+	pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	if (poll(&pfd, 1, (int)t->dead_ms) <= 0) {
+		err = -ETIMEDOUT;
+		goto fail;
+	}
+	{
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+			err = err ? -err : -errno;
+			goto fail;
+		}
+	}
+	/*
+	 * Nobody listening on a local port of the ephemeral range: the
+	 * kernel may pick that very port for this end and connect the
+	 * socket to itself, which would also keep the receiver from
+	 * binding it. Count it as refused.
+	 */
+	if (self_connected(fd)) {
+		err = -ECONNREFUSED;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return err;
+}
+
+/* Connect, HELLO, WELCOME; 0 when the stream goes on from there. */
+static int tx_connect(struct hop_tx *t)
+{
+	struct bring_io *io = t->s->io;
+	uint8_t hello[HOP_HELLO_BUF];
+	struct hop_frame f;
+	char why[HOP_ERROR_MAX], line[HOP_ERROR_MAX + 64];
+	size_t len;
+	int ret;
+
+	ret = tx_connect_fd(t);
+	if (ret < 0) {
+		snprintf(line, sizeof(line), "connect: %s", strerror(-ret));
+		tx_down(t, line);
+		return ret;
+	}
+	t->fd = ret;
+	len = hop_put_hello(hello, t->flags, t->epoch, (uint32_t)t->window,
+			    (uint32_t)io->max_msg, t->id);
+	ret = send_all(t->fd, hello, len, (int)t->dead_ms);
+	if (!ret)
+		ret = tx_read_frame(t, &f, (int)t->dead_ms, why, sizeof(why));
+	if (ret == -EPROTO) {
+		tx_reject(t, why);
+		return ret;
+	}
+	if (ret) {
+		snprintf(line, sizeof(line), "handshake: %s",
+			 ret == -ECONNRESET ? "connection closed by the peer" :
+					      strerror(-ret));
+		tx_down(t, line);
+		return ret;
+	}
+	if (f.type == HOP_ERROR) {
+		snprintf(line, sizeof(line), "refused: %s", f.text);
+		tx_reject(t, line);
+		return -EPROTO;
+	}
+	if (f.type != HOP_WELCOME) {
+		snprintf(line, sizeof(line),
+			 "not a bring-listen: peer (frame type %u before WELCOME)",
+			 f.type);
+		tx_reject(t, line);
+		return -EPROTO;
+	}
+	if (f.offset < t->acked_hi) {
+		tx_log(t, "the receiver is at offset %llu, but acknowledged %llu before: it lost what it had acknowledged (its ring was made again, or lost to a power failure without durability)",
+		       (unsigned long long)f.offset,
+		       (unsigned long long)t->acked_hi);
+	}
+	if (tx_catch_up(t, f.offset)) {
+		snprintf(line, sizeof(line),
+			 "the receiver says offset %llu, past the end of this ring: an offset from the future",
+			 (unsigned long long)f.offset);
+		tx_reject(t, line);
+		return -EPROTO;
+	}
+	if (f.offset > t->acked_hi)
+		t->acked_hi = f.offset;
+	t->max_frame = f.max_frame;
+	t->sent_end = f.offset;
+	t->nsent = 0;
+	t->sent_bytes = 0;
+	t->last_rx = t->last_tx = t->last_progress = io_now_ns();
+	if ((t->said_down || !t->connected_once) &&
+	    !(io->o.flags & BRING_IO_QUIET))
+		tx_log(t, "connected, stream '%s' goes on from offset %llu",
+		       t->id, (unsigned long long)f.offset);
+	if (t->connected_once)
+		io_stat_add(io, reconnects, 1);
+	t->connected_once = true;
+	t->said_down = false;
+	t->said[0] = '\0';
+	t->backoff_ms = 0;
+	return 0;
+}
+
+/*
+ * Lay out the next frames from msgs[nsent..) while the window has room.
+ * lines: records joined by '\n' into frames of up to HOP_FRAME_BYTES;
+ * other framings: one record, one frame. A record larger than the
+ * receiver takes stays where it is: said, and the stream waits.
+ */
+static void tx_build(struct hop_tx *t)
+{
+	bool lines = t->flags & HOP_F_LINES;
+	size_t limit = t->max_frame < HOP_FRAME_BYTES ? t->max_frame :
+							HOP_FRAME_BYTES;
+	unsigned int f = 0, i, first;
+	int v = 0, hv;
+
+	t->niov = t->iov_pos = 0;
+	t->left = 0;
+	while (f < HOP_TX_FRAMES && t->nsent < t->n) {
+		size_t payload = 0;
+
+		first = t->nsent;
+		if (t->nsent && t->sent_bytes + t->msgs[first].len > t->window)
+			break;
+		if (t->msgs[first].len > t->max_frame) {
+			if (!f && strcmp(t->said, "too large")) {
+				tx_log(t, "a message of %zu bytes is larger than the receiver's max_msg %u: the stream waits for it",
+				       t->msgs[first].len, t->max_frame);
+				snprintf(t->said, sizeof(t->said), "too large");
+			}
+			break;
+		}
+		hv = v++; /* the frame's header */
+		for (i = first; i < t->n; i++) {
+			size_t add = t->msgs[i].len + (i > first);
+
+			if (i > first &&
+			    (!lines || payload + add > limit ||
+			     i - first >= HOP_TX_FRAMES - 1 ||
+			     v + 2 > (int)(sizeof(t->iov) / sizeof(t->iov[0])) ||
+			     t->sent_bytes + payload + add > t->window))
+				break;
+			if (i > first) {
+				t->iov[v].iov_base = (void *)&newline;
+				t->iov[v++].iov_len = 1;
+			}
+			t->iov[v].iov_base = (void *)t->msgs[i].data;
+			t->iov[v++].iov_len = t->msgs[i].len;
+			payload += add;
+			t->sent_bytes += t->msgs[i].len;
+		}
+		t->nsent = i;
+		t->sent_end = t->msgs[i - 1].seq + 1;
+		if (t->msgs[first].seq < t->resend_below)
+			io_stat_add(t->s->io, hop_resent, i - first);
+		hop_put_offset(t->hdr[f], HOP_DATA, t->sent_end,
+			       (uint32_t)payload);
+		t->iov[hv].iov_base = t->hdr[f];
+		t->iov[hv].iov_len = HOP_HDR + 8;
+		t->left += HOP_HDR + 8 + payload;
+		f++;
+		if (v + 3 > (int)(sizeof(t->iov) / sizeof(t->iov[0])))
+			break;
+	}
+	t->niov = v;
+	if (f)
+		io_stat_add(t->s->io, hop_frames, f);
+	if (t->sent_end > t->resend_below)
+		t->resend_below = t->sent_end;
+}
+
+static void tx_advance(struct hop_tx *t, size_t n)
+{
+	t->left -= n;
+	while (n && t->iov_pos < t->niov) {
+		struct iovec *v = &t->iov[t->iov_pos];
+
+		if (n < v->iov_len) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= n;
+			return;
+		}
+		n -= v->iov_len;
+		t->iov_pos++;
+	}
+	while (!t->left && t->iov_pos < t->niov && !t->iov[t->iov_pos].iov_len)
+		t->iov_pos++;
+}
+
+/* Send what the batch has left without blocking: 0 or -errno. */
+static int tx_send(struct hop_tx *t)
+{
+	struct msghdr mh = { 0 };
+	ssize_t n;
+
+	while (t->left) {
+		mh.msg_iov = t->iov + t->iov_pos;
+		mh.msg_iovlen = (size_t)(t->niov - t->iov_pos);
+		n = sendmsg(t->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		io_stat_add(t->s->io, writes, 1);
+		io_stat_add(t->s->io, bytes_out, n);
+		t->last_tx = io_now_ns();
+		tx_advance(t, (size_t)n);
+	}
+	return 0;
+}
+
+/* Acknowledgements and heartbeats; 0, or -1 when the connection ended. */
+static int tx_recv(struct hop_tx *t)
+{
+	struct hop_frame f;
+	char why[HOP_ERROR_MAX], line[HOP_ERROR_MAX + 64];
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		n = recv(t->fd, t->rbuf + t->rlen, sizeof(t->rbuf) - t->rlen,
+			 MSG_DONTWAIT);
+		if (n == 0) {
+			tx_down(t, "connection closed by the receiver");
+			return -1;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			tx_down(t, strerror(errno));
+			return -1;
+		}
+		t->rlen += (size_t)n;
+		t->last_rx = io_now_ns();
+		while ((ret = hop_parse(t->rbuf, t->rlen, 0, &f, why,
+					sizeof(why))) > 0) {
+			memmove(t->rbuf, t->rbuf + ret, t->rlen - (size_t)ret);
+			t->rlen -= (size_t)ret;
+			if (f.type == HOP_PING)
+				continue;
+			if (f.type == HOP_ERROR) {
+				snprintf(line, sizeof(line), "receiver: %s",
+					 f.text);
+				tx_reject(t, line);
+				return -1;
+			}
+			if (f.type != HOP_ACK) {
+				snprintf(line, sizeof(line),
+					 "unexpected frame type %u from the receiver",
+					 f.type);
+				tx_reject(t, line);
+				return -1;
+			}
+			if (f.offset > t->sent_end) {
+				snprintf(line, sizeof(line),
+					 "ACK of offset %llu, past %llu sent: an offset from the future",
+					 (unsigned long long)f.offset,
+					 (unsigned long long)t->sent_end);
+				tx_reject(t, line);
+				return -1;
+			}
+			io_stat_add(t->s->io, hop_acks, 1);
+			if (f.offset > t->acked_hi)
+				t->acked_hi = f.offset;
+			if (tx_shift_below(t, f.offset))
+				t->last_progress = t->last_rx;
+		}
+		if (ret < 0) {
+			tx_reject(t, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Sleep for @ms, or until a stop. */
+static void tx_sleep(struct hop_tx *t, unsigned int ms)
+{
+	struct pollfd pfd = { .fd = t->s->io->hop_fd, .events = POLLIN };
+
+	/* Stopped, the eventfd stays readable: sleep a little instead. */
+	if (hop_stopped(t->s->io))
+		usleep((ms < 100 ? ms : 100) * 1000);
+	else
+		poll(&pfd, 1, (int)ms);
+}
+
+/*
+ * One turn while connected: take acks, send, then wait for the socket,
+ * new messages or a stop. false when the sink is finished.
+ */
+static bool tx_turn(struct hop_tx *t)
+{
+	struct bring_io *io = t->s->io;
+	struct pollfd pfd[3];
+	struct bring_wait w;
+	bool waiting = false;
+	uint64_t now;
+	int ret, timeout, nfds = 2;
+
+	if (tx_recv(t))
+		return true;
+	if (!t->left && t->nsent == t->n) {
+		ret = tx_refill(t);
+		if (ret == -EPIPE)
+			return false; /* closed, and every message acked */
+		if (ret < 0 && ret != -EAGAIN) {
+			io_fatal(io, t->s, ret);
+			return false;
+		}
+	}
+	if (!t->left)
+		tx_build(t);
+	ret = tx_send(t);
+	if (ret) {
+		tx_down(t, strerror(-ret));
+		return true;
+	}
+	now = io_now_ns();
+	if (now - t->last_rx > (uint64_t)t->dead_ms * 1000000ULL) {
+		tx_down(t, "no answer from the receiver for 3 heartbeats");
+		return true;
+	}
+	if (hop_stopped(io) &&
+	    now - t->last_progress > HOP_STOP_GIVEUP_MS * 1000000ULL &&
+	    t->n) {
+		tx_log(t, "stopping with %u messages not acknowledged: they stay in the ring",
+		       t->n);
+		return false;
+	}
+	if (!t->left && now - t->last_tx >= (uint64_t)t->hb_ms * 1000000ULL) {
+		uint8_t ping[HOP_HDR];
+
+		hop_put_hdr(ping, HOP_PING, 0);
+		if (send(t->fd, ping, sizeof(ping), MSG_NOSIGNAL | MSG_DONTWAIT) ==
+		    sizeof(ping))
+			t->last_tx = now;
+	}
+	/* Nothing more to send now: wait for what changes that. */
+	timeout = (int)t->hb_ms / 2;
+	pfd[0] = (struct pollfd){ .fd = t->fd,
+				  .events = POLLIN | (t->left ? POLLOUT : 0) };
+	/* Stopped, the eventfd stays readable: not waited on. */
+	pfd[1] = (struct pollfd){ .fd = hop_stopped(io) ? -1 : io->hop_fd,
+				  .events = POLLIN };
+	if (!t->left && t->nsent == t->n) {
+		if (!t->n && !t->nsent) {
+			/* Nothing held: the ring's own wait for messages. */
+			ret = bring_reader_wait_prepare(t->s->rd, &w);
+			if (ret == 1)
+				return true;
+			waiting = !ret;
+			pfd[nfds++] = (struct pollfd){ .fd = t->nfd,
+						       .events = POLLIN };
+			if (io->o.flags & BRING_IO_SHARED)
+				timeout = 50; /* other handles' pushes */
+		} else if (t->sent_bytes < t->window) {
+			/*
+			 * Acks pending and room for more: new messages are
+			 * seen by peeking again, soon, then less often.
+			 */
+			t->idle_ms = t->idle_ms ? t->idle_ms * 2 : 1;
+			if (t->idle_ms > 50)
+				t->idle_ms = 50;
+			timeout = (int)t->idle_ms;
+		}
+	} else {
+		t->idle_ms = 0;
+	}
+	if (hop_stopped(io) && timeout > 100)
+		timeout = 100;
+	poll(pfd, (nfds_t)nfds, timeout);
+	if (waiting) {
+		bring_reader_wait_finish(t->s->rd, &w);
+		drain_fd(t->nfd);
+	}
+	if (pfd[0].revents & POLLIN)
+		t->idle_ms = 0;
+	return true;
+}
+
+static void *tx_thread(void *arg)
+{
+	struct hop_tx *t = arg;
+	struct bring_io *io = t->s->io;
+	uint64_t stop_t0 = 0;
+	int ret;
+
+	for (;;) {
+		if (t->fd < 0) {
+			if (hop_stopped(io)) {
+				/* Down and stopping: give up soon. */
+				if (!stop_t0)
+					stop_t0 = io_now_ns();
+				if (io_now_ns() - stop_t0 >
+				    HOP_STOP_GIVEUP_MS * 1000000ULL)
+					break;
+			}
+			ret = bring_reader_peek(t->s->rd, t->msgs, 1, 0, 0);
+			if (ret == -EPIPE)
+				break; /* closed, and nothing left to send */
+			if (tx_connect(t)) {
+				tx_sleep(t, t->backoff_ms);
+				t->backoff_ms *= 2;
+				if (t->backoff_ms > IO_BACKOFF_MAX_MS)
+					t->backoff_ms = IO_BACKOFF_MAX_MS;
+				continue;
+			}
+		}
+		if (!tx_turn(t))
+			break;
+		if (t->s->done)
+			break;
+	}
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	t->s->done = true;
+	return NULL;
+}
+
+/* The stream's id: opts.hop_id or HOSTNAME/RINGNAME, then "/READER". */
+static void tx_stream_id(struct hop_tx *t)
+{
+	struct bring_io *io = t->s->io;
+	char host[128] = "localhost";
+
+	if (io->o.hop_id) {
+		snprintf(t->id, sizeof(t->id), "%s/%s", io->o.hop_id,
+			 t->s->reader_name);
+		return;
+	}
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	snprintf(t->id, sizeof(t->id), "%s/%s/%s", host, bring_name(io->r),
+		 t->s->reader_name);
+}
+
+int hop_sink_add(struct bring_io *io, struct sink *s)
+{
+	struct bring_stats st = { .sz = sizeof(st) };
+	struct hop_tx *t;
+
+	if (io->o.hop_id && (!io->o.hop_id[0] ||
+			     strlen(io->o.hop_id) + 1 + strlen(s->reader_name) >
+				     HOP_ID_MAX))
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->msgs = calloc(HOP_TX_MSGS, sizeof(*t->msgs));
+	if (!t->msgs) {
+		free(t);
+		return -ENOMEM;
+	}
+	s->hop = t;
+	t->s = s;
+	t->fd = -1;
+	t->nfd = -1;
+	bring_get_stats(io->r, &st);
+	t->epoch = st.id;
+	t->flags = (st.file ? 0 : HOP_F_VOLATILE) |
+		   (io->o.framing == BRING_IO_LINES ? HOP_F_LINES : 0);
+	t->window = io->o.hop_window ? io->o.hop_window : HOP_WINDOW_DEFAULT;
+	if (t->window > UINT32_MAX)
+		t->window = UINT32_MAX;
+	t->hb_ms = hop_hb_ms(io);
+	t->dead_ms = t->hb_ms * HOP_DEAD_FACTOR;
+	t->max_frame = (uint32_t)io->max_msg;
+	t->said_down = false;
+	tx_stream_id(t);
+	t->nfd = bring_notify_fd(io->r);
+	return t->nfd < 0 ? t->nfd : 0;
+}
+
+void hop_sink_free(struct sink *s)
+{
+	struct hop_tx *t = s->hop;
+
+	if (!t)
+		return;
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->msgs);
+	free(t);
+	s->hop = NULL;
+}
+
+/* ---- receiver --------------------------------------------------------- */
+
+struct hop_conn;
+
+struct hop_listen {
+	struct source *src;
+	int lfd;
+	pthread_mutex_t lock; /* conns, and each conn's name/epoch/done */
+	pthread_cond_t cond; /* a conn let its stream go */
+	struct hop_conn *conns;
+	pthread_t thread;
+	bool started;
+};
+
+struct hop_pend {
+	uint64_t rend; /* where the record ends in this ring */
+	uint64_t end; /* the stream offset it commits */
+};
+
+struct hop_conn {
+	struct hop_listen *hl;
+	struct hop_conn *next;
+	int fd;
+	pthread_t thread;
+	bool done; /* the thread ended: join and free */
+	/*
+	 * The stream reconnected: this one ends. Set by the new connection's
+	 * thread (under hl->lock, then shutdown(2) of our socket), read
+	 * without the lock here: relaxed atomics, the shutdown is what
+	 * wakes us.
+	 */
+	bool superseded;
+	bool holds; /* has the stream's name (under hl->lock) */
+	char peer[80];
+	char name[BRING_NAME_MAX];
+	char id[HOP_ID_MAX + 1];
+	uint64_t epoch;
+	uint32_t window;
+	bool lines; /* HOP_F_LINES */
+	struct bring_writer *w;
+	struct hop_rx rx;
+	uint8_t *rbuf;
+	size_t rlen;
+	uint8_t obuf[HOP_OBUF];
+	size_t olen;
+	uint64_t committed, acked, acked_bytes_at, committed_bytes;
+	uint64_t last_rx, last_tx, last_out;
+	struct hop_pend pend[HOP_PEND];
+	unsigned int npend;
+	int durability; /* of the ring */
+};
+
+static bool superseded(struct hop_conn *c)
+{
+	return __atomic_load_n(&c->superseded, __ATOMIC_RELAXED);
+}
+
+static void rx_log(struct hop_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void rx_log(struct hop_conn *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	io_log("%s: %s: %s\n", c->hl->src->ep.uri, c->peer, line);
+}
+
+/* Send what is queued without blocking; false when the peer is gone. */
+static bool rx_flush(struct hop_conn *c)
+{
+	ssize_t n;
+
+	while (c->olen) {
+		n = send(c->fd, c->obuf, c->olen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		memmove(c->obuf, c->obuf + n, c->olen - (size_t)n);
+		c->olen -= (size_t)n;
+		c->last_out = io_now_ns();
+	}
+	return true;
+}
+
+/* Queue a frame; false when it does not fit (the peer reads nothing). */
+static bool rx_queue(struct hop_conn *c, const void *frame, size_t len)
+{
+	if (c->olen + len > sizeof(c->obuf))
+		return false;
+	memcpy(c->obuf + c->olen, frame, len);
+	c->olen += len;
+	c->last_tx = io_now_ns();
+	return true;
+}
+
+/* Bad input: one line, the reason sent back, the connection closed. */
+static void rx_reject(struct hop_conn *c, const char *why)
+{
+	uint8_t err[HOP_ERROR_BUF];
+	size_t len = hop_put_error(err, why);
+
+	io_stat_add(c->hl->src->io, hop_rejected, 1);
+	rx_log(c, "%s; connection closed", why);
+	c->olen = 0;
+	if (rx_queue(c, err, len))
+		rx_flush(c);
+}
+
+/* The offset that may be acknowledged: committed, and durable if asked. */
+static uint64_t rx_ackable(struct hop_conn *c)
+{
+	struct bring_stats st = { .sz = sizeof(st) };
+	unsigned int i, k = 0;
+	uint64_t ack = c->acked;
+
+	if (c->durability != BRING_DURABLE_INTERVAL)
+		return c->committed;
+	if (!c->npend)
+		return ack;
+	bring_get_stats(c->hl->src->io->r, &st);
+	while (k < c->npend && c->pend[k].rend <= st.durable)
+		ack = c->pend[k++].end;
+	for (i = k; i < c->npend; i++)
+		c->pend[i - k] = c->pend[i];
+	c->npend -= k;
+	return ack;
+}
+
+static void rx_ack(struct hop_conn *c)
+{
+	uint8_t ack[HOP_HDR + 8];
+	uint64_t off = rx_ackable(c);
+
+	if (off <= c->acked)
+		return;
+	hop_put_offset(ack, HOP_ACK, off, 0);
+	if (!rx_queue(c, ack, sizeof(ack)))
+		return; /* the next one says it again */
+	c->acked = off;
+	c->acked_bytes_at = c->committed_bytes;
+	io_stat_add(c->hl->src->io, hop_acks, 1);
+}
+
+/* Release the stream's name (and wake a connection waiting for it). */
+static void rx_release(struct hop_conn *c)
+{
+	struct hop_listen *hl = c->hl;
+
+	if (c->w)
+		bring_writer_close(c->w);
+	c->w = NULL;
+	pthread_mutex_lock(&hl->lock);
+	c->holds = false;
+	pthread_cond_broadcast(&hl->cond);
+	pthread_mutex_unlock(&hl->lock);
+}
+
+/*
+ * Take the stream's name for this connection. A live connection of the
+ * same stream and epoch is an old one the sender gave up on: it ends.
+ * One of another epoch is another sender with the same id: refused.
+ */
+static int rx_claim(struct hop_conn *c, char *why, size_t why_len)
+{
+	struct hop_listen *hl = c->hl;
+	struct hop_conn *o;
+	struct timespec ts;
+	int err = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 3;
+	pthread_mutex_lock(&hl->lock);
+	for (;;) {
+		for (o = hl->conns; o; o = o->next)
+			if (o != c && o->holds && !strcmp(o->name, c->name))
+				break;
+		if (!o)
+			break;
+		if (o->epoch != c->epoch) {
+			snprintf(why, why_len,
+				 "stream '%s' is in use by a live connection of epoch %016llx (this one: %016llx): two senders with one stream id",
+				 c->id, (unsigned long long)o->epoch,
+				 (unsigned long long)c->epoch);
+			err = -EBUSY;
+			break;
+		}
+		if (!superseded(o)) {
+			__atomic_store_n(&o->superseded, true,
+					 __ATOMIC_RELAXED);
+			shutdown(o->fd, SHUT_RDWR);
+		}
+		if (pthread_cond_timedwait(&hl->cond, &hl->lock, &ts) ==
+		    ETIMEDOUT) {
+			snprintf(why, why_len,
+				 "stream '%s' is still held by an earlier connection",
+				 c->id);
+			err = -EBUSY;
+			break;
+		}
+	}
+	if (!err)
+		c->holds = true;
+	pthread_mutex_unlock(&hl->lock);
+	return err;
+}
+
+/* HELLO: open the stream's writer, compare epochs, answer WELCOME. */
+static int rx_hello(struct hop_conn *c, const struct hop_frame *f, char *why,
+		    size_t why_len)
+{
+	struct bring_io *io = c->hl->src->io;
+	uint8_t mark[BRING_MARK_MAX], wel[HOP_HDR + HOP_WELCOME_LEN];
+	uint64_t epoch = 0, off = 0;
+	int len;
+
+	memcpy(c->id, f->id, f->id_len + 1);
+	c->epoch = f->epoch;
+	c->window = f->window;
+	c->lines = f->flags & HOP_F_LINES;
+	hop_writer_name(f->id, f->id_len, c->name, sizeof(c->name));
+	if (rx_claim(c, why, why_len))
+		return -EPROTO;
+	c->w = bring_writer_open(io->r, c->name, NULL);
+	if (!c->w) {
+		snprintf(why, why_len, "stream '%s': cannot open writer %s: %s",
+			 c->id, c->name, strerror(errno));
+		return -EPROTO;
+	}
+	len = bring_writer_mark(c->w, mark, sizeof(mark));
+	if (len < 0 || (len && !hop_mark_get(mark, (size_t)len, &epoch, &off))) {
+		snprintf(why, why_len,
+			 "stream '%s': writer %s holds a mark that is not a stream offset",
+			 c->id, c->name);
+		return -EPROTO;
+	}
+	if (len && epoch != f->epoch) {
+		if (!(f->flags & HOP_F_VOLATILE)) {
+			snprintf(why, why_len,
+				 "stream '%s' was stored with epoch %016llx and comes back with epoch %016llx: another sender with the same id, or its ring was made again (give it another stream id)",
+				 c->id, (unsigned long long)epoch,
+				 (unsigned long long)f->epoch);
+			return -EPROTO;
+		}
+		if (!(io->o.flags & BRING_IO_QUIET))
+			rx_log(c, "stream '%s' starts epoch %016llx (its buffer is in memory): offsets start again from 0",
+			       c->id, (unsigned long long)f->epoch);
+		off = 0;
+	}
+	c->committed = c->acked = off;
+	c->rx.next = off;
+	hop_put_welcome(wel, 0, (uint32_t)io->ring_max, hop_hb_ms(io), off);
+	rx_queue(c, wel, sizeof(wel));
+	return 0;
+}
+
+/* Wait until @c's socket has data or @ms passed; false on a stop. */
+static bool rx_wait_in(struct hop_conn *c, int ms)
+{
+	struct bring_io *io = c->hl->src->io;
+	struct pollfd pfd[2] = {
+		{ .fd = c->fd, .events = POLLIN | (c->olen ? POLLOUT : 0) },
+		{ .fd = io->hop_fd, .events = POLLIN },
+	};
+
+	if (hop_stopped(io) || superseded(c))
+		return false;
+	poll(pfd, 2, ms);
+	return !hop_stopped(io) && !superseded(c);
+}
+
+static void rx_ping_if_due(struct hop_conn *c)
+{
+	uint8_t ping[HOP_HDR];
+
+	if (io_now_ns() - c->last_tx < (uint64_t)hop_hb_ms(c->hl->src->io) *
+						   1000000ULL)
+		return;
+	hop_put_hdr(ping, HOP_PING, 0);
+	rx_queue(c, ping, sizeof(ping));
+}
+
+/*
+ * A DATA frame's payload of @len bytes: reserved, filled from what is
+ * buffered and then received in place, committed with its end offset.
+ * 0, or -1 when the connection ends (said).
+ */
+static int rx_data(struct hop_conn *c, uint64_t end, size_t len)
+{
+	struct bring_io *io = c->hl->src->io;
+	unsigned int hb = hop_hb_ms(io), dead = hb * HOP_DEAD_FACTOR;
+	uint8_t mark[HOP_MARK_LEN];
+	struct bring_resv resv;
+	size_t have, k;
+	ssize_t n;
+	int ret;
+
+	/* Ring full: keep the sender's heartbeats answered meanwhile. */
+	while ((ret = bring_reserve(io->r, len, &resv, (int)hb)) ==
+	       -ETIMEDOUT) {
+		rx_ping_if_due(c);
+		rx_flush(c);
+		if (hop_stopped(io) || superseded(c))
+			return -1;
+		io_stat_add(io, full_waits, 1);
+	}
+	if (ret)
+		return -1; /* closed (-EPIPE) */
+	k = c->rlen < len ? c->rlen : len;
+	memcpy(resv.data, c->rbuf, k);
+	memmove(c->rbuf, c->rbuf + k, c->rlen - k);
+	c->rlen -= k;
+	have = k;
+	while (have < len) {
+		n = recv(c->fd, (char *)resv.data + have, len - have,
+			 MSG_DONTWAIT);
+		if (n > 0) {
+			have += (size_t)n;
+			c->last_rx = io_now_ns();
+			io_stat_add(io, reads, 1);
+			io_stat_add(io, bytes_in, n);
+			continue;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			goto gone;
+		rx_ping_if_due(c);
+		if (!rx_flush(c) || !rx_wait_in(c, (int)hb))
+			goto gone;
+		if (io_now_ns() - c->last_rx > (uint64_t)dead * 1000000ULL) {
+			rx_log(c, "stream '%s': no data for %u ms in the middle of a frame; connection closed",
+			       c->id, dead);
+			goto gone;
+		}
+	}
+	hop_mark_put(mark, c->epoch, end);
+	ret = bring_writer_commit(c->w, &resv, len, mark, sizeof(mark));
+	if (ret) {
+		if (ret != -EPIPE) {
+			rx_log(c, "stream '%s': ring: %s", c->id,
+			       strerror(-ret));
+			io_set_err(io, ret);
+			bring_io_stop(io);
+		}
+		return -1;
+	}
+	c->committed = end;
+	c->committed_bytes += len;
+	io_stat_add(io, hop_frames, 1);
+	/* lines: a frame is a chunk record, each of its lines a message */
+	io_stat_add(io, msgs_in, c->lines ? count_nl(resv.data, len) + 1 : 1);
+	if (c->durability == BRING_DURABLE_INTERVAL) {
+		struct hop_pend p = { .rend = resv.seq + 16 + ((len + 7) & ~7UL),
+				      .end = end };
+
+		if (c->npend == HOP_PEND)
+			c->pend[HOP_PEND - 1] = p; /* acked a little later */
+		else
+			c->pend[c->npend++] = p;
+	}
+	return 0;
+gone:
+	bring_abort(io->r, &resv);
+	return -1;
+}
+
+/* Take the frames buffered; 0, or -1 when the connection ends. */
+static int rx_frames(struct hop_conn *c)
+{
+	struct bring_io *io = c->hl->src->io;
+	struct hop_frame f;
+	char why[HOP_ERROR_MAX];
+	int ret;
+
+	while ((ret = hop_parse(c->rbuf, c->rlen, io->ring_max, &f, why,
+				sizeof(why))) > 0) {
+		memmove(c->rbuf, c->rbuf + ret, c->rlen - (size_t)ret);
+		c->rlen -= (size_t)ret;
+		if (hop_rx_check(&c->rx, &f, why, sizeof(why)))
+			goto reject;
+		switch (f.type) {
+		case HOP_HELLO:
+			if (rx_hello(c, &f, why, sizeof(why)))
+				goto reject;
+			break;
+		case HOP_DATA:
+			if (rx_data(c, f.offset, f.len - HOP_DATA_MIN))
+				return -1;
+			/* Progress acks: a quarter window at least. */
+			if (c->committed_bytes - c->acked_bytes_at >=
+			    c->window / 4)
+				rx_ack(c);
+			break;
+		case HOP_ERROR:
+			rx_log(c, "stream '%s': sender: %s", c->id, f.text);
+			return -1;
+		default:
+			break;
+		}
+	}
+	if (ret == 0)
+		return 0;
+reject:
+	rx_reject(c, why);
+	return -1;
+}
+
+static void rx_run(struct hop_conn *c)
+{
+	struct bring_io *io = c->hl->src->io;
+	unsigned int hb = hop_hb_ms(io), dead = hb * HOP_DEAD_FACTOR;
+	uint64_t now;
+	ssize_t n;
+	int ms;
+
+	c->last_rx = c->last_tx = c->last_out = io_now_ns();
+	for (;;) {
+		n = recv(c->fd, c->rbuf + c->rlen, HOP_RX_BUF - c->rlen,
+			 MSG_DONTWAIT);
+		if (n == 0)
+			return; /* the sender closed: its next connection goes on */
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return;
+		if (n > 0) {
+			c->rlen += (size_t)n;
+			c->last_rx = io_now_ns();
+			io_stat_add(io, reads, 1);
+			io_stat_add(io, bytes_in, n);
+			if (rx_frames(c))
+				return;
+			/* Progress ACKs go out while frames keep coming. */
+			if (c->olen && !rx_flush(c))
+				return;
+			continue; /* read on while there is more */
+		}
+		/* Everything that came is committed: say so. */
+		if (c->rx.phase == HOP_RX_STREAM)
+			rx_ack(c);
+		rx_ping_if_due(c);
+		if (!rx_flush(c))
+			return;
+		now = io_now_ns();
+		if (now - c->last_rx > (uint64_t)dead * 1000000ULL) {
+			rx_log(c, "%s%s%sno frame for %u ms; connection closed",
+			       c->id[0] ? "stream '" : "", c->id,
+			       c->id[0] ? "': " : "", dead);
+			io_stat_add(io, hop_rejected, 1);
+			return;
+		}
+		if (c->olen && now - c->last_out > (uint64_t)dead * 1000000ULL) {
+			rx_reject(c, "the sender stopped reading");
+			return;
+		}
+		ms = c->npend ? 20 : (int)hb / 2;
+		if (!rx_wait_in(c, ms))
+			return;
+	}
+}
+
+static void *rx_thread(void *arg)
+{
+	struct hop_conn *c = arg;
+	struct bring_io *io = c->hl->src->io;
+	struct bring_stats st = { .sz = sizeof(st) };
+
+	bring_get_stats(io->r, &st);
+	c->durability = (int)st.durability;
+	rx_run(c);
+	rx_release(c);
+	shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_lock(&c->hl->lock);
+	c->done = true;
+	pthread_mutex_unlock(&c->hl->lock);
+	return NULL;
+}
+
+static void conn_reap(struct hop_listen *hl, bool all)
+{
+	struct hop_conn **pp = &hl->conns, *c;
+
+	pthread_mutex_lock(&hl->lock);
+	while ((c = *pp)) {
+		if (!c->done && !all) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		pthread_mutex_unlock(&hl->lock);
+		pthread_join(c->thread, NULL);
+		close(c->fd);
+		free(c->rbuf);
+		free(c);
+		pthread_mutex_lock(&hl->lock);
+	}
+	pthread_mutex_unlock(&hl->lock);
+}
+
+static void hl_accept(struct hop_listen *hl)
+{
+	struct bring_io *io = hl->src->io;
+	struct hop_conn *c;
+	sigset_t all, old;
+	int fd;
+
+	fd = accept4(hl->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	io_stat_add(io, accepted, 1);
+	c = calloc(1, sizeof(*c));
+	if (c)
+		c->rbuf = malloc(HOP_RX_BUF);
+	if (!c || !c->rbuf) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->hl = hl;
+	c->fd = fd;
+	peer_name(fd, c->peer, sizeof(c->peer));
+	pthread_mutex_lock(&hl->lock);
+	c->next = hl->conns;
+	hl->conns = c;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (pthread_create(&c->thread, NULL, rx_thread, c)) {
+		hl->conns = c->next;
+		pthread_mutex_unlock(&hl->lock);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		io_log("%s: cannot start a thread for a connection\n",
+		       hl->src->ep.uri);
+		close(fd);
+		free(c->rbuf);
+		free(c);
+		return;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_unlock(&hl->lock);
+}
+
+static void *hl_thread(void *arg)
+{
+	struct hop_listen *hl = arg;
+	struct bring_io *io = hl->src->io;
+	struct pollfd pfd[2] = {
+		{ .fd = hl->lfd, .events = POLLIN },
+		{ .fd = io->hop_fd, .events = POLLIN },
+	};
+	struct hop_conn *c;
+
+	while (!hop_stopped(io)) {
+		if (poll(pfd, 2, 1000) > 0 && (pfd[0].revents & POLLIN))
+			hl_accept(hl);
+		conn_reap(hl, false);
+	}
+	/* Stopped: connections end without acking what they hold. */
+	pthread_mutex_lock(&hl->lock);
+	for (c = hl->conns; c; c = c->next)
+		shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&hl->lock);
+	conn_reap(hl, true);
+	close(hl->lfd);
+	hl->lfd = -1;
+	return NULL;
+}
+
+int hop_source_add(struct bring_io *io, struct source *src)
+{
+	struct hop_listen *hl = calloc(1, sizeof(*hl));
+	struct endpoint tcp;
+	int fd;
+
+	if (!hl)
+		return -ENOMEM;
+	hl->src = src;
+	pthread_mutex_init(&hl->lock, NULL);
+	pthread_cond_init(&hl->cond, NULL);
+	/* Listen as tcp-listen: does. */
+	tcp = src->ep;
+	tcp.kind = EP_TCP_LISTEN;
+	fd = ep_listen(&tcp, &src->port);
+	if (fd < 0) {
+		free(hl);
+		return fd;
+	}
+	hl->lfd = fd;
+	src->hop = hl;
+	return 0;
+}
+
+void hop_source_free(struct source *src)
+{
+	struct hop_listen *hl = src->hop;
+
+	if (!hl)
+		return;
+	if (hl->lfd >= 0)
+		close(hl->lfd);
+	pthread_mutex_destroy(&hl->lock);
+	pthread_cond_destroy(&hl->cond);
+	free(hl);
+	src->hop = NULL;
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+/* The eventfd bring_io_stop() writes for the hop's threads. */
+int hop_wake_fd(struct bring_io *io)
+{
+	if (io->hop_fd < 0)
+		io->hop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return io->hop_fd < 0 ? -errno : 0;
+}
+
+static int start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -err;
+}
+
+/*
+ * Start the hop's threads (before the io's loop runs). Receivers first:
+ * a failure stops the io, and what started is joined by hop_join().
+ */
+int hop_start(struct bring_io *io)
+{
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < io->nr_srcs; i++) {
+		struct hop_listen *hl = io->srcs[i]->hop;
+
+		if (!hl)
+			continue;
+		err = start(&hl->thread, hl_thread, hl);
+		if (err)
+			goto fail;
+		hl->started = true;
+	}
+	for (i = 0; i < io->nr_hop_sinks; i++) {
+		struct sink *s = io->hop_sinks[i];
+
+		err = start(&s->thread, tx_thread, s->hop);
+		if (err)
+			goto fail;
+		s->hop->started = true;
+	}
+	return 0;
+fail:
+	io_log("cannot start a thread for the bring: hop: %s\n",
+	       strerror(-err));
+	io_set_err(io, err);
+	bring_io_stop(io);
+	return err;
+}
+
+/* After the loop: the senders drain (the ring is closed), all end. */
+void hop_join(struct bring_io *io)
+{
+	unsigned int i;
+
+	for (i = 0; i < io->nr_hop_sinks; i++) {
+		struct sink *s = io->hop_sinks[i];
+
+		if (s->hop->started)
+			pthread_join(s->thread, NULL);
+		s->hop->started = false;
+	}
+	for (i = 0; i < io->nr_srcs; i++) {
+		struct hop_listen *hl = io->srcs[i]->hop;
+
+		if (hl && hl->started)
+			pthread_join(hl->thread, NULL);
+		if (hl)
+			hl->started = false;
+	}
+}
