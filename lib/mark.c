@@ -68,9 +68,11 @@ struct bring_writer {
 uint32_t cursor_crc(const struct bring_cursor *c)
 {
 	uint32_t crc = bring_crc32c(0, &c->pos, 2 * sizeof(uint64_t));
+	/* A damaged length never makes the checksum read past the mark. */
+	size_t len = c->mark_len < BRING_MARK_MAX ? c->mark_len : BRING_MARK_MAX;
 
 	crc = bring_crc32c(crc, &c->mark_len, sizeof(c->mark_len));
-	return c->mark_len ? bring_crc32c(crc, c->mark, c->mark_len) : crc;
+	return len ? bring_crc32c(crc, c->mark, len) : crc;
 }
 
 static bool cursor_valid(const struct bring_cursor *c)
