@@ -46,20 +46,6 @@ static int printed_port(const char *err)
 	return port;
 }
 
-static int tcp_connect(int port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons(port),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* A listening socket on an ephemeral loopback port; *@port is its port. */
 static int tcp_listener(int *port, int rcvbuf)
 {
@@ -182,6 +168,19 @@ FIXTURE_SETUP(hd)
 	snprintf(self->fout2, sizeof(self->fout2), "file:%s", self->out2);
 }
 
+/* bringcat @args reading the FIFO self->in; *@wfd is its write end. */
+static pid_t spawn_fed(FIXTURE_DATA(hd) *self, const char **args, int *wfd)
+{
+	pid_t pid;
+
+	*wfd = -1;
+	if (mkfifo(self->in, 0600))
+		return -1;
+	pid = spawn(self->in, self->err, args);
+	*wfd = open(self->in, O_WRONLY | O_CLOEXEC);
+	return pid;
+}
+
 FIXTURE_TEARDOWN(hd)
 {
 	char cmd[128];
@@ -226,7 +225,7 @@ TEST_F(hd, accept_flood_past_nofile_backs_off)
 	port = printed_port(self->err);
 	ASSERT_GT(port, 0);
 	for (i = 0; i < FLOOD_CLIENTS; i++) {
-		fd[i] = tcp_connect(port);
+		fd[i] = loopback_to(SOCK_STREAM, port);
 		ASSERT_GE(fd[i], 0);
 		n = snprintf(line, sizeof(line), "client %03d\n", i);
 		ASSERT_EQ(n, write(fd[i], line, n));
@@ -283,21 +282,21 @@ TEST_F(hd, max_conns_refuses_politely)
 	port = printed_port(self->err);
 	ASSERT_GT(port, 0);
 	for (i = 0; i < 3; i++) {
-		fd[i] = tcp_connect(port);
+		fd[i] = loopback_to(SOCK_STREAM, port);
 		ASSERT_GE(fd[i], 0);
 		n = snprintf(line, sizeof(line), "client %d\n", i);
 		ASSERT_EQ(n, write(fd[i], line, n));
 	}
 	ASSERT_TRUE(wait_lines(self->out, 3, 5000));
 	for (i = 3; i < 5; i++) {
-		fd[i] = tcp_connect(port);
+		fd[i] = loopback_to(SOCK_STREAM, port);
 		ASSERT_GE(fd[i], 0);
 		EXPECT_TRUE(closed_within(fd[i], 3000)) TH_LOG("client %d", i);
 		close(fd[i]);
 	}
 	close(fd[0]);
 	usleep(300 * 1000); /* its end is seen */
-	fd[5] = tcp_connect(port);
+	fd[5] = loopback_to(SOCK_STREAM, port);
 	ASSERT_GE(fd[5], 0);
 	EXPECT_FALSE(closed_within(fd[5], 500));
 	ASSERT_EQ(8, write(fd[5], "client5\n", 8));
@@ -388,9 +387,7 @@ TEST_F(hd, half_closed_peer_is_not_dead)
 	ASSERT_GE(peer.lfd, 0);
 	ASSERT_EQ(0, pthread_create(&peer.thread, NULL, halfclose_run, &peer));
 	snprintf(sink, sizeof(sink), "tcp:127.0.0.1:%d", port);
-	ASSERT_EQ(0, mkfifo(self->in, 0600));
-	pid = spawn(self->in, self->err, args);
-	wfd = open(self->in, O_WRONLY | O_CLOEXEC);
+	pid = spawn_fed(self, args, &wfd);
 	ASSERT_GE(wfd, 0);
 	for (i = 0; i < bursts; i++) {
 		ASSERT_EQ((ssize_t)(len / bursts),
@@ -417,30 +414,40 @@ TEST_F(hd, half_closed_peer_is_not_dead)
 #define DISK_FREE_KB 96 /* left free on it for the sink */
 #define FULL_LINES 20000 /* 800 KB: more than the disk takes */
 
+/* A full disk and the sink on it. */
+struct disk {
+	char dir[PATH_MAX];
+	char filler[PATH_MAX + 8];
+	char out[PATH_MAX + 8]; /* the sink's file */
+	char uri[PATH_MAX + 16]; /* file:out */
+};
+
 /*
  * A tmpfs of DISK_KB at @self->dir/disk, in a mount namespace of this
  * test's own, filled but for DISK_FREE_KB by the file "filler"; false
  * (with the reason in @why) where that cannot be done.
  */
-static bool small_disk(FIXTURE_DATA(hd) *self, char *disk, char *filler,
+static bool small_disk(FIXTURE_DATA(hd) *self, struct disk *d,
 		       const char **why)
 {
 	char opt[32], *buf;
 	int fd;
 	bool ok;
 
-	snprintf(disk, PATH_MAX, "%s/disk", self->dir);
-	snprintf(filler, PATH_MAX + 8, "%s/filler", disk);
+	snprintf(d->dir, sizeof(d->dir), "%s/disk", self->dir);
+	snprintf(d->filler, sizeof(d->filler), "%s/filler", d->dir);
+	snprintf(d->out, sizeof(d->out), "%s/out", d->dir);
+	snprintf(d->uri, sizeof(d->uri), "file:%s", d->out);
 	snprintf(opt, sizeof(opt), "size=%dk", DISK_KB);
 	*why = "cannot unshare the mount namespace (not root?)";
 	if (unshare(CLONE_NEWNS) ||
 	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		return false;
 	*why = "cannot mount a tmpfs";
-	if (mkdir(disk, 0700) || mount("tmpfs", disk, "tmpfs", 0, opt))
+	if (mkdir(d->dir, 0700) || mount("tmpfs", d->dir, "tmpfs", 0, opt))
 		return false;
 	buf = calloc(1, (DISK_KB - DISK_FREE_KB) << 10);
-	fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	fd = open(d->filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ok = fd >= 0 && write(fd, buf, (DISK_KB - DISK_FREE_KB) << 10) ==
 				(DISK_KB - DISK_FREE_KB) << 10;
 	close(fd);
@@ -465,6 +472,37 @@ static void expect_whole_prefix(struct __test_metadata *_metadata,
 }
 
 /*
+ * A bringcat with @args (IN: @want, sinks: the full disk and OUT2) has
+ * written all of IN to OUT2 and failed on the disk: a prefix of whole
+ * lines there.
+ */
+static pid_t full_disk_run(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(hd) *self, const struct disk *d,
+			   const char **args, const char *want, size_t len)
+{
+	pid_t pid;
+
+	if (spew(self->in, want, len))
+		return -1;
+	pid = spawn(NULL, self->err, args);
+	EXPECT_TRUE(wait_size(self->out2, len, 10000));
+	EXPECT_TRUE(wait_text(self->err, "No space left on device", 5000));
+	expect_whole_prefix(_metadata, d->out, want, len, 40);
+	EXPECT_LT(file_size(d->out), (off_t)len);
+	return pid;
+}
+
+/* Both sinks ended with all of @want, once. */
+static void expect_both_whole(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(hd) *self, const struct disk *d,
+			      const char *want, size_t len)
+{
+	expect_whole_prefix(_metadata, d->out, want, len, 40);
+	EXPECT_EQ((off_t)len, file_size(d->out));
+	EXPECT_EQ((off_t)len, file_size(self->out2));
+}
+
+/*
  * Two file sinks on a memory ring, one on a full disk: the healthy one
  * gets every line while the other fails, retries and says so; no partial
  * line stays in the full one; once space is freed it catches up and the
@@ -472,34 +510,26 @@ static void expect_whole_prefix(struct __test_metadata *_metadata,
  */
 TEST_F(hd, full_disk_sink_retries_healthy_sink_flows)
 {
-	char disk[PATH_MAX], filler[PATH_MAX + 8], full[PATH_MAX + 8],
-		ffull[PATH_MAX + 16];
+	struct disk d;
 	const char *args[] = { self->mode, "--stats", "--buffer", "mem:4M",
-			       "-i", self->fin, "-o", ffull, "-o", self->fout2,
+			       "-i", self->fin, "-o", d.uri, "-o", self->fout2,
 			       NULL };
 	const char *why;
 	size_t len;
 	char *want = make_lines(0, FULL_LINES, 40, &len);
 	pid_t pid;
 
-	if (!small_disk(self, disk, filler, &why))
+	if (!small_disk(self, &d, &why))
 		SKIP(return, "%s", why);
-	snprintf(full, sizeof(full), "%s/out", disk);
-	snprintf(ffull, sizeof(ffull), "file:%s", full);
-	ASSERT_EQ(0, spew(self->in, want, len));
-	pid = spawn(NULL, self->err, args);
-	EXPECT_TRUE(wait_size(self->out2, len, 10000));
-	EXPECT_TRUE(wait_text(self->err, "No space left on device", 5000));
+	pid = full_disk_run(_metadata, self, &d, args, want, len);
+	ASSERT_GT(pid, 0);
 	usleep(200 * 1000); /* a retry or two */
 	EXPECT_EQ(-1, waitpid(pid, NULL, WNOHANG) == pid ? 0 : -1);
-	expect_whole_prefix(_metadata, full, want, len, 40);
-	EXPECT_LT(file_size(full), (off_t)len);
+	expect_whole_prefix(_metadata, d.out, want, len, 40);
 
-	ASSERT_EQ(0, unlink(filler));
+	ASSERT_EQ(0, unlink(d.filler));
 	EXPECT_EQ(0, wait_rc(pid, 15000));
-	expect_whole_prefix(_metadata, full, want, len, 40);
-	EXPECT_EQ((off_t)len, file_size(full));
-	EXPECT_EQ((off_t)len, file_size(self->out2));
+	expect_both_whole(_metadata, self, &d, want, len);
 	EXPECT_GE(final_stat(self->err, NULL, "sink retries "), 1);
 	EXPECT_TRUE(wait_text(self->err, "writing again", 10));
 	free(want);
@@ -512,42 +542,35 @@ TEST_F(hd, full_disk_sink_retries_healthy_sink_flows)
  */
 TEST_F(hd, full_disk_file_ring_keeps_the_sinks_place)
 {
-	char disk[PATH_MAX], filler[PATH_MAX + 8], full[PATH_MAX + 8],
-		ffull[PATH_MAX + 16], ring[PATH_MAX + 16], empty[PATH_MAX + 16];
+	struct disk d;
+	char ring[PATH_MAX + 16], empty[PATH_MAX + 16];
 	const char *args[] = { self->mode, "--stats", "--buffer", ring,
-			       "-i", self->fin, "-o", ffull, "-o", self->fout2,
+			       "-i", self->fin, "-o", d.uri, "-o", self->fout2,
 			       NULL };
 	const char *why;
 	size_t len;
 	char *want = make_lines(0, FULL_LINES, 40, &len);
 	pid_t pid;
-	int rc;
 
-	if (!small_disk(self, disk, filler, &why))
+	if (!small_disk(self, &d, &why))
 		SKIP(return, "%s", why);
-	snprintf(full, sizeof(full), "%s/out", disk);
-	snprintf(ffull, sizeof(ffull), "file:%s", full);
 	snprintf(ring, sizeof(ring), "file:%s/ring:4M", self->dir);
-	ASSERT_EQ(0, spew(self->in, want, len));
-	pid = spawn(NULL, self->err, args);
-	EXPECT_TRUE(wait_size(self->out2, len, 10000));
-	EXPECT_TRUE(wait_text(self->err, "No space left on device", 5000));
+	pid = full_disk_run(_metadata, self, &d, args, want, len);
+	ASSERT_GT(pid, 0);
 	kill(pid, SIGTERM);
-	rc = wait_rc(pid, 10000);
-	EXPECT_NE(-1, rc); /* a stop ends a failing sink's retries */
-	expect_whole_prefix(_metadata, full, want, len, 40);
-	EXPECT_LT(file_size(full), (off_t)len);
+	/* A stop ends a failing sink's retries: it gives up, exit 1. */
+	EXPECT_EQ(1, wait_rc(pid, 10000));
+	EXPECT_TRUE(wait_text(self->err, "giving up", 10));
+	expect_whole_prefix(_metadata, d.out, want, len, 40);
 
 	/* Space freed, the next run: nothing more to read, the rest goes. */
-	ASSERT_EQ(0, unlink(filler));
+	ASSERT_EQ(0, unlink(d.filler));
 	snprintf(empty, sizeof(empty), "file:%s/empty", self->dir);
 	ASSERT_EQ(0, spew(empty + 5, "", 0));
 	args[5] = empty;
 	pid = spawn(NULL, self->err2, args);
 	EXPECT_EQ(0, wait_rc(pid, 15000));
-	expect_whole_prefix(_metadata, full, want, len, 40);
-	EXPECT_EQ((off_t)len, file_size(full));
-	EXPECT_EQ((off_t)len, file_size(self->out2));
+	expect_both_whole(_metadata, self, &d, want, len);
 	free(want);
 }
 
@@ -580,11 +603,14 @@ static void expect_lines(struct __test_metadata *_metadata, const char *path,
 }
 
 /*
- * logrotate's way: the output is renamed, then SIGHUP: bringcat lives
- * on, the lines after it go to a new file at the path, the old file has
- * those before it; stdin's end then ends the run as usual.
+ * An output renamed to OUT.1 after 1000 lines: with @hup, then SIGHUP
+ * (logrotate's way: bringcat lives on); without, it is noticed before
+ * the next lines. Lines 1000..2000 go to a new file at the path; without
+ * @hup that one is then deleted and lines 2000..2500 go to a third.
+ * Stdin's end ends the run as usual.
  */
-TEST_F(hd, sighup_reopens_file_sinks)
+static void rotation_case(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(hd) *self, bool hup)
 {
 	const char *args[] = { self->mode, "--stats", "-i", "-", "-o",
 			       self->fout, NULL };
@@ -593,57 +619,40 @@ TEST_F(hd, sighup_reopens_file_sinks)
 	pid_t pid;
 
 	snprintf(rotated, sizeof(rotated), "%s.1", self->out);
-	ASSERT_EQ(0, mkfifo(self->in, 0600));
-	pid = spawn(self->in, self->err, args);
-	wfd = open(self->in, O_WRONLY | O_CLOEXEC);
+	pid = spawn_fed(self, args, &wfd);
 	ASSERT_GE(wfd, 0);
 	ASSERT_EQ(0, feed_lines(wfd, 0, 1000));
 	ASSERT_TRUE(wait_size(self->out, 1000 * 40, 5000));
 	ASSERT_EQ(0, rename(self->out, rotated));
-	kill(pid, SIGHUP);
-	usleep(100 * 1000);
+	if (hup)
+		kill(pid, SIGHUP);
+	usleep(300 * 1000); /* longer than the sink looks at its path */
 	EXPECT_EQ(-1, waitpid(pid, NULL, WNOHANG) == pid ? 0 : -1);
 	ASSERT_EQ(0, feed_lines(wfd, 1000, 2000));
 	EXPECT_TRUE(wait_size(self->out, 1000 * 40, 5000));
+	if (!hup) {
+		ASSERT_EQ(0, unlink(self->out));
+		usleep(300 * 1000);
+		ASSERT_EQ(0, feed_lines(wfd, 2000, 2500));
+		EXPECT_TRUE(wait_size(self->out, 500 * 40, 5000));
+	}
 	close(wfd);
 	EXPECT_EQ(0, wait_rc(pid, 10000));
 	expect_lines(_metadata, rotated, 0, 1000);
-	expect_lines(_metadata, self->out, 1000, 2000);
-	EXPECT_EQ(1, final_stat(self->err, NULL, "reopens "));
+	expect_lines(_metadata, self->out, hup ? 1000 : 2000, hup ? 2000 : 2500);
+	EXPECT_EQ(hup ? 1 : 2, final_stat(self->err, NULL, "reopens "));
+	EXPECT_TRUE(wait_text(self->err, hup ? "opened again (asked to)" :
+					       "opened again (deleted)", 10));
 }
 
-/*
- * No signal: an output renamed away, later one deleted, is noticed
- * before the next lines and opened again by its path.
- */
+TEST_F(hd, sighup_reopens_file_sinks)
+{
+	rotation_case(_metadata, self, true);
+}
+
 TEST_F(hd, renamed_or_deleted_output_is_reopened)
 {
-	const char *args[] = { self->mode, "--stats", "-i", "-", "-o",
-			       self->fout, NULL };
-	char rotated[PATH_MAX + 8];
-	int wfd;
-	pid_t pid;
-
-	snprintf(rotated, sizeof(rotated), "%s.1", self->out);
-	ASSERT_EQ(0, mkfifo(self->in, 0600));
-	pid = spawn(self->in, self->err, args);
-	wfd = open(self->in, O_WRONLY | O_CLOEXEC);
-	ASSERT_GE(wfd, 0);
-	ASSERT_EQ(0, feed_lines(wfd, 0, 1000));
-	ASSERT_TRUE(wait_size(self->out, 1000 * 40, 5000));
-	ASSERT_EQ(0, rename(self->out, rotated));
-	usleep(300 * 1000); /* longer than the sink looks at its path */
-	ASSERT_EQ(0, feed_lines(wfd, 1000, 2000));
-	EXPECT_TRUE(wait_size(self->out, 1000 * 40, 5000));
-	ASSERT_EQ(0, unlink(self->out));
-	usleep(300 * 1000);
-	ASSERT_EQ(0, feed_lines(wfd, 2000, 2500));
-	EXPECT_TRUE(wait_size(self->out, 500 * 40, 5000));
-	close(wfd);
-	EXPECT_EQ(0, wait_rc(pid, 10000));
-	expect_lines(_metadata, rotated, 0, 1000);
-	expect_lines(_metadata, self->out, 2000, 2500);
-	EXPECT_EQ(2, final_stat(self->err, NULL, "reopens "));
+	rotation_case(_metadata, self, false);
 }
 
 /* ---- 13. a peer that never reads; signals ----------------------------- */
@@ -652,7 +661,7 @@ TEST_F(hd, renamed_or_deleted_output_is_reopened)
 struct stuck_peer {
 	int lfd, port;
 	int fds[16], nfd;
-	volatile bool quit;
+	bool quit; /* atomic */
 	pthread_t thread;
 };
 
@@ -661,7 +670,7 @@ static void *stuck_run(void *arg)
 	struct stuck_peer *p = arg;
 	struct pollfd pfd = { .fd = p->lfd, .events = POLLIN };
 
-	while (!p->quit) {
+	while (!__atomic_load_n(&p->quit, __ATOMIC_RELAXED)) {
 		if (poll(&pfd, 1, 50) == 1 && p->nfd < 16)
 			p->fds[p->nfd++] = accept4(p->lfd, NULL, NULL,
 						   SOCK_CLOEXEC);
@@ -669,12 +678,14 @@ static void *stuck_run(void *arg)
 	return NULL;
 }
 
-static int stuck_start(struct stuck_peer *p)
+/* Start the peer; @sink (64 bytes) is the tcp: URI to send to it. */
+static int stuck_start(struct stuck_peer *p, char *sink)
 {
 	memset(p, 0, sizeof(*p));
 	p->lfd = tcp_listener(&p->port, 4096);
 	if (p->lfd < 0)
 		return -1;
+	snprintf(sink, 64, "tcp:127.0.0.1:%d", p->port);
 	return pthread_create(&p->thread, NULL, stuck_run, p) ? -1 : 0;
 }
 
@@ -682,7 +693,7 @@ static void stuck_stop(struct stuck_peer *p)
 {
 	int i;
 
-	p->quit = true;
+	__atomic_store_n(&p->quit, true, __ATOMIC_RELAXED);
 	pthread_join(p->thread, NULL);
 	for (i = 0; i < p->nfd; i++)
 		close(p->fds[i]);
@@ -706,11 +717,8 @@ TEST_F(hd, stuck_peer_times_out_and_stop_ends)
 	int wfd, rc;
 	pid_t pid;
 
-	ASSERT_EQ(0, stuck_start(&peer));
-	snprintf(sink, sizeof(sink), "tcp:127.0.0.1:%d", peer.port);
-	ASSERT_EQ(0, mkfifo(self->in, 0600));
-	pid = spawn(self->in, self->err, args);
-	wfd = open(self->in, O_WRONLY | O_CLOEXEC);
+	ASSERT_EQ(0, stuck_start(&peer, sink));
+	pid = spawn_fed(self, args, &wfd);
 	ASSERT_GE(wfd, 0);
 	ASSERT_EQ(0, feed_lines(wfd, 0, STUCK_LINES));
 	EXPECT_TRUE(wait_size(self->out, (off_t)STUCK_LINES * 40, 20000));
@@ -718,8 +726,13 @@ TEST_F(hd, stuck_peer_times_out_and_stop_ends)
 	EXPECT_TRUE(wait_text(self->err, "reconnected", 5000));
 	kill(pid, SIGTERM);
 	rc = wait_rc(pid, 5000);
-	EXPECT_EQ(1, rc); /* the stuck sink did not get its lines */
-	EXPECT_TRUE(wait_text(self->err, "giving up", 10));
+	/*
+	 * 1: the stuck sink gave up. 0: its lines all went into the kernel
+	 * buffers of its connections (up to 4 MiB each) before the stop.
+	 */
+	EXPECT_TRUE(rc == 0 || rc == 1) TH_LOG("exit %d", rc);
+	if (rc == 1)
+		EXPECT_TRUE(wait_text(self->err, "giving up", 10));
 	EXPECT_GE(final_stat(self->err, NULL, "reconnects "), 1);
 	EXPECT_GE(final_stat(self->err, NULL, "send timeouts "), 1);
 	close(wfd);
@@ -741,11 +754,8 @@ TEST_F(hd, second_signal_exits_with_stats)
 	int wfd;
 	pid_t pid;
 
-	ASSERT_EQ(0, stuck_start(&peer));
-	snprintf(sink, sizeof(sink), "tcp:127.0.0.1:%d", peer.port);
-	ASSERT_EQ(0, mkfifo(self->in, 0600));
-	pid = spawn(self->in, self->err, args);
-	wfd = open(self->in, O_WRONLY | O_CLOEXEC);
+	ASSERT_EQ(0, stuck_start(&peer, sink));
+	pid = spawn_fed(self, args, &wfd);
 	ASSERT_GE(wfd, 0);
 	ASSERT_EQ(0, feed_lines(wfd, 0, STUCK_LINES));
 	usleep(300 * 1000);
