@@ -567,6 +567,7 @@ static const char *sink_reopen_why(struct sink *s)
 /* Between batches: open a file: sink's path again when it is time. */
 static void sink_check_path(struct sink *s)
 {
+	uint64_t times;
 	const char *why;
 	bool sock;
 	int fd;
@@ -578,8 +579,10 @@ static void sink_check_path(struct sink *s)
 		return;
 	fd = ep_open_sink(&s->ep, &sock);
 	if (fd < 0) {
-		io_log("%s: cannot open it again (%s): %s; writing on to the "
-		       "old file\n", s->ep.uri, why, strerror(-fd));
+		if (io_say_now(&s->reopen_say, &times))
+			io_log("%s: cannot open it again (%s): %s; writing "
+			       "on to the old file (%llu times)\n", s->ep.uri,
+			       why, strerror(-fd), (unsigned long long)times);
 		return;
 	}
 	close(s->fd);

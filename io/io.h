@@ -247,7 +247,7 @@ struct sink {
 	uint64_t unacked_since; /* tcp after a FIN: waiting for acks since */
 	struct __kernel_timespec send_ts; /* the send's link timeout */
 	int fail_err; /* writes fail with it (retrying), or 0 */
-	struct io_say fail_say;
+	struct io_say fail_say, reopen_say;
 };
 
 /*

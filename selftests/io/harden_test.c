@@ -197,6 +197,24 @@ FIXTURE_TEARDOWN(hd)
 	}
 }
 
+/* The new options refuse what they cannot use: usage errors (2). */
+TEST_F(hd, bad_option_values_are_usage_errors)
+{
+	static const char *const bad[][2] = {
+		{ "--max-conns", "0" }, { "--max-conns", "-1" },
+		{ "--max-conns", "9x" }, { "--send-timeout", "-1" },
+		{ "--send-timeout", "soon" }, { "--send-timeout", "1e99" },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *args[] = { self->mode, bad[i][0], bad[i][1], "-i",
+				       "-", "-o", "-", NULL };
+
+		expect_exit(_metadata, self->err, args, 2, bad[i][0] + 2);
+	}
+}
+
 /* ---- 1. a connection flood ------------------------------------------- */
 
 #define FLOOD_NOFILE 40
@@ -646,6 +664,36 @@ static void rotation_case(struct __test_metadata *_metadata,
 	EXPECT_EQ(hup ? 1 : 2, final_stat(self->err, NULL, "reopens "));
 	EXPECT_TRUE(wait_text(self->err, hup ? "opened again (asked to)" :
 					       "opened again (deleted)", 10));
+}
+
+/*
+ * The path cannot be opened again (a directory took its place): said,
+ * and the lines go on into the file the sink has.
+ */
+TEST_F(hd, reopen_failure_writes_on_to_the_old_file)
+{
+	const char *args[] = { self->mode, "--stats", "-i", "-", "-o",
+			       self->fout, NULL };
+	char rotated[PATH_MAX + 8];
+	int wfd;
+	pid_t pid;
+
+	snprintf(rotated, sizeof(rotated), "%s.1", self->out);
+	pid = spawn_fed(self, args, &wfd);
+	ASSERT_GE(wfd, 0);
+	ASSERT_EQ(0, feed_lines(wfd, 0, 1000));
+	ASSERT_TRUE(wait_size(self->out, 1000 * 40, 5000));
+	ASSERT_EQ(0, rename(self->out, rotated));
+	ASSERT_EQ(0, mkdir(self->out, 0700));
+	kill(pid, SIGHUP);
+	usleep(100 * 1000);
+	ASSERT_EQ(0, feed_lines(wfd, 1000, 2000));
+	EXPECT_TRUE(wait_size(rotated, 2000 * 40, 5000));
+	EXPECT_TRUE(wait_text(self->err, "cannot open it again (asked to): Is a directory", 1000));
+	close(wfd);
+	EXPECT_EQ(0, wait_rc(pid, 10000));
+	expect_lines(_metadata, rotated, 0, 2000);
+	EXPECT_EQ(0, final_stat(self->err, NULL, "reopens "));
 }
 
 TEST_F(hd, sighup_reopens_file_sinks)
