@@ -420,8 +420,10 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	if (pthread_create(&st, NULL, signal_thread, &sigs)) {
-		fprintf(stderr, "bringcat: cannot start a thread\n");
+	err = pthread_create(&st, NULL, signal_thread, &sigs);
+	if (err) {
+		fprintf(stderr, "bringcat: cannot start a thread: %s\n",
+			strerror(err));
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);

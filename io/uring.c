@@ -475,10 +475,9 @@ static void on_accept(struct loop *l, struct source *src,
 		      struct io_uring_cqe *cqe)
 {
 	struct bring_io *io = l->io;
+	unsigned int pause = 0;
 	struct io_uring_sqe *sqe;
 	struct conn *c;
-
-	unsigned int pause = 0;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		src->acc_op.busy = false;
