@@ -273,7 +273,10 @@ BRING_API int bring_io_run(struct bring_io *io);
  * Stop the sources and drain; async-signal-safe, any thread. Sources
  * read nothing more; one holding messages a full ring cannot take waits
  * while readers free space, and gives up once the ring has stayed full
- * for 500 ms: what it holds then is dropped (counted in dropped).
+ * for 500 ms: what it holds then is dropped (counted in dropped). A sink
+ * that cannot write (its peer is down or stuck past send_timeout_ms, its
+ * file fails) gives up instead of trying again: bring_io_run() then
+ * returns its error, and its reader keeps its place in the ring.
  */
 BRING_API void bring_io_stop(struct bring_io *io);
 /*
