@@ -3,13 +3,14 @@
  * The io layer's handle: sources, sinks, and the choice of loop.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <netinet/tcp.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -414,6 +415,53 @@ static int hop_add_sink(struct bring_io *io, struct sink *s)
 	return 0;
 }
 
+/*
+ * lines: a file: sink's file that does not end in a newline ends in a
+ * line torn by a run that ended while writing a batch (a sink's writes
+ * always end in one). That batch was not shifted: the sink writes it
+ * again, whole. Cut the torn line off first, so that it is not glued to
+ * the next one and taken for whole; not when it is longer than a line
+ * bringcat writes (max_msg: then it is no line of ours).
+ */
+static void sink_cut_torn_line(struct sink *s)
+{
+	struct bring_io *io = s->io;
+	off_t size, at, keep = -1;
+	char buf[4096];
+	ssize_t n, i;
+	int rfd;
+
+	if (s->ep.kind != EP_FILE || !s->regular ||
+	    io->o.framing != BRING_IO_LINES)
+		return;
+	rfd = open(s->ep.path, O_RDONLY | O_CLOEXEC); /* s->fd: write only */
+	if (rfd < 0)
+		return;
+	size = lseek(s->fd, 0, SEEK_END);
+	for (at = size; at > 0 && keep < 0 && size - at <= (off_t)io->max_msg;
+	     at -= n) {
+		n = at < (off_t)sizeof(buf) ? at : (off_t)sizeof(buf);
+		if (pread(rfd, buf, n, at - n) != n)
+			break;
+		for (i = n - 1; i >= 0 && buf[i] != '\n'; i--)
+			;
+		if (i >= 0)
+			keep = at - n + i + 1;
+		else if (at == n)
+			keep = 0; /* no newline at all */
+	}
+	close(rfd);
+	if (keep < 0 || keep == size || size - keep > (off_t)io->max_msg)
+		return;
+	if (ftruncate(s->fd, keep)) {
+		io_log("%s: cannot cut a torn last line off: %s\n", s->ep.uri,
+		       strerror(errno));
+		return;
+	}
+	io_log("%s: cut a torn last line of %lld bytes off (a run that "
+	       "ended while writing)\n", s->ep.uri, (long long)(size - keep));
+}
+
 int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 {
 	struct sink *s;
@@ -452,6 +500,7 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 		s->regular = !fstat(s->fd, &st) && S_ISREG(st.st_mode);
 	}
 	sink_sock_opts(s);
+	sink_cut_torn_line(s);
 	if (s->ep.kind == EP_UDP) {
 		s->dgram = true;
 		s->wr_op.type = OP_WPOLL;

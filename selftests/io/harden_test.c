@@ -667,6 +667,42 @@ static void rotation_case(struct __test_metadata *_metadata,
 }
 
 /*
+ * A run killed while writing a batch leaves a torn last line; the next
+ * run writes that batch again. The torn line is cut off first, not glued
+ * to the next one; a tail longer than a line bringcat writes (--max-msg)
+ * is no torn line of its own and stays.
+ */
+TEST_F(hd, torn_last_line_is_cut_before_writing)
+{
+	const char *args[] = { self->mode, "--max-msg", "100", "-i", self->fin,
+			       "-o", self->fout, NULL };
+	size_t blen, rlen, len;
+	char *both = make_lines(0, 200, 40, &blen);
+	char *rest = both + 100 * 40, zs[200], *got;
+
+	rlen = blen - 100 * 40;
+	ASSERT_EQ(0, spew(self->in, rest, rlen));
+	/* Lines 0..99 whole, then line 100 torn after 17 bytes. */
+	ASSERT_EQ(0, spew(self->out, both, 100 * 40 + 17));
+	EXPECT_EQ(0, wait_rc(spawn(NULL, self->err, args), 10000));
+	expect_lines(_metadata, self->out, 0, 200);
+	EXPECT_TRUE(wait_text(self->err, "cut a torn last line of 17 bytes", 10));
+
+	/* 200 bytes without a newline: longer than any line of ours. */
+	memset(zs, 'z', sizeof(zs));
+	ASSERT_EQ(0, spew(self->out, zs, sizeof(zs)));
+	EXPECT_EQ(0, wait_rc(spawn(NULL, self->err, args), 10000));
+	got = slurp(self->out, &len);
+	ASSERT_NE_NULL(got);
+	EXPECT_EQ(sizeof(zs) + rlen, len);
+	EXPECT_EQ(0, memcmp(got, zs, sizeof(zs)));
+	if (len == sizeof(zs) + rlen)
+		EXPECT_EQ(0, memcmp(got + sizeof(zs), rest, rlen));
+	free(got);
+	free(both);
+}
+
+/*
  * The path cannot be opened again (a directory took its place): said,
  * and the lines go on into the file the sink has.
  */
