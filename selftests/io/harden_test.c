@@ -624,49 +624,6 @@ static void expect_lines(struct __test_metadata *_metadata, const char *path,
 }
 
 /*
- * An output renamed to OUT.1 after 1000 lines: with @hup, then SIGHUP
- * (logrotate's way: bringcat lives on); without, it is noticed before
- * the next lines. Lines 1000..2000 go to a new file at the path; without
- * @hup that one is then deleted and lines 2000..2500 go to a third.
- * Stdin's end ends the run as usual.
- */
-static void rotation_case(struct __test_metadata *_metadata,
-			  FIXTURE_DATA(hd) *self, bool hup)
-{
-	const char *args[] = { self->mode, "--stats", "-i", "-", "-o",
-			       self->fout, NULL };
-	char rotated[PATH_MAX + 8];
-	int wfd;
-	pid_t pid;
-
-	snprintf(rotated, sizeof(rotated), "%s.1", self->out);
-	pid = spawn_fed(self, args, &wfd);
-	ASSERT_GE(wfd, 0);
-	ASSERT_EQ(0, feed_lines(wfd, 0, 1000));
-	ASSERT_TRUE(wait_size(self->out, 1000 * 40, 5000));
-	ASSERT_EQ(0, rename(self->out, rotated));
-	if (hup)
-		kill(pid, SIGHUP);
-	usleep(300 * 1000); /* longer than the sink looks at its path */
-	EXPECT_EQ(-1, waitpid(pid, NULL, WNOHANG) == pid ? 0 : -1);
-	ASSERT_EQ(0, feed_lines(wfd, 1000, 2000));
-	EXPECT_TRUE(wait_size(self->out, 1000 * 40, 5000));
-	if (!hup) {
-		ASSERT_EQ(0, unlink(self->out));
-		usleep(300 * 1000);
-		ASSERT_EQ(0, feed_lines(wfd, 2000, 2500));
-		EXPECT_TRUE(wait_size(self->out, 500 * 40, 5000));
-	}
-	close(wfd);
-	EXPECT_EQ(0, wait_rc(pid, 10000));
-	expect_lines(_metadata, rotated, 0, 1000);
-	expect_lines(_metadata, self->out, hup ? 1000 : 2000, hup ? 2000 : 2500);
-	EXPECT_EQ(hup ? 1 : 2, final_stat(self->err, NULL, "reopens "));
-	EXPECT_TRUE(wait_text(self->err, hup ? "opened again (asked to)" :
-					       "opened again (deleted)", 10));
-}
-
-/*
  * A run killed while writing a batch leaves a torn last line; the next
  * run writes that batch again. The torn line is cut off first, not glued
  * to the next one; a tail longer than a line bringcat writes (--max-msg)
@@ -702,12 +659,28 @@ TEST_F(hd, torn_last_line_is_cut_before_writing)
 	free(both);
 }
 
+enum rotation {
+	ROT_HUP, /* renamed, then SIGHUP (logrotate's way) */
+	ROT_PATH, /* renamed, later the new one deleted: no signal */
+	ROT_DIR, /* renamed, a directory in its place, then SIGHUP */
+};
+
 /*
- * The path cannot be opened again (a directory took its place): said,
- * and the lines go on into the file the sink has.
+ * The output is renamed to OUT.1 after 1000 lines and lines 1000..2000
+ * follow. ROT_HUP: bringcat lives on, those go to a new file at the
+ * path. ROT_PATH: the same, noticed before the lines; then that file is
+ * deleted and lines 2000..2500 go to a third. ROT_DIR: the path cannot
+ * be opened again: said, and the lines go on into OUT.1. Stdin's end
+ * ends the run as usual.
  */
-TEST_F(hd, reopen_failure_writes_on_to_the_old_file)
+static void rotation_case(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(hd) *self, enum rotation how)
 {
+	static const char *const said[] = {
+		[ROT_HUP] = "opened again (asked to)",
+		[ROT_PATH] = "opened again (deleted)",
+		[ROT_DIR] = "cannot open it again (asked to): Is a directory",
+	};
 	const char *args[] = { self->mode, "--stats", "-i", "-", "-o",
 			       self->fout, NULL };
 	char rotated[PATH_MAX + 8];
@@ -720,26 +693,49 @@ TEST_F(hd, reopen_failure_writes_on_to_the_old_file)
 	ASSERT_EQ(0, feed_lines(wfd, 0, 1000));
 	ASSERT_TRUE(wait_size(self->out, 1000 * 40, 5000));
 	ASSERT_EQ(0, rename(self->out, rotated));
-	ASSERT_EQ(0, mkdir(self->out, 0700));
-	kill(pid, SIGHUP);
-	usleep(100 * 1000);
+	if (how == ROT_DIR)
+		ASSERT_EQ(0, mkdir(self->out, 0700));
+	if (how != ROT_PATH)
+		kill(pid, SIGHUP);
+	usleep(300 * 1000); /* longer than the sink looks at its path */
+	EXPECT_EQ(-1, waitpid(pid, NULL, WNOHANG) == pid ? 0 : -1);
 	ASSERT_EQ(0, feed_lines(wfd, 1000, 2000));
-	EXPECT_TRUE(wait_size(rotated, 2000 * 40, 5000));
-	EXPECT_TRUE(wait_text(self->err, "cannot open it again (asked to): Is a directory", 1000));
+	EXPECT_TRUE(wait_size(how == ROT_DIR ? rotated : self->out,
+			      (how == ROT_DIR ? 2000 : 1000) * 40, 5000));
+	if (how == ROT_PATH) {
+		ASSERT_EQ(0, unlink(self->out));
+		usleep(300 * 1000);
+		ASSERT_EQ(0, feed_lines(wfd, 2000, 2500));
+		EXPECT_TRUE(wait_size(self->out, 500 * 40, 5000));
+	}
 	close(wfd);
 	EXPECT_EQ(0, wait_rc(pid, 10000));
-	expect_lines(_metadata, rotated, 0, 2000);
-	EXPECT_EQ(0, final_stat(self->err, NULL, "reopens "));
+	EXPECT_TRUE(wait_text(self->err, said[how], 10));
+	if (how == ROT_DIR) {
+		expect_lines(_metadata, rotated, 0, 2000);
+		EXPECT_EQ(0, final_stat(self->err, NULL, "reopens "));
+		return;
+	}
+	expect_lines(_metadata, rotated, 0, 1000);
+	expect_lines(_metadata, self->out, how == ROT_HUP ? 1000 : 2000,
+		     how == ROT_HUP ? 2000 : 2500);
+	EXPECT_EQ(how == ROT_HUP ? 1 : 2,
+		  final_stat(self->err, NULL, "reopens "));
 }
 
 TEST_F(hd, sighup_reopens_file_sinks)
 {
-	rotation_case(_metadata, self, true);
+	rotation_case(_metadata, self, ROT_HUP);
 }
 
 TEST_F(hd, renamed_or_deleted_output_is_reopened)
 {
-	rotation_case(_metadata, self, false);
+	rotation_case(_metadata, self, ROT_PATH);
+}
+
+TEST_F(hd, reopen_failure_writes_on_to_the_old_file)
+{
+	rotation_case(_metadata, self, ROT_DIR);
 }
 
 /* ---- 13. a peer that never reads; signals ----------------------------- */
