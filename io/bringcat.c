@@ -407,12 +407,13 @@ int main(int argc, char **argv)
 	size_t max_msg = 0, size;
 	struct bring_io *io;
 	struct bring *r;
-	pthread_t st;
+	pthread_t st, sigt;
 	int opt, err;
 	BRING_IO_OPTS(iopts);
 
 	/*
-	 * Early: a signal before the loop runs stops it as soon as it does.
+	 * Early: a signal before the loop runs stays pending until the
+	 * signal thread takes it, just before the loop runs, and stops it.
 	 * Every thread started from here on blocks them too.
 	 */
 	sigemptyset(&sigs);
@@ -420,12 +421,6 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	err = pthread_create(&st, NULL, signal_thread, &sigs);
-	if (err) {
-		fprintf(stderr, "bringcat: cannot start a thread: %s\n",
-			strerror(err));
-		return 1;
-	}
 	signal(SIGPIPE, SIG_IGN);
 
 	argv[0] = "bringcat"; /* getopt prefixes its messages with it */
@@ -708,6 +703,12 @@ int main(int argc, char **argv)
 		if (pthread_create(&st, NULL, stats_thread, &sc))
 			sc.period = 0;
 	}
+	err = pthread_create(&sigt, NULL, signal_thread, &sigs);
+	if (err) {
+		fprintf(stderr, "bringcat: cannot start a thread: %s\n",
+			strerror(err));
+		return 1;
+	}
 	err = bring_io_run(the_io);
 	if (sc.period)
 		stats_stop(st);
@@ -721,6 +722,9 @@ int main(int argc, char **argv)
 	io = the_io;
 	the_io = NULL;
 	pthread_mutex_unlock(&io_lock);
+	/* It waits in sigwait(), a cancellation point. */
+	pthread_cancel(sigt);
+	pthread_join(sigt, NULL);
 	bring_io_free(io);
 	bring_free(r);
 	if (err) {
