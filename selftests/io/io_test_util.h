@@ -31,6 +31,9 @@ const char *io_mode_missing(enum io_mode mode);
 const char *io_mode_flag(enum io_mode mode, const char *uring_flag);
 
 uint64_t now_ms(void);
+/* A @type (SOCK_STREAM, SOCK_DGRAM) socket connected to 127.0.0.1:@port,
+ * or -1. */
+int loopback_to(int type, int port);
 /* Start bringcat @args (NULL-terminated) with stdin from @in or /dev/null
  * and stderr to the file @err. */
 pid_t spawn(const char *in, const char *err, const char **args);
