@@ -262,7 +262,9 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 	const struct kafka_opaque *op = rd_kafka_opaque(rk);
 	const struct bring_io *io = op->io;
 
-	if (!quiet(io) || level <= 3)
+	/* FAIL lines come through on_error() too (sinks): said once. */
+	if (level <= 2 || (level <= 4 && !quiet(io) &&
+			   (!op->s || strcmp(fac, "FAIL"))))
 		io_log("%s: %s: %s\n", rd_kafka_name(rk), fac, buf);
 }
 
