@@ -566,6 +566,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (iopts.dead_letter && iopts.on_error != BRING_IO_ON_ERROR_SKIP) {
+		fprintf(stderr, "bringcat: --dead-letter needs --on-error skip\n");
+		return 2;
+	}
 	if (!nin || !nout) {
 		fprintf(stderr, "bringcat: need at least one -i SOURCE and one -o SINK\n");
 		usage(stderr);
@@ -624,10 +628,6 @@ int main(int argc, char **argv)
 	iopts.max_msg = max_msg;
 	props[nprops] = NULL;
 	iopts.kafka_props = props;
-	if (iopts.dead_letter && iopts.on_error != BRING_IO_ON_ERROR_SKIP) {
-		fprintf(stderr, "bringcat: --dead-letter needs --on-error skip\n");
-		return 2;
-	}
 	bring_io_set_print(print_prefixed);
 	the_io = bring_io_new(r, &iopts);
 	if (!the_io) {
