@@ -721,14 +721,17 @@ int kafka_sink_pump(struct sink *s)
 		io_fatal(s->io, s, err);
 		return err;
 	}
+	if (!ks->stop_err) {
+		ks->full = false;
+		take(s); /* may meet a permanent error too */
+	}
 	if (ks->stop_err) {
+		/* Said once by refused(); what is unshifted stays. */
 		s->done = true;
 		io_set_err(s->io, ks->stop_err);
 		bring_io_stop(s->io);
 		return ks->stop_err;
 	}
-	ks->full = false;
-	take(s);
 	if (ks->head != ks->tail)
 		return 0;
 	if (ks->eof) {

@@ -634,8 +634,10 @@ TEST_F(kafka, sigkill_mid_stream_loses_nothing)
 TEST_F(kafka, permanent_error_stop_keeps_the_record)
 {
 	char uri[1024];
+	/* No statistics: no event but the error itself wakes the sink. */
 	const char *args[] = { self->mode, "-b", self->ringspec,
-			       "-X", "message.max.bytes=2000", "-i", self->fin,
+			       "-X", "message.max.bytes=2000", "-X",
+			       "statistics.interval.ms=0", "-i", self->fin,
 			       "-o", uri, NULL };
 	const char *again[] = { self->mode, "-b", self->ringspec, "-i",
 				"file:/dev/null", "-o", uri, NULL };
@@ -655,6 +657,22 @@ TEST_F(kafka, permanent_error_stop_keeps_the_record)
 		fprintf(f, "%08d %s\n", i, i == 50 ? big : "short");
 	fclose(f);
 	sink_uri(uri, sizeof(uri), &self->m, "e", NULL);
+	/*
+	 * Alone in its ring and refused by produce itself: nothing in
+	 * flight, no report; the stop must not wait for another event.
+	 */
+	{
+		char one[PATH_MAX + 8];
+		const char *alone[] = { self->mode, "-X", "message.max.bytes=2000",
+					"-X", "statistics.interval.ms=0", "-i",
+					one, "-o", uri, NULL };
+
+		snprintf(one, sizeof(one), "file:%s", self->dl);
+		f = fopen(self->dl, "w");
+		fprintf(f, "%s\n", big);
+		fclose(f);
+		EXPECT_EQ(1, wait_rc(spawn(NULL, self->err, alone), 10000));
+	}
 	EXPECT_EQ(1, wait_rc(spawn(NULL, self->err, args), 30000));
 	err = slurp(self->err, &len);
 	ASSERT_NE_NULL(err);
