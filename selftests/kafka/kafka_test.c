@@ -444,7 +444,7 @@ TEST_F(kafka, u32be_messages_stay_whole_with_positions)
 #define BACKOFF_OPTS "-X", "reconnect.backoff.max.ms=500"
 
 /* kcat -P -> kafka -> bringcat -> file, byte for byte. */
-TEST_F(kafka, kcat_produced_into_a_file)
+TEST_F_TIMEOUT(kafka, kcat_produced_into_a_file, 120)
 {
 	char uri[1024];
 	const char *args[] = { self->mode, "-i", uri, "-o", self->fout, NULL };
@@ -477,7 +477,7 @@ TEST_F(kafka, kcat_produced_into_a_file)
  * io_uring, 1 s in the other modes and sanitized) and up again: nothing
  * lost, nothing twice, each partition in order.
  */
-TEST_F(kafka, faults_mid_stream_lose_nothing)
+TEST_F_TIMEOUT(kafka, faults_mid_stream_lose_nothing, 120)
 {
 	char uri[1024], fifo[PATH_MAX + 8];
 	const char *args[] = { self->mode, "-s", BACKOFF_OPTS, "-i", "-", "-o",
@@ -537,7 +537,7 @@ TEST_F(kafka, faults_mid_stream_lose_nothing)
  * Back-pressure: librdkafka's queue holds 50 messages and each broker
  * answers after 10 ms: QUEUE_FULL over and over, nothing lost.
  */
-TEST_F(kafka, full_queue_takes_nothing_more_and_loses_nothing)
+TEST_F_TIMEOUT(kafka, full_queue_takes_nothing_more_and_loses_nothing, 120)
 {
 	char uri[1024];
 	const char *args[] = { self->mode, "--line-records", "-X",
@@ -559,7 +559,7 @@ TEST_F(kafka, full_queue_takes_nothing_more_and_loses_nothing)
  * SIGKILL while every broker is down, with the ring in a file: the
  * restarted bringcat (nothing more to read) delivers all of it, once.
  */
-TEST_F(kafka, sigkill_with_brokers_down_then_restart_delivers_all)
+TEST_F_TIMEOUT(kafka, sigkill_with_brokers_down_then_restart_delivers_all, 120)
 {
 	char uri[1024];
 	const char *args[] = { self->mode, "--stats=1", "-b", self->ringspec,
@@ -593,7 +593,7 @@ TEST_F(kafka, sigkill_with_brokers_down_then_restart_delivers_all)
  * SIGKILL mid-stream with brokers up: duplicates only of what may have
  * been persisted (sent and not yet acknowledged), none lost.
  */
-TEST_F(kafka, sigkill_mid_stream_loses_nothing)
+TEST_F_TIMEOUT(kafka, sigkill_mid_stream_loses_nothing, 120)
 {
 	char uri[1024];
 	const char *args[] = { self->mode, "--line-records", "-b",
@@ -631,7 +631,7 @@ TEST_F(kafka, sigkill_mid_stream_loses_nothing)
  * --on-error stop: one line, exit 1, the record kept in the file ring;
  * a run that allows larger messages delivers it.
  */
-TEST_F(kafka, permanent_error_stop_keeps_the_record)
+TEST_F_TIMEOUT(kafka, permanent_error_stop_keeps_the_record, 120)
 {
 	char uri[1024];
 	/* No statistics: no event but the error itself wakes the sink. */
@@ -743,7 +743,7 @@ TEST_F(kafka, permanent_error_skip_counts_and_dead_letters)
  * The source through a SIGKILL (ring in a file): every message kcat
  * produced ends up in the file, at least once.
  */
-TEST_F(kafka, source_through_sigkill_loses_nothing)
+TEST_F_TIMEOUT(kafka, source_through_sigkill_loses_nothing, 120)
 {
 	char uri[1024];
 	const char *args[] = { self->mode, "-b", self->ringspec, "-i", uri,
@@ -801,7 +801,7 @@ TEST_F(kafka, source_through_sigkill_loses_nothing)
 }
 
 /* Bad kafka: endpoints and options: a clear line, never a crash. */
-TEST_F(kafka, errors)
+TEST_F_TIMEOUT(kafka, errors, 120)
 {
 	char uri[1024], src[1024];
 	struct {
@@ -820,6 +820,7 @@ TEST_F(kafka, errors)
 	const char *noq[] = { self->mode, "-i", src, "-o", self->fout, NULL };
 	unsigned int i;
 
+	URING_ONLY();
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *args[] = { self->mode, "-i", "file:/dev/null",
 				       "-o", cases[i].o, NULL, NULL, NULL };
