@@ -596,25 +596,29 @@ TEST_F_TIMEOUT(kafka, sigkill_with_brokers_down_then_restart_delivers_all, 120)
 TEST_F_TIMEOUT(kafka, sigkill_mid_stream_loses_nothing, 120)
 {
 	char uri[1024];
-	const char *args[] = { self->mode, "--line-records", "-b",
-			       self->ringspec, "-i", self->fin, "-o", uri,
-			       "-X", "queue.buffering.max.messages=200",
+	const char *args[] = { self->mode, "--line-records", "--stats=1",
+			       "-b", self->ringspec, "-i", self->fin, "-o",
+			       uri, "-X", "queue.buffering.max.messages=200",
 			       NULL };
 	const char *again[] = { self->mode, "-s", "-b", self->ringspec, "-i",
 				"file:/dev/null", "-o", uri, NULL };
-	size_t bytes = make_lines(self->in, self->lines, 0);
+	char all_in[64];
 	struct check c;
 	pid_t pid;
 
 	URING_ONLY();
-
+	make_lines(self->in, self->lines, 0);
 	ASSERT_EQ(0, mock_cmd(&self->m, "topic m 4 3"));
 	ASSERT_EQ(0, mock_cmd(&self->m, "rtt all 20"));
 	sink_uri(uri, sizeof(uri), &self->m, "m", NULL);
 	pid = spawn(NULL, self->err, args);
-	/* Killed while the sink is busy delivering the first part. */
-	ASSERT_TRUE(wait_read(pid, self->in, bytes / 4, 20000));
-	usleep(50 * 1000);
+	/*
+	 * Killed once the whole file is in the ring (what the first run
+	 * never read, the restart cannot ship), while the sink, 200
+	 * messages per 20 ms round trip, is busy delivering it.
+	 */
+	snprintf(all_in, sizeof(all_in), " in %u msgs", self->lines);
+	ASSERT_TRUE(wait_text(self->err, all_in, 30000));
 	kill(pid, SIGKILL);
 	wait_rc(pid, 5000);
 	ASSERT_EQ(0, wait_rc(spawn(NULL, self->err2, again), 60000));
