@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bring.h"
+#include "bring_io.h"
 #include "kselftest_harness.h"
 #include "../io/io_test_util.h"
 
@@ -863,6 +865,74 @@ TEST_F_TIMEOUT(kafka, errors, 120)
 
 		expect_exit(_metadata, self->err, args, 2, "dead letter");
 	}
+}
+
+static int quiet_print(const char *fmt, va_list ap)
+{
+	return 0;
+}
+
+/*
+ * The API: bring_io_opts grew kafka_props, on_error and dead_letter at
+ * its end; bytes past what the library knows must be zero; a property
+ * librdkafka refuses fails bring_io_add_sink() with -EINVAL.
+ */
+TEST(io_opts_trailing_bytes_and_kafka_props)
+{
+	struct {
+		struct bring_io_opts o;
+		uint64_t newer;
+	} big;
+	const char *bad[] = { "no.such.property=1", NULL };
+	const char *good[] = { "linger.ms=1", NULL };
+	struct bring_io *io;
+	struct bring *r;
+
+	if (kafka_missing())
+		SKIP(return, "%s", kafka_missing());
+	bring_io_set_print(quiet_print);
+	r = bring_new(1 << 20, NULL);
+	ASSERT_NE_NULL(r);
+	memset(&big, 0, sizeof(big));
+	big.o.sz = sizeof(big);
+	big.newer = 1; /* an option this library does not know */
+	errno = 0;
+	EXPECT_NULL(bring_io_new(r, &big.o));
+	EXPECT_EQ(EINVAL, errno);
+	big.newer = 0;
+	io = bring_io_new(r, &big.o);
+	EXPECT_NE_NULL(io);
+	bring_io_free(io);
+	{
+		BRING_IO_OPTS(o, .on_error = 7);
+
+		EXPECT_NULL(bring_io_new(r, &o));
+	}
+	{
+		BRING_IO_OPTS(o, .kafka_props = bad);
+
+		io = bring_io_new(r, &o);
+		ASSERT_NE_NULL(io);
+		EXPECT_EQ(-EINVAL,
+			  bring_io_add_sink(io, "kafka:127.0.0.1:9/t", NULL));
+		EXPECT_EQ(-EINVAL, bring_io_add_source(
+					   io, "kafka:127.0.0.1:9/t?group=g"));
+		bring_io_free(io);
+	}
+	{
+		BRING_IO_OPTS(o, .kafka_props = good,
+			      .on_error = BRING_IO_ON_ERROR_SKIP);
+
+		io = bring_io_new(r, &o);
+		ASSERT_NE_NULL(io);
+		EXPECT_EQ(0, bring_io_add_sink(io, "kafka:127.0.0.1:9/t",
+					       NULL));
+		EXPECT_EQ(-EPROTONOSUPPORT,
+			  bring_io_add_sink(io, "kafkaa:127.0.0.1:9/t", NULL));
+		bring_io_free(io);
+	}
+	bring_io_set_print(NULL);
+	bring_free(r);
 }
 
 TEST_HARNESS_MAIN
