@@ -764,8 +764,8 @@ TEST_F(kafka, permanent_error_skip_counts_and_dead_letters)
 TEST_F_TIMEOUT(kafka, source_through_sigkill_loses_nothing, 120)
 {
 	char uri[1024];
-	const char *args[] = { self->mode, "-b", self->ringspec, "-i", uri,
-			       "-o", self->fout, GROUP_OPTS, NULL };
+	const char *args[] = { self->mode, "--stats=1", "-b", self->ringspec,
+			       "-i", uri, "-o", self->fout, GROUP_OPTS, NULL };
 	unsigned int n = self->lines, i, dups = 0;
 	char *got, *p, *nl;
 	unsigned char *seen;
@@ -783,6 +783,12 @@ TEST_F_TIMEOUT(kafka, source_through_sigkill_loses_nothing, 120)
 	kill(pid, SIGKILL);
 	wait_rc(pid, 5000);
 	pid = spawn(NULL, self->err2, args);
+	/*
+	 * Running (its SIGTERM handler set) before the SIGTERM below: the
+	 * file may be complete already, and a SIGTERM during a slow (ASan)
+	 * start would kill it by default (exit 143).
+	 */
+	ASSERT_TRUE(wait_text(self->err2, "bringcat: stats", 30000));
 	/* Duplicates make it longer: wait until every line is there. */
 	for (i = 0; i < 300; i++) {
 		if (file_size(self->out) >= (off_t)bytes) {
