@@ -117,6 +117,15 @@ enum bring_io_flags {
  *            together; more are accepted and closed at once (counted in
  *            refused). 0: no limit but the process's RLIMIT_NOFILE, past
  *            which accepting pauses for 100 ms at a time.
+ * @kafka_props: kafka: endpoints: NULL-terminated array of "name=value"
+ *            librdkafka properties, applied after bring's defaults and
+ *            the URI's query (bringcat -X). Read by bring_io_add_source()
+ *            and bring_io_add_sink(): valid until the last such call.
+ * @on_error: kafka: sinks: enum bring_io_on_error.
+ * @dead_letter: kafka: sinks with BRING_IO_ON_ERROR_SKIP: a sink URI
+ *            (file:, stdout:, tcp:, unix:) that gets the messages a
+ *            permanent error made them skip, framed like the io's
+ *            framing; NULL: they are only counted.
  */
 struct bring_io_opts {
 	size_t sz;
@@ -133,7 +142,17 @@ struct bring_io_opts {
 	unsigned int hop_heartbeat_ms;
 	unsigned int max_conns;
 	int send_timeout_ms;
+	const char *const *kafka_props;
+	int on_error;
+	const char *dead_letter;
 	size_t : 0;
+};
+#define bring_io_opts__last_field dead_letter
+
+/* What a kafka: sink does when the cluster refuses a message for good. */
+enum bring_io_on_error {
+	BRING_IO_ON_ERROR_STOP = 0, /* say it, fail the run, keep the record */
+	BRING_IO_ON_ERROR_SKIP = 1, /* count it (dead-letter it), go on */
 };
 
 #define BRING_IO_OPTS(NAME, ...) \
@@ -196,6 +215,13 @@ struct bring_io_opts {
  * @reopens:     file: sinks opened again by path: asked to
  *               (bring_io_reopen()), or their file was renamed or deleted.
  * @send_timeouts: sink sends that made no progress for send_timeout_ms.
+ * @kafka_delivered: kafka: sinks: messages the cluster acknowledged.
+ * @kafka_inflight: kafka: sinks: messages handed to librdkafka and not
+ *               yet acknowledged or failed (a gauge).
+ * @kafka_retried: kafka: sinks: produce requests librdkafka sent again
+ *               (its brokers' txretries; updated every second).
+ * @kafka_failed: kafka: sinks: messages refused for good (permanent
+ *               errors), skipped or stopped at.
  */
 struct bring_io_stats {
 	size_t sz;
@@ -232,6 +258,10 @@ struct bring_io_stats {
 	uint64_t sink_retries;
 	uint64_t reopens;
 	uint64_t send_timeouts;
+	uint64_t kafka_delivered;
+	uint64_t kafka_inflight;
+	uint64_t kafka_retried;
+	uint64_t kafka_failed;
 };
 
 /*
@@ -244,6 +274,13 @@ struct bring_io_stats {
  *            udp:HOST:PORT (one message is one datagram)  unix:PATH
  *            bring:HOST:PORT (the acknowledged hop: exactly once into a
  *            bring-listen: ring; Documentation/protocol.rst)
+ *   kafka:   kafka:HOST:PORT[,HOST:PORT...]/TOPIC?group=NAME as a source (a
+ *            consumer group; offsets are committed once the ring holds the
+ *            messages), and as a sink
+ *            kafka:HOST:PORT[,HOST:PORT...]/TOPIC[?key=K|key-delim=C]
+ *            [&partition=N][&compression=zstd|lz4|gzip|snappy|none]
+ *            (a record is shifted once every message of it is acknowledged;
+ *            lines: one Kafka message per line. See Documentation/kafka.rst.)
  * HOST is a name or an address; IPv6 addresses go in brackets. A tcp: or
  * unix: sink must connect at start; later failures reconnect with backoff.
  * tail:PATH follows a regular file like tail -F: from its end (from its

@@ -24,6 +24,7 @@
 #include "bring_io.h"
 
 #define MAX_EPS 64
+#define MAX_PROPS 256 /* -X */
 
 /*
  * Signals are taken by one thread (sigwait()), not by handlers: it may
@@ -44,6 +45,9 @@ static void usage(FILE *f)
 		"         udp-listen:HOST:PORT  unix-listen:PATH  bring-listen:HOST:PORT\n"
 		"Sinks:   file:PATH  stdout: (or -)  tcp:HOST:PORT\n"
 		"         udp:HOST:PORT  unix:PATH  bring:HOST:PORT\n"
+		"Sources and sinks: kafka:HOST:PORT[,HOST:PORT...]/TOPIC?group=NAME (-i)\n"
+		"         kafka:HOST:PORT[,HOST:PORT...]/TOPIC[?key=K|key-delim=C]\n"
+		"              [&partition=N][&compression=zstd|lz4|gzip|snappy|none]\n"
 		"\n"
 		"Options:\n"
 		"  -i, --input SOURCE      read messages from SOURCE (repeatable)\n"
@@ -73,6 +77,10 @@ static void usage(FILE *f)
 		"                          HOSTNAME:RINGPATH; /READER is appended)\n"
 		"      --hop-window SIZE   bring: sinks: unacknowledged bytes (8M)\n"
 		"      --hop-heartbeat MS  bring:, bring-listen: heartbeat (1000)\n"
+		"  -X PROP=VALUE           kafka: a librdkafka property (repeatable)\n"
+		"      --on-error MODE     kafka: sinks, a message refused for good:\n"
+		"                          stop (default: exit 1, keep it) or skip\n"
+		"      --dead-letter SINK  kafka: with skip, write such messages there\n"
 		"  -q, --quiet             no diagnostics but errors\n"
 		"  -h, --help              this text\n");
 }
@@ -150,6 +158,7 @@ struct stats_ctx {
 	struct bring *r;
 	unsigned int period;
 	bool tail; /* a tail: source: print its counters */
+	bool kafka; /* a kafka: sink: print its counters */
 	double t0;
 };
 
@@ -189,6 +198,12 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		st.hop_resent, st.hop_rejected,
 		st.uring == 2 ? "io_uring+eventfd" :
 		st.uring ? "io_uring" : "readv/writev");
+	if (sc->kafka)
+		fprintf(stderr, "bringcat: %s kafka delivered %" PRIu64
+			", in flight %" PRIu64 ", retried %" PRIu64
+			", failed %" PRIu64 "\n",
+			what, st.kafka_delivered, st.kafka_inflight,
+			st.kafka_retried, st.kafka_failed);
 	if (sc->tail)
 		fprintf(stderr, "bringcat: %s tail rotations %" PRIu64
 			", truncations %" PRIu64 "\n",
@@ -300,9 +315,13 @@ static const char *ep_error(const char *uri, int err, bool source)
 		return "not a regular file";
 	switch (err) {
 	case -EPROTONOSUPPORT:
+		if (!strncmp(uri, "kafka:", 6))
+			return "kafka: endpoints were left out of this build (no librdkafka-dev)";
 		return source ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT, udp-listen:HOST:PORT, unix-listen:PATH, tail:PATH, bring-listen:HOST:PORT)" :
 				"unknown sink type (file:PATH, stdout:, -, tcp:HOST:PORT, udp:HOST:PORT, unix:PATH, bring:HOST:PORT)";
 	case -EINVAL:
+		if (!strncmp(uri, "kafka:", 6))
+			return "bad kafka: endpoint (expected kafka:HOST:PORT[,HOST:PORT...]/TOPIC[?OPTIONS])";
 		return unix_ep ? "bad address (expected a PATH)" :
 				 "bad address (expected HOST:PORT)";
 	case -EHOSTUNREACH:
@@ -336,6 +355,8 @@ enum {
 	OPT_HOP_HEARTBEAT,
 	OPT_MAX_CONNS,
 	OPT_SEND_TIMEOUT,
+	OPT_ON_ERROR,
+	OPT_DEAD_LETTER,
 };
 
 /*
@@ -395,11 +416,15 @@ int main(int argc, char **argv)
 		{ "hop-heartbeat", required_argument, NULL, OPT_HOP_HEARTBEAT },
 		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 		{ "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
+		{ "on-error", required_argument, NULL, OPT_ON_ERROR },
+		{ "dead-letter", required_argument, NULL, OPT_DEAD_LETTER },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
+	const char *props[MAX_PROPS + 1];
+	unsigned int nprops = 0;
 	unsigned int nin = 0, nout = 0, i;
 	static sigset_t sigs;
 	struct stats_ctx sc = { 0 };
@@ -424,7 +449,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	argv[0] = "bringcat"; /* getopt prefixes its messages with it */
-	while ((opt = getopt_long(argc, argv, "i:o:f:m:b:s::qh", longopts,
+	while ((opt = getopt_long(argc, argv, "i:o:f:m:b:s::X:qh", longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'i':
@@ -548,6 +573,30 @@ int main(int argc, char **argv)
 			if (parse_staging(opt, optarg, &iopts))
 				return 2;
 			break;
+		case 'X':
+			if (nprops == MAX_PROPS || !strchr(optarg, '=') ||
+			    *optarg == '=') {
+				fprintf(stderr, "bringcat: -X %s: %s\n", optarg,
+					nprops == MAX_PROPS ? "too many -X" :
+					"expected PROP=VALUE");
+				return 2;
+			}
+			props[nprops++] = optarg;
+			break;
+		case OPT_ON_ERROR:
+			if (!strcmp(optarg, "stop"))
+				iopts.on_error = BRING_IO_ON_ERROR_STOP;
+			else if (!strcmp(optarg, "skip"))
+				iopts.on_error = BRING_IO_ON_ERROR_SKIP;
+			else {
+				fprintf(stderr, "bringcat: --on-error: expected stop or skip, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_DEAD_LETTER:
+			iopts.dead_letter = optarg;
+			break;
 		case 'q':
 			iopts.flags |= BRING_IO_QUIET;
 			break;
@@ -591,6 +640,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bringcat: unexpected argument '%s'\n",
 			argv[optind]);
 		usage(stderr);
+		return 2;
+	}
+	if (iopts.dead_letter && iopts.on_error != BRING_IO_ON_ERROR_SKIP) {
+		fprintf(stderr, "bringcat: --dead-letter needs --on-error skip\n");
 		return 2;
 	}
 	if (!nin || !nout) {
@@ -649,6 +702,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	iopts.max_msg = max_msg;
+	props[nprops] = NULL;
+	iopts.kafka_props = props;
 	bring_io_set_print(print_prefixed);
 	io = bring_io_new(r, &iopts);
 	if (!io) {
@@ -680,6 +735,8 @@ int main(int argc, char **argv)
 				inputs[i], bring_io_source_port(the_io, i));
 	}
 	for (i = 0; i < nout; i++) {
+		if (!strncmp(outputs[i], "kafka:", 6))
+			sc.kafka = true;
 		err = bring_io_add_sink(the_io, outputs[i], NULL);
 		if (err) {
 			fprintf(stderr, "bringcat: -o %s: %s\n", outputs[i],

@@ -133,6 +133,35 @@ static const struct ep_prefix ep_prefixes[] = {
 	{ "bring:", EP_HOP, false, SOCK_STREAM },
 };
 
+/*
+ * kafka:HOST:PORT[,HOST:PORT...]/TOPIC[?QUERY]: the broker list as
+ * librdkafka takes it, a topic name as Kafka allows it (1..249 of
+ * [A-Za-z0-9._-]); the query is checked by kafka.c.
+ */
+static int parse_kafka(struct endpoint *ep, const char *arg)
+{
+	const char *slash = strchr(arg, '/'), *q, *t;
+
+	ep->kind = EP_KAFKA;
+	if (!slash || slash == arg)
+		return -EINVAL;
+	q = strchr(slash + 1, '?');
+	if (!q)
+		q = slash + strlen(slash);
+	if (q == slash + 1 || q - slash - 1 > 249)
+		return -EINVAL;
+	for (t = slash + 1; t < q; t++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789._-", *t))
+			return -EINVAL;
+	ep->brokers = strndup(arg, slash - arg);
+	ep->topic = strndup(slash + 1, q - slash - 1);
+	ep->query = *q ? strdup(q + 1) : NULL;
+	if (!ep->brokers || !ep->topic || (*q && !ep->query))
+		return -ENOMEM;
+	return 0;
+}
+
 int ep_parse(struct endpoint *ep, const char *uri, bool source)
 {
 	const struct ep_prefix *p;
@@ -165,6 +194,8 @@ int ep_parse(struct endpoint *ep, const char *uri, bool source)
 		ep->path = strdup(uri + 5);
 		return ep->path ? 0 : -ENOMEM;
 	}
+	if (!strncmp(uri, "kafka:", 6))
+		return parse_kafka(ep, uri + 6);
 	for (i = 0; i < sizeof(ep_prefixes) / sizeof(ep_prefixes[0]); i++) {
 		p = &ep_prefixes[i];
 		if (p->source != source ||
@@ -184,7 +215,10 @@ void ep_free(struct endpoint *ep)
 {
 	free(ep->uri);
 	free(ep->path);
-	ep->uri = ep->path = NULL;
+	free(ep->brokers);
+	free(ep->topic);
+	free(ep->query);
+	ep->uri = ep->path = ep->brokers = ep->topic = ep->query = NULL;
 }
 
 static int sockaddr_port(const struct sockaddr_storage *ss)

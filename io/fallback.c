@@ -549,7 +549,9 @@ static int start_threads(struct bring_io *io, unsigned int *nsink,
 	int err = 0;
 
 	for (; *nsink < io->nr_sinks; (*nsink)++) {
-		err = start_thread(&io->sinks[*nsink]->thread, sink_thread,
+		err = start_thread(&io->sinks[*nsink]->thread,
+				   io->sinks[*nsink]->kafka ? kafka_sink_thread :
+							      sink_thread,
 				   io->sinks[*nsink]);
 		if (err) {
 			uri = io->sinks[*nsink]->ep.uri;
@@ -561,7 +563,10 @@ static int start_threads(struct bring_io *io, unsigned int *nsink,
 		if (src->hop)
 			continue; /* hop.c runs bring-listen: */
 		err = start_thread(&src->thread,
-				   src->tail ? tail_thread : source_thread, src);
+				   src->kafka ? kafka_source_thread :
+				   src->tail  ? tail_thread :
+						source_thread,
+				   src);
 		if (err) {
 			uri = src->ep.uri;
 			goto fail;

@@ -69,13 +69,19 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 	io->r = r;
 	io->hop_fd = -1;
 	io->o.sz = sizeof(io->o);
+	err = EINVAL;
 	if (opts) {
 		sz = opts->sz < sizeof(io->o) ? opts->sz : sizeof(io->o);
 		memcpy(&io->o, opts, sz);
 		io->o.sz = sizeof(io->o);
+		/* A newer caller's options we do not know must be unset. */
+		for (; sz < opts->sz; sz++)
+			if (((const char *)opts)[sz])
+				goto fail;
 	}
-	err = EINVAL;
-	if (io->o.framing < BRING_IO_LINES || io->o.framing > BRING_IO_RAW ||
+	if (io->o.on_error < BRING_IO_ON_ERROR_STOP ||
+	    io->o.on_error > BRING_IO_ON_ERROR_SKIP ||
+	    io->o.framing < BRING_IO_LINES || io->o.framing > BRING_IO_RAW ||
 	    io->o.oversize < BRING_IO_SPLIT || io->o.oversize > BRING_IO_DROP)
 		goto fail;
 	io->max_msg = io->o.max_msg;
@@ -288,6 +294,7 @@ static void source_free(struct bring_io *io, struct source *src)
 	tail_free(src);
 	hop_source_free(src);
 	ckpt_close(src);
+	kafka_source_free(src);
 	ep_free(&src->ep);
 	free(src);
 }
@@ -296,6 +303,7 @@ static void source_free(struct bring_io *io, struct source *src)
 static void sink_free(struct sink *s)
 {
 	hop_sink_free(s);
+	kafka_sink_free(s);
 	if (s->rd)
 		bring_reader_close(s->rd);
 	if (s->fd >= 0)
@@ -364,6 +372,11 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 		err = hop_wake_fd(io);
 		if (!err)
 			err = hop_source_add(io, src);
+		if (err)
+			goto fail;
+		break;
+	case EP_KAFKA:
+		err = kafka_source_new(src);
 		if (err)
 			goto fail;
 		break;
@@ -489,6 +502,8 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 		goto fail;
 	if (s->ep.kind == EP_HOP)
 		return hop_add_sink(io, s);
+	if (s->ep.kind == EP_KAFKA)
+		goto reader; /* its producer once the reader is there */
 	s->fd = ep_open_sink(&s->ep, &s->sock);
 	if (s->fd < 0) {
 		err = s->fd;
@@ -512,6 +527,7 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 			goto fail;
 		}
 	}
+reader:
 	s->rd = bring_reader_open(io->r, s->reader_name);
 	if (!s->rd) {
 		err = -errno;
@@ -520,6 +536,12 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 	err = ckpt_sink_start(s);
 	if (err)
 		goto fail;
+	if (s->ep.kind == EP_KAFKA) {
+		s->kf_op = (struct op){ .type = OP_KAFKA, .obj = s };
+		err = kafka_sink_new(s);
+		if (err)
+			goto fail;
+	}
 	err = grow(&io->sinks, io->nr_sinks);
 	if (err)
 		goto fail;
@@ -784,6 +806,8 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	LD(hop_frames); LD(hop_acks); LD(hop_resent); LD(hop_rejected);
 	LD(refused); LD(accept_errors); LD(sink_retries); LD(reopens);
 	LD(send_timeouts);
+	LD(kafka_delivered); LD(kafka_inflight); LD(kafka_retried);
+	LD(kafka_failed);
 #undef LD
 	tmp.staged = __atomic_load_n(&io->staged, __ATOMIC_RELAXED);
 	memcpy(st, &tmp, sz);

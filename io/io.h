@@ -59,6 +59,7 @@ enum ep_kind {
 	EP_TAIL,
 	EP_HOP, /* bring:HOST:PORT (hop.c) */
 	EP_HOP_LISTEN, /* bring-listen:HOST:PORT (hop.c) */
+	EP_KAFKA, /* kafka:BROKERS/TOPIC[?QUERY], source or sink (kafka.c) */
 };
 
 /* A parsed URI. */
@@ -69,6 +70,7 @@ struct endpoint {
 	struct sockaddr_storage addr; /* EP_TCP*, EP_UDP*, EP_UNIX* */
 	socklen_t addrlen;
 	int socktype; /* SOCK_STREAM or SOCK_DGRAM */
+	char *brokers, *topic, *query; /* EP_KAFKA; query may be NULL */
 };
 
 /* One in-flight io_uring operation: user_data points here. */
@@ -90,6 +92,8 @@ enum op_type {
 	OP_STALL, /* loop: stopping, is the ring still being drained? */
 	OP_IDLE, /* loop: look for idle connections (idle_ms) */
 	OP_ACCEPT_WAIT, /* source: out of fds, accept again after a pause */
+	OP_KAFKA, /* kafka sink: eventfd read (librdkafka's queue) */
+	OP_KSRC, /* kafka source: eventfd read (its thread ended) */
 	OP_CANCEL, /* ignored */
 };
 
@@ -189,6 +193,10 @@ struct source {
 	struct tail *tail; /* tail:PATH, or NULL */
 	struct hop_listen *hop; /* bring-listen:, run by hop.c, or NULL */
 	unsigned int idx; /* among the io's sources, in add order */
+	struct kafka_source *kafka; /* kafka: (a thread of its own), or NULL */
+	struct op ks_op; /* io_uring: OP_KSRC, read of its thread's end */
+	uint64_t ks_val;
+	bool ks_thread; /* io_uring: its thread was started (join it) */
 	struct op acc_op;
 	struct op acc_wait_op; /* OP_ACCEPT_WAIT */
 	struct __kernel_timespec acc_ts;
@@ -248,6 +256,9 @@ struct sink {
 	struct __kernel_timespec send_ts; /* the send's link timeout */
 	int fail_err; /* writes fail with it (retrying), or 0 */
 	struct io_say fail_say, reopen_say;
+	struct kafka_sink *kafka; /* kafka:, or NULL (kafka.c) */
+	struct op kf_op; /* OP_KAFKA: read of its eventfd */
+	uint64_t kf_val;
 };
 
 /*
@@ -389,6 +400,19 @@ int conn_chunk_push(struct conn *c, int timeout_ms);
 int ledger_new(struct bring_io *io);
 void ledger_free(struct bring_io *io);
 bool ledger_take(struct bring_io *io, uint64_t seq, uint64_t *lines);
+
+/* kafka.c (stubs returning -EPROTONOSUPPORT without librdkafka) */
+enum { KAFKA_WANT_DATA = 1, KAFKA_DONE = 2 };
+int kafka_sink_new(struct sink *s);
+void kafka_sink_free(struct sink *s);
+int kafka_sink_pump(struct sink *s);
+int kafka_sink_fd(const struct sink *s);
+void *kafka_sink_thread(void *arg);
+int kafka_source_new(struct source *src);
+void kafka_source_free(struct source *src);
+void *kafka_source_thread(void *arg);
+int kafka_source_fd(const struct source *src);
+void kafka_source_kick(struct source *src);
 
 /* uring.c, fallback.c */
 int io_uring_probe_ok(bool *futex_wait);

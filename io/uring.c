@@ -130,7 +130,7 @@ static void source_check(struct bring_io *io, struct source *src)
 {
 	struct conn *c;
 
-	if (src->finished || src->lfd >= 0 ||
+	if (src->kafka || src->finished || src->lfd >= 0 ||
 	    (src->tail && src->tail->in_op.busy))
 		return;
 	for (c = src->conns; c; c = c->next)
@@ -592,12 +592,47 @@ static void sink_send(struct loop *l, struct sink *s)
 	io_uring_prep_link_timeout(sqe, &s->send_ts, 0);
 }
 
+/*
+ * A kafka: sink (kafka.c): librdkafka's eventfd is always being read;
+ * with nothing in flight, the ring's word is waited on too.
+ */
+static void kafka_step(struct loop *l, struct sink *s)
+{
+	struct io_uring_sqe *sqe;
+	int n;
+
+	for (;;) {
+		if (s->done || s->rw_op.busy)
+			return; /* reports wait until the ring's wait ends */
+		n = kafka_sink_pump(s);
+		if (n < 0 || n == KAFKA_DONE)
+			return;
+		if (!s->kf_op.busy) {
+			sqe = get_sqe(l, &s->kf_op);
+			io_uring_prep_read(sqe, kafka_sink_fd(s), &s->kf_val,
+					   sizeof(s->kf_val), 0);
+		}
+		if (n != KAFKA_WANT_DATA)
+			return;
+		if (bring_reader_wait_prepare(s->rd, &s->rw) == 1)
+			continue;
+		io_stat_add(l->io, empty_waits, 1);
+		s->wait_t0 = io_now_ns();
+		prep_futex_wait(l, &s->rw_op, &s->rw);
+		return;
+	}
+}
+
 static void sink_step(struct loop *l, struct sink *s)
 {
 	struct bring_io *io = l->io;
 	struct io_uring_sqe *sqe;
 	int n;
 
+	if (s->kafka) {
+		kafka_step(l, s);
+		return;
+	}
 	for (;;) {
 		if (s->done || s->down || s->wr_op.busy || s->rw_op.busy ||
 		    s->tm_op.busy)
@@ -867,6 +902,8 @@ static void begin_stop(struct loop *l)
 		}
 		if (src->tail && src->tail->in_op.busy)
 			cancel_op(l, &src->tail->in_op);
+		if (src->kafka)
+			kafka_source_kick(src);
 		for (c = src->conns; c; c = next) {
 			next = c->next;
 			if (c->rd_op.busy)
@@ -984,7 +1021,10 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		on_write(l, op->obj, res);
 		break;
 	case OP_WPOLL: /* a send tells what the poll found */
+	case OP_KAFKA:
 		sink_step(l, op->obj);
+		break;
+	case OP_KSRC: /* a kafka: source's thread ended */
 		break;
 	case OP_DATA:
 		on_data(l, op->obj);
@@ -1032,7 +1072,8 @@ static bool sources_done(struct bring_io *io)
 	if (!io->nr_srcs)
 		return io->stopping;
 	for (i = 0; i < io->nr_srcs; i++)
-		if (!io->srcs[i]->finished)
+		/* acquire: a kafka: source's thread sets it */
+		if (!__atomic_load_n(&io->srcs[i]->finished, __ATOMIC_ACQUIRE))
 			return false;
 	return true;
 }
@@ -1045,6 +1086,67 @@ static bool sinks_done(struct bring_io *io)
 		if (!io->sinks[i]->done)
 			return false;
 	return true;
+}
+
+/*
+ * kafka: sources run in threads of their own (kafka.c), which block every
+ * signal; the loop reads the eventfd each writes when it ends, to look at
+ * sources_done() again. Returns how many started, or -errno.
+ */
+static int kafka_sources_start(struct loop *l)
+{
+	struct bring_io *io = l->io;
+	struct io_uring_sqe *sqe;
+	sigset_t all, old;
+	unsigned int i;
+	int err = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (i = 0; i < io->nr_srcs && !err; i++) {
+		struct source *src = io->srcs[i];
+
+		if (!src->kafka)
+			continue;
+		err = pthread_create(&src->thread, NULL, kafka_source_thread,
+				     src);
+		if (err) {
+			io_log("%s: cannot start a thread: %s\n", src->ep.uri,
+			       strerror(err));
+			err = -err;
+			break;
+		}
+		src->ks_thread = true;
+		src->ks_op = (struct op){ .type = OP_KSRC, .obj = src };
+		sqe = get_sqe(l, &src->ks_op);
+		io_uring_prep_read(sqe, kafka_source_fd(src), &src->ks_val,
+				   sizeof(src->ks_val), 0);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Those not started count as ended. */
+	for (; i < io->nr_srcs; i++)
+		if (io->srcs[i]->kafka)
+			__atomic_store_n(&io->srcs[i]->finished, true,
+					 __ATOMIC_RELEASE);
+	return err;
+}
+
+static void kafka_sources_join(struct bring_io *io)
+{
+	unsigned int i;
+
+	for (i = 0; i < io->nr_srcs; i++) {
+		struct source *src = io->srcs[i];
+
+		if (!src->ks_thread)
+			continue;
+		/* Still running: the loop itself failed. */
+		if (!__atomic_load_n(&src->finished, __ATOMIC_ACQUIRE)) {
+			bring_io_stop(io);
+			kafka_source_kick(src);
+		}
+		pthread_join(src->thread, NULL);
+	}
 }
 
 int io_run_uring(struct bring_io *io)
@@ -1084,6 +1186,11 @@ int io_run_uring(struct bring_io *io)
 	}
 	for (i = 0; i < io->nr_sinks; i++)
 		sink_step(&l, io->sinks[i]);
+	ret = kafka_sources_start(&l);
+	if (ret) {
+		io_set_err(io, ret);
+		bring_io_stop(io);
+	}
 
 	for (;;) {
 		if (__atomic_load_n(&io->stop, __ATOMIC_RELAXED) && !io->stopping)
@@ -1113,6 +1220,7 @@ int io_run_uring(struct bring_io *io)
 		}
 		io_uring_cq_advance(&l.ring, seen);
 	}
+	kafka_sources_join(io);
 	io_uring_queue_exit(&l.ring);
 	/* Reservations a cancelled read left behind were aborted in on_read. */
 	return io->err;

@@ -28,6 +28,8 @@ PACKAGES="
 	bpftrace
 	libck-dev
 	socat
+	librdkafka-dev
+	kcat
 	bsdutils
 	strace
 	python3
