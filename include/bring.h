@@ -77,6 +77,21 @@ enum bring_flags {
 	 * with -EBADMSG.
 	 */
 	BRING_SKIP_DAMAGED = 1U << 1,
+	/*
+	 * File rings, for this process: readers check each record's
+	 * CRC32C before handing it out (a failing record is refused with
+	 * -EBADMSG, as a record with a bad length always is). Costs one
+	 * checksum pass over every payload read; see
+	 * Documentation/security.rst.
+	 */
+	BRING_VERIFY_CRC = 1U << 2,
+	/*
+	 * File rings, for this process: open a ring file owned by another
+	 * user, or writable by its group or by others. Without it such a
+	 * file is refused with -EPERM: whoever can write the file can make
+	 * every reader refuse its records and every writer block.
+	 */
+	BRING_ALLOW_FOREIGN = 1U << 3,
 };
 
 /* bring_opts.durability (file rings) */

@@ -845,7 +845,8 @@ static int create_ring(struct bring *r, const char *path,
 		err = -errno;
 		goto err;
 	}
-	err = init_file(r, fd, r->name, max_msg, OPTS_GET(opts, flags, 0),
+	err = init_file(r, fd, r->name, max_msg,
+			OPTS_GET(opts, flags, 0) & ~BRING_OPEN_FLAGS,
 			OPTS_GET(opts, flush_ms, 0) ?: FLUSH_MS_DEFAULT);
 	if (err)
 		goto err;
@@ -986,6 +987,7 @@ struct bring *bring_open(const char *path, size_t capacity,
 	r->fd = -1;
 	r->file = true;
 	r->skip_damaged = OPTS_GET(opts, flags, 0) & BRING_SKIP_DAMAGED;
+	r->verify_crc = OPTS_GET(opts, flags, 0) & BRING_VERIFY_CRC;
 	r->durability = (uint32_t)OPTS_GET(opts, durability, 0);
 	r->spin_ns = ring_spin_ns(opts);
 	snprintf(r->name, sizeof(r->name), "%s", name);

@@ -93,6 +93,8 @@ static inline uint32_t word_crc(uint64_t word)
 #define REC_HDR_SIZE ((uint64_t)sizeof(struct bring_rec))
 #define HEAD_CLOSED (1ULL << 63)
 #define BRING_MSG_MAX ((size_t)REC_LEN_MASK) /* bytes, payload */
+/* bring_opts.flags that apply to one open of a file, never stored in it */
+#define BRING_OPEN_FLAGS (BRING_VERIFY_CRC | BRING_ALLOW_FOREIGN)
 
 static inline uint64_t rec_footprint_len(uint64_t len)
 {
@@ -300,6 +302,7 @@ struct bring_reader {
 	uint32_t pend_msgs; /* 0: nothing to shift */
 	uint64_t stuck_pos; /* file rings: an unfinished record found here */
 	uint64_t stuck_since; /* since then, ns; 0: not stuck */
+	uint64_t damaged_pos; /* 1 + position of a refused record, or 0 */
 } __cacheline_aligned;
 
 /* The ring handle: process-local view of a mapping. */
@@ -320,6 +323,7 @@ struct bring {
 	int fd; /* -1 for memory rings */
 	bool file;
 	bool skip_damaged;
+	bool verify_crc; /* BRING_VERIFY_CRC */
 	uint32_t durability;
 	uint32_t flush_ms;
 	uint64_t open_id; /* file rings: never reused within the process */

@@ -232,7 +232,54 @@ enum collect_stop {
 	STOP_NOT_READY, /* at a record not written or not committed yet */
 	STOP_EMPTY, /* at head */
 	STOP_CLOSED, /* at head, and the ring is closed: nothing will come */
+	STOP_DAMAGED, /* at a committed record that fails its checks */
 };
+
+/*
+ * Is the committed record at @pos, with commit word @lf, tag @tag and
+ * footprint @fp, one that can be handed out? Everything in it may have
+ * been written by a process that shares the file: a length past max_msg,
+ * a footprint past head, or a checksum that fails (file rings opened
+ * with BRING_VERIFY_CRC) is damage, never a message.
+ */
+static bool record_sound(struct bring_reader *rd, const struct bring_rec *rec,
+			 uint64_t pos, uint32_t lf, uint64_t tag, uint64_t fp)
+{
+	struct bring *r = rd->ring;
+	uint32_t len = lf & REC_LEN_MASK;
+
+	if (fp > r->capacity || (!(lf & REC_DISCARD) && len > r->max_msg))
+		return false;
+	if (pos + fp > rd->head_cache) {
+		/* Pairs with the claim CAS: the claim covered the record. */
+		rd->head_cache = load_acquire(&r->hdr->head) & ~HEAD_CLOSED;
+		if (pos + fp > rd->head_cache)
+			return false;
+	}
+	if (!r->file || !r->verify_crc)
+		return true;
+	return word_crc(load_relaxed(&rec->word)) ==
+	       rec_crc(tag, lf, rec + 1, lf & REC_DISCARD ? 0 : len);
+}
+
+/*
+ * Say once per reader and position that a record was refused, and count
+ * it; the reader stays in front of it (-EBADMSG) until an exclusive open
+ * recovers the file (Documentation/file-format.rst).
+ */
+static void reader_report_damage(struct bring_reader *rd, uint32_t lf)
+{
+	struct bring *r = rd->ring;
+
+	if (rd->damaged_pos == rd->pos + 1)
+		return;
+	rd->damaged_pos = rd->pos + 1;
+	add_relaxed(&r->hdr->damaged, 1);
+	file_printf("bring: %s: reader '%s': damaged record at position %llu "
+		    "(length %u, max_msg %llu): refused\n",
+		    r->name, rd->slot->name, (unsigned long long)rd->pos,
+		    lf & REC_LEN_MASK, (unsigned long long)r->max_msg);
+}
 
 /*
  * Collect up to @nr committed messages from the reader's cursor, at most
@@ -250,6 +297,7 @@ static unsigned int reader_collect(struct bring_reader *rd,
 	*stop = STOP_NOT_READY;
 	while (n < nr) {
 		struct bring_rec *rec;
+		uint64_t tag, fp;
 		uint32_t lf, len;
 
 		if (pos == rd->head_cache) {
@@ -270,6 +318,16 @@ static unsigned int reader_collect(struct bring_reader *rd,
 		lf = word_lf(load_acquire(&rec->word));
 		if (lf & REC_BUSY)
 			break;
+		/* The slack bit is set before the commit we acquired. */
+		tag = load_relaxed(&rec->tag);
+		fp = rec_footprint(lf, tag);
+		if (!record_sound(rd, rec, pos, lf, tag, fp)) {
+			if (!n) {
+				*stop = STOP_DAMAGED;
+				reader_report_damage(rd, lf);
+			}
+			break;
+		}
 		len = lf & REC_LEN_MASK;
 		if (!(lf & REC_DISCARD)) {
 			if (n && max_bytes && bytes + len > max_bytes)
@@ -280,8 +338,7 @@ static unsigned int reader_collect(struct bring_reader *rd,
 			bytes += len;
 			n++;
 		}
-		/* The slack bit is set before the commit we acquired. */
-		pos += rec_footprint(lf, load_relaxed(&rec->tag));
+		pos += fp;
 		if (!n)
 			rd->pos = pos; /* skipped a discard in front */
 	}
@@ -389,7 +446,8 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 		/* Fences: counted before we look at head and records again. */
 		evc_prepare(&h->data_seq, &ticket);
 		n = reader_collect(rd, msgs, nr, max_bytes, &stop);
-		if (n || stop == STOP_CLOSED || err == -ETIMEDOUT)
+		if (n || stop == STOP_CLOSED || stop == STOP_DAMAGED ||
+		    err == -ETIMEDOUT)
 			break;
 		/* Woken by an abort: give the skipped space back first. */
 		if (rd->pos != load_relaxed(&rd->slot->pos))
@@ -402,6 +460,8 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 		err = 0;
 	else if (stop == STOP_CLOSED)
 		err = -EPIPE;
+	else if (stop == STOP_DAMAGED)
+		err = -EBADMSG;
 	store_relaxed(&rd->slot->read_waits,
 		      load_relaxed(&rd->slot->read_waits) + 1);
 	store_relaxed(&rd->slot->read_wait_ns,
@@ -428,7 +488,7 @@ static unsigned int reader_spin(struct bring_reader *rd, struct bring_msg *msgs,
 	do {
 		spin_pause();
 		n = reader_collect(rd, msgs, nr, max_bytes, stop);
-	} while (!n && *stop != STOP_CLOSED &&
+	} while (!n && *stop != STOP_CLOSED && *stop != STOP_DAMAGED &&
 		 bring_now_ns() - t0 < r->spin_ns);
 	return n;
 }
@@ -442,7 +502,7 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 	if (!rd || !msgs || !nr)
 		return -EINVAL;
 	n = reader_collect(rd, msgs, nr, max_bytes, &stop);
-	if (!n && stop != STOP_CLOSED && timeout_ms)
+	if (!n && stop != STOP_CLOSED && stop != STOP_DAMAGED && timeout_ms)
 		n = reader_spin(rd, msgs, nr, max_bytes, &stop);
 	/* A polling reader repairs too; a waiting one does in reader_sleep(). */
 	if (!n && !timeout_ms && reader_check_stuck(rd, stop))
@@ -454,6 +514,8 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 		reader_publish(rd);
 	if (stop == STOP_CLOSED)
 		return -EPIPE;
+	if (stop == STOP_DAMAGED)
+		return -EBADMSG;
 	if (timeout_ms == 0)
 		return -EAGAIN;
 	return reader_wait(rd, msgs, nr, max_bytes, timeout_ms);
@@ -475,7 +537,11 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
  *
  * Return: the number of messages (>= 1); -EAGAIN (@timeout_ms == 0) or
  * -ETIMEDOUT when there is nothing to read; -EPIPE when the ring is closed
- * and every message was read; -EINVAL for bad arguments.
+ * and every message was read; -EBADMSG when the next record is damaged (a
+ * length past max_msg or past what was claimed, or with BRING_VERIFY_CRC a
+ * failing checksum: it is counted in bring_stats.damaged, printed once and
+ * never handed out; the reader stays in front of it, see
+ * Documentation/security.rst); -EINVAL for bad arguments.
  */
 int bring_reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 		      unsigned int nr, size_t max_bytes, int timeout_ms)
@@ -495,7 +561,8 @@ int bring_reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
  *
  * Return: 0; -EAGAIN (@timeout_ms == 0) or -ETIMEDOUT when there is
  * nothing to read; -EPIPE when the ring is closed and every message was
- * read; -EINVAL for bad arguments.
+ * read; -EBADMSG when the next record is damaged (as bring_reader_peek());
+ * -EINVAL for bad arguments.
  */
 int bring_reader_next(struct bring_reader *rd, struct bring_msg *msg,
 		      int timeout_ms)
@@ -667,8 +734,8 @@ struct bring_reader *bring_default_reader(struct bring *r)
  * or bring_reader_peek() with a timeout of 0.
  *
  * Return: 0 to wait on @w; 1 when there is no need to wait (a message is
- * ready or the ring is closed: nothing was registered and @w must not be
- * finished); -EINVAL for bad arguments.
+ * ready, the ring is closed or the next record is damaged: nothing was
+ * registered and @w must not be finished); -EINVAL for bad arguments.
  */
 int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 {
@@ -685,7 +752,8 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	evc_prepare(word, &ticket);
 	/* Look without handing anything out: what shift would do stays. */
 	saved = *rd;
-	ready = reader_collect(rd, &msg, 1, 0, &stop) || stop == STOP_CLOSED;
+	ready = reader_collect(rd, &msg, 1, 0, &stop) ||
+		stop == STOP_CLOSED || stop == STOP_DAMAGED;
 	rd->pend_end = saved.pend_end;
 	rd->pend_msgs = saved.pend_msgs;
 	rd->pend_bytes = saved.pend_bytes;

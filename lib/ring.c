@@ -950,7 +950,8 @@ int ring_check_opts(size_t capacity, const struct bring_opts *opts,
 	    capacity > BRING_CAPACITY_MAX)
 		return -EINVAL;
 	if (OPTS_GET(opts, flags, 0) &
-	    ~(unsigned int)(BRING_NO_DEFAULT_READER | BRING_SKIP_DAMAGED))
+	    ~(unsigned int)(BRING_NO_DEFAULT_READER | BRING_SKIP_DAMAGED |
+			    BRING_OPEN_FLAGS))
 		return -EINVAL;
 	if ((unsigned int)OPTS_GET(opts, durability, 0) > BRING_DURABLE_ALWAYS)
 		return -EINVAL;

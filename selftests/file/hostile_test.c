@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Hostile and unlucky ring files (Documentation/security.rst): what a
+ * process that can write the ring, or an operator's mistake, can do to
+ * the other processes that use it.
+ *
+ *  - a record whose length or footprint was forged is refused at run time
+ *    (-EBADMSG, counted, printed once), in memory and file rings; with
+ *    BRING_VERIFY_CRC a payload that fails its checksum is refused too;
+ *  - after recovery cut a torn tail, nothing of the cut records can be
+ *    delivered again;
+ *  - a sparse or truncated file fails bring_open() cleanly instead of
+ *    raising SIGBUS later;
+ *  - a file another user owns, or that others may write, is refused
+ *    unless BRING_ALLOW_FOREIGN; a lock holder cannot block bring_open()
+ *    forever.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "bring.h"
+#include "internal.h"
+#include "kselftest_harness.h"
+#include "util.h"
+
+#define CAP 65536
+
+static int push_str(struct bring *r, const char *s)
+{
+	return bring_push(r, s, strlen(s));
+}
+
+/* The record header at stream position @pos, through the mapping. */
+static struct bring_rec *rec_of(struct bring *r, uint64_t pos)
+{
+	return rec_at(r, pos);
+}
+
+/* ------------------------------------------------------------------ */
+/* Forged records (issue 13, item 3).                                 */
+
+FIXTURE(forged)
+{
+	struct tmp t;
+	struct bring *r;
+	bring_print_fn_t old_print;
+};
+
+FIXTURE_VARIANT(forged)
+{
+	bool file;
+};
+
+FIXTURE_VARIANT_ADD(forged, memory)
+{
+	.file = false,
+};
+
+FIXTURE_VARIANT_ADD(forged, file)
+{
+	.file = true,
+};
+
+FIXTURE_SETUP(forged)
+{
+	self->old_print = capture_start();
+	if (variant->file) {
+		ASSERT_EQ(0, tmp_make(&self->t));
+		self->r = bring_open(self->t.path, CAP, NULL);
+	} else {
+		self->t.dir[0] = '\0';
+		self->r = bring_new(CAP, NULL);
+	}
+	ASSERT_NE_NULL(self->r);
+}
+
+FIXTURE_TEARDOWN(forged)
+{
+	bring_free(self->r);
+	bring_set_print(self->old_print);
+	tmp_remove(&self->t);
+}
+
+/* Rewrite the commit word of the record at @pos, keeping its checksum. */
+static void forge_len(struct bring *r, uint64_t pos, uint32_t len_flags)
+{
+	struct bring_rec *rec = rec_of(r, pos);
+
+	store_release(&rec->word,
+		      rec_word(len_flags, word_crc(load_relaxed(&rec->word))));
+}
+
+/* The reproduction: a length of 2^30 - 1, far above max_msg. */
+TEST_F(forged, length_above_max_msg_is_refused_not_delivered)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct bring_wait w;
+	struct bring_msg msg;
+
+	ASSERT_EQ(0, push_str(self->r, "first"));
+	ASSERT_EQ(0, push_str(self->r, "second"));
+	forge_len(self->r, 0, REC_LEN_MASK);
+	msg.len = 0;
+	EXPECT_EQ(-EBADMSG, bring_next_timeout(self->r, &msg, 0))
+		TH_LOG("len %zu handed out", msg.len);
+	/* Neither a wait nor an event loop sleeps in front of it. */
+	EXPECT_EQ(-EBADMSG, bring_next_timeout(self->r, &msg, 5000));
+	EXPECT_EQ(-EBADMSG, bring_next_timeout(self->r, &msg, -1));
+	EXPECT_EQ(1, bring_reader_wait_prepare(rd, &w));
+	EXPECT_EQ(-EBADMSG, bring_peek(self->r, &msg, 1, 0, 0));
+	/* Counted and printed once, with its position. */
+	EXPECT_EQ(1, get_stats(self->r).damaged);
+	EXPECT_EQ(1, printed_nr);
+	EXPECT_NE_NULL(strstr(printed, "damaged record at position 0"))
+		TH_LOG("%s", printed);
+}
+
+TEST_F(forged, length_past_head_is_refused)
+{
+	struct bring_msg msg;
+
+	ASSERT_EQ(0, push_str(self->r, "first"));
+	ASSERT_EQ(0, push_str(self->r, "second"));
+	/* Below max_msg, but the record would run past everything claimed. */
+	forge_len(self->r, 0, 1000);
+	EXPECT_EQ(-EBADMSG, bring_next_timeout(self->r, &msg, 0));
+	EXPECT_EQ(1, get_stats(self->r).damaged);
+}
+
+TEST_F(forged, discard_record_past_head_is_refused)
+{
+	struct bring_msg msg;
+
+	ASSERT_EQ(0, push_str(self->r, "first"));
+	forge_len(self->r, 0, REC_DISCARD | REC_LEN_MASK);
+	EXPECT_EQ(-EBADMSG, bring_next_timeout(self->r, &msg, 0));
+	EXPECT_EQ(1, get_stats(self->r).damaged);
+}
+
+TEST_F(forged, messages_in_front_of_the_damage_are_delivered)
+{
+	struct bring_msg msgs[4];
+
+	ASSERT_EQ(0, push_str(self->r, "a"));
+	ASSERT_EQ(0, push_str(self->r, "bb"));
+	ASSERT_EQ(0, push_str(self->r, "ccc"));
+	forge_len(self->r, rec_footprint_len(1), REC_LEN_MASK);
+	ASSERT_EQ(1, bring_peek(self->r, msgs, 4, 0, 0));
+	EXPECT_EQ(1, msgs[0].len);
+	EXPECT_EQ(0, memcmp(msgs[0].data, "a", 1));
+	EXPECT_EQ(0, bring_shift(self->r));
+	EXPECT_EQ(-EBADMSG, bring_peek(self->r, msgs, 4, 0, 0));
+	EXPECT_EQ(0, get_stats(self->r).msgs_out - 1);
+}
+
+/* Only a file ring carries checksums; BRING_VERIFY_CRC checks them. */
+TEST(verify_crc_refuses_a_payload_that_fails_its_checksum)
+{
+	BRING_OPTS(opts, .flags = BRING_VERIFY_CRC);
+	bring_print_fn_t old = capture_start();
+	struct bring *r, *r2;
+	struct bring_reader *rd;
+	struct bring_msg msg;
+	struct tmp t;
+	char *payload;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_str(r, "payload"));
+	payload = (char *)(rec_of(r, 0) + 1);
+	payload[3] ^= 0x20;
+	/* Without the flag, the bounds hold and the bytes are delivered. */
+	ASSERT_EQ(0, bring_next_timeout(r, &msg, 0));
+	EXPECT_EQ(0, memcmp(msg.data, "payLoad", 7));
+	/* Another open of the file (no recovery: r has it open). */
+	r2 = bring_open(t.path, 0, &opts);
+	ASSERT_NE_NULL(r2);
+	rd = bring_reader_open(r2, "verifier");
+	ASSERT_NE_NULL(rd);
+	EXPECT_EQ(-EBADMSG, bring_reader_next(rd, &msg, 0));
+	EXPECT_EQ(1, get_stats(r2).damaged);
+	/* Repaired in place, it is delivered. */
+	payload[3] ^= 0x20;
+	ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+	EXPECT_EQ(0, memcmp(msg.data, "payload", 7));
+	bring_reader_close(rd);
+	bring_free(r);
+	bring_free(r2);
+	bring_set_print(old);
+	tmp_remove(&t);
+}
+
+/* The flags that apply to one open are not stored in the file. */
+TEST(open_flags_are_not_stored_in_the_file)
+{
+	BRING_OPTS(opts, .flags = BRING_VERIFY_CRC | BRING_ALLOW_FOREIGN);
+	struct bring *r;
+	struct tmp t;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, CAP, &opts);
+	ASSERT_NE_NULL(r);
+	EXPECT_EQ(0, r->hdr->c.flags & BRING_OPEN_FLAGS);
+	bring_free(r);
+	r = bring_open(t.path, 0, NULL);
+	EXPECT_NE_NULL(r) TH_LOG("reopen: %s", strerror(errno));
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+TEST_HARNESS_MAIN
