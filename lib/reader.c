@@ -731,7 +731,9 @@ struct bring_reader *bring_default_reader(struct bring *r)
  * that the loop can wait on it with IORING_OP_FUTEX_WAIT (flags
  * FUTEX2_SIZE_U32, not private), futex(2) or a helper thread. Whatever
  * ends the wait, call bring_reader_wait_finish(), then bring_reader_next()
- * or bring_reader_peek() with a timeout of 0.
+ * or bring_reader_peek() with a timeout of 0. Records that readers skip
+ * (aborted reservations, dead writers' claims) in front of the reader are
+ * passed and their space given back, waking writers that wait for it.
  *
  * Return: 0 to wait on @w; 1 when there is no need to wait (a message is
  * ready, the ring is closed or the next record is damaged: nothing was
@@ -757,6 +759,13 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	rd->pend_end = saved.pend_end;
 	rd->pend_msgs = saved.pend_msgs;
 	rd->pend_bytes = saved.pend_bytes;
+	/*
+	 * Skipped discards (an abort, a repaired claim): give their space
+	 * back now, as a blocking wait does, or a writer waiting for it and
+	 * this reader waiting for the writer wait for each other.
+	 */
+	if (rd->pos != load_relaxed(&rd->slot->pos))
+		reader_publish(rd);
 	if (ready) {
 		evc_cancel(word, &ticket);
 		return 1;
