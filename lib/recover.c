@@ -293,6 +293,27 @@ static void apply_fixes(struct scan *s)
 }
 
 /*
+ * The torn tail [end, limit) is cut off: no header in it may keep a tag
+ * that matches its position. Else a later claim at the same position,
+ * its writer stopped before it wrote its own header, would expose the
+ * cut record to readers as if it were committed. Every 8-byte step is
+ * checked: the cut range holds no trustworthy lengths to walk by.
+ */
+static void untag_cut_range(struct scan *s)
+{
+	struct bring *r = s->r;
+	uint64_t pos;
+
+	for (pos = s->end; pos + REC_HDR_SIZE <= s->limit; pos += 8) {
+		struct bring_rec *rec = rec_at(r, pos);
+
+		/* A position >= 2^63: never one a writer claims. */
+		if (tag_matches(rec->tag, pos, r->key))
+			rec->tag = ~(pos ^ r->key) & ~TAG_FLAGS;
+	}
+}
+
+/*
  * Slot @i names a reader an earlier slot names already: -EBADMSG, or
  * with BRING_SKIP_DAMAGED keep one slot at the older of the two cursors
  * (nothing is skipped) and free the other. 0 when the name is unique.
@@ -559,6 +580,7 @@ int file_recover(struct bring *r, const char *path)
 			    path, (unsigned long long)s.end,
 			    (unsigned long long)(s.limit - s.end));
 	apply_fixes(&s);
+	untag_cut_range(&s);
 	reset_runtime(&s);
 	restore_slots(&s);
 	restore_writers(&s);
