@@ -865,8 +865,12 @@ err:
 	return err;
 }
 
-/* Read and check the header before anything is mapped or changed. */
-static int read_header(int fd, const char *path)
+/*
+ * Read and check the header before anything is mapped or changed; the
+ * checked constants go to @c. Only this copy is trusted afterwards: the
+ * file may change under us.
+ */
+static int read_header(int fd, const char *path, struct bring_hdr_const *c)
 {
 	struct bring_hdr *h;
 	struct stat st;
@@ -885,13 +889,46 @@ static int read_header(int fd, const char *path)
 		err = -EIO;
 	else
 		err = file_check_header(h, (uint64_t)st.st_size, path);
+	if (!err)
+		*c = h->c;
 	free(h);
 	return err;
 }
 
+/*
+ * Every open preallocates: a copy of a ring file may be sparse (cp,
+ * rsync, a restore), and a hole that cannot be filled on a full disk
+ * raises SIGBUS inside a push, not an error. fallocate(2) mode 0 never
+ * touches data; glibc's posix_fallocate() emulation writes zeros, which
+ * would race with the processes that have the ring open, so where the
+ * file system has no fallocate the file is used as it is. The size is
+ * checked again afterwards: a file truncated since its header was read
+ * would raise SIGBUS in whoever touches the cut pages.
+ */
+static int preallocate(int fd, uint64_t size, const char *path)
+{
+	struct stat st;
+
+	if (fallocate(fd, 0, 0, (off_t)size) < 0 && errno != EOPNOTSUPP) {
+		int err = -errno;
+
+		file_printf("bring: %s: cannot preallocate %llu bytes: %s\n",
+			    path, (unsigned long long)size, strerror(-err));
+		return err;
+	}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size != size) {
+		file_printf("bring: %s: file size changed while opening\n",
+			    path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int open_ring(struct bring *r, const char *path)
 {
-	struct bring_hdr hc;
+	struct bring_hdr_const c = { 0 };
 	int fd, err;
 
 	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -905,18 +942,17 @@ static int open_ring(struct bring *r, const char *path)
 	err = lock_open_mutex(fd, F_WRLCK);
 	if (err)
 		goto err;
-	err = read_header(fd, path);
+	err = read_header(fd, path, &c);
 	if (err)
 		goto err;
-	if (pread(fd, &hc.c, sizeof(hc.c), 0) != (ssize_t)sizeof(hc.c)) {
-		err = -EIO;
-		goto err;
-	}
-	err = ring_map_fd(r, fd, hc.c.capacity);
+	err = preallocate(fd, BRING_HDR_SIZE + c.capacity, path);
 	if (err)
 		goto err;
-	r->key = r->hdr->c.key;
-	r->max_msg = r->hdr->c.max_msg;
+	err = ring_map_fd(r, fd, c.capacity);
+	if (err)
+		goto err;
+	r->key = c.key;
+	r->max_msg = c.max_msg;
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
 		/* Nobody else has it open: check everything, repair. */
 		err = file_recover(r, path);

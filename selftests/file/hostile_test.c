@@ -29,6 +29,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <linux/falloc.h>
 
 #include "bring.h"
 #include "internal.h"
@@ -267,6 +268,116 @@ TEST(torn_tail_cut_by_recovery_is_never_delivered)
 		       (const char *)msg.data);
 	bring_free(r);
 	bring_set_print(old);
+	tmp_remove(&t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sparse and truncated files (item 5).                               */
+
+/*
+ * A tmpfs of @size in a mount namespace of our own (the mount goes with
+ * the test process), at a scratch directory in @t: 0, or a SKIP reason.
+ */
+static const char *small_tmpfs(struct tmp *t, const char *size)
+{
+	char opts[64];
+
+	if (unshare(CLONE_NEWNS) < 0)
+		return "unshare(CLONE_NEWNS) needs CAP_SYS_ADMIN";
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return "mount --make-rprivate / failed";
+	if (tmp_make(t))
+		return "mkdtemp failed";
+	snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
+	if (mount("tmpfs", t->dir, "tmpfs", 0, opts) < 0) {
+		tmp_remove(t);
+		return "mount -t tmpfs failed";
+	}
+	return NULL;
+}
+
+/*
+ * The reproduction: a sparse copy of a ring (its header, then a hole)
+ * on a file system too small to fill the hole. Opening it must fail
+ * with ENOSPC; it used to open, and the first push into the hole died
+ * with SIGBUS.
+ */
+TEST(sparse_copy_on_a_full_disk_fails_at_open_with_enospc)
+{
+	bring_print_fn_t old;
+	char src[160], hdr[BRING_HDR_SIZE];
+	static char buf[4096];
+	struct bring *r;
+	const char *why;
+	struct tmp t, big;
+	int fd, i;
+
+	ASSERT_EQ(0, tmp_make(&big));
+	r = bring_open(big.path, 4 << 20, NULL);
+	ASSERT_NE_NULL(r);
+	bring_free(r);
+	snprintf(src, sizeof(src), "%s", big.path);
+	ASSERT_EQ(0, file_read(src, hdr, sizeof(hdr), 0));
+	tmp_remove(&big);
+
+	why = small_tmpfs(&t, "1m");
+	if (why)
+		SKIP(return, "%s", why);
+	old = capture_start();
+	fd = open(t.path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(sizeof(hdr), pwrite(fd, hdr, sizeof(hdr), 0));
+	ASSERT_EQ(0, ftruncate(fd, BRING_HDR_SIZE + (4 << 20)));
+	close(fd);
+
+	errno = 0;
+	r = bring_open(t.path, 0, NULL);
+	EXPECT_NULL(r);
+	EXPECT_EQ(ENOSPC, errno) TH_LOG("%s", strerror(errno));
+	EXPECT_NE_NULL(strstr(printed, "cannot preallocate"))
+		TH_LOG("%s", printed);
+	/* Had it opened: fill it (this is where SIGBUS came). */
+	for (i = 0; r && i < 1024; i++)
+		ASSERT_EQ(0, bring_push(r, buf, sizeof(buf)));
+	bring_free(r);
+	bring_set_print(old);
+	unlink(t.path);
+	umount2(t.dir, MNT_DETACH);
+	tmp_remove(&t);
+}
+
+/* A sparse copy where there is room is filled in and works. */
+TEST(sparse_copy_is_preallocated_at_open)
+{
+	struct bring_msg msg;
+	struct bring *r;
+	struct stat st;
+	struct tmp t;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, 1 << 20, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_str(r, "kept"));
+	bring_free(r);
+	/* Punch the data area out: what a sparse copy looks like. */
+	{
+		int fd = open(t.path, O_RDWR);
+
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ(0, fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+					       FALLOC_FL_KEEP_SIZE,
+				       BRING_HDR_SIZE + 4096, (1 << 20) - 4096));
+		close(fd);
+	}
+	ASSERT_EQ(0, stat(t.path, &st));
+	ASSERT_LT((uint64_t)st.st_blocks * 512, (uint64_t)st.st_size);
+	r = bring_open(t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, stat(t.path, &st));
+	EXPECT_GE((uint64_t)st.st_blocks * 512, (uint64_t)st.st_size);
+	ASSERT_EQ(0, bring_next_timeout(r, &msg, 0));
+	EXPECT_EQ(0, memcmp(msg.data, "kept", 4));
+	bring_free(r);
 	tmp_remove(&t);
 }
 
