@@ -324,6 +324,7 @@ struct bring {
 	bool file;
 	bool skip_damaged;
 	bool verify_crc; /* BRING_VERIFY_CRC */
+	bool allow_foreign; /* BRING_ALLOW_FOREIGN */
 	uint32_t durability;
 	uint32_t flush_ms;
 	uint64_t open_id; /* file rings: never reused within the process */

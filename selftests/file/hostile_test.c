@@ -381,4 +381,151 @@ TEST(sparse_copy_is_preallocated_at_open)
 	tmp_remove(&t);
 }
 
+/* ------------------------------------------------------------------ */
+/* Files other users control (item 4).                                */
+
+/* The library's bound on the open lock (weak: absent in old builds). */
+extern unsigned int bring__open_lock_ms __attribute__((weak));
+
+/* A ring at @t->path with one message, closed. */
+static void make_ring(struct __test_metadata *_metadata, struct tmp *t)
+{
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make(t));
+	r = bring_open(t->path, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_str(r, "m"));
+	bring_free(r);
+}
+
+/* bring_open(@path) fails with EPERM and says why; ALLOW_FOREIGN opens. */
+static void refused_unless_allowed(struct __test_metadata *_metadata,
+				   const char *path, const char *why)
+{
+	BRING_OPTS(allow, .flags = BRING_ALLOW_FOREIGN);
+	bring_print_fn_t old = capture_start();
+	struct bring_msg msg;
+	struct bring *r;
+
+	errno = 0;
+	r = bring_open(path, 0, NULL);
+	EXPECT_NULL(r);
+	EXPECT_EQ(EPERM, errno) TH_LOG("%s", strerror(errno));
+	EXPECT_NE_NULL(strstr(printed, why)) TH_LOG("%s", printed);
+	EXPECT_NE_NULL(strstr(printed, path)) TH_LOG("%s", printed);
+	bring_free(r);
+	/* Creating is no way around it either. */
+	errno = 0;
+	r = bring_open(path, CAP, NULL);
+	EXPECT_NULL(r);
+	EXPECT_EQ(EPERM, errno);
+	bring_free(r);
+	r = bring_open(path, 0, &allow);
+	ASSERT_NE_NULL(r) TH_LOG("%s", strerror(errno));
+	EXPECT_EQ(0, bring_next_timeout(r, &msg, 0));
+	bring_free(r);
+	bring_set_print(old);
+}
+
+TEST(file_of_another_user_is_refused_unless_allowed)
+{
+	struct tmp t;
+
+	make_ring(_metadata, &t);
+	if (chown(t.path, 65534, 65534) < 0) {
+		tmp_remove(&t);
+		SKIP(return, "chown: %s (needs CAP_CHOWN)", strerror(errno));
+	}
+	/* Root can open it; the check is about ownership, not access. */
+	if (geteuid() == 65534) {
+		tmp_remove(&t);
+		SKIP(return, "running as uid 65534");
+	}
+	refused_unless_allowed(_metadata, t.path, "owned by uid 65534");
+	tmp_remove(&t);
+}
+
+TEST(file_writable_by_group_or_others_is_refused_unless_allowed)
+{
+	struct bring *r;
+	struct tmp t;
+
+	make_ring(_metadata, &t);
+	ASSERT_EQ(0, chmod(t.path, 0620));
+	refused_unless_allowed(_metadata, t.path, "writable by its group");
+	ASSERT_EQ(0, chmod(t.path, 0602));
+	refused_unless_allowed(_metadata, t.path, "writable by others");
+	/* Readable by others is the owner's business. */
+	ASSERT_EQ(0, chmod(t.path, 0644));
+	r = bring_open(t.path, 0, NULL);
+	EXPECT_NE_NULL(r) TH_LOG("%s", strerror(errno));
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+/* A ring created shared on purpose is shared on purpose by every opener. */
+TEST(ring_created_group_writable_needs_allow_foreign_to_reopen)
+{
+	BRING_OPTS(shared, .mode = 0660);
+	BRING_OPTS(both, .mode = 0660, .flags = BRING_ALLOW_FOREIGN);
+	bring_print_fn_t old = capture_start();
+	struct bring *r;
+	struct tmp t;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	umask(0);
+	r = bring_open(t.path, CAP, &shared);
+	ASSERT_NE_NULL(r);
+	bring_free(r);
+	errno = 0;
+	EXPECT_NULL(bring_open(t.path, CAP, &shared));
+	EXPECT_EQ(EPERM, errno);
+	r = bring_open(t.path, CAP, &both);
+	EXPECT_NE_NULL(r);
+	bring_free(r);
+	bring_set_print(old);
+	tmp_remove(&t);
+}
+
+/*
+ * The reproduction: a process that can only read the file holds an OFD
+ * read lock on byte 0. bring_open() used to wait for it forever.
+ */
+TEST_TIMEOUT(open_lock_held_by_a_reader_times_out_naming_the_file, 20)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 1 };
+	bring_print_fn_t old;
+	struct bring *r;
+	struct tmp t;
+	uint64_t t0;
+	int fd;
+
+	make_ring(_metadata, &t);
+	if (&bring__open_lock_ms)
+		bring__open_lock_ms = 300;
+	fd = open(t.path, O_RDONLY);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, fcntl(fd, F_OFD_SETLK, &fl));
+	old = capture_start();
+	t0 = now_ns();
+	errno = 0;
+	r = bring_open(t.path, 0, NULL);
+	EXPECT_NULL(r);
+	EXPECT_EQ(ETIMEDOUT, errno) TH_LOG("%s", strerror(errno));
+	EXPECT_LT(now_ns() - t0, 5000 * MS);
+	EXPECT_GE(now_ns() - t0, 300 * MS);
+	EXPECT_NE_NULL(strstr(printed, t.path)) TH_LOG("%s", printed);
+	EXPECT_NE_NULL(strstr(printed, "open lock")) TH_LOG("%s", printed);
+	bring_free(r);
+	/* Once the lock is given back, the file opens. */
+	close(fd);
+	r = bring_open(t.path, 0, NULL);
+	EXPECT_NE_NULL(r) TH_LOG("%s", strerror(errno));
+	bring_free(r);
+	bring_set_print(old);
+	tmp_remove(&t);
+}
+
 TEST_HARNESS_MAIN
