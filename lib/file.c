@@ -116,20 +116,6 @@ static int32_t self_pid(void)
 	return load_relaxed(&my_pid);
 }
 
-uint32_t file_busy_mark(void)
-{
-	return (uint32_t)self_pid();
-}
-
-static bool pid_alive(int32_t pid)
-{
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
-static bool thread_alive(int32_t pid, int32_t tid)
-{
-	return syscall(SYS_tgkill, pid, tid, 0) == 0 || errno == EPERM;
-}
 
 /* ------------------------------------------------------------------ */
 /* Claim intents: one slot per writer thread and ring.                */
@@ -158,17 +144,24 @@ static pthread_key_t intent_key;
 static pthread_once_t intent_once = PTHREAD_ONCE_INIT;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t registry[256]; /* open ids of live file rings; 0: free */
+/* Live file rings by open id; id 0: a free entry. */
+static struct registry_entry {
+	uint64_t id;
+	struct bring *r;
+} registry[256];
 static uint64_t next_open_id = 1;
 
-static bool registry_has(uint64_t id)
+#define REGISTRY_SIZE (sizeof(registry) / sizeof(registry[0]))
+
+/* Under registry_lock: the live ring with open id @id, or NULL. */
+static struct bring *registry_find(uint64_t id)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
-		if (registry[i] == id)
-			return true;
-	return false;
+	for (i = 0; i < REGISTRY_SIZE; i++)
+		if (id && registry[i].id == id)
+			return registry[i].r;
+	return NULL;
 }
 
 /* A new open id for @r, registered as live (0 if the registry is full). */
@@ -177,9 +170,10 @@ static void registry_add(struct bring *r)
 	size_t i;
 
 	pthread_mutex_lock(&registry_lock);
-	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
-		if (!registry[i]) {
-			r->open_id = registry[i] = next_open_id++;
+	for (i = 0; i < REGISTRY_SIZE; i++) {
+		if (!registry[i].id) {
+			r->open_id = registry[i].id = next_open_id++;
+			registry[i].r = r;
 			break;
 		}
 	}
@@ -191,19 +185,130 @@ static void registry_del(struct bring *r)
 	size_t i;
 
 	pthread_mutex_lock(&registry_lock);
-	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
-		if (registry[i] && registry[i] == r->open_id)
-			registry[i] = 0;
+	for (i = 0; i < REGISTRY_SIZE; i++)
+		if (registry[i].id && registry[i].id == r->open_id)
+			registry[i] = (struct registry_entry){ 0 };
 	pthread_mutex_unlock(&registry_lock);
 }
 
-/* Give back one cached slot, if its ring is still mapped. */
-static void intent_release(struct tls_intent *t)
+/*
+ * Writer liveness (Documentation/file-format.rst, "Writer liveness").
+ * A thread that owns intent slot i holds an OFD write lock on byte
+ * INTENT_LOCK_BASE + i of the file, through a descriptor of its own
+ * (r->lock_fd, a second open file description) for as long as it owns
+ * the slot. The kernel drops the lock when the process dies, whatever
+ * PID namespace it runs in, and no later process can inherit it, so "is
+ * the lock held?" (F_OFD_GETLK through r->fd, which never holds one)
+ * answers "does the claim's writer live?" where PIDs cannot: across PID
+ * namespaces and after PID reuse. A BUSY record names its writer by slot
+ * and generation (file_busy_mark()); the generation moves each time the
+ * slot changes owner, so a record of a dead owner is never taken for
+ * the new owner's.
+ */
+#define INTENT_LOCK_BASE 4096 /* bytes 0..4095: byte 0 is the open mutex */
+#define MARK_SLOT_BITS 6 /* BRING_INTENTS == 64 */
+#define MARK_GEN_MASK ((1U << (32 - MARK_SLOT_BITS)) - 1)
+
+_Static_assert(BRING_INTENTS == 1 << MARK_SLOT_BITS,
+	       "a busy mark holds a slot index");
+
+static int slot_lock(int fd, short type, int cmd, unsigned int slot,
+		     struct flock *fl)
+{
+	*fl = (struct flock){ .l_type = type, .l_whence = SEEK_SET,
+			      .l_start = INTENT_LOCK_BASE + slot, .l_len = 1 };
+	return fcntl(fd, cmd, fl);
+}
+
+/* Does a live process hold intent slot @slot's lock? */
+static bool slot_alive(struct bring *r, unsigned int slot)
+{
+	struct flock fl;
+
+	/* Cannot tell: count it alive, a claim is never taken from one. */
+	if (slot_lock(r->fd, F_WRLCK, F_OFD_GETLK, slot, &fl) < 0)
+		return true;
+	return fl.l_type != F_UNLCK;
+}
+
+/* This process's lock descriptor for @r: a second open file description. */
+static int lock_fd(struct bring *r)
+{
+	char proc[64];
+	int fd = load_acquire(&r->lock_fd), old = -1;
+
+	if (fd >= 0)
+		return fd;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
+	fd = open(proc, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Another thread of ours may have opened one meanwhile: use it. */
+	if (!__atomic_compare_exchange_n(&r->lock_fd, &old, fd, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		close(fd);
+		fd = old;
+	}
+	return fd;
+}
+
+/*
+ * In a fork child: the lock descriptors are the parent's open file
+ * descriptions, and would keep its slots' locks alive after it died;
+ * the forking thread's cached slots are the parent thread's. Drop both:
+ * the child takes slots of its own when it writes.
+ */
+static void intent_fork_child(void)
+{
+	size_t i;
+
+	pthread_mutex_init(&registry_lock, NULL);
+	for (i = 0; i < REGISTRY_SIZE; i++) {
+		struct bring *r = registry[i].r;
+
+		if (registry[i].id && r->lock_fd >= 0) {
+			close(r->lock_fd);
+			r->lock_fd = -1;
+			r->own_slots = 0;
+		}
+	}
+	for (i = 0; i < TLS_INTENTS; i++)
+		tls_intents[i] = (struct tls_intent){ 0 };
+}
+
+static void intent_fork_prepare(void)
 {
 	pthread_mutex_lock(&registry_lock);
-	if (t->in && registry_has(t->open_id) &&
-	    !(load_relaxed(&t->in->pos) & INTENT_VALID))
+}
+
+static void intent_fork_parent(void)
+{
+	pthread_mutex_unlock(&registry_lock);
+}
+
+__attribute__((constructor)) static void intent_fork_init(void)
+{
+	pthread_atfork(intent_fork_prepare, intent_fork_parent,
+		       intent_fork_child);
+}
+
+/* Give back one cached slot, if its ring is still open. */
+static void intent_release(struct tls_intent *t)
+{
+	struct bring *r;
+	struct flock fl;
+
+	pthread_mutex_lock(&registry_lock);
+	r = registry_find(t->open_id);
+	if (t->in && r && !(load_relaxed(&t->in->pos) & INTENT_VALID)) {
+		unsigned int slot = (unsigned int)(t->in - r->hdr->intents);
+
 		store_release(&t->in->tid, 0);
+		if (r->lock_fd >= 0)
+			slot_lock(r->lock_fd, F_UNLCK, F_OFD_SETLK, slot, &fl);
+		__atomic_fetch_and(&r->own_slots, ~(1ULL << slot),
+				   __ATOMIC_SEQ_CST);
+	}
 	pthread_mutex_unlock(&registry_lock);
 	t->in = NULL;
 	t->open_id = 0;
@@ -223,38 +328,55 @@ static void intent_key_init(void)
 	pthread_key_create(&intent_key, intent_release_all);
 }
 
-/* May this slot be taken? Free, or left by a dead thread with no claim. */
+/*
+ * May this slot be taken, now that we hold its lock (so its owner, if
+ * any, is dead or gone)? Unless a dead claim in it still waits for a
+ * repair: one behind every cursor was repaired or passed.
+ */
 static bool intent_reclaimable(struct bring *r, struct bring_intent *in)
 {
-	int32_t tid = load_acquire(&in->tid);
 	uint64_t pos = load_relaxed(&in->pos);
 
-	if (!tid)
-		return true;
-	if (thread_alive(load_relaxed(&in->pid), tid))
-		return false;
-	/* A dead claim behind every cursor was repaired or passed. */
-	return !(pos & INTENT_VALID) ||
+	return !load_acquire(&in->tid) || !(pos & INTENT_VALID) ||
 	       (pos & ~INTENT_VALID) < ring_min_reader_pos(r);
 }
 
+/*
+ * Take a free slot: its lock first (a slot whose lock another open file
+ * description holds has a live owner), then the slot. Slots owned by
+ * this process's other threads are skipped by tid: the lock of our own
+ * descriptor does not conflict with itself.
+ */
 static struct bring_intent *intent_acquire(struct bring *r)
 {
 	int32_t tid = (int32_t)syscall(SYS_gettid);
-	int i;
+	int fd = lock_fd(r);
+	struct flock fl;
+	unsigned int i;
 
+	if (fd < 0)
+		return NULL;
 	for (i = 0; i < BRING_INTENTS; i++) {
 		struct bring_intent *in = &r->hdr->intents[i];
 		int32_t old = load_relaxed(&in->tid);
 
-		if (!intent_reclaimable(r, in))
+		if (load_relaxed(&r->own_slots) & (1ULL << i))
 			continue;
-		if (!__atomic_compare_exchange_n(&in->tid, &old, tid, false,
+		if (slot_lock(fd, F_WRLCK, F_OFD_SETLK, i, &fl) < 0)
+			continue;
+		if (!intent_reclaimable(r, in) ||
+		    !__atomic_compare_exchange_n(&in->tid, &old, tid, false,
 						 __ATOMIC_ACQ_REL,
-						 __ATOMIC_RELAXED))
+						 __ATOMIC_RELAXED)) {
+			slot_lock(fd, F_UNLCK, F_OFD_SETLK, i, &fl);
 			continue;
+		}
+		fetch_or(&r->own_slots, 1ULL << i);
 		store_relaxed(&in->pos, 0);
 		store_relaxed(&in->pid, self_pid());
+		/* A new owner: marks of the old one no longer match. */
+		store_release(&in->gen, (load_relaxed(&in->gen) + 1) &
+						MARK_GEN_MASK);
 		return in;
 	}
 	return NULL;
@@ -268,6 +390,33 @@ static struct tls_intent *intent_lookup(struct bring *r)
 		if (tls_intents[i].in && tls_intents[i].open_id == r->open_id)
 			return &tls_intents[i];
 	return NULL;
+}
+
+/*
+ * What a BUSY record of this thread says about its writer: the intent
+ * slot the thread owns and the slot's generation (see slot_alive()).
+ */
+uint32_t file_busy_mark(struct bring *r)
+{
+	struct tls_intent *t = intent_lookup(r);
+	uint32_t slot;
+
+	if (!t)
+		return 0; /* no claim is made without a slot */
+	slot = (uint32_t)(t->in - r->hdr->intents);
+	return load_relaxed(&t->in->gen) << MARK_SLOT_BITS | slot;
+}
+
+/* Does the writer a BUSY record's @mark names still run? */
+static bool mark_alive(struct bring *r, uint32_t mark)
+{
+	unsigned int slot = mark & (BRING_INTENTS - 1);
+	struct bring_intent *in = &r->hdr->intents[slot];
+
+	/* The slot changed owner since: its writer is gone. */
+	if (load_acquire(&in->gen) != mark >> MARK_SLOT_BITS)
+		return false;
+	return slot_alive(r, slot);
 }
 
 /* This thread's intent slot in @r, taken on first use. */
@@ -328,8 +477,7 @@ static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
 		start &= ~INTENT_VALID;
 		if (pos < start || pos >= start + need)
 			continue;
-		if (thread_alive(load_relaxed(&in->pid),
-				 load_relaxed(&in->tid))) {
+		if (slot_alive(r, (unsigned int)i)) {
 			*alive = true;
 			return 0;
 		}
@@ -356,7 +504,7 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		lf = word_lf(word);
 		if (!(lf & REC_BUSY))
 			return true;
-		if (pid_alive((int32_t)word_crc(word)))
+		if (mark_alive(r, word_crc(word)))
 			return false;
 		/* Slack counts once committed: the reserved length covers it. */
 		if (load_relaxed(&rec->tag) & TAG_SLACK8)
@@ -713,6 +861,9 @@ void file_close(struct bring *r)
 	if (t)
 		intent_release(t);
 	registry_del(r);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd); /* drops this process's slot locks */
+	r->lock_fd = -1;
 	stop_flusher(r);
 	/* Data pushed with durability "interval" gets its last flush. */
 	if (r->durability == DURABLE_INTERVAL && !file_check_poison(r)) {
@@ -1104,6 +1255,7 @@ struct bring *bring_open(const char *path, size_t capacity,
 		goto err;
 	}
 	r->fd = -1;
+	r->lock_fd = -1;
 	r->file = true;
 	r->skip_damaged = OPTS_GET(opts, flags, 0) & BRING_SKIP_DAMAGED;
 	r->verify_crc = OPTS_GET(opts, flags, 0) & BRING_VERIFY_CRC;

@@ -191,6 +191,7 @@ struct bring_intent {
 	uint64_t need; /* bytes */
 	int32_t pid;
 	int32_t tid; /* owner thread, 0: slot free */
+	uint32_t gen; /* moves when the slot changes owner (file.c) */
 } __cacheline_aligned;
 
 #define BRING_INTENTS 64
@@ -321,6 +322,8 @@ struct bring {
 	char name[BRING_NAME_MAX];
 	/* File rings. */
 	int fd; /* -1 for memory rings */
+	int lock_fd; /* intent slot locks of this process, -1: none yet */
+	uint64_t own_slots; /* intent slots this handle's threads own */
 	bool file;
 	bool skip_damaged;
 	bool verify_crc; /* BRING_VERIFY_CRC */
@@ -513,7 +516,7 @@ void file_close(struct bring *r);
 int file_start_flusher(struct bring *r);
 int file_wait_durable(struct bring *r);
 void file_save_cursor(struct bring_slot *sl, uint64_t pos);
-uint32_t file_busy_mark(void);
+uint32_t file_busy_mark(struct bring *r);
 struct bring_intent *file_intent_slot(struct bring *r);
 bool file_repair_stuck(struct bring *r, uint64_t pos);
 int file_load_cursor(const struct bring_slot *sl, uint64_t *pos);

@@ -484,7 +484,7 @@ static uint64_t put_busy_header(struct bring *r, uint64_t pos, uint64_t len,
 	uint32_t lf = (uint32_t)len | flags, crc = 0;
 
 	if (r->file)
-		crc = flags & REC_BUSY ? file_busy_mark() :
+		crc = flags & REC_BUSY ? file_busy_mark(r) :
 					 rec_crc(pos ^ r->key, lf, NULL, 0);
 	store_relaxed(&rec->word, rec_word(lf, crc));
 	/* Pairs with the acquire load of the tag in reader_collect(). */
