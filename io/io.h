@@ -90,6 +90,7 @@ enum op_type {
 	OP_STALL, /* loop: stopping, is the ring still being drained? */
 	OP_IDLE, /* loop: look for idle connections (idle_ms) */
 	OP_ACCEPT_WAIT, /* source: out of fds, accept again after a pause */
+	OP_REPAIR, /* loop: sinks stuck at an unfinished record look again */
 	OP_CANCEL, /* ignored */
 };
 

@@ -462,6 +462,7 @@ static inline void wait_ticket_save(struct bring_wait *w, uint32_t *word,
 	w->val = t->seen;
 	w->__priv[0] = t->seen;
 	w->__priv[1] = (uint32_t)t->registered;
+	w->__priv[2] = 0; /* ms the wait may last (bring_wait_timeout()), 0: any */
 }
 
 static inline void wait_ticket_load(const struct bring_wait *w,

@@ -401,6 +401,17 @@ static bool reader_check_stuck(struct bring_reader *rd, enum collect_stop stop)
 	return file_repair_stuck(r, rd->pos);
 }
 
+/* Milliseconds (>= 1) until the stuck reader's next liveness check. */
+static uint32_t reader_stuck_check_ms(const struct bring_reader *rd)
+{
+	uint64_t due = rd->stuck_since + STUCK_CHECK_MS * 1000000ULL;
+	uint64_t now = bring_now_ns();
+
+	if (due <= now)
+		return 1;
+	return (uint32_t)((due - now + 999999) / 1000000);
+}
+
 static int reader_sleep(struct bring_reader *rd, struct evc_ticket *ticket,
 			const struct bring_deadline *dl, enum collect_stop stop)
 {
@@ -766,12 +777,39 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	 */
 	if (rd->pos != load_relaxed(&rd->slot->pos))
 		reader_publish(rd);
+	/* In front of an unfinished record for long enough: repair now. */
+	if (!ready && reader_check_stuck(rd, stop))
+		ready = true;
 	if (ready) {
 		evc_cancel(word, &ticket);
 		return 1;
 	}
 	wait_ticket_save(w, word, &ticket);
+	if (rd->ring->file && stop == STOP_NOT_READY)
+		w->__priv[2] = reader_stuck_check_ms(rd);
 	return 0;
+}
+
+/**
+ * bring_wait_timeout() - how long an event loop may wait on a prepared word
+ * @w: as filled by bring_reader_wait_prepare() or bring_write_wait_prepare()
+ *
+ * A file ring's reader stopped in front of a record that is not finished
+ * yet must look again every 200 ms, to find out whether the record's
+ * writer died (and then skip the record): a loop that waits on @w must
+ * end the wait after at most this long (e.g. with a timeout linked to its
+ * IORING_OP_FUTEX_WAIT), finish it and peek with a timeout of 0, which
+ * does the repair. A reader in front of an empty ring, and a writer, may
+ * wait as long as they like.
+ *
+ * Return: -1 to wait without a time limit, else milliseconds (>= 1);
+ * -EINVAL if @w is NULL.
+ */
+int bring_wait_timeout(const struct bring_wait *w)
+{
+	if (!w)
+		return -EINVAL;
+	return w->__priv[2] ? (int)w->__priv[2] : -1;
 }
 
 /**
