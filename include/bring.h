@@ -203,6 +203,41 @@ struct bring_stats {
 	uint64_t durability;
 };
 
+/**
+ * struct bring_reader_stats - one reader, filled by bring_get_reader_stats()
+ * @sz:          set by the caller to sizeof(struct bring_reader_stats).
+ * @name:        the reader's name; "" for the default reader.
+ * @pos:         its cursor: the position of the first message it has not
+ *               shifted (see &struct bring_msg.seq).
+ * @lag:         bytes between the cursor and the newest message, framing
+ *               included: what this reader holds.
+ * @msgs_out:    messages it shifted.
+ * @bytes_out:   payload bytes of @msgs_out.
+ * @last_active: when it last opened or shifted, in seconds since the
+ *               epoch (CLOCK_REALTIME); 0 if never.
+ * @owner:       the process id that holds a handle on it, as that
+ *               process saw itself when it opened; 0 when no handle is
+ *               open (a reader nobody reads holds its messages all the
+ *               same).
+ * @owner_alive: 1 when @owner still runs as seen from this process, 0
+ *               when not or when there is no owner.
+ * @stuck:       times it waited 200 ms in front of a record a writer had
+ *               claimed and not finished (file rings: after each such
+ *               wait the library checks whether the writer died).
+ */
+struct bring_reader_stats {
+	size_t sz;
+	char name[32];
+	uint64_t pos;
+	uint64_t lag;
+	uint64_t msgs_out;
+	uint64_t bytes_out;
+	uint64_t last_active;
+	int32_t owner;
+	uint32_t owner_alive;
+	uint64_t stuck;
+};
+
 /* Life cycle. */
 BRING_API struct bring *bring_new(size_t capacity,
 				  const struct bring_opts *opts);
@@ -223,6 +258,8 @@ BRING_API size_t bring_capacity(const struct bring *r);
 BRING_API size_t bring_max_msg(const struct bring *r);
 BRING_API const char *bring_name(const struct bring *r);
 BRING_API int bring_get_stats(const struct bring *r, struct bring_stats *st);
+BRING_API int bring_get_reader_stats(const struct bring *r, unsigned int idx,
+				     struct bring_reader_stats *st);
 
 /* Writers: copy in. */
 BRING_API int bring_push(struct bring *r, const void *data, size_t len);

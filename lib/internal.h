@@ -175,6 +175,8 @@ struct bring_slot {
 	uint64_t bytes_out;
 	uint64_t read_waits;
 	uint64_t read_wait_ns;
+	uint64_t last_active; /* s since the epoch: last open or shift */
+	uint64_t stuck_waits; /* 200 ms waits at an unfinished record */
 	uint32_t state __cacheline_aligned; /* enum slot_state */
 	int32_t owner; /* pid of the process holding a handle, 0 if none */
 	char name[BRING_NAME_MAX];

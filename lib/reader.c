@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -41,6 +42,18 @@ static void slot_reset_counters(struct bring_slot *sl)
 	store_relaxed(&sl->bytes_out, 0);
 	store_relaxed(&sl->read_waits, 0);
 	store_relaxed(&sl->read_wait_ns, 0);
+	store_relaxed(&sl->stuck_waits, 0);
+}
+
+/* The reader was used: for operators looking for abandoned readers. */
+static void slot_touch(struct bring_slot *sl)
+{
+	struct timespec ts;
+
+	/* The coarse clock is a vDSO read of a few ns; seconds suffice. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	if (load_relaxed(&sl->last_active) != (uint64_t)ts.tv_sec)
+		store_relaxed(&sl->last_active, (uint64_t)ts.tv_sec);
 }
 
 /* Under lock: a free slot for a new reader (slot 0 is the default's). */
@@ -113,6 +126,7 @@ struct bring_reader *reader_attach(struct bring *r, const char *name,
 		h->slots[i].owner = getpid();
 		/* A save torn by a dead owner is never taken for the newest. */
 		cursor_settle(h->slots[i].saved);
+		slot_touch(&h->slots[i]);
 	}
 	ring_unlock(r);
 	if (i < 0) {
@@ -378,14 +392,17 @@ static void reader_publish(struct bring_reader *rd)
  * its commit: it sleeps at most STUCK_CHECK_MS at a time and then asks
  * file_repair_stuck() whether the record's writer is dead (which turns
  * the record into one that readers skip). Only a reader stuck at an
- * unfinished record does this; an empty ring sleeps until woken.
+ * unfinished record does this; an empty ring sleeps until woken. A memory
+ * ring's reader wakes the same way to count the wait (stuck_waits, for
+ * bring_get_reader_stats()), but cannot repair: nothing records who
+ * writes.
  */
 static bool reader_check_stuck(struct bring_reader *rd, enum collect_stop stop)
 {
 	struct bring *r = rd->ring;
 	uint64_t now;
 
-	if (!r->file || stop != STOP_NOT_READY) {
+	if (stop != STOP_NOT_READY) {
 		rd->stuck_since = 0;
 		return false;
 	}
@@ -398,7 +415,9 @@ static bool reader_check_stuck(struct bring_reader *rd, enum collect_stop stop)
 	if (now - rd->stuck_since < STUCK_CHECK_MS * 1000000ULL)
 		return false;
 	rd->stuck_since = now;
-	return file_repair_stuck(r, rd->pos);
+	add_relaxed(&rd->slot->stuck_waits, 1);
+	/* A memory ring has no record of who writes: counted, not repaired. */
+	return r->file && file_repair_stuck(r, rd->pos);
 }
 
 /* Milliseconds (>= 1) until the stuck reader's next liveness check. */
@@ -420,7 +439,7 @@ static int reader_sleep(struct bring_reader *rd, struct evc_ticket *ticket,
 	uint64_t due;
 	int err;
 
-	if (!r->file || stop != STOP_NOT_READY)
+	if (stop != STOP_NOT_READY)
 		return evc_wait(&r->hdr->data_seq, ticket, dl);
 	reader_check_stuck(rd, stop);
 	due = rd->stuck_since + STUCK_CHECK_MS * 1000000ULL;
@@ -617,6 +636,7 @@ static int reader_shift(struct bring_reader *rd, const struct mark_stage *ms)
 	rd->pos = rd->pend_end;
 	rd->pend_msgs = 0;
 	reader_publish_mark(rd, ms);
+	slot_touch(sl);
 	return 0;
 }
 
@@ -891,4 +911,59 @@ int bring_shift(struct bring *r)
 	if (r && !rd)
 		return default_reader_error(r);
 	return bring_reader_shift(rd);
+}
+
+/**
+ * bring_get_reader_stats() - one reader's place and counters
+ * @r: the ring
+ * @idx: 0 .. BRING_READERS_MAX: which slot of the reader table (0 is the
+ *       default reader's); loop over all of them to list the readers
+ * @st: filled up to @st->sz bytes; set @st->sz = sizeof(*st) first
+ *
+ * For operators: which readers exist, how far behind each is, whether a
+ * process has it open and when it last read. A reader that no process
+ * reads any more holds its messages until bring_reader_remove(); a
+ * growing @st->stuck says a writer claimed space and did not finish.
+ * The fields are read without stopping anyone, each exact but not a
+ * snapshot of one instant.
+ *
+ * Return: 0; -ENOENT when slot @idx holds no reader; -EINVAL if @r or
+ * @st is NULL, @st->sz is too small or @idx > BRING_READERS_MAX.
+ */
+int bring_get_reader_stats(const struct bring *r, unsigned int idx,
+			   struct bring_reader_stats *st)
+{
+	struct bring_reader_stats s = { 0 };
+	const struct bring_slot *sl;
+	const struct bring_hdr *h;
+	size_t sz;
+
+	if (!r || !st || st->sz < sizeof(size_t) || idx >= BRING_SLOTS)
+		return -EINVAL;
+	h = r->hdr;
+	sl = &h->slots[idx];
+	/* Pairs with the release stores of readers_mask in reader.c. */
+	if (!(load_acquire(&h->readers_mask) & (1ULL << idx)))
+		return -ENOENT;
+	sz = st->sz;
+	memcpy(s.name, sl->name, sizeof(s.name));
+	s.name[sizeof(s.name) - 1] = '\0';
+	/* Pairs with the release store in reader_publish(). */
+	s.pos = load_acquire(&sl->pos);
+	s.lag = (load_acquire(&h->head) & ~HEAD_CLOSED) - s.pos;
+	s.msgs_out = load_relaxed(&sl->msgs_out);
+	s.bytes_out = load_relaxed(&sl->bytes_out);
+	s.last_active = load_relaxed(&sl->last_active);
+	s.owner = load_relaxed(&sl->owner);
+	s.owner_alive = pid_alive(s.owner);
+	s.stuck = load_relaxed(&sl->stuck_waits);
+	if (s.lag > r->capacity) /* a hostile file; never more than it holds */
+		s.lag = r->capacity;
+	if (sz > sizeof(s)) {
+		memset((char *)st + sizeof(s), 0, sz - sizeof(s));
+		sz = sizeof(s);
+	}
+	memcpy(st, &s, sz);
+	st->sz = sz;
+	return 0;
 }

@@ -6,7 +6,10 @@
  *
  *  - a reader whose wait_prepare skipped DISCARD records (an abort, a
  *    repaired claim) gives their space back at once, so a writer waiting
- *    for that space is not left waiting for a reader that waits for it.
+ *    for that space is not left waiting for a reader that waits for it;
+ *  - every reader is visible with bring_get_reader_stats(): name,
+ *    position, lag, last activity, owner (dead or alive), and how often
+ *    it waited in front of an unfinished record.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "bring.h"
 #include "internal.h"
@@ -104,6 +109,118 @@ TEST_F(stuck, wait_prepare_that_finds_a_message_gives_back_the_discard)
 	ASSERT_EQ(0, bring_push(self->r, "m", 1));
 	ASSERT_EQ(1, bring_reader_wait_prepare(rd, &w));
 	EXPECT_EQ(rec_footprint_len(1), get_stats(self->r).used);
+}
+
+/* The slot index of the reader called @name, or -1. */
+static int reader_idx(struct bring *r, const char *name,
+		      struct bring_reader_stats *st)
+{
+	unsigned int i;
+
+	for (i = 0; i <= BRING_READERS_MAX; i++) {
+		st->sz = sizeof(*st);
+		if (bring_get_reader_stats(r, i, st) == 0 &&
+		    !strcmp(st->name, name))
+			return (int)i;
+	}
+	return -1;
+}
+
+TEST_F(stuck, reader_stats_show_name_position_lag_and_owner)
+{
+	struct bring_reader_stats st;
+	struct bring_reader *rd;
+	struct bring_msg msg;
+	time_t t0 = time(NULL);
+	int idx;
+
+	ASSERT_EQ(0, bring_push(self->r, "one", 3));
+	ASSERT_EQ(0, bring_push(self->r, "two", 3));
+	rd = bring_reader_open(self->r, "audit");
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+	ASSERT_EQ(0, bring_reader_shift(rd));
+	idx = reader_idx(self->r, "audit", &st);
+	ASSERT_GT(idx, 0);
+	EXPECT_EQ(sizeof(st), st.sz);
+	EXPECT_EQ(rec_footprint_len(3), st.pos);
+	EXPECT_EQ(rec_footprint_len(3), st.lag);
+	EXPECT_EQ(1, st.msgs_out);
+	EXPECT_EQ(3, st.bytes_out);
+	EXPECT_EQ(getpid(), st.owner);
+	EXPECT_EQ(1, st.owner_alive);
+	EXPECT_GE(st.last_active + 2, (uint64_t)t0);
+	EXPECT_LE(st.last_active, (uint64_t)time(NULL) + 1);
+	EXPECT_EQ(0, st.stuck);
+	/* The default reader is slot 0 and holds both messages. */
+	st.sz = sizeof(st);
+	ASSERT_EQ(0, bring_get_reader_stats(self->r, 0, &st));
+	EXPECT_STREQ("", st.name);
+	EXPECT_EQ(2 * rec_footprint_len(3), st.lag);
+	/* Closed: no owner; it still holds its place. */
+	bring_reader_close(rd);
+	ASSERT_EQ(idx, reader_idx(self->r, "audit", &st));
+	EXPECT_EQ(0, st.owner);
+	EXPECT_EQ(0, st.owner_alive);
+	EXPECT_EQ(rec_footprint_len(3), st.lag);
+	/* Removed: gone from the table. */
+	ASSERT_EQ(0, bring_reader_remove(self->r, "audit"));
+	st.sz = sizeof(st);
+	EXPECT_EQ(-ENOENT, bring_get_reader_stats(self->r, idx, &st));
+	EXPECT_EQ(-EINVAL, bring_get_reader_stats(self->r, BRING_READERS_MAX + 1,
+						  &st));
+	EXPECT_EQ(-EINVAL, bring_get_reader_stats(NULL, 0, &st));
+	st.sz = 0;
+	EXPECT_EQ(-EINVAL, bring_get_reader_stats(self->r, 0, &st));
+}
+
+/* A reader whose process died holding it shows a dead owner and its lag. */
+TEST_F(stuck, reader_of_a_dead_process_shows_its_dead_owner)
+{
+	struct bring_reader_stats st;
+	pid_t pid;
+	int status;
+
+	ASSERT_EQ(0, bring_push(self->r, "held", 4));
+	pid = fork_child();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct bring *r = self->r;
+
+		if (variant->file)
+			r = bring_open(self->t.path, 0, NULL);
+		CHILD_CHECK(r && bring_reader_open(r, "orphan"));
+		_exit(0); /* no close: it dies holding the reader */
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(exited_ok(status));
+	ASSERT_GT(reader_idx(self->r, "orphan", &st), 0);
+	EXPECT_EQ(pid, st.owner);
+	EXPECT_EQ(0, st.owner_alive);
+	EXPECT_EQ(rec_footprint_len(4), st.lag);
+}
+
+/*
+ * A reader in front of a record a writer claimed and has not finished
+ * counts its 200 ms waits: in a memory ring shared across fork, a writer
+ * dead mid-claim looked like an empty ring.
+ */
+TEST_F(stuck, waits_in_front_of_an_unfinished_record_are_counted)
+{
+	struct bring_reader_stats st;
+	struct bring_resv resv;
+	struct bring_msg msg;
+
+	ASSERT_EQ(0, bring_reserve(self->r, 10, &resv, 0));
+	ASSERT_EQ(0, bring_push(self->r, "behind", 6));
+	EXPECT_EQ(-ETIMEDOUT, bring_next_timeout(self->r, &msg, 700));
+	st.sz = sizeof(st);
+	ASSERT_EQ(0, bring_get_reader_stats(self->r, 0, &st));
+	EXPECT_GE(st.stuck, 2);
+	EXPECT_LE(st.stuck, 4);
+	ASSERT_EQ(0, bring_commit(self->r, &resv, 10));
+	ASSERT_EQ(0, bring_next_timeout(self->r, &msg, 0));
+	EXPECT_EQ(10, msg.len);
 }
 
 TEST_HARNESS_MAIN
