@@ -22,6 +22,7 @@
 
 #include "bring.h"
 #include "bring_io.h"
+#include "readers.h"
 
 #define MAX_EPS 64
 
@@ -74,7 +75,12 @@ static void usage(FILE *f)
 		"      --hop-window SIZE   bring: sinks: unacknowledged bytes (8M)\n"
 		"      --hop-heartbeat MS  bring:, bring-listen: heartbeat (1000)\n"
 		"  -q, --quiet             no diagnostics but errors\n"
-		"  -h, --help              this text\n");
+		"  -h, --help              this text\n"
+		"\n"
+		"       bringcat --list-readers PATH\n"
+		"       bringcat --remove-reader NAME PATH\n"
+		"  the named readers of the file ring PATH (one per sink, named after\n"
+		"  its URI): their lag, owner and idle time; remove one no sink reads\n");
 }
 
 static int parse_size(const char *s, size_t *out)
@@ -336,6 +342,8 @@ enum {
 	OPT_HOP_HEARTBEAT,
 	OPT_MAX_CONNS,
 	OPT_SEND_TIMEOUT,
+	OPT_LIST_READERS,
+	OPT_REMOVE_READER,
 };
 
 /*
@@ -372,6 +380,35 @@ static int parse_staging(int opt, const char *arg, struct bring_io_opts *o)
 	return 0;
 }
 
+/* --list-readers PATH, --remove-reader NAME PATH: exit code. */
+static int manage_readers(const char *path, const char *remove)
+{
+	BRING_OPTS(ropts, .flags = BRING_NO_DEFAULT_READER);
+	struct bring *r = bring_open(path, 0, &ropts);
+	int err = 0;
+
+	if (!r) {
+		fprintf(stderr, "bringcat: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (remove) {
+		err = bring_reader_remove(r, remove);
+		if (err)
+			fprintf(stderr, "bringcat: %s: reader '%s': %s\n", path,
+				remove,
+				err == -EBUSY ? "a running process reads it" :
+				err == -ENOENT ? "no such reader" :
+						 strerror(-err));
+		else
+			fprintf(stderr, "bringcat: %s: reader '%s' removed\n",
+				path, remove);
+	} else {
+		readers_list(r, stdout);
+	}
+	bring_free(r);
+	return err ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -397,9 +434,12 @@ int main(int argc, char **argv)
 		{ "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "list-readers", required_argument, NULL, OPT_LIST_READERS },
+		{ "remove-reader", required_argument, NULL, OPT_REMOVE_READER },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
+	char *ring_path = NULL; /* --buffer file: */
 	unsigned int nin = 0, nout = 0, i;
 	static sigset_t sigs;
 	struct stats_ctx sc = { 0 };
@@ -451,6 +491,14 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case OPT_LIST_READERS:
+			return manage_readers(optarg, NULL);
+		case OPT_REMOVE_READER:
+			if (optind >= argc) {
+				fprintf(stderr, "bringcat: --remove-reader NAME PATH\n");
+				return 2;
+			}
+			return manage_readers(argv[optind], optarg);
 		case OPT_OVERSIZE:
 			if (!strcmp(optarg, "split"))
 				iopts.oversize = BRING_IO_SPLIT;
@@ -629,7 +677,7 @@ int main(int argc, char **argv)
 				iopts.flags |= BRING_IO_CHECKPOINT;
 			if (r && !iopts.hop_id)
 				iopts.hop_id = default_stream_id(path);
-			free(path);
+			ring_path = path; /* for the readers' check below */
 			if (!r)
 				return 1;
 		} else {
@@ -680,13 +728,18 @@ int main(int argc, char **argv)
 				inputs[i], bring_io_source_port(the_io, i));
 	}
 	for (i = 0; i < nout; i++) {
-		err = bring_io_add_sink(the_io, outputs[i], NULL);
+		char reader[BRING_NAME_MAX];
+
+		readers_sink_name(outputs[i], reader);
+		err = bring_io_add_sink(the_io, outputs[i], reader);
 		if (err) {
 			fprintf(stderr, "bringcat: -o %s: %s\n", outputs[i],
 				ep_error(outputs[i], err, false));
 			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
 		}
 	}
+	if (ring_path)
+		readers_warn_orphans(r, ring_path, outputs, nout);
 
 
 	sc.r = r;
@@ -727,6 +780,7 @@ int main(int argc, char **argv)
 	pthread_join(sigt, NULL);
 	bring_io_free(io);
 	bring_free(r);
+	free(ring_path);
 	if (err) {
 		/* The io layer says its errors, with the endpoint: once. */
 		if (!io_said_err(err))

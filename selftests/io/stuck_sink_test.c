@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * bringcat's sinks and a file ring whose writer died mid-claim, in the
- * three io modes: the library repairs such a record within about 200 ms
- * (Documentation/file-format.rst), and a sink that waits from an event
- * loop must keep that promise while the ring is quiet, when no wake-up
- * comes to end its wait (issue 13, item 8).
+ * bringcat's sinks reading a file ring that outlives them:
+ *
+ *  - a writer died mid-claim, in the three io modes: the library repairs
+ *    such a record within about 200 ms (Documentation/file-format.rst),
+ *    and a sink that waits from an event loop must keep that promise
+ *    while the ring is quiet, when no wake-up comes to end its wait
+ *    (issue 13, item 8);
+ *  - a sink's reader is named after its URI, so a restart with one -o
+ *    fewer keeps each cursor with its sink and says loudly which reader
+ *    nobody reads any more, with the command that removes it (item 10).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +152,100 @@ TEST_F_TIMEOUT(sink, dead_writers_claim_is_repaired_while_the_ring_is_quiet,
 	close(fd);
 	EXPECT_EQ(0, wait_rc(pid, 10000));
 	bring_free(r);
+}
+
+/* Run bringcat @args to its end; its exit code, stdout into @out. */
+static int run_bringcat(const char *out, const char *err, const char **args)
+{
+	pid_t pid;
+	int fd, saved = dup(1);
+
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || saved < 0)
+		return -1;
+	dup2(fd, 1);
+	pid = spawn(NULL, err, args);
+	dup2(saved, 1);
+	close(saved);
+	close(fd);
+	return pid > 0 ? wait_rc(pid, 20000) : -1;
+}
+
+/* Does the file @path hold @what? */
+static bool holds(const char *path, const char *what)
+{
+	size_t len;
+	char *s = slurp(path, &len);
+	bool yes = s && strstr(s, what);
+
+	free(s);
+	return yes;
+}
+
+TEST(sink_readers_follow_their_uri_and_orphans_are_named)
+{
+	/* Short: sink URIs of up to 31 bytes are their readers' names. */
+	char dir[] = "/tmp/brXXXXXX";
+	char ring[64], buf[80], in[64], o1[64], o2[64], fin[80], f1[80],
+		f2[80], err[64], list[64], cmd[256];
+	const char *both[] = { "--quiet", "--buffer", buf, "-i", fin, "-o", f1,
+			       "-o", f2, NULL };
+	const char *one[] = { "--buffer", buf, "-i", fin, "-o", f1, NULL };
+	const char *ls[] = { "--list-readers", ring, NULL };
+	const char *rm[] = { "--remove-reader", f2, ring, NULL };
+	char *got;
+	size_t len;
+
+	find_bringcat();
+	ASSERT_NE_NULL(mkdtemp(dir));
+	snprintf(ring, sizeof(ring), "%s/ring", dir);
+	snprintf(buf, sizeof(buf), "file:%s:1M", ring);
+	snprintf(in, sizeof(in), "%s/in", dir);
+	snprintf(o1, sizeof(o1), "%s/o1", dir);
+	snprintf(o2, sizeof(o2), "%s/o2", dir);
+	snprintf(fin, sizeof(fin), "file:%s", in);
+	snprintf(f1, sizeof(f1), "file:%s", o1);
+	snprintf(f2, sizeof(f2), "file:%s", o2);
+	snprintf(err, sizeof(err), "%s/err", dir);
+	snprintf(list, sizeof(list), "%s/list", dir);
+
+	ASSERT_EQ(0, spew(in, "a\nb\n", 4));
+	ASSERT_EQ(0, run_bringcat(list, err, both));
+	ASSERT_EQ(0, run_bringcat(list, err, ls));
+	EXPECT_TRUE(holds(list, f1)) TH_LOG("readers named after the URIs");
+	EXPECT_TRUE(holds(list, f2));
+
+	/* Restart with one -o fewer: o1 keeps its place; o2's is named. */
+	ASSERT_EQ(0, spew(in, "c\n", 2));
+	ASSERT_EQ(0, run_bringcat(list, err, one));
+	snprintf(cmd, sizeof(cmd), "bringcat --remove-reader '%s' %s", f2,
+		 ring);
+	EXPECT_TRUE(holds(err, "matches no -o sink")) TH_LOG("no warning");
+	EXPECT_TRUE(holds(err, cmd)) TH_LOG("no command to remove it");
+	got = slurp(o1, &len);
+	ASSERT_NE_NULL(got);
+	EXPECT_STREQ("a\nb\nc\n", got);
+	free(got);
+
+	/* Removed, it is gone and nothing more is said. */
+	ASSERT_EQ(0, run_bringcat(list, err, rm));
+	ASSERT_EQ(0, run_bringcat(list, err, ls));
+	EXPECT_TRUE(holds(list, f1));
+	EXPECT_FALSE(holds(list, f2));
+	ASSERT_EQ(0, spew(in, "d\n", 2));
+	ASSERT_EQ(0, run_bringcat(list, err, one));
+	EXPECT_FALSE(holds(err, "matches no -o sink"));
+	rm[1] = "nosuch";
+	EXPECT_EQ(1, run_bringcat(list, err, rm));
+	EXPECT_TRUE(holds(err, "no such reader"));
+
+	unlink(ring);
+	unlink(in);
+	unlink(o1);
+	unlink(o2);
+	unlink(err);
+	unlink(list);
+	rmdir(dir);
 }
 
 TEST_HARNESS_MAIN
