@@ -248,10 +248,10 @@ struct bring_hdr {
 	uint64_t bytes_in;
 
 	/* Readers' sleep: an eventcount (futex.h). */
-	uint32_t data_seq __cacheline_aligned;
+	uint64_t data_seq __cacheline_aligned;
 
 	/* Writers' sleep: an eventcount and what the sleepers need. */
-	uint32_t space_seq __cacheline_aligned;
+	uint64_t space_seq __cacheline_aligned;
 	uint64_t space_want; /* smallest need of a sleeping writer; written
 			      * under lock, reset by every wake */
 
@@ -260,7 +260,7 @@ struct bring_hdr {
 	uint64_t flush_started; /* generation of the last flush begun */
 	uint64_t flush_done; /* generation of the last flush completed */
 	uint64_t durable_pos; /* head when the last completed flush began */
-	uint32_t flush_seq; /* eventcount: a flush completed */
+	uint64_t flush_seq; /* eventcount: a flush completed */
 	int32_t poisoned; /* errno of a failed flush; the ring is dead */
 	/*
 	 * Group commit's batching (heuristics only: a wrong value costs
@@ -273,7 +273,7 @@ struct bring_hdr {
 	uint64_t sync_asked;
 	uint64_t sync_taken;
 	uint32_t sync_batch;
-	uint32_t batch_seq; /* eventcount: a batch is complete */
+	uint64_t batch_seq; /* eventcount: a batch is complete */
 	uint64_t flush_ns; /* how long the last flush took */
 
 	/* Slow-path counters (atomic adds). */
@@ -457,10 +457,10 @@ static inline int check_name(const char *name)
 }
 
 /* An event loop's wait: the word, the value, and the ticket to finish. */
-static inline void wait_ticket_save(struct bring_wait *w, uint32_t *word,
+static inline void wait_ticket_save(struct bring_wait *w, uint64_t *word,
 				    const struct evc_ticket *t)
 {
-	w->uaddr = word;
+	w->uaddr = evc_futex(word);
 	w->val = t->seen;
 	w->__priv[0] = t->seen;
 	w->__priv[1] = (uint32_t)t->registered;
@@ -490,7 +490,7 @@ void ring_unlock(struct bring *r);
 uint64_t ring_min_reader_pos(const struct bring *r);
 void ring_wake_writers(struct bring *r);
 void ring_count_futex_wait(struct bring *r);
-void ring_signal(struct bring *r, uint32_t *word);
+void ring_signal(struct bring *r, uint64_t *word);
 void ring_init_notify(struct bring *r);
 
 /* reader.c */

@@ -776,7 +776,7 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	struct bring_reader saved;
 	enum collect_stop stop;
 	struct bring_msg msg;
-	uint32_t *word;
+	uint64_t *word;
 	bool ready;
 
 	if (!rd || !w)
@@ -845,7 +845,7 @@ void bring_reader_wait_finish(struct bring_reader *rd, struct bring_wait *w)
 		return;
 	wait_ticket_load(w, &ticket);
 	/* A waker that moved the epoch dropped us from the count already. */
-	evc_cancel(w->uaddr, &ticket);
+	evc_cancel(&rd->ring->hdr->data_seq, &ticket);
 }
 
 /**

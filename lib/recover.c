@@ -81,6 +81,7 @@ int file_check_header(const struct bring_hdr *h, uint64_t file_size,
 /* ------------------------------------------------------------------ */
 
 #define CURSOR_LOST UINT64_MAX
+#define POS_MAX (1ULL << 62) /* the furthest head recovery accepts */
 
 enum fix_kind {
 	FIX_DEAD, /* BUSY record of a dead writer: make it DISCARD */
@@ -406,6 +407,16 @@ static int find_tail(struct scan *s)
 	int i;
 
 	s->limit = h->head & ~HEAD_CLOSED;
+	if (s->limit > POS_MAX) {
+		/*
+		 * 2^62 bytes take 146 years at 1 GB/s: a head this far
+		 * is damage, and one near 2^63 would run pushes into
+		 * the close flag.
+		 */
+		file_printf("bring: %s: head %llu is beyond 2^62\n", s->path,
+			    (unsigned long long)s->limit);
+		return -EBADMSG;
+	}
 	lower = s->limit > s->r->capacity ? s->limit - s->r->capacity : 0;
 	if ((s->limit | h->tail_cache) & 7) {
 		file_printf("bring: %s: head or tail not 8-byte aligned\n",

@@ -119,7 +119,7 @@ void ring_count_futex_wait(struct bring *r)
  * on this handle's notify eventfd (they registered on the word like any
  * sleeper, so we only get here when one may be waiting).
  */
-void ring_signal(struct bring *r, uint32_t *word)
+void ring_signal(struct bring *r, uint64_t *word)
 {
 	/* Pairs with the release in bring_notify_fd(): slot, then fd. */
 	unsigned int i, n = load_acquire(&r->notify_nr);

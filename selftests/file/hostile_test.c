@@ -528,4 +528,37 @@ TEST_TIMEOUT(open_lock_held_by_a_reader_times_out_naming_the_file, 20)
 	tmp_remove(&t);
 }
 
+/* ------------------------------------------------------------------ */
+/* A head near 2^63 (by reading).                                     */
+
+TEST(recovery_refuses_a_head_beyond_2_62)
+{
+	bring_print_fn_t old = capture_start();
+	uint64_t head = (1ULL << 63) - 4096;
+	struct bring *r;
+	struct tmp t;
+
+	make_ring(_metadata, &t);
+	ASSERT_EQ(0, file_write(t.path, &head, sizeof(head),
+				offsetof(struct bring_hdr, head)));
+	errno = 0;
+	r = bring_open(t.path, 0, NULL);
+	EXPECT_NULL(r) TH_LOG("opened with head %llu",
+			      (unsigned long long)(r ? r->hdr->head : 0));
+	EXPECT_EQ(EBADMSG, errno);
+	EXPECT_NE_NULL(strstr(printed, "beyond 2^62")) TH_LOG("%s", printed);
+	bring_free(r);
+	/* 2^62 itself is a position like any other. */
+	head = 1ULL << 62;
+	ASSERT_EQ(0, file_write(t.path, &head, sizeof(head),
+				offsetof(struct bring_hdr, head)));
+	r = bring_open(t.path, 0, &(struct bring_opts){
+					   .sz = sizeof(struct bring_opts),
+					   .flags = BRING_SKIP_DAMAGED });
+	EXPECT_NE_NULL(r) TH_LOG("%s", strerror(errno));
+	bring_free(r);
+	bring_set_print(old);
+	tmp_remove(&t);
+}
+
 TEST_HARNESS_MAIN

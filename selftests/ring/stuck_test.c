@@ -223,4 +223,32 @@ TEST_F(stuck, waits_in_front_of_an_unfinished_record_are_counted)
 	EXPECT_EQ(10, msg.len);
 }
 
+/*
+ * The eventcount's epoch must not come back to the value a sleeper saw
+ * while it is preempted (or stopped) between registering and its
+ * FUTEX_WAIT: with a 16-bit epoch, 65,536 wake cycles brought it back
+ * and the sleeper slept through a wake that had already dropped it from
+ * the count. Driven by hand: sleeper A registers, is woken, and before
+ * it reaches its wait 65,536 more sleepers register and are woken.
+ */
+TEST(eventcount_epoch_does_not_come_back_to_a_sleepers_value)
+{
+	typeof(((struct bring_hdr *)0)->data_seq) word = 0;
+	struct evc_ticket a = { 0 }, b;
+	struct bring_deadline dl;
+	unsigned int i;
+
+	evc_prepare(&word, &a);
+	ASSERT_TRUE(evc_sleepers(&word));
+	for (i = 0; i < 65536; i++) {
+		ASSERT_EQ(1, evc_signal(&word));
+		b = (struct evc_ticket){ 0 };
+		evc_prepare(&word, &b); /* the next sleeper, as many as A */
+	}
+	/* A reaches its FUTEX_WAIT only now: it must not sleep. */
+	bring_deadline_init(&dl, 200);
+	EXPECT_EQ(-EAGAIN, evc_wait(&word, &a, &dl));
+	EXPECT_EQ(0, a.registered);
+}
+
 TEST_HARNESS_MAIN
