@@ -62,6 +62,8 @@ static void usage(FILE *f)
 		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE] (64M)\n"
 		"      --no-checkpoint     file buffer: tail: and file: sources start as\n"
 		"                          new, file: sinks append (at least once)\n"
+		"      --allow-foreign     file: buffer owned by another user or writable\n"
+		"                          by group/others: use it (default: refuse)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --max-conns N       listening sources keep at most N connections\n"
 		"                          open; more are closed at once (default: no limit)\n"
@@ -344,6 +346,7 @@ enum {
 	OPT_SEND_TIMEOUT,
 	OPT_LIST_READERS,
 	OPT_REMOVE_READER,
+	OPT_ALLOW_FOREIGN,
 };
 
 /*
@@ -436,10 +439,12 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "list-readers", required_argument, NULL, OPT_LIST_READERS },
 		{ "remove-reader", required_argument, NULL, OPT_REMOVE_READER },
+		{ "allow-foreign", no_argument, NULL, OPT_ALLOW_FOREIGN },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
 	char *ring_path = NULL; /* --buffer file: */
+	bool allow_foreign = false;
 	unsigned int nin = 0, nout = 0, i;
 	static sigset_t sigs;
 	struct stats_ctx sc = { 0 };
@@ -490,6 +495,9 @@ int main(int argc, char **argv)
 					optarg);
 				return 2;
 			}
+			break;
+		case OPT_ALLOW_FOREIGN:
+			allow_foreign = true;
 			break;
 		case OPT_LIST_READERS:
 			return manage_readers(optarg, NULL);
@@ -666,6 +674,8 @@ int main(int argc, char **argv)
 			colon = strrchr(path, ':');
 			if (colon && !parse_size(colon + 1, &size))
 				*colon = '\0';
+			if (allow_foreign)
+				ropts.flags |= BRING_ALLOW_FOREIGN;
 			r = bring_open(path, size, &ropts);
 			if (!r)
 				fprintf(stderr, "bringcat: --buffer %s: %s\n",

@@ -248,4 +248,38 @@ TEST(sink_readers_follow_their_uri_and_orphans_are_named)
 	rmdir(dir);
 }
 
+/* A ring file others may write is refused unless --allow-foreign. */
+TEST(group_writable_buffer_needs_allow_foreign)
+{
+	char dir[] = "/tmp/brXXXXXX";
+	char ring[64], buf[80], in[64], fin[80], out[64], fout[80], err[64],
+		junk[64];
+	const char *plain[] = { "--buffer", buf, "-i", fin, "-o", fout, NULL };
+	const char *allow[] = { "--allow-foreign", "--buffer", buf, "-i", fin,
+				"-o", fout, NULL };
+
+	find_bringcat();
+	ASSERT_NE_NULL(mkdtemp(dir));
+	snprintf(ring, sizeof(ring), "%s/ring", dir);
+	snprintf(buf, sizeof(buf), "file:%s:1M", ring);
+	snprintf(in, sizeof(in), "%s/in", dir);
+	snprintf(fin, sizeof(fin), "file:%s", in);
+	snprintf(out, sizeof(out), "%s/out", dir);
+	snprintf(fout, sizeof(fout), "file:%s", out);
+	snprintf(err, sizeof(err), "%s/err", dir);
+	snprintf(junk, sizeof(junk), "%s/stdout", dir);
+	ASSERT_EQ(0, spew(in, "a\n", 2));
+	ASSERT_EQ(0, run_bringcat(junk, err, plain));
+	ASSERT_EQ(0, chmod(ring, 0660));
+	EXPECT_EQ(1, run_bringcat(junk, err, plain));
+	EXPECT_TRUE(holds(err, "refused without BRING_ALLOW_FOREIGN"));
+	EXPECT_EQ(0, run_bringcat(junk, err, allow));
+	unlink(ring);
+	unlink(in);
+	unlink(out);
+	unlink(err);
+	unlink(junk);
+	rmdir(dir);
+}
+
 TEST_HARNESS_MAIN
