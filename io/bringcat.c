@@ -740,7 +740,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < nout; i++) {
 		char reader[BRING_NAME_MAX];
 
-		readers_sink_name(outputs[i], reader);
+		readers_sink_name(outputs, i, reader);
 		err = bring_io_add_sink(the_io, outputs[i], reader);
 		if (err) {
 			fprintf(stderr, "bringcat: -o %s: %s\n", outputs[i],

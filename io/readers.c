@@ -30,16 +30,27 @@ static uint32_t fnv1a(const char *s)
 }
 
 /*
- * The reader name of the sink @uri: the URI itself when it fits, else
- * its first 22 bytes, '~' and 8 hex digits of a hash of all of it (the
- * same URI always gives the same name).
+ * The reader name of sink @i of @uris: its URI when it fits, else the
+ * URI's first 22 bytes, '~' and 8 hex digits of a hash of all of it (the
+ * same URI always gives the same name). The same URI given again (two
+ * -o file:/dev/null) is "URI#2", "URI#3", ... before that rule.
  */
-void readers_sink_name(const char *uri, char name[BRING_NAME_MAX])
+void readers_sink_name(const char *const *uris, unsigned int i,
+		       char name[BRING_NAME_MAX])
 {
-	if (strlen(uri) < BRING_NAME_MAX)
-		snprintf(name, BRING_NAME_MAX, "%s", uri);
+	char key[4096 + 16];
+	unsigned int j, nth = 1;
+
+	for (j = 0; j < i; j++)
+		nth += !strcmp(uris[j], uris[i]);
+	if (nth > 1)
+		snprintf(key, sizeof(key), "%s#%u", uris[i], nth);
 	else
-		snprintf(name, BRING_NAME_MAX, "%.22s~%08x", uri, fnv1a(uri));
+		snprintf(key, sizeof(key), "%s", uris[i]);
+	if (strlen(key) < BRING_NAME_MAX)
+		snprintf(name, BRING_NAME_MAX, "%s", key);
+	else
+		snprintf(name, BRING_NAME_MAX, "%.22s~%08x", key, fnv1a(key));
 }
 
 static const char *reader_label(const struct bring_reader_stats *st)
@@ -60,7 +71,7 @@ unsigned int readers_warn_orphans(struct bring *r, const char *path,
 		if (bring_get_reader_stats(r, idx, &st))
 			continue;
 		for (i = 0; i < n; i++) {
-			readers_sink_name(sinks[i], name);
+			readers_sink_name(sinks, i, name);
 			if (!strcmp(name, st.name))
 				break;
 		}

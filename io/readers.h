@@ -7,7 +7,8 @@
 
 #include "bring.h"
 
-void readers_sink_name(const char *uri, char name[BRING_NAME_MAX]);
+void readers_sink_name(const char *const *uris, unsigned int i,
+		       char name[BRING_NAME_MAX]);
 unsigned int readers_warn_orphans(struct bring *r, const char *path,
 				  const char *const *sinks, unsigned int n);
 int readers_list(struct bring *r, FILE *f);

@@ -302,10 +302,11 @@ static void intent_release(struct tls_intent *t)
 	r = registry_find(t->open_id);
 	if (t->in && r && !(load_relaxed(&t->in->pos) & INTENT_VALID)) {
 		unsigned int slot = (unsigned int)(t->in - r->hdr->intents);
+		int fd = load_acquire(&r->lock_fd);
 
 		store_release(&t->in->tid, 0);
-		if (r->lock_fd >= 0)
-			slot_lock(r->lock_fd, F_UNLCK, F_OFD_SETLK, slot, &fl);
+		if (fd >= 0)
+			slot_lock(fd, F_UNLCK, F_OFD_SETLK, slot, &fl);
 		__atomic_fetch_and(&r->own_slots, ~(1ULL << slot),
 				   __ATOMIC_SEQ_CST);
 	}

@@ -239,6 +239,13 @@ TEST(sink_readers_follow_their_uri_and_orphans_are_named)
 	EXPECT_EQ(1, run_bringcat(list, err, rm));
 	EXPECT_TRUE(holds(err, "no such reader"));
 
+	/* The same sink twice: two readers, the second one "URI#2". */
+	both[8] = f1;
+	ASSERT_EQ(0, run_bringcat(list, err, both));
+	ASSERT_EQ(0, run_bringcat(list, err, ls));
+	snprintf(cmd, sizeof(cmd), "%s#2", f1);
+	EXPECT_TRUE(holds(list, cmd));
+
 	unlink(ring);
 	unlink(in);
 	unlink(o1);
