@@ -262,7 +262,7 @@ static void intent_fork_child(void)
 {
 	size_t i;
 
-	pthread_mutex_init(&registry_lock, NULL);
+	/* intent_fork_prepare() took the lock in the forking thread: ours. */
 	for (i = 0; i < REGISTRY_SIZE; i++) {
 		struct bring *r = registry[i].r;
 
@@ -274,6 +274,7 @@ static void intent_fork_child(void)
 	}
 	for (i = 0; i < TLS_INTENTS; i++)
 		tls_intents[i] = (struct tls_intent){ 0 };
+	pthread_mutex_unlock(&registry_lock);
 }
 
 static void intent_fork_prepare(void)
