@@ -77,6 +77,21 @@ enum bring_flags {
 	 * with -EBADMSG.
 	 */
 	BRING_SKIP_DAMAGED = 1U << 1,
+	/*
+	 * File rings, for this process: readers check each record's
+	 * CRC32C before handing it out (a failing record is refused with
+	 * -EBADMSG, as a record with a bad length always is). Costs one
+	 * checksum pass over every payload read; see
+	 * Documentation/security.rst.
+	 */
+	BRING_VERIFY_CRC = 1U << 2,
+	/*
+	 * File rings, for this process: open a ring file owned by another
+	 * user, or writable by its group or by others. Without it such a
+	 * file is refused with -EPERM: whoever can write the file can make
+	 * every reader refuse its records and every writer block.
+	 */
+	BRING_ALLOW_FOREIGN = 1U << 3,
 };
 
 /* bring_opts.durability (file rings) */
@@ -188,6 +203,41 @@ struct bring_stats {
 	uint64_t durability;
 };
 
+/**
+ * struct bring_reader_stats - one reader, filled by bring_get_reader_stats()
+ * @sz:          set by the caller to sizeof(struct bring_reader_stats).
+ * @name:        the reader's name; "" for the default reader.
+ * @pos:         its cursor: the position of the first message it has not
+ *               shifted (see &struct bring_msg.seq).
+ * @lag:         bytes between the cursor and the newest message, framing
+ *               included: what this reader holds.
+ * @msgs_out:    messages it shifted.
+ * @bytes_out:   payload bytes of @msgs_out.
+ * @last_active: when it last opened or shifted, in seconds since the
+ *               epoch (CLOCK_REALTIME); 0 if never.
+ * @owner:       the process id that holds a handle on it, as that
+ *               process saw itself when it opened; 0 when no handle is
+ *               open (a reader nobody reads holds its messages all the
+ *               same).
+ * @owner_alive: 1 when @owner still runs as seen from this process, 0
+ *               when not or when there is no owner.
+ * @stuck:       times it waited 200 ms in front of a record a writer had
+ *               claimed and not finished (file rings: after each such
+ *               wait the library checks whether the writer died).
+ */
+struct bring_reader_stats {
+	size_t sz;
+	char name[32];
+	uint64_t pos;
+	uint64_t lag;
+	uint64_t msgs_out;
+	uint64_t bytes_out;
+	uint64_t last_active;
+	int32_t owner;
+	uint32_t owner_alive;
+	uint64_t stuck;
+};
+
 /* Life cycle. */
 BRING_API struct bring *bring_new(size_t capacity,
 				  const struct bring_opts *opts);
@@ -208,6 +258,8 @@ BRING_API size_t bring_capacity(const struct bring *r);
 BRING_API size_t bring_max_msg(const struct bring *r);
 BRING_API const char *bring_name(const struct bring *r);
 BRING_API int bring_get_stats(const struct bring *r, struct bring_stats *st);
+BRING_API int bring_get_reader_stats(const struct bring *r, unsigned int idx,
+				     struct bring_reader_stats *st);
 
 /* Writers: copy in. */
 BRING_API int bring_push(struct bring *r, const void *data, size_t len);
@@ -311,6 +363,8 @@ BRING_API int bring_write_wait_prepare(struct bring *r, size_t len,
 				       struct bring_wait *w);
 BRING_API void bring_write_wait_finish(struct bring *r, struct bring_wait *w);
 BRING_API struct bring_reader *bring_default_reader(struct bring *r);
+/* The longest a loop may wait on a prepared word: -1 none, else ms. */
+BRING_API int bring_wait_timeout(const struct bring_wait *w);
 /* Event loops without FUTEX_WAIT: an eventfd per loop, written on wakes. */
 BRING_API int bring_notify_fd(struct bring *r);
 

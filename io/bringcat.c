@@ -22,6 +22,7 @@
 
 #include "bring.h"
 #include "bring_io.h"
+#include "readers.h"
 
 #define MAX_EPS 64
 #define MAX_PROPS 256 /* -X */
@@ -65,6 +66,8 @@ static void usage(FILE *f)
 		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE] (64M)\n"
 		"      --no-checkpoint     file buffer: tail: and file: sources start as\n"
 		"                          new, file: sinks append (at least once)\n"
+		"      --allow-foreign     file: buffer owned by another user or writable\n"
+		"                          by group/others: use it (default: refuse)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --max-conns N       listening sources keep at most N connections\n"
 		"                          open; more are closed at once (default: no limit)\n"
@@ -82,7 +85,12 @@ static void usage(FILE *f)
 		"                          stop (default: exit 1, keep it) or skip\n"
 		"      --dead-letter SINK  kafka: with skip, write such messages there\n"
 		"  -q, --quiet             no diagnostics but errors\n"
-		"  -h, --help              this text\n");
+		"  -h, --help              this text\n"
+		"\n"
+		"       bringcat --list-readers PATH\n"
+		"       bringcat --remove-reader NAME PATH\n"
+		"  the named readers of the file ring PATH (one per sink, named after\n"
+		"  its URI): their lag, owner and idle time; remove one no sink reads\n");
 }
 
 static int parse_size(const char *s, size_t *out)
@@ -357,6 +365,9 @@ enum {
 	OPT_SEND_TIMEOUT,
 	OPT_ON_ERROR,
 	OPT_DEAD_LETTER,
+	OPT_LIST_READERS,
+	OPT_REMOVE_READER,
+	OPT_ALLOW_FOREIGN,
 };
 
 /*
@@ -393,6 +404,35 @@ static int parse_staging(int opt, const char *arg, struct bring_io_opts *o)
 	return 0;
 }
 
+/* --list-readers PATH, --remove-reader NAME PATH: exit code. */
+static int manage_readers(const char *path, const char *remove)
+{
+	BRING_OPTS(ropts, .flags = BRING_NO_DEFAULT_READER);
+	struct bring *r = bring_open(path, 0, &ropts);
+	int err = 0;
+
+	if (!r) {
+		fprintf(stderr, "bringcat: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (remove) {
+		err = bring_reader_remove(r, remove);
+		if (err)
+			fprintf(stderr, "bringcat: %s: reader '%s': %s\n", path,
+				remove,
+				err == -EBUSY ? "a running process reads it" :
+				err == -ENOENT ? "no such reader" :
+						 strerror(-err));
+		else
+			fprintf(stderr, "bringcat: %s: reader '%s' removed\n",
+				path, remove);
+	} else {
+		readers_list(r, stdout);
+	}
+	bring_free(r);
+	return err ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -420,11 +460,16 @@ int main(int argc, char **argv)
 		{ "dead-letter", required_argument, NULL, OPT_DEAD_LETTER },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "list-readers", required_argument, NULL, OPT_LIST_READERS },
+		{ "remove-reader", required_argument, NULL, OPT_REMOVE_READER },
+		{ "allow-foreign", no_argument, NULL, OPT_ALLOW_FOREIGN },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
 	const char *props[MAX_PROPS + 1];
 	unsigned int nprops = 0;
+	char *ring_path = NULL; /* --buffer file: */
+	bool allow_foreign = false;
 	unsigned int nin = 0, nout = 0, i;
 	static sigset_t sigs;
 	struct stats_ctx sc = { 0 };
@@ -476,6 +521,17 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case OPT_ALLOW_FOREIGN:
+			allow_foreign = true;
+			break;
+		case OPT_LIST_READERS:
+			return manage_readers(optarg, NULL);
+		case OPT_REMOVE_READER:
+			if (optind >= argc) {
+				fprintf(stderr, "bringcat: --remove-reader NAME PATH\n");
+				return 2;
+			}
+			return manage_readers(argv[optind], optarg);
 		case OPT_OVERSIZE:
 			if (!strcmp(optarg, "split"))
 				iopts.oversize = BRING_IO_SPLIT;
@@ -671,6 +727,8 @@ int main(int argc, char **argv)
 			colon = strrchr(path, ':');
 			if (colon && !parse_size(colon + 1, &size))
 				*colon = '\0';
+			if (allow_foreign)
+				ropts.flags |= BRING_ALLOW_FOREIGN;
 			r = bring_open(path, size, &ropts);
 			if (!r)
 				fprintf(stderr, "bringcat: --buffer %s: %s\n",
@@ -682,7 +740,7 @@ int main(int argc, char **argv)
 				iopts.flags |= BRING_IO_CHECKPOINT;
 			if (r && !iopts.hop_id)
 				iopts.hop_id = default_stream_id(path);
-			free(path);
+			ring_path = path; /* for the readers' check below */
 			if (!r)
 				return 1;
 		} else {
@@ -735,15 +793,20 @@ int main(int argc, char **argv)
 				inputs[i], bring_io_source_port(the_io, i));
 	}
 	for (i = 0; i < nout; i++) {
+		char reader[BRING_NAME_MAX];
+
 		if (!strncmp(outputs[i], "kafka:", 6))
 			sc.kafka = true;
-		err = bring_io_add_sink(the_io, outputs[i], NULL);
+		readers_sink_name(outputs, i, reader);
+		err = bring_io_add_sink(the_io, outputs[i], reader);
 		if (err) {
 			fprintf(stderr, "bringcat: -o %s: %s\n", outputs[i],
 				ep_error(outputs[i], err, false));
 			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
 		}
 	}
+	if (ring_path)
+		readers_warn_orphans(r, ring_path, outputs, nout);
 
 
 	sc.r = r;
@@ -784,6 +847,7 @@ int main(int argc, char **argv)
 	pthread_join(sigt, NULL);
 	bring_io_free(io);
 	bring_free(r);
+	free(ring_path);
 	if (err) {
 		/* The io layer says its errors, with the endpoint: once. */
 		if (!io_said_err(err))

@@ -94,6 +94,7 @@ enum op_type {
 	OP_ACCEPT_WAIT, /* source: out of fds, accept again after a pause */
 	OP_KAFKA, /* kafka sink: eventfd read (librdkafka's queue) */
 	OP_KSRC, /* kafka source: eventfd read (its thread ended) */
+	OP_REPAIR, /* loop: sinks stuck at an unfinished record look again */
 	OP_CANCEL, /* ignored */
 };
 

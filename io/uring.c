@@ -38,6 +38,9 @@ struct loop {
 	bool gave_up; /* the ring stayed full: no more space waits */
 	struct op idle_op; /* io->o.idle_ms: the sweep's timer */
 	struct __kernel_timespec idle_ts;
+	/* A sink waits in front of an unfinished record: bring_wait_timeout() */
+	struct op repair_op;
+	struct __kernel_timespec repair_ts;
 	bool overflow_logged;
 };
 
@@ -593,6 +596,24 @@ static void sink_send(struct loop *l, struct sink *s)
 }
 
 /*
+ * A file ring's reader in front of an unfinished record must look again
+ * within @ms (bring_wait_timeout(); -1: no limit) so that the library
+ * can repair a dead writer's record while the ring is quiet: one timer
+ * for the loop, which ends those waits (on_repair()).
+ */
+static void arm_repair(struct loop *l, int ms)
+{
+	struct io_uring_sqe *sqe;
+
+	if (ms < 0 || l->repair_op.busy)
+		return;
+	l->repair_ts.tv_sec = ms / 1000;
+	l->repair_ts.tv_nsec = (long long)(ms % 1000) * 1000000LL;
+	sqe = get_sqe(l, &l->repair_op);
+	io_uring_prep_timeout(sqe, &l->repair_ts, 0, 0);
+}
+
+/*
  * A kafka: sink (kafka.c): librdkafka's eventfd is always being read;
  * with nothing in flight, the ring's word is waited on too.
  */
@@ -619,6 +640,7 @@ static void kafka_step(struct loop *l, struct sink *s)
 		io_stat_add(l->io, empty_waits, 1);
 		s->wait_t0 = io_now_ns();
 		prep_futex_wait(l, &s->rw_op, &s->rw);
+		arm_repair(l, bring_wait_timeout(&s->rw));
 		return;
 	}
 }
@@ -646,6 +668,7 @@ static void sink_step(struct loop *l, struct sink *s)
 				io_stat_add(io, empty_waits, 1);
 				s->wait_t0 = io_now_ns();
 				prep_futex_wait(l, &s->rw_op, &s->rw);
+				arm_repair(l, bring_wait_timeout(&s->rw));
 				return;
 			}
 			if (n == -EPIPE) {
@@ -995,6 +1018,24 @@ static void on_ringfd(struct loop *l)
 	}
 }
 
+/* The repair timer: end the data waits that have a time limit. */
+static void on_repair(struct loop *l)
+{
+	struct bring_io *io = l->io;
+	unsigned int i;
+
+	if (io->ringfd) {
+		on_ringfd(l); /* every wait ends; those that must, re-arm */
+		return;
+	}
+	for (i = 0; i < io->nr_sinks; i++) {
+		struct sink *s = io->sinks[i];
+
+		if (s->rw_op.busy && bring_wait_timeout(&s->rw) >= 0)
+			cancel_op(l, &s->rw_op); /* on_data() follows */
+	}
+}
+
 static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 {
 	struct op *op = io_uring_cqe_get_data(cqe);
@@ -1040,6 +1081,9 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case OP_ACCEPT_WAIT:
 		on_accept_wait(l, op->obj);
+		break;
+	case OP_REPAIR:
+		on_repair(l);
 		break;
 	case OP_TIMER:
 		on_timer(l, op->obj);
@@ -1162,6 +1206,7 @@ int io_run_uring(struct bring_io *io)
 	l.wake_op = (struct op){ .type = OP_WAKE };
 	l.ringfd_op = (struct op){ .type = OP_RINGFD };
 	l.idle_op = (struct op){ .type = OP_IDLE };
+	l.repair_op = (struct op){ .type = OP_REPAIR };
 	ret = io_uring_queue_init_params(io->o.entries, &l.ring, &p);
 	if (ret) {
 		if (!(io->o.flags & BRING_IO_QUIET))

@@ -39,6 +39,11 @@
 /* Fault injection for the selftests: make the next flushes fail. */
 int bring__fault_flush;
 /*
+ * How long bring_open() waits for the open lock; the selftests shorten
+ * it. Opening and recovering a 1 GiB ring takes under 2 s (bench/file).
+ */
+unsigned int bring__open_lock_ms = 10000;
+/*
  * For the selftests: waits for a flush that ended by their poll timeout
  * and then found the flush lock free or their record covered, i.e. a
  * wake-up that should have come and did not.
@@ -111,20 +116,6 @@ static int32_t self_pid(void)
 	return load_relaxed(&my_pid);
 }
 
-uint32_t file_busy_mark(void)
-{
-	return (uint32_t)self_pid();
-}
-
-static bool pid_alive(int32_t pid)
-{
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
-static bool thread_alive(int32_t pid, int32_t tid)
-{
-	return syscall(SYS_tgkill, pid, tid, 0) == 0 || errno == EPERM;
-}
 
 /* ------------------------------------------------------------------ */
 /* Claim intents: one slot per writer thread and ring.                */
@@ -153,17 +144,24 @@ static pthread_key_t intent_key;
 static pthread_once_t intent_once = PTHREAD_ONCE_INIT;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t registry[256]; /* open ids of live file rings; 0: free */
+/* Live file rings by open id; id 0: a free entry. */
+static struct registry_entry {
+	uint64_t id;
+	struct bring *r;
+} registry[256];
 static uint64_t next_open_id = 1;
 
-static bool registry_has(uint64_t id)
+#define REGISTRY_SIZE (sizeof(registry) / sizeof(registry[0]))
+
+/* Under registry_lock: the live ring with open id @id, or NULL. */
+static struct bring *registry_find(uint64_t id)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
-		if (registry[i] == id)
-			return true;
-	return false;
+	for (i = 0; i < REGISTRY_SIZE; i++)
+		if (id && registry[i].id == id)
+			return registry[i].r;
+	return NULL;
 }
 
 /* A new open id for @r, registered as live (0 if the registry is full). */
@@ -172,9 +170,10 @@ static void registry_add(struct bring *r)
 	size_t i;
 
 	pthread_mutex_lock(&registry_lock);
-	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++) {
-		if (!registry[i]) {
-			r->open_id = registry[i] = next_open_id++;
+	for (i = 0; i < REGISTRY_SIZE; i++) {
+		if (!registry[i].id) {
+			r->open_id = registry[i].id = next_open_id++;
+			registry[i].r = r;
 			break;
 		}
 	}
@@ -186,19 +185,132 @@ static void registry_del(struct bring *r)
 	size_t i;
 
 	pthread_mutex_lock(&registry_lock);
-	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
-		if (registry[i] && registry[i] == r->open_id)
-			registry[i] = 0;
+	for (i = 0; i < REGISTRY_SIZE; i++)
+		if (registry[i].id && registry[i].id == r->open_id)
+			registry[i] = (struct registry_entry){ 0 };
 	pthread_mutex_unlock(&registry_lock);
 }
 
-/* Give back one cached slot, if its ring is still mapped. */
-static void intent_release(struct tls_intent *t)
+/*
+ * Writer liveness (Documentation/file-format.rst, "Writer liveness").
+ * A thread that owns intent slot i holds an OFD write lock on byte
+ * INTENT_LOCK_BASE + i of the file, through a descriptor of its own
+ * (r->lock_fd, a second open file description) for as long as it owns
+ * the slot. The kernel drops the lock when the process dies, whatever
+ * PID namespace it runs in, and no later process can inherit it, so "is
+ * the lock held?" (F_OFD_GETLK through r->fd, which never holds one)
+ * answers "does the claim's writer live?" where PIDs cannot: across PID
+ * namespaces and after PID reuse. A BUSY record names its writer by slot
+ * and generation (file_busy_mark()); the generation moves each time the
+ * slot changes owner, so a record of a dead owner is never taken for
+ * the new owner's.
+ */
+#define INTENT_LOCK_BASE 4096 /* bytes 0..4095: byte 0 is the open mutex */
+#define MARK_SLOT_BITS 6 /* BRING_INTENTS == 64 */
+#define MARK_GEN_MASK ((1U << (32 - MARK_SLOT_BITS)) - 1)
+
+_Static_assert(BRING_INTENTS == 1 << MARK_SLOT_BITS,
+	       "a busy mark holds a slot index");
+
+static int slot_lock(int fd, short type, int cmd, unsigned int slot,
+		     struct flock *fl)
+{
+	*fl = (struct flock){ .l_type = type, .l_whence = SEEK_SET,
+			      .l_start = INTENT_LOCK_BASE + slot, .l_len = 1 };
+	return fcntl(fd, cmd, fl);
+}
+
+/* Does a live process hold intent slot @slot's lock? */
+static bool slot_alive(struct bring *r, unsigned int slot)
+{
+	struct flock fl;
+
+	/* Cannot tell: count it alive, a claim is never taken from one. */
+	if (slot_lock(r->fd, F_WRLCK, F_OFD_GETLK, slot, &fl) < 0)
+		return true;
+	return fl.l_type != F_UNLCK;
+}
+
+/* This process's lock descriptor for @r: a second open file description. */
+static int lock_fd(struct bring *r)
+{
+	char proc[64];
+	int fd = load_acquire(&r->lock_fd), old = -1;
+
+	if (fd >= 0)
+		return fd;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
+	fd = open(proc, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Another thread of ours may have opened one meanwhile: use it. */
+	if (!__atomic_compare_exchange_n(&r->lock_fd, &old, fd, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		close(fd);
+		fd = old;
+	}
+	return fd;
+}
+
+/*
+ * In a fork child: the lock descriptors are the parent's open file
+ * descriptions, and would keep its slots' locks alive after it died;
+ * the forking thread's cached slots are the parent thread's. Drop both:
+ * the child takes slots of its own when it writes.
+ */
+static void intent_fork_child(void)
+{
+	size_t i;
+
+	/* intent_fork_prepare() took the lock in the forking thread: ours. */
+	for (i = 0; i < REGISTRY_SIZE; i++) {
+		struct bring *r = registry[i].r;
+
+		if (registry[i].id && r->lock_fd >= 0) {
+			close(r->lock_fd);
+			r->lock_fd = -1;
+			r->own_slots = 0;
+		}
+	}
+	for (i = 0; i < TLS_INTENTS; i++)
+		tls_intents[i] = (struct tls_intent){ 0 };
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void intent_fork_prepare(void)
 {
 	pthread_mutex_lock(&registry_lock);
-	if (t->in && registry_has(t->open_id) &&
-	    !(load_relaxed(&t->in->pos) & INTENT_VALID))
+}
+
+static void intent_fork_parent(void)
+{
+	pthread_mutex_unlock(&registry_lock);
+}
+
+__attribute__((constructor)) static void intent_fork_init(void)
+{
+	pthread_atfork(intent_fork_prepare, intent_fork_parent,
+		       intent_fork_child);
+}
+
+/* Give back one cached slot, if its ring is still open. */
+static void intent_release(struct tls_intent *t)
+{
+	struct bring *r;
+	struct flock fl;
+
+	pthread_mutex_lock(&registry_lock);
+	r = registry_find(t->open_id);
+	if (t->in && r && !(load_relaxed(&t->in->pos) & INTENT_VALID)) {
+		unsigned int slot = (unsigned int)(t->in - r->hdr->intents);
+		int fd = load_acquire(&r->lock_fd);
+
 		store_release(&t->in->tid, 0);
+		if (fd >= 0)
+			slot_lock(fd, F_UNLCK, F_OFD_SETLK, slot, &fl);
+		__atomic_fetch_and(&r->own_slots, ~(1ULL << slot),
+				   __ATOMIC_SEQ_CST);
+	}
 	pthread_mutex_unlock(&registry_lock);
 	t->in = NULL;
 	t->open_id = 0;
@@ -218,38 +330,55 @@ static void intent_key_init(void)
 	pthread_key_create(&intent_key, intent_release_all);
 }
 
-/* May this slot be taken? Free, or left by a dead thread with no claim. */
+/*
+ * May this slot be taken, now that we hold its lock (so its owner, if
+ * any, is dead or gone)? Unless a dead claim in it still waits for a
+ * repair: one behind every cursor was repaired or passed.
+ */
 static bool intent_reclaimable(struct bring *r, struct bring_intent *in)
 {
-	int32_t tid = load_acquire(&in->tid);
 	uint64_t pos = load_relaxed(&in->pos);
 
-	if (!tid)
-		return true;
-	if (thread_alive(load_relaxed(&in->pid), tid))
-		return false;
-	/* A dead claim behind every cursor was repaired or passed. */
-	return !(pos & INTENT_VALID) ||
+	return !load_acquire(&in->tid) || !(pos & INTENT_VALID) ||
 	       (pos & ~INTENT_VALID) < ring_min_reader_pos(r);
 }
 
+/*
+ * Take a free slot: its lock first (a slot whose lock another open file
+ * description holds has a live owner), then the slot. Slots owned by
+ * this process's other threads are skipped by tid: the lock of our own
+ * descriptor does not conflict with itself.
+ */
 static struct bring_intent *intent_acquire(struct bring *r)
 {
 	int32_t tid = (int32_t)syscall(SYS_gettid);
-	int i;
+	int fd = lock_fd(r);
+	struct flock fl;
+	unsigned int i;
 
+	if (fd < 0)
+		return NULL;
 	for (i = 0; i < BRING_INTENTS; i++) {
 		struct bring_intent *in = &r->hdr->intents[i];
 		int32_t old = load_relaxed(&in->tid);
 
-		if (!intent_reclaimable(r, in))
+		if (load_relaxed(&r->own_slots) & (1ULL << i))
 			continue;
-		if (!__atomic_compare_exchange_n(&in->tid, &old, tid, false,
+		if (slot_lock(fd, F_WRLCK, F_OFD_SETLK, i, &fl) < 0)
+			continue;
+		if (!intent_reclaimable(r, in) ||
+		    !__atomic_compare_exchange_n(&in->tid, &old, tid, false,
 						 __ATOMIC_ACQ_REL,
-						 __ATOMIC_RELAXED))
+						 __ATOMIC_RELAXED)) {
+			slot_lock(fd, F_UNLCK, F_OFD_SETLK, i, &fl);
 			continue;
+		}
+		fetch_or(&r->own_slots, 1ULL << i);
 		store_relaxed(&in->pos, 0);
 		store_relaxed(&in->pid, self_pid());
+		/* A new owner: marks of the old one no longer match. */
+		store_release(&in->gen, (load_relaxed(&in->gen) + 1) &
+						MARK_GEN_MASK);
 		return in;
 	}
 	return NULL;
@@ -263,6 +392,33 @@ static struct tls_intent *intent_lookup(struct bring *r)
 		if (tls_intents[i].in && tls_intents[i].open_id == r->open_id)
 			return &tls_intents[i];
 	return NULL;
+}
+
+/*
+ * What a BUSY record of this thread says about its writer: the intent
+ * slot the thread owns and the slot's generation (see slot_alive()).
+ */
+uint32_t file_busy_mark(struct bring *r)
+{
+	struct tls_intent *t = intent_lookup(r);
+	uint32_t slot;
+
+	if (!t)
+		return 0; /* no claim is made without a slot */
+	slot = (uint32_t)(t->in - r->hdr->intents);
+	return load_relaxed(&t->in->gen) << MARK_SLOT_BITS | slot;
+}
+
+/* Does the writer a BUSY record's @mark names still run? */
+static bool mark_alive(struct bring *r, uint32_t mark)
+{
+	unsigned int slot = mark & (BRING_INTENTS - 1);
+	struct bring_intent *in = &r->hdr->intents[slot];
+
+	/* The slot changed owner since: its writer is gone. */
+	if (load_acquire(&in->gen) != mark >> MARK_SLOT_BITS)
+		return false;
+	return slot_alive(r, slot);
 }
 
 /* This thread's intent slot in @r, taken on first use. */
@@ -323,8 +479,7 @@ static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
 		start &= ~INTENT_VALID;
 		if (pos < start || pos >= start + need)
 			continue;
-		if (thread_alive(load_relaxed(&in->pid),
-				 load_relaxed(&in->tid))) {
+		if (slot_alive(r, (unsigned int)i)) {
 			*alive = true;
 			return 0;
 		}
@@ -351,7 +506,7 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		lf = word_lf(word);
 		if (!(lf & REC_BUSY))
 			return true;
-		if (pid_alive((int32_t)word_crc(word)))
+		if (mark_alive(r, word_crc(word)))
 			return false;
 		/* Slack counts once committed: the reserved length covers it. */
 		if (load_relaxed(&rec->tag) & TAG_SLACK8)
@@ -708,6 +863,9 @@ void file_close(struct bring *r)
 	if (t)
 		intent_release(t);
 	registry_del(r);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd); /* drops this process's slot locks */
+	r->lock_fd = -1;
 	stop_flusher(r);
 	/* Data pushed with durability "interval" gets its last flush. */
 	if (r->durability == DURABLE_INTERVAL && !file_check_poison(r)) {
@@ -723,17 +881,83 @@ void file_close(struct bring *r)
 /* ------------------------------------------------------------------ */
 /* Creating and opening.                                              */
 
-static int lock_open_mutex(int fd, short type)
+/*
+ * An open-file-description lock on byte 0 serialises the open protocol
+ * between processes; the flock() on the whole file says who has the ring
+ * open. The two kinds of lock are independent.
+ */
+static void unlock_open_mutex(int fd)
 {
-	struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET,
 			    .l_start = 0, .l_len = 1 };
 
-	/*
-	 * An open-file-description lock on byte 0 serialises the open
-	 * protocol between processes; the flock() on the whole file says
-	 * who has the ring open. The two kinds of lock are independent.
-	 */
-	return fcntl(fd, F_OFD_SETLKW, &fl) < 0 ? -errno : 0;
+	fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+#define OPEN_LOCK_POLL_MAX_US 50000
+
+/*
+ * Take the open mutex, waiting at most bring__open_lock_ms: any process
+ * that can read the file can hold a read lock on byte 0 for as long as it
+ * likes, and a process that waits forever for it is one more stuck
+ * process. OFD locks have no timed wait (F_OFD_SETLKW waits until a
+ * signal), so poll, backing off from 1 ms to 50 ms.
+ */
+static int lock_open_mutex_bounded(int fd, const char *path)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 1 };
+	uint64_t t0 = bring_now_ns(), limit;
+	useconds_t us = 1000;
+
+	limit = (uint64_t)load_relaxed(&bring__open_lock_ms) * 1000000ULL;
+	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+			return -errno;
+		if (bring_now_ns() - t0 >= limit) {
+			file_printf("bring: %s: another process has held the "
+				    "open lock (byte 0) for %u ms; see "
+				    "/proc/locks\n",
+				    path, load_relaxed(&bring__open_lock_ms));
+			return -ETIMEDOUT;
+		}
+		usleep(us);
+		if (us < OPEN_LOCK_POLL_MAX_US)
+			us *= 2;
+	}
+	return 0;
+}
+
+/*
+ * Whoever can write the ring file can make its readers refuse records
+ * and its writers block (Documentation/security.rst). Unless the caller
+ * says it trusts them (BRING_ALLOW_FOREIGN), refuse a file owned by
+ * another user, or writable by its group or by others.
+ */
+static int check_owner(int fd, const char *path, bool allow_foreign)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* Not a ring file at all: read_header() says so. */
+	if (allow_foreign || !S_ISREG(st.st_mode))
+		return 0;
+	if (st.st_uid != geteuid()) {
+		file_printf("bring: %s: owned by uid %u, not by us (uid %u): "
+			    "refused without BRING_ALLOW_FOREIGN\n",
+			    path, (unsigned int)st.st_uid,
+			    (unsigned int)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		file_printf("bring: %s: writable by %s (mode %04o): refused "
+			    "without BRING_ALLOW_FOREIGN\n",
+			    path, st.st_mode & S_IWOTH ? "others" : "its group",
+			    (unsigned int)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
 }
 
 static int zero_fill(int fd, uint64_t size)
@@ -845,7 +1069,8 @@ static int create_ring(struct bring *r, const char *path,
 		err = -errno;
 		goto err;
 	}
-	err = init_file(r, fd, r->name, max_msg, OPTS_GET(opts, flags, 0),
+	err = init_file(r, fd, r->name, max_msg,
+			OPTS_GET(opts, flags, 0) & ~BRING_OPEN_FLAGS,
 			OPTS_GET(opts, flush_ms, 0) ?: FLUSH_MS_DEFAULT);
 	if (err)
 		goto err;
@@ -864,8 +1089,12 @@ err:
 	return err;
 }
 
-/* Read and check the header before anything is mapped or changed. */
-static int read_header(int fd, const char *path)
+/*
+ * Read and check the header before anything is mapped or changed; the
+ * checked constants go to @c. Only this copy is trusted afterwards: the
+ * file may change under us.
+ */
+static int read_header(int fd, const char *path, struct bring_hdr_const *c)
 {
 	struct bring_hdr *h;
 	struct stat st;
@@ -884,13 +1113,46 @@ static int read_header(int fd, const char *path)
 		err = -EIO;
 	else
 		err = file_check_header(h, (uint64_t)st.st_size, path);
+	if (!err)
+		*c = h->c;
 	free(h);
 	return err;
 }
 
+/*
+ * Every open preallocates: a copy of a ring file may be sparse (cp,
+ * rsync, a restore), and a hole that cannot be filled on a full disk
+ * raises SIGBUS inside a push, not an error. fallocate(2) mode 0 never
+ * touches data; glibc's posix_fallocate() emulation writes zeros, which
+ * would race with the processes that have the ring open, so where the
+ * file system has no fallocate the file is used as it is. The size is
+ * checked again afterwards: a file truncated since its header was read
+ * would raise SIGBUS in whoever touches the cut pages.
+ */
+static int preallocate(int fd, uint64_t size, const char *path)
+{
+	struct stat st;
+
+	if (fallocate(fd, 0, 0, (off_t)size) < 0 && errno != EOPNOTSUPP) {
+		int err = -errno;
+
+		file_printf("bring: %s: cannot preallocate %llu bytes: %s\n",
+			    path, (unsigned long long)size, strerror(-err));
+		return err;
+	}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size != size) {
+		file_printf("bring: %s: file size changed while opening\n",
+			    path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int open_ring(struct bring *r, const char *path)
 {
-	struct bring_hdr hc;
+	struct bring_hdr_const c = { 0 };
 	int fd, err;
 
 	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -901,21 +1163,23 @@ static int open_ring(struct bring *r, const char *path)
 		return -errno;
 	}
 	r->fd = fd;
-	err = lock_open_mutex(fd, F_WRLCK);
+	err = check_owner(fd, path, r->allow_foreign);
 	if (err)
 		goto err;
-	err = read_header(fd, path);
+	err = lock_open_mutex_bounded(fd, path);
 	if (err)
 		goto err;
-	if (pread(fd, &hc.c, sizeof(hc.c), 0) != (ssize_t)sizeof(hc.c)) {
-		err = -EIO;
-		goto err;
-	}
-	err = ring_map_fd(r, fd, hc.c.capacity);
+	err = read_header(fd, path, &c);
 	if (err)
 		goto err;
-	r->key = r->hdr->c.key;
-	r->max_msg = r->hdr->c.max_msg;
+	err = preallocate(fd, BRING_HDR_SIZE + c.capacity, path);
+	if (err)
+		goto err;
+	err = ring_map_fd(r, fd, c.capacity);
+	if (err)
+		goto err;
+	r->key = c.key;
+	r->max_msg = c.max_msg;
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
 		/* Nobody else has it open: check everything, repair. */
 		err = file_recover(r, path);
@@ -923,7 +1187,7 @@ static int open_ring(struct bring *r, const char *path)
 			goto err;
 	}
 	flock(fd, LOCK_SH);
-	lock_open_mutex(fd, F_UNLCK);
+	unlock_open_mutex(fd);
 	return 0;
 err:
 	ring_unmap(r);
@@ -952,8 +1216,17 @@ err:
  * and semantics as a memory ring; its default reader (if it was created
  * with one) is attached by the first bring_next() of a process.
  *
+ * An existing file owned by another user, or writable by its group or by
+ * others, is refused unless @opts->flags has BRING_ALLOW_FOREIGN: whoever
+ * can write the file can stall everyone who uses it
+ * (Documentation/security.rst). Every open preallocates the file, so a
+ * sparse copy fails here with ENOSPC and not with SIGBUS later.
+ *
  * Return: the ring, or NULL with errno set: ENOENT (no file and @capacity
- * 0), ELOOP (@path is a symbolic link), EINVAL (bad arguments or options,
+ * 0), ELOOP (@path is a symbolic link), EPERM (the file is another user's
+ * or writable by group or others, without BRING_ALLOW_FOREIGN),
+ * ETIMEDOUT (another process held the open lock for 10 s; the library
+ * prints the path), EINVAL (bad arguments or options,
  * or the file is not a ring: bad magic, version, sizes), EBADMSG (the
  * header checksum fails, or damaged records, cursors or slots were found
  * and BRING_SKIP_DAMAGED was not given; the library prints which and at
@@ -984,8 +1257,11 @@ struct bring *bring_open(const char *path, size_t capacity,
 		goto err;
 	}
 	r->fd = -1;
+	r->lock_fd = -1;
 	r->file = true;
 	r->skip_damaged = OPTS_GET(opts, flags, 0) & BRING_SKIP_DAMAGED;
+	r->verify_crc = OPTS_GET(opts, flags, 0) & BRING_VERIFY_CRC;
+	r->allow_foreign = OPTS_GET(opts, flags, 0) & BRING_ALLOW_FOREIGN;
 	r->durability = (uint32_t)OPTS_GET(opts, durability, 0);
 	r->spin_ns = ring_spin_ns(opts);
 	snprintf(r->name, sizeof(r->name), "%s", name);

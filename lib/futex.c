@@ -76,24 +76,26 @@ int bring_futex_wake(uint32_t *uaddr, int nr)
 	return ret < 0 ? -errno : (int)ret;
 }
 
-static uint32_t evc_epoch(uint32_t v)
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "eventcounts: the futex word is the low half of the 64-bit word"
+#endif
+
+static uint32_t evc_epoch(uint64_t v)
 {
-	return v & ~EVC_COUNT_MASK;
+	return (uint32_t)v;
 }
 
-void evc_prepare(uint32_t *word, struct evc_ticket *t)
+void evc_prepare(uint64_t *word, struct evc_ticket *t)
 {
-	uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+	uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
 
-	if (t->registered && evc_epoch(v) == evc_epoch(t->seen)) {
-		/* Still counted in this epoch: just look again. */
-		t->seen = v;
-	} else {
-		while (!__atomic_compare_exchange_n(word, &v, v + 1, false,
+	if (!(t->registered && evc_epoch(v) == t->seen)) {
+		while (!__atomic_compare_exchange_n(word, &v,
+						    v + EVC_ONE_SLEEPER, false,
 						    __ATOMIC_SEQ_CST,
 						    __ATOMIC_RELAXED))
 			;
-		t->seen = v + 1;
+		t->seen = evc_epoch(v);
 		t->registered = 1;
 	}
 	/*
@@ -103,33 +105,33 @@ void evc_prepare(uint32_t *word, struct evc_ticket *t)
 	smp_mb();
 }
 
-void evc_cancel(uint32_t *word, struct evc_ticket *t)
+void evc_cancel(uint64_t *word, struct evc_ticket *t)
 {
-	uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+	uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
 
 	if (!t->registered)
 		return;
 	t->registered = 0;
 	/* A waker that moved the epoch has taken us off the count already. */
-	while (evc_epoch(v) == evc_epoch(t->seen) &&
-	       !__atomic_compare_exchange_n(word, &v, v - 1, false,
-					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	while (evc_epoch(v) == t->seen &&
+	       !__atomic_compare_exchange_n(word, &v, v - EVC_ONE_SLEEPER,
+					    false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED))
 		;
 }
 
-int evc_wait(uint32_t *word, struct evc_ticket *t,
+int evc_wait(uint64_t *word, struct evc_ticket *t,
 	     const struct bring_deadline *dl)
 {
-	int err = bring_futex_wait(word, t->seen, dl);
+	int err = bring_futex_wait(evc_futex(word), t->seen, dl);
 
 	/* A moved epoch means a waker woke us and dropped us from the count. */
-	if (evc_epoch(__atomic_load_n(word, __ATOMIC_RELAXED)) !=
-	    evc_epoch(t->seen))
+	if (evc_epoch(__atomic_load_n(word, __ATOMIC_RELAXED)) != t->seen)
 		t->registered = 0;
 	return err;
 }
 
-bool evc_sleepers(uint32_t *word)
+bool evc_sleepers(uint64_t *word)
 {
 	/*
 	 * Full fence: the caller's state change is visible before we look
@@ -137,20 +139,20 @@ bool evc_sleepers(uint32_t *word)
 	 */
 	smp_mb();
 	/* Acquire: what a sleeper stored before registering is visible. */
-	return __atomic_load_n(word, __ATOMIC_ACQUIRE) & EVC_COUNT_MASK;
+	return __atomic_load_n(word, __ATOMIC_ACQUIRE) >> 32;
 }
 
-int evc_signal(uint32_t *word)
+int evc_signal(uint64_t *word)
 {
-	uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+	uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
 
 	do {
-		if (!(v & EVC_COUNT_MASK))
+		if (!(v >> 32))
 			return 0; /* another waker got there first */
 	} while (!__atomic_compare_exchange_n(word, &v,
-					      evc_epoch(v) + EVC_COUNT_MASK + 1,
+					      (uint64_t)(evc_epoch(v) + 1U),
 					      false, __ATOMIC_SEQ_CST,
 					      __ATOMIC_RELAXED));
-	bring_futex_wake(word, INT_MAX);
+	bring_futex_wake(evc_futex(word), INT_MAX);
 	return 1;
 }

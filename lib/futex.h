@@ -38,8 +38,13 @@ int bring_futex_wait(uint32_t *uaddr, uint32_t val,
 int bring_futex_wake(uint32_t *uaddr, int nr);
 
 /*
- * An eventcount on one futex word: bits 31..16 are the epoch, bits 15..0
- * count the sleepers registered in that epoch.
+ * An eventcount on one 64-bit word: its low half (the futex word: the
+ * first four bytes, little endian) is the epoch, its high half counts
+ * the sleepers registered in that epoch. Sleepers wait on the epoch
+ * alone, so it takes 2^32 epoch moves, not 2^16 as when the two shared
+ * one 32-bit word, before a preempted (or stopped) sleeper could find the
+ * value it registered with again and sleep through a wake that already
+ * dropped it from the count (Documentation/ring.rst, "The epoch").
  *
  *   sleeper:  evc_prepare(w, &t);        count + 1, full fence
  *             if (condition holds) { evc_cancel(w, &t); done; }
@@ -56,18 +61,24 @@ int bring_futex_wake(uint32_t *uaddr, int nr);
  * for a sleep that did not happen. With no sleepers evc_signal() is a
  * fence and a load.
  */
-#define EVC_COUNT_MASK 0xffffU
+#define EVC_ONE_SLEEPER (1ULL << 32)
 
 struct evc_ticket {
-	uint32_t seen; /* the word when we registered or last looked */
+	uint32_t seen; /* the epoch we registered in */
 	int registered;
 };
 
-void evc_prepare(uint32_t *word, struct evc_ticket *t);
-void evc_cancel(uint32_t *word, struct evc_ticket *t);
-int evc_wait(uint32_t *word, struct evc_ticket *t,
+/* The futex word of an eventcount: its epoch. */
+static inline uint32_t *evc_futex(uint64_t *word)
+{
+	return (uint32_t *)word;
+}
+
+void evc_prepare(uint64_t *word, struct evc_ticket *t);
+void evc_cancel(uint64_t *word, struct evc_ticket *t);
+int evc_wait(uint64_t *word, struct evc_ticket *t,
 	     const struct bring_deadline *dl);
-bool evc_sleepers(uint32_t *word);
-int evc_signal(uint32_t *word);
+bool evc_sleepers(uint64_t *word);
+int evc_signal(uint64_t *word);
 
 #endif /* BRING_FUTEX_H */

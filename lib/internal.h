@@ -93,6 +93,8 @@ static inline uint32_t word_crc(uint64_t word)
 #define REC_HDR_SIZE ((uint64_t)sizeof(struct bring_rec))
 #define HEAD_CLOSED (1ULL << 63)
 #define BRING_MSG_MAX ((size_t)REC_LEN_MASK) /* bytes, payload */
+/* bring_opts.flags that apply to one open of a file, never stored in it */
+#define BRING_OPEN_FLAGS (BRING_VERIFY_CRC | BRING_ALLOW_FOREIGN)
 
 static inline uint64_t rec_footprint_len(uint64_t len)
 {
@@ -173,6 +175,8 @@ struct bring_slot {
 	uint64_t bytes_out;
 	uint64_t read_waits;
 	uint64_t read_wait_ns;
+	uint64_t last_active; /* s since the epoch: last open or shift */
+	uint64_t stuck_waits; /* 200 ms waits at an unfinished record */
 	uint32_t state __cacheline_aligned; /* enum slot_state */
 	int32_t owner; /* pid of the process holding a handle, 0 if none */
 	char name[BRING_NAME_MAX];
@@ -189,6 +193,7 @@ struct bring_intent {
 	uint64_t need; /* bytes */
 	int32_t pid;
 	int32_t tid; /* owner thread, 0: slot free */
+	uint32_t gen; /* moves when the slot changes owner (file.c) */
 } __cacheline_aligned;
 
 #define BRING_INTENTS 64
@@ -243,10 +248,10 @@ struct bring_hdr {
 	uint64_t bytes_in;
 
 	/* Readers' sleep: an eventcount (futex.h). */
-	uint32_t data_seq __cacheline_aligned;
+	uint64_t data_seq __cacheline_aligned;
 
 	/* Writers' sleep: an eventcount and what the sleepers need. */
-	uint32_t space_seq __cacheline_aligned;
+	uint64_t space_seq __cacheline_aligned;
 	uint64_t space_want; /* smallest need of a sleeping writer; written
 			      * under lock, reset by every wake */
 
@@ -255,7 +260,7 @@ struct bring_hdr {
 	uint64_t flush_started; /* generation of the last flush begun */
 	uint64_t flush_done; /* generation of the last flush completed */
 	uint64_t durable_pos; /* head when the last completed flush began */
-	uint32_t flush_seq; /* eventcount: a flush completed */
+	uint64_t flush_seq; /* eventcount: a flush completed */
 	int32_t poisoned; /* errno of a failed flush; the ring is dead */
 	/*
 	 * Group commit's batching (heuristics only: a wrong value costs
@@ -268,7 +273,7 @@ struct bring_hdr {
 	uint64_t sync_asked;
 	uint64_t sync_taken;
 	uint32_t sync_batch;
-	uint32_t batch_seq; /* eventcount: a batch is complete */
+	uint64_t batch_seq; /* eventcount: a batch is complete */
 	uint64_t flush_ns; /* how long the last flush took */
 
 	/* Slow-path counters (atomic adds). */
@@ -300,6 +305,7 @@ struct bring_reader {
 	uint32_t pend_msgs; /* 0: nothing to shift */
 	uint64_t stuck_pos; /* file rings: an unfinished record found here */
 	uint64_t stuck_since; /* since then, ns; 0: not stuck */
+	uint64_t damaged_pos; /* 1 + position of a refused record, or 0 */
 } __cacheline_aligned;
 
 /* The ring handle: process-local view of a mapping. */
@@ -318,8 +324,12 @@ struct bring {
 	char name[BRING_NAME_MAX];
 	/* File rings. */
 	int fd; /* -1 for memory rings */
+	int lock_fd; /* intent slot locks of this process, -1: none yet */
+	uint64_t own_slots; /* intent slots this handle's threads own */
 	bool file;
 	bool skip_damaged;
+	bool verify_crc; /* BRING_VERIFY_CRC */
+	bool allow_foreign; /* BRING_ALLOW_FOREIGN */
 	uint32_t durability;
 	uint32_t flush_ms;
 	uint64_t open_id; /* file rings: never reused within the process */
@@ -447,13 +457,14 @@ static inline int check_name(const char *name)
 }
 
 /* An event loop's wait: the word, the value, and the ticket to finish. */
-static inline void wait_ticket_save(struct bring_wait *w, uint32_t *word,
+static inline void wait_ticket_save(struct bring_wait *w, uint64_t *word,
 				    const struct evc_ticket *t)
 {
-	w->uaddr = word;
+	w->uaddr = evc_futex(word);
 	w->val = t->seen;
 	w->__priv[0] = t->seen;
 	w->__priv[1] = (uint32_t)t->registered;
+	w->__priv[2] = 0; /* ms the wait may last (bring_wait_timeout()), 0: any */
 }
 
 static inline void wait_ticket_load(const struct bring_wait *w,
@@ -479,7 +490,7 @@ void ring_unlock(struct bring *r);
 uint64_t ring_min_reader_pos(const struct bring *r);
 void ring_wake_writers(struct bring *r);
 void ring_count_futex_wait(struct bring *r);
-void ring_signal(struct bring *r, uint32_t *word);
+void ring_signal(struct bring *r, uint64_t *word);
 void ring_init_notify(struct bring *r);
 
 /* reader.c */
@@ -508,7 +519,7 @@ void file_close(struct bring *r);
 int file_start_flusher(struct bring *r);
 int file_wait_durable(struct bring *r);
 void file_save_cursor(struct bring_slot *sl, uint64_t pos);
-uint32_t file_busy_mark(void);
+uint32_t file_busy_mark(struct bring *r);
 struct bring_intent *file_intent_slot(struct bring *r);
 bool file_repair_stuck(struct bring *r, uint64_t pos);
 int file_load_cursor(const struct bring_slot *sl, uint64_t *pos);

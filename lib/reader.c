@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -41,6 +42,18 @@ static void slot_reset_counters(struct bring_slot *sl)
 	store_relaxed(&sl->bytes_out, 0);
 	store_relaxed(&sl->read_waits, 0);
 	store_relaxed(&sl->read_wait_ns, 0);
+	store_relaxed(&sl->stuck_waits, 0);
+}
+
+/* The reader was used: for operators looking for abandoned readers. */
+static void slot_touch(struct bring_slot *sl)
+{
+	struct timespec ts;
+
+	/* The coarse clock is a vDSO read of a few ns; seconds suffice. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	if (load_relaxed(&sl->last_active) != (uint64_t)ts.tv_sec)
+		store_relaxed(&sl->last_active, (uint64_t)ts.tv_sec);
 }
 
 /* Under lock: a free slot for a new reader (slot 0 is the default's). */
@@ -113,6 +126,7 @@ struct bring_reader *reader_attach(struct bring *r, const char *name,
 		h->slots[i].owner = getpid();
 		/* A save torn by a dead owner is never taken for the newest. */
 		cursor_settle(h->slots[i].saved);
+		slot_touch(&h->slots[i]);
 	}
 	ring_unlock(r);
 	if (i < 0) {
@@ -232,7 +246,54 @@ enum collect_stop {
 	STOP_NOT_READY, /* at a record not written or not committed yet */
 	STOP_EMPTY, /* at head */
 	STOP_CLOSED, /* at head, and the ring is closed: nothing will come */
+	STOP_DAMAGED, /* at a committed record that fails its checks */
 };
+
+/*
+ * Is the committed record at @pos, with commit word @lf, tag @tag and
+ * footprint @fp, one that can be handed out? Everything in it may have
+ * been written by a process that shares the file: a length past max_msg,
+ * a footprint past head, or a checksum that fails (file rings opened
+ * with BRING_VERIFY_CRC) is damage, never a message.
+ */
+static bool record_sound(struct bring_reader *rd, const struct bring_rec *rec,
+			 uint64_t pos, uint32_t lf, uint64_t tag, uint64_t fp)
+{
+	struct bring *r = rd->ring;
+	uint32_t len = lf & REC_LEN_MASK;
+
+	if (fp > r->capacity || (!(lf & REC_DISCARD) && len > r->max_msg))
+		return false;
+	if (pos + fp > rd->head_cache) {
+		/* Pairs with the claim CAS: the claim covered the record. */
+		rd->head_cache = load_acquire(&r->hdr->head) & ~HEAD_CLOSED;
+		if (pos + fp > rd->head_cache)
+			return false;
+	}
+	if (!r->file || !r->verify_crc)
+		return true;
+	return word_crc(load_relaxed(&rec->word)) ==
+	       rec_crc(tag, lf, rec + 1, lf & REC_DISCARD ? 0 : len);
+}
+
+/*
+ * Say once per reader and position that a record was refused, and count
+ * it; the reader stays in front of it (-EBADMSG) until an exclusive open
+ * recovers the file (Documentation/file-format.rst).
+ */
+static void reader_report_damage(struct bring_reader *rd, uint32_t lf)
+{
+	struct bring *r = rd->ring;
+
+	if (rd->damaged_pos == rd->pos + 1)
+		return;
+	rd->damaged_pos = rd->pos + 1;
+	add_relaxed(&r->hdr->damaged, 1);
+	file_printf("bring: %s: reader '%s': damaged record at position %llu "
+		    "(length %u, max_msg %llu): refused\n",
+		    r->name, rd->slot->name, (unsigned long long)rd->pos,
+		    lf & REC_LEN_MASK, (unsigned long long)r->max_msg);
+}
 
 /*
  * Collect up to @nr committed messages from the reader's cursor, at most
@@ -250,6 +311,7 @@ static unsigned int reader_collect(struct bring_reader *rd,
 	*stop = STOP_NOT_READY;
 	while (n < nr) {
 		struct bring_rec *rec;
+		uint64_t tag, fp;
 		uint32_t lf, len;
 
 		if (pos == rd->head_cache) {
@@ -270,6 +332,16 @@ static unsigned int reader_collect(struct bring_reader *rd,
 		lf = word_lf(load_acquire(&rec->word));
 		if (lf & REC_BUSY)
 			break;
+		/* The slack bit is set before the commit we acquired. */
+		tag = load_relaxed(&rec->tag);
+		fp = rec_footprint(lf, tag);
+		if (!record_sound(rd, rec, pos, lf, tag, fp)) {
+			if (!n) {
+				*stop = STOP_DAMAGED;
+				reader_report_damage(rd, lf);
+			}
+			break;
+		}
 		len = lf & REC_LEN_MASK;
 		if (!(lf & REC_DISCARD)) {
 			if (n && max_bytes && bytes + len > max_bytes)
@@ -280,8 +352,7 @@ static unsigned int reader_collect(struct bring_reader *rd,
 			bytes += len;
 			n++;
 		}
-		/* The slack bit is set before the commit we acquired. */
-		pos += rec_footprint(lf, load_relaxed(&rec->tag));
+		pos += fp;
 		if (!n)
 			rd->pos = pos; /* skipped a discard in front */
 	}
@@ -321,14 +392,17 @@ static void reader_publish(struct bring_reader *rd)
  * its commit: it sleeps at most STUCK_CHECK_MS at a time and then asks
  * file_repair_stuck() whether the record's writer is dead (which turns
  * the record into one that readers skip). Only a reader stuck at an
- * unfinished record does this; an empty ring sleeps until woken.
+ * unfinished record does this; an empty ring sleeps until woken. A memory
+ * ring's reader wakes the same way to count the wait (stuck_waits, for
+ * bring_get_reader_stats()), but cannot repair: nothing records who
+ * writes.
  */
 static bool reader_check_stuck(struct bring_reader *rd, enum collect_stop stop)
 {
 	struct bring *r = rd->ring;
 	uint64_t now;
 
-	if (!r->file || stop != STOP_NOT_READY) {
+	if (stop != STOP_NOT_READY) {
 		rd->stuck_since = 0;
 		return false;
 	}
@@ -341,7 +415,20 @@ static bool reader_check_stuck(struct bring_reader *rd, enum collect_stop stop)
 	if (now - rd->stuck_since < STUCK_CHECK_MS * 1000000ULL)
 		return false;
 	rd->stuck_since = now;
-	return file_repair_stuck(r, rd->pos);
+	add_relaxed(&rd->slot->stuck_waits, 1);
+	/* A memory ring has no record of who writes: counted, not repaired. */
+	return r->file && file_repair_stuck(r, rd->pos);
+}
+
+/* Milliseconds (>= 1) until the stuck reader's next liveness check. */
+static uint32_t reader_stuck_check_ms(const struct bring_reader *rd)
+{
+	uint64_t due = rd->stuck_since + STUCK_CHECK_MS * 1000000ULL;
+	uint64_t now = bring_now_ns();
+
+	if (due <= now)
+		return 1;
+	return (uint32_t)((due - now + 999999) / 1000000);
 }
 
 static int reader_sleep(struct bring_reader *rd, struct evc_ticket *ticket,
@@ -352,7 +439,7 @@ static int reader_sleep(struct bring_reader *rd, struct evc_ticket *ticket,
 	uint64_t due;
 	int err;
 
-	if (!r->file || stop != STOP_NOT_READY)
+	if (stop != STOP_NOT_READY)
 		return evc_wait(&r->hdr->data_seq, ticket, dl);
 	reader_check_stuck(rd, stop);
 	due = rd->stuck_since + STUCK_CHECK_MS * 1000000ULL;
@@ -389,7 +476,8 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 		/* Fences: counted before we look at head and records again. */
 		evc_prepare(&h->data_seq, &ticket);
 		n = reader_collect(rd, msgs, nr, max_bytes, &stop);
-		if (n || stop == STOP_CLOSED || err == -ETIMEDOUT)
+		if (n || stop == STOP_CLOSED || stop == STOP_DAMAGED ||
+		    err == -ETIMEDOUT)
 			break;
 		/* Woken by an abort: give the skipped space back first. */
 		if (rd->pos != load_relaxed(&rd->slot->pos))
@@ -402,6 +490,8 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 		err = 0;
 	else if (stop == STOP_CLOSED)
 		err = -EPIPE;
+	else if (stop == STOP_DAMAGED)
+		err = -EBADMSG;
 	store_relaxed(&rd->slot->read_waits,
 		      load_relaxed(&rd->slot->read_waits) + 1);
 	store_relaxed(&rd->slot->read_wait_ns,
@@ -428,7 +518,7 @@ static unsigned int reader_spin(struct bring_reader *rd, struct bring_msg *msgs,
 	do {
 		spin_pause();
 		n = reader_collect(rd, msgs, nr, max_bytes, stop);
-	} while (!n && *stop != STOP_CLOSED &&
+	} while (!n && *stop != STOP_CLOSED && *stop != STOP_DAMAGED &&
 		 bring_now_ns() - t0 < r->spin_ns);
 	return n;
 }
@@ -442,7 +532,7 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 	if (!rd || !msgs || !nr)
 		return -EINVAL;
 	n = reader_collect(rd, msgs, nr, max_bytes, &stop);
-	if (!n && stop != STOP_CLOSED && timeout_ms)
+	if (!n && stop != STOP_CLOSED && stop != STOP_DAMAGED && timeout_ms)
 		n = reader_spin(rd, msgs, nr, max_bytes, &stop);
 	/* A polling reader repairs too; a waiting one does in reader_sleep(). */
 	if (!n && !timeout_ms && reader_check_stuck(rd, stop))
@@ -454,6 +544,8 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 		reader_publish(rd);
 	if (stop == STOP_CLOSED)
 		return -EPIPE;
+	if (stop == STOP_DAMAGED)
+		return -EBADMSG;
 	if (timeout_ms == 0)
 		return -EAGAIN;
 	return reader_wait(rd, msgs, nr, max_bytes, timeout_ms);
@@ -475,7 +567,11 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
  *
  * Return: the number of messages (>= 1); -EAGAIN (@timeout_ms == 0) or
  * -ETIMEDOUT when there is nothing to read; -EPIPE when the ring is closed
- * and every message was read; -EINVAL for bad arguments.
+ * and every message was read; -EBADMSG when the next record is damaged (a
+ * length past max_msg or past what was claimed, or with BRING_VERIFY_CRC a
+ * failing checksum: it is counted in bring_stats.damaged, printed once and
+ * never handed out; the reader stays in front of it, see
+ * Documentation/security.rst); -EINVAL for bad arguments.
  */
 int bring_reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 		      unsigned int nr, size_t max_bytes, int timeout_ms)
@@ -495,7 +591,8 @@ int bring_reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
  *
  * Return: 0; -EAGAIN (@timeout_ms == 0) or -ETIMEDOUT when there is
  * nothing to read; -EPIPE when the ring is closed and every message was
- * read; -EINVAL for bad arguments.
+ * read; -EBADMSG when the next record is damaged (as bring_reader_peek());
+ * -EINVAL for bad arguments.
  */
 int bring_reader_next(struct bring_reader *rd, struct bring_msg *msg,
 		      int timeout_ms)
@@ -539,6 +636,7 @@ static int reader_shift(struct bring_reader *rd, const struct mark_stage *ms)
 	rd->pos = rd->pend_end;
 	rd->pend_msgs = 0;
 	reader_publish_mark(rd, ms);
+	slot_touch(sl);
 	return 0;
 }
 
@@ -664,11 +762,13 @@ struct bring_reader *bring_default_reader(struct bring *r)
  * that the loop can wait on it with IORING_OP_FUTEX_WAIT (flags
  * FUTEX2_SIZE_U32, not private), futex(2) or a helper thread. Whatever
  * ends the wait, call bring_reader_wait_finish(), then bring_reader_next()
- * or bring_reader_peek() with a timeout of 0.
+ * or bring_reader_peek() with a timeout of 0. Records that readers skip
+ * (aborted reservations, dead writers' claims) in front of the reader are
+ * passed and their space given back, waking writers that wait for it.
  *
  * Return: 0 to wait on @w; 1 when there is no need to wait (a message is
- * ready or the ring is closed: nothing was registered and @w must not be
- * finished); -EINVAL for bad arguments.
+ * ready, the ring is closed or the next record is damaged: nothing was
+ * registered and @w must not be finished); -EINVAL for bad arguments.
  */
 int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 {
@@ -676,7 +776,7 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	struct bring_reader saved;
 	enum collect_stop stop;
 	struct bring_msg msg;
-	uint32_t *word;
+	uint64_t *word;
 	bool ready;
 
 	if (!rd || !w)
@@ -685,16 +785,51 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	evc_prepare(word, &ticket);
 	/* Look without handing anything out: what shift would do stays. */
 	saved = *rd;
-	ready = reader_collect(rd, &msg, 1, 0, &stop) || stop == STOP_CLOSED;
+	ready = reader_collect(rd, &msg, 1, 0, &stop) ||
+		stop == STOP_CLOSED || stop == STOP_DAMAGED;
 	rd->pend_end = saved.pend_end;
 	rd->pend_msgs = saved.pend_msgs;
 	rd->pend_bytes = saved.pend_bytes;
+	/*
+	 * Skipped discards (an abort, a repaired claim): give their space
+	 * back now, as a blocking wait does, or a writer waiting for it and
+	 * this reader waiting for the writer wait for each other.
+	 */
+	if (rd->pos != load_relaxed(&rd->slot->pos))
+		reader_publish(rd);
+	/* In front of an unfinished record for long enough: repair now. */
+	if (!ready && reader_check_stuck(rd, stop))
+		ready = true;
 	if (ready) {
 		evc_cancel(word, &ticket);
 		return 1;
 	}
 	wait_ticket_save(w, word, &ticket);
+	if (rd->ring->file && stop == STOP_NOT_READY)
+		w->__priv[2] = reader_stuck_check_ms(rd);
 	return 0;
+}
+
+/**
+ * bring_wait_timeout() - how long an event loop may wait on a prepared word
+ * @w: as filled by bring_reader_wait_prepare() or bring_write_wait_prepare()
+ *
+ * A file ring's reader stopped in front of a record that is not finished
+ * yet must look again every 200 ms, to find out whether the record's
+ * writer died (and then skip the record): a loop that waits on @w must
+ * end the wait after at most this long (e.g. with a timeout linked to its
+ * IORING_OP_FUTEX_WAIT), finish it and peek with a timeout of 0, which
+ * does the repair. A reader in front of an empty ring, and a writer, may
+ * wait as long as they like.
+ *
+ * Return: -1 to wait without a time limit, else milliseconds (>= 1);
+ * -EINVAL if @w is NULL.
+ */
+int bring_wait_timeout(const struct bring_wait *w)
+{
+	if (!w)
+		return -EINVAL;
+	return w->__priv[2] ? (int)w->__priv[2] : -1;
 }
 
 /**
@@ -710,7 +845,7 @@ void bring_reader_wait_finish(struct bring_reader *rd, struct bring_wait *w)
 		return;
 	wait_ticket_load(w, &ticket);
 	/* A waker that moved the epoch dropped us from the count already. */
-	evc_cancel(w->uaddr, &ticket);
+	evc_cancel(&rd->ring->hdr->data_seq, &ticket);
 }
 
 /**
@@ -776,4 +911,59 @@ int bring_shift(struct bring *r)
 	if (r && !rd)
 		return default_reader_error(r);
 	return bring_reader_shift(rd);
+}
+
+/**
+ * bring_get_reader_stats() - one reader's place and counters
+ * @r: the ring
+ * @idx: 0 .. BRING_READERS_MAX: which slot of the reader table (0 is the
+ *       default reader's); loop over all of them to list the readers
+ * @st: filled up to @st->sz bytes; set @st->sz = sizeof(*st) first
+ *
+ * For operators: which readers exist, how far behind each is, whether a
+ * process has it open and when it last read. A reader that no process
+ * reads any more holds its messages until bring_reader_remove(); a
+ * growing @st->stuck says a writer claimed space and did not finish.
+ * The fields are read without stopping anyone, each exact but not a
+ * snapshot of one instant.
+ *
+ * Return: 0; -ENOENT when slot @idx holds no reader; -EINVAL if @r or
+ * @st is NULL, @st->sz is too small or @idx > BRING_READERS_MAX.
+ */
+int bring_get_reader_stats(const struct bring *r, unsigned int idx,
+			   struct bring_reader_stats *st)
+{
+	struct bring_reader_stats s = { 0 };
+	const struct bring_slot *sl;
+	const struct bring_hdr *h;
+	size_t sz;
+
+	if (!r || !st || st->sz < sizeof(size_t) || idx >= BRING_SLOTS)
+		return -EINVAL;
+	h = r->hdr;
+	sl = &h->slots[idx];
+	/* Pairs with the release stores of readers_mask in reader.c. */
+	if (!(load_acquire(&h->readers_mask) & (1ULL << idx)))
+		return -ENOENT;
+	sz = st->sz;
+	memcpy(s.name, sl->name, sizeof(s.name));
+	s.name[sizeof(s.name) - 1] = '\0';
+	/* Pairs with the release store in reader_publish(). */
+	s.pos = load_acquire(&sl->pos);
+	s.lag = (load_acquire(&h->head) & ~HEAD_CLOSED) - s.pos;
+	s.msgs_out = load_relaxed(&sl->msgs_out);
+	s.bytes_out = load_relaxed(&sl->bytes_out);
+	s.last_active = load_relaxed(&sl->last_active);
+	s.owner = load_relaxed(&sl->owner);
+	s.owner_alive = pid_alive(s.owner);
+	s.stuck = load_relaxed(&sl->stuck_waits);
+	if (s.lag > r->capacity) /* a hostile file; never more than it holds */
+		s.lag = r->capacity;
+	if (sz > sizeof(s)) {
+		memset((char *)st + sizeof(s), 0, sz - sizeof(s));
+		sz = sizeof(s);
+	}
+	memcpy(st, &s, sz);
+	st->sz = sz;
+	return 0;
 }

@@ -81,6 +81,7 @@ int file_check_header(const struct bring_hdr *h, uint64_t file_size,
 /* ------------------------------------------------------------------ */
 
 #define CURSOR_LOST UINT64_MAX
+#define POS_MAX (1ULL << 62) /* the furthest head recovery accepts */
 
 enum fix_kind {
 	FIX_DEAD, /* BUSY record of a dead writer: make it DISCARD */
@@ -293,6 +294,27 @@ static void apply_fixes(struct scan *s)
 }
 
 /*
+ * The torn tail [end, limit) is cut off: no header in it may keep a tag
+ * that matches its position. Else a later claim at the same position,
+ * its writer stopped before it wrote its own header, would expose the
+ * cut record to readers as if it were committed. Every 8-byte step is
+ * checked: the cut range holds no trustworthy lengths to walk by.
+ */
+static void untag_cut_range(struct scan *s)
+{
+	struct bring *r = s->r;
+	uint64_t pos;
+
+	for (pos = s->end; pos + REC_HDR_SIZE <= s->limit; pos += 8) {
+		struct bring_rec *rec = rec_at(r, pos);
+
+		/* A position >= 2^63: never one a writer claims. */
+		if (tag_matches(rec->tag, pos, r->key))
+			rec->tag = ~(pos ^ r->key) & ~TAG_FLAGS;
+	}
+}
+
+/*
  * Slot @i names a reader an earlier slot names already: -EBADMSG, or
  * with BRING_SKIP_DAMAGED keep one slot at the older of the two cursors
  * (nothing is skipped) and free the other. 0 when the name is unique.
@@ -385,6 +407,16 @@ static int find_tail(struct scan *s)
 	int i;
 
 	s->limit = h->head & ~HEAD_CLOSED;
+	if (s->limit > POS_MAX) {
+		/*
+		 * 2^62 bytes take 146 years at 1 GB/s: a head this far
+		 * is damage, and one near 2^63 would run pushes into
+		 * the close flag.
+		 */
+		file_printf("bring: %s: head %llu is beyond 2^62\n", s->path,
+			    (unsigned long long)s->limit);
+		return -EBADMSG;
+	}
 	lower = s->limit > s->r->capacity ? s->limit - s->r->capacity : 0;
 	if ((s->limit | h->tail_cache) & 7) {
 		file_printf("bring: %s: head or tail not 8-byte aligned\n",
@@ -559,6 +591,7 @@ int file_recover(struct bring *r, const char *path)
 			    path, (unsigned long long)s.end,
 			    (unsigned long long)(s.limit - s.end));
 	apply_fixes(&s);
+	untag_cut_range(&s);
 	reset_runtime(&s);
 	restore_slots(&s);
 	restore_writers(&s);

@@ -119,7 +119,7 @@ void ring_count_futex_wait(struct bring *r)
  * on this handle's notify eventfd (they registered on the word like any
  * sleeper, so we only get here when one may be waiting).
  */
-void ring_signal(struct bring *r, uint32_t *word)
+void ring_signal(struct bring *r, uint64_t *word)
 {
 	/* Pairs with the release in bring_notify_fd(): slot, then fd. */
 	unsigned int i, n = load_acquire(&r->notify_nr);
@@ -484,7 +484,7 @@ static uint64_t put_busy_header(struct bring *r, uint64_t pos, uint64_t len,
 	uint32_t lf = (uint32_t)len | flags, crc = 0;
 
 	if (r->file)
-		crc = flags & REC_BUSY ? file_busy_mark() :
+		crc = flags & REC_BUSY ? file_busy_mark(r) :
 					 rec_crc(pos ^ r->key, lf, NULL, 0);
 	store_relaxed(&rec->word, rec_word(lf, crc));
 	/* Pairs with the acquire load of the tag in reader_collect(). */
@@ -950,7 +950,8 @@ int ring_check_opts(size_t capacity, const struct bring_opts *opts,
 	    capacity > BRING_CAPACITY_MAX)
 		return -EINVAL;
 	if (OPTS_GET(opts, flags, 0) &
-	    ~(unsigned int)(BRING_NO_DEFAULT_READER | BRING_SKIP_DAMAGED))
+	    ~(unsigned int)(BRING_NO_DEFAULT_READER | BRING_SKIP_DAMAGED |
+			    BRING_OPEN_FLAGS))
 		return -EINVAL;
 	if ((unsigned int)OPTS_GET(opts, durability, 0) > BRING_DURABLE_ALWAYS)
 		return -EINVAL;

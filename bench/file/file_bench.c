@@ -323,6 +323,60 @@ static bool push_pass(const struct push_result *p)
 
 /* ------------------------------------------------------------------ */
 
+struct crc_result {
+	double plain, verify; /* msg/s, medians */
+	double cpu_plain, cpu_verify; /* reader CPU ns per message, medians */
+};
+
+/* One streaming run on a file ring; the reader's CPU ns per message. */
+static double crc_stream_run(size_t size, uint64_t msgs, unsigned int flags,
+			     double *reader_ns)
+{
+	BRING_OPTS(opts, .name = "bench", .flags = flags);
+	struct bring *r;
+	char path[512];
+	double cpu, wcpu, v;
+
+	snprintf(path, sizeof(path), "%s/crc.ring", dir);
+	unlink(path);
+	r = bring_open(path, RING_BYTES, &opts);
+	if (!r) {
+		fprintf(stderr, "file_bench: bring_open %s: %s\n", path,
+			strerror(errno));
+		exit(1);
+	}
+	cpu = thread_cpu();
+	v = stream_run(r, size, msgs, &wcpu);
+	*reader_ns = (thread_cpu() - cpu) * 1e9 / (double)msgs;
+	bring_free(r);
+	unlink(path);
+	return v;
+}
+
+/* Paired rounds with and without BRING_VERIFY_CRC. */
+static void paired_crc(size_t size, uint64_t msgs, struct crc_result *res)
+{
+	double p[STREAM_ROUNDS], v[STREAM_ROUNDS];
+	double cp[STREAM_ROUNDS], cv[STREAM_ROUNDS];
+	int i;
+
+	for (i = 0; i < STREAM_ROUNDS; i++) {
+		if (i & 1) {
+			v[i] = crc_stream_run(size, msgs, BRING_VERIFY_CRC, &cv[i]);
+			p[i] = crc_stream_run(size, msgs, 0, &cp[i]);
+		} else {
+			p[i] = crc_stream_run(size, msgs, 0, &cp[i]);
+			v[i] = crc_stream_run(size, msgs, BRING_VERIFY_CRC, &cv[i]);
+		}
+	}
+	res->plain = median(p, STREAM_ROUNDS);
+	res->verify = median(v, STREAM_ROUNDS);
+	res->cpu_plain = median(cp, STREAM_ROUNDS);
+	res->cpu_verify = median(cv, STREAM_ROUNDS);
+}
+
+/* ------------------------------------------------------------------ */
+
 struct durable {
 	struct bring *r;
 	int fd;
@@ -557,6 +611,7 @@ int main(void)
 	double fsync_s = 0, cpu16 = 0;
 	struct stream_result sr[2];
 	struct push_result pr[PUSH_SIZES];
+	struct crc_result cr[2];
 	uint64_t fl_always[3], fl_base[3], fl_batch;
 	FILE *js = NULL;
 	unsigned int i;
@@ -569,6 +624,7 @@ int main(void)
 				(sizes[i] > 1024 ? 8 : 1);
 
 		paired_stream(sizes[i], msgs, &sr[i]);
+		paired_crc(sizes[i], msgs, &cr[i]);
 	}
 	for (i = 0; i < PUSH_SIZES; i++)
 		push_cost(push_sizes[i], &pr[i]);
@@ -610,6 +666,13 @@ int main(void)
 		       pr[i].size, pr[i].mem_ns, pr[i].file_ns, pr[i].crc_ns,
 		       pr[i].file_ns / (pr[i].mem_ns + pr[i].crc_ns),
 		       push_pass(&pr[i]) ? "PASS" : "MISS");
+	printf("\nCRC on delivery: file ring read with BRING_VERIFY_CRC vs without\n");
+	printf("  %-6s %14s %14s %8s %16s %16s\n", "size", "plain msg/s",
+	       "verify msg/s", "ratio", "reader ns/msg", "verify ns/msg");
+	for (i = 0; i < 2; i++)
+		printf("  %-6zu %14.0f %14.0f %7.1f%% %16.1f %16.1f\n", sizes[i],
+		       cr[i].plain, cr[i].verify, 100 * cr[i].verify / cr[i].plain,
+		       cr[i].cpu_plain, cr[i].cpu_verify);
 	printf("\ndurability always (group commit) vs write+fdatasync per message, 64 B\n");
 	printf("  %-8s %14s %10s %16s %10s %8s\n", "writers", "always msg/s",
 	       "fsyncs", "baseline msg/s", "fsyncs", "ratio");
@@ -657,6 +720,11 @@ int main(void)
 				pr[i].file_ns, pr[i].crc_ns,
 				pr[i].file_ns / (pr[i].mem_ns + pr[i].crc_ns),
 				push_pass(&pr[i]) ? "true" : "false");
+		fprintf(js, "], \"crc_on_delivery\": [");
+		for (i = 0; i < 2; i++)
+			fprintf(js, "%s{\"size\": %zu, \"plain_msgs_per_s\": %.0f, \"verify_msgs_per_s\": %.0f, \"reader_ns_plain\": %.1f, \"reader_ns_verify\": %.1f}",
+				i ? ", " : "", sizes[i], cr[i].plain, cr[i].verify,
+				cr[i].cpu_plain, cr[i].cpu_verify);
 		fprintf(js, "], \"fdatasync_us\": %.1f, \"ceiling_msgs_per_s\": %.0f, \"always16_of_ceiling\": %.3f, \"batch16_msgs_per_s\": %.0f, \"durable\": [",
 			fsync_s * 1e6, ceiling, always[2] / ceiling, batch16);
 		for (i = 0; i < 3; i++)
