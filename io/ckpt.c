@@ -246,25 +246,12 @@ int ckpt_resume_file(struct conn *c)
 /* ------------------------------------------------------------------ */
 /* tail: after a restart: the checkpointed file, wherever it went.    */
 
-/* The number N of "BASE.N", or 0. */
-static unsigned long rotation_number(const char *name, const char *base)
-{
-	size_t n = strlen(base);
-	char *end;
-	unsigned long k;
-
-	if (strncmp(name, base, n) || name[n] != '.' || !name[n + 1])
-		return 0;
-	k = strtoul(name + n + 1, &end, 10);
-	return *end ? 0 : k;
-}
-
 /*
  * Look in the directory for the file of the mark (a rotation while we
- * were down renamed it): its fd, its rotation number in *@k, or -ENOENT.
+ * were down renamed it): its fd, or -ENOENT. The files rotated after it
+ * are found from it when it is done (tail_check()).
  */
-static int find_rotated(struct tail *t, const struct ckpt_mark *m,
-			unsigned long *k)
+static int scan_rotated(struct tail *t, const struct ckpt_mark *m)
 {
 	char path[4096];
 	struct dirent *de;
@@ -284,42 +271,22 @@ static int find_rotated(struct tail *t, const struct ckpt_mark *m,
 			close(fd);
 			fd = -ENOENT;
 		}
-		if (fd >= 0)
-			*k = rotation_number(de->d_name, t->base);
 	}
 	closedir(d);
 	return fd;
 }
 
 /*
- * The files rotated after the one found as BASE.K: BASE.K-1 .. BASE.1,
- * those that exist, to read whole before the file at the path. Queued
- * newest first: tail_reopen() takes them from the end.
+ * A rotation renaming it again between the scan and the open (or while
+ * readdir() runs) hides it from one scan: look a few times.
  */
-static int queue_newer(struct tail *t, unsigned long k, int fd)
+static int find_rotated(struct tail *t, const struct ckpt_mark *m)
 {
-	char path[4096];
-	struct stat ours, st;
-	unsigned long j;
+	int fd = -ENOENT, tries;
 
-	if (fstat(fd, &ours))
-		return -errno;
-	for (j = 1; j < k && j < 1000; j++) {
-		snprintf(path, sizeof(path), "%s/%s.%lu", t->dir, t->base, j);
-		/* Not rotated after ours: written to last before it was. */
-		if (stat(path, &st) || !S_ISREG(st.st_mode) ||
-		    st.st_mtim.tv_sec < ours.st_mtim.tv_sec ||
-		    (st.st_mtim.tv_sec == ours.st_mtim.tv_sec &&
-		     st.st_mtim.tv_nsec < ours.st_mtim.tv_nsec))
-			continue;
-		if (t->nbacklog == CKPT_BACKLOG_MAX)
-			break;
-		t->backlog[t->nbacklog] = strdup(path);
-		if (!t->backlog[t->nbacklog])
-			return -ENOMEM;
-		t->nbacklog++;
-	}
-	return 0;
+	for (tries = 0; fd == -ENOENT && tries < 4; tries++)
+		fd = scan_rotated(t, m);
+	return fd;
 }
 
 /*
@@ -332,7 +299,6 @@ int ckpt_resume_tail(struct conn *c)
 	struct source *src = c->src;
 	struct tail *t = src->tail;
 	const struct ckpt_mark *m = &src->resume;
-	unsigned long k = 0;
 	int ret, fd;
 
 	ckpt_file_opened(c);
@@ -343,7 +309,7 @@ int ckpt_resume_tail(struct conn *c)
 		if (ret)
 			return ret;
 	}
-	fd = find_rotated(t, m, &k);
+	fd = find_rotated(t, m);
 	if (fd >= 0) {
 		/* Ours was rotated while we were down: its rest first. */
 		if (c->fd >= 0) {
@@ -357,9 +323,9 @@ int ckpt_resume_tail(struct conn *c)
 		if (!quiet(src->io))
 			io_log("%s: rotated while stopped: reading the rest of "
 			       "the checkpointed file first\n", src->ep.uri);
+		/* The files rotated after it follow: tail_check() finds them. */
 		ckpt_file_opened(c);
-		ret = queue_newer(t, k, fd);
-		return ret ? ret : tail_watch(t, fd, src->ep.path) ?: 1;
+		return tail_watch(t, fd, src->ep.path) ?: 1;
 	}
 	if (!quiet(src->io) && c->fd >= 0 && same_inode(c->fd, m))
 		io_log("%s: truncated or replaced since the checkpoint: "

@@ -122,7 +122,6 @@ struct ckpt_mark {
 
 #define CKPT_DISCARD 1U
 #define CKPT_HEAD 64 /* bytes of a file's start that identify it */
-#define CKPT_BACKLOG_MAX 16 /* rotated files read before the path's */
 
 /* A readable fd feeding the ring: a file, stdin or an accepted socket. */
 struct conn {
@@ -176,9 +175,8 @@ struct tail {
 	struct op in_op; /* OP_NOTIFY: the read of ifd */
 	bool in_poll; /* in_op is a POLL_ADD (a kernel that said -EAGAIN) */
 	char evbuf[4096] __attribute__((aligned(8))); /* inotify events */
-	/* Rotated files to read whole before the path's (checkpoints). */
-	char *backlog[CKPT_BACKLOG_MAX];
-	unsigned int nbacklog;
+	dev_t prev_dev; /* the file read before the followed one */
+	ino_t prev_ino;
 };
 
 struct source {

@@ -10,6 +10,7 @@
  * only mean "look again": the decision comes from fstat() of the fd and
  * stat() of the path, so coalesced or overflowed events lose nothing.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -199,8 +200,6 @@ void tail_free(struct source *src)
 		return;
 	if (t->ifd >= 0)
 		close(t->ifd);
-	while (t->nbacklog)
-		free(t->backlog[--t->nbacklog]);
 	free(t->dir);
 	free(t);
 	src->tail = NULL;
@@ -221,27 +220,137 @@ static int tail_flush(struct conn *c, int timeout_ms)
 	return 0;
 }
 
-/* Open what is at the path now, from its start: TAIL_READ or TAIL_WAIT. */
-static int tail_reopen(struct conn *c)
+/* The number N of "BASE.N", or 0. */
+static unsigned long rotation_number(const struct tail *t, const char *name)
+{
+	size_t n = strlen(t->base);
+	char *end;
+	unsigned long k;
+
+	if (strncmp(name, t->base, n) || name[n] != '.' || !name[n + 1])
+		return 0;
+	k = strtoul(name + n + 1, &end, 10);
+	return *end ? 0 : k;
+}
+
+/* Is BASE.@k the file @st? */
+static bool rotated_as(const struct tail *t, unsigned long k,
+		       const struct stat *st)
+{
+	char path[4096];
+	struct stat now;
+
+	snprintf(path, sizeof(path), "%s/%s.%lu", t->dir, t->base, k);
+	return !stat(path, &now) && now.st_dev == st->st_dev &&
+	       now.st_ino == st->st_ino;
+}
+
+/* N when the file @st is BASE.N now; 0 when it is none of them. */
+static unsigned long rotation_of(const struct tail *t, const struct stat *st)
+{
+	struct dirent *de;
+	unsigned long k = 0;
+	DIR *d;
+
+	d = opendir(t->dir);
+	if (!d)
+		return 0;
+	while (!k && (de = readdir(d))) {
+		if (de->d_ino != st->st_ino)
+			continue;
+		k = rotation_number(t, de->d_name);
+		if (k && !rotated_as(t, k, st))
+			k = 0;
+	}
+	closedir(d);
+	return k;
+}
+
+/*
+ * Was @fd rotated after the file @ours, as in logrotate's numbering (the
+ * highest number the oldest)? Not when it is the file read before ours,
+ * nor when it was last written before ours was (numbered oldest first,
+ * as app.log.0, app.log.1...). Equal times count as after.
+ */
+static bool after(const struct tail *t, int fd, const struct stat *ours)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return false;
+	if (st.st_dev == t->prev_dev && st.st_ino == t->prev_ino)
+		return false;
+	return st.st_mtim.tv_sec > ours->st_mtim.tv_sec ||
+	       (st.st_mtim.tv_sec == ours->st_mtim.tv_sec &&
+		st.st_mtim.tv_nsec >= ours->st_mtim.tv_nsec);
+}
+
+#define TAIL_NEXT_TRIES 100 /* 1 ms apart: a rotation in progress */
+
+/*
+ * The followed file @fd is done (another file has the path): open the
+ * file rotated right after it. When it is BASE.K now, that is BASE.K-1
+ * (the path for K = 1): rotated twice before we looked, the path names a
+ * later one. Rotations rename the highest number first, so the file
+ * after ours moves only after ours has: ours still BASE.K after the open
+ * means the open got the right file; otherwise look again. Returns the
+ * fd, or a negative errno: open the path (ours is not among BASE.N, or
+ * the path is missing for now).
+ */
+static int tail_open_next(struct source *src, int fd)
+{
+	struct tail *t = src->tail;
+	char path[4096];
+	struct stat ours;
+	unsigned long k;
+	int tries, next;
+
+	if (fstat(fd, &ours))
+		return -errno;
+	for (tries = 0; tries < TAIL_NEXT_TRIES; tries++) {
+		k = rotation_of(t, &ours);
+		if (!k)
+			return -ENOENT;
+		if (k == 1)
+			snprintf(path, sizeof(path), "%s", src->ep.path);
+		else
+			snprintf(path, sizeof(path), "%s/%s.%lu", t->dir,
+				 t->base, k - 1);
+		next = tail_open_file(path);
+		/* Moved meanwhile, or BASE.K-1 not there yet: a rotation. */
+		if (!rotated_as(t, k, &ours) || (next < 0 && k > 1)) {
+			if (next >= 0)
+				close(next);
+			usleep(1000);
+			continue;
+		}
+		if (next < 0 || k == 1)
+			return next;
+		if (!after(t, next, &ours)) {
+			close(next);
+			return -ENOENT; /* numbered oldest first: the path */
+		}
+		if (!tail_quiet(src))
+			io_log("%s: rotated again since: reading %s first\n",
+			       src->ep.uri, path);
+		return next;
+	}
+	return -ENOENT;
+}
+
+/*
+ * Read @fd from its start, or, when it is negative, what is at the path
+ * now: TAIL_READ or TAIL_WAIT.
+ */
+static int tail_reopen(struct conn *c, int fd)
 {
 	struct source *src = c->src;
 	struct tail *t = src->tail;
 	const char *path = src->ep.path;
-	int fd, err;
+	int err;
 
-	/* Files rotated while we were stopped come first, oldest first. */
-	if (t->nbacklog)
-		path = t->backlog[t->nbacklog - 1];
-	fd = tail_open_file(path);
-	if (t->nbacklog && fd != -ENOENT && !tail_quiet(src))
-		io_log("%s: reading %s, rotated while stopped\n", src->ep.uri,
-		       path);
-	if (t->nbacklog) {
-		free(t->backlog[--t->nbacklog]);
-		if (fd == -ENOENT)
-			return tail_reopen(c);
-		path = src->ep.path;
-	}
+	if (fd < 0)
+		fd = tail_open_file(path);
 	err = fd < 0 ? fd : tail_watch(t, fd, path);
 	if (err) {
 		if (fd >= 0)
@@ -271,7 +380,9 @@ static int tail_reopen(struct conn *c)
  * again from 0. Another file has its name: this one is done (its partial
  * last line goes in as a message), the new one is read from 0. Otherwise
  * wait for an event; the renamed or deleted file stays followed until a
- * new file appears, since its writer may still be writing to it.
+ * new file appears, since its writer may still be writing to it. The
+ * file read after a rotated one is the one rotated right after it
+ * (tail_open_next()): the path's only when it was rotated once.
  *
  * Return: TAIL_READ, TAIL_WAIT, -EAGAIN (no space for the partial line:
  * call again when there is) or another negative errno.
@@ -281,9 +392,9 @@ int tail_check(struct conn *c, int timeout_ms)
 	struct source *src = c->src;
 	struct bring_io *io = src->io;
 	struct stat fst, pst;
+	int ret, next = -1;
 	bool named;
 	off_t pos;
-	int ret;
 
 	if (c->fd >= 0) {
 		/*
@@ -316,6 +427,9 @@ int tail_check(struct conn *c, int timeout_ms)
 		ret = tail_flush(c, timeout_ms);
 		if (ret)
 			return ret;
+		next = tail_open_next(src, c->fd);
+		src->tail->prev_dev = fst.st_dev;
+		src->tail->prev_ino = fst.st_ino;
 		tail_unwatch(src->tail);
 		close(c->fd);
 		c->fd = -1;
@@ -324,7 +438,7 @@ int tail_check(struct conn *c, int timeout_ms)
 			io_log("%s: rotated: reading the new file from the start\n",
 			       src->ep.uri);
 	}
-	return tail_reopen(c);
+	return tail_reopen(c, next);
 }
 
 /**

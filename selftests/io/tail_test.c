@@ -705,6 +705,33 @@ TEST_F(tail, checkpoint_rotated_while_down)
 }
 
 /*
+ * Rotated twice while bringcat could not look (stopped, as a reader held
+ * back by a full ring is): the rest of the followed file, now app.log.2,
+ * then app.log.1, rotated after it, then the new app.log. The path alone
+ * would skip app.log.1.
+ */
+TEST_F(tail, rotated_twice_between_looks_reads_every_file)
+{
+	unsigned int round;
+
+	ASSERT_TRUE(start_at_end(self));
+	ASSERT_EQ(0, put_lines(self, self->log, 300, 30));
+	ASSERT_TRUE(caught_up(self));
+	ASSERT_EQ(0, kill(self->pid, SIGSTOP));
+	for (round = 0; round < 2; round++) {
+		ASSERT_EQ(0, put_lines(self, self->log, 200, 20));
+		rotate(self, 2);
+	}
+	ASSERT_EQ(0, put_lines(self, self->log, 200, 20));
+	ASSERT_EQ(0, kill(self->pid, SIGCONT));
+	EXPECT_TRUE(caught_up(self));
+	EXPECT_TRUE(following(self, file_size(self->log)));
+	ASSERT_EQ(0, stop(self));
+	expect_out(_metadata, self);
+	EXPECT_EQ(2, final_stat(self->err, NULL, "rotations "));
+}
+
+/*
  * copytruncate while down: the file is shorter than the checkpoint. One
  * line says so; it is read from its start (what it holds now is new).
  * A file deleted and created again: the checkpointed one is gone.
