@@ -68,6 +68,9 @@ static void usage(FILE *f)
 		"                          new, file: sinks append (at least once)\n"
 		"      --allow-foreign     file: buffer owned by another user or writable\n"
 		"                          by group/others: use it (default: refuse)\n"
+		"      --durability MODE   file buffer: none, interval or always (default:\n"
+		"                          the file's, none when new); interval and\n"
+		"                          always fdatasync file: sinks before their mark\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --max-conns N       listening sources keep at most N connections\n"
 		"                          open; more are closed at once (default: no limit)\n"
@@ -91,6 +94,31 @@ static void usage(FILE *f)
 		"       bringcat --remove-reader NAME PATH\n"
 		"  the named readers of the file ring PATH (one per sink, named after\n"
 		"  its URI): their lag, owner and idle time; remove one no sink reads\n");
+}
+
+/* enum bring_durability of "none", "interval" or "always"; -1 else. */
+static int parse_durability(const char *s)
+{
+	static const char *const names[] = {
+		[BRING_DURABLE_NONE] = "none",
+		[BRING_DURABLE_INTERVAL] = "interval",
+		[BRING_DURABLE_ALWAYS] = "always",
+	};
+	int i;
+
+	for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+/* Is the ring's durability interval or always (as opened)? */
+static bool ring_durable(struct bring *r)
+{
+	struct bring_stats st = { .sz = sizeof(st) };
+
+	return !bring_get_stats(r, &st) &&
+	       st.durability != BRING_DURABLE_NONE;
 }
 
 static int parse_size(const char *s, size_t *out)
@@ -368,6 +396,7 @@ enum {
 	OPT_LIST_READERS,
 	OPT_REMOVE_READER,
 	OPT_ALLOW_FOREIGN,
+	OPT_DURABILITY,
 };
 
 /*
@@ -458,6 +487,7 @@ int main(int argc, char **argv)
 		{ "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
 		{ "on-error", required_argument, NULL, OPT_ON_ERROR },
 		{ "dead-letter", required_argument, NULL, OPT_DEAD_LETTER },
+		{ "durability", required_argument, NULL, OPT_DURABILITY },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "list-readers", required_argument, NULL, OPT_LIST_READERS },
@@ -474,6 +504,7 @@ int main(int argc, char **argv)
 	static sigset_t sigs;
 	struct stats_ctx sc = { 0 };
 	bool want_stats = false, no_checkpoint = false, stop;
+	int durability = -1;
 	size_t max_msg = 0, size;
 	struct bring_io *io;
 	struct bring *r;
@@ -547,6 +578,14 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_CHECKPOINT:
 			no_checkpoint = true;
+			break;
+		case OPT_DURABILITY:
+			durability = parse_durability(optarg);
+			if (durability < 0) {
+				fprintf(stderr, "bringcat: --durability: expected none, interval or always, got '%s'\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case OPT_TAIL_FROM:
 			if (!strcmp(optarg, "start"))
@@ -714,6 +753,10 @@ int main(int argc, char **argv)
 			   .flags = BRING_NO_DEFAULT_READER);
 
 		if (!strncmp(buffer, "mem:", 4)) {
+			if (durability > BRING_DURABLE_NONE) {
+				fprintf(stderr, "bringcat: --durability: a memory buffer is never durable (use --buffer file:PATH)\n");
+				return 2;
+			}
 			if (parse_size(buffer + 4, &size) || size < 4096) {
 				fprintf(stderr, "bringcat: --buffer: bad size '%s'\n",
 					buffer + 4);
@@ -729,6 +772,8 @@ int main(int argc, char **argv)
 				*colon = '\0';
 			if (allow_foreign)
 				ropts.flags |= BRING_ALLOW_FOREIGN;
+			if (durability >= 0)
+				ropts.durability = durability;
 			r = bring_open(path, size, &ropts);
 			if (!r)
 				fprintf(stderr, "bringcat: --buffer %s: %s\n",
@@ -738,6 +783,9 @@ int main(int argc, char **argv)
 			/* Sources and file: sinks resume where they were. */
 			if (!no_checkpoint)
 				iopts.flags |= BRING_IO_CHECKPOINT;
+			/* A sink's mark never runs ahead of its output. */
+			if (r && ring_durable(r))
+				iopts.flags |= BRING_IO_SYNC_SINKS;
 			if (r && !iopts.hop_id)
 				iopts.hop_id = default_stream_id(path);
 			ring_path = path; /* for the readers' check below */

@@ -211,4 +211,83 @@ TEST_F(ckpt, replaced_input_is_read_from_the_start)
 	free(got);
 }
 
+/*
+ * fdatasync()s of OUT by bringcat run under strace with @durability, or
+ * -1 when strace could not trace it (no strace, no ptrace here).
+ */
+static int out_syncs(FIXTURE_DATA(ckpt) *self, const char *durability)
+{
+	char cmd[8 * PATH_MAX], trace[PATH_MAX + 8], *log, *p;
+	size_t len;
+	int n = 0, rc;
+
+	snprintf(trace, sizeof(trace), "%s/trace", self->dir);
+	snprintf(cmd, sizeof(cmd),
+		 "strace -f -qq -y -e trace=fdatasync -o %s %s %s -q -b %s "
+		 "--durability %s -i %s -o %s 2>>%s",
+		 trace, bringcat, self->mode, self->ring, durability,
+		 self->src, self->sink, self->err);
+	rc = system(cmd);
+	log = slurp(trace, &len);
+	if (rc || !log) {
+		free(log);
+		return -1;
+	}
+	/* fdatasync(5</tmp/ckpt_test.X/out>) = 0 */
+	for (p = log; (p = strstr(p, "fdatasync(")); p++) {
+		const char *q = strchr(p, '<');
+
+		if (q && !strncmp(q + 1, self->out, strlen(self->out)) &&
+		    q[1 + strlen(self->out)] == '>')
+			n++;
+	}
+	free(log);
+	return n;
+}
+
+/*
+ * --durability interval or always: the file: sink's output is
+ * fdatasync()ed before each shift stores its length (power loss never
+ * leaves a mark ahead of the output); none: never. A memory buffer or
+ * an unknown mode is a usage error.
+ */
+TEST_F(ckpt, durable_ring_syncs_the_output_before_its_mark)
+{
+	const char *bad[][6] = {
+		{ "-b", "mem:1M", "--durability", "always", NULL },
+		{ "-b", self->ring, "--durability", "sometimes", NULL },
+	};
+	static const char *const why[] = {
+		"a memory buffer is never durable",
+		"expected none, interval or always, got 'sometimes'",
+	};
+	const char *args[10];
+	unsigned int i, j;
+	int n;
+
+	if (access("/usr/bin/strace", X_OK))
+		SKIP(return, "strace is not installed");
+	for (i = 0; i < 2; i++) {
+		for (j = 0; bad[i][j]; j++)
+			args[j] = bad[i][j];
+		args[j++] = "-i";
+		args[j++] = self->src;
+		args[j++] = "-o";
+		args[j++] = self->sink;
+		args[j] = NULL;
+		EXPECT_EQ(2, wait_rc(spawn(NULL, self->err, args), 60000));
+		EXPECT_TRUE(said(self, why[i]));
+	}
+	ASSERT_EQ(0, add_lines(self, 1000));
+	n = out_syncs(self, "none");
+	if (n < 0)
+		SKIP(return, "strace cannot trace bringcat here");
+	EXPECT_EQ(0, n);
+	ASSERT_EQ(0, add_lines(self, 1000));
+	EXPECT_LT(0, out_syncs(self, "always"));
+	ASSERT_EQ(0, add_lines(self, 1000));
+	EXPECT_LT(0, out_syncs(self, "interval"));
+	expect_out(_metadata, self, 0, 3000);
+}
+
 TEST_HARNESS_MAIN
