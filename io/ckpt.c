@@ -323,7 +323,7 @@ int ckpt_resume_tail(struct conn *c)
 		if (!quiet(src->io))
 			io_log("%s: rotated while stopped: reading the rest of "
 			       "the checkpointed file first\n", src->ep.uri);
-		/* The files rotated after it follow: tail_check() finds them. */
+		/* The files rotated after it: tail_check() finds them. */
 		ckpt_file_opened(c);
 		return tail_watch(t, fd, src->ep.path) ?: 1;
 	}
