@@ -3,7 +3,9 @@
  * The acknowledged hop: bring:HOST:PORT sinks and bring-listen:HOST:PORT
  * sources (Documentation/protocol.rst specifies the bytes).
  *
- * Sender (one thread per bring: sink, a non-blocking socket and poll(2)):
+ * Sender (in io_uring mode a state machine in the io_uring loop, see
+ * "sender in the io_uring loop" below; in readv/writev mode one thread
+ * per bring: sink, a non-blocking socket and poll(2); the same steps):
  *
  *   ring:  [acked, shifted | sent, not acked | peeked, not sent | ...]
  *                          ^ reader's cursor ^ msgs[nsent]      ^ msgs[n]
@@ -37,6 +39,8 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "hop.h"
 #include "io.h"
@@ -128,6 +132,24 @@ struct hop_tx {
 	unsigned int backoff_ms, idle_ms;
 	bool said_down, connected_once, started;
 	char said[160]; /* the last reason logged, said once per change */
+	/*
+	 * io_uring mode (txu_*): the loop's thread runs this sender. One op
+	 * of each kind in flight: snd (SENDMSG of a control frame from xbuf
+	 * or of the batch from ring memory), rcv (RECV into rbuf), cn
+	 * (CONNECT), tm (TIMEOUT: backoff, heartbeats, deadlines); the data
+	 * wait is the sink's rw_op.
+	 */
+	struct loop *l;
+	struct op snd_op, rcv_op, cn_op, tm_op;
+	enum { TXU_DOWN, TXU_CONNECTING, TXU_HELLO, TXU_UP, TXU_CLOSING,
+	       TXU_DONE } st;
+	struct msghdr mh;
+	struct iovec xiov;
+	uint8_t xbuf[HOP_HELLO_BUF]; /* HELLO or PING, xbuf[xoff..xlen) */
+	size_t xlen, xoff;
+	bool xsend; /* the send in flight is from xbuf */
+	struct __kernel_timespec ts;
+	uint64_t reconnect_at, conn_t0, stop_t0;
 };
 
 static void tx_log(struct hop_tx *t, const char *fmt, ...)
@@ -376,10 +398,68 @@ fail:
 	return err;
 }
 
+/*
+ * The receiver's first answer @f: a WELCOME says where the stream goes
+ * on from. 0 when it does (the stream is up), or -EPROTO (said, down).
+ */
+static int tx_welcome(struct hop_tx *t, const struct hop_frame *f)
+{
+	struct bring_io *io = t->s->io;
+	char line[HOP_ERROR_MAX + 64];
+
+	if (f->type == HOP_ERROR) {
+		snprintf(line, sizeof(line), "refused: %s", f->text);
+		tx_reject(t, line);
+		return -EPROTO;
+	}
+	if (f->type != HOP_WELCOME) {
+		snprintf(line, sizeof(line),
+			 "not a bring-listen: peer (frame type %u before WELCOME)",
+			 f->type);
+		tx_reject(t, line);
+		return -EPROTO;
+	}
+	if (f->offset < t->acked_hi) {
+		tx_log(t, "the receiver is at offset %llu, but acknowledged %llu before: it lost what it had acknowledged (its ring was made again, or lost to a power failure without durability)",
+		       (unsigned long long)f->offset,
+		       (unsigned long long)t->acked_hi);
+	}
+	if (tx_catch_up(t, f->offset)) {
+		snprintf(line, sizeof(line),
+			 "the receiver says offset %llu, past the end of this ring: an offset from the future",
+			 (unsigned long long)f->offset);
+		tx_reject(t, line);
+		return -EPROTO;
+	}
+	if (f->offset > t->acked_hi)
+		t->acked_hi = f->offset;
+	t->max_frame = f->max_frame;
+	t->sent_end = f->offset;
+	t->nsent = 0;
+	t->sent_bytes = 0;
+	t->last_rx = t->last_tx = t->last_progress = io_now_ns();
+	if ((t->said_down || !t->connected_once) &&
+	    !(io->o.flags & BRING_IO_QUIET))
+		tx_log(t, "connected, stream '%s' goes on from offset %llu",
+		       t->id, (unsigned long long)f->offset);
+	if (t->connected_once)
+		io_stat_add(io, reconnects, 1);
+	t->connected_once = true;
+	t->said_down = false;
+	t->said[0] = '\0';
+	t->backoff_ms = 0;
+	return 0;
+}
+
+static size_t tx_hello(struct hop_tx *t, void *buf)
+{
+	return hop_put_hello(buf, t->flags, t->epoch, (uint32_t)t->window,
+			     (uint32_t)t->s->io->max_msg, t->id);
+}
+
 /* Connect, HELLO, WELCOME; 0 when the stream goes on from there. */
 static int tx_connect(struct hop_tx *t)
 {
-	struct bring_io *io = t->s->io;
 	uint8_t hello[HOP_HELLO_BUF];
 	struct hop_frame f;
 	char why[HOP_ERROR_MAX], line[HOP_ERROR_MAX + 64];
@@ -393,8 +473,7 @@ static int tx_connect(struct hop_tx *t)
 		return ret;
 	}
 	t->fd = ret;
-	len = hop_put_hello(hello, t->flags, t->epoch, (uint32_t)t->window,
-			    (uint32_t)io->max_msg, t->id);
+	len = tx_hello(t, hello);
 	ret = send_all(t->fd, hello, len, (int)t->dead_ms);
 	if (!ret)
 		ret = tx_read_frame(t, &f, (int)t->dead_ms, why, sizeof(why));
@@ -409,48 +488,7 @@ static int tx_connect(struct hop_tx *t)
 		tx_down(t, line);
 		return ret;
 	}
-	if (f.type == HOP_ERROR) {
-		snprintf(line, sizeof(line), "refused: %s", f.text);
-		tx_reject(t, line);
-		return -EPROTO;
-	}
-	if (f.type != HOP_WELCOME) {
-		snprintf(line, sizeof(line),
-			 "not a bring-listen: peer (frame type %u before WELCOME)",
-			 f.type);
-		tx_reject(t, line);
-		return -EPROTO;
-	}
-	if (f.offset < t->acked_hi) {
-		tx_log(t, "the receiver is at offset %llu, but acknowledged %llu before: it lost what it had acknowledged (its ring was made again, or lost to a power failure without durability)",
-		       (unsigned long long)f.offset,
-		       (unsigned long long)t->acked_hi);
-	}
-	if (tx_catch_up(t, f.offset)) {
-		snprintf(line, sizeof(line),
-			 "the receiver says offset %llu, past the end of this ring: an offset from the future",
-			 (unsigned long long)f.offset);
-		tx_reject(t, line);
-		return -EPROTO;
-	}
-	if (f.offset > t->acked_hi)
-		t->acked_hi = f.offset;
-	t->max_frame = f.max_frame;
-	t->sent_end = f.offset;
-	t->nsent = 0;
-	t->sent_bytes = 0;
-	t->last_rx = t->last_tx = t->last_progress = io_now_ns();
-	if ((t->said_down || !t->connected_once) &&
-	    !(io->o.flags & BRING_IO_QUIET))
-		tx_log(t, "connected, stream '%s' goes on from offset %llu",
-		       t->id, (unsigned long long)f.offset);
-	if (t->connected_once)
-		io_stat_add(io, reconnects, 1);
-	t->connected_once = true;
-	t->said_down = false;
-	t->said[0] = '\0';
-	t->backoff_ms = 0;
-	return 0;
+	return tx_welcome(t, &f);
 }
 
 /*
@@ -560,13 +598,59 @@ static int tx_send(struct hop_tx *t)
 	return 0;
 }
 
-/* Acknowledgements and heartbeats; 0, or -1 when the connection ended. */
-static int tx_recv(struct hop_tx *t)
+/*
+ * Take the acknowledgements and heartbeats buffered in rbuf; 0, or -1
+ * when the connection ended (said, down).
+ */
+static int tx_take(struct hop_tx *t)
 {
 	struct hop_frame f;
 	char why[HOP_ERROR_MAX], line[HOP_ERROR_MAX + 64];
-	ssize_t n;
 	int ret;
+
+	while ((ret = hop_parse(t->rbuf, t->rlen, 0, &f, why, sizeof(why))) >
+	       0) {
+		memmove(t->rbuf, t->rbuf + ret, t->rlen - (size_t)ret);
+		t->rlen -= (size_t)ret;
+		if (f.type == HOP_PING)
+			continue;
+		if (f.type == HOP_ERROR) {
+			snprintf(line, sizeof(line), "receiver: %s", f.text);
+			tx_reject(t, line);
+			return -1;
+		}
+		if (f.type != HOP_ACK) {
+			snprintf(line, sizeof(line),
+				 "unexpected frame type %u from the receiver",
+				 f.type);
+			tx_reject(t, line);
+			return -1;
+		}
+		if (f.offset > t->sent_end) {
+			snprintf(line, sizeof(line),
+				 "ACK of offset %llu, past %llu sent: an offset from the future",
+				 (unsigned long long)f.offset,
+				 (unsigned long long)t->sent_end);
+			tx_reject(t, line);
+			return -1;
+		}
+		io_stat_add(t->s->io, hop_acks, 1);
+		if (f.offset > t->acked_hi)
+			t->acked_hi = f.offset;
+		if (tx_shift_below(t, f.offset))
+			t->last_progress = t->last_rx;
+	}
+	if (ret < 0) {
+		tx_reject(t, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Acknowledgements and heartbeats; 0, or -1 when the connection ended. */
+static int tx_recv(struct hop_tx *t)
+{
+	ssize_t n;
 
 	for (;;) {
 		n = recv(t->fd, t->rbuf + t->rlen, sizeof(t->rbuf) - t->rlen,
@@ -583,43 +667,8 @@ static int tx_recv(struct hop_tx *t)
 		}
 		t->rlen += (size_t)n;
 		t->last_rx = io_now_ns();
-		while ((ret = hop_parse(t->rbuf, t->rlen, 0, &f, why,
-					sizeof(why))) > 0) {
-			memmove(t->rbuf, t->rbuf + ret, t->rlen - (size_t)ret);
-			t->rlen -= (size_t)ret;
-			if (f.type == HOP_PING)
-				continue;
-			if (f.type == HOP_ERROR) {
-				snprintf(line, sizeof(line), "receiver: %s",
-					 f.text);
-				tx_reject(t, line);
-				return -1;
-			}
-			if (f.type != HOP_ACK) {
-				snprintf(line, sizeof(line),
-					 "unexpected frame type %u from the receiver",
-					 f.type);
-				tx_reject(t, line);
-				return -1;
-			}
-			if (f.offset > t->sent_end) {
-				snprintf(line, sizeof(line),
-					 "ACK of offset %llu, past %llu sent: an offset from the future",
-					 (unsigned long long)f.offset,
-					 (unsigned long long)t->sent_end);
-				tx_reject(t, line);
-				return -1;
-			}
-			io_stat_add(t->s->io, hop_acks, 1);
-			if (f.offset > t->acked_hi)
-				t->acked_hi = f.offset;
-			if (tx_shift_below(t, f.offset))
-				t->last_progress = t->last_rx;
-		}
-		if (ret < 0) {
-			tx_reject(t, why);
+		if (tx_take(t))
 			return -1;
-		}
 	}
 	return 0;
 }
@@ -768,6 +817,384 @@ static void *tx_thread(void *arg)
 	t->fd = -1;
 	t->s->done = true;
 	return NULL;
+}
+
+/* ---- sender in the io_uring loop --------------------------------------- */
+
+/*
+ * In io_uring mode the loop's thread runs each bring: sink with the same
+ * protocol steps as tx_thread() (tx_welcome(), tx_take(), tx_build(),
+ * tx_advance(), tx_shift_below()), one op of each kind in flight:
+ *
+ *   DOWN --tick, backoff over--> CONNECTING --CONNECT ok--> HELLO
+ *   HELLO --WELCOME received--> UP --error, silence, bad frame--> CLOSING
+ *   CLOSING --every op of the connection completed--> DOWN
+ *   any --ring closed and all acknowledged, or stop given up--> DONE
+ *
+ * tx_down() closes the socket at once: the ops in flight hold the file,
+ * they are cancelled, and no new connection starts before all of them
+ * completed (their buffers, rbuf and the batch, are the connection's).
+ */
+static bool txu_idle(const struct hop_tx *t)
+{
+	return !t->snd_op.busy && !t->rcv_op.busy && !t->cn_op.busy;
+}
+
+static void txu_cancel(struct hop_tx *t, struct op *op)
+{
+	if (op->busy)
+		uring_cancel(t->l, op);
+}
+
+/* The connection is over (tx_down() said why): end its ops. */
+static void txu_close(struct hop_tx *t)
+{
+	if (t->st == TXU_DONE)
+		return;
+	t->st = TXU_CLOSING;
+	t->xlen = t->xoff = 0;
+	txu_cancel(t, &t->snd_op);
+	txu_cancel(t, &t->rcv_op);
+	txu_cancel(t, &t->cn_op);
+}
+
+/* No more connections: the sink is done once its ops completed. */
+static void txu_finish(struct hop_tx *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	t->st = TXU_DONE;
+	txu_cancel(t, &t->snd_op);
+	txu_cancel(t, &t->rcv_op);
+	txu_cancel(t, &t->cn_op);
+	txu_cancel(t, &t->tm_op);
+}
+
+/* After every event: a closed connection's ops are all back. */
+static void txu_settle(struct hop_tx *t)
+{
+	if (t->st == TXU_CLOSING && txu_idle(t)) {
+		t->st = TXU_DOWN;
+		t->rlen = 0;
+		t->reconnect_at = io_now_ns() + t->backoff_ms * 1000000ULL;
+		t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 :
+						IO_BACKOFF_MIN_MS;
+		if (t->backoff_ms > IO_BACKOFF_MAX_MS)
+			t->backoff_ms = IO_BACKOFF_MAX_MS;
+		/* The tick comes back at once and sleeps the backoff. */
+		txu_cancel(t, &t->tm_op);
+	}
+	if (t->st == TXU_DONE && txu_idle(t) && !t->tm_op.busy &&
+	    !t->s->rw_op.busy)
+		t->s->done = true;
+}
+
+static void txu_arm_tick(struct hop_tx *t, uint64_t ms)
+{
+	struct io_uring_sqe *sqe;
+
+	if (t->tm_op.busy || t->st == TXU_DONE)
+		return;
+	if (!ms)
+		ms = 1;
+	t->ts.tv_sec = (long long)(ms / 1000);
+	t->ts.tv_nsec = (long long)(ms % 1000) * 1000000LL;
+	sqe = uring_sqe(t->l, &t->tm_op);
+	io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+}
+
+static void txu_arm_recv(struct hop_tx *t)
+{
+	struct io_uring_sqe *sqe;
+
+	if (t->rcv_op.busy || t->fd < 0)
+		return;
+	sqe = uring_sqe(t->l, &t->rcv_op);
+	io_uring_prep_recv(sqe, t->fd, t->rbuf + t->rlen,
+			   sizeof(t->rbuf) - t->rlen, 0);
+}
+
+static void txu_sendmsg(struct hop_tx *t, struct iovec *iov, size_t n)
+{
+	struct io_uring_sqe *sqe = uring_sqe(t->l, &t->snd_op);
+
+	t->mh = (struct msghdr){ .msg_iov = iov, .msg_iovlen = n };
+	io_uring_prep_sendmsg(sqe, t->fd, &t->mh, MSG_NOSIGNAL);
+}
+
+/* Send what there is: a control frame, the batch, or wait for data. */
+void hop_tx_uring_kick(struct sink *s)
+{
+	struct hop_tx *t = s->hop;
+	int ret;
+
+	for (;;) {
+		if (t->snd_op.busy || s->rw_op.busy || t->fd < 0)
+			return;
+		if ((t->st == TXU_HELLO || t->st == TXU_UP) &&
+		    t->xoff < t->xlen) {
+			t->xiov.iov_base = t->xbuf + t->xoff;
+			t->xiov.iov_len = t->xlen - t->xoff;
+			t->xsend = true;
+			txu_sendmsg(t, &t->xiov, 1);
+			return;
+		}
+		if (t->st != TXU_UP)
+			return;
+		if (!t->left && t->nsent == t->n) {
+			ret = tx_refill(t);
+			if (ret == -EPIPE) {
+				txu_finish(t); /* closed, and every message acked */
+				return;
+			}
+			if (ret < 0 && ret != -EAGAIN) {
+				io_fatal(s->io, s, ret);
+				txu_finish(t);
+				return;
+			}
+		}
+		if (!t->left)
+			tx_build(t);
+		if (t->left) {
+			t->xsend = false;
+			txu_sendmsg(t, t->iov + t->iov_pos,
+				    (size_t)(t->niov - t->iov_pos));
+			return;
+		}
+		if (t->n || t->nsent)
+			return; /* acks pending: the tick peeks again */
+		/* Nothing held: the ring's own wait for messages. */
+		ret = bring_reader_wait_prepare(s->rd, &s->rw);
+		if (ret == 1)
+			continue;
+		if (ret)
+			return;
+		io_stat_add(s->io, empty_waits, 1);
+		s->wait_t0 = io_now_ns();
+		uring_data_wait(t->l, &s->rw_op, &s->rw);
+		return;
+	}
+}
+
+static void txu_connect(struct hop_tx *t)
+{
+	struct io_uring_sqe *sqe;
+	char line[128];
+	int fd, one = 1;
+
+	fd = socket(t->s->ep.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(line, sizeof(line), "connect: %s", strerror(errno));
+		tx_down(t, line);
+		t->st = TXU_CLOSING;
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	t->fd = fd;
+	t->st = TXU_CONNECTING;
+	t->conn_t0 = io_now_ns();
+	sqe = uring_sqe(t->l, &t->cn_op);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&t->s->ep.addr,
+			      t->s->ep.addrlen);
+}
+
+static void txu_on_connect(struct hop_tx *t, int res)
+{
+	char line[128];
+
+	if (t->st != TXU_CONNECTING)
+		return;
+	if (!res && self_connected(t->fd))
+		res = -ECONNREFUSED; /* see tx_connect_fd() */
+	if (res < 0) {
+		snprintf(line, sizeof(line), "connect: %s", strerror(-res));
+		tx_down(t, line);
+		txu_close(t);
+		return;
+	}
+	t->st = TXU_HELLO;
+	t->rlen = 0;
+	t->xlen = tx_hello(t, t->xbuf);
+	t->xoff = 0;
+	txu_arm_recv(t);
+	hop_tx_uring_kick(t->s);
+}
+
+static void txu_on_send(struct hop_tx *t, int res)
+{
+	struct bring_io *io = t->s->io;
+
+	if (t->st != TXU_HELLO && t->st != TXU_UP)
+		return;
+	if (res < 0) {
+		if (res == -EAGAIN || res == -EINTR || res == -ENOBUFS) {
+			hop_tx_uring_kick(t->s);
+			return;
+		}
+		tx_down(t, strerror(-res));
+		txu_close(t);
+		return;
+	}
+	io_stat_add(io, writes, 1);
+	io_stat_add(io, bytes_out, res);
+	t->last_tx = io_now_ns();
+	if (t->xsend) {
+		t->xoff += (size_t)res;
+		if (t->xoff == t->xlen)
+			t->xoff = t->xlen = 0;
+	} else {
+		tx_advance(t, (size_t)res);
+	}
+	hop_tx_uring_kick(t->s);
+}
+
+static void txu_on_recv(struct hop_tx *t, int res)
+{
+	char why[HOP_ERROR_MAX];
+	struct hop_frame f;
+	int ret;
+
+	if (t->st != TXU_HELLO && t->st != TXU_UP)
+		return;
+	if (res == -EAGAIN || res == -EINTR || res == -ENOBUFS) {
+		txu_arm_recv(t);
+		return;
+	}
+	if (res <= 0) {
+		tx_down(t, !res ? (t->st == TXU_HELLO ?
+				   "handshake: connection closed by the peer" :
+				   "connection closed by the receiver") :
+				  strerror(-res));
+		txu_close(t);
+		return;
+	}
+	t->rlen += (size_t)res;
+	t->last_rx = io_now_ns();
+	t->idle_ms = 0;
+	if (t->st == TXU_HELLO) {
+		ret = hop_parse(t->rbuf, t->rlen, 0, &f, why, sizeof(why));
+		if (ret < 0)
+			tx_reject(t, why);
+		if (ret > 0) {
+			memmove(t->rbuf, t->rbuf + ret, t->rlen - (size_t)ret);
+			t->rlen -= (size_t)ret;
+			if (!tx_welcome(t, &f))
+				t->st = TXU_UP;
+		}
+	}
+	if (t->st == TXU_UP)
+		tx_take(t);
+	if (t->fd < 0) { /* tx_welcome(), tx_take() said why */
+		txu_close(t);
+		return;
+	}
+	txu_arm_recv(t);
+	hop_tx_uring_kick(t->s);
+}
+
+/* The tick: backoff, deadlines, heartbeats, new messages; re-armed. */
+static void txu_on_tick(struct hop_tx *t)
+{
+	struct bring_io *io = t->s->io;
+	uint64_t now = io_now_ns(), ms = t->hb_ms / 2;
+	bool stopped = hop_stopped(io);
+	uint8_t ping[HOP_HDR];
+
+	if (t->st == TXU_DOWN) {
+		if (stopped && !t->stop_t0)
+			t->stop_t0 = now;
+		if (stopped && now - t->stop_t0 > HOP_STOP_GIVEUP_MS * 1000000ULL) {
+			txu_finish(t);
+			return;
+		}
+		if (now >= t->reconnect_at) {
+			if (bring_reader_peek(t->s->rd, t->msgs, 1, 0, 0) ==
+			    -EPIPE) {
+				txu_finish(t); /* closed, nothing left to send */
+				return;
+			}
+			txu_connect(t);
+		} else {
+			ms = (t->reconnect_at - now) / 1000000ULL + 1;
+		}
+	} else if ((t->st == TXU_CONNECTING || t->st == TXU_HELLO) &&
+		   now - t->conn_t0 > (uint64_t)t->dead_ms * 1000000ULL) {
+		tx_down(t, t->st == TXU_CONNECTING ?
+				   "connect: Connection timed out" :
+				   "handshake: Connection timed out");
+		txu_close(t);
+	} else if (t->st == TXU_UP) {
+		if (now - t->last_rx > (uint64_t)t->dead_ms * 1000000ULL) {
+			tx_down(t, "no answer from the receiver for 3 heartbeats");
+			txu_close(t);
+		} else if (stopped && t->n &&
+			   now - t->last_progress >
+				   HOP_STOP_GIVEUP_MS * 1000000ULL) {
+			tx_log(t, "stopping with %u messages not acknowledged: they stay in the ring",
+			       t->n);
+			txu_finish(t);
+			return;
+		} else {
+			if (!t->left && !t->xlen && !t->snd_op.busy &&
+			    now - t->last_tx >= (uint64_t)t->hb_ms * 1000000ULL) {
+				hop_put_hdr(ping, HOP_PING, 0);
+				memcpy(t->xbuf, ping, sizeof(ping));
+				t->xlen = sizeof(ping);
+				t->xoff = 0;
+			}
+			/* Acks pending, room for more: peek again soon. */
+			if (!t->left && t->n && t->nsent == t->n &&
+			    t->sent_bytes < t->window) {
+				t->idle_ms = t->idle_ms ? t->idle_ms * 2 : 1;
+				if (t->idle_ms > 50)
+					t->idle_ms = 50;
+				ms = t->idle_ms;
+			}
+			hop_tx_uring_kick(t->s);
+		}
+	}
+	if (stopped && ms > 100)
+		ms = 100;
+	txu_arm_tick(t, ms);
+}
+
+/* Start the sender in the loop @l: it connects at once. */
+void hop_tx_uring_start(struct loop *l, struct sink *s)
+{
+	struct hop_tx *t = s->hop;
+
+	t->l = l;
+	t->snd_op = (struct op){ .type = OP_HOP_TX, .obj = t };
+	t->rcv_op = t->snd_op;
+	t->cn_op = t->snd_op;
+	t->tm_op = t->snd_op;
+	t->st = TXU_DOWN;
+	t->reconnect_at = 0;
+	txu_on_tick(t);
+}
+
+/* A completion of one of the sender's ops (not its data wait). */
+void hop_tx_uring_event(struct op *op, int res)
+{
+	struct hop_tx *t = op->obj;
+
+	if (op == &t->snd_op)
+		txu_on_send(t, res);
+	else if (op == &t->rcv_op)
+		txu_on_recv(t, res);
+	else if (op == &t->cn_op)
+		txu_on_connect(t, res);
+	else if (t->st != TXU_DONE)
+		txu_on_tick(t);
+	txu_settle(t);
+}
+
+/* After the sink's data wait (on_data()): the kick, then settle. */
+void hop_tx_uring_step(struct sink *s)
+{
+	hop_tx_uring_kick(s);
+	txu_settle(s->hop);
 }
 
 /* The stream's id: opts.hop_id or HOSTNAME/RINGNAME, then "/READER". */
@@ -1482,21 +1909,36 @@ int hop_start(struct bring_io *io)
 			goto fail;
 		hl->started = true;
 	}
-	for (i = 0; i < io->nr_hop_sinks; i++) {
-		struct sink *s = io->hop_sinks[i];
-
-		err = start(&s->thread, tx_thread, s->hop);
-		if (err)
-			goto fail;
-		s->hop->started = true;
-	}
-	return 0;
+	/* io_uring mode: the loop runs the senders (hop_tx_uring_start()). */
+	return io->uring ? 0 : hop_start_senders(io);
 fail:
 	io_log("cannot start a thread for the bring: hop: %s\n",
 	       strerror(-err));
 	io_set_err(io, err);
 	bring_io_stop(io);
 	return err;
+}
+
+/* The senders' threads: readv/writev mode, or io_uring that failed. */
+int hop_start_senders(struct bring_io *io)
+{
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < io->nr_hop_sinks; i++) {
+		struct sink *s = io->hop_sinks[i];
+
+		err = start(&s->thread, tx_thread, s->hop);
+		if (err) {
+			io_log("cannot start a thread for the bring: hop: %s\n",
+			       strerror(-err));
+			io_set_err(io, err);
+			bring_io_stop(io);
+			return err;
+		}
+		s->hop->started = true;
+	}
+	return 0;
 }
 
 /* After the loop: the senders drain (the ring is closed), all end. */

@@ -109,6 +109,14 @@ int hop_sink_add(struct bring_io *io, struct sink *s);
 int hop_source_add(struct bring_io *io, struct source *src);
 int hop_wake_fd(struct bring_io *io);
 int hop_start(struct bring_io *io);
+int hop_start_senders(struct bring_io *io);
+/* io_uring mode: the bring: sinks run in the loop (uring.c) */
+struct loop;
+struct op;
+void hop_tx_uring_start(struct loop *l, struct sink *s);
+void hop_tx_uring_event(struct op *op, int res);
+void hop_tx_uring_kick(struct sink *s);
+void hop_tx_uring_step(struct sink *s);
 void hop_join(struct bring_io *io);
 void hop_sink_free(struct sink *s);
 void hop_source_free(struct source *src);

@@ -95,6 +95,7 @@ enum op_type {
 	OP_KAFKA, /* kafka sink: eventfd read (librdkafka's queue) */
 	OP_KSRC, /* kafka source: eventfd read (its thread ended) */
 	OP_REPAIR, /* loop: sinks stuck at an unfinished record look again */
+	OP_HOP_TX, /* bring: sink in the loop: its send, recv, connect, tick */
 	OP_CANCEL, /* ignored */
 };
 
@@ -415,6 +416,11 @@ void kafka_source_kick(struct source *src);
 
 /* uring.c, fallback.c */
 int io_uring_probe_ok(bool *futex_wait);
+/* uring.c, for hop.c's senders in the loop */
+struct loop;
+struct io_uring_sqe *uring_sqe(struct loop *l, struct op *op);
+void uring_cancel(struct loop *l, struct op *op);
+void uring_data_wait(struct loop *l, struct op *op, const struct bring_wait *w);
 int io_run_uring(struct bring_io *io);
 int io_run_fallback(struct bring_io *io);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hop.h"
 #include "io.h"
 
 #define OP_SOCKET 45 /* Linux 5.19 */
@@ -125,6 +126,22 @@ static void cancel_op(struct loop *l, struct op *op)
 	struct io_uring_sqe *sqe = get_sqe(l, NULL);
 
 	io_uring_prep_cancel(sqe, op, 0);
+}
+
+/* For hop.c's senders, which run in this loop too. */
+struct io_uring_sqe *uring_sqe(struct loop *l, struct op *op)
+{
+	return get_sqe(l, op);
+}
+
+void uring_cancel(struct loop *l, struct op *op)
+{
+	cancel_op(l, op);
+}
+
+void uring_data_wait(struct loop *l, struct op *op, const struct bring_wait *w)
+{
+	prep_futex_wait(l, op, w);
 }
 
 /* ---- sources ---------------------------------------------------------- */
@@ -651,6 +668,10 @@ static void sink_step(struct loop *l, struct sink *s)
 	struct io_uring_sqe *sqe;
 	int n;
 
+	if (s->hop) {
+		hop_tx_uring_step(s);
+		return;
+	}
 	if (s->kafka) {
 		kafka_step(l, s);
 		return;
@@ -1008,8 +1029,10 @@ static void on_ringfd(struct loop *l)
 			on_space(l, c);
 		}
 	}
-	for (i = 0; i < io->nr_sinks; i++) {
-		struct sink *s = io->sinks[i];
+	for (i = 0; i < io->nr_sinks + io->nr_hop_sinks; i++) {
+		struct sink *s = i < io->nr_sinks ?
+					 io->sinks[i] :
+					 io->hop_sinks[i - io->nr_sinks];
 
 		if (!s->rw_op.busy)
 			continue;
@@ -1104,6 +1127,9 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 	case OP_NOTIFY:
 		on_notify(l, op->obj, res);
 		break;
+	case OP_HOP_TX:
+		hop_tx_uring_event(op, res);
+		break;
 	default:
 		break;
 	}
@@ -1128,6 +1154,9 @@ static bool sinks_done(struct bring_io *io)
 
 	for (i = 0; i < io->nr_sinks; i++)
 		if (!io->sinks[i]->done)
+			return false;
+	for (i = 0; i < io->nr_hop_sinks; i++)
+		if (!io->hop_sinks[i]->done)
 			return false;
 	return true;
 }
@@ -1214,7 +1243,8 @@ int io_run_uring(struct bring_io *io)
 			       strerror(-ret));
 		io->uring = false;
 		io->st.uring = 0;
-		return io_run_fallback(io);
+		ret = hop_start_senders(io);
+		return ret ? ret : io_run_fallback(io);
 	}
 	arm_wake(&l);
 	for (i = 0; i < io->nr_srcs; i++) {
@@ -1231,6 +1261,8 @@ int io_run_uring(struct bring_io *io)
 	}
 	for (i = 0; i < io->nr_sinks; i++)
 		sink_step(&l, io->sinks[i]);
+	for (i = 0; i < io->nr_hop_sinks; i++)
+		hop_tx_uring_start(&l, io->hop_sinks[i]);
 	ret = kafka_sources_start(&l);
 	if (ret) {
 		io_set_err(io, ret);
