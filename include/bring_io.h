@@ -221,8 +221,12 @@ struct bring_io_stats {
  *            udp:HOST:PORT (one message is one datagram)  unix:PATH
  *            bring:HOST:PORT (the acknowledged hop: exactly once into a
  *            bring-listen: ring; Documentation/protocol.rst)
- * HOST is a name or an address; IPv6 addresses go in brackets. A tcp: or
- * unix: sink must connect at start; later failures reconnect with backoff.
+ * HOST is a name or an address; IPv6 addresses go in brackets; one that
+ * does not resolve fails bring_io_add_*() with -EHOSTUNREACH (-EAGAIN: a
+ * temporary failure of the resolver). A tcp: or unix: sink whose peer is
+ * not up at start (refused, unreachable, no socket file) is added down,
+ * said in one line, and connected with backoff by bring_io_run(), like
+ * one that fails later.
  * tail:PATH follows a regular file like tail -F: from its end (from its
  * start with BRING_IO_TAIL_FROM_START), through rename-and-recreate
  * rotation, deletion and truncation, and waits for it when it does not

@@ -23,6 +23,7 @@
 #include "bring_io.h"
 
 #define MAX_EPS 64
+#define BUFFER_MIN 4096U /* bring_new()'s smallest capacity */
 
 static struct bring_io *the_io;
 static volatile sig_atomic_t signals;
@@ -258,6 +259,12 @@ static const char *ep_error(const char *uri, int err, bool source)
 	bool unix_ep = !strncmp(uri, "unix", 4);
 	bool tail = source && !strncmp(uri, "tail:", 5);
 
+	const char *colon = strchr(uri, ':');
+
+	if (err == -EINVAL && colon && !colon[1] &&
+	    (!strcmp(uri, "file:") || !strcmp(uri, "tail:")))
+		return source ? "missing PATH (file:PATH, tail:PATH)" :
+				"missing PATH (file:PATH)";
 	if (tail && err == -ENOENT)
 		return "its directory does not exist";
 	if (tail && err == -EINVAL)
@@ -271,6 +278,8 @@ static const char *ep_error(const char *uri, int err, bool source)
 				 "bad address (expected HOST:PORT)";
 	case -EHOSTUNREACH:
 		return "cannot resolve host";
+	case -EAGAIN:
+		return "cannot resolve host (temporary failure in name resolution)";
 	case -ENAMETOOLONG:
 		return unix_ep ? "path too long for a unix socket (at most 107 bytes)" :
 				 strerror(-err);
@@ -283,6 +292,40 @@ static const char *ep_error(const char *uri, int err, bool source)
 	default:
 		return strerror(-err);
 	}
+}
+
+/*
+ * Usage errors exit 2: an unknown type, a bad address, a host that does
+ * not resolve (a typo). Everything else (a file, a port in use) exits 1.
+ */
+static int ep_exit_code(const char *uri, int err, bool source)
+{
+	if (err == -EPROTONOSUPPORT || err == -EHOSTUNREACH)
+		return 2;
+	if (err == -EINVAL && !(source && !strncmp(uri, "tail:", 5) && uri[5]))
+		return 2;
+	return 1;
+}
+
+/*
+ * A listening source on port 0 says which port it got; one with an
+ * empty HOST ("tcp-listen::5140") says that it listens on every
+ * interface, which a user may not have meant.
+ */
+static void say_listening(const char *uri, int port, bool quiet)
+{
+	size_t len = strlen(uri);
+	bool any = (!strncmp(uri, "tcp-listen::", 12) ||
+		    !strncmp(uri, "udp-listen::", 12));
+
+	if (port <= 0)
+		return;
+	if (any && !quiet)
+		fprintf(stderr, "bringcat: %s: listening on port %d of every interface (HOST is empty)\n",
+			uri, port);
+	else if (len > 2 && !strcmp(uri + len - 2, ":0"))
+		fprintf(stderr, "bringcat: %s: listening on port %d\n", uri,
+			port);
 }
 
 enum {
@@ -529,9 +572,14 @@ int main(int argc, char **argv)
 			   .flags = BRING_NO_DEFAULT_READER);
 
 		if (!strncmp(buffer, "mem:", 4)) {
-			if (parse_size(buffer + 4, &size) || size < 4096) {
+			if (parse_size(buffer + 4, &size)) {
 				fprintf(stderr, "bringcat: --buffer: bad size '%s'\n",
 					buffer + 4);
+				return 2;
+			}
+			if (size < BUFFER_MIN) {
+				fprintf(stderr, "bringcat: --buffer: %s is smaller than the minimum, mem:4K (%u bytes)\n",
+					buffer, BUFFER_MIN);
 				return 2;
 			}
 			r = bring_new(size, &ropts);
@@ -586,25 +634,19 @@ int main(int argc, char **argv)
 		if (err) {
 			fprintf(stderr, "bringcat: -i %s: %s\n", inputs[i],
 				ep_error(inputs[i], err, true));
-			/* usage: an unknown type or a bad address */
-			return err == -EPROTONOSUPPORT ||
-			       (err == -EINVAL && strncmp(inputs[i], "tail:", 5)) ?
-				       2 : 1;
+			return ep_exit_code(inputs[i], err, true);
 		}
 		if (!strncmp(inputs[i], "tail:", 5))
 			sc.tail = true;
-		size = strlen(inputs[i]);
-		if (size > 2 && !strcmp(inputs[i] + size - 2, ":0") &&
-		    bring_io_source_port(the_io, i) > 0)
-			fprintf(stderr, "bringcat: %s: listening on port %d\n",
-				inputs[i], bring_io_source_port(the_io, i));
+		say_listening(inputs[i], bring_io_source_port(the_io, i),
+			      iopts.flags & BRING_IO_QUIET);
 	}
 	for (i = 0; i < nout; i++) {
 		err = bring_io_add_sink(the_io, outputs[i], NULL);
 		if (err) {
 			fprintf(stderr, "bringcat: -o %s: %s\n", outputs[i],
 				ep_error(outputs[i], err, false));
-			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
+			return ep_exit_code(outputs[i], err, false);
 		}
 	}
 

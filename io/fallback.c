@@ -375,6 +375,8 @@ static void sink_fail(struct sink *s, int err)
 	close(s->fd);
 	s->fd = -1;
 	s->down = true;
+	s->last_err = err;
+	s->said_ns = io_now_ns();
 	s->backoff_ms = IO_BACKOFF_MIN_MS;
 }
 
@@ -401,16 +403,11 @@ static void *sink_thread(void *arg)
 				usleep(s->backoff_ms * 1000);
 				s->fd = ep_connect(&s->ep);
 				if (s->fd < 0) {
-					s->backoff_ms *= 2;
-					if (s->backoff_ms > IO_BACKOFF_MAX_MS)
-						s->backoff_ms = IO_BACKOFF_MAX_MS;
+					sink_connect_failed(s, s->fd);
+					sink_next_backoff(s);
 					continue;
 				}
-				if (!(io->o.flags & BRING_IO_QUIET))
-					io_log("%s: reconnected\n",
-					       s->ep.uri);
-				io_stat_add(io, reconnects, 1);
-				s->down = false;
+				sink_connected(s);
 				sink_rewind(s);
 			}
 			if (s->dgram) {

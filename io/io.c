@@ -323,6 +323,70 @@ static int hop_add_sink(struct bring_io *io, struct sink *s)
 	return 0;
 }
 
+/*
+ * A stream sink whose peer is not there yet (refused, no socket file,
+ * unreachable) at start waits for it, as Fluent Bit, Vector and rsyslog
+ * do. A name that does not resolve never gets here: ep_parse() failed.
+ */
+static bool sink_may_wait(const struct sink *s, int err)
+{
+	if (s->ep.kind != EP_TCP && s->ep.kind != EP_UNIX)
+		return false;
+	switch (-err) {
+	case ECONNREFUSED:
+	case ETIMEDOUT:
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case EHOSTDOWN:
+		return true;
+	case ENOENT: /* unix: the socket file is not made yet */
+		return s->ep.kind == EP_UNIX;
+	default:
+		return false;
+	}
+}
+
+/* The wait before the next connect: 50 ms, doubling up to 5 s. */
+unsigned int sink_next_backoff(struct sink *s)
+{
+	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : IO_BACKOFF_MIN_MS;
+	if (s->backoff_ms > IO_BACKOFF_MAX_MS)
+		s->backoff_ms = IO_BACKOFF_MAX_MS;
+	return s->backoff_ms;
+}
+
+/*
+ * A connect of a down sink failed: remember why, and say so once per
+ * IO_DOWN_SAY_MS window (the first failure was said by whoever took
+ * the sink down), not once per attempt.
+ */
+void sink_connect_failed(struct sink *s, int err)
+{
+	uint64_t now = io_now_ns();
+
+	s->last_err = err;
+	s->attempts++;
+	if (now - s->said_ns < IO_DOWN_SAY_MS * 1000000ULL)
+		return;
+	s->said_ns = now;
+	io_log("%s: still not connected after %u attempts: %s\n", s->ep.uri,
+	       s->attempts, strerror(-err));
+}
+
+/* A down sink is connected (again). */
+void sink_connected(struct sink *s)
+{
+	if (!(s->io->o.flags & BRING_IO_QUIET))
+		io_log("%s: %s\n", s->ep.uri,
+		       s->was_up ? "reconnected" : "connected");
+	if (s->was_up)
+		io_stat_add(s->io, reconnects, 1);
+	s->was_up = true;
+	s->down = false;
+	s->backoff_ms = 0;
+	s->attempts = 0;
+}
+
 int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 {
 	struct sink *s;
@@ -350,9 +414,19 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 	if (s->ep.kind == EP_HOP)
 		return hop_add_sink(io, s);
 	s->fd = ep_open_sink(&s->ep, &s->sock);
-	if (s->fd < 0) {
+	if (s->fd < 0 && sink_may_wait(s, s->fd)) {
+		/* The collector is not up yet: the loop connects with backoff. */
+		io_log("%s: %s; retrying until it is up\n", s->ep.uri,
+		       strerror(-s->fd));
+		s->last_err = s->fd;
+		s->attempts = 1;
+		s->said_ns = io_now_ns();
+		s->down = true;
+	} else if (s->fd < 0) {
 		err = s->fd;
 		goto fail;
+	} else {
+		s->was_up = true;
 	}
 	{
 		struct stat st;

@@ -37,6 +37,8 @@
  */
 #define IO_STOP_STALL_MS 500
 #define IO_BACKOFF_MAX_MS 5000
+/* A sink that stays down says so once per this window, not per attempt. */
+#define IO_DOWN_SAY_MS 30000
 #define IO_DGRAM_HDR 4 /* staging: a datagram's length before its bytes */
 #define IO_DGRAM_MAX 65536 /* room a recv gets: larger than any UDP payload */
 #define IO_DGRAM_RCVBUF (8U << 20) /* asked for; the kernel caps at rmem_max */
@@ -215,7 +217,11 @@ struct sink {
 	bool inflight, waiting, done, down;
 	bool exact; /* a file: sink with BRING_IO_CHECKPOINT */
 	long batches; /* BRING_FAULT_SINK_KILL */
+	bool was_up; /* connected once: a connect now is a reconnect */
 	unsigned int backoff_ms;
+	int last_err; /* the last error of a connection, said in --stats */
+	unsigned int attempts; /* connects failed since it was last up */
+	uint64_t said_ns; /* when sink_connect_failed() last said a line */
 	struct __kernel_timespec ts;
 	struct bring_wait rw;
 	uint64_t wait_t0; /* io_uring: when the data wait began (ns) */
@@ -292,6 +298,9 @@ int ep_open_file_source(struct endpoint *ep);
 uint64_t io_now_ns(void);
 void io_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void io_fatal(struct bring_io *io, struct sink *s, int err);
+unsigned int sink_next_backoff(struct sink *s);
+void sink_connect_failed(struct sink *s, int err);
+void sink_connected(struct sink *s);
 void io_set_err(struct bring_io *io, int err);
 struct conn *source_add_conn(struct source *src, int fd);
 void io_ring_error(struct bring_io *io, struct conn *c, int err);

@@ -631,9 +631,7 @@ static void sink_backoff(struct loop *l, struct sink *s)
 {
 	struct io_uring_sqe *sqe;
 
-	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : IO_BACKOFF_MIN_MS;
-	if (s->backoff_ms > IO_BACKOFF_MAX_MS)
-		s->backoff_ms = IO_BACKOFF_MAX_MS;
+	sink_next_backoff(s);
 	s->ts.tv_sec = s->backoff_ms / 1000;
 	s->ts.tv_nsec = (s->backoff_ms % 1000) * 1000000L;
 	s->tm_op.type = OP_TIMER;
@@ -646,6 +644,9 @@ static void sink_down(struct loop *l, struct sink *s, int err)
 	if (!s->down && !(l->io->o.flags & BRING_IO_QUIET))
 		io_log("%s: %s; reconnecting\n", s->ep.uri,
 		       strerror(-err));
+	if (!s->down)
+		s->said_ns = io_now_ns();
+	s->last_err = err;
 	s->down = true;
 	sink_close_fd(s);
 	sink_backoff(l, s);
@@ -681,6 +682,7 @@ static void on_timer(struct loop *l, struct sink *s)
 
 	fd = socket(s->ep.addr.ss_family, s->ep.socktype | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
+		sink_connect_failed(s, -errno);
 		sink_backoff(l, s);
 		return;
 	}
@@ -694,15 +696,12 @@ static void on_timer(struct loop *l, struct sink *s)
 static void on_connect(struct loop *l, struct sink *s, int res)
 {
 	if (res < 0) {
+		sink_connect_failed(s, res);
 		sink_close_fd(s);
 		sink_backoff(l, s);
 		return;
 	}
-	if (!(l->io->o.flags & BRING_IO_QUIET))
-		io_log("%s: reconnected\n", s->ep.uri);
-	io_stat_add(l->io, reconnects, 1);
-	s->down = false;
-	s->backoff_ms = 0;
+	sink_connected(s);
 	sink_rewind(s); /* at least once: the whole unshifted batch again */
 	sink_step(l, s);
 }
@@ -973,8 +972,11 @@ int io_run_uring(struct bring_io *io)
 		for (c = src->conns; c; c = c->next)
 			conn_step(&l, c);
 	}
-	for (i = 0; i < io->nr_sinks; i++)
+	for (i = 0; i < io->nr_sinks; i++) {
+		if (io->sinks[i]->down) /* its peer was not up at start */
+			sink_backoff(&l, io->sinks[i]);
 		sink_step(&l, io->sinks[i]);
+	}
 
 	for (;;) {
 		if (__atomic_load_n(&io->stop, __ATOMIC_RELAXED) && !io->stopping)

@@ -948,7 +948,7 @@ static void expect_one_line(struct __test_metadata *_metadata,
 TEST_F(io, errors)
 {
 	char listen_uri[64], out[PATH_MAX + 8], missing[PATH_MAX + 16],
-		baddir[PATH_MAX + 16], tcp[64];
+		baddir[PATH_MAX + 16];
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t salen = sizeof(sa);
@@ -985,11 +985,40 @@ TEST_F(io, errors)
 
 		expect_error(_metadata, self, a, 2, "bad address");
 	}
+	/* A typo in a sink's host: one line, exit 2, at once (man page). */
 	{
 		const char *a[] = { self->mode, "-i", "-", "-o",
 				    "tcp:no-such-host.invalid:80", NULL };
 
-		expect_error(_metadata, self, a, 1, "cannot resolve host");
+		expect_error(_metadata, self, a, 2, "cannot resolve host");
+		expect_one_line(_metadata, self,
+				"-o tcp:no-such-host.invalid:80: cannot resolve host");
+	}
+	/* A known type without its PATH is not an unknown type. */
+	{
+		const char *a[] = { self->mode, "-i", "file:", "-o", out, NULL };
+
+		expect_error(_metadata, self, a, 2, "-i file:: missing PATH");
+		expect_one_line(_metadata, self, "missing PATH");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "tail:", "-o", out, NULL };
+
+		expect_error(_metadata, self, a, 2, "-i tail:: missing PATH");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "-", "-o", "file:", NULL };
+
+		expect_error(_metadata, self, a, 2, "-o file:: missing PATH");
+	}
+	/* A buffer below the minimum says the minimum. */
+	{
+		const char *a[] = { self->mode, "-b", "mem:1K", "-i", "-", "-o",
+				    out, NULL };
+
+		expect_error(_metadata, self, a, 2,
+			     "--buffer: mem:1K is smaller than the minimum, mem:4K");
+		expect_one_line(_metadata, self, "minimum");
 	}
 	{
 		const char *a[] = { self->mode, "-i", "-", "-o", baddir, NULL };
@@ -1028,13 +1057,6 @@ TEST_F(io, errors)
 	}
 	close(fd);
 
-	/* Nobody listening. */
-	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", free_port());
-	{
-		const char *a[] = { self->mode, "-i", "-", "-o", tcp, NULL };
-
-		expect_error(_metadata, self, a, 1, "Connection refused");
-	}
 	/* A directory is not readable as a file source: fails at run time. */
 	snprintf(missing, sizeof(missing), "file:%s", self->dir);
 	{
@@ -2520,7 +2542,7 @@ TEST_F(io, net_errors)
 		const char *a[] = { self->mode, "-i", "-", "-o",
 				    "udp:no-such-host.invalid:514", NULL };
 
-		expect_error(_metadata, self, a, 1, "cannot resolve host");
+		expect_error(_metadata, self, a, 2, "cannot resolve host");
 	}
 	{
 		const char *a[] = { self->mode, "-i", "unix-listen:", "-o", out,
@@ -2599,24 +2621,129 @@ TEST_F(io, net_errors)
 		expect_error(_metadata, self, a, 1, "No such file or directory");
 	}
 
-	/*
-	 * unix: at start, as tcp: does: a missing socket or one nobody
-	 * listens on is an error, not a wait.
-	 */
-	snprintf(uri, sizeof(uri), "unix:%s/missing", self->dir);
-	{
-		const char *a[] = { self->mode, "-i", "-", "-o", uri, NULL };
+}
 
-		expect_error(_metadata, self, a, 1, "No such file or directory");
-	}
-	snprintf(path, sizeof(path), "%s/stale", self->dir);
-	ASSERT_EQ(0, make_stale_socket(path));
-	snprintf(uri, sizeof(uri), "unix:%s", path);
-	{
-		const char *a[] = { self->mode, "-i", "-", "-o", uri, NULL };
+/* Accept one connection on @lfd and read it to its end into @path. */
+static long long accept_to_file(int lfd, const char *path)
+{
+	char buf[65536];
+	long long total = 0;
+	int fd = accept(lfd, NULL, NULL), out;
+	ssize_t n;
 
-		expect_error(_metadata, self, a, 1, "Connection refused");
+	if (fd < 0)
+		return -1;
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	while (out >= 0 && (n = read(fd, buf, sizeof(buf))) > 0) {
+		if (write(out, buf, n) != n)
+			break;
+		total += n;
 	}
+	close(out);
+	close(fd);
+	return total;
+}
+
+/*
+ * A stream sink whose collector is not up at start: said at once in one
+ * line, retried with backoff (no line per attempt), and everything is
+ * sent once the collector comes. @how: "tcp", "unix" (no socket file),
+ * "stale" (a socket file nobody listens on).
+ */
+static void collector_late_case(struct __test_metadata *_metadata,
+				FIXTURE_DATA(io) *self, const char *how)
+{
+	char sink[PATH_MAX + 16], sock[PATH_MAX];
+	const char *a[] = { self->mode, "-i", "-", "-o", sink, NULL };
+	const char *lines = "before the collector\nwas up\n";
+	bool unix_ep = strcmp(how, "tcp") != 0;
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_un sun;
+	int lfd, port = 0, one = 1;
+	size_t len;
+	char *err, *got;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/collector", self->dir);
+	unlink(sock);
+	if (!strcmp(how, "stale"))
+		ASSERT_EQ(0, make_stale_socket(sock));
+	if (unix_ep) {
+		snprintf(sink, sizeof(sink), "unix:%s", sock);
+	} else {
+		port = free_port();
+		snprintf(sink, sizeof(sink), "tcp:127.0.0.1:%d", port);
+	}
+	ASSERT_EQ(0, spew(self->path[IN], lines, strlen(lines)));
+	pid = spawn(self->path[IN], self->path[ERR1], a);
+	ASSERT_TRUE(wait_text(self->path[ERR1], "retrying until it is up", 5000));
+	usleep(400 * 1000); /* several attempts fail meanwhile */
+	EXPECT_EQ(0, waitpid(pid, NULL, WNOHANG)) /* still running */
+		TH_LOG("bringcat exited instead of waiting for its collector");
+	if (unix_ep) {
+		unlink(sock);
+		lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+		ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sun,
+				  unix_addr(&sun, sock)));
+	} else {
+		lfd = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		sa.sin_port = htons(port);
+		ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	}
+	ASSERT_EQ(0, listen(lfd, 4));
+	EXPECT_EQ((long long)strlen(lines),
+		  accept_to_file(lfd, self->path[OUT]));
+	close(lfd);
+	EXPECT_EQ(0, wait_rc(pid, 10000));
+	got = slurp(self->path[OUT], &len);
+	ASSERT_NE_NULL(got);
+	EXPECT_EQ(strlen(lines), len);
+	EXPECT_EQ(0, memcmp(got, lines, strlen(lines)));
+	free(got);
+	/* One line for the failure, not one per attempt. */
+	err = slurp(self->path[ERR1], &len);
+	ASSERT_NE_NULL(err);
+	EXPECT_EQ(count_file_lines(self->path[ERR1]),
+		  strstr(err, "connected\n") ? 2 : 1)
+		TH_LOG("stderr: %s", err);
+	EXPECT_NE_NULL(strstr(err, unix_ep && strcmp(how, "stale") ?
+				   "No such file or directory; retrying" :
+				   "Connection refused; retrying"));
+	free(err);
+}
+
+TEST_F(io, tcp_sink_waits_for_its_collector_at_start)
+{
+	collector_late_case(_metadata, self, "tcp");
+}
+
+TEST_F(io, unix_sink_waits_for_its_socket_at_start)
+{
+	collector_late_case(_metadata, self, "unix");
+	unlink(self->path[OUT]);
+	collector_late_case(_metadata, self, "stale");
+}
+
+/* "tcp-listen::PORT" listens on every interface: it says so. */
+TEST_F(io, listen_on_empty_host_says_every_interface)
+{
+	const char *a[] = { io_mode_flag(variant->mode, "--stats"), "-i",
+			    "tcp-listen::0", "-o", "-", NULL };
+	char *err;
+	size_t len;
+	pid_t pid;
+
+	pid = spawn(NULL, self->path[ERR1], a);
+	ASSERT_TRUE(wait_text(self->path[ERR1], "every interface", 5000));
+	kill(pid, SIGTERM);
+	EXPECT_EQ(0, wait_rc(pid, 10000));
+	err = slurp(self->path[ERR1], &len);
+	ASSERT_NE_NULL(err);
+	EXPECT_NE_NULL(strstr(err, "bringcat: tcp-listen::0: listening on port "));
+	EXPECT_NE_NULL(strstr(err, " of every interface (HOST is empty)\n"));
+	free(err);
 }
 
 #define RC_LINE_LEN 22 /* "reconnect line NNNNNN\n" */
