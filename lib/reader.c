@@ -384,7 +384,7 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 	int err = 0;
 
 	bring_deadline_init(&dl, timeout_ms);
-	BRING_PROBE2(read_wait_start, r, r->name);
+	BRING_PROBE4(read_wait_start, r, r->name, 0ULL, rd->slot->name);
 	for (;;) {
 		/* Fences: counted before we look at head and records again. */
 		evc_prepare(&h->data_seq, &ticket);
@@ -406,7 +406,7 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 		      load_relaxed(&rd->slot->read_waits) + 1);
 	store_relaxed(&rd->slot->read_wait_ns,
 		      load_relaxed(&rd->slot->read_wait_ns) + bring_now_ns() - t0);
-	BRING_PROBE3(read_wait_end, r, r->name, err);
+	BRING_PROBE5(read_wait_end, r, r->name, err, 0ULL, rd->slot->name);
 	return err ? err : (int)n;
 }
 
@@ -694,6 +694,9 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 		return 1;
 	}
 	wait_ticket_save(w, word, &ticket);
+	/* An event loop's wait: told apart from others in its thread by @w. */
+	BRING_PROBE4(read_wait_start, rd->ring, rd->ring->name,
+		     (uint64_t)(uintptr_t)w, rd->slot->name);
 	return 0;
 }
 
@@ -711,6 +714,8 @@ void bring_reader_wait_finish(struct bring_reader *rd, struct bring_wait *w)
 	wait_ticket_load(w, &ticket);
 	/* A waker that moved the epoch dropped us from the count already. */
 	evc_cancel(w->uaddr, &ticket);
+	BRING_PROBE5(read_wait_end, rd->ring, rd->ring->name, 0,
+		     (uint64_t)(uintptr_t)w, rd->slot->name);
 }
 
 /**
