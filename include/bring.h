@@ -311,6 +311,8 @@ BRING_API int bring_write_wait_prepare(struct bring *r, size_t len,
 				       struct bring_wait *w);
 BRING_API void bring_write_wait_finish(struct bring *r, struct bring_wait *w);
 BRING_API struct bring_reader *bring_default_reader(struct bring *r);
+/* Bytes between the reader's last shift and the head (LIBBRING_0.3). */
+BRING_API uint64_t bring_reader_lag(const struct bring_reader *rd);
 /* Event loops without FUTEX_WAIT: an eventfd per loop, written on wakes. */
 BRING_API int bring_notify_fd(struct bring *r);
 

@@ -153,12 +153,49 @@ struct stats_ctx {
 	double t0;
 };
 
+static const char *state_name(int state)
+{
+	switch (state) {
+	case BRING_IO_RECONNECTING:
+		return "reconnecting";
+	case BRING_IO_FAILED:
+		return "failed";
+	case BRING_IO_DONE:
+		return "done";
+	default:
+		return "up";
+	}
+}
+
+/* One line per source, then per sink: which one lags, which is down. */
+static void print_endpoints(void)
+{
+	struct bring_io_endpoint_stats es = { .sz = sizeof(es) };
+	unsigned int i;
+
+	for (i = 0; !bring_io_source_stats(the_io, i, &es); i++)
+		fprintf(stderr, "bringcat: source %s: in %" PRIu64 " msgs %" PRIu64
+			" bytes, %s\n", es.uri, es.msgs, es.bytes,
+			state_name(es.state));
+	for (i = 0; !bring_io_sink_stats(the_io, i, &es); i++) {
+		fprintf(stderr, "bringcat: sink %s (reader %s): out %" PRIu64
+			" msgs %" PRIu64 " bytes, lag %" PRIu64
+			" bytes, reconnects %" PRIu64 ", %s", es.uri, es.reader,
+			es.msgs, es.bytes, es.lag, es.reconnects,
+			state_name(es.state));
+		if (es.last_err)
+			fprintf(stderr, " (last error: %s)", strerror(-es.last_err));
+		fputc('\n', stderr);
+	}
+}
+
 static void print_stats(const struct stats_ctx *sc, const char *what)
 {
 	struct bring_io_stats st = { .sz = sizeof(st) };
 	struct bring_stats rs = { .sz = sizeof(rs) };
 	double dt = now_s() - sc->t0;
 
+	print_endpoints();
 	bring_io_get_stats(the_io, &st);
 	bring_get_stats(sc->r, &rs);
 	fprintf(stderr,

@@ -191,7 +191,7 @@ static ssize_t conn_read_once(struct bring_io *io, struct conn *c)
 		return -err;
 	if (n > 0) {
 		io_stat_add(io, reads, 1);
-		io_stat_add(io, bytes_in, n);
+		conn_stat_add(c, bytes_in, n);
 		if (io->o.idle_ms)
 			c->last_ns = io_now_ns();
 	}
@@ -375,7 +375,7 @@ static void sink_fail(struct sink *s, int err)
 	close(s->fd);
 	s->fd = -1;
 	s->down = true;
-	s->last_err = err;
+	sink_set_state(s, BRING_IO_RECONNECTING, err);
 	s->said_ns = io_now_ns();
 	s->backoff_ms = IO_BACKOFF_MIN_MS;
 }
@@ -442,6 +442,7 @@ static void *sink_thread(void *arg)
 		sink_batch_done(s);
 	}
 	s->done = true;
+	sink_set_state(s, BRING_IO_DONE, 0);
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;

@@ -66,6 +66,7 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 		return NULL;
 	io->r = r;
 	io->hop_fd = -1;
+	pthread_mutex_init(&io->rd_lock, NULL);
 	io->o.sz = sizeof(io->o);
 	if (opts) {
 		sz = opts->sz < sizeof(io->o) ? opts->sz : sizeof(io->o);
@@ -364,13 +365,24 @@ void sink_connect_failed(struct sink *s, int err)
 {
 	uint64_t now = io_now_ns();
 
-	s->last_err = err;
+	sink_set_state(s, BRING_IO_RECONNECTING, err);
 	s->attempts++;
 	if (now - s->said_ns < IO_DOWN_SAY_MS * 1000000ULL)
 		return;
 	s->said_ns = now;
 	io_log("%s: still not connected after %u attempts: %s\n", s->ep.uri,
 	       s->attempts, strerror(-err));
+}
+
+/*
+ * What bring_io_sink_stats() says of @s, from any thread; @err 0 keeps
+ * the last error (shown until the next one).
+ */
+void sink_set_state(struct sink *s, int state, int err)
+{
+	if (err)
+		__atomic_store_n(&s->last_err, err, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->state, state, __ATOMIC_RELAXED);
 }
 
 /* A down sink is connected (again). */
@@ -380,9 +392,10 @@ void sink_connected(struct sink *s)
 		io_log("%s: %s\n", s->ep.uri,
 		       s->was_up ? "reconnected" : "connected");
 	if (s->was_up)
-		io_stat_add(s->io, reconnects, 1);
+		sink_stat_add(s, reconnects, 1);
 	s->was_up = true;
 	s->down = false;
+	sink_set_state(s, BRING_IO_UP, 0);
 	s->backoff_ms = 0;
 	s->attempts = 0;
 }
@@ -418,7 +431,7 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 		/* The collector is not up yet: the loop connects with backoff. */
 		io_log("%s: %s; retrying until it is up\n", s->ep.uri,
 		       strerror(-s->fd));
-		s->last_err = s->fd;
+		sink_set_state(s, BRING_IO_RECONNECTING, s->fd);
 		s->attempts = 1;
 		s->said_ns = io_now_ns();
 		s->down = true;
@@ -497,9 +510,13 @@ void io_fatal(struct bring_io *io, struct sink *s, int err)
 	if (s) {
 		io_log("%s: %s\n", s->ep.uri, strerror(-err));
 		s->done = true;
+		sink_set_state(s, BRING_IO_FAILED, err);
 		if (s->rd) {
+			/* bring_io_sink_stats() may be looking at its lag. */
+			pthread_mutex_lock(&io->rd_lock);
 			bring_reader_close(s->rd);
 			s->rd = NULL;
+			pthread_mutex_unlock(&io->rd_lock);
 			bring_reader_remove(io->r, s->reader_name);
 		}
 	}
@@ -543,6 +560,61 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	return 0;
 }
 
+/* Copy @tmp's first st->sz bytes out, as bring_io_get_stats() does. */
+static int ep_stats_out(struct bring_io_endpoint_stats *st,
+			struct bring_io_endpoint_stats *tmp)
+{
+	size_t sz = st->sz < sizeof(*tmp) ? st->sz : sizeof(*tmp);
+
+	tmp->sz = sz;
+	memcpy(st, tmp, sz);
+	return 0;
+}
+
+int bring_io_source_stats(const struct bring_io *io, unsigned int idx,
+			  struct bring_io_endpoint_stats *st)
+{
+	struct bring_io_endpoint_stats tmp = { 0 };
+	const struct source *src;
+
+	if (!io || !st || st->sz < sizeof(size_t))
+		return -EINVAL;
+	if (idx >= io->nr_srcs)
+		return -ENOENT;
+	src = io->srcs[idx];
+	tmp.uri = src->ep.uri;
+	tmp.msgs = __atomic_load_n(&src->msgs_in, __ATOMIC_RELAXED);
+	tmp.bytes = __atomic_load_n(&src->bytes_in, __ATOMIC_RELAXED);
+	tmp.state = __atomic_load_n(&src->finished, __ATOMIC_RELAXED) ?
+			    BRING_IO_DONE : BRING_IO_UP;
+	return ep_stats_out(st, &tmp);
+}
+
+int bring_io_sink_stats(const struct bring_io *io, unsigned int idx,
+			struct bring_io_endpoint_stats *st)
+{
+	struct bring_io_endpoint_stats tmp = { 0 };
+	struct sink *s;
+
+	if (!io || !st || st->sz < sizeof(size_t))
+		return -EINVAL;
+	if (idx >= io->nr_sinks)
+		return -ENOENT;
+	s = io->sinks[idx];
+	tmp.uri = s->ep.uri;
+	tmp.reader = s->reader_name;
+	tmp.msgs = __atomic_load_n(&s->msgs_out, __ATOMIC_RELAXED);
+	tmp.bytes = __atomic_load_n(&s->bytes_out, __ATOMIC_RELAXED);
+	tmp.reconnects = __atomic_load_n(&s->reconnects, __ATOMIC_RELAXED);
+	/* A snapshot for people: state and error may be a moment apart. */
+	tmp.last_err = __atomic_load_n(&s->last_err, __ATOMIC_RELAXED);
+	tmp.state = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+	pthread_mutex_lock((pthread_mutex_t *)&io->rd_lock);
+	tmp.lag = bring_reader_lag(s->rd);
+	pthread_mutex_unlock((pthread_mutex_t *)&io->rd_lock);
+	return ep_stats_out(st, &tmp);
+}
+
 void bring_io_free(struct bring_io *io)
 {
 	unsigned int i;
@@ -562,5 +634,6 @@ void bring_io_free(struct bring_io *io)
 	if (io->hop_fd >= 0)
 		close(io->hop_fd);
 	ledger_free(io);
+	pthread_mutex_destroy(&io->rd_lock);
 	free(io);
 }

@@ -187,6 +187,7 @@ struct source {
 	struct bring_writer *ck; /* BRING_IO_CHECKPOINT: the named writer */
 	struct ckpt_mark resume; /* its mark at start */
 	bool has_resume;
+	uint64_t msgs_in, bytes_in; /* this source's share of io->st */
 };
 
 struct sink {
@@ -219,7 +220,7 @@ struct sink {
 	long batches; /* BRING_FAULT_SINK_KILL */
 	bool was_up; /* connected once: a connect now is a reconnect */
 	unsigned int backoff_ms;
-	int last_err; /* the last error of a connection, said in --stats */
+	int last_err; /* the last error of a connection (sink_set_state()) */
 	unsigned int attempts; /* connects failed since it was last up */
 	uint64_t said_ns; /* when sink_connect_failed() last said a line */
 	struct __kernel_timespec ts;
@@ -228,6 +229,13 @@ struct sink {
 	struct op wr_op, rw_op, tm_op;
 	struct hop_tx *hop; /* bring:, run by hop.c, or NULL */
 	pthread_t thread;
+	uint64_t msgs_out, bytes_out; /* this sink's share of io->st */
+	uint64_t reconnects;
+	/*
+	 * enum bring_io_state and last_err, for bring_io_sink_stats() in
+	 * other threads: written by sink_set_state() (atomics).
+	 */
+	int state;
 };
 
 /*
@@ -282,10 +290,25 @@ struct bring_io {
 	int err; /* first fatal error */
 	bool ran;
 	struct bring_io_stats st; /* updated with relaxed atomics */
+	/* A sink's reader is closed (io_fatal()) while stats look at it. */
+	pthread_mutex_t rd_lock;
 };
 
 #define io_stat_add(io, field, n) \
 	__atomic_fetch_add(&(io)->st.field, (n), __ATOMIC_RELAXED)
+/* A source's or a sink's counter, and the io's total. */
+#define conn_stat_add(c, field, n)                                        \
+	do {                                                              \
+		uint64_t n_ = (n);                                        \
+		io_stat_add((c)->src->io, field, n_);                     \
+		__atomic_fetch_add(&(c)->src->field, n_, __ATOMIC_RELAXED); \
+	} while (0)
+#define sink_stat_add(s, field, n)                                    \
+	do {                                                          \
+		uint64_t n_ = (n);                                    \
+		io_stat_add((s)->io, field, n_);                      \
+		__atomic_fetch_add(&(s)->field, n_, __ATOMIC_RELAXED); \
+	} while (0)
 
 /* endpoint.c */
 int ep_parse(struct endpoint *ep, const char *uri, bool source);
@@ -301,6 +324,7 @@ void io_fatal(struct bring_io *io, struct sink *s, int err);
 unsigned int sink_next_backoff(struct sink *s);
 void sink_connect_failed(struct sink *s, int err);
 void sink_connected(struct sink *s);
+void sink_set_state(struct sink *s, int state, int err);
 void io_set_err(struct bring_io *io, int err);
 struct conn *source_add_conn(struct source *src, int fd);
 void io_ring_error(struct bring_io *io, struct conn *c, int err);

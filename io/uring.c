@@ -363,7 +363,7 @@ static void on_read(struct loop *l, struct conn *c, int res)
 	if (c->dgram && res >= 0) { /* 0: an empty datagram */
 		conn_dgram_add(c, res);
 		io_stat_add(io, reads, 1);
-		io_stat_add(io, bytes_in, res);
+		conn_stat_add(c, bytes_in, res);
 		/* The ones that came meanwhile, in place: one push for all. */
 		conn_recv_dgrams(c);
 		conn_step(l, c);
@@ -379,7 +379,7 @@ static void on_read(struct loop *l, struct conn *c, int res)
 	}
 	if (res > 0) {
 		io_stat_add(io, reads, 1);
-		io_stat_add(io, bytes_in, res);
+		conn_stat_add(c, bytes_in, res);
 		if (io->o.idle_ms)
 			c->last_ns = io_now_ns();
 	} else if (res == 0) {
@@ -562,6 +562,7 @@ static void sink_step(struct loop *l, struct sink *s)
 			}
 			if (n == -EPIPE) {
 				s->done = true;
+				sink_set_state(s, BRING_IO_DONE, 0);
 				sink_close_fd(s);
 				return;
 			}
@@ -646,7 +647,7 @@ static void sink_down(struct loop *l, struct sink *s, int err)
 		       strerror(-err));
 	if (!s->down)
 		s->said_ns = io_now_ns();
-	s->last_err = err;
+	sink_set_state(s, BRING_IO_RECONNECTING, err);
 	s->down = true;
 	sink_close_fd(s);
 	sink_backoff(l, s);

@@ -656,6 +656,29 @@ struct bring_reader *bring_default_reader(struct bring *r)
 }
 
 /**
+ * bring_reader_lag() - how far a reader is behind the writers
+ * @rd: the reader
+ *
+ * Bytes between what @rd shifted last and the ring's head: what it still
+ * has to read (framing included, as &struct bring_stats.used counts),
+ * plus what it read and did not shift yet. Any thread may ask, while
+ * the reader's owner reads on.
+ *
+ * Return: the lag in bytes; 0 for a NULL reader.
+ */
+uint64_t bring_reader_lag(const struct bring_reader *rd)
+{
+	uint64_t head, pos;
+
+	if (!rd)
+		return 0;
+	/* pos first: head only grows, so the lag is never negative. */
+	pos = load_acquire(&rd->slot->pos);
+	head = load_acquire(&rd->ring->hdr->head) & ~HEAD_CLOSED;
+	return head > pos ? head - pos : 0;
+}
+
+/**
  * bring_reader_wait_prepare() - get a futex word to wait on for data
  * @rd: the reader
  * @w: filled with the word and the value to wait on

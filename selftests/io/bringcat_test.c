@@ -1556,6 +1556,157 @@ TEST_F(io, two_loops_share_one_ring)
 	free(text);
 }
 
+/*
+ * --stats: a line per source and per sink before the totals: which sink
+ * lags and why (a tcp: sink whose collector is away), which one is done.
+ */
+TEST_F(io, stats_per_endpoint)
+{
+	char in[PATH_MAX + 8], out[PATH_MAX + 8], tcp[64], want[PATH_MAX + 128];
+	const char *a[] = { io_mode_flag(variant->mode, "--stats=1"),
+			    "--stats=1", "-i", in, "-o", out, "-o", tcp, NULL };
+	char *err, *line, *p;
+	unsigned long long used = 0, cap = 0, lag = 0, msgs = 1;
+	size_t len;
+	pid_t pid;
+
+	ASSERT_EQ(0, spew(self->path[IN], "one\ntwo\nthree\n", 14));
+	snprintf(in, sizeof(in), "file:%s", self->path[IN]);
+	snprintf(out, sizeof(out), "file:%s", self->path[OUT]);
+	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", free_port());
+	pid = spawn(NULL, self->path[ERR1], a);
+	ASSERT_TRUE(wait_text(self->path[ERR1], "bringcat: stats ", 10000));
+	kill(pid, SIGKILL); /* its tcp: sink would wait for ever */
+	waitpid(pid, NULL, 0);
+	err = slurp(self->path[ERR1], &len);
+	ASSERT_NE_NULL(err);
+	snprintf(want, sizeof(want), "bringcat: source %s: in 3 msgs 14 bytes, done\n", in);
+	EXPECT_NE_NULL(strstr(err, want)) TH_LOG("stderr: %s", err);
+	snprintf(want, sizeof(want), "bringcat: sink %s (reader sink0): out 3 msgs 14 bytes, lag 0 bytes, reconnects 0, done\n", out);
+	EXPECT_NE_NULL(strstr(err, want)) TH_LOG("stderr: %s", err);
+	snprintf(want, sizeof(want), "bringcat: sink %s (reader sink1): out ", tcp);
+	line = strstr(err, want);
+	ASSERT_NE_NULL(line) TH_LOG("stderr: %s", err);
+	EXPECT_EQ(2, sscanf(line + strlen(want), "%llu msgs %*u bytes, lag %llu",
+			    &msgs, &lag));
+	EXPECT_EQ(0, msgs);
+	/* The lag is what the ring holds for it: ring used in the totals. */
+	p = strstr(line, "bringcat: stats ");
+	ASSERT_NE_NULL(p);
+	p = strstr(p, ", ring ");
+	ASSERT_NE_NULL(p);
+	EXPECT_EQ(2, sscanf(p, ", ring %llu/%llu", &used, &cap));
+	EXPECT_EQ(used, lag);
+	EXPECT_GT(lag, 14);
+	EXPECT_NE_NULL(strstr(line, ", reconnecting (last error: Connection refused)\n"))
+		TH_LOG("stderr: %s", err);
+	/* Each endpoint, then the totals. */
+	EXPECT_LT(strstr(err, "bringcat: source "), strstr(err, "bringcat: stats "));
+	free(err);
+}
+
+static long long accept_to_file(int lfd, const char *path);
+
+/*
+ * bring_io_source_stats()/bring_io_sink_stats(): each endpoint's share,
+ * adding up to bring_io_get_stats(); -ENOENT past the last, -EINVAL for
+ * bad arguments; a sink whose peer is away is reconnecting, with the
+ * error and what it has not sent as lag.
+ */
+TEST_F(io, endpoint_stats_api)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
+	struct bring_io_endpoint_stats es = { .sz = sizeof(es) };
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct bring *r = bring_new(1 << 20, &ro);
+	char src[PATH_MAX + 8], dst[PATH_MAX + 8], dst2[PATH_MAX + 8];
+	char tcp[64], *text, *p;
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct io_thread t = { 0 };
+	int i, lines = 2000, lfd, one = 1;
+	struct bring_io *io;
+	pthread_t th;
+
+	ASSERT_NE_NULL(r);
+	text = malloc((size_t)lines * 16);
+	ASSERT_NE_NULL(text);
+	for (i = 0, p = text; i < lines; i++)
+		p += sprintf(p, "line %08d\n", i);
+	ASSERT_EQ(0, spew(self->path[IN], text, p - text));
+	snprintf(src, sizeof(src), "file:%s", self->path[IN]);
+	snprintf(dst, sizeof(dst), "file:%s", self->path[OUT]);
+	snprintf(dst2, sizeof(dst2), "file:%s", self->path[OUT2]);
+	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", free_port());
+	io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(io);
+	ASSERT_EQ(0, bring_io_add_source(io, src));
+	ASSERT_EQ(0, bring_io_add_sink(io, dst, "first"));
+	ASSERT_EQ(0, bring_io_add_sink(io, dst2, NULL));
+	ASSERT_EQ(0, bring_io_add_sink(io, tcp, "away"));
+	EXPECT_EQ(-ENOENT, bring_io_source_stats(io, 1, &es));
+	EXPECT_EQ(-ENOENT, bring_io_sink_stats(io, 3, &es));
+	EXPECT_EQ(-EINVAL, bring_io_sink_stats(NULL, 0, &es));
+	EXPECT_EQ(-EINVAL, bring_io_sink_stats(io, 0, NULL));
+	es.sz = 1;
+	EXPECT_EQ(-EINVAL, bring_io_source_stats(io, 0, &es));
+	es.sz = sizeof(es);
+	t.io = io;
+	ASSERT_EQ(0, pthread_create(&th, NULL, io_thread_run, &t));
+	EXPECT_TRUE(wait_size(self->path[OUT], p - text, 20000));
+	EXPECT_TRUE(wait_size(self->path[OUT2], p - text, 20000));
+
+	ASSERT_EQ(0, bring_io_source_stats(io, 0, &es));
+	EXPECT_STREQ(src, es.uri);
+	EXPECT_NULL(es.reader);
+	EXPECT_EQ(lines, es.msgs);
+	EXPECT_EQ(p - text, es.bytes);
+	EXPECT_EQ(BRING_IO_DONE, es.state);
+	for (i = 0; i < 2; i++) {
+		uint64_t end = now_ms() + 5000;
+
+		/* written, then shifted and counted */
+		while (!bring_io_sink_stats(io, i, &es) && es.msgs < (uint64_t)lines &&
+		       now_ms() < end)
+			usleep(1000);
+		EXPECT_STREQ(i ? dst2 : dst, es.uri);
+		EXPECT_STREQ(i ? "sink1" : "first", es.reader);
+		EXPECT_EQ(lines, es.msgs);
+		EXPECT_EQ(p - text, es.bytes);
+		EXPECT_EQ(0, es.lag);
+		EXPECT_EQ(0, es.last_err);
+	}
+	ASSERT_EQ(0, bring_io_sink_stats(io, 2, &es));
+	EXPECT_STREQ("away", es.reader);
+	EXPECT_EQ(0, es.msgs);
+	EXPECT_EQ(BRING_IO_RECONNECTING, es.state);
+	EXPECT_EQ(-ECONNREFUSED, es.last_err);
+	EXPECT_GE(es.lag, (uint64_t)(p - text)); /* framing on top */
+	bring_io_get_stats(io, &st);
+	EXPECT_EQ(2 * lines, st.msgs_out);
+	EXPECT_EQ(lines, st.msgs_in);
+
+	/* The collector comes: "away" connects (not a reconnect) and drains. */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sa.sin_port = htons(atoi(strrchr(tcp, ':') + 1));
+	ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, listen(lfd, 4));
+	EXPECT_EQ(p - text, accept_to_file(lfd, self->path[SCRATCH]));
+	close(lfd);
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, t.ret);
+	ASSERT_EQ(0, bring_io_sink_stats(io, 2, &es));
+	EXPECT_EQ(lines, es.msgs);
+	EXPECT_EQ(BRING_IO_DONE, es.state);
+	EXPECT_EQ(0, es.reconnects);
+	EXPECT_EQ(-ECONNREFUSED, es.last_err); /* the last one, kept */
+	bring_io_free(io);
+	bring_free(r);
+	free(text);
+}
+
 extern int bring__fault_flush; /* lib/file.c: make flushes fail */
 
 /*
