@@ -21,6 +21,7 @@
 
 #include "bring.h"
 #include "bring_io.h"
+#include "metrics.h"
 
 #define MAX_EPS 64
 #define BUFFER_MIN 4096U /* bring_new()'s smallest capacity */
@@ -55,6 +56,7 @@ static void usage(FILE *f)
 		"      --no-checkpoint     file buffer: tail: and file: sources start as\n"
 		"                          new, file: sinks append (at least once)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
+		"      --metrics HOST:PORT serve GET /metrics (Prometheus text format)\n"
 		"      --no-uring          use readv/writev instead of io_uring\n"
 		"      --no-futex-wait     io_uring: wait for the ring on an eventfd, as\n"
 		"                          on kernels without IORING_OP_FUTEX_WAIT\n"
@@ -378,6 +380,7 @@ enum {
 	OPT_STREAM_ID,
 	OPT_HOP_WINDOW,
 	OPT_HOP_HEARTBEAT,
+	OPT_METRICS,
 };
 
 /*
@@ -435,11 +438,14 @@ int main(int argc, char **argv)
 		{ "stream-id", required_argument, NULL, OPT_STREAM_ID },
 		{ "hop-window", required_argument, NULL, OPT_HOP_WINDOW },
 		{ "hop-heartbeat", required_argument, NULL, OPT_HOP_HEARTBEAT },
+		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *inputs[MAX_EPS], *outputs[MAX_EPS], *buffer = "mem:64M";
+	const char *metrics_at = NULL;
+	struct metrics *metrics = NULL;
 	unsigned int nin = 0, nout = 0, i;
 	struct stats_ctx sc = { 0 };
 	bool want_stats = false, no_checkpoint = false;
@@ -542,6 +548,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_FUTEX_WAIT:
 			iopts.flags |= BRING_IO_NO_FUTEX_WAIT;
+			break;
+		case OPT_METRICS:
+			metrics_at = optarg;
 			break;
 		case OPT_LINE_RECORDS:
 			iopts.flags |= BRING_IO_LINE_RECORDS;
@@ -688,6 +697,22 @@ int main(int argc, char **argv)
 	}
 
 
+	if (metrics_at) {
+		int port = 0;
+
+		metrics = metrics_start(metrics_at, the_io, r, &port, &err);
+		if (!metrics) {
+			fprintf(stderr, "bringcat: --metrics %s: %s\n", metrics_at,
+				err == -EINVAL ? "bad address (expected HOST:PORT)" :
+				err == -EHOSTUNREACH ? "cannot resolve host" :
+						       strerror(-err));
+			return err == -EINVAL || err == -EHOSTUNREACH ? 2 : 1;
+		}
+		if (!(iopts.flags & BRING_IO_QUIET) ||
+		    !strcmp(metrics_at + strlen(metrics_at) - 2, ":0"))
+			fprintf(stderr, "bringcat: --metrics %s: serving /metrics on port %d\n",
+				metrics_at, port);
+	}
 	sc.r = r;
 	sc.t0 = now_s();
 	if (sc.period) {
@@ -704,6 +729,7 @@ int main(int argc, char **argv)
 		stats_stop(st);
 	if (want_stats)
 		print_stats(&sc, "done");
+	metrics_stop(metrics);
 	/*
 	 * Every other thread has ended: a signal from now on runs here and
 	 * finds no io to stop, not a freed one.

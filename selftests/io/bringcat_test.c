@@ -1605,6 +1605,141 @@ TEST_F(io, stats_per_endpoint)
 	free(err);
 }
 
+/* ---- --metrics ------------------------------------------------------------ */
+
+/*
+ * Scrape @url and parse it with an independent parser (prometheus_client,
+ * Debian's python3-prometheus-client, under /usr/bin/python3): its
+ * samples as "name label=v,label=v value" lines, or NULL when it failed.
+ */
+static char *scrape(const char *url)
+{
+	static const char script[] =
+		"import sys,urllib.request\n"
+		"from prometheus_client.parser import text_string_to_metric_families as p\n"
+		"r=urllib.request.urlopen(sys.argv[1],timeout=10)\n"
+		"assert r.headers['Content-Type'].startswith('text/plain; version=0.0.4')\n"
+		"for f in p(r.read().decode()):\n"
+		"  for s in f.samples:\n"
+		"    print(s.name, ','.join('%s=%s'%kv for kv in sorted(s.labels.items())) or '-', repr(s.value))\n";
+	char cmd[sizeof(script) + 512], *out = malloc(1 << 16);
+	size_t len = 0, n;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 -c \"$PROM_SCRIPT\" '%s'", url);
+	setenv("PROM_SCRIPT", script, 1);
+	f = popen(cmd, "r");
+	if (!f || !out) {
+		free(out);
+		return NULL;
+	}
+	out[len++] = '\n'; /* every sample's line starts after a newline */
+	while ((n = fread(out + len, 1, (1 << 16) - 1 - len, f)) > 0)
+		len += n;
+	out[len] = '\0';
+	if (pclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* The value of sample "@name @labels" in @s (from scrape()), or -1. */
+static double sample(const char *s, const char *name, const char *labels)
+{
+	char key[512];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s %s ", name, labels);
+	p = strstr(s, key);
+	return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+/*
+ * --metrics: GET /metrics parses as the Prometheus text format, during a
+ * load and after it, and says what happened: every line in, out through
+ * both sinks, nothing lagging, both up; other paths are 404.
+ */
+TEST(metrics_endpoint_under_load)
+{
+	/* One mode: the page is served by its own thread in all of them. */
+	char dir[] = "/tmp/bringcat_test.XXXXXX", path[3][PATH_MAX];
+	char out[PATH_MAX + 8], out2[PATH_MAX + 8], url[128], labels[PATH_MAX + 64];
+	const char *a[] = { "--quiet", "--metrics", "127.0.0.1:0", "-i",
+			    "tcp-listen:127.0.0.1:0", "-o", out, "-o", out2, NULL };
+	/* Lines for a while: the scrapes come while they flow. */
+	struct client c = { .id = 1, .lines = 3 * client_lines() };
+	double last = 0, v;
+	pthread_t t;
+	char *s, *err;
+	size_t len;
+	int i, mport;
+	pid_t pid;
+
+	find_bringcat();
+	if (access(bringcat, X_OK))
+		SKIP(return, "%s not built", bringcat);
+	if (system("/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null"))
+		SKIP(return, "/usr/bin/python3 lacks prometheus_client (python3-prometheus-client)");
+	ASSERT_NE_NULL(mkdtemp(dir));
+	for (i = 0; i < 3; i++)
+		snprintf(path[i], PATH_MAX, "%s/%s", dir, i == 0 ? "out" :
+					     i == 1 ? "out2" : "err");
+	snprintf(out, sizeof(out), "file:%s", path[0]);
+	snprintf(out2, sizeof(out2), "file:%s", path[1]);
+	pid = spawn(NULL, path[2], a);
+	ASSERT_TRUE(wait_text(path[2], "serving /metrics on port ", 5000));
+	ASSERT_TRUE(wait_text(path[2], "listening on port ", 5000));
+	err = slurp(path[2], &len);
+	ASSERT_NE_NULL(err);
+	mport = atoi(strstr(err, "serving /metrics on port ") + 25);
+	c.port = atoi(strstr(err, "listening on port ") + 18);
+	free(err);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", mport);
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, client_run, &c));
+	for (i = 0; i < 2; i++) { /* while the lines flow */
+		s = scrape(url);
+		ASSERT_NE_NULL(s) TH_LOG("scrape %d did not parse", i);
+		v = sample(s, "bring_source_messages_total",
+			   "uri=tcp-listen:127.0.0.1:0");
+		EXPECT_GE(v, last) TH_LOG("%s", s);
+		last = v;
+		free(s);
+	}
+	pthread_join(t, NULL);
+	ASSERT_EQ(0, c.err);
+	ASSERT_TRUE(wait_size(path[0], (off_t)c.lines * CLIENT_LINE_LEN, 20000));
+	ASSERT_TRUE(wait_size(path[1], (off_t)c.lines * CLIENT_LINE_LEN, 20000));
+	usleep(100 * 1000); /* written, then shifted and counted */
+	s = scrape(url);
+	ASSERT_NE_NULL(s);
+	EXPECT_EQ(c.lines, sample(s, "bring_source_messages_total",
+				  "uri=tcp-listen:127.0.0.1:0")) TH_LOG("%s", s);
+	EXPECT_EQ(1, sample(s, "bring_io_accepted_total", "-"));
+	EXPECT_EQ(1 << 26, sample(s, "bring_ring_capacity_bytes", "-"));
+	for (i = 0; i < 2; i++) {
+		snprintf(labels, sizeof(labels), "reader=sink%d,uri=%s", i,
+			 i ? out2 : out);
+		EXPECT_EQ(c.lines, sample(s, "bring_sink_messages_total", labels))
+			TH_LOG("%s", s);
+		EXPECT_EQ((double)c.lines * CLIENT_LINE_LEN,
+			  sample(s, "bring_sink_bytes_total", labels));
+		EXPECT_EQ(0, sample(s, "bring_sink_lag_bytes", labels));
+		EXPECT_EQ(1, sample(s, "bring_sink_up", labels));
+	}
+	EXPECT_EQ(0, sample(s, "bring_ring_used_bytes", "-"));
+	EXPECT_GE(sample(s, "bring_ring_waits_total", "side=reader"), 1);
+	free(s);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/other", mport);
+	EXPECT_NULL(scrape(url)); /* 404: urllib raises */
+	kill(pid, SIGTERM);
+	EXPECT_EQ(0, wait_rc(pid, 10000));
+	for (i = 0; i < 3; i++)
+		unlink(path[i]);
+	rmdir(dir);
+}
+
 static long long accept_to_file(int lfd, const char *path);
 
 /*
