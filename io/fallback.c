@@ -291,7 +291,7 @@ static void *tail_thread(void *arg)
 	/* Stopped: complete messages go in while the ring drains. */
 	push_waiting(io, c, false);
 	conn_drop_staged(c);
-	src->finished = true;
+	__atomic_store_n(&src->finished, true, __ATOMIC_RELAXED); /* stats */
 	return NULL;
 }
 
@@ -363,7 +363,7 @@ static void *source_thread(void *arg)
 		close(src->lfd);
 	src->lfd = -1;
 	free(pfd);
-	src->finished = true;
+	__atomic_store_n(&src->finished, true, __ATOMIC_RELAXED); /* stats */
 	return NULL;
 }
 

@@ -136,7 +136,7 @@ static void source_check(struct bring_io *io, struct source *src)
 	for (c = src->conns; c; c = c->next)
 		if (!c->finished)
 			return;
-	src->finished = true;
+	__atomic_store_n(&src->finished, true, __ATOMIC_RELAXED); /* stats */
 }
 
 static void conn_finish(struct loop *l, struct conn *c)
