@@ -1771,6 +1771,7 @@ TEST_F(io, endpoint_stats_api)
 	struct io_thread t = { 0 };
 	int i, lines = 2000, lfd, one = 1;
 	bring_print_fn_t old_print;
+	uint64_t src_end;
 	struct bring_io *io;
 	pthread_t th;
 
@@ -1808,14 +1809,11 @@ TEST_F(io, endpoint_stats_api)
 	EXPECT_TRUE(wait_size(self->path[OUT], p - text, 20000));
 	EXPECT_TRUE(wait_size(self->path[OUT2], p - text, 20000));
 
-	{
-		uint64_t end = now_ms() + 5000;
-
-		/* its thread (readv/writev) may still be finishing */
-		while (!bring_io_source_stats(io, 0, &es) &&
-		       es.state != BRING_IO_DONE && now_ms() < end)
-			usleep(1000);
-	}
+	/* its thread (readv/writev) may still be finishing */
+	src_end = now_ms() + 5000;
+	while (!bring_io_source_stats(io, 0, &es) && es.state != BRING_IO_DONE &&
+	       now_ms() < src_end)
+		usleep(1000);
 	EXPECT_STREQ(src, es.uri);
 	EXPECT_NULL(es.reader);
 	EXPECT_EQ(lines, es.msgs);
