@@ -979,7 +979,6 @@ void sink_advance(struct sink *s, size_t n)
 /* The whole batch was written: let the ring reuse its space. */
 int sink_batch_done(struct sink *s)
 {
-	struct bring_io *io = s->io;
 	int ret = s->exact ? ckpt_sink_shift(s) : bring_reader_shift(s->rd);
 
 	sink_stat_add(s, msgs_out,
