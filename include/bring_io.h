@@ -109,6 +109,14 @@ enum bring_io_flags {
  * @hop_heartbeat_ms: bring: and bring-listen: endpoints: a PING after
  *            this long without sending (0: 1000); a peer silent for
  *            three times as long is dead.
+ * @send_timeout_ms: a tcp: or unix: sink whose peer takes no byte for
+ *            this long (a peer that accepts and never reads) is failed
+ *            and connected again (TCP_USER_TIMEOUT too); the batch goes
+ *            again. 0: 30 s; negative: never.
+ * @max_conns: connections the listening sources keep open at once, all
+ *            together; more are accepted and closed at once (counted in
+ *            refused). 0: no limit but the process's RLIMIT_NOFILE, past
+ *            which accepting pauses for 100 ms at a time.
  */
 struct bring_io_opts {
 	size_t sz;
@@ -123,6 +131,8 @@ struct bring_io_opts {
 	const char *hop_id;
 	size_t hop_window;
 	unsigned int hop_heartbeat_ms;
+	unsigned int max_conns;
+	int send_timeout_ms;
 	size_t : 0;
 };
 
@@ -178,6 +188,14 @@ struct bring_io_opts {
  *               before, not acknowledged).
  * @hop_rejected: connections a bring-listen: closed for bad input, and
  *               those a bring: sink closed for a bad answer.
+ * @refused:     connections closed as soon as accepted (max_conns).
+ * @accept_errors: accepts that failed (EMFILE, ENFILE: out of fds).
+ * @sink_retries: writes to file: sinks that failed (ENOSPC, EIO, ...):
+ *               the batch was cut off the file and is written again
+ *               after a backoff, the file opened again by its path.
+ * @reopens:     file: sinks opened again by path: asked to
+ *               (bring_io_reopen()), or their file was renamed or deleted.
+ * @send_timeouts: sink sends that made no progress for send_timeout_ms.
  */
 struct bring_io_stats {
 	size_t sz;
@@ -209,6 +227,11 @@ struct bring_io_stats {
 	uint64_t hop_acks;
 	uint64_t hop_resent;
 	uint64_t hop_rejected;
+	uint64_t refused;
+	uint64_t accept_errors;
+	uint64_t sink_retries;
+	uint64_t reopens;
+	uint64_t send_timeouts;
 };
 
 /* bring_io_endpoint_stats.state */
@@ -234,6 +257,11 @@ enum bring_io_state {
  * @state:      enum bring_io_state.
  * @last_err:   sinks: the negative errno of the last connection failure
  *              or of the failure that stopped it; 0 if none.
+ * @retries:    file: sinks: failed writes retried (bring_io_stats'
+ *              sink_retries).
+ * @reopens:    file: sinks: files opened again by path.
+ * @send_timeouts: tcp:/unix: sinks: sends that made no progress for
+ *              send_timeout_ms.
  */
 struct bring_io_endpoint_stats {
 	size_t sz;
@@ -245,6 +273,9 @@ struct bring_io_endpoint_stats {
 	uint64_t reconnects;
 	int state;
 	int last_err;
+	uint64_t retries;
+	uint64_t reopens;
+	uint64_t send_timeouts;
 };
 
 /*
@@ -290,9 +321,19 @@ BRING_API int bring_io_run(struct bring_io *io);
  * Stop the sources and drain; async-signal-safe, any thread. Sources
  * read nothing more; one holding messages a full ring cannot take waits
  * while readers free space, and gives up once the ring has stayed full
- * for 500 ms: what it holds then is dropped (counted in dropped).
+ * for 500 ms: what it holds then is dropped (counted in dropped). A sink
+ * that cannot write (its peer is down or stuck past send_timeout_ms, its
+ * file fails) gives up instead of trying again: bring_io_run() then
+ * returns its error, and its reader keeps its place in the ring.
  */
 BRING_API void bring_io_stop(struct bring_io *io);
+/*
+ * Open every file: sink again by its path before its next write (after
+ * logrotate moved the files: its postrotate SIGHUP); async-signal-safe,
+ * any thread. A sink also does so by itself within 100 ms of a write
+ * after its file was renamed or deleted.
+ */
+BRING_API void bring_io_reopen(struct bring_io *io);
 /* 1 when running (or about to run) on io_uring, 0 otherwise. */
 BRING_API int bring_io_uses_uring(const struct bring_io *io);
 /* The local port of listening source @idx (0-based, in add order). */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,8 +27,15 @@
 #define MAX_EPS 64
 #define BUFFER_MIN 4096U /* bring_new()'s smallest capacity */
 
+/*
+ * Signals are taken by one thread (sigwait()), not by handlers: it may
+ * print the statistics. the_io and the_stats are set and cleared under
+ * io_lock, which the signal thread holds while it uses them.
+ */
+static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct bring_io *the_io;
-static volatile sig_atomic_t signals;
+static const struct stats_ctx *the_stats; /* --stats: report at exit */
+static unsigned int signals; /* stop signals so far */
 
 static void usage(FILE *f)
 {
@@ -57,6 +65,10 @@ static void usage(FILE *f)
 		"                          new, file: sinks append (at least once)\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
 		"      --metrics HOST:PORT serve GET /metrics (Prometheus text format)\n"
+		"      --max-conns N       listening sources keep at most N connections\n"
+		"                          open; more are closed at once (default: no limit)\n"
+		"      --send-timeout SECS a tcp:/unix: peer that takes nothing for SECS is\n"
+		"                          failed and connected again (default 30; 0: never)\n"
 		"      --no-uring          use readv/writev instead of io_uring\n"
 		"      --no-futex-wait     io_uring: wait for the ring on an eventfd, as\n"
 		"                          on kernels without IORING_OP_FUTEX_WAIT\n"
@@ -129,17 +141,6 @@ static bool io_said_err(int err)
 	return said;
 }
 
-static void on_signal(int sig)
-{
-	/* NULL once bring_io_run() returned: nothing left to stop. */
-	struct bring_io *io = __atomic_load_n(&the_io, __ATOMIC_SEQ_CST);
-
-	if (signals++) /* the second one: do not wait for the drain */
-		_exit(128 + sig);
-	if (io)
-		bring_io_stop(io);
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -185,6 +186,14 @@ static void print_endpoints(void)
 			" bytes, reconnects %" PRIu64 ", %s", es.uri, es.reader,
 			es.msgs, es.bytes, es.lag, es.reconnects,
 			state_name(es.state));
+		/* hardio's per-sink counters, when there is something to say */
+		if (es.retries)
+			fprintf(stderr, ", retries %" PRIu64, es.retries);
+		if (es.reopens)
+			fprintf(stderr, ", reopens %" PRIu64, es.reopens);
+		if (es.send_timeouts)
+			fprintf(stderr, ", send timeouts %" PRIu64,
+				es.send_timeouts);
 		if (es.last_err)
 			fprintf(stderr, " (last error: %s)", strerror(-es.last_err));
 		fputc('\n', stderr);
@@ -207,7 +216,9 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		" (%.3fs), empty waits %" PRIu64 " (%.3fs), writes %" PRIu64
 		" (short %" PRIu64
 		"), split %" PRIu64 " truncated %" PRIu64 " dropped %" PRIu64
-		", accepted %" PRIu64 ", reconnects %" PRIu64
+		", accepted %" PRIu64 " (refused %" PRIu64 ", accept failures %"
+		PRIu64 "), reconnects %" PRIu64 " (send timeouts %" PRIu64
+		"), sink retries %" PRIu64 ", reopens %" PRIu64
 		", send dropped %" PRIu64 " errors %" PRIu64
 		", hop frames %" PRIu64 " acks %" PRIu64 " resent %" PRIu64
 		" rejected %" PRIu64 ", %s\n",
@@ -219,7 +230,9 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		st.empty_waits + rs.read_waits,
 		(st.empty_wait_ns + rs.read_wait_ns) / 1e9,
 		st.writes, st.short_writes,
-		st.split, st.truncated, st.dropped, st.accepted, st.reconnects,
+		st.split, st.truncated, st.dropped, st.accepted, st.refused,
+		st.accept_errors, st.reconnects, st.send_timeouts,
+		st.sink_retries, st.reopens,
 		st.send_dropped, st.send_errors, st.hop_frames, st.hop_acks,
 		st.hop_resent, st.hop_rejected,
 		st.uring == 2 ? "io_uring+eventfd" :
@@ -228,6 +241,37 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 		fprintf(stderr, "bringcat: %s tail rotations %" PRIu64
 			", truncations %" PRIu64 "\n",
 			what, st.rotations, st.truncations);
+}
+
+/*
+ * SIGINT, SIGTERM: the first stops the sources and lets the sinks drain
+ * the ring (a sink that cannot send gives up); the second exits at once,
+ * 128 + the signal, after the final statistics (--stats). SIGHUP: file
+ * sinks open their paths again (logrotate's postrotate).
+ */
+static void *signal_thread(void *arg)
+{
+	const sigset_t *set = arg;
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig))
+			continue;
+		pthread_mutex_lock(&io_lock);
+		if (sig == SIGHUP) {
+			bring_io_reopen(the_io); /* NULL: nothing to reopen */
+		} else if (!signals++) {
+			if (the_io)
+				bring_io_stop(the_io);
+		} else {
+			fprintf(stderr, "bringcat: second signal: exiting without draining\n");
+			if (the_io && the_stats)
+				print_stats(the_stats, "done");
+			_exit(128 + sig);
+		}
+		pthread_mutex_unlock(&io_lock);
+	}
+	return NULL;
 }
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -381,6 +425,8 @@ enum {
 	OPT_HOP_WINDOW,
 	OPT_HOP_HEARTBEAT,
 	OPT_METRICS,
+	OPT_MAX_CONNS,
+	OPT_SEND_TIMEOUT,
 };
 
 /*
@@ -439,6 +485,8 @@ int main(int argc, char **argv)
 		{ "hop-window", required_argument, NULL, OPT_HOP_WINDOW },
 		{ "hop-heartbeat", required_argument, NULL, OPT_HOP_HEARTBEAT },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
+		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+		{ "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -447,21 +495,26 @@ int main(int argc, char **argv)
 	const char *metrics_at = NULL;
 	struct metrics *metrics = NULL;
 	unsigned int nin = 0, nout = 0, i;
+	static sigset_t sigs;
 	struct stats_ctx sc = { 0 };
-	bool want_stats = false, no_checkpoint = false;
+	bool want_stats = false, no_checkpoint = false, stop;
 	size_t max_msg = 0, size;
-	struct sigaction sa;
 	struct bring_io *io;
 	struct bring *r;
-	pthread_t st;
+	pthread_t st, sigt;
 	int opt, err;
 	BRING_IO_OPTS(iopts);
 
-	/* Early: a signal before the loop runs stops it as soon as it does. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	/*
+	 * Early: a signal before the loop runs stays pending until the
+	 * signal thread takes it, just before the loop runs, and stops it.
+	 * Every thread started from here on blocks them too.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	argv[0] = "bringcat"; /* getopt prefixes its messages with it */
@@ -552,6 +605,37 @@ int main(int argc, char **argv)
 		case OPT_METRICS:
 			metrics_at = optarg;
 			break;
+		case OPT_MAX_CONNS: {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || *optarg == '-' ||
+			    !v || v > UINT_MAX) {
+				fprintf(stderr, "bringcat: --max-conns: expected a count from 1, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			iopts.max_conns = v;
+			break;
+		}
+		case OPT_SEND_TIMEOUT: {
+			char *end;
+			double v;
+
+			errno = 0;
+			v = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(v >= 0) ||
+			    v > INT_MAX / 1000) {
+				fprintf(stderr, "bringcat: --send-timeout: expected seconds, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			/* 0: never; under a millisecond: one. */
+			iopts.send_timeout_ms = v ? (v < 0.001 ? 1 : v * 1000) : -1;
+			break;
+		}
 		case OPT_LINE_RECORDS:
 			iopts.flags |= BRING_IO_LINE_RECORDS;
 			break;
@@ -668,12 +752,16 @@ int main(int argc, char **argv)
 	}
 	iopts.max_msg = max_msg;
 	bring_io_set_print(print_prefixed);
-	the_io = bring_io_new(r, &iopts);
-	if (!the_io) {
+	io = bring_io_new(r, &iopts);
+	if (!io) {
 		fprintf(stderr, "bringcat: %s\n", strerror(errno));
 		return 1;
 	}
-	if (signals)
+	pthread_mutex_lock(&io_lock);
+	the_io = io;
+	stop = signals;
+	pthread_mutex_unlock(&io_lock);
+	if (stop)
 		bring_io_stop(the_io);
 	for (i = 0; i < nin; i++) {
 		err = bring_io_add_source(the_io, inputs[i]);
@@ -696,7 +784,6 @@ int main(int argc, char **argv)
 		}
 	}
 
-
 	if (metrics_at) {
 		int port = 0;
 
@@ -715,6 +802,9 @@ int main(int argc, char **argv)
 	}
 	sc.r = r;
 	sc.t0 = now_s();
+	pthread_mutex_lock(&io_lock);
+	the_stats = want_stats ? &sc : NULL;
+	pthread_mutex_unlock(&io_lock);
 	if (sc.period) {
 		pthread_condattr_t ca;
 
@@ -724,6 +814,12 @@ int main(int argc, char **argv)
 		if (pthread_create(&st, NULL, stats_thread, &sc))
 			sc.period = 0;
 	}
+	err = pthread_create(&sigt, NULL, signal_thread, &sigs);
+	if (err) {
+		fprintf(stderr, "bringcat: cannot start a thread: %s\n",
+			strerror(err));
+		return 1;
+	}
 	err = bring_io_run(the_io);
 	if (sc.period)
 		stats_stop(st);
@@ -731,11 +827,16 @@ int main(int argc, char **argv)
 		print_stats(&sc, "done");
 	metrics_stop(metrics);
 	/*
-	 * Every other thread has ended: a signal from now on runs here and
-	 * finds no io to stop, not a freed one.
+	 * A signal from now on finds no io to stop or report on, not a
+	 * freed one.
 	 */
+	pthread_mutex_lock(&io_lock);
 	io = the_io;
-	__atomic_store_n(&the_io, NULL, __ATOMIC_SEQ_CST);
+	the_io = NULL;
+	pthread_mutex_unlock(&io_lock);
+	/* It waits in sigwait(), a cancellation point. */
+	pthread_cancel(sigt);
+	pthread_join(sigt, NULL);
 	bring_io_free(io);
 	bring_free(r);
 	if (err) {

@@ -122,6 +122,7 @@ static bool push_or_fail(struct bring_io *io, struct conn *c)
 static void conn_end(struct conn *c)
 {
 	conn_drop_staged(c);
+	source_conn_gone(c);
 	conn_free(c);
 }
 
@@ -310,9 +311,10 @@ static void *source_thread(void *arg)
 	struct source *src = arg;
 	struct bring_io *io = src->io;
 	struct pollfd *pfd = NULL;
+	uint64_t accept_at = 0, now; /* out of fds: not before then */
 	struct conn *c, **pp;
 	unsigned int nr, i;
-	int fd;
+	int fd, ms;
 
 	for (;;) {
 		nr = 2;
@@ -328,18 +330,25 @@ static void *source_thread(void *arg)
 			pfd[i] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
 		if (!src->conns && src->lfd < 0)
 			break;
-		if (poll(pfd, nr, idle_poll_ms(src)) < 0 && errno != EINTR)
+		now = io_now_ns();
+		ms = now < accept_at ? (int)((accept_at - now) / 1000000) + 1 : -1;
+		if (ms >= 0)
+			pfd[1].fd = -1; /* pausing accepts */
+		if (ms < 0 || (idle_poll_ms(src) >= 0 && idle_poll_ms(src) < ms))
+			ms = idle_poll_ms(src);
+		if (poll(pfd, nr, ms) < 0 && errno != EINTR)
 			break;
 		if (stopped(io) || (pfd[0].revents & POLLIN))
 			break;
 		if (pfd[1].revents & POLLIN) {
 			fd = accept4(src->lfd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0) {
-				io_stat_add(io, accepted, 1);
-				if (!source_add_conn(src, fd))
-					close(fd);
+				source_accepted(src, fd);
 				continue; /* pfd no longer matches */
 			}
+			ms = source_accept_failed(src, -errno);
+			if (ms)
+				accept_at = io_now_ns() + ms * 1000000ULL;
 		}
 		for (i = 2, pp = &src->conns; (c = *pp); i++) {
 			if (stopped(io))
@@ -370,6 +379,8 @@ static void *source_thread(void *arg)
 /* A socket sink failed: close it; the send loop connects again. */
 static void sink_fail(struct sink *s, int err)
 {
+	if (err == -ETIMEDOUT) /* SO_SNDTIMEO or TCP_USER_TIMEOUT */
+		sink_stat_add(s, send_timeouts, 1);
 	if (!(s->io->o.flags & BRING_IO_QUIET))
 		io_log("%s: %s; reconnecting\n", s->ep.uri, strerror(-err));
 	close(s->fd);
@@ -378,6 +389,58 @@ static void sink_fail(struct sink *s, int err)
 	sink_set_state(s, BRING_IO_RECONNECTING, err);
 	s->said_ns = io_now_ns();
 	s->backoff_ms = IO_BACKOFF_MIN_MS;
+}
+
+/*
+ * A write failed with @err: a file: sink waits (a stop ends the wait)
+ * and opens its file again, as often as it takes; false when it cannot
+ * go on (io_fatal() said why).
+ */
+static bool sink_retry_wait(struct sink *s, int err)
+{
+	struct pollfd p = { .fd = s->io->wake_fd, .events = POLLIN };
+	unsigned int ms;
+
+	for (;;) {
+		ms = sink_write_failed(s, err);
+		if (!ms) {
+			io_fatal(s->io, s, err);
+			return false;
+		}
+		poll(&p, 1, ms); /* wake_fd stays readable once stopped */
+		err = sink_retry(s);
+		if (!err)
+			return true;
+		if (err == -ECANCELED)
+			return false;
+	}
+}
+
+/*
+ * A socket sink that is down: wait its backoff (a stop ends the wait)
+ * and connect again. false when it gave up (stopping).
+ */
+static bool sink_reconnect(struct sink *s)
+{
+	struct pollfd p = { .fd = s->io->wake_fd, .events = POLLIN };
+	struct bring_io *io = s->io;
+
+	if (!stopped(io))
+		poll(&p, 1, s->backoff_ms); /* wake_fd: readable once stopped */
+	if (stopped(io)) {
+		sink_give_up(s, -ENOTCONN);
+		return false;
+	}
+	s->fd = ep_connect(&s->ep);
+	if (s->fd < 0) {
+		sink_connect_failed(s, s->fd); /* state, one line per window */
+		sink_next_backoff(s);
+		return true;
+	}
+	sink_sock_opts(s);
+	sink_connected(s); /* says so, counts a reconnect, state up */
+	sink_rewind(s);
+	return true;
 }
 
 static void *sink_thread(void *arg)
@@ -398,18 +461,12 @@ static void *sink_thread(void *arg)
 		ret = s->down ? 0 : sink_peer_gone(s);
 		if (ret)
 			sink_fail(s, ret);
-		while (s->left) {
-			if (s->down) {
-				usleep(s->backoff_ms * 1000);
-				s->fd = ep_connect(&s->ep);
-				if (s->fd < 0) {
-					sink_connect_failed(s, s->fd);
-					sink_next_backoff(s);
-					continue;
-				}
-				sink_connected(s);
-				sink_rewind(s);
-			}
+again:
+		while (s->left || s->down) {
+			if (s->down && !sink_reconnect(s))
+				return NULL;
+			if (s->down)
+				continue;
 			if (s->dgram) {
 				ret = sink_send_dgrams(s, 0);
 				if (ret && ret != -EINTR && ret != -EAGAIN)
@@ -424,20 +481,32 @@ static void *sink_thread(void *arg)
 				n = writev(s->fd, s->iov + s->iov_pos,
 					   s->niov - s->iov_pos);
 			}
+			if (n < 0 && errno == EAGAIN && s->sock) {
+				/* SO_SNDTIMEO: no byte taken for that long */
+				sink_fail(s, -ETIMEDOUT);
+				continue;
+			}
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (n < 0 && s->sock) {
 				sink_fail(s, -errno);
 				continue;
 			}
-			if (n < 0) {
-				io_fatal(io, s, -errno);
+			if (n < 0 && !sink_retry_wait(s, -errno))
 				return NULL;
-			}
+			if (n < 0)
+				continue;
 			io_stat_add(io, writes, 1);
 			sink_advance(s, n);
 			if (s->left)
 				io_stat_add(io, short_writes, 1);
+		}
+		/* After a FIN: shift once the peer acknowledged the batch. */
+		while ((ret = sink_unacked(s)) > 0)
+			usleep(IO_ACKWAIT_MS * 1000);
+		if (ret < 0) {
+			sink_fail(s, ret);
+			goto again;
 		}
 		sink_batch_done(s);
 	}

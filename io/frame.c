@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -859,6 +860,8 @@ int sink_fill(struct sink *s, int timeout_ms)
 		return n;
 	s->nmsg = n;
 	err = sink_build(s);
+	if (!err)
+		sink_batch_begin(s);
 	return err ? err : n;
 }
 
@@ -869,6 +872,7 @@ int sink_fill(struct sink *s, int timeout_ms)
  */
 void sink_rewind(struct sink *s)
 {
+	s->peer_fin = false;
 	if (s->nmsg && !s->dgram)
 		sink_build(s);
 }
@@ -937,9 +941,13 @@ int sink_send_dgrams(struct sink *s, int flags)
  * tcp: and unix: sinks, before a new batch: has the peer closed or reset
  * the connection? A send would still succeed after a FIN (the peer's
  * kernel answers it with a reset) and the batch would be shifted and
- * lost. Returns 0, or -EPIPE / the socket's error when the peer is gone.
- * (Not stdout: a socket there that the reader half-closed still works,
- * and it cannot be connected again.)
+ * lost. A FIN alone (POLLRDHUP) may also be a peer that half-closed its
+ * side and reads on: a unix: peer that closed for good shows POLLHUP, a
+ * tcp: one cannot be told apart before sending, so the sink goes on and
+ * shifts the batch only once the peer acknowledged all of it
+ * (sink_unacked()). Returns 0, or -EPIPE / the socket's error when the
+ * peer is gone. (Not stdout: a socket there that the reader half-closed
+ * still works, and it cannot be connected again.)
  */
 int sink_peer_gone(struct sink *s)
 {
@@ -951,9 +959,52 @@ int sink_peer_gone(struct sink *s)
 	    poll(&p, 1, 0) <= 0 ||
 	    !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
 		return 0;
+	if (!(p.revents & (POLLHUP | POLLERR))) {
+		s->peer_fin = s->ep.kind == EP_TCP;
+		return 0;
+	}
 	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) || !err)
 		err = EPIPE;
 	return -err;
+}
+
+/*
+ * A tcp: sink whose peer sent a FIN, the whole batch written: 0 when the
+ * peer acknowledged every byte (it reads on: shift), 1 while some are
+ * unacknowledged, -errno when it answered with a reset (it had closed
+ * for good: send the batch again on a new connection), -ETIMEDOUT when
+ * it acknowledged nothing for send_timeout_ms.
+ */
+int sink_unacked(struct sink *s)
+{
+	struct pollfd p = { .fd = s->fd };
+	socklen_t len = sizeof(int);
+	int err = 0, outq;
+	uint64_t now;
+
+	if (!s->peer_fin)
+		return 0;
+	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR))) {
+		if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) ||
+		    !err)
+			err = EPIPE;
+		return -err;
+	}
+	if (ioctl(s->fd, SIOCOUTQ, &outq))
+		return -errno;
+	if (!outq) {
+		s->unacked_since = 0;
+		return 0;
+	}
+	now = io_now_ns();
+	if (!s->unacked_since)
+		s->unacked_since = now;
+	if (s->io->o.send_timeout_ms >= 0 &&
+	    now - s->unacked_since >= s->io->o.send_timeout_ms * 1000000ULL) {
+		s->unacked_since = 0;
+		return -ETIMEDOUT;
+	}
+	return 1;
 }
 
 /* @n bytes of the batch were written. */
@@ -980,6 +1031,10 @@ void sink_advance(struct sink *s, size_t n)
 int sink_batch_done(struct sink *s)
 {
 	int ret = s->exact ? ckpt_sink_shift(s) : bring_reader_shift(s->rd);
+
+	if (s->fail_err && !(s->io->o.flags & BRING_IO_QUIET))
+		io_log("%s: writing again\n", s->ep.uri);
+	s->fail_err = 0;
 
 	sink_stat_add(s, msgs_out,
 		      s->dgram ? (uint64_t)(s->niov - s->ndrop) : s->batch_msgs);

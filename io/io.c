@@ -3,11 +3,13 @@
  * The io layer's handle: sources, sinks, and the choice of loop.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -93,6 +95,8 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 					      IO_STAGE_TOTAL;
 	if (io->stage_max < IO_STAGE_MIN)
 		goto fail;
+	if (!io->o.send_timeout_ms)
+		io->o.send_timeout_ms = IO_SEND_TIMEOUT_MS;
 	io->ring_max = bring_max_msg(r);
 	io->chunks = io->o.framing == BRING_IO_LINES &&
 		     !(io->o.flags & BRING_IO_LINE_RECORDS);
@@ -171,6 +175,92 @@ struct conn *source_add_conn(struct source *src, int fd)
 	return c;
 }
 
+/*
+ * Say it now? true at the first time and then once every
+ * IO_SAY_EVERY_S seconds; *@times is how many times it happened since it
+ * was last said, this one included. Any thread (the readv/writev mode's
+ * sources share an io): the one that moves next_ns says it.
+ */
+bool io_say_now(struct io_say *say, uint64_t *times)
+{
+	uint64_t now = io_now_ns(),
+		 next = __atomic_load_n(&say->next_ns, __ATOMIC_RELAXED);
+
+	if (now < next ||
+	    !__atomic_compare_exchange_n(&say->next_ns, &next,
+					 now + IO_SAY_EVERY_S * 1000000000ULL,
+					 false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED)) {
+		__atomic_fetch_add(&say->quiet, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	*times = __atomic_exchange_n(&say->quiet, 0, __ATOMIC_RELAXED) + 1;
+	return true;
+}
+
+/*
+ * A listening source accepted @fd: its conn, or NULL when @fd was closed
+ * (over max_conns: refused, said every IO_SAY_EVERY_S seconds; or out
+ * of memory).
+ */
+struct conn *source_accepted(struct source *src, int fd)
+{
+	struct bring_io *io = src->io;
+	unsigned int max = io->o.max_conns;
+	uint64_t times;
+	struct conn *c;
+
+	io_stat_add(io, accepted, 1);
+	if (max && __atomic_load_n(&io->nr_conns, __ATOMIC_RELAXED) >= max) {
+		close(fd);
+		io_stat_add(io, refused, 1);
+		if (io_say_now(&io->refuse_say, &times) &&
+		    !(io->o.flags & BRING_IO_QUIET))
+			io_log("%s: %u connections open: refused %llu "
+			       "(max_conns)\n", src->ep.uri, max,
+			       (unsigned long long)times);
+		return NULL;
+	}
+	c = source_add_conn(src, fd);
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->accepted = true;
+	__atomic_fetch_add(&io->nr_conns, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+/* An accepted conn is being freed. */
+void source_conn_gone(struct conn *c)
+{
+	if (c->accepted)
+		__atomic_fetch_sub(&c->src->io->nr_conns, 1, __ATOMIC_RELAXED);
+	c->accepted = false;
+}
+
+/*
+ * accept(2) failed with @err: how many ms to wait before accepting again
+ * (0: at once). Out of fds or memory, accepting again at once would spin
+ * with the connection still queued: pause, and say so once every
+ * IO_SAY_EVERY_S seconds (errors are said even when quiet).
+ */
+unsigned int source_accept_failed(struct source *src, int err)
+{
+	struct bring_io *io = src->io;
+	uint64_t times;
+
+	if (err == -EAGAIN || err == -EINTR || err == -ECANCELED ||
+	    err == -ECONNABORTED)
+		return 0;
+	io_stat_add(io, accept_errors, 1);
+	if (io_say_now(&io->accept_say, &times))
+		io_log("%s: accept: %s (%llu times); pausing accepts for "
+		       "%d ms at a time\n", src->ep.uri, strerror(-err),
+		       (unsigned long long)times, IO_ACCEPT_BACKOFF_MS);
+	return IO_ACCEPT_BACKOFF_MS;
+}
+
 static int grow(void *pp, unsigned int nr)
 {
 	void **p = pp, *n = realloc(*p, (nr + 1) * sizeof(void *));
@@ -190,6 +280,7 @@ static void source_free(struct bring_io *io, struct source *src)
 		src->conns = c->next;
 		if (c->resv_open)
 			bring_abort(io->r, &c->resv);
+		source_conn_gone(c);
 		conn_free(c);
 	}
 	if (src->lfd >= 0)
@@ -230,6 +321,7 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 	src->lfd = -1;
 	src->acc_op.type = OP_ACCEPT;
 	src->acc_op.obj = src;
+	src->acc_wait_op = (struct op){ .type = OP_ACCEPT_WAIT, .obj = src };
 	err = ep_parse(&src->ep, uri, true);
 	if (!err)
 		err = ckpt_open(src);
@@ -400,6 +492,53 @@ void sink_connected(struct sink *s)
 	s->attempts = 0;
 }
 
+/*
+ * lines: a file: sink's file that does not end in a newline ends in a
+ * line torn by a run that ended while writing a batch (a sink's writes
+ * always end in one). That batch was not shifted: the sink writes it
+ * again, whole. Cut the torn line off first, so that it is not glued to
+ * the next one and taken for whole; not when it is longer than a line
+ * bringcat writes (max_msg: then it is no line of ours).
+ */
+static void sink_cut_torn_line(struct sink *s)
+{
+	struct bring_io *io = s->io;
+	off_t size, at, keep = -1;
+	char buf[4096];
+	ssize_t n, i;
+	int rfd;
+
+	if (s->ep.kind != EP_FILE || !s->regular ||
+	    io->o.framing != BRING_IO_LINES)
+		return;
+	rfd = open(s->ep.path, O_RDONLY | O_CLOEXEC); /* s->fd: write only */
+	if (rfd < 0)
+		return;
+	size = lseek(s->fd, 0, SEEK_END);
+	for (at = size; at > 0 && keep < 0 && size - at <= (off_t)io->max_msg;
+	     at -= n) {
+		n = at < (off_t)sizeof(buf) ? at : (off_t)sizeof(buf);
+		if (pread(rfd, buf, n, at - n) != n)
+			break;
+		for (i = n - 1; i >= 0 && buf[i] != '\n'; i--)
+			;
+		if (i >= 0)
+			keep = at - n + i + 1;
+		else if (at == n)
+			keep = 0; /* no newline at all */
+	}
+	close(rfd);
+	if (keep < 0 || keep == size || size - keep > (off_t)io->max_msg)
+		return;
+	if (ftruncate(s->fd, keep)) {
+		io_log("%s: cannot cut a torn last line off: %s\n", s->ep.uri,
+		       strerror(errno));
+		return;
+	}
+	io_log("%s: cut a torn last line of %lld bytes off (a run that "
+	       "ended while writing)\n", s->ep.uri, (long long)(size - keep));
+}
+
 int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 {
 	struct sink *s;
@@ -415,7 +554,9 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 	s->wr_op = (struct op){ .type = OP_WRITE, .obj = s };
 	s->rw_op = (struct op){ .type = OP_DATA, .obj = s };
 	s->tm_op = (struct op){ .type = OP_TIMER, .obj = s };
+	s->batch_at = -1;
 	s->mh.msg_iov = s->iov;
+	s->idx = io->nr_sinks + io->nr_hop_sinks;
 	if (reader)
 		snprintf(s->reader_name, sizeof(s->reader_name), "%s", reader);
 	else
@@ -446,6 +587,8 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 
 		s->regular = !fstat(s->fd, &st) && S_ISREG(st.st_mode);
 	}
+	sink_sock_opts(s);
+	sink_cut_torn_line(s);
 	if (s->ep.kind == EP_UDP) {
 		s->dgram = true;
 		s->wr_op.type = OP_WPOLL;
@@ -500,9 +643,11 @@ void bring_io_stop(struct bring_io *io)
 }
 
 /*
- * A sink cannot go on (its file failed): give its reader up, so that the
- * ring does not fill behind it, and stop with the error (said even when
- * BRING_IO_QUIET, like every error bring_io_run() returns).
+ * A sink cannot go on (stdout failed, the ring failed, or a stop came
+ * while its file failed): close its reader, which keeps its place (in a
+ * file ring, for the next run: what it did not write is not lost to it),
+ * and stop with the error (said even when BRING_IO_QUIET, like every
+ * error bring_io_run() returns).
  */
 void io_fatal(struct bring_io *io, struct sink *s, int err)
 {
@@ -517,10 +662,184 @@ void io_fatal(struct bring_io *io, struct sink *s, int err)
 			bring_reader_close(s->rd);
 			s->rd = NULL;
 			pthread_mutex_unlock(&io->rd_lock);
-			bring_reader_remove(io->r, s->reader_name);
 		}
+		if (s->fd >= 0)
+			close(s->fd);
+		s->fd = -1;
 	}
 	bring_io_stop(io);
+}
+
+void bring_io_reopen(struct bring_io *io)
+{
+	if (io)
+		__atomic_fetch_add(&io->reopen_gen, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Is it time a file: sink opened its path again? Asked to
+ * (bring_io_reopen()), or, looked at every IO_PATH_CHECK_MS, the path
+ * no longer names the file it writes (renamed, deleted, replaced).
+ */
+static const char *sink_reopen_why(struct sink *s)
+{
+	unsigned int gen = __atomic_load_n(&s->io->reopen_gen,
+					   __ATOMIC_RELAXED);
+	struct stat fst, pst;
+	uint64_t now;
+
+	if (gen != s->reopen_gen) {
+		s->reopen_gen = gen;
+		return "asked to";
+	}
+	now = io_now_ns();
+	if (now < s->path_check_ns)
+		return NULL;
+	s->path_check_ns = now + IO_PATH_CHECK_MS * 1000000ULL;
+	if (fstat(s->fd, &fst) || !S_ISREG(fst.st_mode))
+		return NULL;
+	if (stat(s->ep.path, &pst))
+		return "deleted";
+	if (pst.st_dev != fst.st_dev || pst.st_ino != fst.st_ino)
+		return "renamed";
+	return NULL;
+}
+
+/* Between batches: open a file: sink's path again when it is time. */
+static void sink_check_path(struct sink *s)
+{
+	uint64_t times;
+	const char *why;
+	bool sock;
+	int fd;
+
+	if (s->ep.kind != EP_FILE || s->fd < 0)
+		return;
+	why = sink_reopen_why(s);
+	if (!why)
+		return;
+	fd = ep_open_sink(&s->ep, &sock);
+	if (fd < 0) {
+		if (io_say_now(&s->reopen_say, &times))
+			io_log("%s: cannot open it again (%s): %s; writing "
+			       "on to the old file (%llu times)\n", s->ep.uri,
+			       why, strerror(-fd), (unsigned long long)times);
+		return;
+	}
+	close(s->fd);
+	s->fd = fd;
+	sink_stat_add(s, reopens, 1);
+	if (!(s->io->o.flags & BRING_IO_QUIET))
+		io_log("%s: opened again (%s)\n", s->ep.uri, why);
+}
+
+/*
+ * A new batch was peeked: a file: sink opens its path again if it is
+ * time, and notes where the batch starts in its file.
+ */
+void sink_batch_begin(struct sink *s)
+{
+	struct stat st;
+
+	sink_check_path(s);
+	s->batch_at = -1;
+	if (s->ep.kind == EP_FILE && s->fd >= 0 && !fstat(s->fd, &st) &&
+	    S_ISREG(st.st_mode))
+		s->batch_at = st.st_size;
+}
+
+/*
+ * A write to a file: sink failed with @err (ENOSPC, EDQUOT, EIO, EFBIG):
+ * what the batch wrote is cut off the file, so that no partial line is
+ * left as if it were whole, the batch is laid out again, the file closed,
+ * and the failure counted and said (then every IO_SAY_EVERY_S seconds).
+ * The sink keeps its place in the ring; the others go on while the ring
+ * has room (then sources wait: back-pressure, said here). Returns the ms
+ * to wait before sink_retry(), or 0 when @s is no regular file (a
+ * device, a FIFO: io_fatal()).
+ */
+unsigned int sink_write_failed(struct sink *s, int err)
+{
+	uint64_t times;
+
+	if (s->ep.kind != EP_FILE || !s->regular)
+		return 0;
+	if (s->fd >= 0) {
+		if (s->batch_at >= 0 && ftruncate(s->fd, s->batch_at))
+			io_log("%s: cannot cut a partial batch off: %s\n",
+			       s->ep.uri, strerror(errno));
+		close(s->fd);
+		s->fd = -1;
+	}
+	sink_rewind(s);
+	sink_stat_add(s, sink_retries, 1);
+	s->backoff_ms = s->fail_err ? s->backoff_ms * 2 : IO_BACKOFF_MIN_MS;
+	if (s->backoff_ms > IO_BACKOFF_MAX_MS)
+		s->backoff_ms = IO_BACKOFF_MAX_MS;
+	s->fail_err = err;
+	if (io_say_now(&s->fail_say, &times))
+		io_log("%s: %s (%llu times); keeping its place in the ring, "
+		       "retrying\n", s->ep.uri, strerror(-err),
+		       (unsigned long long)times);
+	return s->backoff_ms;
+}
+
+/*
+ * After sink_write_failed()'s wait: open the file again by its path.
+ * 0, or -errno (then sink_write_failed() again); a stop gives up
+ * (io_fatal()) with -ECANCELED.
+ */
+int sink_retry(struct sink *s)
+{
+	struct bring_io *io = s->io;
+	bool sock;
+	int fd;
+
+	if (__atomic_load_n(&io->stop, __ATOMIC_RELAXED)) {
+		sink_give_up(s, s->fail_err);
+		return -ECANCELED;
+	}
+	fd = ep_open_sink(&s->ep, &sock);
+	if (fd < 0)
+		return fd;
+	s->fd = fd;
+	s->reopen_gen = __atomic_load_n(&io->reopen_gen, __ATOMIC_RELAXED);
+	sink_batch_begin(s);
+	return 0;
+}
+
+/*
+ * A tcp: or unix: sink's new socket: sends that make no progress for
+ * send_timeout_ms fail (SO_SNDTIMEO: the readv/writev mode; the io_uring
+ * loop links a timeout to each send), and so does a tcp: connection
+ * whose data stays unacknowledged that long (TCP_USER_TIMEOUT).
+ */
+void sink_sock_opts(struct sink *s)
+{
+	int ms = s->io->o.send_timeout_ms;
+	struct timeval tv = { .tv_sec = ms / 1000,
+			      .tv_usec = (ms % 1000) * 1000 };
+	unsigned int uto = ms;
+
+	if (s->fd < 0 || ms < 0 || (s->ep.kind != EP_TCP &&
+				    s->ep.kind != EP_UNIX))
+		return;
+	setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (s->ep.kind == EP_TCP)
+		setsockopt(s->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto,
+			   sizeof(uto));
+}
+
+/*
+ * Stopping, a sink that cannot send (down, failing, timed out) gives up
+ * instead of trying again: the run ends. What it has not written stays
+ * in the ring (a file ring keeps it for the next run: its reader keeps
+ * its place); the run fails with @err.
+ */
+void sink_give_up(struct sink *s, int err)
+{
+	io_log("%s: stopping: giving up on it\n", s->ep.uri);
+	io_fatal(s->io, s, err);
 }
 
 int bring_io_run(struct bring_io *io)
@@ -554,6 +873,8 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	LD(rotations); LD(truncations); LD(full_wait_ns); LD(empty_wait_ns);
 	LD(copied); LD(idle_closed);
 	LD(hop_frames); LD(hop_acks); LD(hop_resent); LD(hop_rejected);
+	LD(refused); LD(accept_errors); LD(sink_retries); LD(reopens);
+	LD(send_timeouts);
 #undef LD
 	tmp.staged = __atomic_load_n(&io->staged, __ATOMIC_RELAXED);
 	memcpy(st, &tmp, sz);
@@ -590,6 +911,23 @@ int bring_io_source_stats(const struct bring_io *io, unsigned int idx,
 	return ep_stats_out(st, &tmp);
 }
 
+/*
+ * Sink @idx in add order: bring: sinks live in their own list (hop.c
+ * runs them), both lists are in add order.
+ */
+static struct sink *sink_at(const struct bring_io *io, unsigned int idx)
+{
+	unsigned int i;
+
+	for (i = 0; i < io->nr_sinks; i++)
+		if (io->sinks[i]->idx == idx)
+			return io->sinks[i];
+	for (i = 0; i < io->nr_hop_sinks; i++)
+		if (io->hop_sinks[i]->idx == idx)
+			return io->hop_sinks[i];
+	return NULL;
+}
+
 int bring_io_sink_stats(const struct bring_io *io, unsigned int idx,
 			struct bring_io_endpoint_stats *st)
 {
@@ -598,14 +936,18 @@ int bring_io_sink_stats(const struct bring_io *io, unsigned int idx,
 
 	if (!io || !st || st->sz < sizeof(size_t))
 		return -EINVAL;
-	if (idx >= io->nr_sinks)
+	s = sink_at(io, idx);
+	if (!s)
 		return -ENOENT;
-	s = io->sinks[idx];
 	tmp.uri = s->ep.uri;
 	tmp.reader = s->reader_name;
 	tmp.msgs = __atomic_load_n(&s->msgs_out, __ATOMIC_RELAXED);
 	tmp.bytes = __atomic_load_n(&s->bytes_out, __ATOMIC_RELAXED);
 	tmp.reconnects = __atomic_load_n(&s->reconnects, __ATOMIC_RELAXED);
+	tmp.retries = __atomic_load_n(&s->sink_retries, __ATOMIC_RELAXED);
+	tmp.reopens = __atomic_load_n(&s->reopens, __ATOMIC_RELAXED);
+	tmp.send_timeouts = __atomic_load_n(&s->send_timeouts,
+					    __ATOMIC_RELAXED);
 	/* A snapshot for people: state and error may be a moment apart. */
 	tmp.last_err = __atomic_load_n(&s->last_err, __ATOMIC_RELAXED);
 	tmp.state = __atomic_load_n(&s->state, __ATOMIC_RELAXED);

@@ -42,6 +42,11 @@
 #define IO_DGRAM_HDR 4 /* staging: a datagram's length before its bytes */
 #define IO_DGRAM_MAX 65536 /* room a recv gets: larger than any UDP payload */
 #define IO_DGRAM_RCVBUF (8U << 20) /* asked for; the kernel caps at rmem_max */
+#define IO_ACCEPT_BACKOFF_MS 100 /* out of fds (EMFILE): accept again after */
+#define IO_SAY_EVERY_S 10 /* a condition that lasts is said this often */
+#define IO_ACKWAIT_MS 1 /* tcp sink after a FIN: look at the acks this often */
+#define IO_SEND_TIMEOUT_MS 30000 /* default bring_io_opts.send_timeout_ms */
+#define IO_PATH_CHECK_MS 100 /* file sinks: is the path still our file? */
 
 enum ep_kind {
 	EP_FILE,
@@ -78,12 +83,15 @@ enum op_type {
 	OP_WPOLL, /* datagram sink: wait until the socket takes more */
 	OP_DATA, /* sink: FUTEX_WAIT for messages */
 	OP_TIMER, /* sink: reconnect backoff */
+	OP_ACKWAIT, /* tcp sink after a FIN: is the batch acknowledged? */
+	OP_RETRY, /* file sink: its writes failed, try again */
 	OP_CONNECT, /* sink: reconnect */
 	OP_WAKE, /* loop: eventfd read (stop) */
 	OP_NOTIFY, /* tail source: inotify read */
 	OP_RINGFD, /* loop: bring_notify_fd() read (no FUTEX_WAIT) */
 	OP_STALL, /* loop: stopping, is the ring still being drained? */
 	OP_IDLE, /* loop: look for idle connections (idle_ms) */
+	OP_ACCEPT_WAIT, /* source: out of fds, accept again after a pause */
 	OP_CANCEL, /* ignored */
 };
 
@@ -131,6 +139,7 @@ struct conn {
 	bool finished;
 	bool tail_eof; /* tail: read to the end; check before reading on */
 	bool tail_wait; /* tail: at the end, waiting for an inotify event */
+	bool accepted; /* counted in bring_io.nr_conns */
 	char *buf; /* staging (lines, u32be); lines in chunks: the carry */
 	size_t cap, len, off;
 	bool moved; /* chunks: the carry was copied into a reservation once */
@@ -183,11 +192,19 @@ struct source {
 	struct hop_listen *hop; /* bring-listen:, run by hop.c, or NULL */
 	unsigned int idx; /* among the io's sources, in add order */
 	struct op acc_op;
+	struct op acc_wait_op; /* OP_ACCEPT_WAIT */
+	struct __kernel_timespec acc_ts;
 	pthread_t thread;
 	struct bring_writer *ck; /* BRING_IO_CHECKPOINT: the named writer */
 	struct ckpt_mark resume; /* its mark at start */
 	bool has_resume;
 	uint64_t msgs_in, bytes_in; /* this source's share of io->st */
+};
+
+/* A condition said once, then at most every IO_SAY_EVERY_S seconds. */
+struct io_say {
+	uint64_t next_ns; /* not before then */
+	uint64_t quiet; /* times it happened since it was last said */
 };
 
 struct sink {
@@ -219,6 +236,7 @@ struct sink {
 	bool exact; /* a file: sink with BRING_IO_CHECKPOINT */
 	long batches; /* BRING_FAULT_SINK_KILL */
 	bool was_up; /* connected once: a connect now is a reconnect */
+	bool peer_fin; /* tcp: the peer sent a FIN: shift once it acked */
 	unsigned int backoff_ms;
 	int last_err; /* the last error of a connection (sink_set_state()) */
 	unsigned int attempts; /* connects failed since it was last up */
@@ -230,12 +248,21 @@ struct sink {
 	struct hop_tx *hop; /* bring:, run by hop.c, or NULL */
 	pthread_t thread;
 	uint64_t msgs_out, bytes_out; /* this sink's share of io->st */
-	uint64_t reconnects;
+	uint64_t reconnects, sink_retries, reopens, send_timeouts;
+	unsigned int idx; /* in add order among all sinks, bring: ones too */
 	/*
 	 * enum bring_io_state and last_err, for bring_io_sink_stats() in
 	 * other threads: written by sink_set_state() (atomics).
 	 */
 	int state;
+	/* file: sinks */
+	off_t batch_at; /* the file's size before this batch, or -1 */
+	unsigned int reopen_gen; /* bring_io.reopen_gen when last opened */
+	uint64_t path_check_ns; /* look at the path again from then */
+	uint64_t unacked_since; /* tcp after a FIN: waiting for acks since */
+	struct __kernel_timespec send_ts; /* the send's link timeout */
+	int fail_err; /* writes fail with it (retrying), or 0 */
+	struct io_say fail_say, reopen_say;
 };
 
 /*
@@ -288,6 +315,9 @@ struct bring_io {
 	bool stopping;
 	bool closed;
 	int err; /* first fatal error */
+	unsigned int nr_conns; /* accepted connections open (atomic) */
+	unsigned int reopen_gen; /* bring_io_reopen() calls (atomic) */
+	struct io_say accept_say, refuse_say; /* accept errors, max_conns */
 	bool ran;
 	struct bring_io_stats st; /* updated with relaxed atomics */
 	/* A sink's reader is closed (io_fatal()) while stats look at it. */
@@ -325,8 +355,17 @@ unsigned int sink_next_backoff(struct sink *s);
 void sink_connect_failed(struct sink *s, int err);
 void sink_connected(struct sink *s);
 void sink_set_state(struct sink *s, int state, int err);
+void sink_batch_begin(struct sink *s);
+unsigned int sink_write_failed(struct sink *s, int err);
+int sink_retry(struct sink *s);
+void sink_sock_opts(struct sink *s);
+void sink_give_up(struct sink *s, int err);
 void io_set_err(struct bring_io *io, int err);
 struct conn *source_add_conn(struct source *src, int fd);
+bool io_say_now(struct io_say *say, uint64_t *times);
+struct conn *source_accepted(struct source *src, int fd);
+void source_conn_gone(struct conn *c);
+unsigned int source_accept_failed(struct source *src, int err);
 void io_ring_error(struct bring_io *io, struct conn *c, int err);
 
 /* tail.c */
@@ -371,6 +410,7 @@ int sink_batch_done(struct sink *s);
 void sink_rewind(struct sink *s);
 int sink_send_dgrams(struct sink *s, int flags);
 int sink_peer_gone(struct sink *s);
+int sink_unacked(struct sink *s);
 void *conn_dgram_slot(struct conn *c, size_t *room);
 void conn_dgram_add(struct conn *c, size_t n);
 int conn_recv_dgrams(struct conn *c);

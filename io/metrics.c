@@ -124,6 +124,9 @@ static void render_sinks(struct text *t, struct bring_io *io)
 		{ "bring_sink_lag_bytes", "gauge", "Bytes of the ring a sink has not shifted yet." },
 		{ "bring_sink_reconnects_total", "counter", "Connections a sink made again." },
 		{ "bring_sink_up", "gauge", "1 when a sink is connected (or open)." },
+		{ "bring_sink_retries_total", "counter", "Failed writes a file: sink retried." },
+		{ "bring_sink_reopens_total", "counter", "Times a file: sink opened its path again." },
+		{ "bring_sink_send_timeouts_total", "counter", "Sends of a sink that made no progress for the send timeout." },
 	};
 	struct bring_io_endpoint_stats es = { .sz = sizeof(es) };
 	unsigned int f, i;
@@ -132,7 +135,8 @@ static void render_sinks(struct text *t, struct bring_io *io)
 		family(t, fams[f].name, fams[f].type, fams[f].help);
 		for (i = 0; !bring_io_sink_stats(io, i, &es); i++) {
 			uint64_t v[] = { es.msgs, es.bytes, es.lag, es.reconnects,
-					 es.state == BRING_IO_UP };
+					 es.state == BRING_IO_UP, es.retries,
+					 es.reopens, es.send_timeouts };
 
 			sample_ep(t, fams[f].name, &es, v[f]);
 		}

@@ -154,6 +154,7 @@ static void conn_finish(struct loop *l, struct conn *c)
 		for (pp = &src->conns; *pp != c; pp = &(*pp)->next)
 			;
 		*pp = c->next;
+		source_conn_gone(c);
 		conn_free(c);
 	} else if (c->fd >= 0) {
 		close(c->fd);
@@ -457,34 +458,47 @@ static void arm_accept(struct loop *l, struct source *src)
 	io_uring_prep_multishot_accept(sqe, src->lfd, NULL, NULL, SOCK_CLOEXEC);
 }
 
+/* Accept again, or, stopping, close the listening socket. */
+static void on_accept_wait(struct loop *l, struct source *src)
+{
+	if (!l->io->stopping) {
+		arm_accept(l, src);
+		return;
+	}
+	if (src->lfd >= 0)
+		close(src->lfd);
+	src->lfd = -1;
+	source_check(l->io, src);
+}
+
 static void on_accept(struct loop *l, struct source *src,
 		      struct io_uring_cqe *cqe)
 {
 	struct bring_io *io = l->io;
+	unsigned int pause = 0;
+	struct io_uring_sqe *sqe;
 	struct conn *c;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		src->acc_op.busy = false;
 	if (cqe->res >= 0) {
-		io_stat_add(io, accepted, 1);
-		c = source_add_conn(src, cqe->res);
-		if (!c)
-			close(cqe->res);
-		else
+		c = source_accepted(src, cqe->res);
+		if (c)
 			conn_step(l, c);
-	} else if (cqe->res != -ECANCELED && !(io->o.flags & BRING_IO_QUIET)) {
-		io_log("%s: accept: %s\n", src->ep.uri,
-		       strerror(-cqe->res));
+	} else {
+		pause = source_accept_failed(src, cqe->res);
 	}
 	if (src->acc_op.busy)
 		return;
-	if (!io->stopping) {
-		arm_accept(l, src);
+	if (!io->stopping && pause) {
+		/* Out of fds: the multishot ended; accept again later. */
+		src->acc_ts.tv_sec = 0;
+		src->acc_ts.tv_nsec = pause * 1000000LL;
+		sqe = get_sqe(l, &src->acc_wait_op);
+		io_uring_prep_timeout(sqe, &src->acc_ts, 0, 0);
 		return;
 	}
-	close(src->lfd);
-	src->lfd = -1;
-	source_check(io, src);
+	on_accept_wait(l, src);
 }
 
 /*
@@ -538,6 +552,45 @@ static void sink_close_fd(struct sink *s)
 }
 
 static void sink_down(struct loop *l, struct sink *s, int err);
+static void sink_failed(struct loop *l, struct sink *s, int err);
+
+/* The sink's timer op, as @type, in @ms. */
+static void sink_timer(struct loop *l, struct sink *s, enum op_type type,
+		       unsigned int ms)
+{
+	struct io_uring_sqe *sqe;
+
+	s->ts.tv_sec = ms / 1000;
+	s->ts.tv_nsec = (ms % 1000) * 1000000L;
+	s->tm_op.type = type;
+	sqe = get_sqe(l, &s->tm_op);
+	io_uring_prep_timeout(sqe, &s->ts, 0, 0);
+}
+
+/*
+ * A stream sink's send, with a timeout linked to it (send_timeout_ms):
+ * a peer that takes no byte for that long cancels it (-ECANCELED).
+ */
+static void sink_send(struct loop *l, struct sink *s)
+{
+	int ms = l->io->o.send_timeout_ms;
+	struct io_uring_sqe *sqe;
+
+	/* The send and its timeout in one submission. */
+	if (io_uring_sq_space_left(&l->ring) < 2)
+		io_uring_submit(&l->ring);
+	sqe = get_sqe(l, &s->wr_op);
+	s->mh.msg_iov = s->iov + s->iov_pos;
+	s->mh.msg_iovlen = s->niov - s->iov_pos;
+	io_uring_prep_sendmsg(sqe, s->fd, &s->mh, MSG_NOSIGNAL);
+	if (ms < 0)
+		return;
+	sqe->flags |= IOSQE_IO_LINK;
+	s->send_ts.tv_sec = ms / 1000;
+	s->send_ts.tv_nsec = (ms % 1000) * 1000000LL;
+	sqe = get_sqe(l, NULL);
+	io_uring_prep_link_timeout(sqe, &s->send_ts, 0);
+}
 
 static void sink_step(struct loop *l, struct sink *s)
 {
@@ -577,6 +630,15 @@ static void sink_step(struct loop *l, struct sink *s)
 			}
 		}
 		if (!s->left) {
+			n = sink_unacked(s);
+			if (n < 0) {
+				sink_down(l, s, n);
+				return;
+			}
+			if (n) {
+				sink_timer(l, s, OP_ACKWAIT, IO_ACKWAIT_MS);
+				return;
+			}
 			sink_batch_done(s);
 			continue;
 		}
@@ -602,7 +664,7 @@ static void sink_step(struct loop *l, struct sink *s)
 					   s->niov - s->iov_pos);
 
 			if (w < 0 && errno != EINTR && errno != EAGAIN) {
-				io_fatal(io, s, -errno);
+				sink_failed(l, s, -errno);
 				return;
 			}
 			if (w >= 0) {
@@ -615,12 +677,10 @@ static void sink_step(struct loop *l, struct sink *s)
 			}
 			continue;
 		}
-		sqe = get_sqe(l, &s->wr_op);
 		if (s->sock) {
-			s->mh.msg_iov = s->iov + s->iov_pos;
-			s->mh.msg_iovlen = s->niov - s->iov_pos;
-			io_uring_prep_sendmsg(sqe, s->fd, &s->mh, MSG_NOSIGNAL);
+			sink_send(l, s);
 		} else {
+			sqe = get_sqe(l, &s->wr_op);
 			io_uring_prep_writev(sqe, s->fd, s->iov + s->iov_pos,
 					     s->niov - s->iov_pos, -1);
 		}
@@ -630,18 +690,40 @@ static void sink_step(struct loop *l, struct sink *s)
 
 static void sink_backoff(struct loop *l, struct sink *s)
 {
-	struct io_uring_sqe *sqe;
+	if (l->io->stopping) {
+		sink_give_up(s, -ENOTCONN);
+		return;
+	}
+	sink_timer(l, s, OP_TIMER, sink_next_backoff(s));
+}
 
-	sink_next_backoff(s);
-	s->ts.tv_sec = s->backoff_ms / 1000;
-	s->ts.tv_nsec = (s->backoff_ms % 1000) * 1000000L;
-	s->tm_op.type = OP_TIMER;
-	sqe = get_sqe(l, &s->tm_op);
-	io_uring_prep_timeout(sqe, &s->ts, 0, 0);
+/* A write failed: a file: sink retries (sink_write_failed()). */
+static void sink_failed(struct loop *l, struct sink *s, int err)
+{
+	unsigned int ms = sink_write_failed(s, err);
+
+	if (ms)
+		sink_timer(l, s, OP_RETRY, ms);
+	else
+		io_fatal(l->io, s, err);
+}
+
+static void on_retry(struct loop *l, struct sink *s)
+{
+	int err = sink_retry(s);
+
+	if (err == -ECANCELED)
+		return;
+	if (err)
+		sink_failed(l, s, err);
+	else
+		sink_step(l, s);
 }
 
 static void sink_down(struct loop *l, struct sink *s, int err)
 {
+	if (err == -ETIMEDOUT) /* ours, or TCP_USER_TIMEOUT */
+		sink_stat_add(s, send_timeouts, 1);
 	if (!s->down && !(l->io->o.flags & BRING_IO_QUIET))
 		io_log("%s: %s; reconnecting\n", s->ep.uri,
 		       strerror(-err));
@@ -662,15 +744,18 @@ static void on_write(struct loop *l, struct sink *s, int res)
 		sink_advance(s, res);
 		if (s->left)
 			io_stat_add(io, short_writes, 1);
-		else
-			sink_batch_done(s);
+		/* sink_step() shifts it, once acknowledged after a FIN */
 	} else if (res == -EAGAIN || res == -EINTR || res == -ENOBUFS) {
 		/* resubmitted below */
+	} else if (s->sock && res == -ECANCELED) {
+		/* Only its linked timeout cancels a send. */
+		sink_down(l, s, -ETIMEDOUT);
+		return;
 	} else if (s->sock) {
 		sink_down(l, s, res);
 		return;
 	} else {
-		io_fatal(io, s, res);
+		sink_failed(l, s, res);
 		return;
 	}
 	sink_step(l, s);
@@ -681,13 +766,15 @@ static void on_timer(struct loop *l, struct sink *s)
 	struct io_uring_sqe *sqe;
 	int fd;
 
-	fd = socket(s->ep.addr.ss_family, s->ep.socktype | SOCK_CLOEXEC, 0);
+	fd = l->io->stopping ? -1 :
+	     socket(s->ep.addr.ss_family, s->ep.socktype | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		sink_connect_failed(s, -errno);
 		sink_backoff(l, s);
 		return;
 	}
 	s->fd = fd;
+	sink_sock_opts(s);
 	s->tm_op.type = OP_CONNECT;
 	sqe = get_sqe(l, &s->tm_op);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&s->ep.addr,
@@ -770,6 +857,8 @@ static void begin_stop(struct loop *l)
 		if (src->lfd >= 0) {
 			if (src->acc_op.busy) {
 				cancel_op(l, &src->acc_op);
+			} else if (src->acc_wait_op.busy) {
+				cancel_op(l, &src->acc_wait_op);
 			} else {
 				close(src->lfd);
 				src->lfd = -1;
@@ -785,6 +874,16 @@ static void begin_stop(struct loop *l)
 				conn_step(l, c);
 		}
 		source_check(io, src);
+	}
+	/*
+	 * Sinks waiting to write again or to connect again give up
+	 * (sink_retry(), sink_backoff()).
+	 */
+	for (i = 0; i < io->nr_sinks; i++) {
+		struct op *op = &io->sinks[i]->tm_op;
+
+		if (op->busy && op->type != OP_ACKWAIT)
+			cancel_op(l, op);
 	}
 	l->stall_until = io_now_ns() + IO_STOP_STALL_MS * 1000000ULL;
 	arm_stall(l, IO_STOP_STALL_MS);
@@ -898,8 +997,17 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 	case OP_IDLE:
 		on_idle(l);
 		break;
+	case OP_ACCEPT_WAIT:
+		on_accept_wait(l, op->obj);
+		break;
 	case OP_TIMER:
 		on_timer(l, op->obj);
+		break;
+	case OP_ACKWAIT:
+		sink_step(l, op->obj);
+		break;
+	case OP_RETRY:
+		on_retry(l, op->obj);
 		break;
 	case OP_CONNECT:
 		on_connect(l, op->obj, res);

@@ -105,16 +105,7 @@ static int udp_bound(int *port)
 /* A UDP socket connected to 127.0.0.1:@port. */
 static int udp_to(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons(port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
+	return loopback_to(SOCK_DGRAM, port);
 }
 
 /* One datagram from @fd within @ms, its length, or -1. */

@@ -2,6 +2,7 @@
 /*
  * io_test_util.c - see io_test_util.h.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <stdio.h>
@@ -44,6 +45,20 @@ uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+int loopback_to(int type, int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
 }
 
 pid_t spawn(const char *in, const char *err, const char **args)
@@ -205,6 +220,34 @@ long long final_stat(const char *err, const char *after, const char *key)
 	p = p ? strstr(p, key) : NULL;
 	if (p)
 		v = atoll(p + strlen(key));
+	free(buf);
+	return v;
+}
+
+/*
+ * @key's figure on the last --stats line of the sink reading as @reader
+ * ("bringcat: sink URI (reader READER): ..."), or -1.
+ */
+long long sink_stat(const char *err, const char *reader, const char *key)
+{
+	char *buf, *p, *line = NULL, *end, tag[128];
+	long long v = -1;
+	size_t len;
+
+	buf = slurp(err, &len);
+	if (!buf)
+		return -1;
+	snprintf(tag, sizeof(tag), " (reader %s): ", reader);
+	for (p = buf; (p = strstr(p, tag)); p++)
+		line = p;
+	if (line) {
+		end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		p = strstr(line, key);
+		if (p)
+			v = atoll(p + strlen(key));
+	}
 	free(buf);
 	return v;
 }

@@ -31,6 +31,9 @@ const char *io_mode_missing(enum io_mode mode);
 const char *io_mode_flag(enum io_mode mode, const char *uring_flag);
 
 uint64_t now_ms(void);
+/* A @type (SOCK_STREAM, SOCK_DGRAM) socket connected to 127.0.0.1:@port,
+ * or -1. */
+int loopback_to(int type, int port);
 /* Start bringcat @args (NULL-terminated) with stdin from @in or /dev/null
  * and stderr to the file @err. */
 pid_t spawn(const char *in, const char *err, const char **args);
@@ -62,6 +65,8 @@ bool wait_read(pid_t pid, const char *file, long long bytes, int ms);
  */
 long long final_stat(const char *err, const char *after, const char *key);
 double final_stat_secs(const char *err, const char *key);
+/* @key's figure on sink @reader's last --stats line in @err, or -1. */
+long long sink_stat(const char *err, const char *reader, const char *key);
 
 /* Run bringcat @args, expect exit code @rc and "bringcat: ...@msg" as
  * the first line of its stderr (written to the file @err). */
