@@ -144,8 +144,14 @@ all: selftests $(BENCHES) $(TOOLS)
 deps:
 	$(Q)$(srctree)/scripts/install-deps.sh --quiet
 
+# The installed layout some selftests run (bpf/bringcat_trace_test):
+# "make install DESTDIR=$(TEST_DESTDIR)", the default PREFIX.
+TEST_DESTDIR := $(OUT)/selftests/destdir
+
 check: deps
 	$(Q)$(MAKE) --no-print-directory selftests
+	$(Q)$(MAKE) --no-print-directory install DESTDIR=$(TEST_DESTDIR) \
+		PREFIX=/usr/local >/dev/null
 	$(Q)cd $(srctree) && BRING_OUT=$(OUT) prove --exec $(srctree)/selftests/ksft-exec $(PROVE_FLAGS) \
 		$(SELFTESTS) $(selftests-scripts)
 
@@ -184,7 +190,7 @@ install: lib
 
 clean:
 	$(call msg,CLEAN,$(OUT))rm -rf $(OUT)/lib/*.o $(OUT)/lib/*.d $(OUT)/lib/libbring.* \
-		$(SELFTESTS) $(BENCHES) $(TOOLS) $(clean-extra)
+		$(SELFTESTS) $(BENCHES) $(TOOLS) $(clean-extra) $(TEST_DESTDIR)
 	$(Q)find $(OUT) -name '*.d' -o -name '*.o' | grep -v '^$(OUT)/\.git' | xargs rm -f
 
 .PHONY: all lib selftests deps check bench demo demo-ring install clean FORCE

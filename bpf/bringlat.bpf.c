@@ -19,13 +19,14 @@ const volatile __u64 targ_unit_ns = 1000; /* usecs; 1000000 with -m */
 const volatile int targ_per_process = 0; /* -P: key by tgid */
 const volatile int targ_per_thread = 0; /* -L: key by tid */
 const volatile int targ_filter_ring = 0; /* -n NAME given */
+const volatile int targ_per_reader = 0; /* -R: key by reader name */
 const volatile char targ_ring[BRINGLAT_NAME_LEN] = {};
 
 /* LRU: a thread that dies in a wait must not leak its entry for good. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, BRINGLAT_MAX_WAITS);
-	__type(key, __u64); /* pid_tgid */
+	__type(key, struct wait_key);
 	__type(value, struct wait_start);
 } starts SEC(".maps");
 
@@ -70,15 +71,18 @@ static __always_inline int log2_u64(__u64 v)
 	return hi ? log2_u32(hi) + 32 : log2_u32(v);
 }
 
-static __always_inline int wait_start(__u32 side)
+static __always_inline int wait_start(__u32 side, __u64 wait_id)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	struct wait_key wk = {
+		.pid_tgid = bpf_get_current_pid_tgid(),
+		.id = wait_id,
+	};
 	struct wait_start ws = {
 		.ts = bpf_ktime_get_ns(),
 		.side = side,
 	};
 
-	bpf_map_update_elem(&starts, &id, &ws, BPF_ANY);
+	bpf_map_update_elem(&starts, &wk, &ws, BPF_ANY);
 	return 0;
 }
 
@@ -97,24 +101,26 @@ static __always_inline int ring_matches(const char *name)
 	return 1;
 }
 
-static __always_inline int wait_end(__u32 side, const char *ring, long err)
+static __always_inline int wait_end(__u32 side, const char *ring, long err,
+				    __u64 wait_id, const char *reader)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	struct wait_key wk = { .pid_tgid = id, .id = wait_id };
 	struct hist_key key;
 	struct wait_start *ws;
 	struct hist *h;
 	__u64 delta, slot;
 	__u32 zero = 0;
 
-	ws = bpf_map_lookup_elem(&starts, &id);
+	ws = bpf_map_lookup_elem(&starts, &wk);
 	if (!ws)
 		return 0; /* attached in the middle of this wait */
 	if (ws->side != side) {
-		bpf_map_delete_elem(&starts, &id);
+		bpf_map_delete_elem(&starts, &wk);
 		return 0;
 	}
 	delta = bpf_ktime_get_ns() - ws->ts;
-	bpf_map_delete_elem(&starts, &id);
+	bpf_map_delete_elem(&starts, &wk);
 
 	__builtin_memset(&key, 0, sizeof(key));
 	if (bpf_probe_read_user_str(key.ring, sizeof(key.ring), ring) < 0)
@@ -122,6 +128,9 @@ static __always_inline int wait_end(__u32 side, const char *ring, long err)
 	if (!ring_matches(key.ring))
 		return 0;
 	key.side = side;
+	if (targ_per_reader && reader &&
+	    bpf_probe_read_user_str(key.reader, sizeof(key.reader), reader) < 0)
+		key.reader[0] = '\0';
 	if (targ_per_thread)
 		key.pid = (__u32)id;
 	else if (targ_per_process)
@@ -155,28 +164,31 @@ static __always_inline int wait_end(__u32 side, const char *ring, long err)
 	return 0;
 }
 
+/* The probes' arguments: see lib/probes.h. */
 SEC("usdt")
-int BPF_USDT(wwait_start, void *r, const char *ring, __u64 need)
+int BPF_USDT(wwait_start, void *r, const char *ring, __u64 need, __u64 id)
 {
-	return wait_start(BRINGLAT_WRITER);
+	return wait_start(BRINGLAT_WRITER, id);
 }
 
 SEC("usdt")
-int BPF_USDT(wwait_end, void *r, const char *ring, __u64 need, int err)
+int BPF_USDT(wwait_end, void *r, const char *ring, __u64 need, int err,
+	     __u64 id)
 {
-	return wait_end(BRINGLAT_WRITER, ring, err);
+	return wait_end(BRINGLAT_WRITER, ring, err, id, NULL);
 }
 
 SEC("usdt")
-int BPF_USDT(rwait_start, void *r, const char *ring)
+int BPF_USDT(rwait_start, void *r, const char *ring, __u64 id)
 {
-	return wait_start(BRINGLAT_READER);
+	return wait_start(BRINGLAT_READER, id);
 }
 
 SEC("usdt")
-int BPF_USDT(rwait_end, void *r, const char *ring, int err)
+int BPF_USDT(rwait_end, void *r, const char *ring, int err, __u64 id,
+	     const char *reader)
 {
-	return wait_end(BRINGLAT_READER, ring, err);
+	return wait_end(BRINGLAT_READER, ring, err, id, reader);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -78,6 +78,7 @@ static struct env {
 	long count; /* intervals, 0: unlimited */
 	bool msecs;
 	bool per_process;
+	bool per_reader;
 	bool per_thread;
 	bool timestamp;
 	bool json;
@@ -115,6 +116,8 @@ static const char usage_text[] =
 "  -m, --milliseconds     histograms in msecs (default usecs)\n"
 "  -P, --pids             one histogram per process\n"
 "  -L, --tids             one histogram per thread\n"
+"  -R, --readers          reader waits: one histogram per reader name (a\n"
+"                         bringcat sink is a reader: sink0, sink1, ...)\n"
 "  -n, --ring NAME        only the ring called NAME\n"
 "  -T, --timestamp        print a timestamp with each interval\n"
 "  -j, --json             one JSON object per interval, on stdout\n"
@@ -197,6 +200,7 @@ static const struct option long_opts[] = {
 	{ "pids", no_argument, NULL, 'P' },
 	{ "tids", no_argument, NULL, 'L' },
 	{ "ring", required_argument, NULL, 'n' },
+	{ "readers", no_argument, NULL, 'R' },
 	{ "timestamp", no_argument, NULL, 'T' },
 	{ "json", no_argument, NULL, 'j' },
 	{ "pin", required_argument, NULL, OPT_PIN },
@@ -209,7 +213,7 @@ static void parse_args(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "p:l:i:c:mPLn:Tjvh", long_opts,
+	while ((c = getopt_long(argc, argv, "p:l:i:c:mPRLn:Tjvh", long_opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'p':
@@ -231,6 +235,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'P':
 			env.per_process = true;
+			break;
+		case 'R':
+			env.per_reader = true;
 			break;
 		case 'L':
 			env.per_thread = true;
@@ -692,7 +699,7 @@ static int cmp_entry(const void *a, const void *b)
 		return x->key.side < y->key.side ? -1 : 1;
 	if (x->key.pid != y->key.pid)
 		return x->key.pid < y->key.pid ? -1 : 1;
-	return 0;
+	return strncmp(x->key.reader, y->key.reader, BRINGLAT_NAME_LEN);
 }
 
 /* Copy the histograms out, deleting them when clear is set. */
@@ -815,6 +822,8 @@ static void print_text(const struct entry *e, int n)
 		fmt_duration(mean, sizeof(mean), h->total_ns / h->count);
 		printf("ring = %.*s, %s", BRINGLAT_NAME_LEN, e[i].key.ring,
 		       side_name(e[i].key.side));
+		if (e[i].key.reader[0])
+			printf(" %.*s", BRINGLAT_NAME_LEN, e[i].key.reader);
 		if (env.per_process)
 			printf(", pid = %u %.*s", e[i].key.pid,
 			       BRINGLAT_COMM_LEN, h->comm);
@@ -861,6 +870,10 @@ static void print_json(const struct entry *e, int n, double ts)
 		printf("%s{\"ring\":", i ? "," : "");
 		json_string(e[i].key.ring, BRINGLAT_NAME_LEN);
 		printf(",\"side\":\"%s\"", side_name(e[i].key.side));
+		if (e[i].key.reader[0]) {
+			printf(",\"reader\":");
+			json_string(e[i].key.reader, BRINGLAT_NAME_LEN);
+		}
 		if (env.per_process || env.per_thread) {
 			printf(",\"%s\":%u,\"comm\":",
 			       env.per_process ? "pid" : "tid", e[i].key.pid);
@@ -943,6 +956,7 @@ int main(int argc, char **argv)
 		die("cannot open the BPF object: %s", strerror(errno));
 	obj->rodata->targ_unit_ns = env.msecs ? 1000000 : 1000;
 	obj->rodata->targ_per_process = env.per_process;
+	obj->rodata->targ_per_reader = env.per_reader;
 	obj->rodata->targ_per_thread = env.per_thread;
 	if (env.ring) {
 		obj->rodata->targ_filter_ring = 1;

@@ -21,12 +21,14 @@ enum bringlat_side {
 
 /*
  * struct hist_key - one histogram: a ring name, a side and, with -P or -L,
- * a process or thread id (0 otherwise).
+ * a process or thread id (0 otherwise); with -R, the reader's name for
+ * reader waits (a sink of bringcat is a reader), empty otherwise.
  */
 struct hist_key {
 	char ring[BRINGLAT_NAME_LEN];
 	enum bringlat_side side;
 	__u32 pid; /* tgid with -P, tid with -L, else 0 */
+	char reader[BRINGLAT_NAME_LEN]; /* -R: the reader's name */
 };
 
 /*
@@ -44,7 +46,17 @@ struct hist {
 	__u64 slots[BRINGLAT_MAX_SLOTS];
 };
 
-/* struct wait_start - an open wait, keyed by the thread's pid_tgid. */
+/*
+ * struct wait_key - an open wait: the thread, and the wait's id (probe
+ * argument; 0 for blocking calls, the struct bring_wait's address for
+ * an event loop's waits, several of which overlap in one thread).
+ */
+struct wait_key {
+	__u64 pid_tgid;
+	__u64 id;
+};
+
+/* struct wait_start - an open wait, keyed by struct wait_key. */
 struct wait_start {
 	__u64 ts; /* bpf_ktime_get_ns() at the start probe */
 	__u32 side; /* enum bringlat_side */

@@ -365,6 +365,8 @@ BRING_API void bring_write_wait_finish(struct bring *r, struct bring_wait *w);
 BRING_API struct bring_reader *bring_default_reader(struct bring *r);
 /* The longest a loop may wait on a prepared word: -1 none, else ms. */
 BRING_API int bring_wait_timeout(const struct bring_wait *w);
+/* Bytes between the reader's last shift and the head (LIBBRING_0.3). */
+BRING_API uint64_t bring_reader_lag(const struct bring_reader *rd);
 /* Event loops without FUTEX_WAIT: an eventfd per loop, written on wakes. */
 BRING_API int bring_notify_fd(struct bring *r);
 

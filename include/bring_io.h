@@ -264,6 +264,50 @@ struct bring_io_stats {
 	uint64_t kafka_failed;
 };
 
+/* bring_io_endpoint_stats.state */
+enum bring_io_state {
+	BRING_IO_UP = 0, /* open or connected, or not started yet */
+	BRING_IO_RECONNECTING = 1, /* a socket sink whose peer is away */
+	BRING_IO_FAILED = 2, /* given up: last_err says why (the run fails) */
+	BRING_IO_DONE = 3, /* finished: a source at its end, a drained sink */
+};
+
+/**
+ * struct bring_io_endpoint_stats - one source or sink, see
+ * bring_io_source_stats() and bring_io_sink_stats()
+ * @sz:         set by the caller to sizeof(struct bring_io_endpoint_stats).
+ * @uri:        the endpoint as added; valid until bring_io_free().
+ * @reader:     sinks: the name of the ring reader it drains; sources: NULL.
+ * @msgs:       messages it put into the ring (sources) or wrote (sinks),
+ *              counted as bring_io_stats.msgs_in / msgs_out.
+ * @bytes:      bytes it read or wrote (framing included).
+ * @lag:        sinks: bytes of the ring behind its reader's last shift
+ *              (bring_reader_lag()); 0 for sources.
+ * @reconnects: sinks: connections made again after a failure.
+ * @state:      enum bring_io_state.
+ * @last_err:   sinks: the negative errno of the last connection failure
+ *              or of the failure that stopped it; 0 if none.
+ * @retries:    file: sinks: failed writes retried (bring_io_stats'
+ *              sink_retries).
+ * @reopens:    file: sinks: files opened again by path.
+ * @send_timeouts: tcp:/unix: sinks: sends that made no progress for
+ *              send_timeout_ms.
+ */
+struct bring_io_endpoint_stats {
+	size_t sz;
+	const char *uri;
+	const char *reader;
+	uint64_t msgs;
+	uint64_t bytes;
+	uint64_t lag;
+	uint64_t reconnects;
+	int state;
+	int last_err;
+	uint64_t retries;
+	uint64_t reopens;
+	uint64_t send_timeouts;
+};
+
 /*
  * Endpoints are URIs.
  *   sources: file:PATH  stdin: (or -)  tcp-listen:HOST:PORT  tail:PATH
@@ -281,8 +325,12 @@ struct bring_io_stats {
  *            [&partition=N][&compression=zstd|lz4|gzip|snappy|none]
  *            (a record is shifted once every message of it is acknowledged;
  *            lines: one Kafka message per line. See Documentation/kafka.rst.)
- * HOST is a name or an address; IPv6 addresses go in brackets. A tcp: or
- * unix: sink must connect at start; later failures reconnect with backoff.
+ * HOST is a name or an address; IPv6 addresses go in brackets; one that
+ * does not resolve fails bring_io_add_*() with -EHOSTUNREACH (-EAGAIN: a
+ * temporary failure of the resolver). A tcp: or unix: sink whose peer is
+ * not up at start (refused, unreachable, no socket file) is added down,
+ * said in one line, and connected with backoff by bring_io_run(), like
+ * one that fails later.
  * tail:PATH follows a regular file like tail -F: from its end (from its
  * start with BRING_IO_TAIL_FROM_START), through rename-and-recreate
  * rotation, deletion and truncation, and waits for it when it does not
@@ -329,6 +377,15 @@ BRING_API int bring_io_uses_uring(const struct bring_io *io);
 BRING_API int bring_io_source_port(const struct bring_io *io, unsigned int idx);
 BRING_API int bring_io_get_stats(const struct bring_io *io,
 				 struct bring_io_stats *st);
+/*
+ * The figures of source or sink @idx (0-based, in add order); any
+ * thread, while running or after. -ENOENT past the last one (iterate
+ * until then), -EINVAL for bad arguments.
+ */
+BRING_API int bring_io_source_stats(const struct bring_io *io, unsigned int idx,
+				    struct bring_io_endpoint_stats *st);
+BRING_API int bring_io_sink_stats(const struct bring_io *io, unsigned int idx,
+				  struct bring_io_endpoint_stats *st);
 BRING_API void bring_io_free(struct bring_io *io);
 
 /* Diagnostics ("bring_io: ..." lines); default stderr. */

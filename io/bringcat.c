@@ -22,10 +22,12 @@
 
 #include "bring.h"
 #include "bring_io.h"
+#include "metrics.h"
 #include "readers.h"
 
 #define MAX_EPS 64
 #define MAX_PROPS 256 /* -X */
+#define BUFFER_MIN 4096U /* bring_new()'s smallest capacity */
 
 /*
  * Signals are taken by one thread (sigwait()), not by handlers: it may
@@ -72,6 +74,7 @@ static void usage(FILE *f)
 		"                          the file's, none when new); interval and\n"
 		"                          always fdatasync file: sinks before their mark\n"
 		"  -s, --stats[=SECONDS]   print statistics at exit [and every SECONDS]\n"
+		"      --metrics HOST:PORT serve GET /metrics (Prometheus text format)\n"
 		"      --max-conns N       listening sources keep at most N connections\n"
 		"                          open; more are closed at once (default: no limit)\n"
 		"      --send-timeout SECS a tcp:/unix: peer that takes nothing for SECS is\n"
@@ -198,12 +201,57 @@ struct stats_ctx {
 	double t0;
 };
 
+static const char *state_name(int state)
+{
+	switch (state) {
+	case BRING_IO_RECONNECTING:
+		return "reconnecting";
+	case BRING_IO_FAILED:
+		return "failed";
+	case BRING_IO_DONE:
+		return "done";
+	default:
+		return "up";
+	}
+}
+
+/* One line per source, then per sink: which one lags, which is down. */
+static void print_endpoints(void)
+{
+	struct bring_io_endpoint_stats es = { .sz = sizeof(es) };
+	unsigned int i;
+
+	for (i = 0; !bring_io_source_stats(the_io, i, &es); i++)
+		fprintf(stderr, "bringcat: source %s: in %" PRIu64 " msgs %" PRIu64
+			" bytes, %s\n", es.uri, es.msgs, es.bytes,
+			state_name(es.state));
+	for (i = 0; !bring_io_sink_stats(the_io, i, &es); i++) {
+		fprintf(stderr, "bringcat: sink %s (reader %s): out %" PRIu64
+			" msgs %" PRIu64 " bytes, lag %" PRIu64
+			" bytes, reconnects %" PRIu64 ", %s", es.uri, es.reader,
+			es.msgs, es.bytes, es.lag, es.reconnects,
+			state_name(es.state));
+		/* hardio's per-sink counters, when there is something to say */
+		if (es.retries)
+			fprintf(stderr, ", retries %" PRIu64, es.retries);
+		if (es.reopens)
+			fprintf(stderr, ", reopens %" PRIu64, es.reopens);
+		if (es.send_timeouts)
+			fprintf(stderr, ", send timeouts %" PRIu64,
+				es.send_timeouts);
+		if (es.last_err)
+			fprintf(stderr, " (last error: %s)", strerror(-es.last_err));
+		fputc('\n', stderr);
+	}
+}
+
 static void print_stats(const struct stats_ctx *sc, const char *what)
 {
 	struct bring_io_stats st = { .sz = sizeof(st) };
 	struct bring_stats rs = { .sz = sizeof(rs) };
 	double dt = now_s() - sc->t0;
 
+	print_endpoints();
 	bring_io_get_stats(the_io, &st);
 	bring_get_stats(sc->r, &rs);
 	fprintf(stderr,
@@ -345,6 +393,12 @@ static const char *ep_error(const char *uri, int err, bool source)
 	bool unix_ep = !strncmp(uri, "unix", 4);
 	bool tail = source && !strncmp(uri, "tail:", 5);
 
+	const char *colon = strchr(uri, ':');
+
+	if (err == -EINVAL && colon && !colon[1] &&
+	    (!strcmp(uri, "file:") || !strcmp(uri, "tail:")))
+		return source ? "missing PATH (file:PATH, tail:PATH)" :
+				"missing PATH (file:PATH)";
 	if (tail && err == -ENOENT)
 		return "its directory does not exist";
 	if (tail && err == -EINVAL)
@@ -362,6 +416,8 @@ static const char *ep_error(const char *uri, int err, bool source)
 				 "bad address (expected HOST:PORT)";
 	case -EHOSTUNREACH:
 		return "cannot resolve host";
+	case -EAGAIN:
+		return "cannot resolve host (temporary failure in name resolution)";
 	case -ENAMETOOLONG:
 		return unix_ep ? "path too long for a unix socket (at most 107 bytes)" :
 				 strerror(-err);
@@ -374,6 +430,40 @@ static const char *ep_error(const char *uri, int err, bool source)
 	default:
 		return strerror(-err);
 	}
+}
+
+/*
+ * Usage errors exit 2: an unknown type, a bad address, a host that does
+ * not resolve (a typo). Everything else (a file, a port in use) exits 1.
+ */
+static int ep_exit_code(const char *uri, int err, bool source)
+{
+	if (err == -EPROTONOSUPPORT || err == -EHOSTUNREACH)
+		return 2;
+	if (err == -EINVAL && !(source && !strncmp(uri, "tail:", 5) && uri[5]))
+		return 2;
+	return 1;
+}
+
+/*
+ * A listening source on port 0 says which port it got; one with an
+ * empty HOST ("tcp-listen::5140") says that it listens on every
+ * interface, which a user may not have meant.
+ */
+static void say_listening(const char *uri, int port, bool quiet)
+{
+	size_t len = strlen(uri);
+	bool any = (!strncmp(uri, "tcp-listen::", 12) ||
+		    !strncmp(uri, "udp-listen::", 12));
+
+	if (port <= 0)
+		return;
+	if (any && !quiet)
+		fprintf(stderr, "bringcat: %s: listening on port %d of every interface (HOST is empty)\n",
+			uri, port);
+	else if (len > 2 && !strcmp(uri + len - 2, ":0"))
+		fprintf(stderr, "bringcat: %s: listening on port %d\n", uri,
+			port);
 }
 
 enum {
@@ -389,6 +479,7 @@ enum {
 	OPT_STREAM_ID,
 	OPT_HOP_WINDOW,
 	OPT_HOP_HEARTBEAT,
+	OPT_METRICS,
 	OPT_MAX_CONNS,
 	OPT_SEND_TIMEOUT,
 	OPT_ON_ERROR,
@@ -483,6 +574,7 @@ int main(int argc, char **argv)
 		{ "stream-id", required_argument, NULL, OPT_STREAM_ID },
 		{ "hop-window", required_argument, NULL, OPT_HOP_WINDOW },
 		{ "hop-heartbeat", required_argument, NULL, OPT_HOP_HEARTBEAT },
+		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 		{ "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
 		{ "on-error", required_argument, NULL, OPT_ON_ERROR },
@@ -500,6 +592,8 @@ int main(int argc, char **argv)
 	unsigned int nprops = 0;
 	char *ring_path = NULL; /* --buffer file: */
 	bool allow_foreign = false;
+	const char *metrics_at = NULL;
+	struct metrics *metrics = NULL;
 	unsigned int nin = 0, nout = 0, i;
 	static sigset_t sigs;
 	struct stats_ctx sc = { 0 };
@@ -627,6 +721,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_FUTEX_WAIT:
 			iopts.flags |= BRING_IO_NO_FUTEX_WAIT;
+			break;
+		case OPT_METRICS:
+			metrics_at = optarg;
 			break;
 		case OPT_MAX_CONNS: {
 			char *end;
@@ -757,9 +854,14 @@ int main(int argc, char **argv)
 				fprintf(stderr, "bringcat: --durability: a memory buffer is never durable (use --buffer file:PATH)\n");
 				return 2;
 			}
-			if (parse_size(buffer + 4, &size) || size < 4096) {
+			if (parse_size(buffer + 4, &size)) {
 				fprintf(stderr, "bringcat: --buffer: bad size '%s'\n",
 					buffer + 4);
+				return 2;
+			}
+			if (size < BUFFER_MIN) {
+				fprintf(stderr, "bringcat: --buffer: %s is smaller than the minimum, mem:4K (%u bytes)\n",
+					buffer, BUFFER_MIN);
 				return 2;
 			}
 			r = bring_new(size, &ropts);
@@ -827,18 +929,12 @@ int main(int argc, char **argv)
 		if (err) {
 			fprintf(stderr, "bringcat: -i %s: %s\n", inputs[i],
 				ep_error(inputs[i], err, true));
-			/* usage: an unknown type or a bad address */
-			return err == -EPROTONOSUPPORT ||
-			       (err == -EINVAL && strncmp(inputs[i], "tail:", 5)) ?
-				       2 : 1;
+			return ep_exit_code(inputs[i], err, true);
 		}
 		if (!strncmp(inputs[i], "tail:", 5))
 			sc.tail = true;
-		size = strlen(inputs[i]);
-		if (size > 2 && !strcmp(inputs[i] + size - 2, ":0") &&
-		    bring_io_source_port(the_io, i) > 0)
-			fprintf(stderr, "bringcat: %s: listening on port %d\n",
-				inputs[i], bring_io_source_port(the_io, i));
+		say_listening(inputs[i], bring_io_source_port(the_io, i),
+			      iopts.flags & BRING_IO_QUIET);
 	}
 	for (i = 0; i < nout; i++) {
 		char reader[BRING_NAME_MAX];
@@ -850,13 +946,28 @@ int main(int argc, char **argv)
 		if (err) {
 			fprintf(stderr, "bringcat: -o %s: %s\n", outputs[i],
 				ep_error(outputs[i], err, false));
-			return err == -EPROTONOSUPPORT || err == -EINVAL ? 2 : 1;
+			return ep_exit_code(outputs[i], err, false);
 		}
 	}
 	if (ring_path)
 		readers_warn_orphans(r, ring_path, outputs, nout);
 
+	if (metrics_at) {
+		int port = 0;
 
+		metrics = metrics_start(metrics_at, the_io, r, &port, &err);
+		if (!metrics) {
+			fprintf(stderr, "bringcat: --metrics %s: %s\n", metrics_at,
+				err == -EINVAL ? "bad address (expected HOST:PORT)" :
+				err == -EHOSTUNREACH ? "cannot resolve host" :
+						       strerror(-err));
+			return err == -EINVAL || err == -EHOSTUNREACH ? 2 : 1;
+		}
+		if (!(iopts.flags & BRING_IO_QUIET) ||
+		    !strcmp(metrics_at + strlen(metrics_at) - 2, ":0"))
+			fprintf(stderr, "bringcat: --metrics %s: serving /metrics on port %d\n",
+				metrics_at, port);
+	}
 	sc.r = r;
 	sc.t0 = now_s();
 	pthread_mutex_lock(&io_lock);
@@ -882,6 +993,7 @@ int main(int argc, char **argv)
 		stats_stop(st);
 	if (want_stats)
 		print_stats(&sc, "done");
+	metrics_stop(metrics);
 	/*
 	 * A signal from now on finds no io to stop or report on, not a
 	 * freed one.

@@ -317,7 +317,7 @@ void conn_chunk_done(struct conn *c, size_t n)
 			ckpt_commit(c, &c->resv, end - 1, len - end);
 		else
 			bring_commit(io->r, &c->resv, end - 1);
-		io_stat_add(io, msgs_in, lines);
+		conn_stat_add(c, msgs_in, lines);
 	} else {
 		bring_abort(io->r, &c->resv);
 	}
@@ -369,7 +369,7 @@ int conn_chunk_push(struct conn *c, int timeout_ms)
 		ret = ckpt_commit(c, &c->resv, end, held - end - 1);
 	else
 		bring_commit(io->r, &c->resv, end);
-	io_stat_add(io, msgs_in, lines);
+	conn_stat_add(c, msgs_in, lines);
 	io_stat_add(io, copied, end);
 	c->off += end + 1;
 	return ret;

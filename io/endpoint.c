@@ -86,10 +86,8 @@ static int parse_hostport(struct endpoint *ep, const char *s, bool passive)
 	if (!*port || *end || errno || pn < 0 || pn > 65535)
 		return -EINVAL;
 	err = getaddrinfo(*host ? host : NULL, port, &hints, &res);
-	if (err) {
-		io_log("%s: %s\n", ep->uri, gai_strerror(err));
-		return -EHOSTUNREACH;
-	}
+	if (err) /* the caller says it: one line */
+		return err == EAI_AGAIN ? -EAGAIN : -EHOSTUNREACH;
 	memcpy(&ep->addr, res->ai_addr, res->ai_addrlen);
 	ep->addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
@@ -184,6 +182,9 @@ int ep_parse(struct endpoint *ep, const char *uri, bool source)
 		ep->kind = EP_STDOUT;
 		return 0;
 	}
+	/* A known type without its PATH is a bad address, not a type. */
+	if (!strcmp(uri, "file:") || (source && !strcmp(uri, "tail:")))
+		return -EINVAL;
 	if (!strncmp(uri, "file:", 5) && uri[5]) {
 		ep->kind = EP_FILE;
 		ep->path = strdup(uri + 5);

@@ -192,7 +192,7 @@ static ssize_t conn_read_once(struct bring_io *io, struct conn *c)
 		return -err;
 	if (n > 0) {
 		io_stat_add(io, reads, 1);
-		io_stat_add(io, bytes_in, n);
+		conn_stat_add(c, bytes_in, n);
 		if (io->o.idle_ms)
 			c->last_ns = io_now_ns();
 	}
@@ -292,7 +292,7 @@ static void *tail_thread(void *arg)
 	/* Stopped: complete messages go in while the ring drains. */
 	push_waiting(io, c, false);
 	conn_drop_staged(c);
-	src->finished = true;
+	__atomic_store_n(&src->finished, true, __ATOMIC_RELAXED); /* stats */
 	return NULL;
 }
 
@@ -372,7 +372,7 @@ static void *source_thread(void *arg)
 		close(src->lfd);
 	src->lfd = -1;
 	free(pfd);
-	src->finished = true;
+	__atomic_store_n(&src->finished, true, __ATOMIC_RELAXED); /* stats */
 	return NULL;
 }
 
@@ -380,12 +380,14 @@ static void *source_thread(void *arg)
 static void sink_fail(struct sink *s, int err)
 {
 	if (err == -ETIMEDOUT) /* SO_SNDTIMEO or TCP_USER_TIMEOUT */
-		io_stat_add(s->io, send_timeouts, 1);
+		sink_stat_add(s, send_timeouts, 1);
 	if (!(s->io->o.flags & BRING_IO_QUIET))
 		io_log("%s: %s; reconnecting\n", s->ep.uri, strerror(-err));
 	close(s->fd);
 	s->fd = -1;
 	s->down = true;
+	sink_set_state(s, BRING_IO_RECONNECTING, err);
+	s->said_ns = io_now_ns();
 	s->backoff_ms = IO_BACKOFF_MIN_MS;
 }
 
@@ -431,16 +433,12 @@ static bool sink_reconnect(struct sink *s)
 	}
 	s->fd = ep_connect(&s->ep);
 	if (s->fd < 0) {
-		s->backoff_ms *= 2;
-		if (s->backoff_ms > IO_BACKOFF_MAX_MS)
-			s->backoff_ms = IO_BACKOFF_MAX_MS;
+		sink_connect_failed(s, s->fd); /* state, one line per window */
+		sink_next_backoff(s);
 		return true;
 	}
 	sink_sock_opts(s);
-	if (!(io->o.flags & BRING_IO_QUIET))
-		io_log("%s: reconnected\n", s->ep.uri);
-	io_stat_add(io, reconnects, 1);
-	s->down = false;
+	sink_connected(s); /* says so, counts a reconnect, state up */
 	sink_rewind(s);
 	return true;
 }
@@ -513,6 +511,7 @@ again:
 		sink_batch_done(s);
 	}
 	s->done = true;
+	sink_set_state(s, BRING_IO_DONE, 0);
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;

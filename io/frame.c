@@ -446,7 +446,7 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 			ret = k;
 			break;
 		}
-		io_stat_add(io, msgs_in, k);
+		conn_stat_add(c, msgs_in, k);
 		io_stat_add(io, copied, msgs_bytes(msgs, k));
 		for (int i = 0; i < k; i++)
 			conn_apply(c, &ps[i]);
@@ -625,7 +625,7 @@ int conn_recv_dgrams(struct conn *c)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 		conn_dgram_add(c, n);
 		io_stat_add(io, reads, 1);
-		io_stat_add(io, bytes_in, n);
+		conn_stat_add(c, bytes_in, n);
 	}
 	return 0;
 }
@@ -733,7 +733,7 @@ void conn_resv_done(struct conn *c, ssize_t n)
 			ckpt_commit(c, &c->resv, n, 0);
 		else
 			bring_commit(io->r, &c->resv, n);
-		io_stat_add(io, msgs_in, 1);
+		conn_stat_add(c, msgs_in, 1);
 	} else {
 		bring_abort(io->r, &c->resv);
 	}
@@ -1030,16 +1030,15 @@ void sink_advance(struct sink *s, size_t n)
 /* The whole batch was written: let the ring reuse its space. */
 int sink_batch_done(struct sink *s)
 {
-	struct bring_io *io = s->io;
 	int ret = s->exact ? ckpt_sink_shift(s) : bring_reader_shift(s->rd);
 
-	if (s->fail_err && !(io->o.flags & BRING_IO_QUIET))
+	if (s->fail_err && !(s->io->o.flags & BRING_IO_QUIET))
 		io_log("%s: writing again\n", s->ep.uri);
 	s->fail_err = 0;
 
-	io_stat_add(io, msgs_out,
-		    s->dgram ? (uint64_t)(s->niov - s->ndrop) : s->batch_msgs);
-	io_stat_add(io, bytes_out, s->batch_bytes);
+	sink_stat_add(s, msgs_out,
+		      s->dgram ? (uint64_t)(s->niov - s->ndrop) : s->batch_msgs);
+	sink_stat_add(s, bytes_out, s->batch_bytes);
 	s->nmsg = 0;
 	s->ndrop = 0;
 	return ret;

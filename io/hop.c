@@ -182,6 +182,8 @@ static void tx_down(struct hop_tx *t, const char *why)
 	if (why)
 		snprintf(t->said, sizeof(t->said), "%s", why);
 	t->said_down = true;
+	/* No errno here (why is a sentence): last_err keeps the last one. */
+	sink_set_state(t->s, BRING_IO_RECONNECTING, 0);
 	if (!t->backoff_ms)
 		t->backoff_ms = IO_BACKOFF_MIN_MS;
 }
@@ -295,7 +297,7 @@ static unsigned int tx_shift_below(struct hop_tx *t, uint64_t off)
 	}
 	for (i = 0; i < k && i < t->nsent; i++)
 		t->sent_bytes -= t->msgs[i].len;
-	io_stat_add(t->s->io, msgs_out, lines);
+	sink_stat_add(t->s, msgs_out, lines);
 	memmove(t->msgs, t->msgs + k, (t->n - k) * sizeof(*t->msgs));
 	t->n -= k;
 	t->nsent = t->nsent > k ? t->nsent - k : 0;
@@ -443,7 +445,8 @@ static int tx_welcome(struct hop_tx *t, const struct hop_frame *f)
 		tx_log(t, "connected, stream '%s' goes on from offset %llu",
 		       t->id, (unsigned long long)f->offset);
 	if (t->connected_once)
-		io_stat_add(io, reconnects, 1);
+		sink_stat_add(t->s, reconnects, 1);
+	sink_set_state(t->s, BRING_IO_UP, 0);
 	t->connected_once = true;
 	t->said_down = false;
 	t->said[0] = '\0';
@@ -591,7 +594,7 @@ static int tx_send(struct hop_tx *t)
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 		io_stat_add(t->s->io, writes, 1);
-		io_stat_add(t->s->io, bytes_out, n);
+		sink_stat_add(t->s, bytes_out, n);
 		t->last_tx = io_now_ns();
 		tx_advance(t, (size_t)n);
 	}
@@ -816,6 +819,8 @@ static void *tx_thread(void *arg)
 		close(t->fd);
 	t->fd = -1;
 	t->s->done = true;
+	if (__atomic_load_n(&t->s->state, __ATOMIC_RELAXED) != BRING_IO_FAILED)
+		sink_set_state(t->s, BRING_IO_DONE, 0);
 	return NULL;
 }
 
@@ -886,8 +891,12 @@ static void txu_settle(struct hop_tx *t)
 		txu_cancel(t, &t->tm_op);
 	}
 	if (t->st == TXU_DONE && txu_idle(t) && !t->tm_op.busy &&
-	    !t->s->rw_op.busy)
+	    !t->s->rw_op.busy) {
 		t->s->done = true;
+		if (__atomic_load_n(&t->s->state, __ATOMIC_RELAXED) !=
+		    BRING_IO_FAILED)
+			sink_set_state(t->s, BRING_IO_DONE, 0);
+	}
 }
 
 static void txu_arm_tick(struct hop_tx *t, uint64_t ms)
@@ -1037,7 +1046,7 @@ static void txu_on_send(struct hop_tx *t, int res)
 		return;
 	}
 	io_stat_add(io, writes, 1);
-	io_stat_add(io, bytes_out, res);
+	sink_stat_add(t->s, bytes_out, res);
 	t->last_tx = io_now_ns();
 	if (t->xsend) {
 		t->xoff += (size_t)res;

@@ -68,6 +68,7 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 		return NULL;
 	io->r = r;
 	io->hop_fd = -1;
+	pthread_mutex_init(&io->rd_lock, NULL);
 	io->o.sz = sizeof(io->o);
 	err = EINVAL;
 	if (opts) {
@@ -429,6 +430,82 @@ static int hop_add_sink(struct bring_io *io, struct sink *s)
 }
 
 /*
+ * A stream sink whose peer is not there yet (refused, no socket file,
+ * unreachable) at start waits for it, as Fluent Bit, Vector and rsyslog
+ * do. A name that does not resolve never gets here: ep_parse() failed.
+ */
+static bool sink_may_wait(const struct sink *s, int err)
+{
+	if (s->ep.kind != EP_TCP && s->ep.kind != EP_UNIX)
+		return false;
+	switch (-err) {
+	case ECONNREFUSED:
+	case ETIMEDOUT:
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case EHOSTDOWN:
+		return true;
+	case ENOENT: /* unix: the socket file is not made yet */
+		return s->ep.kind == EP_UNIX;
+	default:
+		return false;
+	}
+}
+
+/* The wait before the next connect: 50 ms, doubling up to 5 s. */
+unsigned int sink_next_backoff(struct sink *s)
+{
+	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : IO_BACKOFF_MIN_MS;
+	if (s->backoff_ms > IO_BACKOFF_MAX_MS)
+		s->backoff_ms = IO_BACKOFF_MAX_MS;
+	return s->backoff_ms;
+}
+
+/*
+ * A connect of a down sink failed: remember why, and say so once per
+ * IO_DOWN_SAY_MS window (the first failure was said by whoever took
+ * the sink down), not once per attempt.
+ */
+void sink_connect_failed(struct sink *s, int err)
+{
+	uint64_t now = io_now_ns();
+
+	sink_set_state(s, BRING_IO_RECONNECTING, err);
+	s->attempts++;
+	if (now - s->said_ns < IO_DOWN_SAY_MS * 1000000ULL)
+		return;
+	s->said_ns = now;
+	io_log("%s: still not connected after %u attempts: %s\n", s->ep.uri,
+	       s->attempts, strerror(-err));
+}
+
+/*
+ * What bring_io_sink_stats() says of @s, from any thread; @err 0 keeps
+ * the last error (shown until the next one).
+ */
+void sink_set_state(struct sink *s, int state, int err)
+{
+	if (err)
+		__atomic_store_n(&s->last_err, err, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->state, state, __ATOMIC_RELAXED);
+}
+
+/* A down sink is connected (again). */
+void sink_connected(struct sink *s)
+{
+	if (!(s->io->o.flags & BRING_IO_QUIET))
+		io_log("%s: %s\n", s->ep.uri,
+		       s->was_up ? "reconnected" : "connected");
+	if (s->was_up)
+		sink_stat_add(s, reconnects, 1);
+	s->was_up = true;
+	s->down = false;
+	sink_set_state(s, BRING_IO_UP, 0);
+	s->backoff_ms = 0;
+	s->attempts = 0;
+}
+
+/*
  * lines: a file: sink's file that does not end in a newline ends in a
  * line torn by a run that ended while writing a batch (a sink's writes
  * always end in one). That batch was not shifted: the sink writes it
@@ -492,6 +569,7 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 	s->tm_op = (struct op){ .type = OP_TIMER, .obj = s };
 	s->batch_at = -1;
 	s->mh.msg_iov = s->iov;
+	s->idx = io->nr_sinks + io->nr_hop_sinks;
 	if (reader)
 		snprintf(s->reader_name, sizeof(s->reader_name), "%s", reader);
 	else
@@ -505,9 +583,19 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 	if (s->ep.kind == EP_KAFKA)
 		goto reader; /* its producer once the reader is there */
 	s->fd = ep_open_sink(&s->ep, &s->sock);
-	if (s->fd < 0) {
+	if (s->fd < 0 && sink_may_wait(s, s->fd)) {
+		/* The collector is not up yet: the loop connects with backoff. */
+		io_log("%s: %s; retrying until it is up\n", s->ep.uri,
+		       strerror(-s->fd));
+		sink_set_state(s, BRING_IO_RECONNECTING, s->fd);
+		s->attempts = 1;
+		s->said_ns = io_now_ns();
+		s->down = true;
+	} else if (s->fd < 0) {
 		err = s->fd;
 		goto fail;
+	} else {
+		s->was_up = true;
 	}
 	{
 		struct stat st;
@@ -589,9 +677,13 @@ void io_fatal(struct bring_io *io, struct sink *s, int err)
 	if (s) {
 		io_log("%s: %s\n", s->ep.uri, strerror(-err));
 		s->done = true;
+		sink_set_state(s, BRING_IO_FAILED, err);
 		if (s->rd) {
+			/* bring_io_sink_stats() may be looking at its lag. */
+			pthread_mutex_lock(&io->rd_lock);
 			bring_reader_close(s->rd);
 			s->rd = NULL;
+			pthread_mutex_unlock(&io->rd_lock);
 		}
 		if (s->fd >= 0)
 			close(s->fd);
@@ -658,7 +750,7 @@ static void sink_check_path(struct sink *s)
 	}
 	close(s->fd);
 	s->fd = fd;
-	io_stat_add(s->io, reopens, 1);
+	sink_stat_add(s, reopens, 1);
 	if (!(s->io->o.flags & BRING_IO_QUIET))
 		io_log("%s: opened again (%s)\n", s->ep.uri, why);
 }
@@ -690,7 +782,6 @@ void sink_batch_begin(struct sink *s)
  */
 unsigned int sink_write_failed(struct sink *s, int err)
 {
-	struct bring_io *io = s->io;
 	uint64_t times;
 
 	if (s->ep.kind != EP_FILE || !s->regular)
@@ -703,7 +794,7 @@ unsigned int sink_write_failed(struct sink *s, int err)
 		s->fd = -1;
 	}
 	sink_rewind(s);
-	io_stat_add(io, sink_retries, 1);
+	sink_stat_add(s, sink_retries, 1);
 	s->backoff_ms = s->fail_err ? s->backoff_ms * 2 : IO_BACKOFF_MIN_MS;
 	if (s->backoff_ms > IO_BACKOFF_MAX_MS)
 		s->backoff_ms = IO_BACKOFF_MAX_MS;
@@ -814,6 +905,82 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	return 0;
 }
 
+/* Copy @tmp's first st->sz bytes out, as bring_io_get_stats() does. */
+static int ep_stats_out(struct bring_io_endpoint_stats *st,
+			struct bring_io_endpoint_stats *tmp)
+{
+	size_t sz = st->sz < sizeof(*tmp) ? st->sz : sizeof(*tmp);
+
+	tmp->sz = sz;
+	memcpy(st, tmp, sz);
+	return 0;
+}
+
+int bring_io_source_stats(const struct bring_io *io, unsigned int idx,
+			  struct bring_io_endpoint_stats *st)
+{
+	struct bring_io_endpoint_stats tmp = { 0 };
+	const struct source *src;
+
+	if (!io || !st || st->sz < sizeof(size_t))
+		return -EINVAL;
+	if (idx >= io->nr_srcs)
+		return -ENOENT;
+	src = io->srcs[idx];
+	tmp.uri = src->ep.uri;
+	tmp.msgs = __atomic_load_n(&src->msgs_in, __ATOMIC_RELAXED);
+	tmp.bytes = __atomic_load_n(&src->bytes_in, __ATOMIC_RELAXED);
+	tmp.state = __atomic_load_n(&src->finished, __ATOMIC_RELAXED) ?
+			    BRING_IO_DONE : BRING_IO_UP;
+	return ep_stats_out(st, &tmp);
+}
+
+/*
+ * Sink @idx in add order: bring: sinks live in their own list (hop.c
+ * runs them), both lists are in add order.
+ */
+static struct sink *sink_at(const struct bring_io *io, unsigned int idx)
+{
+	unsigned int i;
+
+	for (i = 0; i < io->nr_sinks; i++)
+		if (io->sinks[i]->idx == idx)
+			return io->sinks[i];
+	for (i = 0; i < io->nr_hop_sinks; i++)
+		if (io->hop_sinks[i]->idx == idx)
+			return io->hop_sinks[i];
+	return NULL;
+}
+
+int bring_io_sink_stats(const struct bring_io *io, unsigned int idx,
+			struct bring_io_endpoint_stats *st)
+{
+	struct bring_io_endpoint_stats tmp = { 0 };
+	struct sink *s;
+
+	if (!io || !st || st->sz < sizeof(size_t))
+		return -EINVAL;
+	s = sink_at(io, idx);
+	if (!s)
+		return -ENOENT;
+	tmp.uri = s->ep.uri;
+	tmp.reader = s->reader_name;
+	tmp.msgs = __atomic_load_n(&s->msgs_out, __ATOMIC_RELAXED);
+	tmp.bytes = __atomic_load_n(&s->bytes_out, __ATOMIC_RELAXED);
+	tmp.reconnects = __atomic_load_n(&s->reconnects, __ATOMIC_RELAXED);
+	tmp.retries = __atomic_load_n(&s->sink_retries, __ATOMIC_RELAXED);
+	tmp.reopens = __atomic_load_n(&s->reopens, __ATOMIC_RELAXED);
+	tmp.send_timeouts = __atomic_load_n(&s->send_timeouts,
+					    __ATOMIC_RELAXED);
+	/* A snapshot for people: state and error may be a moment apart. */
+	tmp.last_err = __atomic_load_n(&s->last_err, __ATOMIC_RELAXED);
+	tmp.state = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+	pthread_mutex_lock((pthread_mutex_t *)&io->rd_lock);
+	tmp.lag = bring_reader_lag(s->rd);
+	pthread_mutex_unlock((pthread_mutex_t *)&io->rd_lock);
+	return ep_stats_out(st, &tmp);
+}
+
 void bring_io_free(struct bring_io *io)
 {
 	unsigned int i;
@@ -833,5 +1000,6 @@ void bring_io_free(struct bring_io *io)
 	if (io->hop_fd >= 0)
 		close(io->hop_fd);
 	ledger_free(io);
+	pthread_mutex_destroy(&io->rd_lock);
 	free(io);
 }

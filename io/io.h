@@ -37,6 +37,8 @@
  */
 #define IO_STOP_STALL_MS 500
 #define IO_BACKOFF_MAX_MS 5000
+/* A sink that stays down says so once per this window, not per attempt. */
+#define IO_DOWN_SAY_MS 30000
 #define IO_DGRAM_HDR 4 /* staging: a datagram's length before its bytes */
 #define IO_DGRAM_MAX 65536 /* room a recv gets: larger than any UDP payload */
 #define IO_DGRAM_RCVBUF (8U << 20) /* asked for; the kernel caps at rmem_max */
@@ -204,6 +206,7 @@ struct source {
 	struct bring_writer *ck; /* BRING_IO_CHECKPOINT: the named writer */
 	struct ckpt_mark resume; /* its mark at start */
 	bool has_resume;
+	uint64_t msgs_in, bytes_in; /* this source's share of io->st */
 };
 
 /* A condition said once, then at most every IO_SAY_EVERY_S seconds. */
@@ -240,14 +243,26 @@ struct sink {
 	bool inflight, waiting, done, down;
 	bool exact; /* a file: sink with BRING_IO_CHECKPOINT */
 	long batches; /* BRING_FAULT_SINK_KILL */
+	bool was_up; /* connected once: a connect now is a reconnect */
 	bool peer_fin; /* tcp: the peer sent a FIN: shift once it acked */
 	unsigned int backoff_ms;
+	int last_err; /* the last error of a connection (sink_set_state()) */
+	unsigned int attempts; /* connects failed since it was last up */
+	uint64_t said_ns; /* when sink_connect_failed() last said a line */
 	struct __kernel_timespec ts;
 	struct bring_wait rw;
 	uint64_t wait_t0; /* io_uring: when the data wait began (ns) */
 	struct op wr_op, rw_op, tm_op;
 	struct hop_tx *hop; /* bring:, run by hop.c, or NULL */
 	pthread_t thread;
+	uint64_t msgs_out, bytes_out; /* this sink's share of io->st */
+	uint64_t reconnects, sink_retries, reopens, send_timeouts;
+	unsigned int idx; /* in add order among all sinks, bring: ones too */
+	/*
+	 * enum bring_io_state and last_err, for bring_io_sink_stats() in
+	 * other threads: written by sink_set_state() (atomics).
+	 */
+	int state;
 	/* file: sinks */
 	off_t batch_at; /* the file's size before this batch, or -1 */
 	unsigned int reopen_gen; /* bring_io.reopen_gen when last opened */
@@ -316,10 +331,25 @@ struct bring_io {
 	struct io_say accept_say, refuse_say; /* accept errors, max_conns */
 	bool ran;
 	struct bring_io_stats st; /* updated with relaxed atomics */
+	/* A sink's reader is closed (io_fatal()) while stats look at it. */
+	pthread_mutex_t rd_lock;
 };
 
 #define io_stat_add(io, field, n) \
 	__atomic_fetch_add(&(io)->st.field, (n), __ATOMIC_RELAXED)
+/* A source's or a sink's counter, and the io's total. */
+#define conn_stat_add(c, field, n)                                        \
+	do {                                                              \
+		uint64_t n_ = (n);                                        \
+		io_stat_add((c)->src->io, field, n_);                     \
+		__atomic_fetch_add(&(c)->src->field, n_, __ATOMIC_RELAXED); \
+	} while (0)
+#define sink_stat_add(s, field, n)                                    \
+	do {                                                          \
+		uint64_t n_ = (n);                                    \
+		io_stat_add((s)->io, field, n_);                      \
+		__atomic_fetch_add(&(s)->field, n_, __ATOMIC_RELAXED); \
+	} while (0)
 
 /* endpoint.c */
 int ep_parse(struct endpoint *ep, const char *uri, bool source);
@@ -332,6 +362,10 @@ int ep_open_file_source(struct endpoint *ep);
 uint64_t io_now_ns(void);
 void io_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void io_fatal(struct bring_io *io, struct sink *s, int err);
+unsigned int sink_next_backoff(struct sink *s);
+void sink_connect_failed(struct sink *s, int err);
+void sink_connected(struct sink *s);
+void sink_set_state(struct sink *s, int state, int err);
 void sink_batch_begin(struct sink *s);
 unsigned int sink_write_failed(struct sink *s, int err);
 int sink_retry(struct sink *s);

@@ -156,7 +156,7 @@ static void source_check(struct bring_io *io, struct source *src)
 	for (c = src->conns; c; c = c->next)
 		if (!c->finished)
 			return;
-	src->finished = true;
+	__atomic_store_n(&src->finished, true, __ATOMIC_RELAXED); /* stats */
 }
 
 static void conn_finish(struct loop *l, struct conn *c)
@@ -384,7 +384,7 @@ static void on_read(struct loop *l, struct conn *c, int res)
 	if (c->dgram && res >= 0) { /* 0: an empty datagram */
 		conn_dgram_add(c, res);
 		io_stat_add(io, reads, 1);
-		io_stat_add(io, bytes_in, res);
+		conn_stat_add(c, bytes_in, res);
 		/* The ones that came meanwhile, in place: one push for all. */
 		conn_recv_dgrams(c);
 		conn_step(l, c);
@@ -400,7 +400,7 @@ static void on_read(struct loop *l, struct conn *c, int res)
 	}
 	if (res > 0) {
 		io_stat_add(io, reads, 1);
-		io_stat_add(io, bytes_in, res);
+		conn_stat_add(c, bytes_in, res);
 		if (io->o.idle_ms)
 			c->last_ns = io_now_ns();
 	} else if (res == 0) {
@@ -694,6 +694,7 @@ static void sink_step(struct loop *l, struct sink *s)
 			}
 			if (n == -EPIPE) {
 				s->done = true;
+				sink_set_state(s, BRING_IO_DONE, 0);
 				sink_close_fd(s);
 				return;
 			}
@@ -772,10 +773,7 @@ static void sink_backoff(struct loop *l, struct sink *s)
 		sink_give_up(s, -ENOTCONN);
 		return;
 	}
-	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : IO_BACKOFF_MIN_MS;
-	if (s->backoff_ms > IO_BACKOFF_MAX_MS)
-		s->backoff_ms = IO_BACKOFF_MAX_MS;
-	sink_timer(l, s, OP_TIMER, s->backoff_ms);
+	sink_timer(l, s, OP_TIMER, sink_next_backoff(s));
 }
 
 /* A write failed: a file: sink retries (sink_write_failed()). */
@@ -804,10 +802,13 @@ static void on_retry(struct loop *l, struct sink *s)
 static void sink_down(struct loop *l, struct sink *s, int err)
 {
 	if (err == -ETIMEDOUT) /* ours, or TCP_USER_TIMEOUT */
-		io_stat_add(l->io, send_timeouts, 1);
+		sink_stat_add(s, send_timeouts, 1);
 	if (!s->down && !(l->io->o.flags & BRING_IO_QUIET))
 		io_log("%s: %s; reconnecting\n", s->ep.uri,
 		       strerror(-err));
+	if (!s->down)
+		s->said_ns = io_now_ns();
+	sink_set_state(s, BRING_IO_RECONNECTING, err);
 	s->down = true;
 	sink_close_fd(s);
 	sink_backoff(l, s);
@@ -847,6 +848,7 @@ static void on_timer(struct loop *l, struct sink *s)
 	fd = l->io->stopping ? -1 :
 	     socket(s->ep.addr.ss_family, s->ep.socktype | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
+		sink_connect_failed(s, -errno);
 		sink_backoff(l, s);
 		return;
 	}
@@ -861,15 +863,12 @@ static void on_timer(struct loop *l, struct sink *s)
 static void on_connect(struct loop *l, struct sink *s, int res)
 {
 	if (res < 0) {
+		sink_connect_failed(s, res);
 		sink_close_fd(s);
 		sink_backoff(l, s);
 		return;
 	}
-	if (!(l->io->o.flags & BRING_IO_QUIET))
-		io_log("%s: reconnected\n", s->ep.uri);
-	io_stat_add(l->io, reconnects, 1);
-	s->down = false;
-	s->backoff_ms = 0;
+	sink_connected(s);
 	sink_rewind(s); /* at least once: the whole unshifted batch again */
 	sink_step(l, s);
 }
@@ -1259,8 +1258,11 @@ int io_run_uring(struct bring_io *io)
 		for (c = src->conns; c; c = c->next)
 			conn_step(&l, c);
 	}
-	for (i = 0; i < io->nr_sinks; i++)
+	for (i = 0; i < io->nr_sinks; i++) {
+		if (io->sinks[i]->down) /* its peer was not up at start */
+			sink_backoff(&l, io->sinks[i]);
 		sink_step(&l, io->sinks[i]);
+	}
 	for (i = 0; i < io->nr_hop_sinks; i++)
 		hop_tx_uring_start(&l, io->hop_sinks[i]);
 	ret = kafka_sources_start(&l);

@@ -8,15 +8,21 @@
  * The probes fire only around real blocking (a futex wait), never on the
  * fast path.
  *
- *   write_wait_start(struct bring *ring, const char *name, u64 need)
- *   write_wait_end  (struct bring *ring, const char *name, u64 need, int err)
- *   read_wait_start (struct bring *ring, const char *name)
- *   read_wait_end   (struct bring *ring, const char *name, int err)
+ *   write_wait_start(ring, name, u64 need, u64 id, who)
+ *   write_wait_end  (ring, name, u64 need, int err, u64 id, who)
+ *   read_wait_start (ring, name, u64 id, who)
+ *   read_wait_end   (ring, name, int err, u64 id, who)
  *
- * ring is the process-local handle, name the ring's name (opts.name),
- * need the bytes the writer waits for (payload plus framing), and err 0
- * when the wait ended with the condition met, otherwise the negative errno
- * the call returns (-ETIMEDOUT, -EAGAIN is never seen, -EPIPE).
+ * ring is the process-local handle (struct bring *), name the ring's name
+ * (opts.name), need the bytes the writer waits for (payload plus
+ * framing), and err 0 when the wait ended with the condition met,
+ * otherwise the negative errno the call returns (-ETIMEDOUT, -EPIPE).
+ * id tells apart waits that overlap in one thread: 0 for the blocking
+ * calls (one wait per thread), the struct bring_wait's address for the
+ * waits of event loops (bring_*_wait_prepare() fires the start,
+ * bring_*_wait_finish() the end, err 0). who is the reader's name for
+ * reader waits (char *), NULL for writers. Pair a start with its end by
+ * (thread, id). The first arguments are those of bring 0.1.
  *
  * Build with -DBRING_NO_PROBES to compile the probes out.
  */
@@ -55,6 +61,16 @@ extern unsigned short bring_read_wait_end_semaphore;
 		if (BRING_PROBE_ENABLED(probe))                \
 			STAP_PROBE4(bring, probe, a, b, c, d); \
 	} while (0)
+#define BRING_PROBE5(probe, a, b, c, d, e)                        \
+	do {                                                      \
+		if (BRING_PROBE_ENABLED(probe))                   \
+			STAP_PROBE5(bring, probe, a, b, c, d, e); \
+	} while (0)
+#define BRING_PROBE6(probe, a, b, c, d, e, f)                        \
+	do {                                                         \
+		if (BRING_PROBE_ENABLED(probe))                      \
+			STAP_PROBE6(bring, probe, a, b, c, d, e, f); \
+	} while (0)
 #define BRING_HAVE_PROBES 1
 #else
 #define BRING_PROBE2(probe, a, b) do { (void)(a); (void)(b); } while (0)
@@ -62,6 +78,11 @@ extern unsigned short bring_read_wait_end_semaphore;
 	do { (void)(a); (void)(b); (void)(c); } while (0)
 #define BRING_PROBE4(probe, a, b, c, d) \
 	do { (void)(a); (void)(b); (void)(c); (void)(d); } while (0)
+#define BRING_PROBE5(probe, a, b, c, d, e) \
+	do { (void)(a); (void)(b); (void)(c); (void)(d); (void)(e); } while (0)
+#define BRING_PROBE6(probe, a, b, c, d, e, f)                            \
+	do { (void)(a); (void)(b); (void)(c); (void)(d); (void)(e); (void)(f); \
+	} while (0)
 #define BRING_HAVE_PROBES 0
 #endif
 

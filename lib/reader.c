@@ -471,7 +471,7 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 	int err = 0;
 
 	bring_deadline_init(&dl, timeout_ms);
-	BRING_PROBE2(read_wait_start, r, r->name);
+	BRING_PROBE4(read_wait_start, r, r->name, 0ULL, rd->slot->name);
 	for (;;) {
 		/* Fences: counted before we look at head and records again. */
 		evc_prepare(&h->data_seq, &ticket);
@@ -496,7 +496,7 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 		      load_relaxed(&rd->slot->read_waits) + 1);
 	store_relaxed(&rd->slot->read_wait_ns,
 		      load_relaxed(&rd->slot->read_wait_ns) + bring_now_ns() - t0);
-	BRING_PROBE3(read_wait_end, r, r->name, err);
+	BRING_PROBE5(read_wait_end, r, r->name, err, 0ULL, rd->slot->name);
 	return err ? err : (int)n;
 }
 
@@ -754,6 +754,29 @@ struct bring_reader *bring_default_reader(struct bring *r)
 }
 
 /**
+ * bring_reader_lag() - how far a reader is behind the writers
+ * @rd: the reader
+ *
+ * Bytes between what @rd shifted last and the ring's head: what it still
+ * has to read (framing included, as &struct bring_stats.used counts),
+ * plus what it read and did not shift yet. Any thread may ask, while
+ * the reader's owner reads on.
+ *
+ * Return: the lag in bytes; 0 for a NULL reader.
+ */
+uint64_t bring_reader_lag(const struct bring_reader *rd)
+{
+	uint64_t head, pos;
+
+	if (!rd)
+		return 0;
+	/* pos first: head only grows, so the lag is never negative. */
+	pos = load_acquire(&rd->slot->pos);
+	head = load_acquire(&rd->ring->hdr->head) & ~HEAD_CLOSED;
+	return head > pos ? head - pos : 0;
+}
+
+/**
  * bring_reader_wait_prepare() - get a futex word to wait on for data
  * @rd: the reader
  * @w: filled with the word and the value to wait on
@@ -807,6 +830,9 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	wait_ticket_save(w, word, &ticket);
 	if (rd->ring->file && stop == STOP_NOT_READY)
 		w->__priv[2] = reader_stuck_check_ms(rd);
+	/* An event loop's wait: told apart from others in its thread by @w. */
+	BRING_PROBE4(read_wait_start, rd->ring, rd->ring->name,
+		     (uint64_t)(uintptr_t)w, rd->slot->name);
 	return 0;
 }
 
@@ -846,6 +872,8 @@ void bring_reader_wait_finish(struct bring_reader *rd, struct bring_wait *w)
 	wait_ticket_load(w, &ticket);
 	/* A waker that moved the epoch dropped us from the count already. */
 	evc_cancel(&rd->ring->hdr->data_seq, &ticket);
+	BRING_PROBE5(read_wait_end, rd->ring, rd->ring->name, 0,
+		     (uint64_t)(uintptr_t)w, rd->slot->name);
 }
 
 /**

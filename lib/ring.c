@@ -308,7 +308,7 @@ static int wait_space(struct bring *r, uint64_t need,
 	if (spin_for_space(r, need))
 		return 0;
 	t0 = bring_now_ns();
-	BRING_PROBE3(write_wait_start, r, r->name, need);
+	BRING_PROBE5(write_wait_start, r, r->name, need, 0ULL, (char *)NULL);
 	for (;;) {
 		enter_space_wait(r, need, &ticket);
 		err = space_wait_done(r, need);
@@ -326,7 +326,7 @@ static int wait_space(struct bring *r, uint64_t need,
 	add_relaxed(&h->write_waits, 1);
 	store_relaxed(&r->space_wait_end, bring_now_ns());
 	add_relaxed(&h->write_wait_ns, load_relaxed(&r->space_wait_end) - t0);
-	BRING_PROBE4(write_wait_end, r, r->name, need, err);
+	BRING_PROBE6(write_wait_end, r, r->name, need, err, 0ULL, (char *)NULL);
 	return err;
 }
 
@@ -359,6 +359,10 @@ int bring_write_wait_prepare(struct bring *r, size_t len, struct bring_wait *w)
 		return 1;
 	}
 	wait_ticket_save(w, &r->hdr->space_seq, &ticket);
+	w->__priv[2] = (uint32_t)need; /* for the end probe */
+	/* An event loop's wait: told apart from others in its thread by @w. */
+	BRING_PROBE5(write_wait_start, r, r->name, need, (uint64_t)(uintptr_t)w,
+		     (char *)NULL);
 	return 0;
 }
 
@@ -375,6 +379,8 @@ void bring_write_wait_finish(struct bring *r, struct bring_wait *w)
 		return;
 	wait_ticket_load(w, &ticket);
 	evc_cancel(&r->hdr->space_seq, &ticket);
+	BRING_PROBE6(write_wait_end, r, r->name, (uint64_t)w->__priv[2], 0,
+		     (uint64_t)(uintptr_t)w, (char *)NULL);
 }
 
 /*

@@ -33,6 +33,7 @@ PACKAGES="
 	bsdutils
 	strace
 	python3
+	python3-prometheus-client
 "
 
 quiet=0

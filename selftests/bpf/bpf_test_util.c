@@ -956,3 +956,21 @@ struct tu_json *tu_json_at(const struct tu_json *arr, int i)
 		i--;
 	return c;
 }
+
+/* How many perf events (uprobes) pid holds, from bpftool perf list. */
+int tu_perf_events_of(pid_t pid)
+{
+	char cmd[128], buf[256];
+	int n = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+		 "bpftool perf list 2>/dev/null | grep -c '^pid %d '", pid);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	if (fgets(buf, sizeof(buf), f))
+		n = atoi(buf);
+	pclose(f);
+	return n;
+}

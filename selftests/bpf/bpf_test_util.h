@@ -30,6 +30,9 @@ const char *tu_bpftrace_skip_reason(void);
 /* the workload program */
 const char *tu_blocker_skip_reason(void);
 
+/* How many perf events (uprobes) @pid holds (bpftool perf list). */
+int tu_perf_events_of(pid_t pid);
+
 /* Mount tracefs (for bpftrace) when it is not; false when it cannot be. */
 bool tu_ensure_tracefs(void);
 

@@ -63,6 +63,15 @@ static int load_recipes(void)
 			snprintf(pending, sizeof(pending), "%.63s", line + 11);
 			continue;
 		}
+		/* bringcat_trace_test runs and checks those. */
+		if (!strncmp(line, ".. bringcat-recipe: ", 20)) {
+			strcpy(pending, "-");
+			continue;
+		}
+		if (!strcmp(pending, "-") && strstr(line, "# bpftrace ")) {
+			pending[0] = '\0';
+			continue;
+		}
 		while (*p == ' ')
 			p++;
 		if (p == line || strncmp(p, "# bpftrace ", 11))
@@ -203,24 +212,6 @@ static const struct bt_entry *bt_find(const struct bt_out *o, const char *map,
 
 /* ---- running one -------------------------------------------------------- */
 
-/* How many perf events (uprobes) pid holds, from bpftool perf list. */
-static int perf_events_of(pid_t pid)
-{
-	char cmd[128], buf[256];
-	int n = 0;
-	FILE *f;
-
-	snprintf(cmd, sizeof(cmd),
-		 "bpftool perf list 2>/dev/null | grep -c '^pid %d '", pid);
-	f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	if (fgets(buf, sizeof(buf), f))
-		n = atoi(buf);
-	pclose(f);
-	return n;
-}
-
 /*
  * Start the workload held, the one-liner on it, wait until every probe is
  * attached, run the workload, then Ctrl-C bpftrace and parse what it
@@ -265,7 +256,7 @@ static int run_recipe(struct __test_metadata *_metadata, const struct recipe *r,
 	}
 	want = atoi(l + 10);
 	/* "Attaching" comes before the attachment itself */
-	for (i = 0; i < 300 && (have = perf_events_of(bt.pid)) < want; i++)
+	for (i = 0; i < 300 && (have = tu_perf_events_of(bt.pid)) < want; i++)
 		usleep(50000);
 	if (have < want)
 		TH_LOG("after %d s, bpftrace holds %d of its %d probes", i / 20,

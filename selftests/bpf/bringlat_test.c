@@ -699,7 +699,8 @@ TEST_F_TIMEOUT(trace, pin_bpftool_dump, 60)
 			uprobes++;
 	}
 	tu_json_free(perf);
-	EXPECT_EQ(4, uprobes);
+	/* Four probes, each at two sites: a blocking call, prepare/finish. */
+	EXPECT_EQ(8, uprobes);
 
 	EXPECT_EQ(0, tu_blocker_end(&self->blk));
 	ASSERT_EQ(0, tu_finish(&self->bl, 15000));

@@ -939,7 +939,7 @@ static void expect_one_line(struct __test_metadata *_metadata,
 TEST_F(io, errors)
 {
 	char listen_uri[64], out[PATH_MAX + 8], missing[PATH_MAX + 16],
-		baddir[PATH_MAX + 16], tcp[64];
+		baddir[PATH_MAX + 16];
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t salen = sizeof(sa);
@@ -976,11 +976,40 @@ TEST_F(io, errors)
 
 		expect_error(_metadata, self, a, 2, "bad address");
 	}
+	/* A typo in a sink's host: one line, exit 2, at once (man page). */
 	{
 		const char *a[] = { self->mode, "-i", "-", "-o",
 				    "tcp:no-such-host.invalid:80", NULL };
 
-		expect_error(_metadata, self, a, 1, "cannot resolve host");
+		expect_error(_metadata, self, a, 2, "cannot resolve host");
+		expect_one_line(_metadata, self,
+				"-o tcp:no-such-host.invalid:80: cannot resolve host");
+	}
+	/* A known type without its PATH is not an unknown type. */
+	{
+		const char *a[] = { self->mode, "-i", "file:", "-o", out, NULL };
+
+		expect_error(_metadata, self, a, 2, "-i file:: missing PATH");
+		expect_one_line(_metadata, self, "missing PATH");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "tail:", "-o", out, NULL };
+
+		expect_error(_metadata, self, a, 2, "-i tail:: missing PATH");
+	}
+	{
+		const char *a[] = { self->mode, "-i", "-", "-o", "file:", NULL };
+
+		expect_error(_metadata, self, a, 2, "-o file:: missing PATH");
+	}
+	/* A buffer below the minimum says the minimum. */
+	{
+		const char *a[] = { self->mode, "-b", "mem:1K", "-i", "-", "-o",
+				    out, NULL };
+
+		expect_error(_metadata, self, a, 2,
+			     "--buffer: mem:1K is smaller than the minimum, mem:4K");
+		expect_one_line(_metadata, self, "minimum");
 	}
 	{
 		const char *a[] = { self->mode, "-i", "-", "-o", baddir, NULL };
@@ -1019,13 +1048,6 @@ TEST_F(io, errors)
 	}
 	close(fd);
 
-	/* Nobody listening. */
-	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", free_port());
-	{
-		const char *a[] = { self->mode, "-i", "-", "-o", tcp, NULL };
-
-		expect_error(_metadata, self, a, 1, "Connection refused");
-	}
 	/* A directory is not readable as a file source: fails at run time. */
 	snprintf(missing, sizeof(missing), "file:%s", self->dir);
 	{
@@ -1525,14 +1547,190 @@ TEST_F(io, two_loops_share_one_ring)
 	free(text);
 }
 
-extern int bring__fault_flush; /* lib/file.c: make flushes fail */
+/*
+ * --stats: a line per source and per sink before the totals: which sink
+ * lags and why (a tcp: sink whose collector is away), which one is done.
+ */
+TEST_F(io, stats_per_endpoint)
+{
+	char in[PATH_MAX + 8], out[PATH_MAX + 8], tcp[64], want[PATH_MAX + 128];
+	const char *a[] = { io_mode_flag(variant->mode, "--stats=1"),
+			    "--stats=1", "-i", in, "-o", out, "-o", tcp, NULL };
+	char *err, *line, *p;
+	unsigned long long used = 0, cap = 0, lag = 0, msgs = 1;
+	size_t len;
+	pid_t pid;
+
+	ASSERT_EQ(0, spew(self->path[IN], "one\ntwo\nthree\n", 14));
+	snprintf(in, sizeof(in), "file:%s", self->path[IN]);
+	snprintf(out, sizeof(out), "file:%s", self->path[OUT]);
+	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", free_port());
+	pid = spawn(NULL, self->path[ERR1], a);
+	ASSERT_TRUE(wait_text(self->path[ERR1], "bringcat: stats ", 10000));
+	kill(pid, SIGKILL); /* its tcp: sink would wait for ever */
+	waitpid(pid, NULL, 0);
+	err = slurp(self->path[ERR1], &len);
+	ASSERT_NE_NULL(err);
+	snprintf(want, sizeof(want), "bringcat: source %s: in 3 msgs 14 bytes, done\n", in);
+	EXPECT_NE_NULL(strstr(err, want)) TH_LOG("stderr: %s", err);
+	snprintf(want, sizeof(want), "bringcat: sink %s (reader sink0): out 3 msgs 14 bytes, lag 0 bytes, reconnects 0, done\n", out);
+	EXPECT_NE_NULL(strstr(err, want)) TH_LOG("stderr: %s", err);
+	snprintf(want, sizeof(want), "bringcat: sink %s (reader sink1): out ", tcp);
+	line = strstr(err, want);
+	ASSERT_NE_NULL(line) TH_LOG("stderr: %s", err);
+	EXPECT_EQ(2, sscanf(line + strlen(want), "%llu msgs %*u bytes, lag %llu",
+			    &msgs, &lag));
+	EXPECT_EQ(0, msgs);
+	/* The lag is what the ring holds for it: ring used in the totals. */
+	p = strstr(line, "bringcat: stats ");
+	ASSERT_NE_NULL(p);
+	p = strstr(p, ", ring ");
+	ASSERT_NE_NULL(p);
+	EXPECT_EQ(2, sscanf(p, ", ring %llu/%llu", &used, &cap));
+	EXPECT_EQ(used, lag);
+	EXPECT_GT(lag, 14);
+	EXPECT_NE_NULL(strstr(line, ", reconnecting (last error: Connection refused)\n"))
+		TH_LOG("stderr: %s", err);
+	/* Each endpoint, then the totals. */
+	EXPECT_LT(strstr(err, "bringcat: source "), strstr(err, "bringcat: stats "));
+	free(err);
+}
+
+/* ---- --metrics ------------------------------------------------------------ */
 
 /*
- * A ring that refuses data (a file ring poisoned by a failed flush:
- * -EIO) ends the run with that error, said once; it is not mistaken for
- * the ring closing.
+ * Scrape @url and parse it with an independent parser (prometheus_client,
+ * Debian's python3-prometheus-client, under /usr/bin/python3): its
+ * samples as "name label=v,label=v value" lines, or NULL when it failed.
  */
-/* What the library and bring_io print, when a test asks to see it. */
+static char *scrape(const char *url)
+{
+	static const char script[] =
+		"import sys,urllib.request\n"
+		"from prometheus_client.parser import text_string_to_metric_families as p\n"
+		"r=urllib.request.urlopen(sys.argv[1],timeout=10)\n"
+		"assert r.headers['Content-Type'].startswith('text/plain; version=0.0.4')\n"
+		"for f in p(r.read().decode()):\n"
+		"  for s in f.samples:\n"
+		"    print(s.name, ','.join('%s=%s'%kv for kv in sorted(s.labels.items())) or '-', repr(s.value))\n";
+	char cmd[sizeof(script) + 512], *out = malloc(1 << 16);
+	size_t len = 0, n;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 -c \"$PROM_SCRIPT\" '%s'", url);
+	setenv("PROM_SCRIPT", script, 1);
+	f = popen(cmd, "r");
+	if (!f || !out) {
+		free(out);
+		return NULL;
+	}
+	out[len++] = '\n'; /* every sample's line starts after a newline */
+	while ((n = fread(out + len, 1, (1 << 16) - 1 - len, f)) > 0)
+		len += n;
+	out[len] = '\0';
+	if (pclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* The value of sample "@name @labels" in @s (from scrape()), or -1. */
+static double sample(const char *s, const char *name, const char *labels)
+{
+	char key[512];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s %s ", name, labels);
+	p = strstr(s, key);
+	return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+/*
+ * --metrics: GET /metrics parses as the Prometheus text format, during a
+ * load and after it, and says what happened: every line in, out through
+ * both sinks, nothing lagging, both up; other paths are 404.
+ */
+TEST(metrics_endpoint_under_load)
+{
+	/* One mode: the page is served by its own thread in all of them. */
+	char dir[] = "/tmp/bringcat_test.XXXXXX", path[3][PATH_MAX];
+	char out[PATH_MAX + 8], out2[PATH_MAX + 8], url[128], labels[PATH_MAX + 64];
+	const char *a[] = { "--quiet", "--metrics", "127.0.0.1:0", "-i",
+			    "tcp-listen:127.0.0.1:0", "-o", out, "-o", out2, NULL };
+	/* Lines for a while: the scrapes come while they flow. */
+	struct client c = { .id = 1, .lines = 3 * client_lines() };
+	double last = 0, v;
+	pthread_t t;
+	char *s, *err;
+	size_t len;
+	int i, mport;
+	pid_t pid;
+
+	find_bringcat();
+	if (access(bringcat, X_OK))
+		SKIP(return, "%s not built", bringcat);
+	if (system("/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null"))
+		SKIP(return, "/usr/bin/python3 lacks prometheus_client (python3-prometheus-client)");
+	ASSERT_NE_NULL(mkdtemp(dir));
+	for (i = 0; i < 3; i++)
+		snprintf(path[i], PATH_MAX, "%s/%s", dir, i == 0 ? "out" :
+					     i == 1 ? "out2" : "err");
+	snprintf(out, sizeof(out), "file:%s", path[0]);
+	snprintf(out2, sizeof(out2), "file:%s", path[1]);
+	pid = spawn(NULL, path[2], a);
+	ASSERT_TRUE(wait_text(path[2], "serving /metrics on port ", 5000));
+	ASSERT_TRUE(wait_text(path[2], "listening on port ", 5000));
+	err = slurp(path[2], &len);
+	ASSERT_NE_NULL(err);
+	mport = atoi(strstr(err, "serving /metrics on port ") + 25);
+	c.port = atoi(strstr(err, "listening on port ") + 18);
+	free(err);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", mport);
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, client_run, &c));
+	for (i = 0; i < 2; i++) { /* while the lines flow */
+		s = scrape(url);
+		ASSERT_NE_NULL(s) TH_LOG("scrape %d did not parse", i);
+		v = sample(s, "bring_source_messages_total",
+			   "uri=tcp-listen:127.0.0.1:0");
+		EXPECT_GE(v, last) TH_LOG("%s", s);
+		last = v;
+		free(s);
+	}
+	pthread_join(t, NULL);
+	ASSERT_EQ(0, c.err);
+	ASSERT_TRUE(wait_size(path[0], (off_t)c.lines * CLIENT_LINE_LEN, 20000));
+	ASSERT_TRUE(wait_size(path[1], (off_t)c.lines * CLIENT_LINE_LEN, 20000));
+	usleep(100 * 1000); /* written, then shifted and counted */
+	s = scrape(url);
+	ASSERT_NE_NULL(s);
+	EXPECT_EQ(c.lines, sample(s, "bring_source_messages_total",
+				  "uri=tcp-listen:127.0.0.1:0")) TH_LOG("%s", s);
+	EXPECT_EQ(1, sample(s, "bring_io_accepted_total", "-"));
+	EXPECT_EQ(1 << 26, sample(s, "bring_ring_capacity_bytes", "-"));
+	for (i = 0; i < 2; i++) {
+		snprintf(labels, sizeof(labels), "reader=sink%d,uri=%s", i,
+			 i ? out2 : out);
+		EXPECT_EQ(c.lines, sample(s, "bring_sink_messages_total", labels))
+			TH_LOG("%s", s);
+		EXPECT_EQ((double)c.lines * CLIENT_LINE_LEN,
+			  sample(s, "bring_sink_bytes_total", labels));
+		EXPECT_EQ(0, sample(s, "bring_sink_lag_bytes", labels));
+		EXPECT_EQ(1, sample(s, "bring_sink_up", labels));
+	}
+	EXPECT_EQ(0, sample(s, "bring_ring_used_bytes", "-"));
+	EXPECT_GE(sample(s, "bring_ring_waits_total", "side=reader"), 1);
+	free(s);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/other", mport);
+	EXPECT_NULL(scrape(url)); /* 404: urllib raises */
+	kill(pid, SIGTERM);
+	EXPECT_EQ(0, wait_rc(pid, 10000));
+	for (i = 0; i < 3; i++)
+		unlink(path[i]);
+	rmdir(dir);
+}
+
 static char io_said[4096];
 
 static int capture_print(const char *fmt, va_list ap)
@@ -1542,6 +1740,128 @@ static int capture_print(const char *fmt, va_list ap)
 	return vsnprintf(io_said + len, sizeof(io_said) - len, fmt, ap);
 }
 
+static long long accept_to_file(int lfd, const char *path);
+
+/*
+ * bring_io_source_stats()/bring_io_sink_stats(): each endpoint's share,
+ * adding up to bring_io_get_stats(); -ENOENT past the last, -EINVAL for
+ * bad arguments; a sink whose peer is away is reconnecting, with the
+ * error and what it has not sent as lag.
+ */
+TEST_F(io, endpoint_stats_api)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
+	struct bring_io_endpoint_stats es = { .sz = sizeof(es) };
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct bring *r = bring_new(1 << 20, &ro);
+	char src[PATH_MAX + 8], dst[PATH_MAX + 8], dst2[PATH_MAX + 8];
+	char tcp[64], *text, *p;
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct io_thread t = { 0 };
+	int i, lines = 2000, lfd, one = 1;
+	bring_print_fn_t old_print;
+	uint64_t src_end;
+	struct bring_io *io;
+	pthread_t th;
+
+	ASSERT_NE_NULL(r);
+	text = malloc((size_t)lines * 16);
+	ASSERT_NE_NULL(text);
+	for (i = 0, p = text; i < lines; i++)
+		p += sprintf(p, "line %08d\n", i);
+	ASSERT_EQ(0, spew(self->path[IN], text, p - text));
+	snprintf(src, sizeof(src), "file:%s", self->path[IN]);
+	snprintf(dst, sizeof(dst), "file:%s", self->path[OUT]);
+	snprintf(dst2, sizeof(dst2), "file:%s", self->path[OUT2]);
+	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", free_port());
+	io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(io);
+	ASSERT_EQ(0, bring_io_add_source(io, src));
+	ASSERT_EQ(0, bring_io_add_sink(io, dst, "first"));
+	ASSERT_EQ(0, bring_io_add_sink(io, dst2, NULL));
+	io_said[0] = '\0';
+	old_print = bring_io_set_print(capture_print);
+	ASSERT_EQ(0, bring_io_add_sink(io, tcp, "away"));
+	bring_io_set_print(old_print);
+	/* Said even with BRING_IO_QUIET: a collector that is not there. */
+	EXPECT_NE_NULL(strstr(io_said, ": Connection refused; retrying until it is up\n"))
+		TH_LOG("said: %s", io_said);
+	EXPECT_EQ(-ENOENT, bring_io_source_stats(io, 1, &es));
+	EXPECT_EQ(-ENOENT, bring_io_sink_stats(io, 3, &es));
+	EXPECT_EQ(-EINVAL, bring_io_sink_stats(NULL, 0, &es));
+	EXPECT_EQ(-EINVAL, bring_io_sink_stats(io, 0, NULL));
+	es.sz = 1;
+	EXPECT_EQ(-EINVAL, bring_io_source_stats(io, 0, &es));
+	es.sz = sizeof(es);
+	t.io = io;
+	ASSERT_EQ(0, pthread_create(&th, NULL, io_thread_run, &t));
+	EXPECT_TRUE(wait_size(self->path[OUT], p - text, 20000));
+	EXPECT_TRUE(wait_size(self->path[OUT2], p - text, 20000));
+
+	/* its thread (readv/writev) may still be finishing */
+	src_end = now_ms() + 5000;
+	while (!bring_io_source_stats(io, 0, &es) && es.state != BRING_IO_DONE &&
+	       now_ms() < src_end)
+		usleep(1000);
+	EXPECT_STREQ(src, es.uri);
+	EXPECT_NULL(es.reader);
+	EXPECT_EQ(lines, es.msgs);
+	EXPECT_EQ(p - text, es.bytes);
+	EXPECT_EQ(BRING_IO_DONE, es.state);
+	for (i = 0; i < 2; i++) {
+		uint64_t end = now_ms() + 5000;
+
+		/* written, then shifted and counted */
+		while (!bring_io_sink_stats(io, i, &es) && es.msgs < (uint64_t)lines &&
+		       now_ms() < end)
+			usleep(1000);
+		EXPECT_STREQ(i ? dst2 : dst, es.uri);
+		EXPECT_STREQ(i ? "sink1" : "first", es.reader);
+		EXPECT_EQ(lines, es.msgs);
+		EXPECT_EQ(p - text, es.bytes);
+		EXPECT_EQ(0, es.lag);
+		EXPECT_EQ(0, es.last_err);
+	}
+	ASSERT_EQ(0, bring_io_sink_stats(io, 2, &es));
+	EXPECT_STREQ("away", es.reader);
+	EXPECT_EQ(0, es.msgs);
+	EXPECT_EQ(BRING_IO_RECONNECTING, es.state);
+	EXPECT_EQ(-ECONNREFUSED, es.last_err);
+	EXPECT_GE(es.lag, (uint64_t)(p - text)); /* framing on top */
+	bring_io_get_stats(io, &st);
+	EXPECT_EQ(2 * lines, st.msgs_out);
+	EXPECT_EQ(lines, st.msgs_in);
+
+	/* The collector comes: "away" connects (not a reconnect) and drains. */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sa.sin_port = htons(atoi(strrchr(tcp, ':') + 1));
+	ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, listen(lfd, 4));
+	EXPECT_EQ(p - text, accept_to_file(lfd, self->path[SCRATCH]));
+	close(lfd);
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, t.ret);
+	ASSERT_EQ(0, bring_io_sink_stats(io, 2, &es));
+	EXPECT_EQ(lines, es.msgs);
+	EXPECT_EQ(BRING_IO_DONE, es.state);
+	EXPECT_EQ(0, es.reconnects);
+	EXPECT_EQ(-ECONNREFUSED, es.last_err); /* the last one, kept */
+	bring_io_free(io);
+	bring_free(r);
+	free(text);
+}
+
+extern int bring__fault_flush; /* lib/file.c: make flushes fail */
+
+/*
+ * A ring that refuses data (a file ring poisoned by a failed flush:
+ * -EIO) ends the run with that error, said once; it is not mistaken for
+ * the ring closing.
+ */
+/* What the library and bring_io print, when a test asks to see it. */
 TEST_F(io, ring_error_fails_the_run)
 {
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER,
@@ -2511,7 +2831,7 @@ TEST_F(io, net_errors)
 		const char *a[] = { self->mode, "-i", "-", "-o",
 				    "udp:no-such-host.invalid:514", NULL };
 
-		expect_error(_metadata, self, a, 1, "cannot resolve host");
+		expect_error(_metadata, self, a, 2, "cannot resolve host");
 	}
 	{
 		const char *a[] = { self->mode, "-i", "unix-listen:", "-o", out,
@@ -2590,24 +2910,129 @@ TEST_F(io, net_errors)
 		expect_error(_metadata, self, a, 1, "No such file or directory");
 	}
 
-	/*
-	 * unix: at start, as tcp: does: a missing socket or one nobody
-	 * listens on is an error, not a wait.
-	 */
-	snprintf(uri, sizeof(uri), "unix:%s/missing", self->dir);
-	{
-		const char *a[] = { self->mode, "-i", "-", "-o", uri, NULL };
+}
 
-		expect_error(_metadata, self, a, 1, "No such file or directory");
-	}
-	snprintf(path, sizeof(path), "%s/stale", self->dir);
-	ASSERT_EQ(0, make_stale_socket(path));
-	snprintf(uri, sizeof(uri), "unix:%s", path);
-	{
-		const char *a[] = { self->mode, "-i", "-", "-o", uri, NULL };
+/* Accept one connection on @lfd and read it to its end into @path. */
+static long long accept_to_file(int lfd, const char *path)
+{
+	char buf[65536];
+	long long total = 0;
+	int fd = accept(lfd, NULL, NULL), out;
+	ssize_t n;
 
-		expect_error(_metadata, self, a, 1, "Connection refused");
+	if (fd < 0)
+		return -1;
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	while (out >= 0 && (n = read(fd, buf, sizeof(buf))) > 0) {
+		if (write(out, buf, n) != n)
+			break;
+		total += n;
 	}
+	close(out);
+	close(fd);
+	return total;
+}
+
+/*
+ * A stream sink whose collector is not up at start: said at once in one
+ * line, retried with backoff (no line per attempt), and everything is
+ * sent once the collector comes. @how: "tcp", "unix" (no socket file),
+ * "stale" (a socket file nobody listens on).
+ */
+static void collector_late_case(struct __test_metadata *_metadata,
+				FIXTURE_DATA(io) *self, const char *how)
+{
+	char sink[PATH_MAX + 16], sock[PATH_MAX];
+	const char *a[] = { self->mode, "-i", "-", "-o", sink, NULL };
+	const char *lines = "before the collector\nwas up\n";
+	bool unix_ep = strcmp(how, "tcp") != 0;
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_un sun;
+	int lfd, port = 0, one = 1;
+	size_t len;
+	char *err, *got;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/collector", self->dir);
+	unlink(sock);
+	if (!strcmp(how, "stale"))
+		ASSERT_EQ(0, make_stale_socket(sock));
+	if (unix_ep) {
+		snprintf(sink, sizeof(sink), "unix:%s", sock);
+	} else {
+		port = free_port();
+		snprintf(sink, sizeof(sink), "tcp:127.0.0.1:%d", port);
+	}
+	ASSERT_EQ(0, spew(self->path[IN], lines, strlen(lines)));
+	pid = spawn(self->path[IN], self->path[ERR1], a);
+	ASSERT_TRUE(wait_text(self->path[ERR1], "retrying until it is up", 5000));
+	usleep(400 * 1000); /* several attempts fail meanwhile */
+	EXPECT_EQ(0, waitpid(pid, NULL, WNOHANG)) /* still running */
+		TH_LOG("bringcat exited instead of waiting for its collector");
+	if (unix_ep) {
+		unlink(sock);
+		lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+		ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sun,
+				  unix_addr(&sun, sock)));
+	} else {
+		lfd = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		sa.sin_port = htons(port);
+		ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	}
+	ASSERT_EQ(0, listen(lfd, 4));
+	EXPECT_EQ((long long)strlen(lines),
+		  accept_to_file(lfd, self->path[OUT]));
+	close(lfd);
+	EXPECT_EQ(0, wait_rc(pid, 10000));
+	got = slurp(self->path[OUT], &len);
+	ASSERT_NE_NULL(got);
+	EXPECT_EQ(strlen(lines), len);
+	EXPECT_EQ(0, memcmp(got, lines, strlen(lines)));
+	free(got);
+	/* One line for the failure, not one per attempt. */
+	err = slurp(self->path[ERR1], &len);
+	ASSERT_NE_NULL(err);
+	EXPECT_EQ(count_file_lines(self->path[ERR1]),
+		  strstr(err, "connected\n") ? 2 : 1)
+		TH_LOG("stderr: %s", err);
+	EXPECT_NE_NULL(strstr(err, unix_ep && strcmp(how, "stale") ?
+				   "No such file or directory; retrying" :
+				   "Connection refused; retrying"));
+	free(err);
+}
+
+TEST_F(io, tcp_sink_waits_for_its_collector_at_start)
+{
+	collector_late_case(_metadata, self, "tcp");
+}
+
+TEST_F(io, unix_sink_waits_for_its_socket_at_start)
+{
+	collector_late_case(_metadata, self, "unix");
+	unlink(self->path[OUT]);
+	collector_late_case(_metadata, self, "stale");
+}
+
+/* "tcp-listen::PORT" listens on every interface: it says so. */
+TEST_F(io, listen_on_empty_host_says_every_interface)
+{
+	const char *a[] = { io_mode_flag(variant->mode, "--stats"), "-i",
+			    "tcp-listen::0", "-o", "-", NULL };
+	char *err;
+	size_t len;
+	pid_t pid;
+
+	pid = spawn(NULL, self->path[ERR1], a);
+	ASSERT_TRUE(wait_text(self->path[ERR1], "every interface", 5000));
+	kill(pid, SIGTERM);
+	EXPECT_EQ(0, wait_rc(pid, 10000));
+	err = slurp(self->path[ERR1], &len);
+	ASSERT_NE_NULL(err);
+	EXPECT_NE_NULL(strstr(err, "bringcat: tcp-listen::0: listening on port "));
+	EXPECT_NE_NULL(strstr(err, " of every interface (HOST is empty)\n"));
+	free(err);
 }
 
 #define RC_LINE_LEN 22 /* "reconnect line NNNNNN\n" */

@@ -552,6 +552,10 @@ TEST_F(hd, full_disk_sink_retries_healthy_sink_flows)
 	EXPECT_EQ(0, wait_rc(pid, 15000));
 	expect_both_whole(_metadata, self, &d, want, len);
 	EXPECT_GE(final_stat(self->err, NULL, "sink retries "), 1);
+	/* Counted for the full sink, not for the healthy one. */
+	EXPECT_EQ(final_stat(self->err, NULL, "sink retries "),
+		  sink_stat(self->err, "sink0", ", retries "));
+	EXPECT_EQ(-1, sink_stat(self->err, "sink1", ", retries "));
 	EXPECT_TRUE(wait_text(self->err, "writing again", 10));
 	free(want);
 }
@@ -714,6 +718,7 @@ static void rotation_case(struct __test_metadata *_metadata,
 	if (how == ROT_DIR) {
 		expect_lines(_metadata, rotated, 0, 2000);
 		EXPECT_EQ(0, final_stat(self->err, NULL, "reopens "));
+		EXPECT_EQ(-1, sink_stat(self->err, "sink0", ", reopens "));
 		return;
 	}
 	expect_lines(_metadata, rotated, 0, 1000);
@@ -721,6 +726,8 @@ static void rotation_case(struct __test_metadata *_metadata,
 		     how == ROT_HUP ? 2000 : 2500);
 	EXPECT_EQ(how == ROT_HUP ? 1 : 2,
 		  final_stat(self->err, NULL, "reopens "));
+	EXPECT_EQ(how == ROT_HUP ? 1 : 2,
+		  sink_stat(self->err, "sink0", ", reopens "));
 }
 
 TEST_F(hd, sighup_reopens_file_sinks)
@@ -818,6 +825,9 @@ TEST_F(hd, stuck_peer_times_out_and_stop_ends)
 		EXPECT_TRUE(wait_text(self->err, "giving up", 10));
 	EXPECT_GE(final_stat(self->err, NULL, "reconnects "), 1);
 	EXPECT_GE(final_stat(self->err, NULL, "send timeouts "), 1);
+	EXPECT_EQ(final_stat(self->err, NULL, "send timeouts "),
+		  sink_stat(self->err, "sink0", ", send timeouts "));
+	EXPECT_EQ(-1, sink_stat(self->err, "sink1", ", send timeouts "));
 	close(wfd);
 	stuck_stop(&peer);
 	expect_lines(_metadata, self->out, 0, STUCK_LINES);

@@ -224,6 +224,34 @@ long long final_stat(const char *err, const char *after, const char *key)
 	return v;
 }
 
+/*
+ * @key's figure on the last --stats line of the sink reading as @reader
+ * ("bringcat: sink URI (reader READER): ..."), or -1.
+ */
+long long sink_stat(const char *err, const char *reader, const char *key)
+{
+	char *buf, *p, *line = NULL, *end, tag[128];
+	long long v = -1;
+	size_t len;
+
+	buf = slurp(err, &len);
+	if (!buf)
+		return -1;
+	snprintf(tag, sizeof(tag), " (reader %s): ", reader);
+	for (p = buf; (p = strstr(p, tag)); p++)
+		line = p;
+	if (line) {
+		end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		p = strstr(line, key);
+		if (p)
+			v = atoll(p + strlen(key));
+	}
+	free(buf);
+	return v;
+}
+
 double final_stat_secs(const char *err, const char *key)
 {
 	char *buf, *end;

@@ -580,7 +580,7 @@ TEST_F(tail, bad_paths)
 	expect_one_line(_metadata, self, a, 1, "Not a directory");
 
 	snprintf(uri, sizeof(uri), "tail:");
-	expect_one_line(_metadata, self, a, 2, "unknown source type");
+	expect_one_line(_metadata, self, a, 2, "-i tail:: missing PATH");
 	{
 		const char *b[] = { self->mode, "-i", self->uri, "-o",
 				    self->uri, NULL };
