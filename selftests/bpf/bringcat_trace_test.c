@@ -249,7 +249,7 @@ TEST_F_TIMEOUT(bc, bringlat_agrees_with_stats, 120)
 			rsum += s;
 			/* -R: the sink's reader, by name */
 			ASSERT_NE_NULL(reader);
-			EXPECT_STREQ("sink0", reader->str);
+			EXPECT_STREQ("-", reader->str); /* named after -o - */
 			readers++;
 		}
 	}
@@ -342,7 +342,7 @@ TEST_TIMEOUT(bpftrace_recipe_agrees_with_stats, 120)
 	ASSERT_EQ(0, wt.rc);
 	EXPECT_AGREES(wt.full_s, bt_value(bt.buf, "@full_ns[bringcat]: ") / 1e9,
 		      "bpftrace writer waits");
-	EXPECT_AGREES(wt.empty_s, bt_value(bt.buf, "@empty_ns[sink0]: ") / 1e9,
+	EXPECT_AGREES(wt.empty_s, bt_value(bt.buf, "@empty_ns[-]: ") / 1e9,
 		      "bpftrace reader waits");
 	free(cmd);
 	tu_cleanup(&bt);

@@ -1573,9 +1573,9 @@ TEST_F(io, stats_per_endpoint)
 	ASSERT_NE_NULL(err);
 	snprintf(want, sizeof(want), "bringcat: source %s: in 3 msgs 14 bytes, done\n", in);
 	EXPECT_NE_NULL(strstr(err, want)) TH_LOG("stderr: %s", err);
-	snprintf(want, sizeof(want), "bringcat: sink %s (reader sink0): out 3 msgs 14 bytes, lag 0 bytes, reconnects 0, done\n", out);
+	snprintf(want, sizeof(want), "bringcat: sink %s (reader %s): out 3 msgs 14 bytes, lag 0 bytes, reconnects 0, done\n", out, sink_reader(out));
 	EXPECT_NE_NULL(strstr(err, want)) TH_LOG("stderr: %s", err);
-	snprintf(want, sizeof(want), "bringcat: sink %s (reader sink1): out ", tcp);
+	snprintf(want, sizeof(want), "bringcat: sink %s (reader %s): out ", tcp, sink_reader(tcp));
 	line = strstr(err, want);
 	ASSERT_NE_NULL(line) TH_LOG("stderr: %s", err);
 	EXPECT_EQ(2, sscanf(line + strlen(want), "%llu msgs %*u bytes, lag %llu",
@@ -1710,8 +1710,8 @@ TEST(metrics_endpoint_under_load)
 	EXPECT_EQ(1, sample(s, "bring_io_accepted_total", "-"));
 	EXPECT_EQ(1 << 26, sample(s, "bring_ring_capacity_bytes", "-"));
 	for (i = 0; i < 2; i++) {
-		snprintf(labels, sizeof(labels), "reader=sink%d,uri=%s", i,
-			 i ? out2 : out);
+		snprintf(labels, sizeof(labels), "reader=%s,uri=%s",
+			 sink_reader(i ? out2 : out), i ? out2 : out);
 		EXPECT_EQ(c.lines, sample(s, "bring_sink_messages_total", labels))
 			TH_LOG("%s", s);
 		EXPECT_EQ((double)c.lines * CLIENT_LINE_LEN,

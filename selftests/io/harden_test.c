@@ -554,8 +554,9 @@ TEST_F(hd, full_disk_sink_retries_healthy_sink_flows)
 	EXPECT_GE(final_stat(self->err, NULL, "sink retries "), 1);
 	/* Counted for the full sink, not for the healthy one. */
 	EXPECT_EQ(final_stat(self->err, NULL, "sink retries "),
-		  sink_stat(self->err, "sink0", ", retries "));
-	EXPECT_EQ(-1, sink_stat(self->err, "sink1", ", retries "));
+		  sink_stat(self->err, sink_reader(d.uri), ", retries "));
+	EXPECT_EQ(-1, sink_stat(self->err, sink_reader(self->fout2),
+				", retries "));
 	EXPECT_TRUE(wait_text(self->err, "writing again", 10));
 	free(want);
 }
@@ -718,7 +719,7 @@ static void rotation_case(struct __test_metadata *_metadata,
 	if (how == ROT_DIR) {
 		expect_lines(_metadata, rotated, 0, 2000);
 		EXPECT_EQ(0, final_stat(self->err, NULL, "reopens "));
-		EXPECT_EQ(-1, sink_stat(self->err, "sink0", ", reopens "));
+		EXPECT_EQ(-1, sink_stat(self->err, sink_reader(self->fout), ", reopens "));
 		return;
 	}
 	expect_lines(_metadata, rotated, 0, 1000);
@@ -727,7 +728,7 @@ static void rotation_case(struct __test_metadata *_metadata,
 	EXPECT_EQ(how == ROT_HUP ? 1 : 2,
 		  final_stat(self->err, NULL, "reopens "));
 	EXPECT_EQ(how == ROT_HUP ? 1 : 2,
-		  sink_stat(self->err, "sink0", ", reopens "));
+		  sink_stat(self->err, sink_reader(self->fout), ", reopens "));
 }
 
 TEST_F(hd, sighup_reopens_file_sinks)
@@ -826,8 +827,9 @@ TEST_F(hd, stuck_peer_times_out_and_stop_ends)
 	EXPECT_GE(final_stat(self->err, NULL, "reconnects "), 1);
 	EXPECT_GE(final_stat(self->err, NULL, "send timeouts "), 1);
 	EXPECT_EQ(final_stat(self->err, NULL, "send timeouts "),
-		  sink_stat(self->err, "sink0", ", send timeouts "));
-	EXPECT_EQ(-1, sink_stat(self->err, "sink1", ", send timeouts "));
+		  sink_stat(self->err, sink_reader(sink), ", send timeouts "));
+	EXPECT_EQ(-1, sink_stat(self->err, sink_reader(self->fout),
+				", send timeouts "));
 	close(wfd);
 	stuck_stop(&peer);
 	expect_lines(_metadata, self->out, 0, STUCK_LINES);

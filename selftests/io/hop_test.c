@@ -496,8 +496,8 @@ TEST_F(hop, delivers_a_file_exactly)
 	ship_file(_metadata, self, path, a_args, b_args, buf, len);
 	EXPECT_LT(0, final_stat(self->a_err, NULL, "acks "));
 	/* --stats has the bring: sink on its own line, drained. */
-	snprintf(path, sizeof(path), "bringcat: sink %s (reader sink0): out %u msgs ",
-		 self->sink, n);
+	snprintf(path, sizeof(path), "bringcat: sink %s (reader %s): out %u msgs ",
+		 self->sink, sink_reader(self->sink), n);
 	EXPECT_TRUE(wait_text(self->a_err, path, 1));
 	EXPECT_TRUE(wait_text(self->a_err, ", reconnects 0, done\n", 1));
 	free(buf);

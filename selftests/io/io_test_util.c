@@ -15,6 +15,7 @@
 
 #include "../kselftest_harness.h"
 #include "io_test_util.h"
+#include "../../io/readers.h"
 
 #define MAX_ARGS 32
 
@@ -222,6 +223,15 @@ long long final_stat(const char *err, const char *after, const char *key)
 		v = atoll(p + strlen(key));
 	free(buf);
 	return v;
+}
+
+/* The reader bringcat names after its sink @uri (io/readers.c). */
+const char *sink_reader(const char *uri)
+{
+	static char name[BRING_NAME_MAX];
+
+	readers_sink_name(&uri, 0, name);
+	return name;
 }
 
 /*

@@ -66,6 +66,7 @@ bool wait_read(pid_t pid, const char *file, long long bytes, int ms);
 long long final_stat(const char *err, const char *after, const char *key);
 double final_stat_secs(const char *err, const char *key);
 /* @key's figure on sink @reader's last --stats line in @err, or -1. */
+const char *sink_reader(const char *uri);
 long long sink_stat(const char *err, const char *reader, const char *key);
 
 /* Run bringcat @args, expect exit code @rc and "bringcat: ...@msg" as
