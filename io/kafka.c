@@ -1383,10 +1383,12 @@ void *kafka_source_thread(void *arg)
 	uint64_t v;
 	ssize_t n;
 
-	while (!src_stopped(io) &&
-	       !__atomic_load_n(&ks->broken, __ATOMIC_RELAXED)) {
+	while (!src_stopped(io)) {
 		n = rd_kafka_consume_batch_queue(ks->q, 0, ks->batch,
 						 KAFKA_SRC_BATCH);
+		/* Set by on_rebalance(), which that call may have run. */
+		if (__atomic_load_n(&ks->broken, __ATOMIC_RELAXED))
+			break;
 		if (n > 0) {
 			if (!src_batch(src, n))
 				break;

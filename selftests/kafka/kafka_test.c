@@ -876,6 +876,25 @@ TEST_F_TIMEOUT(kafka, source_without_checkpoints_is_at_least_once, 120)
 	source_through_sigkill(_metadata, self, false);
 }
 
+/*
+ * A file ring has BRING_WRITERS_MAX writers: a source of more partitions
+ * than that stops with one line and exit 1 (no hang, nothing read
+ * without its checkpoint).
+ */
+TEST_F_TIMEOUT(kafka, source_of_more_partitions_than_writers_stops, 60)
+{
+	char uri[1024];
+	const char *args[] = { self->mode, "-b", self->ringspec, "-i", uri,
+			       "-o", self->fout, NULL };
+
+	URING_ONLY();
+	ASSERT_EQ(0, mock_cmd(&self->m, "topic wide %d 1",
+			      BRING_WRITERS_MAX + 1));
+	sink_uri(uri, sizeof(uri), &self->m, "wide", "group=g3");
+	expect_exit(_metadata, self->err, args, 1, "No space left on device");
+	EXPECT_EQ(0, file_size(self->out));
+}
+
 /* Bad kafka: endpoints and options: a clear line, never a crash. */
 TEST_F_TIMEOUT(kafka, errors, 120)
 {
