@@ -888,6 +888,7 @@ TEST_F_TIMEOUT(kafka, source_of_more_partitions_than_writers_stops, 60)
 			       "-o", self->fout, NULL };
 
 	URING_ONLY();
+	PLAIN_RUN();
 	ASSERT_EQ(0, mock_cmd(&self->m, "topic wide %d 1",
 			      BRING_WRITERS_MAX + 1));
 	sink_uri(uri, sizeof(uri), &self->m, "wide", "group=g3");
@@ -916,6 +917,7 @@ TEST_F_TIMEOUT(kafka, errors, 120)
 	unsigned int i;
 
 	URING_ONLY();
+	PLAIN_RUN();
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *args[] = { self->mode, "-i", "file:/dev/null",
 				       "-o", cases[i].o, NULL, NULL, NULL };
