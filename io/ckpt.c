@@ -37,7 +37,7 @@ static bool quiet(const struct bring_io *io)
 	return io->o.flags & BRING_IO_QUIET;
 }
 
-static uint64_t fnv64(uint64_t h, const void *p, size_t n)
+uint64_t io_fnv64(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *s = p;
 
@@ -45,8 +45,6 @@ static uint64_t fnv64(uint64_t h, const void *p, size_t n)
 		h = (h ^ *s++) * 0x100000001b3ULL;
 	return h;
 }
-
-#define FNV64_INIT 0xcbf29ce484222325ULL
 
 /* ------------------------------------------------------------------ */
 /* Sources.                                                           */
@@ -61,7 +59,7 @@ static void writer_name(const char *uri, char *buf, size_t size)
 		snprintf(buf, size, "src:%s", uri);
 	else
 		snprintf(buf, size, "src:%016llx",
-			 (unsigned long long)fnv64(FNV64_INIT, uri,
+			 (unsigned long long)io_fnv64(FNV64_INIT, uri,
 						   strlen(uri)));
 }
 
@@ -105,7 +103,7 @@ static bool head_hash(int fd, uint32_t len, uint32_t *hash)
 
 	if (len > sizeof(buf) || pread(fd, buf, len, 0) != (ssize_t)len)
 		return false;
-	*hash = (uint32_t)fnv64(FNV64_INIT, buf, len);
+	*hash = (uint32_t)io_fnv64(FNV64_INIT, buf, len);
 	return true;
 }
 

@@ -389,6 +389,9 @@ int tail_watch(struct tail *t, int fd, const char *path);
 void tail_unwatch(struct tail *t);
 
 /* ckpt.c */
+/* FNV-1a, 64 bits: io_fnv64(FNV64_INIT, p, n), chained through @h. */
+#define FNV64_INIT 0xcbf29ce484222325ULL
+uint64_t io_fnv64(uint64_t h, const void *p, size_t n);
 int ckpt_open(struct source *src);
 void ckpt_close(struct source *src);
 void ckpt_file_opened(struct conn *c);

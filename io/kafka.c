@@ -24,6 +24,17 @@
  * poll(2) on the consumer queue's eventfd and io->wake_fd (the io_uring
  * loop, which reads wake_fd itself, writes the eventfd at a stop). An
  * offset is stored for commit only once the ring holds its message.
+ *
+ * With BRING_IO_CHECKPOINT (a file ring) the ring is the source of truth
+ * for where the source is: each partition has a named writer
+ * ("kafka:TOPIC/P") whose mark (struct kafka_mark) is committed with
+ * every message it pushes and holds that message's offset. On each
+ * assignment (the rebalance callback, run on the source's thread between
+ * two batches, so every pushed message is committed by then) an assigned
+ * partition with a mark starts at mark + 1: after a SIGKILL nothing is
+ * read twice and nothing skipped. The group's committed offsets are still
+ * stored (monitoring, and partitions without a mark yet). Without a file
+ * ring: the committed offsets, at least once.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -216,13 +227,33 @@ struct kafka_sink {
 	bool dl_sock;
 };
 
+/* A source's writer mark (BRING_IO_CHECKPOINT): the message it came with. */
+#define KAFKA_MARK_MAGIC 0x314b5242U /* "BRK1" */
+struct kafka_mark {
+	uint32_t magic;
+	int32_t partition;
+	int64_t offset;
+	uint64_t topic_hash; /* io_fnv64() of the topic's name */
+};
+
+/* A partition's named writer. */
+struct kafka_part {
+	int32_t partition;
+	struct bring_writer *w;
+};
+
 struct kafka_source {
 	rd_kafka_t *rk;
+	bool marks; /* BRING_IO_CHECKPOINT: offsets live in writer marks */
+	uint64_t topic_hash;
+	unsigned int nparts;
+	struct kafka_part parts[BRING_WRITERS_MAX];
 	rd_kafka_queue_t *q;
 	int efd; /* consumer queue non-empty, or a stop (io_uring) */
 	int done_fd; /* written when the thread ends (io_uring loop) */
 	bool said_big;
 	bool closed; /* rd_kafka_consumer_close() was called */
+	bool broken; /* a partition's writer could not be opened */
 	rd_kafka_message_t *batch[KAFKA_SRC_BATCH];
 	struct bring_msg msgs[KAFKA_SRC_BATCH];
 };
@@ -323,6 +354,7 @@ static int kafka_errno(rd_kafka_resp_err_t err)
 struct kafka_opaque {
 	struct bring_io *io;
 	struct sink *s;
+	struct source *src; /* a source's (its rebalance callback) */
 };
 
 /* librdkafka's own log lines, through bring_io's print function. */
@@ -853,6 +885,113 @@ static int source_query(void *ctx, const char *k, const char *v)
 	return -EINVAL;
 }
 
+/*
+ * The named writer of @partition, opened on first use: "kafka:TOPIC/P",
+ * or "kafka:" and a hash of that when it is longer than a name can be.
+ * NULL (said) when it cannot be opened.
+ */
+static struct bring_writer *part_writer(struct source *src, int32_t partition)
+{
+	struct kafka_source *ks = src->kafka;
+	char full[512], name[BRING_NAME_MAX];
+	struct bring_writer *w = NULL;
+	unsigned int i;
+	int n;
+
+	for (i = 0; i < ks->nparts; i++)
+		if (ks->parts[i].partition == partition)
+			return ks->parts[i].w;
+	n = snprintf(full, sizeof(full), "kafka:%s/%" PRId32, src->ep.topic,
+		     partition);
+	if (n > 0 && (size_t)n < sizeof(name))
+		memcpy(name, full, n + 1);
+	else
+		snprintf(name, sizeof(name), "kafka:%016" PRIx64,
+			 io_fnv64(FNV64_INIT, full, strlen(full)));
+	errno = ENOSPC; /* more partitions than a ring has writers */
+	if (ks->nparts < BRING_WRITERS_MAX)
+		w = bring_writer_open(src->io->r, name, NULL);
+	if (!w) {
+		io_log("%s: partition %" PRId32 ": writer %s: %s\n",
+		       src->ep.uri, partition, name, strerror(errno));
+		io_set_err(src->io, -errno);
+		return NULL;
+	}
+	ks->parts[ks->nparts++] = (struct kafka_part){ partition, w };
+	return w;
+}
+
+/* Where the ring says @partition goes on: its mark + 1, or INVALID. */
+static int64_t part_resume(struct source *src, int32_t partition,
+			   struct bring_writer *w)
+{
+	struct kafka_mark m;
+	int n = bring_writer_mark(w, &m, sizeof(m));
+
+	if (n == 0)
+		return RD_KAFKA_OFFSET_INVALID; /* the group's offset */
+	if (n != (int)sizeof(m) || m.magic != KAFKA_MARK_MAGIC ||
+	    m.partition != partition ||
+	    m.topic_hash != src->kafka->topic_hash || m.offset < 0) {
+		io_log("%s: partition %" PRId32 ": checkpoint not understood: the group's offset instead\n",
+		       src->ep.uri, partition);
+		return RD_KAFKA_OFFSET_INVALID;
+	}
+	return m.offset + 1;
+}
+
+/*
+ * Assigned partitions start where the ring's marks say (false when a
+ * writer could not be opened: the source stops).
+ */
+static bool src_seek_marks(struct source *src,
+			   rd_kafka_topic_partition_list_t *parts)
+{
+	struct bring_writer *w;
+	int i;
+
+	for (i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+
+		w = part_writer(src, p->partition);
+		if (!w)
+			return false;
+		p->offset = part_resume(src, p->partition, w);
+		if (!quiet(src->io) && p->offset >= 0)
+			io_log("%s: partition %" PRId32 " resumes at offset %" PRId64 " (ring checkpoint)\n",
+			       src->ep.uri, p->partition, p->offset);
+	}
+	return true;
+}
+
+/* BRING_IO_CHECKPOINT: (un)assign, with the ring's offsets. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct kafka_opaque *op = opaque;
+	struct source *src = op->src;
+	bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+	bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+	rd_kafka_error_t *e = NULL;
+	rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (assign && !src_seek_marks(src, parts)) {
+		__atomic_store_n(&src->kafka->broken, true, __ATOMIC_RELAXED);
+		return; /* nothing assigned; the thread ends */
+	}
+	if (coop)
+		e = assign ? rd_kafka_incremental_assign(rk, parts) :
+			     rd_kafka_incremental_unassign(rk, parts);
+	else
+		r = rd_kafka_assign(rk, assign ? parts : NULL);
+	if (e) {
+		io_log("%s: %s\n", src->ep.uri, rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	} else if (r) {
+		io_log("%s: %s\n", src->ep.uri, rd_kafka_err2str(r));
+	}
+}
+
 int kafka_source_new(struct source *src)
 {
 	struct kafka_opaque *op = calloc(1, sizeof(*op));
@@ -892,8 +1031,14 @@ int kafka_source_new(struct source *src)
 	if (err)
 		goto fail;
 	op->io = src->io;
+	op->src = src;
 	rd_kafka_conf_set_opaque(conf, op);
 	rd_kafka_conf_set_log_cb(conf, on_log);
+	ks->marks = src->io->o.flags & BRING_IO_CHECKPOINT;
+	ks->topic_hash = io_fnv64(FNV64_INIT, src->ep.topic,
+				  strlen(src->ep.topic));
+	if (ks->marks)
+		rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	ks->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (!ks->rk) {
 		io_log("%s: %s\n", uri, errstr);
@@ -928,6 +1073,7 @@ fail:
 void kafka_source_free(struct source *src)
 {
 	struct kafka_source *ks = src->kafka;
+	unsigned int i;
 	void *op;
 
 	if (!ks)
@@ -942,6 +1088,8 @@ void kafka_source_free(struct source *src)
 		rd_kafka_destroy(ks->rk);
 		free(op);
 	}
+	for (i = 0; i < ks->nparts; i++)
+		bring_writer_close(ks->parts[i].w);
 	if (ks->efd >= 0)
 		close(ks->efd);
 	if (ks->done_fd >= 0)
@@ -970,6 +1118,29 @@ static bool src_stopped(const struct bring_io *io)
 }
 
 /*
+ * BRING_IO_CHECKPOINT: push message @i through its partition's writer,
+ * its offset the mark committed with it. 1, or -errno.
+ */
+static int src_push_marked(struct source *src, unsigned int i,
+			   int timeout_ms)
+{
+	struct kafka_source *ks = src->kafka;
+	const rd_kafka_message_t *m = ks->batch[i];
+	struct kafka_mark mk = { .magic = KAFKA_MARK_MAGIC,
+				 .partition = m->partition,
+				 .offset = m->offset,
+				 .topic_hash = ks->topic_hash };
+	struct bring_writer *w = part_writer(src, m->partition);
+	int err;
+
+	if (!w)
+		return -EIO; /* said, and the run's error is set */
+	err = bring_writer_push(w, ks->msgs[i].data, ks->msgs[i].len, &mk,
+				sizeof(mk), timeout_ms);
+	return err ? err : 1;
+}
+
+/*
  * Push @nr messages; blocks while the ring is full, in waits of 100 ms
  * that look at the stop flag. After a stop it goes on while readers free
  * space, IO_STOP_STALL_MS at most without progress. Returns how many went
@@ -984,7 +1155,11 @@ static unsigned int src_push(struct source *src, unsigned int nr)
 	int n;
 
 	while (done < nr) {
-		n = bring_push_batch(io->r, ks->msgs + done, nr - done, 100);
+		if (ks->marks)
+			n = src_push_marked(src, done, 100);
+		else
+			n = bring_push_batch(io->r, ks->msgs + done, nr - done,
+					     100);
 		if (n > 0) {
 			done += n;
 			stall = 0;
@@ -1053,7 +1228,6 @@ static bool src_batch(struct source *src, ssize_t n)
 				io_log("%s: %s\n", src->ep.uri,
 				       rd_kafka_message_errstr(m));
 			rd_kafka_message_destroy(m);
-			ks->batch[i] = NULL;
 			continue;
 		}
 		if (m->len > io->ring_max) {
@@ -1062,8 +1236,10 @@ static bool src_batch(struct source *src, ssize_t n)
 				       src->ep.uri, m->len, io->ring_max);
 			ks->said_big = true;
 			io_stat_add(io, dropped, 1);
-			continue; /* its offset is stored: it cannot go in */
+			rd_kafka_message_destroy(m); /* it cannot go in */
+			continue;
 		}
+		/* Kept messages move down: batch[0, k) is what is pushed. */
 		ks->batch[k] = m;
 		ks->msgs[k++] = (struct bring_msg){ .data = m->payload,
 						    .len = m->len };
@@ -1083,9 +1259,8 @@ static bool src_batch(struct source *src, ssize_t n)
 	}
 	io_stat_add(io, reads, 1);
 	src_store(ks, pushed);
-	for (i = 0; i < (unsigned int)n; i++)
-		if (ks->batch[i])
-			rd_kafka_message_destroy(ks->batch[i]);
+	for (i = 0; i < k; i++)
+		rd_kafka_message_destroy(ks->batch[i]);
 	return pushed == take;
 }
 
@@ -1104,6 +1279,9 @@ void *kafka_source_thread(void *arg)
 	while (!src_stopped(io)) {
 		n = rd_kafka_consume_batch_queue(ks->q, 0, ks->batch,
 						 KAFKA_SRC_BATCH);
+		/* Set by on_rebalance(), which that call may have run. */
+		if (__atomic_load_n(&ks->broken, __ATOMIC_RELAXED))
+			break;
 		if (n > 0) {
 			if (!src_batch(src, n))
 				break;
