@@ -890,9 +890,11 @@ int main(int argc, char **argv)
 				iopts.flags |= BRING_IO_SYNC_SINKS;
 			if (r && !iopts.hop_id)
 				iopts.hop_id = default_stream_id(path);
-			ring_path = path; /* for the readers' check below */
-			if (!r)
+			if (!r) {
+				free(path);
 				return 1;
+			}
+			ring_path = path; /* for the readers' check below */
 		} else {
 			fprintf(stderr, "bringcat: --buffer: expected mem:SIZE or file:PATH, got '%s'\n",
 				buffer);
