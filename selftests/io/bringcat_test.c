@@ -63,21 +63,6 @@ static int wait_port(const char *err)
 	return -1;
 }
 
-/* A free loopback port (bind to 0, read back, close). */
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	getsockname(fd, (struct sockaddr *)&sa, &len);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 static bool sanitized(void)
 {
 	return getenv("BRING_SANITIZED") != NULL;
@@ -864,7 +849,7 @@ TEST_F(io, socat_peer)
 	size_t n = 0, i, len;
 	char *in = malloc(8 << 20);
 	pid_t rxp, sp, txp;
-	int port, rc, try;
+	int port, rc, held;
 
 	if (system("command -v socat >/dev/null 2>&1"))
 		SKIP(return, "socat not installed");
@@ -887,26 +872,23 @@ TEST_F(io, socat_peer)
 
 	/* bringcat -> socat */
 	snprintf(fin, sizeof(fin), "file:%s", self->path[IN]);
-	for (try = 0; try < 5; try++) {
-		port = free_port();
-		snprintf(slisten, sizeof(slisten),
-			 "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
-		snprintf(sopen, sizeof(sopen), "OPEN:%s,creat,trunc",
-			 self->path[OUT2]);
-		sp = fork();
-		if (!sp) {
-			execlp("socat", "socat", "-u", slisten, sopen, NULL);
-			_exit(127);
-		}
-		usleep(200 * 1000);
-		snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", port);
-		txp = spawn(NULL, self->path[ERR2], tx);
-		rc = wait_rc(txp, 20000);
-		if (!rc)
-			break;
-		kill(sp, SIGKILL);
-		waitpid(sp, NULL, 0);
+	port = reserve_port(&held);
+	ASSERT_GT(port, 0);
+	snprintf(slisten, sizeof(slisten),
+		 "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
+	snprintf(sopen, sizeof(sopen), "OPEN:%s,creat,trunc", self->path[OUT2]);
+	sp = fork();
+	if (!sp) {
+		execlp("socat", "socat", "-u", slisten, sopen, NULL);
+		_exit(127);
 	}
+	/* bringcat's tcp: sink retries until socat listens */
+	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", port);
+	txp = spawn(NULL, self->path[ERR2], tx);
+	rc = wait_rc(txp, 20000);
+	close(held);
+	if (rc)
+		kill(sp, SIGKILL);
 	ASSERT_EQ(0, rc);
 	ASSERT_EQ(0, wait_rc(sp, 10000)); /* socat ends at EOF */
 	expect_file(_metadata, self->path[OUT2], in, n);
@@ -1560,15 +1542,17 @@ TEST_F(io, stats_per_endpoint)
 	unsigned long long used = 0, cap = 0, lag = 0, msgs = 1;
 	size_t len;
 	pid_t pid;
+	int held;
 
 	ASSERT_EQ(0, spew(self->path[IN], "one\ntwo\nthree\n", 14));
 	snprintf(in, sizeof(in), "file:%s", self->path[IN]);
 	snprintf(out, sizeof(out), "file:%s", self->path[OUT]);
-	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", free_port());
+	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", reserve_port(&held));
 	pid = spawn(NULL, self->path[ERR1], a);
 	ASSERT_TRUE(wait_text(self->path[ERR1], "bringcat: stats ", 10000));
 	kill(pid, SIGKILL); /* its tcp: sink would wait for ever */
 	waitpid(pid, NULL, 0);
+	close(held);
 	err = slurp(self->path[ERR1], &len);
 	ASSERT_NE_NULL(err);
 	snprintf(want, sizeof(want), "bringcat: source %s: in 3 msgs 14 bytes, done\n", in);
@@ -1601,14 +1585,19 @@ TEST_F(io, stats_per_endpoint)
 /*
  * Scrape @url and parse it with an independent parser (prometheus_client,
  * Debian's python3-prometheus-client, under /usr/bin/python3): its
- * samples as "name label=v,label=v value" lines, or NULL when it failed.
+ * samples as "name label=v,label=v value" lines ("HTTP 404" for an HTTP
+ * error status), or NULL when it failed.
  */
 static char *scrape(const char *url)
 {
 	static const char script[] =
-		"import sys,urllib.request\n"
+		"import sys,urllib.request,urllib.error\n"
 		"from prometheus_client.parser import text_string_to_metric_families as p\n"
-		"r=urllib.request.urlopen(sys.argv[1],timeout=10)\n"
+		"try:\n"
+		"  r=urllib.request.urlopen(sys.argv[1],timeout=10)\n"
+		"except urllib.error.HTTPError as e:\n"
+		"  print('HTTP', e.code)\n"
+		"  sys.exit(0)\n"
 		"assert r.headers['Content-Type'].startswith('text/plain; version=0.0.4')\n"
 		"for f in p(r.read().decode()):\n"
 		"  for s in f.samples:\n"
@@ -1723,7 +1712,9 @@ TEST(metrics_endpoint_under_load)
 	EXPECT_GE(sample(s, "bring_ring_waits_total", "side=reader"), 1);
 	free(s);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/other", mport);
-	EXPECT_NULL(scrape(url)); /* 404: urllib raises */
+	s = scrape(url);
+	EXPECT_STREQ("\nHTTP 404\n", s);
+	free(s);
 	kill(pid, SIGTERM);
 	EXPECT_EQ(0, wait_rc(pid, 10000));
 	for (i = 0; i < 3; i++)
@@ -1757,10 +1748,8 @@ TEST_F(io, endpoint_stats_api)
 	struct bring *r = bring_new(1 << 20, &ro);
 	char src[PATH_MAX + 8], dst[PATH_MAX + 8], dst2[PATH_MAX + 8];
 	char tcp[64], *text, *p;
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct io_thread t = { 0 };
-	int i, lines = 2000, lfd, one = 1;
+	int i, lines = 2000, lfd;
 	bring_print_fn_t old_print;
 	uint64_t src_end;
 	struct bring_io *io;
@@ -1775,7 +1764,7 @@ TEST_F(io, endpoint_stats_api)
 	snprintf(src, sizeof(src), "file:%s", self->path[IN]);
 	snprintf(dst, sizeof(dst), "file:%s", self->path[OUT]);
 	snprintf(dst2, sizeof(dst2), "file:%s", self->path[OUT2]);
-	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", free_port());
+	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", reserve_port(&lfd));
 	io = bring_io_new(r, &o);
 	ASSERT_NE_NULL(io);
 	ASSERT_EQ(0, bring_io_add_source(io, src));
@@ -1835,10 +1824,6 @@ TEST_F(io, endpoint_stats_api)
 	EXPECT_EQ(lines, st.msgs_in);
 
 	/* The collector comes: "away" connects (not a reconnect) and drains. */
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	sa.sin_port = htons(atoi(strrchr(tcp, ':') + 1));
-	ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
 	ASSERT_EQ(0, listen(lfd, 4));
 	EXPECT_EQ(p - text, accept_to_file(lfd, self->path[SCRATCH]));
 	close(lfd);
@@ -2344,20 +2329,23 @@ TEST_F(io, thread_limit_is_a_clear_error)
 			       "file:/dev/null", "-o", "file:/dev/null",
 			       NULL };
 	size_t len;
-	int rc;
+	int rc, held;
 
 	if (variant->mode != IO_MODE_FALLBACK)
 		SKIP(return, "threads per endpoint are the readv/writev mode's");
 	if (geteuid())
 		SKIP(return, "needs root to run bringcat as an unused uid");
-	snprintf(port, sizeof(port), "tcp-listen:127.0.0.1:%d", free_port());
+	snprintf(port, sizeof(port), "tcp-listen:127.0.0.1:%d",
+		 reserve_port(&held));
 	/* Itself and two threads, then three (a sink or a source fails). */
 	for (nproc_limit = 3; nproc_limit <= 4; nproc_limit++) {
 		rc = wait_rc(spawn_hooked(NULL, self->path[ERR1], args,
 					  limit_threads),
 			     10000);
-		if (rc == 125)
+		if (rc == 125) {
+			close(held);
 			SKIP(return, "cannot switch to an unused uid here");
+		}
 		err = slurp(self->path[ERR1], &len);
 		ASSERT_NE_NULL(err);
 		EXPECT_EQ(1, rc) TH_LOG("RLIMIT_NPROC %d: %s",
@@ -2373,6 +2361,7 @@ TEST_F(io, thread_limit_is_a_clear_error)
 			       (int)nproc_limit, err);
 		free(err);
 	}
+	close(held);
 }
 
 struct app_pusher {
@@ -2946,10 +2935,8 @@ static void collector_late_case(struct __test_metadata *_metadata,
 	const char *a[] = { self->mode, "-i", "-", "-o", sink, NULL };
 	const char *lines = "before the collector\nwas up\n";
 	bool unix_ep = strcmp(how, "tcp") != 0;
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_un sun;
-	int lfd, port = 0, one = 1;
+	int lfd = -1, port = 0;
 	size_t len;
 	char *err, *got;
 	pid_t pid;
@@ -2961,7 +2948,8 @@ static void collector_late_case(struct __test_metadata *_metadata,
 	if (unix_ep) {
 		snprintf(sink, sizeof(sink), "unix:%s", sock);
 	} else {
-		port = free_port();
+		port = reserve_port(&lfd);
+		ASSERT_GT(port, 0);
 		snprintf(sink, sizeof(sink), "tcp:127.0.0.1:%d", port);
 	}
 	ASSERT_EQ(0, spew(self->path[IN], lines, strlen(lines)));
@@ -2975,11 +2963,6 @@ static void collector_late_case(struct __test_metadata *_metadata,
 		lfd = socket(AF_UNIX, SOCK_STREAM, 0);
 		ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sun,
 				  unix_addr(&sun, sock)));
-	} else {
-		lfd = socket(AF_INET, SOCK_STREAM, 0);
-		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		sa.sin_port = htons(port);
-		ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
 	}
 	ASSERT_EQ(0, listen(lfd, 4));
 	EXPECT_EQ((long long)strlen(lines),

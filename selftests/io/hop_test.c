@@ -59,7 +59,7 @@ FIXTURE(hop)
 	const char *a_mode, *b_mode;
 	/* A: a.ring to bring:, B: bring-listen: into b.ring, /dev/null */
 	const char *a_args[16], *b_args[16];
-	int port;
+	int port, port_fd; /* held by reserve_port() for B, all along */
 	pid_t a, b;
 	unsigned int scale;
 };
@@ -101,22 +101,6 @@ static void die_with_test(void)
 static pid_t launch(const char *err, const char **args)
 {
 	return spawn_hooked(NULL, err, args, die_with_test);
-}
-
-/* A port nobody listens on now (B must come back on the same one). */
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
-	    !getsockname(fd, (struct sockaddr *)&sa, &len))
-		port = ntohs(sa.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
 }
 
 static struct bring *ring_open(const char *path, size_t size, int durability)
@@ -170,7 +154,7 @@ FIXTURE_SETUP(hop)
 	snprintf(self->b_err, sizeof(self->b_err), "%s/b.err", self->dir);
 	snprintf(self->out, sizeof(self->out), "%s/out", self->dir);
 	snprintf(self->out_uri, sizeof(self->out_uri), "file:%s", self->out);
-	self->port = free_port();
+	self->port = reserve_port(&self->port_fd);
 	ASSERT_LT(0, self->port);
 	snprintf(self->listen, sizeof(self->listen),
 		 "bring-listen:127.0.0.1:%d", self->port);
@@ -205,6 +189,8 @@ FIXTURE_TEARDOWN(hop)
 		waitpid(self->a, NULL, 0);
 	if (self->b > 0)
 		waitpid(self->b, NULL, 0);
+	if (self->port > 0)
+		close(self->port_fd);
 	if (self->dir[0] && !strncmp(self->dir, "/tmp/hop_test.", 14)) {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", self->dir);
 		if (system(cmd) != 0)

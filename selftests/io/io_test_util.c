@@ -62,6 +62,26 @@ int loopback_to(int type, int port)
 	return fd;
 }
 
+int reserve_port(int *fd)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int one = 1;
+
+	*fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*fd < 0)
+		return -1;
+	if (setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(*fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(*fd, (struct sockaddr *)&sa, &len)) {
+		close(*fd);
+		*fd = -1;
+		return -1;
+	}
+	return ntohs(sa.sin_port);
+}
+
 pid_t spawn(const char *in, const char *err, const char **args)
 {
 	return spawn_hooked(in, err, args, NULL);

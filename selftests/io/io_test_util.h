@@ -34,6 +34,15 @@ uint64_t now_ms(void);
 /* A @type (SOCK_STREAM, SOCK_DGRAM) socket connected to 127.0.0.1:@port,
  * or -1. */
 int loopback_to(int type, int port);
+/*
+ * A loopback TCP port held for the test: bound with SO_REUSEADDR but not
+ * listening, so no other program and no outgoing connection's ephemeral
+ * port takes it (and no connect can meet itself on it), a connect to it
+ * is refused, and a bringcat that binds it with SO_REUSEADDR may listen
+ * on it. Returns the port and its socket in *@fd (listen on it, or
+ * close it at the end), or -1.
+ */
+int reserve_port(int *fd);
 /* Start bringcat @args (NULL-terminated) with stdin from @in or /dev/null
  * and stderr to the file @err. */
 pid_t spawn(const char *in, const char *err, const char **args);
