@@ -589,6 +589,31 @@ TEST_F_TIMEOUT(kafka, full_queue_takes_nothing_more_and_loses_nothing, 120)
 }
 
 /*
+ * Run bringcat @args (its source self->fin, its sink @uri) until the
+ * whole file is in its file ring, SIGKILL it, call @between, restart it
+ * with @again (nothing more to read) and read the topic back into @c.
+ */
+static void kill_once_all_in(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(kafka) *self, const char **args,
+			     const char **again, const char *topic,
+			     const char *between, struct check *c)
+{
+	char all_in[64];
+	pid_t pid;
+
+	pid = spawn(NULL, self->err, args);
+	snprintf(all_in, sizeof(all_in), " in %u msgs", self->lines);
+	ASSERT_TRUE(wait_text(self->err, all_in, 30000));
+	kill(pid, SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, wait_rc(pid, 5000));
+	if (between)
+		ASSERT_EQ(0, mock_cmd(&self->m, between));
+	ASSERT_EQ(0, wait_rc(spawn(NULL, self->err2, again), 60000));
+	ASSERT_EQ(0, consume(&self->m, topic, 4, self->out));
+	check_topic(self->in, self->out, self->lines, false, c);
+}
+
+/*
  * SIGKILL while every broker is down, with the ring in a file: the
  * restarted bringcat (nothing more to read) delivers all of it, once.
  */
@@ -600,9 +625,7 @@ TEST_F_TIMEOUT(kafka, sigkill_with_brokers_down_then_restart_delivers_all, 120)
 	const char *again[] = { self->mode, "-s", "-b", self->ringspec, "-i",
 				"file:/dev/null", "-o", uri, BACKOFF_OPTS,
 				NULL };
-	char all_in[64];
 	struct check c;
-	pid_t pid;
 
 	/* The waits while brokers are down: faults_mid_stream, every mode. */
 	URING_ONLY();
@@ -611,23 +634,17 @@ TEST_F_TIMEOUT(kafka, sigkill_with_brokers_down_then_restart_delivers_all, 120)
 	ASSERT_EQ(0, mock_cmd(&self->m, "topic k 4 3"));
 	ASSERT_EQ(0, mock_cmd(&self->m, "down all"));
 	sink_uri(uri, sizeof(uri), &self->m, "k", NULL);
-	pid = spawn(NULL, self->err, args);
-	/* All of it read into the ring (and waiting there). */
-	snprintf(all_in, sizeof(all_in), " in %u msgs", self->lines);
-	ASSERT_TRUE(wait_text(self->err, all_in, 20000));
-	kill(pid, SIGKILL);
-	EXPECT_EQ(128 + SIGKILL, wait_rc(pid, 5000));
-	ASSERT_EQ(0, mock_cmd(&self->m, "up all"));
-	ASSERT_EQ(0, wait_rc(spawn(NULL, self->err2, again), 60000));
-	ASSERT_EQ(0, consume(&self->m, "k", 4, self->out));
-	check_topic(self->in, self->out, self->lines, false, &c);
+	kill_once_all_in(_metadata, self, args, again, "k", "up all", &c);
 	/* Nothing could be persisted before the kill: no duplicate either. */
 	EXPECT_EXACT(c);
 }
 
 /*
  * SIGKILL mid-stream with brokers up: duplicates only of what may have
- * been persisted (sent and not yet acknowledged), none lost.
+ * been persisted (sent and not yet acknowledged), none lost. Killed once
+ * the whole file is in the ring (what the first run never read, the
+ * restart cannot ship), while the sink, 200 messages per 20 ms round
+ * trip, is busy delivering it.
  */
 TEST_F_TIMEOUT(kafka, sigkill_mid_stream_loses_nothing, 120)
 {
@@ -638,9 +655,7 @@ TEST_F_TIMEOUT(kafka, sigkill_mid_stream_loses_nothing, 120)
 			       NULL };
 	const char *again[] = { self->mode, "-s", "-b", self->ringspec, "-i",
 				"file:/dev/null", "-o", uri, NULL };
-	char all_in[64];
 	struct check c;
-	pid_t pid;
 
 	URING_ONLY();
 	PLAIN_RUN();
@@ -648,19 +663,7 @@ TEST_F_TIMEOUT(kafka, sigkill_mid_stream_loses_nothing, 120)
 	ASSERT_EQ(0, mock_cmd(&self->m, "topic m 4 3"));
 	ASSERT_EQ(0, mock_cmd(&self->m, "rtt all 20"));
 	sink_uri(uri, sizeof(uri), &self->m, "m", NULL);
-	pid = spawn(NULL, self->err, args);
-	/*
-	 * Killed once the whole file is in the ring (what the first run
-	 * never read, the restart cannot ship), while the sink, 200
-	 * messages per 20 ms round trip, is busy delivering it.
-	 */
-	snprintf(all_in, sizeof(all_in), " in %u msgs", self->lines);
-	ASSERT_TRUE(wait_text(self->err, all_in, 30000));
-	kill(pid, SIGKILL);
-	wait_rc(pid, 5000);
-	ASSERT_EQ(0, wait_rc(spawn(NULL, self->err2, again), 60000));
-	ASSERT_EQ(0, consume(&self->m, "m", 4, self->out));
-	check_topic(self->in, self->out, self->lines, false, &c);
+	kill_once_all_in(_metadata, self, args, again, "m", NULL, &c);
 	TH_LOG("%u duplicates (at most the 200 librdkafka held)", c.dups);
 	EXPECT_EQ(0, c.missing);
 	EXPECT_EQ(0, c.bad);
