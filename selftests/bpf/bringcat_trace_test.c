@@ -163,14 +163,7 @@ FIXTURE(bc)
 	const char *flag;
 };
 
-FIXTURE_VARIANT(bc)
-{
-	enum io_mode mode;
-};
-
-FIXTURE_VARIANT_ADD(bc, uring) { .mode = IO_MODE_URING, };
-FIXTURE_VARIANT_ADD(bc, fallback) { .mode = IO_MODE_FALLBACK, };
-FIXTURE_VARIANT_ADD(bc, eventfd) { .mode = IO_MODE_EVENTFD, };
+IO_MODE_VARIANTS(bc);
 
 FIXTURE_SETUP(bc)
 {

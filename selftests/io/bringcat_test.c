@@ -261,25 +261,9 @@ FIXTURE(io)
 	const char *mode;
 };
 
-FIXTURE_VARIANT(io)
-{
-	enum io_mode mode;
-};
-
-FIXTURE_VARIANT_ADD(io, uring) { .mode = IO_MODE_URING, };
-FIXTURE_VARIANT_ADD(io, fallback) { .mode = IO_MODE_FALLBACK, };
-/* io_uring whose ring waits go through the ring's eventfd */
-FIXTURE_VARIANT_ADD(io, eventfd) { .mode = IO_MODE_EVENTFD, };
+IO_MODE_VARIANTS(io);
 
 enum { IN, OUT, ERR1, ERR2, OUT2, IN2, SCRATCH, FIFO };
-
-/* bring_io_opts.flags for the variant's io mode. */
-static unsigned int io_mode_flags(const FIXTURE_VARIANT(io) *variant)
-{
-	return variant->mode == IO_MODE_FALLBACK ? BRING_IO_NO_URING :
-	       variant->mode == IO_MODE_EVENTFD	 ? BRING_IO_NO_FUTEX_WAIT :
-						   0;
-}
 
 FIXTURE_SETUP(io)
 {
@@ -1377,7 +1361,7 @@ static void records_case(struct __test_metadata *_metadata,
 	size_t len;
 	char *got;
 	BRING_IO_OPTS(o, .flags = flags | BRING_IO_QUIET |
-			       io_mode_flags(variant));
+			       io_mode_io_flags(variant->mode));
 
 	ASSERT_NE_NULL(r);
 	rd = bring_reader_open(r, "check");
@@ -1464,7 +1448,7 @@ TEST_F(io, empty_line_is_empty_record)
 	long recs, multi;
 	size_t len;
 	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET |
-			       io_mode_flags(variant));
+			       io_mode_io_flags(variant->mode));
 
 	ASSERT_NE_NULL(rd);
 	ASSERT_EQ(0, spew(self->path[IN], "\n", 1));
@@ -1493,7 +1477,7 @@ TEST_F(io, empty_line_is_empty_record)
 TEST_F(io, two_loops_share_one_ring)
 {
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode));
 	struct bring *r = bring_new(4096, &ro);
 	char src[PATH_MAX + 8], dst[PATH_MAX + 8], *text, *p;
 	struct io_thread in = { 0 }, out = { 0 };
@@ -1742,7 +1726,7 @@ static long long accept_to_file(int lfd, const char *path);
 TEST_F(io, endpoint_stats_api)
 {
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode));
 	struct bring_io_endpoint_stats es = { .sz = sizeof(es) };
 	struct bring_io_stats st = { .sz = sizeof(st) };
 	struct bring *r = bring_new(1 << 20, &ro);
@@ -1855,7 +1839,7 @@ TEST_F(io, ring_error_fails_the_run)
 	bring_print_fn_t old_print, old_io_print;
 	struct bring_io *io;
 	struct bring *r;
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode));
 
 	snprintf(ring, sizeof(ring), "%s.ring", self->path[SCRATCH]);
 	r = bring_open(ring, 1 << 20, &ro);
@@ -1951,7 +1935,7 @@ static void stop_while_full(struct __test_metadata *_metadata,
 	uint64_t t0;
 	int p[2], err;
 	BRING_IO_OPTS(o, .flags = flags | BRING_IO_QUIET |
-			       io_mode_flags(variant));
+			       io_mode_io_flags(variant->mode));
 
 	ASSERT_NE_NULL(r);
 	rd = bring_reader_open(r, "idle"); /* read only at the end */
@@ -2244,7 +2228,7 @@ TEST_F(io, thread_start_failure_stops_the_others)
 	char in[PATH_MAX + 8], out[PATH_MAX + 8], out2[PATH_MAX + 8];
 	const char *uris[] = { out, out2, "tcp-listen:127.0.0.1:0", in };
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_flags(variant));
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode));
 	bring_print_fn_t old;
 	struct io_thread t;
 	struct timespec ts;
@@ -2402,7 +2386,7 @@ TEST_F(io, app_lines_and_chunk_records_mix)
 	pthread_t th, fh, ah;
 	size_t n = 0, len;
 	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET |
-			       io_mode_flags(variant));
+			       io_mode_io_flags(variant->mode));
 
 	for (i = 0; i < src_lines; i++)
 		n += sprintf(in + n, "src %08ld\n", i);

@@ -194,14 +194,7 @@ FIXTURE(cap)
 	char path[PATH_MAX];
 };
 
-FIXTURE_VARIANT(cap)
-{
-	enum io_mode mode;
-};
-
-FIXTURE_VARIANT_ADD(cap, uring) { .mode = IO_MODE_URING, };
-FIXTURE_VARIANT_ADD(cap, fallback) { .mode = IO_MODE_FALLBACK, };
-FIXTURE_VARIANT_ADD(cap, eventfd) { .mode = IO_MODE_EVENTFD, };
+IO_MODE_VARIANTS(cap);
 
 FIXTURE_SETUP(cap)
 {
@@ -220,13 +213,6 @@ FIXTURE_TEARDOWN(cap)
 	rmdir(self->dir);
 }
 
-static unsigned int mode_flags(enum io_mode mode)
-{
-	return mode == IO_MODE_FALLBACK ? BRING_IO_NO_URING :
-	       mode == IO_MODE_EVENTFD	? BRING_IO_NO_FUTEX_WAIT :
-					  0;
-}
-
 struct fill_case {
 	unsigned int clients;
 	bool udp;
@@ -243,7 +229,7 @@ static void fill_case(struct __test_metadata *_metadata, const char *path,
 		      enum io_mode mode, const struct fill_case *fc)
 {
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | mode_flags(mode),
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(mode),
 		      .framing = fc->framing);
 	struct bring_io_stats st = { .sz = sizeof(st) };
 	struct fill f[MAX_CLIENTS];
@@ -379,7 +365,7 @@ TEST_F(cap, udp_datagrams_fill_a_file_ring)
 TEST_F(cap, large_reads_stay_zero_copy)
 {
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | mode_flags(variant->mode));
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode));
 	struct bring_io_stats st = { .sz = sizeof(st) };
 	size_t total = sanitized() ? 1 << 20 : 4 << 20, n = 0, k;
 	struct bring *r = bring_new(8 << 20, &ro);
@@ -526,7 +512,7 @@ static int send_all(int fd, const char *p, size_t n)
  */
 TEST_F(cap, slow_partial_line_is_copied_a_bounded_number_of_times)
 {
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | mode_flags(variant->mode));
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode));
 	size_t held = sanitized() ? 64 << 10 : 256 << 10, n = held;
 	unsigned int i, drips = sanitized() ? 50 : 200;
 	struct bring_io_stats st = { .sz = sizeof(st) };
@@ -578,7 +564,7 @@ struct holder {
 TEST_F(cap, staging_is_capped_across_connections)
 {
 	size_t total = 1 << 20, len = sanitized() ? 128 << 10 : 256 << 10;
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | mode_flags(variant->mode),
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode),
 		      .stage_total = total);
 	struct bring_io_stats st = { .sz = sizeof(st) };
 	uint64_t max_staged = 0, per[MAX_CLIENTS] = { 0 }, sent = 0;
@@ -636,7 +622,7 @@ TEST_F(cap, staging_is_capped_across_connections)
  */
 TEST_F(cap, idle_connection_is_closed)
 {
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | mode_flags(variant->mode),
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode),
 		      .idle_ms = 300);
 	struct bring_io_stats st = { .sz = sizeof(st) };
 	struct loop_case lc = { 0 };

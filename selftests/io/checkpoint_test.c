@@ -30,14 +30,7 @@ FIXTURE(ckpt)
 	unsigned int next; /* next line number */
 };
 
-FIXTURE_VARIANT(ckpt)
-{
-	enum io_mode mode;
-};
-
-FIXTURE_VARIANT_ADD(ckpt, uring) { .mode = IO_MODE_URING, };
-FIXTURE_VARIANT_ADD(ckpt, fallback) { .mode = IO_MODE_FALLBACK, };
-FIXTURE_VARIANT_ADD(ckpt, eventfd) { .mode = IO_MODE_EVENTFD, };
+IO_MODE_VARIANTS(ckpt);
 
 FIXTURE_SETUP(ckpt)
 {

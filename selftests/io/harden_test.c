@@ -138,14 +138,7 @@ FIXTURE(hd)
 	const char *mode;
 };
 
-FIXTURE_VARIANT(hd)
-{
-	enum io_mode mode;
-};
-
-FIXTURE_VARIANT_ADD(hd, uring) { .mode = IO_MODE_URING, };
-FIXTURE_VARIANT_ADD(hd, fallback) { .mode = IO_MODE_FALLBACK, };
-FIXTURE_VARIANT_ADD(hd, eventfd) { .mode = IO_MODE_EVENTFD, };
+IO_MODE_VARIANTS(hd);
 
 FIXTURE_SETUP(hd)
 {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
+#include "bring_io.h"
 #include "io_test_util.h"
 #include "../../io/readers.h"
 
@@ -337,6 +338,13 @@ const char *io_mode_flag(enum io_mode mode, const char *uring_flag)
 	return mode == IO_MODE_FALLBACK ? "--no-uring" :
 	       mode == IO_MODE_EVENTFD	? "--no-futex-wait" :
 					  uring_flag;
+}
+
+unsigned int io_mode_io_flags(enum io_mode mode)
+{
+	return mode == IO_MODE_FALLBACK ? BRING_IO_NO_URING :
+	       mode == IO_MODE_EVENTFD	? BRING_IO_NO_FUTEX_WAIT :
+					  0;
 }
 
 void expect_exit(struct __test_metadata *_metadata, const char *errpath,

@@ -29,6 +29,21 @@ bool uring_works(void);
 enum io_mode { IO_MODE_URING, IO_MODE_FALLBACK, IO_MODE_EVENTFD };
 const char *io_mode_missing(enum io_mode mode);
 const char *io_mode_flag(enum io_mode mode, const char *uring_flag);
+/* The bring_io_opts.flags that select @mode. */
+unsigned int io_mode_io_flags(enum io_mode mode);
+
+/*
+ * Fixture @f's variants, one per io mode: variant->mode. The eventfd
+ * variant is io_uring whose ring waits go through the ring's eventfd.
+ */
+#define IO_MODE_VARIANTS(f)                                               \
+	FIXTURE_VARIANT(f)                                                \
+	{                                                                 \
+		enum io_mode mode;                                        \
+	};                                                                \
+	FIXTURE_VARIANT_ADD(f, uring) { .mode = IO_MODE_URING, };         \
+	FIXTURE_VARIANT_ADD(f, fallback) { .mode = IO_MODE_FALLBACK, };   \
+	FIXTURE_VARIANT_ADD(f, eventfd) { .mode = IO_MODE_EVENTFD, }
 
 uint64_t now_ms(void);
 /* A @type (SOCK_STREAM, SOCK_DGRAM) socket connected to 127.0.0.1:@port,

@@ -43,15 +43,7 @@ FIXTURE(tail)
 	const char *extra; /* start_ring(): one more option, or NULL */
 };
 
-FIXTURE_VARIANT(tail)
-{
-	enum io_mode mode;
-};
-
-FIXTURE_VARIANT_ADD(tail, uring) { .mode = IO_MODE_URING, };
-FIXTURE_VARIANT_ADD(tail, fallback) { .mode = IO_MODE_FALLBACK, };
-/* io_uring whose ring waits go through the ring's eventfd */
-FIXTURE_VARIANT_ADD(tail, eventfd) { .mode = IO_MODE_EVENTFD, };
+IO_MODE_VARIANTS(tail);
 
 FIXTURE_SETUP(tail)
 {

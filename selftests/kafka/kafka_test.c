@@ -272,14 +272,7 @@ FIXTURE(kafka)
 	unsigned int lines;
 };
 
-FIXTURE_VARIANT(kafka)
-{
-	enum io_mode mode;
-};
-
-FIXTURE_VARIANT_ADD(kafka, uring) { .mode = IO_MODE_URING, };
-FIXTURE_VARIANT_ADD(kafka, fallback) { .mode = IO_MODE_FALLBACK, };
-FIXTURE_VARIANT_ADD(kafka, eventfd) { .mode = IO_MODE_EVENTFD, };
+IO_MODE_VARIANTS(kafka);
 
 FIXTURE_SETUP(kafka)
 {
