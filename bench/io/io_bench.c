@@ -21,7 +21,9 @@
  *     io_uring_enter is; a VM without hardware counters says n/a).
  *     The acknowledged hop (bring: -> bring-listen:) is one more pair,
  *     against bringcat's tcp: pair (target >= 0.9x); its sender's ACK
- *     frames per MB are reported.
+ *     frames per MB are reported. So is a receiver serving --metrics
+ *     while a thread scrapes it every 100 ms (target >= 0.95x: the
+ *     metrics page must not slow the data path measurably).
  *  3. 16 TCP clients send 64-byte lines into one bringcat and into one
  *     socat TCP-LISTEN:...,fork (children appending to one file):
  *     messages/s.
@@ -287,6 +289,7 @@ enum pair_id {
 	P_BRINGCAT_NOURING,
 	P_BRINGCAT_8M,
 	P_BRINGCAT_HOP,
+	P_BRINGCAT_METRICS,
 	P_SOCAT,
 	P_SOCAT_B,
 	P_RELAY,
@@ -303,6 +306,8 @@ static const struct pair_desc {
 				 false },
 	[P_BRINGCAT_8M] = { "bringcat (-b mem:8M)", "bringcat_mem8m", false },
 	[P_BRINGCAT_HOP] = { "bringcat bring: (acked)", "bringcat_hop", false },
+	[P_BRINGCAT_METRICS] = { "bringcat --metrics, 10/s", "bringcat_metrics",
+				 false },
 	[P_SOCAT] = { "socat (default)", "socat", true },
 	[P_SOCAT_B] = { "socat -b 262144", "socat_b262144", true },
 	[P_RELAY] = { "relay read/write 64 KiB", "relay", false },
@@ -313,6 +318,16 @@ struct argbuf {
 	const char *argv[MAX_ARGS];
 	char s[4][PATH_MAX + 64];
 };
+
+static bool is_bringcat(enum pair_id id)
+{
+	return id == P_BRINGCAT || id == P_BRINGCAT_NOURING ||
+	       id == P_BRINGCAT_8M || id == P_BRINGCAT_HOP ||
+	       id == P_BRINGCAT_METRICS;
+}
+
+/* The port of the metrics page the P_BRINGCAT_METRICS receiver serves. */
+static int mport;
 
 static void pair_argv(enum pair_id id, bool rx, int port, struct argbuf *a)
 {
@@ -325,6 +340,7 @@ static void pair_argv(enum pair_id id, bool rx, int port, struct argbuf *a)
 	case P_BRINGCAT_NOURING:
 	case P_BRINGCAT_8M:
 	case P_BRINGCAT_HOP:
+	case P_BRINGCAT_METRICS:
 		v[n++] = bringcat;
 		v[n++] = "-q";
 		if (id == P_BRINGCAT_HOP && !rx) /* its hop counters */
@@ -333,6 +349,12 @@ static void pair_argv(enum pair_id id, bool rx, int port, struct argbuf *a)
 			v[n++] = "--no-uring";
 		if (id == P_BRINGCAT_8M) /* a ring that stays in the caches */
 			v[n++] = "--buffer=mem:8M";
+		if (id == P_BRINGCAT_METRICS && rx) {
+			snprintf(a->s[3], sizeof(a->s[3]), "127.0.0.1:%d",
+				 mport);
+			v[n++] = "--metrics";
+			v[n++] = a->s[3];
+		}
 		snprintf(a->s[1], sizeof(a->s[1]), "%s:127.0.0.1:%d",
 			 id == P_BRINGCAT_HOP ? (rx ? "bring-listen" : "bring") :
 			 rx ? "tcp-listen" : "tcp", port);
@@ -381,7 +403,74 @@ struct result {
 	double first, second; /* seconds for the first and second 64 MiB */
 	double calls, misses; /* perf counts of both processes, or -1 */
 	double acks; /* bring: ACK frames the sender received, or -1 */
+	double scrapes; /* GET /metrics answered with 200, or -1 */
 };
+
+/*
+ * A Prometheus server's part for P_BRINGCAT_METRICS: GET /metrics from
+ * the receiver every 100 ms (ten times a Prometheus default of 1 s)
+ * while the pair runs, counting the pages that came back whole (200).
+ */
+struct scraper {
+	pthread_t th;
+	int port;
+	volatile bool stop;
+	unsigned int ok;
+};
+
+static bool scrape_once(int port)
+{
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char buf[65536];
+	size_t len = 0;
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = false;
+
+	if (fd < 0)
+		return false;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    write(fd, req, sizeof(req) - 1) != sizeof(req) - 1)
+		goto out;
+	while (len < sizeof(buf) - 1 &&
+	       (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	ok = !strncmp(buf, "HTTP/1.", 7) && strstr(buf, " 200 ") &&
+	     strstr(buf, "bring_ring_capacity_bytes");
+out:
+	close(fd);
+	return ok;
+}
+
+static void *scraper_run(void *arg)
+{
+	struct scraper *sc = arg;
+
+	while (!sc->stop) {
+		if (scrape_once(sc->port))
+			sc->ok++;
+		sleep_ms(100);
+	}
+	return NULL;
+}
+
+static void scraper_start(struct scraper *sc, int port)
+{
+	sc->port = port;
+	sc->stop = false;
+	sc->ok = 0;
+	pthread_create(&sc->th, NULL, scraper_run, sc);
+}
+
+static void scraper_stop(struct scraper *sc)
+{
+	sc->stop = true;
+	pthread_join(sc->th, NULL);
+}
 
 #define TOUCH_MIB 64 /* the first and the second 64 MiB of a fresh pair */
 
@@ -434,12 +523,16 @@ static int run_pair(enum pair_id id, bool count, struct result *res)
 {
 	struct proc rx, tx;
 	struct argbuf ra, ta;
+	struct scraper sc = { 0 };
 	double t0, t1 = 0, end, t64 = 0, t128 = 0;
 	off_t sz, m64 = (off_t)TOUCH_MIB << 20;
 	int port = free_port();
 	bool ok;
 
 	unlink(out_path);
+	do
+		mport = free_port();
+	while (mport == port);
 	pair_argv(id, true, port, &ra);
 	pair_argv(id, false, port, &ta);
 	start(&rx, ra.argv, count, "rx");
@@ -449,6 +542,8 @@ static int run_pair(enum pair_id id, bool count, struct result *res)
 		stop(&rx);
 		return -1;
 	}
+	if (id == P_BRINGCAT_METRICS)
+		scraper_start(&sc, mport);
 	t0 = now();
 	start(&tx, ta.argv, count, "tx");
 	end = t0 + 60 + in_size / 10e6; /* >= 10 MB/s or it hangs */
@@ -467,8 +562,9 @@ static int run_pair(enum pair_id id, bool count, struct result *res)
 		sleep_ms(1);
 	}
 	ok = t1 > 0 && reap(&tx, 30000) && !tx.rc;
-	if (id == P_BRINGCAT || id == P_BRINGCAT_NOURING ||
-	    id == P_BRINGCAT_8M || id == P_BRINGCAT_HOP || !ok)
+	if (id == P_BRINGCAT_METRICS)
+		scraper_stop(&sc);
+	if (is_bringcat(id) || !ok)
 		ok = stop(&rx) && ok;
 	else
 		ok = reap(&rx, 10000) && !rx.rc && ok;
@@ -495,6 +591,12 @@ static int run_pair(enum pair_id id, bool count, struct result *res)
 	res->second = res->first > 0 ? t128 - t64 : -1;
 	res->calls = res->misses = -1;
 	res->acks = id == P_BRINGCAT_HOP ? hop_acks_logged() : -1;
+	res->scrapes = id == P_BRINGCAT_METRICS ? (double)sc.ok : -1;
+	if (id == P_BRINGCAT_METRICS && !sc.ok) {
+		fprintf(stderr, "io_bench: %s: no scrape of /metrics succeeded\n",
+			pairs[id].name);
+		return -1;
+	}
 	if (count) {
 		res->calls = perf_pair(&rx, &tx, "raw_syscalls:sys_enter");
 		res->misses = perf_pair(&rx, &tx, "cache-misses");
@@ -851,7 +953,7 @@ int main(void)
 	double flt[NR_PAIRS][MAX_ROUNDS], touch[NR_PAIRS][MAX_ROUNDS];
 	struct pair_stats ps[NR_PAIRS] = { 0 };
 	double cl_rate[2][MAX_ROUNDS], cl_med[2] = { -1, -1 }, lo, hi, mb;
-	double hop_acks = -1;
+	double hop_acks = -1, scrapes = -1;
 	long torn[2] = { 0 };
 	char *bufs[CLIENTS];
 	struct result res;
@@ -905,6 +1007,8 @@ int main(void)
 			touch[i][r] = res.first > 0 ? res.first / res.second : -1;
 			if (i == P_BRINGCAT_HOP)
 				hop_acks = res.acks;
+			if (i == P_BRINGCAT_METRICS)
+				scrapes = res.scrapes;
 		}
 	}
 	/* System calls: one untimed run of each pair under perf stat. */
@@ -1010,6 +1114,7 @@ int main(void)
 		double t4 = have_socat ? cl_med[0] / cl_med[1] : NAN;
 		const struct pair_stats *h = &ps[P_BRINGCAT_HOP];
 		double thop = h->mbps / b->mbps;
+		double tmet = ps[P_BRINGCAT_METRICS].mbps / b->mbps;
 
 		printf("\n  targets (reported, not enforced; best of %u rounds each)\n",
 		       rounds);
@@ -1032,6 +1137,8 @@ int main(void)
 		printf("  acked bring: hop vs tcp: hop: %.2fx (target >= 0.9) %s   [%.2f ACK frames/MB]\n",
 		       thop, verdict(thop, 0.9, false),
 		       hop_acks >= 0 ? hop_acks / mb : NAN);
+		printf("  --metrics scraped 10/s vs none: %.2fx (target >= 0.95) %s   [%.0f scrapes in the last round]\n",
+		       tmet, verdict(tmet, 0.95, false), scrapes);
 		printf("  (bringcat -b mem:8M vs plain relay: %.2fx: the default 64 MiB ring leaves the caches)\n",
 		       ps[P_BRINGCAT_8M].mbps / rl->mbps);
 
@@ -1050,12 +1157,13 @@ int main(void)
 			}
 			fprintf(js, "\n  ],\n  \"clients\": { \"clients\": %d, \"lines\": %u, \"bringcat_msgs_per_s\": %.0f, \"socat_msgs_per_s\": %.0f, \"socat_torn_lines\": %ld },\n",
 				CLIENTS, lines, cl_med[0], cl_med[1], torn[1]);
-			fprintf(js, "  \"targets\": { \"vs_relay\": %.3f, \"vs_socat\": %.3f, \"vs_socat_b262144\": %.3f, \"first_vs_second_64mib\": %.3f, \"syscalls_vs_socat\": %.4f, \"clients_vs_socat\": %.3f, \"hop_vs_tcp\": %.3f, \"hop_acks_per_mb\": %.3f },\n  \"failed\": %d\n}\n",
+			fprintf(js, "  \"targets\": { \"vs_relay\": %.3f, \"vs_socat\": %.3f, \"vs_socat_b262144\": %.3f, \"first_vs_second_64mib\": %.3f, \"syscalls_vs_socat\": %.4f, \"clients_vs_socat\": %.3f, \"hop_vs_tcp\": %.3f, \"hop_acks_per_mb\": %.3f, \"metrics_vs_none\": %.3f },\n  \"failed\": %d\n}\n",
 				isnan(t1) ? -1 : t1, isnan(t2) ? -1 : t2,
 				isnan(t5) ? -1 : t5, b->touch,
 				isnan(t3) ? -1 : t3, isnan(t4) ? -1 : t4,
 				isnan(thop) ? -1 : thop,
-				hop_acks >= 0 ? hop_acks / mb : -1, failed);
+				hop_acks >= 0 ? hop_acks / mb : -1,
+				isnan(tmet) ? -1 : tmet, failed);
 			fclose(js);
 		}
 	}
