@@ -13,7 +13,9 @@
  *     wait4(); the mock's own CPU is not counted).
  *  2. Source: the topic bringcat filled is read into a file by bringcat
  *     -i kafka:...?group= (a consumer group: the mock forms it in ~3 s,
- *     reported apart) and by kcat -C -o beginning -e (no group).
+ *     reported apart), by the same with a file ring (-b file:, the
+ *     exactly-once source: offsets stored as writer marks) and by kcat
+ *     -C -o beginning -e (no group).
  *
  * Checked: bringcat's and plain_producer's delivered counts, the files
  * the sources wrote (byte count). A wrong count is a failed bench.
