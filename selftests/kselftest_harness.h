@@ -23,7 +23,9 @@
  * take a "struct __test_metadata *_metadata" argument.
  *
  * Every test runs setup, body and teardown in a forked child, killed with
- * its process group after its timeout (TEST_TIMEOUT_DEFAULT, 30 s). Output
+ * its process group after its timeout (TEST_TIMEOUT_DEFAULT, 30 s; three
+ * times as long when BRING_SANITIZED is set: a timeout detects a hang, and
+ * sanitized code on a busy machine is that much slower). Output
  * is TAP 13; exit status 0 when nothing failed, 1 (KSFT_FAIL) when
  * something did, 4 (KSFT_SKIP) when every test was skipped. Options:
  * -f/-F fixture, -v/-V variant, -t/-T test (lower case selects, upper case
@@ -750,7 +752,8 @@ static __th_unused int __th_run(const struct __th_test *t,
 				struct __th_shared *sh, const sigset_t *mask)
 {
 	struct __test_metadata m = { .name = t->name, .shared = sh };
-	unsigned int timeout = t->timeout ? t->timeout : TEST_TIMEOUT_DEFAULT;
+	unsigned int timeout = (t->timeout ? t->timeout : TEST_TIMEOUT_DEFAULT) *
+			       (getenv("BRING_SANITIZED") ? 3 : 1);
 	int status = 0, waited = -1, res = __TH_FAIL, code, sig;
 	pid_t pid, parent = getpid();
 	const char *why = "";
