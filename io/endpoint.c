@@ -321,6 +321,32 @@ void ep_unlink(struct source *src)
 	src->ino = 0;
 }
 
+/*
+ * A TCP or UDP socket connected to itself. Nobody listening on a local
+ * port of the ephemeral range: the kernel may pick that very port for
+ * the connecting end, and a TCP connect then "succeeds" by simultaneous
+ * open (a UDP one always does). What the sink then sent would go
+ * nowhere, and the port would stay taken from the collector that comes
+ * later. true for such a socket, whose close is then made abortive (no
+ * TIME_WAIT holding the port for a minute): the caller closes it and
+ * counts it as refused.
+ */
+bool ep_refuse_self_connect(int fd)
+{
+	struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
+	struct sockaddr_storage a, b;
+	socklen_t la = sizeof(a), lb = sizeof(b);
+
+	if (getsockname(fd, (struct sockaddr *)&a, &la) ||
+	    getpeername(fd, (struct sockaddr *)&b, &lb) || la != lb ||
+	    (a.ss_family != AF_INET && a.ss_family != AF_INET6) ||
+	    memcmp(&a, &b, la))
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close,
+		   sizeof(abort_close));
+	return true;
+}
+
 int ep_connect(const struct endpoint *ep)
 {
 	int fd, one = 1, err;
@@ -332,6 +358,10 @@ int ep_connect(const struct endpoint *ep)
 		err = -errno;
 		close(fd);
 		return err;
+	}
+	if (ep_refuse_self_connect(fd)) {
+		close(fd);
+		return -ECONNREFUSED;
 	}
 	if (ep->kind == EP_TCP)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

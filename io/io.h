@@ -356,6 +356,7 @@ int ep_parse(struct endpoint *ep, const char *uri, bool source);
 void ep_free(struct endpoint *ep);
 int ep_listen(struct endpoint *ep, int *port);
 int ep_connect(const struct endpoint *ep);
+bool ep_refuse_self_connect(int fd);
 void ep_unlink(struct source *src);
 int ep_open_sink(struct endpoint *ep, bool *sock);
 int ep_open_file_source(struct endpoint *ep);

@@ -862,6 +862,8 @@ static void on_timer(struct loop *l, struct sink *s)
 
 static void on_connect(struct loop *l, struct sink *s, int res)
 {
+	if (!res && ep_refuse_self_connect(s->fd))
+		res = -ECONNREFUSED;
 	if (res < 0) {
 		sink_connect_failed(s, res);
 		sink_close_fd(s);

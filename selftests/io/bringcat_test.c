@@ -2885,6 +2885,22 @@ TEST_F(io, net_errors)
 
 }
 
+/* A socket bound to 127.0.0.1:@port (SO_REUSEADDR), or -1. */
+static int listen_on_loopback(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 /* Accept one connection on @lfd and read it to its end into @path. */
 static long long accept_to_file(int lfd, const char *path)
 {
@@ -2910,17 +2926,22 @@ static long long accept_to_file(int lfd, const char *path)
  * A stream sink whose collector is not up at start: said at once in one
  * line, retried with backoff (no line per attempt), and everything is
  * sent once the collector comes. @how: "tcp", "unix" (no socket file),
- * "stale" (a socket file nobody listens on).
+ * "stale" (a socket file nobody listens on), "self" (tcp to a port of
+ * the ephemeral range, in a network namespace whose range is that port
+ * and the next: about every other connect is given that very port as
+ * its own, and would connect to itself).
  */
+#define SELF_PORT 40000
 static void collector_late_case(struct __test_metadata *_metadata,
 				FIXTURE_DATA(io) *self, const char *how)
 {
 	char sink[PATH_MAX + 16], sock[PATH_MAX];
 	const char *a[] = { self->mode, "-i", "-", "-o", sink, NULL };
-	const char *lines = "before the collector\nwas up\n";
-	bool unix_ep = strcmp(how, "tcp") != 0;
+	const char *lines = "before the collector\nwas up\n", *why;
+	bool unix_ep = !strcmp(how, "unix") || !strcmp(how, "stale");
+	bool self_ep = !strcmp(how, "self");
 	struct sockaddr_un sun;
-	int lfd = -1, port = 0;
+	int lfd = -1, port = 0, i;
 	size_t len;
 	char *err, *got;
 	pid_t pid;
@@ -2931,6 +2952,12 @@ static void collector_late_case(struct __test_metadata *_metadata,
 		ASSERT_EQ(0, make_stale_socket(sock));
 	if (unix_ep) {
 		snprintf(sink, sizeof(sink), "unix:%s", sock);
+	} else if (self_ep) {
+		why = netns_with_ephemeral_ports(SELF_PORT, SELF_PORT + 1);
+		if (why)
+			SKIP(return, "%s", why);
+		port = SELF_PORT; /* not held: the sink may pick it */
+		snprintf(sink, sizeof(sink), "tcp:127.0.0.1:%d", port);
 	} else {
 		port = reserve_port(&lfd);
 		ASSERT_GT(port, 0);
@@ -2939,7 +2966,8 @@ static void collector_late_case(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, spew(self->path[IN], lines, strlen(lines)));
 	pid = spawn(self->path[IN], self->path[ERR1], a);
 	ASSERT_TRUE(wait_text(self->path[ERR1], "retrying until it is up", 5000));
-	usleep(400 * 1000); /* several attempts fail meanwhile */
+	/* several attempts fail meanwhile (backoff 50 ms, doubling) */
+	usleep((self_ep ? 1600 : 400) * 1000);
 	EXPECT_EQ(0, waitpid(pid, NULL, WNOHANG)) /* still running */
 		TH_LOG("bringcat exited instead of waiting for its collector");
 	if (unix_ep) {
@@ -2947,6 +2975,14 @@ static void collector_late_case(struct __test_metadata *_metadata,
 		lfd = socket(AF_UNIX, SOCK_STREAM, 0);
 		ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&sun,
 				  unix_addr(&sun, sock)));
+	} else if (self_ep) {
+		/* The sink may hold the port for a moment, connected to itself. */
+		for (i = 0; i < 200 && lfd < 0; i++) {
+			lfd = listen_on_loopback(port);
+			if (lfd < 0)
+				usleep(10 * 1000);
+		}
+		ASSERT_LE(0, lfd) TH_LOG("port %d stays taken", port);
 	}
 	ASSERT_EQ(0, listen(lfd, 4));
 	EXPECT_EQ((long long)strlen(lines),
@@ -2973,6 +3009,12 @@ static void collector_late_case(struct __test_metadata *_metadata,
 TEST_F(io, tcp_sink_waits_for_its_collector_at_start)
 {
 	collector_late_case(_metadata, self, "tcp");
+}
+
+/* A connect the kernel answers with the sink's own port is refused. */
+TEST_F(io, tcp_sink_never_connects_to_itself)
+{
+	collector_late_case(_metadata, self, "self");
 }
 
 TEST_F(io, unix_sink_waits_for_its_socket_at_start)

@@ -5,9 +5,12 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <net/if.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -81,6 +84,29 @@ int reserve_port(int *fd)
 		return -1;
 	}
 	return ntohs(sa.sin_port);
+}
+
+const char *netns_with_ephemeral_ports(int lo, int hi)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	char range[32];
+	int fd, ok;
+
+	if (unshare(CLONE_NEWNET))
+		return "cannot make a network namespace (unshare CLONE_NEWNET)";
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ok = fd >= 0 && !ioctl(fd, SIOCGIFFLAGS, &ifr);
+	ifr.ifr_flags |= IFF_UP;
+	ok = ok && !ioctl(fd, SIOCSIFFLAGS, &ifr);
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return "cannot bring up lo in a new network namespace";
+	snprintf(range, sizeof(range), "%d %d\n", lo, hi);
+	if (spew("/proc/sys/net/ipv4/ip_local_port_range", range,
+		 strlen(range)))
+		return "cannot set net.ipv4.ip_local_port_range";
+	return NULL;
 }
 
 pid_t spawn(const char *in, const char *err, const char **args)

@@ -58,6 +58,12 @@ int loopback_to(int type, int port);
  * close it at the end), or -1.
  */
 int reserve_port(int *fd);
+/*
+ * Move this process into a network namespace of its own, loopback up,
+ * whose connects take their local port from @lo..@hi only. NULL, or why
+ * it could not (for a SKIP).
+ */
+const char *netns_with_ephemeral_ports(int lo, int hi);
 /* Start bringcat @args (NULL-terminated) with stdin from @in or /dev/null
  * and stderr to the file @err. */
 pid_t spawn(const char *in, const char *err, const char **args);
