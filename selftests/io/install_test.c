@@ -8,7 +8,9 @@
  *  - every bring_io_*() that include/bring_io.h declares is exported by
  *    libbring_io.so in a LIBBRING_IO_* node, and nothing else is;
  *  - each has a man page naming it, its header and that node, and
- *    bring_io(7) is there; the pages render without groff warnings;
+ *    bring_io(7) is there; the fields of the options and stats structs
+ *    and the BRING_IO_* constants are on the pages; the pages render
+ *    without groff warnings;
  *  - Documentation/examples/shipper.c compiles against the installed
  *    layout with "pkg-config --cflags --libs libbring_io" (and with the
  *    static archives), and ships a file to a file and a TCP client's
@@ -388,6 +390,122 @@ TEST_F(install, every_function_has_a_man_page)
 			       f.name[i], node ? node : "(not exported)");
 		free(page);
 	}
+}
+
+/*
+ * The names of the fields of "struct @name {" in @hdr, one after the
+ * other, NUL-separated in @out (an unnamed bit-field has none); how many.
+ */
+static int struct_fields(const char *hdr, const char *name, char *out,
+			 size_t len)
+{
+	const char *p = strstr(hdr, name), *end, *semi, *start;
+	int n = 0;
+
+	if (!p || !(end = strstr(p, "\n};")))
+		return -1;
+	for (p = strchr(p, '\n'); p && (semi = strchr(p, ';')) && semi < end;
+	     p = semi + 1) {
+		for (start = semi; start > p && (isalnum((unsigned char)start[-1]) ||
+						 start[-1] == '_');)
+			start--;
+		if (start == semi || isdigit((unsigned char)*start) ||
+		    (size_t)(semi - start) + 1 >= len)
+			continue;
+		memcpy(out, start, semi - start);
+		out += semi - start;
+		*out++ = '\0';
+		len -= semi - start + 1;
+		n++;
+	}
+	return n;
+}
+
+/* Is @word in @text, not as part of a longer name? */
+static bool has_word(const char *text, const char *word)
+{
+	size_t n = strlen(word);
+	const char *p;
+
+	for (p = text; (p = strstr(p, word)); p += n)
+		if ((p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_')) &&
+		    !(isalnum((unsigned char)p[n]) || p[n] == '_'))
+			return true;
+	return false;
+}
+
+/*
+ * What bring_io.h declares besides functions is documented too: each
+ * field of the options and stats structs on the page of the function
+ * that takes it, each BRING_IO_* constant on some bring_io page.
+ */
+TEST_F(install, every_field_and_constant_is_documented)
+{
+	static const struct {
+		const char *decl, *page;
+	} structs[] = {
+		{ "struct bring_io_opts {", "bring_io_new" },
+		{ "struct bring_io_stats {", "bring_io_get_stats" },
+		{ "struct bring_io_endpoint_stats {", "bring_io_source_stats" },
+	};
+	char path[PATH_MAX], fields[4096], *hdr, *page, *all, *f;
+	const char *p, *e;
+	size_t len, total = 0;
+	struct funcs fn;
+	unsigned int i;
+	int n, k, checked = 0;
+
+	hdr = slurp(tu_src_path("include/bring_io.h"), &len);
+	ASSERT_NE_NULL(hdr);
+	for (i = 0; i < sizeof(structs) / sizeof(structs[0]); i++) {
+		n = struct_fields(hdr, structs[i].decl, fields, sizeof(fields));
+		ASSERT_LT(2, n) TH_LOG("cannot read %s in bring_io.h",
+				       structs[i].decl);
+		page = man_page(structs[i].page, path, sizeof(path));
+		ASSERT_NE_NULL(page);
+		for (f = fields, k = 0; k < n; f += strlen(f) + 1, k++)
+			EXPECT_TRUE(has_word(page, f))
+				TH_LOG("%s: no word of %.*s's field %s", path,
+				       (int)strlen(structs[i].decl) - 2,
+				       structs[i].decl, f);
+		free(page);
+	}
+	/* Every page of the io layer, one after the other. */
+	ASSERT_LT(0, parse_header(hdr, &fn));
+	all = calloc(1, 1);
+	ASSERT_NE_NULL(all);
+	for (k = 0; k < fn.n; k++) {
+		page = man_page(fn.name[k], path, sizeof(path));
+		if (!page)
+			continue; /* every_function_has_a_man_page says so */
+		len = strlen(page);
+		all = realloc(all, total + len + 1);
+		ASSERT_NE_NULL(all);
+		memcpy(all + total, page, len + 1);
+		total += len;
+		free(page);
+	}
+	page = slurp(prefix_path("share/man/man7/bring_io.7"), &len);
+	ASSERT_NE_NULL(page);
+	all = realloc(all, total + len + 1);
+	ASSERT_NE_NULL(all);
+	memcpy(all + total, page, len + 1);
+	free(page);
+	for (p = hdr; (p = strstr(p, "BRING_IO_")); p = e) {
+		char name[64];
+
+		for (e = p; isalnum((unsigned char)*e) || *e == '_'; e++)
+			;
+		snprintf(name, sizeof(name), "%.*s", (int)(e - p), p);
+		if (!strcmp(name, "BRING_IO_H"))
+			continue; /* the include guard */
+		checked++;
+		EXPECT_TRUE(has_word(all, name))
+			TH_LOG("%s is in no bring_io man page", name);
+	}
+	EXPECT_LT(10, checked);
+	free(all);
+	free(hdr);
 }
 
 /* groff -ww: every warning; man(7) pages, tables (-t). */
