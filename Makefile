@@ -85,15 +85,16 @@ $(LIB_SO): $(LIB_OBJS) $(srctree)/lib/libbring.map
 	$(Q)ln -sf $(notdir $@) $(OUT)/lib/$(LIB_SONAME)
 	$(Q)ln -sf $(LIB_SONAME) $(OUT)/lib/libbring.so
 
-# The .pc names the install paths: regenerated whenever they change.
+# A .pc names the install paths: regenerated whenever they change
+# (lib/libbring.pc, io/libbring_io.pc; io/Build adds to PC_SUBST).
 PC_SUBST = -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	   -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	   -e 's|@LIBS@|$(lib-ldlibs)|'
-$(LIB_PC): $(srctree)/lib/libbring.pc.in Makefile FORCE
+$(OUT)/%.pc: $(srctree)/%.pc.in Makefile FORCE
 	@mkdir -p $(@D)
 	@sed $(PC_SUBST) $< > $@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else \
-		$(if $(findstring printf,$(value msg)),printf '  %-7s %s\n' GEN lib/libbring.pc;) mv $@.tmp $@; fi
+		$(if $(findstring printf,$(value msg)),printf '  %-7s %s\n' GEN $(patsubst $(OUT)/%,%,$@);) mv $@.tmp $@; fi
 FORCE:
 
 lib: $(LIB_A) $(LIB_SO) $(LIB_PC)
@@ -172,16 +173,22 @@ MAN3 := $(wildcard $(srctree)/man/*.3)
 MAN1 := $(wildcard $(srctree)/man/*.1)
 MAN7 := $(wildcard $(srctree)/man/*.7)
 
+# $(call install_lib,LIB.a,LIB.so.VERSION,SONAME): the libraries, the
+# soname link and the link "cc -l" finds.
+install_lib = install -m 644 $(1) $(DESTDIR)$(LIBDIR)/ && \
+	install -m 755 $(2) $(DESTDIR)$(LIBDIR)/ && \
+	ln -sf $(notdir $(2)) $(DESTDIR)$(LIBDIR)/$(3) && \
+	ln -sf $(3) $(DESTDIR)$(LIBDIR)/$(basename $(3))
+
 install: lib
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))install -d $(DESTDIR)$(LIBDIR) \
 		$(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
-	$(Q)install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
-	$(Q)install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
-	$(Q)ln -sf libbring.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
-	$(Q)ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libbring.so
-	$(Q)install -m 644 $(srctree)/include/bring.h $(DESTDIR)$(INCDIR)/
-	$(Q)install -m 644 $(LIB_PC) $(DESTDIR)$(PKGCONFIGDIR)/
+	$(Q)$(call install_lib,$(LIB_A),$(LIB_SO),$(LIB_SONAME))
+	$(Q)$(call install_lib,$(IO_LIB_A),$(IO_LIB_SO),$(IO_LIB_SONAME))
+	$(Q)install -m 644 $(srctree)/include/bring.h \
+		$(srctree)/include/bring_io.h $(DESTDIR)$(INCDIR)/
+	$(Q)install -m 644 $(LIB_PC) $(IO_LIB_PC) $(DESTDIR)$(PKGCONFIGDIR)/
 	$(Q)$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
 	$(Q)$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
 	$(Q)$(if $(MAN7),install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
