@@ -196,7 +196,8 @@ install: lib
 		install -m 755 $(addprefix $(OUT)/,$(install-progs)) $(DESTDIR)$(BINDIR)/)
 
 clean:
-	$(call msg,CLEAN,$(OUT))rm -rf $(OUT)/lib/*.o $(OUT)/lib/*.d $(OUT)/lib/libbring.* \
+	$(call msg,CLEAN,$(OUT))rm -rf $(OUT)/lib/*.o $(OUT)/lib/*.d $(LIB_A) $(LIB_SO) \
+		$(OUT)/lib/$(LIB_SONAME) $(OUT)/lib/libbring.so $(LIB_PC) \
 		$(SELFTESTS) $(BENCHES) $(TOOLS) $(clean-extra) $(TEST_DESTDIR)
 	$(Q)find $(OUT) -name '*.d' -o -name '*.o' | grep -v '^$(OUT)/\.git' | xargs rm -f
 
