@@ -80,6 +80,9 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 			if (((const char *)opts)[sz])
 				goto fail;
 	}
+	/* A newer caller's flag this library does not know: refused too. */
+	if (io->o.flags & ~IO_KNOWN_FLAGS)
+		goto fail;
 	if (io->o.on_error < BRING_IO_ON_ERROR_STOP ||
 	    io->o.on_error > BRING_IO_ON_ERROR_SKIP ||
 	    io->o.framing < BRING_IO_LINES || io->o.framing > BRING_IO_RAW ||

@@ -23,6 +23,8 @@
 #define IO_READ_CHUNK (256U << 10) /* bytes per read beyond max_msg */
 #define IO_STAGE_MIN (16U << 10) /* staging a connection starts with */
 #define IO_STAGE_TOTAL (64U << 20) /* default cap, all connections */
+/* Every enum bring_io_flags bit this library knows: the highest, times 2, - 1. */
+#define IO_KNOWN_FLAGS ((BRING_IO_SYNC_SINKS << 1) - 1U)
 #define IO_READ_PROBE 512 /* polled, nothing waits: a read for EOF/error */
 #define IO_WANT_POLL 0 /* conn_read_want(): nothing waits, poll first */
 #define IO_WANT_EOF (-1) /* conn_read_want(): the peer's end */

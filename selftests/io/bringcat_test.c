@@ -1564,6 +1564,53 @@ TEST_F(io, stats_per_endpoint)
 	free(err);
 }
 
+/*
+ * bring_io_new() refuses what a newer caller might ask of it and it does
+ * not know, with EINVAL: a flag bit past the known ones, a nonzero byte
+ * past the options it knows; zero bytes there are fine.
+ */
+TEST(io_opts_unknown_flags_and_bytes_are_refused)
+{
+	struct {
+		struct bring_io_opts o;
+		uint64_t newer;
+	} big;
+	struct bring *r = bring_new(1 << 20, NULL);
+	struct bring_io *io;
+	unsigned int bit;
+	int err = 0;
+
+	ASSERT_NE_NULL(r);
+	for (bit = 0; bit < 32 && !err; bit++) {
+		BRING_IO_OPTS(o, .flags = 1U << bit);
+
+		errno = 0;
+		io = bring_io_new(r, &o);
+		err = io ? 0 : errno;
+		bring_io_free(io);
+	}
+	/* The known flags are the low ones, and the first unknown fails. */
+	EXPECT_EQ(EINVAL, err);
+	EXPECT_EQ(8 + 1, bit);
+	/* Known and unknown together: refused all the same. */
+	big.o = (struct bring_io_opts){ .sz = sizeof(big.o),
+					.flags = BRING_IO_QUIET | (1U << 31) };
+	errno = 0;
+	EXPECT_NULL(bring_io_new(r, &big.o));
+	EXPECT_EQ(EINVAL, errno);
+	memset(&big, 0, sizeof(big));
+	big.o.sz = sizeof(big);
+	big.newer = 1;
+	errno = 0;
+	EXPECT_NULL(bring_io_new(r, &big.o));
+	EXPECT_EQ(EINVAL, errno);
+	big.newer = 0;
+	io = bring_io_new(r, &big.o);
+	EXPECT_NE_NULL(io);
+	bring_io_free(io);
+	bring_free(r);
+}
+
 /* ---- --metrics ------------------------------------------------------------ */
 
 /*
