@@ -75,8 +75,18 @@ $(LIB_OBJS): $(OUT)/lib/%.o: $(srctree)/lib/%.c
 	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden \
 		$(lib-cflags) -MMD -MP -c -o $@ $<
 
+# A static archive holds one object, linked from all of the library's with
+# its hidden symbols made local: a program linking it statically sees the
+# exported bring_* names only, and no internal name (ring_claim, io_log...)
+# can clash with its own. The shared library gets this from the linker.
+OBJCOPY ?= objcopy
+define static_lib
+	$(call msg,AR,$@)rm -f $@ $@.o && $(LD) -r -o $@.o $^ && \
+		$(OBJCOPY) --localize-hidden $@.o && $(AR) rcs $@ $@.o && rm -f $@.o
+endef
+
 $(LIB_A): $(LIB_OBJS)
-	$(call msg,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+	$(static_lib)
 
 $(LIB_SO): $(LIB_OBJS) $(srctree)/lib/libbring.map
 	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(LIB_SONAME) \
@@ -103,12 +113,14 @@ all: lib
 # ---------------------------------------------------------------------------
 # Programs: every directory below lists programs as "dir-progs" (paths
 # relative to the top, without .c) and extra libraries as "dir-ldlibs".
-# A program is built from its .c plus the objects in "<prog>-objs".
+# A program is built from its .c plus the objects in "<prog>-objs" and the
+# library's objects (not libbring.a, whose internals are local: tests and
+# benchmarks reach into them, e.g. crc32c_test).
 define build_prog
-$(OUT)/$(1): $(srctree)/$(1).c $(addprefix $(OUT)/,$($(1)-objs)) $(LIB_A)
+$(OUT)/$(1): $(srctree)/$(1).c $(addprefix $(OUT)/,$($(1)-objs)) $(LIB_OBJS)
 	@mkdir -p $$(@D)
 	$$(call msg,CC,$$@)$$(CC) $$(ALL_CFLAGS) $(2) -MMD -MP -o $$@ $$< \
-		$(addprefix $(OUT)/,$($(1)-objs)) $$(LIB_A) $$(LDFLAGS) $$(lib-ldlibs) $(3)
+		$(addprefix $(OUT)/,$($(1)-objs)) $$(LIB_OBJS) $$(LDFLAGS) $$(lib-ldlibs) $(3)
 endef
 
 $(OUT)/%.o: $(srctree)/%.c

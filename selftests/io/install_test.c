@@ -355,6 +355,41 @@ TEST_F(install, every_function_exported_in_its_node)
 			       "does not declare", x.name[i]);
 }
 
+/*
+ * The installed static archives define the API and nothing else: their
+ * internals are local (ld -r, objcopy --localize-hidden), so a program
+ * linking them statically cannot clash with an internal name.
+ */
+TEST_F(install, static_archives_export_the_api_only)
+{
+	static const struct {
+		const char *lib, *prefix;
+	} ar[] = { { "lib/libbring.a", "bring_" },
+		   { "lib/libbring_io.a", "bring_io_" } };
+	char cmd[PATH_MAX + 64], line[512], sym[256];
+	unsigned int i, api;
+	FILE *f;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(cmd, sizeof(cmd), "nm -g --defined-only '%s' 2>&1",
+			 prefix_path(ar[i].lib));
+		f = popen(cmd, "r");
+		ASSERT_NE_NULL(f);
+		api = 0;
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "%*s %*c %255s", sym) != 1)
+				continue; /* "member.o:" and blank lines */
+			EXPECT_EQ(0, strncmp(sym, ar[i].prefix,
+					     strlen(ar[i].prefix)))
+				TH_LOG("%s defines %s for all to see", ar[i].lib,
+				       sym);
+			api++;
+		}
+		EXPECT_EQ(0, pclose(f)) TH_LOG("nm %s failed", ar[i].lib);
+		EXPECT_LT(10, api) TH_LOG("%s: %u API symbols", ar[i].lib, api);
+	}
+}
+
 TEST_F(install, every_function_has_a_man_page)
 {
 	char path[PATH_MAX], want[160], *page;
