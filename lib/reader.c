@@ -295,6 +295,8 @@ static void reader_report_damage(struct bring_reader *rd, uint32_t lf)
 		    lf & REC_LEN_MASK, (unsigned long long)r->max_msg);
 }
 
+static void reader_publish(struct bring_reader *rd);
+
 /*
  * Collect up to @nr committed messages from the reader's cursor, at most
  * @max_bytes of payload (0: no limit) unless it is the first message.
@@ -305,7 +307,7 @@ static unsigned int reader_collect(struct bring_reader *rd,
 				   size_t max_bytes, enum collect_stop *stop)
 {
 	struct bring *r = rd->ring;
-	uint64_t pos = rd->pos, bytes = 0, head;
+	uint64_t pos = rd->pos, start = rd->pos, bytes = 0, head;
 	unsigned int n = 0;
 
 	*stop = STOP_NOT_READY;
@@ -359,6 +361,14 @@ static unsigned int reader_collect(struct bring_reader *rd,
 	rd->pend_end = pos;
 	rd->pend_msgs = n;
 	rd->pend_bytes = bytes;
+	/*
+	 * Discards (aborted reservations) in front and nothing after them:
+	 * publish the cursor past them now. No shift would come before more
+	 * data, and until then their bytes would stay held from writers and
+	 * counted as this reader's lag while it sleeps.
+	 */
+	if (!n && rd->pos != start)
+		reader_publish(rd);
 	return n;
 }
 

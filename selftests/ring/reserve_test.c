@@ -160,4 +160,25 @@ TEST_F(ring, aborted_space_is_reclaimed)
 	EXPECT_EQ(1, msg.len);
 }
 
+/*
+ * A reader that finds only an aborted record frees its space at once,
+ * without a shift: a sink whose source aborted its last reservation (a
+ * read that met EOF) gets no further message to shift, and the bytes
+ * stayed held from writers and counted as its lag.
+ */
+TEST_F(ring, reader_passing_an_abort_frees_its_space)
+{
+	struct bring_stats st = { .sz = sizeof(st) };
+	struct bring_resv resv;
+	struct bring_msg msg;
+
+	ASSERT_EQ(0, bring_reserve(self->r, 1000, &resv, 0));
+	ASSERT_EQ(0, bring_abort(self->r, &resv));
+	ASSERT_EQ(0, bring_get_stats(self->r, &st));
+	EXPECT_LT(1000, st.used); /* no reader has passed it yet */
+	EXPECT_EQ(-EAGAIN, bring_next_timeout(self->r, &msg, 0));
+	ASSERT_EQ(0, bring_get_stats(self->r, &st));
+	EXPECT_EQ(0, st.used);
+}
+
 TEST_HARNESS_MAIN
