@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -522,6 +524,661 @@ TEST(staging_cut_keeps_the_next_frame)
 		feed_close(&f);
 	}
 	free(in);
+}
+
+/* ---- bringcat, three io modes ----------------------------------------- */
+
+FIXTURE(sl)
+{
+	char dir[64];
+	char out[PATH_MAX], err[PATH_MAX], sock[PATH_MAX];
+	const char *mode;
+};
+
+FIXTURE_VARIANT(sl)
+{
+	enum io_mode mode;
+};
+
+FIXTURE_VARIANT_ADD(sl, uring) { .mode = IO_MODE_URING, };
+FIXTURE_VARIANT_ADD(sl, fallback) { .mode = IO_MODE_FALLBACK, };
+FIXTURE_VARIANT_ADD(sl, eventfd) { .mode = IO_MODE_EVENTFD, };
+
+FIXTURE_SETUP(sl)
+{
+	find_bringcat();
+	if (access(bringcat, X_OK))
+		SKIP(return, "%s not built", bringcat);
+	if (io_mode_missing(variant->mode))
+		SKIP(return, "%s", io_mode_missing(variant->mode));
+	self->mode = io_mode_flag(variant->mode, "--stats");
+	strcpy(self->dir, "/tmp/syslog_test.XXXXXX");
+	ASSERT_NE_NULL(mkdtemp(self->dir));
+	snprintf(self->out, PATH_MAX, "%s/out", self->dir);
+	snprintf(self->err, PATH_MAX, "%s/err", self->dir);
+	snprintf(self->sock, PATH_MAX, "%s/sock", self->dir);
+}
+
+FIXTURE_TEARDOWN(sl)
+{
+	char cmd[128];
+
+	if (!strncmp(self->dir, "/tmp/syslog_test.", 17)) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", self->dir);
+		if (system(cmd))
+			TH_LOG("could not remove %s", self->dir);
+	}
+}
+
+/* The port a "tcp-listen:...:0" bringcat printed, waiting up to 5 s. */
+static int wait_port(const char *err)
+{
+	uint64_t end = now_ms() + 5000;
+	size_t len;
+
+	while (now_ms() < end) {
+		char *s = slurp(err, &len), *p = s ? strstr(s, "port ") : NULL;
+		int port = p ? atoi(p + 5) : 0;
+
+		free(s);
+		if (port)
+			return port;
+		usleep(5000);
+	}
+	return -1;
+}
+
+static int unix_to(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	size_t n = strlen(path);
+
+	if (n >= sizeof(sun.sun_path))
+		n = sizeof(sun.sun_path) - 1;
+	memcpy(sun.sun_path, path, n);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p = (const char *)p + w;
+		n -= w;
+	}
+	return 0;
+}
+
+/* Until @path holds @size bytes (a tight poll: many short rounds). */
+static bool wait_bytes(const char *path, off_t size, int ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		if (file_size(path) >= size)
+			return true;
+		usleep(200);
+	}
+	return false;
+}
+
+/* Every kind of frame, short: cut at each of its bytes. */
+static size_t short_stream(char *out)
+{
+	size_t n = 0, i;
+
+	n += sprintf(out + n, "<13>a line\n");
+	n += sprintf(out + n, "27 <14>two\nlines\nin one frame");
+	n += sprintf(out + n, "12x not a count\n\n");
+	n += sprintf(out + n, "70 <15>");
+	for (i = 0; i < 66; i++)
+		out[n++] = '0' + i % 10;
+	n += sprintf(out + n, "<16>a line longer than max: ");
+	for (i = 0; i < 60; i++)
+		out[n++] = i % 3 ? '0' + i % 10 : ' ';
+	n += sprintf(out + n, "\n0 9 <17>ok LF\n<18>the end, no LF");
+	return n;
+}
+
+/*
+ * One connection per cut position: the stream's first part, a pause so
+ * that it is read alone, the rest. bringcat writes each message back
+ * with a syslog sink; the file holds the model's output once per cut,
+ * and --stats counts what the model counts.
+ */
+static void cuts_case(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(sl) *self, bool unix_sock)
+{
+	char in[512], fout[PATH_MAX + 8], src[PATH_MAX + 16], *got;
+	const char *args[] = { self->mode, "--stats", "-f", "syslog",
+			       "--max-msg", "64", "-i", src, "-o", fout, NULL };
+	unsigned int step = sanitized() ? 7 : unix_sock ? 3 : 1, cuts = 0;
+	size_t n = short_stream(in), k, len;
+	struct model w;
+	int port = 0, fd, one = 1;
+	pid_t pid;
+
+	model_run(in, n, 64, BRING_IO_SPLIT, &w);
+	snprintf(fout, sizeof(fout), "file:%s", self->out);
+	if (unix_sock)
+		snprintf(src, sizeof(src), "unix-listen:%s", self->sock);
+	else
+		strcpy(src, "tcp-listen:127.0.0.1:0");
+	unlink(self->out);
+	pid = spawn(NULL, self->err, args);
+	if (!unix_sock) {
+		port = wait_port(self->err);
+		ASSERT_GT(port, 0);
+	}
+	for (k = 1; k < n; k += step, cuts++) {
+		uint64_t end = now_ms() + 5000;
+
+		do {
+			fd = unix_sock ? unix_to(self->sock) :
+					 loopback_to(SOCK_STREAM, port);
+		} while (fd < 0 && now_ms() < end && !usleep(2000));
+		ASSERT_GE(fd, 0);
+		if (!unix_sock)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
+		ASSERT_EQ(0, write_all(fd, in, k));
+		usleep(1000);
+		ASSERT_EQ(0, write_all(fd, in + k, n - k));
+		close(fd);
+		/* In order: the next connection once this one is written. */
+		ASSERT_TRUE(wait_bytes(self->out, (cuts + 1) * w.len, 10000));
+	}
+	kill(pid, SIGTERM);
+	ASSERT_EQ(0, wait_rc(pid, 10000));
+	got = slurp(self->out, &len);
+	ASSERT_NE_NULL(got);
+	EXPECT_EQ(cuts * w.len, len);
+	for (k = 0; k < cuts && (k + 1) * w.len <= len; k++)
+		if (memcmp(got + k * w.len, w.out, w.len)) {
+			TH_LOG("connection %zu: \"%.*s\"", k, (int)w.len,
+			       got + k * w.len);
+			EXPECT_TRUE(false);
+			break;
+		}
+	EXPECT_EQ(cuts * w.msgs, final_stat(self->err, NULL, "in "));
+	EXPECT_EQ(cuts * w.msgs, final_stat(self->err, NULL, "out "));
+	EXPECT_EQ(cuts * w.split, final_stat(self->err, NULL, "split "));
+	EXPECT_EQ(cuts * w.dropped, final_stat(self->err, NULL, "dropped "));
+	EXPECT_EQ(cuts * w.bad, final_stat(self->err, NULL, "bad frames "));
+	TH_LOG("%u connections, %lld messages, %lld bad frames each", cuts,
+	       w.msgs, w.bad);
+	free(got);
+	free(w.out);
+}
+
+TEST_F(sl, tcp_frames_cut_at_every_byte)
+{
+	cuts_case(_metadata, self, false);
+}
+
+TEST_F(sl, unix_frames_cut_at_every_third_byte)
+{
+	cuts_case(_metadata, self, true);
+}
+
+/* ---- real peers -------------------------------------------------------- */
+
+/* @argv[0] found on PATH (or given with a '/') and executable. */
+static bool have_prog(const char *prog)
+{
+	char cmd[256];
+
+	if (strchr(prog, '/'))
+		return !access(prog, X_OK);
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", prog);
+	return !system(cmd);
+}
+
+/* Start @argv with stdin from /dev/null, stdout and stderr to @log. */
+static pid_t run_prog(const char *log, const char *const *argv)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid)
+		return pid;
+	fd = open("/dev/null", O_RDONLY);
+	dup2(fd, 0);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	execvp(argv[0], (char *const *)argv);
+	_exit(127);
+}
+
+/* Frames "LEN SP MSG" of @buf: the @i-th message (or NULL), its length. */
+static const char *frame_at(const char *buf, size_t len, size_t *at,
+			    size_t *mlen)
+{
+	char *e;
+
+	if (*at >= len)
+		return NULL;
+	*mlen = strtoul(buf + *at, &e, 10);
+	if (*e != ' ' || (size_t)(e + 1 - buf) + *mlen > len)
+		return NULL;
+	*at = e + 1 - buf + *mlen;
+	return e + 1;
+}
+
+/*
+ * logger(1) from util-linux, octet-counted (--octet-count) and plain
+ * (non-transparent) on one listener: every line arrives as one message,
+ * its syslog header on, no count, no LF.
+ */
+TEST_F(sl, logger_octet_counted_and_plain)
+{
+	static const char *const framings[] = { "--octet-count", NULL,
+						"--octet-count" };
+	char fout[PATH_MAX + 8], lines[PATH_MAX], port_s[16], log[PATH_MAX];
+	const char *args[] = { self->mode, "--stats", "-f", "syslog", "-i",
+			       "tcp-listen:127.0.0.1:0", "-o", fout, NULL };
+	size_t n = 200, i, run, at = 0, mlen, len, want_len = 0;
+	char text[64], *got;
+	const char *m;
+	FILE *f;
+	pid_t pid;
+	int port;
+
+	if (!have_prog("logger"))
+		SKIP(return, "logger (util-linux, bsdutils) not installed");
+	snprintf(fout, sizeof(fout), "file:%s", self->out);
+	snprintf(lines, sizeof(lines), "%s/lines", self->dir);
+	snprintf(log, sizeof(log), "%s/logger.log", self->dir);
+	f = fopen(lines, "w");
+	ASSERT_NE_NULL(f);
+	for (i = 0; i < n; i++)
+		fprintf(f, "%zu %s line %zu\n", 100 + i,
+			i % 2 ? "digits first, then" : "a", i);
+	fclose(f);
+	pid = spawn(NULL, self->err, args);
+	port = wait_port(self->err);
+	ASSERT_GT(port, 0);
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	for (run = 0; run < 3; run++) {
+		const char *largv[] = { "logger", "--tcp", "-n", "127.0.0.1",
+					"-P", port_s, "-t", "syslogtest",
+					"-f", lines, framings[run], NULL };
+
+		ASSERT_EQ(0, wait_rc(run_prog(log, largv), 10000));
+		/* Each run's messages in before the next run's. */
+		got = slurp(self->out, &len);
+		for (i = 0, at = 0; got && frame_at(got, len, &at, &mlen); i++)
+			;
+		free(got);
+		for (uint64_t end = now_ms() + 10000;
+		     i < (run + 1) * n && now_ms() < end; usleep(2000)) {
+			got = slurp(self->out, &len);
+			for (i = 0, at = 0;
+			     got && frame_at(got, len, &at, &mlen); i++)
+				;
+			free(got);
+		}
+	}
+	kill(pid, SIGTERM);
+	ASSERT_EQ(0, wait_rc(pid, 10000));
+	got = slurp(self->out, &len);
+	ASSERT_NE_NULL(got);
+	at = 0;
+	for (i = 0; (m = frame_at(got, len, &at, &mlen)); i++) {
+		snprintf(text, sizeof(text), " %zu %s line %zu", 100 + i % n,
+			 i % n % 2 ? "digits first, then" : "a", i % n);
+		want_len = strlen(text);
+		if (mlen < want_len || m[0] != '<' ||
+		    memcmp(m + mlen - want_len, text, want_len) ||
+		    memchr(m, '\n', mlen)) {
+			TH_LOG("message %zu: \"%.*s\", want \"<...>...%s\"", i,
+			       (int)mlen, m, text);
+			EXPECT_TRUE(false);
+			break;
+		}
+	}
+	EXPECT_EQ(3 * n, i);
+	EXPECT_EQ(len, at); /* nothing after the last frame */
+	EXPECT_EQ(0, final_stat(self->err, NULL, "bad frames "));
+	free(got);
+}
+
+/* Messages for the peers: LFs inside, lengths from 1 to a few KiB. */
+static char **peer_messages(size_t n, size_t *total)
+{
+	char **msg = calloc(n, sizeof(*msg));
+	size_t i, j, k;
+
+	rnd_state = 42;
+	*total = 0;
+	for (i = 0; i < n; i++) {
+		k = i % 10 ? 20 + rnd() % 200 : 1000 + rnd() % 3000;
+		msg[i] = malloc(k + 64);
+		j = sprintf(msg[i], "<13>1 - bring app - - - msg %zu:", i);
+		for (; j < k; j++)
+			msg[i][j] = "abc xyz 0123\n<>[]"[rnd() % 17];
+		msg[i][j - 1] = '.'; /* no trailing LF: peers drop one */
+		msg[i][j] = '\0';
+		*total += j;
+	}
+	return msg;
+}
+
+static void free_messages(char **msg, size_t n)
+{
+	while (n--)
+		free(msg[n]);
+	free(msg);
+}
+
+/* @path holds @msg[0..n) as "LEN SP MSG" frames, in order. */
+static void expect_frames(struct __test_metadata *_metadata,
+			  const char *path, char **msg, size_t n)
+{
+	size_t len, at = 0, mlen, i;
+	char *got = slurp(path, &len);
+	const char *m;
+
+	ASSERT_NE_NULL(got);
+	for (i = 0; i < n && (m = frame_at(got, len, &at, &mlen)); i++)
+		if (mlen != strlen(msg[i]) || memcmp(m, msg[i], mlen)) {
+			TH_LOG("%s: message %zu: \"%.*s\", want \"%s\"", path,
+			       i, (int)mlen, m, msg[i]);
+			break;
+		}
+	EXPECT_EQ(n, i);
+	EXPECT_EQ(len, at);
+	free(got);
+}
+
+/* @path holds @msg[0..n), each followed by LF. */
+static void expect_lines(struct __test_metadata *_metadata, const char *path,
+			 char **msg, size_t n)
+{
+	size_t len, at = 0, i, k;
+	char *got = slurp(path, &len);
+
+	ASSERT_NE_NULL(got);
+	for (i = 0; i < n; i++) {
+		k = strlen(msg[i]);
+		if (at + k + 1 > len || memcmp(got + at, msg[i], k) ||
+		    got[at + k] != '\n') {
+			TH_LOG("%s: message %zu at %zu: \"%.*s\", want \"%s\"",
+			       path, i, at, (int)(len - at < k ? len - at : k),
+			       got + at, msg[i]);
+			break;
+		}
+		at += k + 1;
+	}
+	EXPECT_EQ(n, i);
+	EXPECT_EQ(len, at);
+	free(got);
+}
+
+/* Until @path holds @size bytes or @pid ended; false after 20 s. */
+static bool wait_file(const char *path, off_t size, pid_t pid)
+{
+	uint64_t end = now_ms() + 20000;
+
+	while (now_ms() < end) {
+		if (file_size(path) >= size)
+			return true;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return false;
+		usleep(5000);
+	}
+	return false;
+}
+
+/* Until a TCP connect to @port works; false after 10 s. */
+static bool wait_listening(int port)
+{
+	uint64_t end = now_ms() + 10000;
+	int fd;
+
+	while (now_ms() < end) {
+		fd = loopback_to(SOCK_STREAM, port);
+		if (fd >= 0) {
+			close(fd);
+			return true;
+		}
+		usleep(5000);
+	}
+	return false;
+}
+
+static void stop_peer(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	if (wait_rc(pid, 5000) < 0)
+		kill(pid, SIGKILL);
+}
+
+/*
+ * rsyslog both ways: the test sends octet-counted frames (LFs inside)
+ * into rsyslogd's imtcp; omfwd TCP_Framing="octet-counted" forwards the
+ * bare message to a bringcat tcp-listen: source; bringcat writes them to
+ * a file (LEN SP MSG) and with its syslog sink into a second imtcp,
+ * which omfile writes with the template "%rawmsg%\n". Both hold every
+ * message byte for byte.
+ */
+TEST_F(sl, rsyslog_both_ways)
+{
+	char conf[PATH_MAX], pidf[PATH_MAX], rout[PATH_MAX], log[PATH_MAX],
+		fout[PATH_MAX + 8], back[64];
+	const char *args[] = { self->mode, "--stats", "-f", "syslog", "-i",
+			       "tcp-listen:127.0.0.1:0", "-o", fout, "-o",
+			       back, NULL };
+	size_t n = sanitized() ? 100 : 400, total, i;
+	int in_fd, back_fd, in_port, back_port, port, fd;
+	char **msg = peer_messages(n, &total), hdr[32];
+	pid_t bc, rs;
+	FILE *f;
+
+	if (!have_prog("rsyslogd"))
+		SKIP(return, "rsyslogd not installed (scripts/install-deps.sh)");
+	snprintf(conf, sizeof(conf), "%s/rsyslog.conf", self->dir);
+	snprintf(pidf, sizeof(pidf), "%s/rsyslog.pid", self->dir);
+	snprintf(rout, sizeof(rout), "%s/rsyslog.out", self->dir);
+	snprintf(log, sizeof(log), "%s/rsyslog.log", self->dir);
+	snprintf(fout, sizeof(fout), "file:%s", self->out);
+	in_port = reserve_port(&in_fd);
+	back_port = reserve_port(&back_fd);
+	ASSERT_GT(in_port, 0);
+	ASSERT_GT(back_port, 0);
+	snprintf(back, sizeof(back), "tcp:127.0.0.1:%d", back_port);
+	bc = spawn(NULL, self->err, args);
+	port = wait_port(self->err);
+	ASSERT_GT(port, 0);
+	f = fopen(conf, "w");
+	ASSERT_NE_NULL(f);
+	fprintf(f,
+		"global(workDirectory=\"%s\" maxMessageSize=\"64k\"\n"
+		"       parser.escapeControlCharactersOnReceive=\"off\")\n"
+		"module(load=\"imtcp\")\n"
+		"template(name=\"bare\" type=\"string\" string=\"%%rawmsg%%\")\n"
+		"template(name=\"bareLF\" type=\"string\" string=\"%%rawmsg%%\\n\")\n"
+		"input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"fwd\")\n"
+		"input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"store\")\n"
+		"ruleset(name=\"fwd\") {\n"
+		"  action(type=\"omfwd\" target=\"127.0.0.1\" port=\"%d\"\n"
+		"         protocol=\"tcp\" TCP_Framing=\"octet-counted\" template=\"bare\")\n"
+		"}\n"
+		"ruleset(name=\"store\") {\n"
+		"  action(type=\"omfile\" file=\"%s\" template=\"bareLF\")\n"
+		"}\n",
+		self->dir, in_port, back_port, port, rout);
+	fclose(f);
+	{
+		const char *rargv[] = { "rsyslogd", "-n", "-f", conf, "-i",
+					pidf, NULL };
+
+		rs = run_prog(log, rargv);
+	}
+	ASSERT_TRUE(wait_listening(in_port));
+	ASSERT_TRUE(wait_listening(back_port));
+	close(in_fd);
+	close(back_fd);
+	fd = loopback_to(SOCK_STREAM, in_port);
+	ASSERT_GE(fd, 0);
+	for (i = 0; i < n; i++) {
+		snprintf(hdr, sizeof(hdr), "%zu ", strlen(msg[i]));
+		ASSERT_EQ(0, write_all(fd, hdr, strlen(hdr)));
+		ASSERT_EQ(0, write_all(fd, msg[i], strlen(msg[i])));
+	}
+	close(fd);
+	EXPECT_TRUE(wait_file(rout, total + n, rs));
+	stop_peer(rs);
+	kill(bc, SIGTERM);
+	EXPECT_EQ(0, wait_rc(bc, 10000));
+	expect_frames(_metadata, self->out, msg, n);
+	expect_lines(_metadata, rout, msg, n);
+	EXPECT_EQ(n, final_stat(self->err, NULL, "in "));
+	EXPECT_EQ(0, final_stat(self->err, NULL, "bad frames "));
+	free_messages(msg, n);
+}
+
+/* An unpacked syslog-ng (scripts/unpack-syslog-ng.sh): its root, or NULL. */
+static const char *syslog_ng_root(void)
+{
+	const char *dir = getenv("BRING_SYSLOG_NG");
+	static char path[PATH_MAX];
+
+	if (!dir)
+		dir = "build/syslog-ng";
+	snprintf(path, sizeof(path), "%s/usr/sbin/syslog-ng", dir);
+	return access(path, X_OK) ? NULL : dir;
+}
+
+/*
+ * syslog-ng both ways: its syslog() destination (octet counting, each
+ * MSG ending in an LF it counts in) into a bringcat tcp-listen: source,
+ * lines read by its file source; and a bringcat syslog sink into its
+ * syslog() source (flags(no-parse)), written by a file destination as
+ * "${MSG}\n".
+ */
+TEST_F(sl, syslog_ng_both_ways)
+{
+	char conf[PATH_MAX], rout[PATH_MAX], log[PATH_MAX], lines[PATH_MAX],
+		fout[PATH_MAX + 8], fin[PATH_MAX + 8], back[64], text[64],
+		in[PATH_MAX], bin[PATH_MAX], mods[PATH_MAX], env[3 * PATH_MAX],
+		persist[PATH_MAX], pidf[PATH_MAX], ctl[PATH_MAX], *got;
+	const char *rx[] = { self->mode, "--stats", "-f", "syslog", "-i",
+			     "tcp-listen:127.0.0.1:0", "-o", fout, NULL };
+	const char *tx[] = { self->mode, "-f", "syslog", "-i", fin, "-o",
+			     back, NULL };
+	const char *root = syslog_ng_root(), *m;
+	size_t n = sanitized() ? 50 : 200, total, i, len, at = 0, mlen, k;
+	char **msg = peer_messages(n, &total), err2[PATH_MAX + 8];
+	int back_fd, back_port, port;
+	pid_t bc, bc2, ng;
+	FILE *f;
+
+	if (!root)
+		SKIP(return, "no syslog-ng: scripts/unpack-syslog-ng.sh unpacks one into build/syslog-ng (or set BRING_SYSLOG_NG)");
+	snprintf(conf, sizeof(conf), "%s/ng.conf", self->dir);
+	snprintf(rout, sizeof(rout), "%s/ng.out", self->dir);
+	snprintf(log, sizeof(log), "%s/ng.log", self->dir);
+	snprintf(lines, sizeof(lines), "%s/lines", self->dir);
+	snprintf(in, sizeof(in), "%s/in", self->dir);
+	snprintf(persist, sizeof(persist), "%s/ng.persist", self->dir);
+	snprintf(pidf, sizeof(pidf), "%s/ng.pid", self->dir);
+	snprintf(ctl, sizeof(ctl), "%s/ng.ctl", self->dir);
+	snprintf(err2, sizeof(err2), "%s/err2", self->dir);
+	snprintf(fout, sizeof(fout), "file:%s", self->out);
+	snprintf(fin, sizeof(fin), "file:%s", in);
+	snprintf(bin, sizeof(bin), "%s/usr/sbin/syslog-ng", root);
+	snprintf(mods, sizeof(mods), "--module-path=%s/usr/lib/syslog-ng/3.38",
+		 root);
+	snprintf(env, sizeof(env),
+		 "LD_LIBRARY_PATH=%s/usr/lib:%s/usr/lib/syslog-ng:%s/usr/lib/x86_64-linux-gnu",
+		 root, root, root);
+	f = fopen(lines, "w");
+	ASSERT_NE_NULL(f);
+	for (i = 0; i < n; i++)
+		fprintf(f, "%zu line %zu from a file\n", 7 * i, i);
+	fclose(f);
+	f = fopen(in, "w");
+	ASSERT_NE_NULL(f);
+	for (i = 0; i < n; i++)
+		fprintf(f, "%zu %s", strlen(msg[i]), msg[i]);
+	fclose(f);
+	back_port = reserve_port(&back_fd);
+	ASSERT_GT(back_port, 0);
+	snprintf(back, sizeof(back), "tcp:127.0.0.1:%d", back_port);
+	bc = spawn(NULL, self->err, rx);
+	port = wait_port(self->err);
+	ASSERT_GT(port, 0);
+	f = fopen(conf, "w");
+	ASSERT_NE_NULL(f);
+	fprintf(f,
+		"@version: 3.38\n"
+		"source s_file { file(\"%s\" flags(no-parse) follow-freq(1)); };\n"
+		"destination d_bc { syslog(\"127.0.0.1\" port(%d) transport(\"tcp\")); };\n"
+		"log { source(s_file); destination(d_bc); };\n"
+		"source s_back { syslog(ip(\"127.0.0.1\") port(%d) transport(\"tcp\") flags(no-parse)); };\n"
+		"destination d_file { file(\"%s\" template(\"${MSG}\\n\")); };\n"
+		"log { source(s_back); destination(d_file); };\n",
+		lines, port, back_port, rout);
+	fclose(f);
+	{
+		const char *nargv[] = { "env", env, bin, "-F", "--no-caps",
+					"-f", conf, mods, "-R", persist, "-p",
+					pidf, "-c", ctl, NULL };
+
+		ng = run_prog(log, nargv);
+	}
+	ASSERT_TRUE(wait_listening(back_port));
+	close(back_fd);
+	bc2 = spawn(NULL, err2, tx);
+	EXPECT_EQ(0, wait_rc(bc2, 20000));
+	EXPECT_TRUE(wait_file(rout, total + n, ng));
+	/* The file source's lines, through syslog(), all in. */
+	for (uint64_t end = now_ms() + 20000; now_ms() < end; usleep(5000)) {
+		got = slurp(self->out, &len);
+		for (i = 0, at = 0; got && frame_at(got, len, &at, &mlen); i++)
+			;
+		free(got);
+		if (i >= n)
+			break;
+	}
+	stop_peer(ng);
+	kill(bc, SIGTERM);
+	EXPECT_EQ(0, wait_rc(bc, 10000));
+	expect_lines(_metadata, rout, msg, n);
+	got = slurp(self->out, &len);
+	ASSERT_NE_NULL(got);
+	at = 0;
+	for (i = 0; (m = frame_at(got, len, &at, &mlen)); i++) {
+		snprintf(text, sizeof(text), "] %zu line %zu from a file",
+			 7 * i, i);
+		k = strlen(text);
+		if (mlen < k || m[0] != '<' || memcmp(m + mlen - k, text, k) ||
+		    memchr(m, '\n', mlen)) {
+			TH_LOG("message %zu: \"%.*s\", want \"<...%s\"", i,
+			       (int)mlen, m, text);
+			EXPECT_TRUE(false);
+			break;
+		}
+	}
+	EXPECT_EQ(n, i);
+	EXPECT_EQ(len, at);
+	EXPECT_EQ(0, final_stat(self->err, NULL, "bad frames "));
+	free(got);
+	free_messages(msg, n);
 }
 
 TEST_HARNESS_MAIN
