@@ -43,19 +43,16 @@ echo "fuzz: open_fuzz for ${open_secs} s on $(ls "$out/corpus" | wc -l) seeds"
 	-rss_limit_mb=2048 -print_final_stats=1 \
 	-artifact_prefix="$out/" "$out/corpus"
 
-rm -rf "$out/hop_corpus"
-mkdir -p "$out/hop_corpus"
-cp fuzz/hop_corpus/* "$out/hop_corpus/"
-echo "fuzz: hop_fuzz for ${hop_secs} s on $(ls "$out/hop_corpus" | wc -l) seeds"
-"$out/hop_fuzz" -max_total_time="$hop_secs" -max_len=8192 -timeout=10 \
-	-rss_limit_mb=2048 -print_final_stats=1 \
-	-artifact_prefix="$out/hop-" "$out/hop_corpus"
-
-rm -rf "$out/syslog_corpus"
-mkdir -p "$out/syslog_corpus"
-cp fuzz/syslog_corpus/* "$out/syslog_corpus/"
-echo "fuzz: syslog_fuzz for ${syslog_secs} s on $(ls "$out/syslog_corpus" | wc -l) seeds"
-"$out/syslog_fuzz" -max_total_time="$syslog_secs" -max_len=8192 -timeout=10 \
-	-rss_limit_mb=2048 -print_final_stats=1 \
-	-artifact_prefix="$out/syslog-" "$out/syslog_corpus"
+# run_target NAME SECS: fuzz/NAME_corpus/ copied, then NAME_fuzz on it.
+run_target() {
+	rm -rf "$out/$1_corpus"
+	mkdir -p "$out/$1_corpus"
+	cp fuzz/"$1"_corpus/* "$out/$1_corpus/"
+	echo "fuzz: $1_fuzz for $2 s on $(ls "$out/$1_corpus" | wc -l) seeds"
+	"$out/$1_fuzz" -max_total_time="$2" -max_len=8192 -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$out/$1-" "$out/$1_corpus"
+}
+run_target hop "$hop_secs"
+run_target syslog "$syslog_secs"
 echo "fuzz: no crash in ${secs} s"

@@ -915,15 +915,22 @@ static double run_tail(bool ckpt)
 	return t > 0 ? in_size / 1e6 / t : -1;
 }
 
-static void bench_tail_checkpoint(unsigned int rounds)
+/*
+ * Two variants, @run(0, @arg) and @run(1, @arg), interleaved for @rounds
+ * rounds (a failed run, < 0, fails the bench): the median (min-max) of
+ * each printed as a row named @names[i], with @prec decimals. Returns
+ * the ratio of the first median to the second, or NAN.
+ */
+static double two_way(unsigned int rounds, double (*run)(int i, void *arg),
+		      void *arg, const char *const names[2], int prec)
 {
-	double v[2][MAX_ROUNDS], med[2] = { -1, -1 }, lo[2], hi[2], ratio;
+	double v[2][MAX_ROUNDS], med[2] = { -1, -1 }, lo[2], hi[2];
 	unsigned int r, k[2] = { 0, 0 };
 	int i;
 
 	for (r = 0; r < rounds; r++) {
 		for (i = 0; i < 2; i++) {
-			double x = run_tail(i == 0);
+			double x = run(i, arg);
 
 			if (x < 0)
 				failed = 1;
@@ -931,16 +938,29 @@ static void bench_tail_checkpoint(unsigned int rounds)
 				v[i][k[i]++] = x;
 		}
 	}
-	for (i = 0; i < 2; i++)
-		if (k[i])
-			med[i] = median(v[i], (int)k[i], &lo[i], &hi[i]);
+	for (i = 0; i < 2; i++) {
+		if (!k[i])
+			continue;
+		med[i] = median(v[i], (int)k[i], &lo[i], &hi[i]);
+		printf("  %-26s %9.*f   (%.0f-%.0f)\n", names[i], prec, med[i],
+		       lo[i], hi[i]);
+	}
+	return med[0] > 0 && med[1] > 0 ? med[0] / med[1] : NAN;
+}
+
+static double tail_run(int i, void *arg)
+{
+	return run_tail(i == 0);
+}
+
+static void bench_tail_checkpoint(unsigned int rounds)
+{
+	static const char *const names[] = { "checkpointed",
+					     "--no-checkpoint" };
+	double ratio;
+
 	printf("\n  tail: -> file ring -> file:, one bringcat, MB/s (median, min-max)\n");
-	for (i = 0; i < 2; i++)
-		if (k[i])
-			printf("  %-26s %9.1f   (%.0f-%.0f)\n",
-			       i ? "--no-checkpoint" : "checkpointed", med[i],
-			       lo[i], hi[i]);
-	ratio = med[0] > 0 && med[1] > 0 ? med[0] / med[1] : NAN;
+	ratio = two_way(rounds, tail_run, NULL, names, 1);
 	printf("  checkpoint vs none:         %.2fx (target >= 0.95) %s\n",
 	       ratio, verdict(ratio, 0.95, false));
 }
@@ -1029,48 +1049,44 @@ static bool make_framing_inputs(const char *lines, const char *frames,
 	return ok;
 }
 
+/* bench_syslog()'s two inputs: [0] lines, [1] frames. */
+struct framing_inputs {
+	char path[2][PATH_MAX];
+	size_t size[2], msgs;
+};
+
+static double framing_run(int i, void *arg)
+{
+	struct framing_inputs *in = arg;
+
+	/* syslog first: two_way() gives syslog / lines. */
+	return run_framing(!i, in->path[!i], in->size[!i], in->msgs);
+}
+
 static void bench_syslog(unsigned int rounds, unsigned int mib)
 {
-	size_t msgs = ((size_t)mib << 20) / LINE_LEN, size[2];
-	char lines[PATH_MAX], frames[PATH_MAX];
-	double v[2][MAX_ROUNDS], med[2] = { -1, -1 }, lo[2], hi[2], ratio;
-	unsigned int r, k[2] = { 0, 0 };
-	int i;
+	static const char *const names[] = { "-f syslog (octet counted)",
+					     "-f lines" };
+	struct framing_inputs in = { .msgs = ((size_t)mib << 20) / LINE_LEN };
+	double ratio;
 
-	snprintf(lines, sizeof(lines), "%s.lines", out_path);
-	snprintf(frames, sizeof(frames), "%s.syslog", out_path);
-	size[0] = msgs * LINE_LEN;
-	size[1] = msgs * (LINE_LEN + 2); /* "99 " and the line but its LF */
-	if (!make_framing_inputs(lines, frames, msgs)) {
+	snprintf(in.path[0], sizeof(in.path[0]), "%s.lines", out_path);
+	snprintf(in.path[1], sizeof(in.path[1]), "%s.syslog", out_path);
+	in.size[0] = in.msgs * LINE_LEN;
+	/* "99 " and the line but its LF */
+	in.size[1] = in.msgs * (LINE_LEN + 2);
+	if (!make_framing_inputs(in.path[0], in.path[1], in.msgs)) {
 		failed = 1;
 		goto out;
 	}
-	for (r = 0; r < rounds; r++)
-		for (i = 0; i < 2; i++) {
-			double x = run_framing(i, i ? frames : lines, size[i],
-					       msgs);
-
-			if (x < 0)
-				failed = 1;
-			else
-				v[i][k[i]++] = x;
-		}
-	for (i = 0; i < 2; i++)
-		if (k[i])
-			med[i] = median(v[i], (int)k[i], &lo[i], &hi[i]);
 	printf("\n  -f syslog vs -f lines: %zu messages of 99 bytes, file: -> tcp -> file:,\n  messages/s (median, min-max)\n",
-	       msgs);
-	for (i = 0; i < 2; i++)
-		if (k[i])
-			printf("  %-26s %9.0f   (%.0f-%.0f)\n",
-			       i ? "-f syslog (octet counted)" : "-f lines",
-			       med[i], lo[i], hi[i]);
-	ratio = med[0] > 0 && med[1] > 0 ? med[1] / med[0] : NAN;
+	       in.msgs);
+	ratio = two_way(rounds, framing_run, &in, names, 0);
 	printf("  syslog vs lines:            %.2fx (staging and a copy per message; no target)\n",
 	       ratio);
 out:
-	unlink(lines);
-	unlink(frames);
+	unlink(in.path[0]);
+	unlink(in.path[1]);
 }
 
 static unsigned int env_uint(const char *name, unsigned int def)

@@ -329,57 +329,6 @@ FIXTURE_TEARDOWN(sl)
 	}
 }
 
-/* The port a "tcp-listen:...:0" bringcat printed, waiting up to 5 s. */
-static int wait_port(const char *err)
-{
-	uint64_t end = now_ms() + 5000;
-	size_t len;
-
-	while (now_ms() < end) {
-		char *s = slurp(err, &len), *p = s ? strstr(s, "port ") : NULL;
-		int port = p ? atoi(p + 5) : 0;
-
-		free(s);
-		if (port)
-			return port;
-		usleep(5000);
-	}
-	return -1;
-}
-
-static int unix_to(const char *path)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	size_t n = strlen(path);
-
-	if (n >= sizeof(sun.sun_path))
-		n = sizeof(sun.sun_path) - 1;
-	memcpy(sun.sun_path, path, n);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-	ssize_t w;
-
-	while (n) {
-		w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p = (const char *)p + w;
-		n -= w;
-	}
-	return 0;
-}
-
 /* Until @path holds @size bytes (a tight poll: many short rounds). */
 static bool wait_bytes(const char *path, off_t size, int ms)
 {
@@ -452,9 +401,9 @@ static void cuts_case(struct __test_metadata *_metadata,
 		if (!unix_sock)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 				   sizeof(one));
-		ASSERT_EQ(0, write_all(fd, in, k));
+		ASSERT_EQ(0, fd_write_all(fd, in, k));
 		usleep(1000);
-		ASSERT_EQ(0, write_all(fd, in + k, n - k));
+		ASSERT_EQ(0, fd_write_all(fd, in + k, n - k));
 		close(fd);
 		/* In order: the next connection once this one is written. */
 		ASSERT_TRUE(wait_bytes(self->out, (cuts + 1) * w.len, 10000));
@@ -537,6 +486,24 @@ static const char *frame_at(const char *buf, size_t len, size_t *at,
 	return e + 1;
 }
 
+/* Until @path holds @want whole frames; false after @ms ms. */
+static bool wait_frames(const char *path, size_t want, int ms)
+{
+	uint64_t end = now_ms() + ms;
+	size_t len, at, mlen, i;
+	char *got;
+
+	do {
+		got = slurp(path, &len);
+		for (i = 0, at = 0; got && frame_at(got, len, &at, &mlen); i++)
+			;
+		free(got);
+		if (i >= want)
+			return true;
+	} while (now_ms() < end && !usleep(2000));
+	return false;
+}
+
 /*
  * logger(1) from util-linux, octet-counted (--octet-count) and plain
  * (non-transparent) on one listener: every line arrives as one message,
@@ -578,18 +545,7 @@ TEST_F(sl, logger_octet_counted_and_plain)
 
 		ASSERT_EQ(0, wait_rc(run_prog(log, largv), 10000));
 		/* Each run's messages in before the next run's. */
-		got = slurp(self->out, &len);
-		for (i = 0, at = 0; got && frame_at(got, len, &at, &mlen); i++)
-			;
-		free(got);
-		for (uint64_t end = now_ms() + 10000;
-		     i < (run + 1) * n && now_ms() < end; usleep(2000)) {
-			got = slurp(self->out, &len);
-			for (i = 0, at = 0;
-			     got && frame_at(got, len, &at, &mlen); i++)
-				;
-			free(got);
-		}
+		EXPECT_TRUE(wait_frames(self->out, (run + 1) * n, 10000));
 	}
 	kill(pid, SIGTERM);
 	ASSERT_EQ(0, wait_rc(pid, 10000));
@@ -795,8 +751,8 @@ TEST_F(sl, rsyslog_both_ways)
 	ASSERT_GE(fd, 0);
 	for (i = 0; i < n; i++) {
 		snprintf(hdr, sizeof(hdr), "%zu ", strlen(msg[i]));
-		ASSERT_EQ(0, write_all(fd, hdr, strlen(hdr)));
-		ASSERT_EQ(0, write_all(fd, msg[i], strlen(msg[i])));
+		ASSERT_EQ(0, fd_write_all(fd, hdr, strlen(hdr)));
+		ASSERT_EQ(0, fd_write_all(fd, msg[i], strlen(msg[i])));
 	}
 	close(fd);
 	EXPECT_TRUE(wait_file(rout, total + n, rs));
@@ -906,14 +862,7 @@ TEST_F(sl, syslog_ng_both_ways)
 	EXPECT_EQ(0, wait_rc(bc2, 20000));
 	EXPECT_TRUE(wait_file(rout, total + n, ng));
 	/* The file source's lines, through syslog(), all in. */
-	for (uint64_t end = now_ms() + 20000; now_ms() < end; usleep(5000)) {
-		got = slurp(self->out, &len);
-		for (i = 0, at = 0; got && frame_at(got, len, &at, &mlen); i++)
-			;
-		free(got);
-		if (i >= n)
-			break;
-	}
+	EXPECT_TRUE(wait_frames(self->out, n, 20000));
 	stop_peer(ng);
 	kill(bc, SIGTERM);
 	EXPECT_EQ(0, wait_rc(bc, 10000));
