@@ -312,7 +312,9 @@ static int parse_u32be(const struct conn *c, struct pstate *p, bool final,
  * A message goes into the ring as itself: no count, no LF (an
  * octet-counted MSG that ends in one LF loses it, as rsyslog's
  * parser.dropTrailingLFOnReception does: syslog-ng counts it in). An
- * empty line between frames is skipped. Bad frames, each counted in
+ * empty line between frames is skipped, and so is "1 \n" (no empty
+ * message: a sink could not write it, RFC 6587 has no empty frame). Bad
+ * frames, each counted in
  * dropped and in bad_frames, and what follows them:
  *
  *   "12x..", "12\r" digits not ended by SP: skipped through the next LF
@@ -439,20 +441,23 @@ static int parse_syslog(const struct conn *c, struct pstate *p, bool final,
 	if (!len)
 		return syslog_bad(p, i + 1, false);
 	hdr = i + 1;
-	if (rem - hdr < len && final) { /* a torn message at the end */
-		p->drop++;
-		p->pos = c->len;
-		return 0;
-	}
 	if (len > c->src->io->max_msg || (rem - hdr < len && c->cut)) {
 		p->pos += hdr;
 		return syslog_oversize(c, p, len);
 	}
-	if (rem - hdr < len)
-		return -1;
+	if (rem - hdr < len) {
+		if (!final)
+			return -1;
+		p->drop++; /* a torn message at the end */
+		p->pos = c->len;
+		return 0;
+	}
+	p->pos += hdr + len;
+	/* "1 \n": nothing but the LF; no empty message (rsyslog neither). */
+	if (len == 1 && s[hdr] == '\n')
+		return 0;
 	m->data = s + hdr;
 	m->len = len - (s[hdr + len - 1] == '\n');
-	p->pos += hdr + len;
 	return 1;
 }
 
@@ -1016,9 +1021,10 @@ static int sink_build(struct sink *s)
 			s->iov[v].iov_base = &s->hdr[i];
 			s->iov[v++].iov_len = 4;
 		} else if (framing == BRING_IO_SYSLOG) {
+			/* An empty message (an application's): no frame. */
 			s->iov[v].iov_base = s->syslog_hdr[i];
-			s->iov[v].iov_len = syslog_put_len(s->syslog_hdr[i],
-							   m->len);
+			s->iov[v].iov_len = m->len ? syslog_put_len(
+						 s->syslog_hdr[i], m->len) : 0;
 			s->batch_bytes += s->iov[v++].iov_len;
 		}
 		s->iov[v].iov_base = (void *)m->data;

@@ -82,7 +82,7 @@ static void model_counted(struct model *w, const char *p, uint64_t len,
 	if (len <= max) {
 		if (avail < len)
 			w->dropped++; /* torn */
-		else
+		else if (len > 1 || p[0] != '\n') /* "1 \n" is no message */
 			model_msg(w, p, len - (p[len - 1] == '\n'));
 		return;
 	}

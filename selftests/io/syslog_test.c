@@ -115,7 +115,7 @@ static size_t mixed_stream(char *out, size_t max, unsigned int seed)
 	static const char *const bad[] = {
 		"12x not a count\n", "12\n", "0 ", "12\r\nCR after digits\n",
 		"123456789012 eleven digits and more\n", "\n\n",
-		"99999999999999999999999 far too long\n",
+		"99999999999999999999999 far too long\n", "1 \n",
 	};
 	char msg[3 * 4096];
 	size_t len = 0, k, j, i;
@@ -136,7 +136,7 @@ static size_t mixed_stream(char *out, size_t max, unsigned int seed)
 			break;
 		case 2: /* a bad frame, then a line */
 			len += sprintf(out + len, "%s<15>after bad %zu\n",
-				       bad[rnd() % 7], i);
+				       bad[rnd() % 8], i);
 			break;
 		default: /* octet counted: LFs, spaces, digits inside */
 			k = rnd() % 5 ? rnd() % 200 : max - 2 + rnd() % (2 * max + 6);
@@ -205,6 +205,8 @@ TEST(malformed_frames_resynchronise)
 		{ "99 short then the end", "", 0, 1 },
 		{ "123", "", 0, 1 },
 		{ "\n\n\n5 after", "5 after", 0, 0 },
+		{ "1 \n5 after", "5 after", 0, 0 },
+		{ "2 \n\n5 after", "1 \n5 after", 0, 0 },
 		{ "8 a\nb\nc\nd\n5 after", "7 a\nb\nc\nd5 after", 0, 0 },
 		{ "5 a\nb\n\n5 after", "4 a\nb\n5 after", 0, 0 },
 		{ "<13>the end", "11 <13>the end", 0, 0 },
@@ -235,6 +237,46 @@ TEST(malformed_frames_resynchronise)
 			feed_close(&f);
 		}
 	}
+}
+
+/*
+ * A syslog sink writes "LEN SP MSG" per message, and nothing for an
+ * empty one (an application's bring_push(): RFC 6587 has no empty
+ * frame, and "0 " is a bad frame to a syslog source).
+ */
+TEST(sink_writes_frames_and_no_empty_one)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | BRING_IO_NO_URING,
+		      .framing = BRING_IO_SYSLOG);
+	char dir[] = "/tmp/syslog_sink.XXXXXX", path[64], uri[72], *got;
+	static const char *const msgs[] = { "<13>one", "", "two\nlines",
+					    "", "x" };
+	static const char want[] = "7 <13>one9 two\nlines1 x";
+	struct bring *r = bring_new(1 << 20, &ro);
+	struct bring_io *io;
+	size_t len, i;
+
+	ASSERT_NE_NULL(r);
+	ASSERT_NE_NULL(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/out", dir);
+	snprintf(uri, sizeof(uri), "file:%s", path);
+	io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(io);
+	ASSERT_EQ(0, bring_io_add_sink(io, uri, "out"));
+	for (i = 0; i < 5; i++)
+		ASSERT_EQ(0, bring_push(r, msgs[i], strlen(msgs[i])));
+	bring_io_stop(io); /* no source: the sink drains what is there */
+	ASSERT_EQ(0, bring_io_run(io));
+	got = slurp(path, &len);
+	ASSERT_NE_NULL(got);
+	EXPECT_EQ(sizeof(want) - 1, len);
+	EXPECT_EQ(0, memcmp(got, want, sizeof(want) - 1));
+	free(got);
+	unlink(path);
+	rmdir(dir);
+	bring_io_free(io);
+	bring_free(r);
 }
 
 /*
