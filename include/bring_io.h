@@ -34,6 +34,13 @@ enum bring_io_framing {
 	BRING_IO_LINES = 0, /* '\n' ends a message; a final line needs none */
 	BRING_IO_U32BE = 1, /* 4-byte big-endian length, then the payload */
 	BRING_IO_RAW = 2, /* whatever one read returned is one message */
+	/*
+	 * RFC 6587 / RFC 5425 syslog over a stream: "LEN SP MSG" (octet
+	 * counting), or a line ended by '\n' (non-transparent) when the
+	 * frame does not start with a digit, decided per message. Sinks
+	 * write "LEN SP MSG". See Documentation/io.rst.
+	 */
+	BRING_IO_SYSLOG = 3,
 };
 
 /* What a source does with a line longer than max_msg. */
@@ -222,6 +229,9 @@ enum bring_io_on_error {
  *               (its brokers' txretries; updated every second).
  * @kafka_failed: kafka: sinks: messages refused for good (permanent
  *               errors), skipped or stopped at.
+ * @bad_frames:  syslog: frames whose octet count was malformed (digits
+ *               not ended by SP, 0, more than 10 digits), each also
+ *               counted in dropped.
  */
 struct bring_io_stats {
 	size_t sz;
@@ -262,6 +272,7 @@ struct bring_io_stats {
 	uint64_t kafka_inflight;
 	uint64_t kafka_retried;
 	uint64_t kafka_failed;
+	uint64_t bad_frames;
 };
 
 /* bring_io_endpoint_stats.state */

@@ -55,7 +55,7 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -i, --input SOURCE      read messages from SOURCE (repeatable)\n"
 		"  -o, --output SINK       write every message to SINK (repeatable)\n"
-		"  -f, --framing MODE      lines (default), u32be or raw\n"
+		"  -f, --framing MODE      lines (default), u32be, raw or syslog\n"
 		"  -m, --max-msg SIZE      largest message (default 1M)\n"
 		"      --oversize MODE     longer lines: split (default), truncate, drop\n"
 		"      --line-records      one ring record per line (default: chunk records)\n"
@@ -198,6 +198,7 @@ struct stats_ctx {
 	unsigned int period;
 	bool tail; /* a tail: source: print its counters */
 	bool kafka; /* a kafka: sink: print its counters */
+	bool syslog; /* -f syslog: print its counters */
 	double t0;
 };
 
@@ -288,6 +289,9 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
 			", failed %" PRIu64 "\n",
 			what, st.kafka_delivered, st.kafka_inflight,
 			st.kafka_retried, st.kafka_failed);
+	if (sc->syslog)
+		fprintf(stderr, "bringcat: %s syslog bad frames %" PRIu64 "\n",
+			what, st.bad_frames);
 	if (sc->tail)
 		fprintf(stderr, "bringcat: %s tail rotations %" PRIu64
 			", truncations %" PRIu64 "\n",
@@ -640,8 +644,10 @@ int main(int argc, char **argv)
 				iopts.framing = BRING_IO_U32BE;
 			else if (!strcmp(optarg, "raw"))
 				iopts.framing = BRING_IO_RAW;
+			else if (!strcmp(optarg, "syslog"))
+				iopts.framing = BRING_IO_SYSLOG;
 			else {
-				fprintf(stderr, "bringcat: --framing: unknown framing '%s' (lines, u32be, raw)\n",
+				fprintf(stderr, "bringcat: --framing: unknown framing '%s' (lines, u32be, raw, syslog)\n",
 					optarg);
 				return 2;
 			}
@@ -935,6 +941,7 @@ int main(int argc, char **argv)
 		}
 		if (!strncmp(inputs[i], "tail:", 5))
 			sc.tail = true;
+		sc.syslog = iopts.framing == BRING_IO_SYSLOG;
 		say_listening(inputs[i], bring_io_source_port(the_io, i),
 			      iopts.flags & BRING_IO_QUIET);
 	}

@@ -10,6 +10,9 @@
  * into the ring by bring_push_batch(), one record per message and one
  * claim per batch.
  *
+ * syslog (RFC 6587 octet counting, RFC 5425) is staged too: see
+ * parse_syslog().
+ *
  * A udp-listen conn stages each datagram behind its length (IO_DGRAM_HDR
  * bytes, host order) whatever the framing: one datagram, one message,
  * and the oversize policy applies to datagrams longer than max_msg.
@@ -181,8 +184,9 @@ struct pstate {
 	size_t clean; /* lines: bytes from pos known to hold no '\n' */
 	bool discard;
 	uint64_t skip;
-	size_t rest;
-	unsigned int split, trunc, drop;
+	size_t rest; /* dgram, syslog: bytes of a message to push in pieces */
+	bool in_line; /* syslog: pos is inside a line that was split */
+	unsigned int split, trunc, drop, bad;
 };
 
 /*
@@ -298,6 +302,165 @@ static int parse_u32be(const struct conn *c, struct pstate *p, bool final,
 	return 1;
 }
 
+/*
+ * syslog over a stream (RFC 6587; RFC 5425 frames alike), decided per
+ * message as rsyslog's imtcp does:
+ *
+ *   octet counting    "LEN SP MSG"    a frame that starts with a digit
+ *   non-transparent   "MSG LF"        any other frame (parse_line())
+ *
+ * A message goes into the ring as itself: no count, no LF (an
+ * octet-counted MSG that ends in one LF loses it, as rsyslog's
+ * parser.dropTrailingLFOnReception does: syslog-ng counts it in). An
+ * empty line between frames is skipped, and so is "1 \n" (no empty
+ * message: a sink could not write it, RFC 6587 has no empty frame). Bad
+ * frames, each counted in
+ * dropped and in bad_frames, and what follows them:
+ *
+ *   "12x..", "12\r" digits not ended by SP: skipped through the next LF
+ *   "12\n"          the frame is its digits and LF: skipped
+ *   "0 "            skipped; the next frame follows the SP
+ *   11+ digits      as "12x": a count that long is no count
+ *
+ * LEN > max_msg is an oversize message with a known end: the oversize
+ * policy applies (split: pieces of max_msg; truncate: its first max_msg
+ * bytes; drop: none) and the next frame starts right after it. A
+ * message cut by a full staging buffer (stage_max < LEN) is oversize
+ * too: the policy applies to what is held. At the stream's end a torn
+ * frame is dropped (counted), an unterminated line is a message.
+ */
+#define SYSLOG_LEN_DIGITS 10 /* more digits than this is no count */
+
+/* A bad frame whose end is not known: skip through the next LF. */
+static int syslog_bad(struct pstate *p, size_t consumed, bool to_lf)
+{
+	p->bad++;
+	p->drop++;
+	p->pos += consumed;
+	p->discard = to_lf;
+	return 0;
+}
+
+/* LEN SP, LEN > max_msg or cut: the oversize policy, the body next. */
+static int syslog_oversize(const struct conn *c, struct pstate *p,
+			   uint64_t len)
+{
+	size_t max = c->src->io->max_msg;
+
+	switch (c->src->io->o.oversize) {
+	case BRING_IO_SPLIT:
+		p->split++;
+		p->rest = len;
+		break;
+	case BRING_IO_TRUNCATE:
+		p->trunc++;
+		p->rest = len < max ? len : max;
+		p->skip = len - p->rest;
+		break;
+	default:
+		p->drop++;
+		p->skip = len;
+	}
+	return 0;
+}
+
+/* The next piece of a split or truncated message: p->rest bytes left. */
+static int syslog_piece(const struct conn *c, struct pstate *p, bool final,
+			struct bring_msg *m)
+{
+	size_t rem = c->len - p->pos, max = c->src->io->max_msg;
+	size_t k = p->rest < max ? p->rest : max;
+
+	if (rem < k) {
+		if (final) { /* torn at the end */
+			p->drop++;
+			p->rest = p->skip = 0;
+			p->pos = c->len;
+			return 0;
+		}
+		if (!c->cut || !rem)
+			return -1;
+		k = rem; /* staging is full: what is held is a piece */
+	}
+	m->data = c->buf + p->pos;
+	m->len = k;
+	p->pos += k;
+	p->rest -= k;
+	if (c->src->io->o.oversize == BRING_IO_TRUNCATE) {
+		p->skip += p->rest;
+		p->rest = 0;
+	}
+	return 1;
+}
+
+static int parse_syslog(const struct conn *c, struct pstate *p, bool final,
+			struct bring_msg *m)
+{
+	size_t rem = c->len - p->pos, clean = p->clean, i, hdr;
+	const char *s = c->buf + p->pos;
+	unsigned int split = p->split;
+	uint64_t len = 0;
+	int ret;
+
+	/* Held bytes known to have no LF: a line's (parse_line()'s). */
+	p->clean = 0;
+	if (p->rest)
+		return syslog_piece(c, p, final, m);
+	if (p->skip)
+		return parse_u32be(c, p, final, m);
+	if (p->discard || p->in_line ||
+	    (rem && (s[0] < '0' || s[0] > '9') && s[0] != '\n')) {
+		p->clean = clean;
+		ret = parse_line(c, p, final, m);
+		/* A piece of a longer line: its rest is no new frame. */
+		if (ret >= 0)
+			p->in_line = p->split != split;
+		return ret;
+	}
+	if (!rem)
+		return -1;
+	if (s[0] == '\n') { /* an empty line between frames */
+		p->pos++;
+		return 0;
+	}
+	for (i = 0; i < rem && i <= SYSLOG_LEN_DIGITS && s[i] >= '0' &&
+		    s[i] <= '9'; i++)
+		len = len * 10 + (s[i] - '0');
+	if (i > SYSLOG_LEN_DIGITS)
+		return syslog_bad(p, i, true);
+	if (i == rem) {
+		if (!final)
+			return -1;
+		p->drop++; /* a torn count at the end */
+		p->pos = c->len;
+		return 0;
+	}
+	if (s[i] != ' ')
+		return s[i] == '\n' ? syslog_bad(p, i + 1, false) :
+				      syslog_bad(p, i, true);
+	if (!len)
+		return syslog_bad(p, i + 1, false);
+	hdr = i + 1;
+	if (len > c->src->io->max_msg || (rem - hdr < len && c->cut)) {
+		p->pos += hdr;
+		return syslog_oversize(c, p, len);
+	}
+	if (rem - hdr < len) {
+		if (!final)
+			return -1;
+		p->drop++; /* a torn message at the end */
+		p->pos = c->len;
+		return 0;
+	}
+	p->pos += hdr + len;
+	/* "1 \n": nothing but the LF; no empty message (rsyslog neither). */
+	if (len == 1 && s[hdr] == '\n')
+		return 0;
+	m->data = s + hdr;
+	m->len = len - (s[hdr + len - 1] == '\n');
+	return 1;
+}
+
 /* A staged datagram; the pieces of a split one follow one by one. */
 static int parse_dgram(const struct conn *c, struct pstate *p,
 		       struct bring_msg *m)
@@ -348,9 +511,14 @@ static int parse_one(const struct conn *c, struct pstate *p, bool final,
 {
 	if (c->dgram)
 		return parse_dgram(c, p, m);
-	if (c->src->io->o.framing == BRING_IO_LINES)
+	switch (c->src->io->o.framing) {
+	case BRING_IO_LINES:
 		return parse_line(c, p, final, m);
-	return parse_u32be(c, p, final, m);
+	case BRING_IO_SYSLOG:
+		return parse_syslog(c, p, final, m);
+	default:
+		return parse_u32be(c, p, final, m);
+	}
 }
 
 static void conn_apply(struct conn *c, const struct pstate *p)
@@ -361,12 +529,15 @@ static void conn_apply(struct conn *c, const struct pstate *p)
 	c->discard = p->discard;
 	c->skip = p->skip;
 	c->rest = p->rest;
+	c->in_line = p->in_line;
 	if (p->split)
 		io_stat_add(io, split, p->split);
 	if (p->trunc)
 		io_stat_add(io, truncated, p->trunc);
 	if (p->drop)
 		io_stat_add(io, dropped, p->drop);
+	if (p->bad)
+		io_stat_add(io, bad_frames, p->bad);
 }
 
 static uint64_t msgs_bytes(const struct bring_msg *m, int n)
@@ -422,6 +593,7 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 	for (;;) {
 		p = (struct pstate){ .pos = c->off, .discard = c->discard,
 				     .skip = c->skip, .rest = c->rest,
+				     .in_line = c->in_line,
 				     .clean = c->off == start ? c->clean : 0 };
 		for (n = 0; n < IO_PUSH_MSGS;) {
 			k = parse_one(c, &p, final, &msgs[n]);
@@ -429,7 +601,7 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 				break;
 			if (k > 0) {
 				ps[n++] = p;
-				p.split = p.trunc = p.drop = 0;
+				p.split = p.trunc = p.drop = p.bad = 0;
 			}
 		}
 		if (!n) {
@@ -473,7 +645,8 @@ out:
 	 * for a newline behind these bytes only. The held bytes stay where
 	 * they are until the buffer needs the room (conn_stage_fit()).
 	 */
-	if (!ret && !c->dgram && io->o.framing == BRING_IO_LINES)
+	if (!ret && !c->dgram && (io->o.framing == BRING_IO_LINES ||
+				  io->o.framing == BRING_IO_SYSLOG))
 		c->clean = c->len - c->off;
 	stage_trim(c);
 	return ret;
@@ -555,7 +728,8 @@ int conn_stage_slot(struct conn *c, char **at, size_t *room)
 void conn_drop_staged(struct conn *c)
 {
 	struct pstate p = { .pos = c->off, .discard = c->discard,
-			    .skip = c->skip, .rest = c->rest };
+			    .skip = c->skip, .rest = c->rest,
+			    .in_line = c->in_line };
 	struct bring_msg m;
 	uint64_t n = 0;
 	int k;
@@ -574,6 +748,7 @@ void conn_drop_staged(struct conn *c)
 	c->discard = false;
 	c->skip = 0;
 	c->rest = 0;
+	c->in_line = false;
 }
 
 /*
@@ -813,6 +988,22 @@ static int sink_build_dgrams(struct sink *s)
 	return 0;
 }
 
+/* "LEN SP" of a syslog frame (RFC 6587 octet counting) into @out. */
+static size_t syslog_put_len(char *out, size_t len)
+{
+	char tmp[IO_SYSLOG_HDR];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = '0' + len % 10;
+		len /= 10;
+	} while (len);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n++] = ' ';
+	return n;
+}
+
 static int sink_build(struct sink *s)
 {
 	int framing = s->io->o.framing, i, v = 0;
@@ -829,6 +1020,12 @@ static int sink_build(struct sink *s)
 			s->hdr[i] = htonl((uint32_t)m->len);
 			s->iov[v].iov_base = &s->hdr[i];
 			s->iov[v++].iov_len = 4;
+		} else if (framing == BRING_IO_SYSLOG) {
+			/* An empty message (an application's): no frame. */
+			s->iov[v].iov_base = s->syslog_hdr[i];
+			s->iov[v].iov_len = m->len ? syslog_put_len(
+						 s->syslog_hdr[i], m->len) : 0;
+			s->batch_bytes += s->iov[v++].iov_len;
 		}
 		s->iov[v].iov_base = (void *)m->data;
 		s->iov[v++].iov_len = m->len;

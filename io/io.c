@@ -85,7 +85,7 @@ struct bring_io *bring_io_new(struct bring *r, const struct bring_io_opts *opts)
 		goto fail;
 	if (io->o.on_error < BRING_IO_ON_ERROR_STOP ||
 	    io->o.on_error > BRING_IO_ON_ERROR_SKIP ||
-	    io->o.framing < BRING_IO_LINES || io->o.framing > BRING_IO_RAW ||
+	    io->o.framing < BRING_IO_LINES || io->o.framing > BRING_IO_SYSLOG ||
 	    io->o.oversize < BRING_IO_SPLIT || io->o.oversize > BRING_IO_DROP)
 		goto fail;
 	io->max_msg = io->o.max_msg;
@@ -901,7 +901,7 @@ int bring_io_get_stats(const struct bring_io *io, struct bring_io_stats *st)
 	LD(refused); LD(accept_errors); LD(sink_retries); LD(reopens);
 	LD(send_timeouts);
 	LD(kafka_delivered); LD(kafka_inflight); LD(kafka_retried);
-	LD(kafka_failed);
+	LD(kafka_failed); LD(bad_frames);
 #undef LD
 	tmp.staged = __atomic_load_n(&io->staged, __ATOMIC_RELAXED);
 	memcpy(st, &tmp, sz);

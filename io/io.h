@@ -41,6 +41,7 @@
 #define IO_BACKOFF_MAX_MS 5000
 /* A sink that stays down says so once per this window, not per attempt. */
 #define IO_DOWN_SAY_MS 30000
+#define IO_SYSLOG_HDR 24 /* "LEN SP" of a syslog frame, with room */
 #define IO_DGRAM_HDR 4 /* staging: a datagram's length before its bytes */
 #define IO_DGRAM_MAX 65536 /* room a recv gets: larger than any UDP payload */
 #define IO_DGRAM_RCVBUF (8U << 20) /* asked for; the kernel caps at rmem_max */
@@ -153,8 +154,9 @@ struct conn {
 	bool cut; /* staging is full: the held message is oversize */
 	size_t clean; /* lines: held bytes from off known to have no '\n' */
 	bool discard; /* lines: skipping the rest of an oversize line */
-	uint64_t skip; /* u32be: bytes of a dropped message still to skip */
-	size_t rest; /* dgram: bytes of a datagram being split still to push */
+	uint64_t skip; /* u32be, syslog: bytes of a message still to skip */
+	size_t rest; /* dgram, syslog: bytes of a message to push in pieces */
+	bool in_line; /* syslog: off is inside a line that was split */
 	size_t need; /* bytes of the message that did not fit */
 	struct bring_resv resv; /* raw, chunks: the reservation read into */
 	size_t carry; /* chunks: carried bytes at the start of resv */
@@ -229,6 +231,7 @@ struct sink {
 	struct bring_msg batch[IO_BATCH_MSGS];
 	struct iovec iov[2 * IO_BATCH_MSGS];
 	uint32_t hdr[IO_BATCH_MSGS];
+	char syslog_hdr[IO_BATCH_MSGS][IO_SYSLOG_HDR]; /* "LEN SP" */
 	struct msghdr mh;
 	/*
 	 * dgram: one header and one iovec per datagram of the batch; a

@@ -422,6 +422,7 @@ static void dead_letter(struct sink *s, const void *data, size_t len)
 {
 	struct kafka_sink *ks = s->kafka;
 	uint32_t be = htonl((uint32_t)len);
+	char count[IO_SYSLOG_HDR];
 	struct iovec iov[3];
 	int i, n = 0;
 	size_t total = 0, done = 0;
@@ -431,6 +432,9 @@ static void dead_letter(struct sink *s, const void *data, size_t len)
 		return;
 	if (s->io->o.framing == BRING_IO_U32BE)
 		iov[n++] = (struct iovec){ &be, 4 };
+	if (s->io->o.framing == BRING_IO_SYSLOG)
+		iov[n++] = (struct iovec){ count, snprintf(count, sizeof(count),
+							   "%zu ", len) };
 	iov[n++] = (struct iovec){ (void *)data, len };
 	if (s->io->o.framing == BRING_IO_LINES)
 		iov[n++] = (struct iovec){ "\n", 1 };

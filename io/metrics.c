@@ -214,6 +214,9 @@ static void metrics_render(struct text *t, struct bring_io *io, struct bring *r)
 	    st.dropped);
 	put(t, "bring_io_dropped_total{where=\"send\"} %" PRIu64 "\n",
 	    st.send_dropped);
+	family(t, "bring_io_bad_frames_total", "counter",
+	       "syslog frames with a malformed octet count (also dropped).");
+	put(t, "bring_io_bad_frames_total %" PRIu64 "\n", st.bad_frames);
 	render_sources(t, io);
 	render_sinks(t, io);
 }

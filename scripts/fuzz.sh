@@ -5,7 +5,8 @@
 # lib/'s sources) into build/fuzz/ and run it for half of SECONDS
 # (default 60) on a copy of fuzz/corpus/ plus the raw base files the
 # target makes; then the bring: hop's frame parser (hop_fuzz, seeds in
-# fuzz/hop_corpus/) for the other half. Fails
+# fuzz/hop_corpus/) and the syslog framing (syslog_fuzz, seeds in
+# fuzz/syslog_corpus/) for a quarter each. Fails
 # on any crash, leak, timeout or broken invariant; the input that did it
 # is left in build/fuzz/ (crash-*, leak-*, timeout-*), and
 # "build/fuzz/open_fuzz FILE" replays it.
@@ -33,18 +34,25 @@ BRING_FUZZ_DUMP_BASES="$out/corpus" "$out/open_fuzz" -runs=0 >/dev/null 2>&1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 open_secs=$(( (secs + 1) / 2 ))
-hop_secs=$(( secs - open_secs ))
+hop_secs=$(( (secs - open_secs + 1) / 2 ))
+syslog_secs=$(( secs - open_secs - hop_secs ))
 [ "$hop_secs" -ge 1 ] || hop_secs=1
+[ "$syslog_secs" -ge 1 ] || syslog_secs=1
 echo "fuzz: open_fuzz for ${open_secs} s on $(ls "$out/corpus" | wc -l) seeds"
 "$out/open_fuzz" -max_total_time="$open_secs" -max_len=40000 -timeout=10 \
 	-rss_limit_mb=2048 -print_final_stats=1 \
 	-artifact_prefix="$out/" "$out/corpus"
 
-rm -rf "$out/hop_corpus"
-mkdir -p "$out/hop_corpus"
-cp fuzz/hop_corpus/* "$out/hop_corpus/"
-echo "fuzz: hop_fuzz for ${hop_secs} s on $(ls "$out/hop_corpus" | wc -l) seeds"
-"$out/hop_fuzz" -max_total_time="$hop_secs" -max_len=8192 -timeout=10 \
-	-rss_limit_mb=2048 -print_final_stats=1 \
-	-artifact_prefix="$out/hop-" "$out/hop_corpus"
+# run_target NAME SECS: fuzz/NAME_corpus/ copied, then NAME_fuzz on it.
+run_target() {
+	rm -rf "$out/$1_corpus"
+	mkdir -p "$out/$1_corpus"
+	cp fuzz/"$1"_corpus/* "$out/$1_corpus/"
+	echo "fuzz: $1_fuzz for $2 s on $(ls "$out/$1_corpus" | wc -l) seeds"
+	"$out/$1_fuzz" -max_total_time="$2" -max_len=8192 -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$out/$1-" "$out/$1_corpus"
+}
+run_target hop "$hop_secs"
+run_target syslog "$syslog_secs"
 echo "fuzz: no crash in ${secs} s"

@@ -34,6 +34,7 @@ PACKAGES="
 	strace
 	python3
 	python3-prometheus-client
+	rsyslog
 "
 
 quiet=0
@@ -66,6 +67,14 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# rsyslog is a peer the tests run in the foreground with their own
+# config: no system daemon started by the install (invoke-rc.d and
+# deb-systemd-invoke ask policy-rc.d; 101 is "action forbidden").
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing

@@ -27,6 +27,10 @@
  *  3. 16 TCP clients send 64-byte lines into one bringcat and into one
  *     socat TCP-LISTEN:...,fork (children appending to one file):
  *     messages/s.
+ *  4. (after the tail: checkpoint figures) -f syslog against -f lines:
+ *     a quarter of the input's lines, and the same messages as RFC 6587
+ *     octet-counted frames, each through a bringcat pair in its framing;
+ *     messages/s and their ratio (no target: the cost is reported).
  *
  * Every output is checked: byte for byte against the input in 1, and in
  * 3 every line whole and each client's lines in order for bringcat (socat
@@ -491,13 +495,15 @@ static double hop_acks_logged(void)
 	return acks;
 }
 
-static bool same_as_input(const char *path)
+/* Does @path hold what @ref holds, @in_size bytes? */
+static bool same_file(const char *path, const char *ref, size_t in_size)
 {
-	int a = open(in_path, O_RDONLY), b = open(path, O_RDONLY);
+	int a = open(ref, O_RDONLY), b = open(path, O_RDONLY);
 	void *pa = MAP_FAILED, *pb = MAP_FAILED;
 	bool same = false;
 
-	if (a >= 0 && b >= 0 && file_size(path) == (off_t)in_size) {
+	if (a >= 0 && b >= 0 && file_size(path) == (off_t)in_size &&
+	    file_size(ref) == (off_t)in_size) {
 		pa = mmap(NULL, in_size, PROT_READ, MAP_SHARED, a, 0);
 		pb = mmap(NULL, in_size, PROT_READ, MAP_SHARED, b, 0);
 		same = pa != MAP_FAILED && pb != MAP_FAILED &&
@@ -512,6 +518,11 @@ static bool same_as_input(const char *path)
 	if (b >= 0)
 		close(b);
 	return same;
+}
+
+static bool same_as_input(const char *path)
+{
+	return same_file(path, in_path, in_size);
 }
 
 /*
@@ -904,15 +915,22 @@ static double run_tail(bool ckpt)
 	return t > 0 ? in_size / 1e6 / t : -1;
 }
 
-static void bench_tail_checkpoint(unsigned int rounds)
+/*
+ * Two variants, @run(0, @arg) and @run(1, @arg), interleaved for @rounds
+ * rounds (a failed run, < 0, fails the bench): the median (min-max) of
+ * each printed as a row named @names[i], with @prec decimals. Returns
+ * the ratio of the first median to the second, or NAN.
+ */
+static double two_way(unsigned int rounds, double (*run)(int i, void *arg),
+		      void *arg, const char *const names[2], int prec)
 {
-	double v[2][MAX_ROUNDS], med[2] = { -1, -1 }, lo[2], hi[2], ratio;
+	double v[2][MAX_ROUNDS], med[2] = { -1, -1 }, lo[2], hi[2];
 	unsigned int r, k[2] = { 0, 0 };
 	int i;
 
 	for (r = 0; r < rounds; r++) {
 		for (i = 0; i < 2; i++) {
-			double x = run_tail(i == 0);
+			double x = run(i, arg);
 
 			if (x < 0)
 				failed = 1;
@@ -920,18 +938,155 @@ static void bench_tail_checkpoint(unsigned int rounds)
 				v[i][k[i]++] = x;
 		}
 	}
-	for (i = 0; i < 2; i++)
-		if (k[i])
-			med[i] = median(v[i], (int)k[i], &lo[i], &hi[i]);
+	for (i = 0; i < 2; i++) {
+		if (!k[i])
+			continue;
+		med[i] = median(v[i], (int)k[i], &lo[i], &hi[i]);
+		printf("  %-26s %9.*f   (%.0f-%.0f)\n", names[i], prec, med[i],
+		       lo[i], hi[i]);
+	}
+	return med[0] > 0 && med[1] > 0 ? med[0] / med[1] : NAN;
+}
+
+static double tail_run(int i, void *arg)
+{
+	return run_tail(i == 0);
+}
+
+static void bench_tail_checkpoint(unsigned int rounds)
+{
+	static const char *const names[] = { "checkpointed",
+					     "--no-checkpoint" };
+	double ratio;
+
 	printf("\n  tail: -> file ring -> file:, one bringcat, MB/s (median, min-max)\n");
-	for (i = 0; i < 2; i++)
-		if (k[i])
-			printf("  %-26s %9.1f   (%.0f-%.0f)\n",
-			       i ? "--no-checkpoint" : "checkpointed", med[i],
-			       lo[i], hi[i]);
-	ratio = med[0] > 0 && med[1] > 0 ? med[0] / med[1] : NAN;
+	ratio = two_way(rounds, tail_run, NULL, names, 1);
 	printf("  checkpoint vs none:         %.2fx (target >= 0.95) %s\n",
 	       ratio, verdict(ratio, 0.95, false));
+}
+
+/*
+ * -f syslog against -f lines: the input's first @mib MiB of lines (100
+ * bytes with the LF), and the same messages octet-counted ("99 " and
+ * the 99 bytes), each shipped file: -> tcp: -> tcp-listen: -> file: by
+ * a bringcat pair in its framing; the output must be its input. Lines
+ * go into the ring as chunk records, straight from the socket; syslog
+ * frames through staging, a copy each. Messages/s of each, or -1.
+ */
+static double run_framing(bool syslog, const char *input, size_t size,
+			  size_t msgs)
+{
+	char src[PATH_MAX + 8], sink[PATH_MAX + 8], tcp[64], listen[64];
+	const char *f = syslog ? "syslog" : "lines";
+	const char *rxv[] = { bringcat, "-q", "-f", f, "-i", listen, "-o",
+			      sink, NULL };
+	const char *txv[] = { bringcat, "-q", "-f", f, "-i", src, "-o", tcp,
+			      NULL };
+	int port = free_port();
+	struct proc rx, tx;
+	double t0, t = -1;
+
+	snprintf(src, sizeof(src), "file:%s", input);
+	snprintf(sink, sizeof(sink), "file:%s", out_path);
+	snprintf(tcp, sizeof(tcp), "tcp:127.0.0.1:%d", port);
+	snprintf(listen, sizeof(listen), "tcp-listen:127.0.0.1:%d", port);
+	unlink(out_path);
+	start(&rx, rxv, false, "rx");
+	if (!wait_listening(&rx, port)) {
+		stop(&rx);
+		return -1;
+	}
+	t0 = now();
+	start(&tx, txv, false, "tx");
+	while (file_size(out_path) < (off_t)size && now() - t0 < 120) {
+		if (reap(&tx, 0) && tx.rc)
+			break;
+		sleep_ms(1);
+	}
+	if (file_size(out_path) == (off_t)size)
+		t = now() - t0;
+	if (!reap(&tx, 10000))
+		stop(&tx);
+	stop(&rx);
+	if (t > 0 && !same_file(out_path, input, size)) {
+		fprintf(stderr, "io_bench: -f %s: OUTPUT DIFFERS from the input\n",
+			f);
+		t = -1;
+	}
+	unlink(out_path);
+	return t > 0 ? msgs / t : -1;
+}
+
+/*
+ * The input's first @msgs lines into @lines, and the same messages as
+ * octet-counted frames into @frames; false when they cannot be written.
+ */
+static bool make_framing_inputs(const char *lines, const char *frames,
+				size_t msgs)
+{
+	FILE *in = fopen(in_path, "r"), *lf = fopen(lines, "w"),
+	     *sf = fopen(frames, "w");
+	char line[LINE_LEN];
+	size_t i;
+	bool ok;
+
+	for (i = 0; in && lf && sf && i < msgs; i++) {
+		if (fread(line, LINE_LEN, 1, in) != 1)
+			break;
+		fwrite(line, LINE_LEN, 1, lf);
+		fprintf(sf, "%d ", LINE_LEN - 1);
+		fwrite(line, LINE_LEN - 1, 1, sf);
+	}
+	ok = i == msgs;
+	if (in)
+		fclose(in);
+	if (!lf || fclose(lf))
+		ok = false;
+	if (!sf || fclose(sf))
+		ok = false;
+	if (!ok)
+		fprintf(stderr, "io_bench: cannot write %s, %s\n", lines, frames);
+	return ok;
+}
+
+/* bench_syslog()'s two inputs: [0] lines, [1] frames. */
+struct framing_inputs {
+	char path[2][PATH_MAX];
+	size_t size[2], msgs;
+};
+
+static double framing_run(int i, void *arg)
+{
+	struct framing_inputs *in = arg;
+
+	/* syslog first: two_way() gives syslog / lines. */
+	return run_framing(!i, in->path[!i], in->size[!i], in->msgs);
+}
+
+static void bench_syslog(unsigned int rounds, unsigned int mib)
+{
+	static const char *const names[] = { "-f syslog (octet counted)",
+					     "-f lines" };
+	struct framing_inputs in = { .msgs = ((size_t)mib << 20) / LINE_LEN };
+	double ratio;
+
+	snprintf(in.path[0], sizeof(in.path[0]), "%s.lines", out_path);
+	snprintf(in.path[1], sizeof(in.path[1]), "%s.syslog", out_path);
+	in.size[0] = in.msgs * LINE_LEN;
+	/* "99 " and the line but its LF */
+	in.size[1] = in.msgs * (LINE_LEN + 2);
+	if (!make_framing_inputs(in.path[0], in.path[1], in.msgs)) {
+		failed = 1;
+		goto out;
+	}
+	printf("\n  -f syslog vs -f lines: %zu messages of 99 bytes, file: -> tcp -> file:,\n  messages/s (median, min-max)\n",
+	       in.msgs);
+	ratio = two_way(rounds, framing_run, &in, names, 0);
+	printf("  syslog vs lines:            %.2fx (staging and a copy per message; no target)\n",
+	       ratio);
+out:
+	unlink(in.path[0]);
+	unlink(in.path[1]);
 }
 
 static unsigned int env_uint(const char *name, unsigned int def)
@@ -1168,6 +1323,7 @@ int main(void)
 		}
 	}
 	bench_tail_checkpoint(rounds);
+	bench_syslog(rounds, mib / 4);
 	for (i = 0; i < CLIENTS; i++)
 		free(bufs[i]);
 	unlink(in_path);

@@ -45,24 +45,6 @@
 #include "kselftest_harness.h"
 #include "io_test_util.h"
 
-/* The port a "tcp-listen:...:0" bringcat printed, waiting up to 5 s. */
-static int wait_port(const char *err)
-{
-	uint64_t end = now_ms() + 5000;
-	size_t len;
-
-	while (now_ms() < end) {
-		char *s = slurp(err, &len), *p = s ? strstr(s, "port ") : NULL;
-		int port = p ? atoi(p + 5) : 0;
-
-		free(s);
-		if (port)
-			return port;
-		usleep(5000);
-	}
-	return -1;
-}
-
 static bool sanitized(void)
 {
 	return getenv("BRING_SANITIZED") != NULL;
@@ -113,20 +95,6 @@ static socklen_t unix_addr(struct sockaddr_un *sun, const char *path)
 		n = sizeof(sun->sun_path) - 1;
 	memcpy(sun->sun_path, path, n);
 	return sizeof(*sun);
-}
-
-/* Connect to the unix socket @path, -1 when that fails. */
-static int unix_to(const char *path)
-{
-	struct sockaddr_un sun;
-	socklen_t len = unix_addr(&sun, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, len)) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
 }
 
 /* Wait up to 5 s for somebody to accept on @path (the probe sends nothing). */
@@ -1044,22 +1012,6 @@ static size_t scaled(size_t n)
 	return getenv("BRING_SANITIZED") ? n / 10 : n;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n) {
-		w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= w;
-	}
-	return 0;
-}
-
 /*
  * Write @len bytes to @fd in odd-sized pieces with a pause every few, so
  * that reads end anywhere in a line (and a reader sometimes finds
@@ -1075,7 +1027,7 @@ static int feed(int fd, const char *buf, size_t len)
 		n = sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
 		if (n > len - off)
 			n = len - off;
-		if (write_all(fd, buf + off, n))
+		if (fd_write_all(fd, buf + off, n))
 			return -1;
 		off += n;
 		if (i % 5 == 4)

@@ -3,6 +3,7 @@
  * io_test_util.c - see io_test_util.h.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <net/if.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -107,6 +110,55 @@ const char *netns_with_ephemeral_ports(int lo, int hi)
 		 strlen(range)))
 		return "cannot set net.ipv4.ip_local_port_range";
 	return NULL;
+}
+
+int wait_port(const char *err)
+{
+	uint64_t end = now_ms() + 5000;
+	size_t len;
+
+	while (now_ms() < end) {
+		char *s = slurp(err, &len), *p = s ? strstr(s, "port ") : NULL;
+		int port = p ? atoi(p + 5) : 0;
+
+		free(s);
+		if (port)
+			return port;
+		usleep(5000);
+	}
+	return -1;
+}
+
+int unix_to(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	size_t n = strlen(path);
+
+	if (n >= sizeof(sun.sun_path))
+		n = sizeof(sun.sun_path) - 1;
+	memcpy(sun.sun_path, path, n);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+int fd_write_all(int fd, const void *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p = (const char *)p + w;
+		n -= w;
+	}
+	return 0;
 }
 
 pid_t spawn(const char *in, const char *err, const char **args)

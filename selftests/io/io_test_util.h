@@ -64,6 +64,13 @@ int reserve_port(int *fd);
  * it could not (for a SKIP).
  */
 const char *netns_with_ephemeral_ports(int lo, int hi);
+/* The port a "tcp-listen:...:0" bringcat said (in the file @err), waiting
+ * up to 5 s; -1 when it said none. */
+int wait_port(const char *err);
+/* A stream socket connected to the unix socket @path, or -1. */
+int unix_to(const char *path);
+/* Write all @n bytes of @p to @fd (EINTR retried); 0 or -1. */
+int fd_write_all(int fd, const void *p, size_t n);
 /* Start bringcat @args (NULL-terminated) with stdin from @in or /dev/null
  * and stderr to the file @err. */
 pid_t spawn(const char *in, const char *err, const char **args);
