@@ -18,9 +18,11 @@
  * receiver's WELCOME says where the stream is committed; everything
  * below is shifted, everything from there sent again.
  *
- * Receiver (one thread per bring-listen: source accepting, one per
- * connection): each stream is a named writer of the ring, whose mark is
- * (epoch, offset). A DATA frame's payload is received into a ring
+ * Receiver (in io_uring mode a state machine per connection in the
+ * io_uring loop, see "receiver in the io_uring loop"; in readv/writev
+ * mode a thread per bring-listen: source accepting and one per
+ * connection; the same steps): each stream is a named writer of the
+ * ring, whose mark is (epoch, offset). A DATA frame's payload is received into a ring
  * reservation and committed with bring_writer_commit() together with the
  * frame's end offset, so record and offset are in the ring together or
  * not at all; the ACK that follows (once durable, for durability

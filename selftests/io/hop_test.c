@@ -68,10 +68,9 @@ FIXTURE_VARIANT(hop)
 {
 	enum io_mode a, b;
 	/*
-	 * Run the tests that involve no tail: or file: endpoint of A or B
-	 * (this test as the peer or the producer). The hop's endpoints are
-	 * threads of their own, alike in every io mode: one variant that
-	 * every machine has runs them. The pipeline kill loop runs in all.
+	 * Run the sender's tests here even where A is not on io_uring
+	 * (SENDER_VARIANT()): the one variant whose A runs on readv/writev
+	 * that every machine has.
 	 */
 	bool all;
 };
@@ -1179,10 +1178,11 @@ TEST_F(hop, offset_from_the_future_is_refused)
 }
 
 /*
- * How many of @pid's threads (not io_uring's iou-* workers) sleep in
- * poll(2) now: their wchan is do_sys_poll or do_poll.
+ * How many of @pid's threads (not io_uring's iou-* workers) there are,
+ * or (@in_poll) how many sleep in poll(2) now: their wchan is
+ * do_sys_poll or do_poll.
  */
-static int threads_in_poll(pid_t pid)
+static int count_threads(pid_t pid, bool in_poll)
 {
 	char path[80], buf[32];
 	struct dirent *de;
@@ -1207,6 +1207,10 @@ static int threads_in_poll(pid_t pid)
 			continue;
 		}
 		fclose(f);
+		if (!in_poll) {
+			n++;
+			continue;
+		}
 		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/wchan", pid,
 			 de->d_name);
 		f = fopen(path, "r");
@@ -1239,7 +1243,7 @@ TEST_F(hop, sender_runs_in_its_io_mode)
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(HOP_DATA, read_frame(fd, &f, 5000));
 	for (i = 0; i < 50; i++) {
-		n = threads_in_poll(self->a);
+		n = count_threads(self->a, true);
 		ASSERT_LE(0, n);
 		most = n > most ? n : most;
 		usleep(10000);
@@ -1251,6 +1255,35 @@ TEST_F(hop, sender_runs_in_its_io_mode)
 		EXPECT_EQ(0, most);
 	close(fd);
 	close(lfd);
+}
+
+/*
+ * io_uring mode runs bring-listen: in the loop (accept, recv, send, the
+ * space wait and the tick are its ops): B has two threads (the loop and
+ * bringcat's signal thread) however many senders are connected.
+ * readv/writev mode adds a thread for the listener and one per
+ * connection.
+ */
+TEST_F(hop, receiver_runs_in_its_io_mode)
+{
+	char id[16];
+	int fds[4], i, n;
+
+	RECEIVER_VARIANT();
+	start_b_mem(self, _metadata, "mem:1M");
+	for (i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "threads%d", i);
+		fds[i] = stream_line(self->port, 1, id, 0, 1, "x");
+		ASSERT_LE(0, fds[i]);
+	}
+	n = count_threads(self->b, false);
+	if (variant->b == IO_MODE_FALLBACK ||
+	    wait_text(self->b_err, "using readv/writev", 50))
+		EXPECT_LE(2 + 1 + 4, n);
+	else
+		EXPECT_EQ(2, n);
+	for (i = 0; i < 4; i++)
+		close(fds[i]);
 }
 
 /* A receiver that stops answering is dropped after 3 heartbeats. */
