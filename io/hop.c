@@ -2157,6 +2157,19 @@ static bool rxu_commit(struct hop_conn *c)
 	return true;
 }
 
+/*
+ * How much a recv into rbuf asks for: after a large payload only the
+ * next frame's header (a DATA header is 16 bytes), so that the next
+ * payload goes straight into its reservation, none of it through rbuf;
+ * else as much as rbuf holds, many small frames per recv.
+ */
+static size_t rxu_head_want(const struct hop_conn *c)
+{
+	if (!c->rlen && c->dlen >= HOP_RX_BUF / 2)
+		return HOP_HDR + HOP_DATA_MIN;
+	return HOP_RX_BUF - c->rlen;
+}
+
 /* Take what is buffered, then arm the recv (or the wait) that follows. */
 static void rxu_step(struct hop_conn *c)
 {
@@ -2171,7 +2184,7 @@ static void rxu_step(struct hop_conn *c)
 		}
 		ret = rx_frames(c);
 		if (ret == RX_MORE) {
-			rxu_recv(c, c->rbuf + c->rlen, HOP_RX_BUF - c->rlen);
+			rxu_recv(c, c->rbuf + c->rlen, rxu_head_want(c));
 			break;
 		}
 		if (ret == RX_PARK) {
