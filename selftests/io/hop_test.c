@@ -328,6 +328,7 @@ static long check_b(struct __test_metadata *_metadata, const char *path,
 	}
 	while (done < streams && now_ms() < end) {
 		const char *p, *e, *nl;
+		char one[32];
 
 		if (bring_reader_next(rd, &m, 100))
 			continue;
@@ -337,7 +338,10 @@ static long check_b(struct __test_metadata *_metadata, const char *path,
 			nl = memchr(p, '\n', e - p);
 			if (!nl)
 				nl = e;
-			if (sscanf(p, "s%u %u", &k, &num) != 2 ||
+			/* A record's last line ends where it does, not at a NUL. */
+			snprintf(one, sizeof(one), "%.*s",
+				 (int)(nl - p < 31 ? nl - p : 31), p);
+			if (sscanf(one, "s%u %u", &k, &num) != 2 ||
 			    k >= streams || num != next[k]) {
 				TH_LOG("b.ring: '%.*s' where stream %u expects %u",
 				       (int)(nl - p), p, k < streams ? k : 0,
@@ -762,6 +766,47 @@ TEST_F(hop, sixteen_senders_one_listener)
 		  check_b(_metadata, self->b_ring, SENDERS, n, WAIT_MS));
 	for (i = 0; i < SENDERS; i++)
 		stop(&pids[i]);
+}
+
+/*
+ * B's ring full: its "check" reader (this test) reads nothing for longer
+ * than 3 heartbeats, so B's receiver waits for ring space with a DATA
+ * frame in hand (io_uring: its FUTEX_WAIT in the loop). It keeps
+ * sending heartbeats meanwhile: A keeps the connection (no "no answer"
+ * line); once the reader reads, every line arrives exactly once.
+ */
+TEST_F(hop, full_receiver_ring_waits_and_keeps_heartbeats)
+{
+	/*
+	 * 300 KB of lines into B's 256 KiB ring; a.ring (1 MiB, a record
+	 * of 32 bytes per line) holds them all, so pushing never waits.
+	 */
+	struct producer p = { .path = self->a_ring, .tag = "s0", .n = 25000 };
+	const char *a_args[] = { "-b", self->a_buf, "-i",
+				 "tcp-listen:127.0.0.1:0", "-o", self->sink,
+				 "--hop-heartbeat", "300", "--stream-id", "full",
+				 self->a_mode, NULL };
+	const char *b_args[] = { "-b", self->b_buf, "-i", self->listen, "-o",
+				 "file:/dev/null", "--hop-heartbeat", "300",
+				 "--stats", self->b_mode, NULL };
+
+	RECEIVER_VARIANT();
+	unlink(self->b_ring);
+	ASSERT_EQ(0, ring_make(self->b_ring, 256 << 10, BRING_DURABLE_NONE,
+			       true));
+	self->b = launch(self->b_err, b_args);
+	ASSERT_TRUE(wait_listen(self->port, 10000));
+	self->a = launch(self->a_err, a_args);
+	produce(&p);
+	ASSERT_EQ(0, p.err);
+	/* Full by now; 3 heartbeats are 900 ms. */
+	usleep(1200 * 1000);
+	EXPECT_FALSE(wait_text(self->a_err, "no answer from the receiver", 1));
+	EXPECT_FALSE(wait_text(self->b_err, "connection closed", 1));
+	EXPECT_EQ((long)p.n, check_b(_metadata, self->b_ring, 1, p.n, WAIT_MS));
+	stop(&self->b);
+	EXPECT_LT(0, final_stat(self->b_err, NULL, "full waits "));
+	EXPECT_FALSE(wait_text(self->a_err, "no answer from the receiver", 1));
 }
 
 /* ---- this test as the peer ---------------------------------------- */
