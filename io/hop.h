@@ -4,8 +4,8 @@
  * the bring-listen: source. Frames, the parser and the receiver's state
  * checks (hop_proto.c, free of any io: the fuzz target links it alone),
  * and the endpoints (hop.c): threads, or state machines in the io_uring
- * loop. Documentation/protocol.rst is the
- * byte-by-byte specification; keep the two in step.
+ * loop. Documentation/protocol.rst is the byte-by-byte specification;
+ * keep the two in step.
  */
 #ifndef BRING_IO_HOP_H
 #define BRING_IO_HOP_H
