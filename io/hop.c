@@ -348,16 +348,6 @@ static int tx_catch_up(struct hop_tx *t, uint64_t c)
 	}
 }
 
-static bool self_connected(int fd)
-{
-	struct sockaddr_storage a, b;
-	socklen_t la = sizeof(a), lb = sizeof(b);
-
-	return !getsockname(fd, (struct sockaddr *)&a, &la) &&
-	       !getpeername(fd, (struct sockaddr *)&b, &lb) && la == lb &&
-	       !memcmp(&a, &b, la);
-}
-
 static int tx_connect_fd(struct hop_tx *t)
 {
 	int fd, one = 1, err;
@@ -386,13 +376,8 @@ static int tx_connect_fd(struct hop_tx *t)
 			goto fail;
 		}
 	}
-	/*
-	 * Nobody listening on a local port of the ephemeral range: the
-	 * kernel may pick that very port for this end and connect the
-	 * socket to itself, which would also keep the receiver from
-	 * binding it. Count it as refused.
-	 */
-	if (self_connected(fd)) {
+	/* Connected to itself: refused (see ep_refuse_self_connect()). */
+	if (ep_refuse_self_connect(fd)) {
 		err = -ECONNREFUSED;
 		goto fail;
 	}
@@ -1016,7 +1001,7 @@ static void txu_on_connect(struct hop_tx *t, int res)
 
 	if (t->st != TXU_CONNECTING)
 		return;
-	if (!res && self_connected(t->fd))
+	if (!res && ep_refuse_self_connect(t->fd))
 		res = -ECONNREFUSED; /* see tx_connect_fd() */
 	if (res < 0) {
 		snprintf(line, sizeof(line), "connect: %s", strerror(-res));
