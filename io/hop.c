@@ -57,6 +57,7 @@
 #define HOP_RX_BUF (64U << 10)
 #define HOP_OBUF 4096
 #define HOP_PEND 256 /* receiver: committed frames waiting to be durable */
+#define HOP_BIND_RETRY_MS 3000 /* receiver: its port in use, try this long */
 
 static const char newline = '\n';
 
@@ -2505,6 +2506,7 @@ int hop_source_add(struct bring_io *io, struct source *src)
 {
 	struct hop_listen *hl = calloc(1, sizeof(*hl));
 	struct endpoint tcp;
+	unsigned int waited;
 	int fd;
 
 	if (!hl)
@@ -2512,10 +2514,21 @@ int hop_source_add(struct bring_io *io, struct source *src)
 	hl->src = src;
 	pthread_mutex_init(&hl->lock, NULL);
 	pthread_cond_init(&hl->cond, NULL);
-	/* Listen as tcp-listen: does. */
+	/*
+	 * Listen as tcp-listen: does. Started again at once after a SIGKILL,
+	 * a receiver may find its port still taken for a moment (seen in the
+	 * kill loop with io_uring, whose teardown releases the files its
+	 * requests hold, the listening socket too, after the process is
+	 * gone): it tries again for a while.
+	 */
 	tcp = src->ep;
 	tcp.kind = EP_TCP_LISTEN;
-	fd = ep_listen(&tcp, &src->port);
+	for (waited = 0;; waited += 20) {
+		fd = ep_listen(&tcp, &src->port);
+		if (fd != -EADDRINUSE || waited >= HOP_BIND_RETRY_MS)
+			break;
+		usleep(20000);
+	}
 	if (fd < 0) {
 		free(hl);
 		return fd;
