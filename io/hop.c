@@ -2515,11 +2515,12 @@ int hop_source_add(struct bring_io *io, struct source *src)
 	pthread_mutex_init(&hl->lock, NULL);
 	pthread_cond_init(&hl->cond, NULL);
 	/*
-	 * Listen as tcp-listen: does. Started again at once after a SIGKILL,
-	 * a receiver may find its port still taken for a moment (seen in the
-	 * kill loop with io_uring, whose teardown releases the files its
-	 * requests hold, the listening socket too, after the process is
-	 * gone): it tries again for a while.
+	 * Listen as tcp-listen: does. Started again at once after a SIGKILL
+	 * of its predecessor on io_uring, a receiver was seen to find its
+	 * port still taken (about once in 30 kill loops; likely the
+	 * listening socket held by that io_uring's pending ACCEPT until its
+	 * teardown, which runs after the process is gone): it tries again
+	 * for a while.
 	 */
 	tcp = src->ep;
 	tcp.kind = EP_TCP_LISTEN;
