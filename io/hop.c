@@ -18,9 +18,11 @@
  * receiver's WELCOME says where the stream is committed; everything
  * below is shifted, everything from there sent again.
  *
- * Receiver (one thread per bring-listen: source accepting, one per
- * connection): each stream is a named writer of the ring, whose mark is
- * (epoch, offset). A DATA frame's payload is received into a ring
+ * Receiver (in io_uring mode a state machine per connection in the
+ * io_uring loop, see "receiver in the io_uring loop"; in readv/writev
+ * mode a thread per bring-listen: source accepting and one per
+ * connection; the same steps): each stream is a named writer of the
+ * ring, whose mark is (epoch, offset). A DATA frame's payload is received into a ring
  * reservation and committed with bring_writer_commit() together with the
  * frame's end offset, so record and offset are in the ring together or
  * not at all; the ACK that follows (once durable, for durability
@@ -55,6 +57,7 @@
 #define HOP_RX_BUF (64U << 10)
 #define HOP_OBUF 4096
 #define HOP_PEND 256 /* receiver: committed frames waiting to be durable */
+#define HOP_BIND_RETRY_MS 3000 /* receiver: its port in use, try this long */
 
 static const char newline = '\n';
 
@@ -346,16 +349,6 @@ static int tx_catch_up(struct hop_tx *t, uint64_t c)
 	}
 }
 
-static bool self_connected(int fd)
-{
-	struct sockaddr_storage a, b;
-	socklen_t la = sizeof(a), lb = sizeof(b);
-
-	return !getsockname(fd, (struct sockaddr *)&a, &la) &&
-	       !getpeername(fd, (struct sockaddr *)&b, &lb) && la == lb &&
-	       !memcmp(&a, &b, la);
-}
-
 static int tx_connect_fd(struct hop_tx *t)
 {
 	int fd, one = 1, err;
@@ -384,13 +377,8 @@ static int tx_connect_fd(struct hop_tx *t)
 			goto fail;
 		}
 	}
-	/*
-	 * Nobody listening on a local port of the ephemeral range: the
-	 * kernel may pick that very port for this end and connect the
-	 * socket to itself, which would also keep the receiver from
-	 * binding it. Count it as refused.
-	 */
-	if (self_connected(fd)) {
+	/* Connected to itself: refused (see ep_refuse_self_connect()). */
+	if (ep_refuse_self_connect(fd)) {
 		err = -ECONNREFUSED;
 		goto fail;
 	}
@@ -1014,7 +1002,7 @@ static void txu_on_connect(struct hop_tx *t, int res)
 
 	if (t->st != TXU_CONNECTING)
 		return;
-	if (!res && self_connected(t->fd))
+	if (!res && ep_refuse_self_connect(t->fd))
 		res = -ECONNREFUSED; /* see tx_connect_fd() */
 	if (res < 0) {
 		snprintf(line, sizeof(line), "connect: %s", strerror(-res));
@@ -1275,21 +1263,52 @@ void hop_sink_free(struct sink *s)
 
 /* ---- receiver --------------------------------------------------------- */
 
+/*
+ * The receiver's protocol steps are shared by both io modes: rx_frames()
+ * takes the frames buffered in rbuf up to the next DATA payload, the
+ * caller receives that payload into a ring reservation (rx_payload_*)
+ * and rx_commit() commits it with its mark. What differs is how they
+ * wait: readv/writev mode runs a thread per connection (rx_run(), with
+ * blocking reservations and poll(2)); io_uring mode runs every
+ * connection as a state machine in the loop ("receiver in the io_uring
+ * loop" below).
+ */
+
 struct hop_conn;
 
 struct hop_listen {
 	struct source *src;
 	int lfd;
-	pthread_mutex_t lock; /* conns, and each conn's name/epoch/done */
+	/*
+	 * readv/writev mode: conns, and each conn's holds and done, are
+	 * shared by the listener's and the connections' threads.
+	 */
+	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a conn let its stream go */
 	struct hop_conn *conns;
 	pthread_t thread;
 	bool started;
+	/* io_uring mode: the loop's thread alone touches these and conns */
+	struct loop *l;
+	struct op acc_op, tm_op; /* multishot ACCEPT; the tick (TIMEOUT) */
+	struct __kernel_timespec ts;
+	uint64_t accept_at; /* out of fds: accept again from then */
+	bool stopping;
 };
 
 struct hop_pend {
 	uint64_t rend; /* where the record ends in this ring */
 	uint64_t end; /* the stream offset it commits */
+};
+
+/* io_uring mode: where a connection is (rxu_*) */
+enum rxu_state {
+	RXU_HEAD, /* a recv into rbuf: frames, or a payload's first bytes */
+	RXU_SPACE, /* a DATA frame waits for ring space (a futex wait) */
+	RXU_BODY, /* a recv into the reservation: the payload's rest */
+	RXU_PARKED, /* a HELLO waits for the stream's earlier connection */
+	RXU_DRAIN, /* rejected: the ERROR goes out, then it ends */
+	RXU_END, /* its ops are cancelled; freed once all completed */
 };
 
 struct hop_conn {
@@ -1311,6 +1330,7 @@ struct hop_conn {
 	char id[HOP_ID_MAX + 1];
 	uint64_t epoch;
 	uint32_t window;
+	uint16_t flags; /* the HELLO's */
 	bool lines; /* HOP_F_LINES */
 	struct bring_writer *w;
 	struct hop_rx rx;
@@ -1323,6 +1343,22 @@ struct hop_conn {
 	struct hop_pend pend[HOP_PEND];
 	unsigned int npend;
 	int durability; /* of the ring */
+	/* the DATA frame being received: payload bytes, its end offset */
+	size_t dlen, dhave;
+	uint64_t dend;
+	/*
+	 * io_uring mode: one op of each kind in flight. rd_op: RECV into
+	 * rbuf or the reservation (or a NOP that resumes a parked HELLO or
+	 * ends a connection with nothing in flight); wr_op: SEND of
+	 * obuf[0..oinfl); sp_op: the wait for ring space.
+	 */
+	enum rxu_state st;
+	struct op rd_op, wr_op, sp_op;
+	size_t oinfl;
+	struct bring_resv resv;
+	bool resv_open;
+	struct bring_wait ww;
+	uint64_t since; /* PARKED, DRAIN, SPACE: since when */
 };
 
 static bool superseded(struct hop_conn *c)
@@ -1360,18 +1396,23 @@ static bool rx_flush(struct hop_conn *c)
 	return true;
 }
 
-/* Queue a frame; false when it does not fit (the peer reads nothing). */
+/*
+ * Queue a frame; false when it does not fit (the peer reads nothing).
+ * last_out: since when queued bytes wait for the peer to take them.
+ */
 static bool rx_queue(struct hop_conn *c, const void *frame, size_t len)
 {
 	if (c->olen + len > sizeof(c->obuf))
 		return false;
 	memcpy(c->obuf + c->olen, frame, len);
+	if (!c->olen)
+		c->last_out = io_now_ns();
 	c->olen += len;
 	c->last_tx = io_now_ns();
 	return true;
 }
 
-/* Bad input: one line, the reason sent back, the connection closed. */
+/* Bad input: one line, the reason queued for the peer; the caller ends it. */
 static void rx_reject(struct hop_conn *c, const char *why)
 {
 	uint8_t err[HOP_ERROR_BUF];
@@ -1379,9 +1420,8 @@ static void rx_reject(struct hop_conn *c, const char *why)
 
 	io_stat_add(c->hl->src->io, hop_rejected, 1);
 	rx_log(c, "%s; connection closed", why);
-	c->olen = 0;
-	if (rx_queue(c, err, len))
-		rx_flush(c);
+	/* A full queue: the peer reads nothing, it goes without the reason. */
+	rx_queue(c, err, len);
 }
 
 /* The offset that may be acknowledged: committed, and durable if asked. */
@@ -1419,85 +1459,114 @@ static void rx_ack(struct hop_conn *c)
 	io_stat_add(c->hl->src->io, hop_acks, 1);
 }
 
-/* Release the stream's name (and wake a connection waiting for it). */
+static void rxu_resume(struct hop_conn *c);
+
+/*
+ * Release the stream's name, and let a connection waiting for it go on
+ * (readv/writev: its thread waits on hl->cond; io_uring: it is parked).
+ */
 static void rx_release(struct hop_conn *c)
 {
 	struct hop_listen *hl = c->hl;
+	struct hop_conn *p;
 
 	if (c->w)
 		bring_writer_close(c->w);
 	c->w = NULL;
+	if (hl->l) {
+		if (!c->holds)
+			return;
+		c->holds = false;
+		for (p = hl->conns; p; p = p->next)
+			if (p->st == RXU_PARKED && !strcmp(p->name, c->name))
+				rxu_resume(p);
+		return;
+	}
 	pthread_mutex_lock(&hl->lock);
 	c->holds = false;
 	pthread_cond_broadcast(&hl->cond);
 	pthread_mutex_unlock(&hl->lock);
 }
 
+static void rxu_end(struct hop_conn *c);
+
 /*
- * Take the stream's name for this connection. A live connection of the
- * same stream and epoch is an old one the sender gave up on: it ends.
- * One of another epoch is another sender with the same id: refused.
+ * Take the stream's name for this connection if nobody holds it: 0. A
+ * live connection of the same stream and epoch is an old one the sender
+ * gave up on: it is told to end, and 1 says to wait until it did. One of
+ * another epoch is another sender with the same id: -EBUSY (said in
+ * @why). readv/writev mode: under hl->lock.
  */
+static int rx_claim_try(struct hop_conn *c, char *why, size_t why_len)
+{
+	struct hop_conn *o;
+
+	for (o = c->hl->conns; o; o = o->next)
+		if (o != c && o->holds && !strcmp(o->name, c->name))
+			break;
+	if (!o) {
+		c->holds = true;
+		return 0;
+	}
+	if (o->epoch != c->epoch) {
+		snprintf(why, why_len,
+			 "stream '%s' is in use by a live connection of epoch %016llx (this one: %016llx): two senders with one stream id",
+			 c->id, (unsigned long long)o->epoch,
+			 (unsigned long long)c->epoch);
+		return -EBUSY;
+	}
+	if (c->hl->l) {
+		rxu_end(o); /* its end releases the name: rxu_resume(c) */
+	} else if (!superseded(o)) {
+		__atomic_store_n(&o->superseded, true, __ATOMIC_RELAXED);
+		shutdown(o->fd, SHUT_RDWR);
+	}
+	return 1;
+}
+
+/* readv/writev mode: wait (3 s at most) until the name is ours. */
 static int rx_claim(struct hop_conn *c, char *why, size_t why_len)
 {
 	struct hop_listen *hl = c->hl;
-	struct hop_conn *o;
 	struct timespec ts;
-	int err = 0;
+	int ret;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += 3;
 	pthread_mutex_lock(&hl->lock);
-	for (;;) {
-		for (o = hl->conns; o; o = o->next)
-			if (o != c && o->holds && !strcmp(o->name, c->name))
-				break;
-		if (!o)
-			break;
-		if (o->epoch != c->epoch) {
-			snprintf(why, why_len,
-				 "stream '%s' is in use by a live connection of epoch %016llx (this one: %016llx): two senders with one stream id",
-				 c->id, (unsigned long long)o->epoch,
-				 (unsigned long long)c->epoch);
-			err = -EBUSY;
-			break;
-		}
-		if (!superseded(o)) {
-			__atomic_store_n(&o->superseded, true,
-					 __ATOMIC_RELAXED);
-			shutdown(o->fd, SHUT_RDWR);
-		}
+	while ((ret = rx_claim_try(c, why, why_len)) > 0) {
 		if (pthread_cond_timedwait(&hl->cond, &hl->lock, &ts) ==
 		    ETIMEDOUT) {
 			snprintf(why, why_len,
 				 "stream '%s' is still held by an earlier connection",
 				 c->id);
-			err = -EBUSY;
+			ret = -EBUSY;
 			break;
 		}
 	}
-	if (!err)
-		c->holds = true;
 	pthread_mutex_unlock(&hl->lock);
-	return err;
+	return ret;
 }
 
-/* HELLO: open the stream's writer, compare epochs, answer WELCOME. */
-static int rx_hello(struct hop_conn *c, const struct hop_frame *f, char *why,
-		    size_t why_len)
+/* A HELLO: who the stream is. Its name is claimed next. */
+static void rx_hello_take(struct hop_conn *c, const struct hop_frame *f)
+{
+	memcpy(c->id, f->id, f->id_len + 1);
+	c->epoch = f->epoch;
+	c->window = f->window;
+	c->lines = f->flags & HOP_F_LINES;
+	c->flags = f->flags;
+	hop_writer_name(f->id, f->id_len, c->name, sizeof(c->name));
+}
+
+/* The name is ours: open the stream's writer, compare epochs, WELCOME. */
+static int rx_hello_open(struct hop_conn *c, char *why, size_t why_len)
 {
 	struct bring_io *io = c->hl->src->io;
 	uint8_t mark[BRING_MARK_MAX], wel[HOP_HDR + HOP_WELCOME_LEN];
 	uint64_t epoch = 0, off = 0;
 	int len;
 
-	memcpy(c->id, f->id, f->id_len + 1);
-	c->epoch = f->epoch;
-	c->window = f->window;
-	c->lines = f->flags & HOP_F_LINES;
-	hop_writer_name(f->id, f->id_len, c->name, sizeof(c->name));
-	if (rx_claim(c, why, why_len))
-		return -EPROTO;
 	c->w = bring_writer_open(io->r, c->name, NULL);
 	if (!c->w) {
 		snprintf(why, why_len, "stream '%s': cannot open writer %s: %s",
@@ -1511,17 +1580,17 @@ static int rx_hello(struct hop_conn *c, const struct hop_frame *f, char *why,
 			 c->id, c->name);
 		return -EPROTO;
 	}
-	if (len && epoch != f->epoch) {
-		if (!(f->flags & HOP_F_VOLATILE)) {
+	if (len && epoch != c->epoch) {
+		if (!(c->flags & HOP_F_VOLATILE)) {
 			snprintf(why, why_len,
 				 "stream '%s' was stored with epoch %016llx and comes back with epoch %016llx: another sender with the same id, or its ring was made again (give it another stream id)",
 				 c->id, (unsigned long long)epoch,
-				 (unsigned long long)f->epoch);
+				 (unsigned long long)c->epoch);
 			return -EPROTO;
 		}
 		if (!(io->o.flags & BRING_IO_QUIET))
 			rx_log(c, "stream '%s' starts epoch %016llx (its buffer is in memory): offsets start again from 0",
-			       c->id, (unsigned long long)f->epoch);
+			       c->id, (unsigned long long)c->epoch);
 		off = 0;
 	}
 	c->committed = c->acked = off;
@@ -1530,6 +1599,168 @@ static int rx_hello(struct hop_conn *c, const struct hop_frame *f, char *why,
 	rx_queue(c, wel, sizeof(wel));
 	return 0;
 }
+
+/* What rx_frames() stopped at. */
+enum { RX_END = -1, RX_MORE, RX_DATA, RX_PARK };
+
+/*
+ * Take the frames buffered in rbuf up to the next DATA payload:
+ * RX_MORE (all taken: receive more), RX_DATA (c->dlen payload bytes of
+ * a frame ending at offset c->dend follow: the caller receives them and
+ * rx_commit()s), RX_PARK (io_uring: the HELLO waits for the stream's
+ * earlier connection to end, rxu_resume()), RX_END (the connection
+ * ends; said, an ERROR queued where the peer should know why).
+ */
+static int rx_frames(struct hop_conn *c)
+{
+	struct bring_io *io = c->hl->src->io;
+	struct hop_frame f;
+	char why[HOP_ERROR_MAX];
+	int ret;
+
+	while ((ret = hop_parse(c->rbuf, c->rlen, io->ring_max, &f, why,
+				sizeof(why))) > 0) {
+		memmove(c->rbuf, c->rbuf + ret, c->rlen - (size_t)ret);
+		c->rlen -= (size_t)ret;
+		if (hop_rx_check(&c->rx, &f, why, sizeof(why)))
+			goto reject;
+		switch (f.type) {
+		case HOP_HELLO:
+			rx_hello_take(c, &f);
+			ret = c->hl->l ? rx_claim_try(c, why, sizeof(why)) :
+					 rx_claim(c, why, sizeof(why));
+			if (ret > 0)
+				return RX_PARK;
+			if (ret < 0 || rx_hello_open(c, why, sizeof(why)))
+				goto reject;
+			break;
+		case HOP_DATA:
+			c->dlen = f.len - HOP_DATA_MIN;
+			c->dend = f.offset;
+			c->dhave = 0;
+			return RX_DATA;
+		case HOP_ERROR:
+			rx_log(c, "stream '%s': sender: %s", c->id, f.text);
+			return RX_END;
+		default:
+			break;
+		}
+	}
+	if (ret == 0)
+		return RX_MORE;
+reject:
+	rx_reject(c, why);
+	return RX_END;
+}
+
+/* A payload's first bytes, already in rbuf, go to the reservation. */
+static void rx_payload_buffered(struct hop_conn *c, void *data)
+{
+	size_t k = c->rlen < c->dlen ? c->rlen : c->dlen;
+
+	memcpy(data, c->rbuf, k);
+	memmove(c->rbuf, c->rbuf + k, c->rlen - k);
+	c->rlen -= k;
+	c->dhave = k;
+}
+
+/* @n bytes received from the peer (into rbuf or a reservation). */
+static void rx_received(struct hop_conn *c, size_t n)
+{
+	struct bring_io *io = c->hl->src->io;
+
+	c->last_rx = io_now_ns();
+	io_stat_add(io, reads, 1);
+	io_stat_add(io, bytes_in, n);
+}
+
+/*
+ * The payload of the frame being received is all in @resv: committed
+ * with the frame's end offset as the writer's mark. 0, or -1 when the
+ * ring failed or closed (the connection ends).
+ */
+static int rx_commit(struct hop_conn *c, struct bring_resv *resv)
+{
+	struct bring_io *io = c->hl->src->io;
+	uint8_t mark[HOP_MARK_LEN];
+	size_t len = c->dlen;
+	uint64_t rend = resv->seq + 16 + ((len + 7) & ~7UL);
+	uint64_t msgs = c->lines ? count_nl(resv->data, len) + 1 : 1;
+	int ret;
+
+	hop_mark_put(mark, c->epoch, c->dend);
+	ret = bring_writer_commit(c->w, resv, len, mark, sizeof(mark));
+	if (ret) {
+		if (ret != -EPIPE) {
+			rx_log(c, "stream '%s': ring: %s", c->id,
+			       strerror(-ret));
+			io_set_err(io, ret);
+			bring_io_stop(io);
+		}
+		return -1;
+	}
+	c->committed = c->dend;
+	c->committed_bytes += len;
+	io_stat_add(io, hop_frames, 1);
+	/* lines: a frame is a chunk record, each of its lines a message */
+	io_stat_add(io, msgs_in, msgs);
+	if (c->durability == BRING_DURABLE_INTERVAL) {
+		struct hop_pend p = { .rend = rend, .end = c->dend };
+
+		if (c->npend == HOP_PEND)
+			c->pend[HOP_PEND - 1] = p; /* acked a little later */
+		else
+			c->pend[c->npend++] = p;
+	}
+	/* Progress acks: a quarter window at least. */
+	if (c->committed_bytes - c->acked_bytes_at >= c->window / 4)
+		rx_ack(c);
+	return 0;
+}
+
+static void rx_ping_if_due(struct hop_conn *c)
+{
+	uint8_t ping[HOP_HDR];
+
+	if (io_now_ns() - c->last_tx < (uint64_t)hop_hb_ms(c->hl->src->io) *
+						   1000000ULL)
+		return;
+	hop_put_hdr(ping, HOP_PING, 0);
+	rx_queue(c, ping, sizeof(ping));
+}
+
+/* The peer is silent (@now): the line said, true when it is dead. */
+static bool rx_silent(struct hop_conn *c, uint64_t now, bool mid_frame)
+{
+	unsigned int dead = hop_hb_ms(c->hl->src->io) * HOP_DEAD_FACTOR;
+
+	if (now < c->last_rx || now - c->last_rx <= (uint64_t)dead * 1000000ULL)
+		return false;
+	if (mid_frame) {
+		rx_log(c, "stream '%s': no data for %u ms in the middle of a frame; connection closed",
+		       c->id, dead);
+		return true;
+	}
+	rx_log(c, "%s%s%sno frame for %u ms; connection closed",
+	       c->id[0] ? "stream '" : "", c->id, c->id[0] ? "': " : "", dead);
+	io_stat_add(c->hl->src->io, hop_rejected, 1);
+	return true;
+}
+
+/* Queued frames wait for a peer that takes nothing: true (said). */
+static bool rx_unread(struct hop_conn *c, uint64_t now)
+{
+	unsigned int dead = hop_hb_ms(c->hl->src->io) * HOP_DEAD_FACTOR;
+
+	/* last_out may be later than @now: a frame queued since */
+	if (!c->olen || now < c->last_out ||
+	    now - c->last_out <= (uint64_t)dead * 1000000ULL)
+		return false;
+	rx_reject(c, "the sender stopped reading");
+	return true;
+}
+
+/* ---- receiver threads (readv/writev mode) ------------------------------- */
 
 /* Wait until @c's socket has data or @ms passed; false on a stop. */
 static bool rx_wait_in(struct hop_conn *c, int ms)
@@ -1546,34 +1777,21 @@ static bool rx_wait_in(struct hop_conn *c, int ms)
 	return !hop_stopped(io) && !superseded(c);
 }
 
-static void rx_ping_if_due(struct hop_conn *c)
-{
-	uint8_t ping[HOP_HDR];
-
-	if (io_now_ns() - c->last_tx < (uint64_t)hop_hb_ms(c->hl->src->io) *
-						   1000000ULL)
-		return;
-	hop_put_hdr(ping, HOP_PING, 0);
-	rx_queue(c, ping, sizeof(ping));
-}
-
 /*
- * A DATA frame's payload of @len bytes: reserved, filled from what is
- * buffered and then received in place, committed with its end offset.
- * 0, or -1 when the connection ends (said).
+ * A DATA frame's payload: reserved (waiting while the ring is full),
+ * filled from what is buffered and then received in place, committed
+ * with its end offset. 0, or -1 when the connection ends (said).
  */
-static int rx_data(struct hop_conn *c, uint64_t end, size_t len)
+static int rx_data(struct hop_conn *c)
 {
 	struct bring_io *io = c->hl->src->io;
-	unsigned int hb = hop_hb_ms(io), dead = hb * HOP_DEAD_FACTOR;
-	uint8_t mark[HOP_MARK_LEN];
+	unsigned int hb = hop_hb_ms(io);
 	struct bring_resv resv;
-	size_t have, k;
 	ssize_t n;
 	int ret;
 
 	/* Ring full: keep the sender's heartbeats answered meanwhile. */
-	while ((ret = bring_reserve(io->r, len, &resv, (int)hb)) ==
+	while ((ret = bring_reserve(io->r, c->dlen, &resv, (int)hb)) ==
 	       -ETIMEDOUT) {
 		rx_ping_if_due(c);
 		rx_flush(c);
@@ -1583,111 +1801,35 @@ static int rx_data(struct hop_conn *c, uint64_t end, size_t len)
 	}
 	if (ret)
 		return -1; /* closed (-EPIPE) */
-	k = c->rlen < len ? c->rlen : len;
-	memcpy(resv.data, c->rbuf, k);
-	memmove(c->rbuf, c->rbuf + k, c->rlen - k);
-	c->rlen -= k;
-	have = k;
-	while (have < len) {
-		n = recv(c->fd, (char *)resv.data + have, len - have,
-			 MSG_DONTWAIT);
+	rx_payload_buffered(c, resv.data);
+	while (c->dhave < c->dlen) {
+		n = recv(c->fd, (char *)resv.data + c->dhave,
+			 c->dlen - c->dhave, MSG_DONTWAIT);
 		if (n > 0) {
-			have += (size_t)n;
-			c->last_rx = io_now_ns();
-			io_stat_add(io, reads, 1);
-			io_stat_add(io, bytes_in, n);
+			c->dhave += (size_t)n;
+			rx_received(c, (size_t)n);
 			continue;
 		}
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))
 			goto gone;
 		rx_ping_if_due(c);
-		if (!rx_flush(c) || !rx_wait_in(c, (int)hb))
+		if (!rx_flush(c) || !rx_wait_in(c, (int)hb) ||
+		    rx_silent(c, io_now_ns(), true))
 			goto gone;
-		if (io_now_ns() - c->last_rx > (uint64_t)dead * 1000000ULL) {
-			rx_log(c, "stream '%s': no data for %u ms in the middle of a frame; connection closed",
-			       c->id, dead);
-			goto gone;
-		}
 	}
-	hop_mark_put(mark, c->epoch, end);
-	ret = bring_writer_commit(c->w, &resv, len, mark, sizeof(mark));
-	if (ret) {
-		if (ret != -EPIPE) {
-			rx_log(c, "stream '%s': ring: %s", c->id,
-			       strerror(-ret));
-			io_set_err(io, ret);
-			bring_io_stop(io);
-		}
-		return -1;
-	}
-	c->committed = end;
-	c->committed_bytes += len;
-	io_stat_add(io, hop_frames, 1);
-	/* lines: a frame is a chunk record, each of its lines a message */
-	io_stat_add(io, msgs_in, c->lines ? count_nl(resv.data, len) + 1 : 1);
-	if (c->durability == BRING_DURABLE_INTERVAL) {
-		struct hop_pend p = { .rend = resv.seq + 16 + ((len + 7) & ~7UL),
-				      .end = end };
-
-		if (c->npend == HOP_PEND)
-			c->pend[HOP_PEND - 1] = p; /* acked a little later */
-		else
-			c->pend[c->npend++] = p;
-	}
-	return 0;
+	return rx_commit(c, &resv);
 gone:
 	bring_abort(io->r, &resv);
-	return -1;
-}
-
-/* Take the frames buffered; 0, or -1 when the connection ends. */
-static int rx_frames(struct hop_conn *c)
-{
-	struct bring_io *io = c->hl->src->io;
-	struct hop_frame f;
-	char why[HOP_ERROR_MAX];
-	int ret;
-
-	while ((ret = hop_parse(c->rbuf, c->rlen, io->ring_max, &f, why,
-				sizeof(why))) > 0) {
-		memmove(c->rbuf, c->rbuf + ret, c->rlen - (size_t)ret);
-		c->rlen -= (size_t)ret;
-		if (hop_rx_check(&c->rx, &f, why, sizeof(why)))
-			goto reject;
-		switch (f.type) {
-		case HOP_HELLO:
-			if (rx_hello(c, &f, why, sizeof(why)))
-				goto reject;
-			break;
-		case HOP_DATA:
-			if (rx_data(c, f.offset, f.len - HOP_DATA_MIN))
-				return -1;
-			/* Progress acks: a quarter window at least. */
-			if (c->committed_bytes - c->acked_bytes_at >=
-			    c->window / 4)
-				rx_ack(c);
-			break;
-		case HOP_ERROR:
-			rx_log(c, "stream '%s': sender: %s", c->id, f.text);
-			return -1;
-		default:
-			break;
-		}
-	}
-	if (ret == 0)
-		return 0;
-reject:
-	rx_reject(c, why);
 	return -1;
 }
 
 static void rx_run(struct hop_conn *c)
 {
 	struct bring_io *io = c->hl->src->io;
-	unsigned int hb = hop_hb_ms(io), dead = hb * HOP_DEAD_FACTOR;
+	unsigned int hb = hop_hb_ms(io);
 	uint64_t now;
 	ssize_t n;
-	int ms;
+	int ret;
 
 	c->last_rx = c->last_tx = c->last_out = io_now_ns();
 	for (;;) {
@@ -1699,11 +1841,14 @@ static void rx_run(struct hop_conn *c)
 			return;
 		if (n > 0) {
 			c->rlen += (size_t)n;
-			c->last_rx = io_now_ns();
-			io_stat_add(io, reads, 1);
-			io_stat_add(io, bytes_in, n);
-			if (rx_frames(c))
+			rx_received(c, (size_t)n);
+			while ((ret = rx_frames(c)) == RX_DATA)
+				if (rx_data(c))
+					return;
+			if (ret == RX_END) {
+				rx_flush(c);
 				return;
+			}
 			/* Progress ACKs go out while frames keep coming. */
 			if (c->olen && !rx_flush(c))
 				return;
@@ -1716,19 +1861,13 @@ static void rx_run(struct hop_conn *c)
 		if (!rx_flush(c))
 			return;
 		now = io_now_ns();
-		if (now - c->last_rx > (uint64_t)dead * 1000000ULL) {
-			rx_log(c, "%s%s%sno frame for %u ms; connection closed",
-			       c->id[0] ? "stream '" : "", c->id,
-			       c->id[0] ? "': " : "", dead);
-			io_stat_add(io, hop_rejected, 1);
+		if (rx_silent(c, now, false))
+			return;
+		if (rx_unread(c, now)) {
+			rx_flush(c);
 			return;
 		}
-		if (c->olen && now - c->last_out > (uint64_t)dead * 1000000ULL) {
-			rx_reject(c, "the sender stopped reading");
-			return;
-		}
-		ms = c->npend ? 20 : (int)hb / 2;
-		if (!rx_wait_in(c, ms))
+		if (!rx_wait_in(c, c->npend ? 20 : (int)hb / 2))
 			return;
 	}
 }
@@ -1736,11 +1875,7 @@ static void rx_run(struct hop_conn *c)
 static void *rx_thread(void *arg)
 {
 	struct hop_conn *c = arg;
-	struct bring_io *io = c->hl->src->io;
-	struct bring_stats st = { .sz = sizeof(st) };
 
-	bring_get_stats(io->r, &st);
-	c->durability = (int)st.durability;
 	rx_run(c);
 	rx_release(c);
 	shutdown(c->fd, SHUT_RDWR);
@@ -1748,6 +1883,14 @@ static void *rx_thread(void *arg)
 	c->done = true;
 	pthread_mutex_unlock(&c->hl->lock);
 	return NULL;
+}
+
+static void conn_free_(struct hop_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->rbuf);
+	free(c);
 }
 
 static void conn_reap(struct hop_listen *hl, bool all)
@@ -1763,24 +1906,19 @@ static void conn_reap(struct hop_listen *hl, bool all)
 		*pp = c->next;
 		pthread_mutex_unlock(&hl->lock);
 		pthread_join(c->thread, NULL);
-		close(c->fd);
-		free(c->rbuf);
-		free(c);
+		conn_free_(c);
 		pthread_mutex_lock(&hl->lock);
 	}
 	pthread_mutex_unlock(&hl->lock);
 }
 
-static void hl_accept(struct hop_listen *hl)
+/* A connection accepted (@fd): its state, or NULL (@fd closed). */
+static struct hop_conn *conn_new(struct hop_listen *hl, int fd)
 {
 	struct bring_io *io = hl->src->io;
+	struct bring_stats st = { .sz = sizeof(st) };
 	struct hop_conn *c;
-	sigset_t all, old;
-	int fd;
 
-	fd = accept4(hl->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0)
-		return;
 	io_stat_add(io, accepted, 1);
 	c = calloc(1, sizeof(*c));
 	if (c)
@@ -1788,11 +1926,29 @@ static void hl_accept(struct hop_listen *hl)
 	if (!c || !c->rbuf) {
 		free(c);
 		close(fd);
-		return;
+		return NULL;
 	}
 	c->hl = hl;
 	c->fd = fd;
 	peer_name(fd, c->peer, sizeof(c->peer));
+	bring_get_stats(io->r, &st);
+	c->durability = (int)st.durability;
+	c->last_rx = c->last_tx = c->last_out = io_now_ns();
+	return c;
+}
+
+static void hl_accept(struct hop_listen *hl)
+{
+	struct hop_conn *c;
+	sigset_t all, old;
+	int fd;
+
+	fd = accept4(hl->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	c = conn_new(hl, fd);
+	if (!c)
+		return;
 	pthread_mutex_lock(&hl->lock);
 	c->next = hl->conns;
 	hl->conns = c;
@@ -1804,9 +1960,7 @@ static void hl_accept(struct hop_listen *hl)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		io_log("%s: cannot start a thread for a connection\n",
 		       hl->src->ep.uri);
-		close(fd);
-		free(c->rbuf);
-		free(c);
+		conn_free_(c);
 		return;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1839,10 +1993,520 @@ static void *hl_thread(void *arg)
 	return NULL;
 }
 
+/* ---- receiver in the io_uring loop -------------------------------------- */
+
+/*
+ * In io_uring mode the loop's thread runs every bring-listen: source: a
+ * multishot ACCEPT, a tick (heartbeats, dead peers, acks of what became
+ * durable), and per connection the same steps as rx_run():
+ *
+ *   HEAD --DATA header taken, reserved--> BODY --payload in--> HEAD
+ *   HEAD --DATA header taken, ring full--> SPACE --space--> HEAD (reserve)
+ *   HEAD --HELLO, stream held by an earlier connection--> PARKED
+ *   PARKED --that one released it (a NOP completes)--> HEAD
+ *   any --bad frame, 3 s parked--> DRAIN --ERROR sent--> END
+ *   any --peer closed, silent, stop, superseded--> END --ops back--> freed
+ *
+ * The payload is received straight into the reservation, which is
+ * committed (bring_writer_commit(), the mark with it) only when all of
+ * it is there and aborted only once no recv into it is in flight.
+ * ACKs: progress ones from rx_commit(), and one whenever a recv leaves
+ * the socket empty (no IORING_CQE_F_SOCK_NONEMPTY): all that came is
+ * committed. One SEND in flight per socket (obuf[0..oinfl)); frames
+ * queued meanwhile are appended behind it.
+ */
+
+static bool rxu_idle(const struct hop_conn *c)
+{
+	return !c->rd_op.busy && !c->wr_op.busy && !c->sp_op.busy;
+}
+
+static void rxu_nop(struct hop_conn *c)
+{
+	io_uring_prep_nop(uring_sqe(c->hl->l, &c->rd_op));
+}
+
+/* A parked HELLO looks at the stream's name again (a NOP's completion). */
+static void rxu_resume(struct hop_conn *c)
+{
+	if (!c->rd_op.busy)
+		rxu_nop(c);
+}
+
+static void rxu_send(struct hop_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->wr_op.busy || !c->olen || c->st == RXU_END)
+		return;
+	c->oinfl = c->olen;
+	sqe = uring_sqe(c->hl->l, &c->wr_op);
+	io_uring_prep_send(sqe, c->fd, c->obuf, c->oinfl, MSG_NOSIGNAL);
+}
+
+/* The wait for space ended (completed, or cancelled here): finish it. */
+static void rxu_space_done(struct hop_conn *c)
+{
+	struct bring_io *io = c->hl->src->io;
+
+	io_stat_add(io, full_wait_ns, io_now_ns() - c->since);
+	bring_write_wait_finish(io->r, &c->ww);
+}
+
+/* The connection ends: its ops are cancelled; rxu_settle() frees it. */
+static void rxu_end(struct hop_conn *c)
+{
+	struct hop_listen *hl = c->hl;
+
+	if (c->st == RXU_END)
+		return;
+	c->st = RXU_END;
+	if (c->sp_op.busy && hl->src->io->ringfd) {
+		c->sp_op.busy = false; /* on the ring's eventfd: no SQE */
+		rxu_space_done(c);
+	}
+	if (c->sp_op.busy)
+		uring_cancel(hl->l, &c->sp_op);
+	if (c->rd_op.busy)
+		uring_cancel(hl->l, &c->rd_op);
+	if (c->wr_op.busy)
+		uring_cancel(hl->l, &c->wr_op);
+	if (rxu_idle(c))
+		rxu_nop(c); /* settled when it completes */
+}
+
+/* Rejected (said, ERROR queued): send it, then end. */
+static void rxu_drain(struct hop_conn *c)
+{
+	if (c->st == RXU_END)
+		return;
+	c->st = RXU_DRAIN;
+	c->since = io_now_ns();
+	if (c->rd_op.busy)
+		uring_cancel(c->hl->l, &c->rd_op);
+	if (!c->olen && !c->wr_op.busy) {
+		rxu_end(c);
+		return;
+	}
+	rxu_send(c);
+}
+
+static void rxu_recv(struct hop_conn *c, void *at, size_t len)
+{
+	io_uring_prep_recv(uring_sqe(c->hl->l, &c->rd_op), c->fd, at, len, 0);
+}
+
+/*
+ * Reserve for the payload of the frame taken: true when reserved (what
+ * rbuf held of it copied), false when waiting for space or ended.
+ */
+static bool rxu_reserve(struct hop_conn *c)
+{
+	struct bring_io *io = c->hl->src->io;
+	int ret;
+
+	for (;;) {
+		ret = bring_reserve(io->r, c->dlen, &c->resv, 0);
+		if (!ret)
+			break;
+		if (ret != -EAGAIN && ret != -ETIMEDOUT) {
+			rxu_end(c); /* closed (-EPIPE) */
+			return false;
+		}
+		ret = bring_write_wait_prepare(io->r, c->dlen, &c->ww);
+		if (ret == 1)
+			continue;
+		if (ret < 0) {
+			rxu_end(c);
+			return false;
+		}
+		io_stat_add(io, full_waits, 1);
+		c->st = RXU_SPACE;
+		c->since = io_now_ns();
+		uring_data_wait(c->hl->l, &c->sp_op, &c->ww);
+		return false;
+	}
+	c->resv_open = true;
+	rx_payload_buffered(c, c->resv.data);
+	return true;
+}
+
+/* The payload is in: commit it; false when the connection ended. */
+static bool rxu_commit(struct hop_conn *c)
+{
+	c->resv_open = false;
+	if (rx_commit(c, &c->resv)) {
+		rxu_end(c);
+		return false;
+	}
+	c->st = RXU_HEAD;
+	return true;
+}
+
+/*
+ * How much a recv into rbuf asks for: after a large payload only the
+ * next frame's header (a DATA header is 16 bytes), so that the next
+ * payload goes straight into its reservation, none of it through rbuf;
+ * else as much as rbuf holds, many small frames per recv.
+ */
+static size_t rxu_head_want(const struct hop_conn *c)
+{
+	if (!c->rlen && c->dlen >= HOP_RX_BUF / 2)
+		return HOP_HDR + HOP_DATA_MIN;
+	return HOP_RX_BUF - c->rlen;
+}
+
+/* Take what is buffered, then arm the recv (or the wait) that follows. */
+static void rxu_step(struct hop_conn *c)
+{
+	int ret;
+
+	for (;;) {
+		if (c->st != RXU_HEAD || c->rd_op.busy)
+			break;
+		if (c->hl->stopping) {
+			rxu_end(c);
+			return;
+		}
+		ret = rx_frames(c);
+		if (ret == RX_MORE) {
+			rxu_recv(c, c->rbuf + c->rlen, rxu_head_want(c));
+			break;
+		}
+		if (ret == RX_PARK) {
+			c->st = RXU_PARKED;
+			c->since = io_now_ns();
+			break;
+		}
+		if (ret == RX_END) {
+			rxu_drain(c);
+			return;
+		}
+		if (!rxu_reserve(c))
+			break;
+		if (c->dhave < c->dlen) {
+			c->st = RXU_BODY;
+			rxu_recv(c, (char *)c->resv.data + c->dhave,
+				 c->dlen - c->dhave);
+			break;
+		}
+		if (!rxu_commit(c))
+			return;
+	}
+	rxu_send(c);
+}
+
+static void rxu_on_recv(struct hop_conn *c, int res, unsigned int flags)
+{
+	char why[HOP_ERROR_MAX];
+	int ret;
+
+	if (c->st == RXU_END || c->st == RXU_DRAIN)
+		return;
+	if (c->st == RXU_PARKED) { /* rxu_resume()'s NOP */
+		ret = rx_claim_try(c, why, sizeof(why));
+		if (ret > 0)
+			return;
+		if (ret < 0 || rx_hello_open(c, why, sizeof(why))) {
+			rx_reject(c, why);
+			rxu_drain(c);
+			return;
+		}
+		c->st = RXU_HEAD;
+		c->last_rx = io_now_ns();
+		rxu_step(c);
+		return;
+	}
+	if (res == -EAGAIN || res == -EINTR || res == -ENOBUFS) {
+		res = 0; /* nothing came: the same recv again */
+	} else if (res <= 0) {
+		rxu_end(c); /* the sender closed (or reset) */
+		return;
+	}
+	if (res)
+		rx_received(c, (size_t)res);
+	if (c->st == RXU_BODY) {
+		c->dhave += (size_t)res;
+		if (c->dhave < c->dlen) {
+			rxu_recv(c, (char *)c->resv.data + c->dhave,
+				 c->dlen - c->dhave);
+			return;
+		}
+		if (!rxu_commit(c))
+			return;
+	} else {
+		c->rlen += (size_t)res;
+	}
+	rxu_step(c);
+	/* The socket is empty: everything that came is committed. */
+	if (!(flags & IORING_CQE_F_SOCK_NONEMPTY) &&
+	    c->rx.phase == HOP_RX_STREAM && c->st != RXU_END &&
+	    c->st != RXU_DRAIN) {
+		rx_ack(c);
+		rxu_send(c);
+	}
+}
+
+static void rxu_on_send(struct hop_conn *c, int res)
+{
+	if (c->st == RXU_END)
+		return;
+	if (res < 0 && res != -EAGAIN && res != -EINTR && res != -ENOBUFS) {
+		rxu_end(c);
+		return;
+	}
+	if (res > 0) {
+		memmove(c->obuf, c->obuf + res, c->olen - (size_t)res);
+		c->olen -= (size_t)res;
+		c->last_out = io_now_ns();
+	}
+	if (c->st == RXU_DRAIN && !c->olen) {
+		rxu_end(c);
+		return;
+	}
+	rxu_send(c);
+}
+
+static void rxu_on_space(struct hop_conn *c)
+{
+	rxu_space_done(c);
+	if (c->st != RXU_SPACE)
+		return;
+	c->st = RXU_HEAD;
+	c->last_rx = io_now_ns(); /* the peer waited for us, not we for it */
+	if (!rxu_reserve(c))
+		return;
+	if (c->dhave < c->dlen) {
+		c->st = RXU_BODY;
+		rxu_recv(c, (char *)c->resv.data + c->dhave, c->dlen - c->dhave);
+		rxu_send(c);
+		return;
+	}
+	if (rxu_commit(c))
+		rxu_step(c);
+}
+
+static void rxu_listen_settle(struct hop_listen *hl);
+
+/* After every event of @c: an ended connection with its ops back is freed. */
+static void rxu_settle(struct hop_conn *c)
+{
+	struct hop_listen *hl = c->hl;
+	struct hop_conn **pp;
+
+	if (c->st != RXU_END || !rxu_idle(c))
+		return;
+	/* No recv writes into it any more. */
+	if (c->resv_open)
+		bring_abort(hl->src->io->r, &c->resv);
+	c->resv_open = false;
+	for (pp = &hl->conns; *pp != c; pp = &(*pp)->next)
+		;
+	*pp = c->next;
+	rx_release(c);
+	conn_free_(c);
+	rxu_listen_settle(hl);
+}
+
+static void rxu_arm_tick(struct hop_listen *hl)
+{
+	unsigned int ms = hop_hb_ms(hl->src->io) / 2;
+	struct hop_conn *c;
+
+	for (c = hl->conns; c; c = c->next)
+		if (c->npend)
+			ms = 20; /* durability interval: acks follow the flush */
+	if (hl->tm_op.busy || hl->stopping)
+		return;
+	hl->ts.tv_sec = ms / 1000;
+	hl->ts.tv_nsec = (long long)(ms % 1000) * 1000000LL;
+	io_uring_prep_timeout(uring_sqe(hl->l, &hl->tm_op), &hl->ts, 0, 0);
+}
+
+static void rxu_arm_accept(struct hop_listen *hl)
+{
+	if (hl->acc_op.busy || hl->stopping)
+		return;
+	io_uring_prep_multishot_accept(uring_sqe(hl->l, &hl->acc_op), hl->lfd,
+				       NULL, NULL, SOCK_CLOEXEC);
+}
+
+/* The tick: silent peers, heartbeats, acks, parked HELLOs, accepts. */
+static void rxu_on_tick(struct hop_listen *hl)
+{
+	uint64_t now = io_now_ns(), dead;
+	struct hop_conn *c;
+
+	dead = (uint64_t)hop_hb_ms(hl->src->io) * HOP_DEAD_FACTOR * 1000000ULL;
+	for (c = hl->conns; c; c = c->next) {
+		switch (c->st) {
+		case RXU_HEAD:
+		case RXU_BODY:
+			if (rx_silent(c, now, c->st == RXU_BODY)) {
+				rxu_end(c);
+				continue;
+			}
+			if (c->st == RXU_HEAD && c->rx.phase == HOP_RX_STREAM)
+				rx_ack(c); /* what became durable */
+			/* fall through */
+		case RXU_SPACE:
+			if (rx_unread(c, now)) {
+				rxu_end(c); /* it takes no ERROR either */
+				continue;
+			}
+			rx_ping_if_due(c);
+			rxu_send(c);
+			break;
+		case RXU_PARKED:
+			if (now - c->since > 3000000000ULL) {
+				char why[HOP_ERROR_MAX];
+
+				snprintf(why, sizeof(why),
+					 "stream '%s' is still held by an earlier connection",
+					 c->id);
+				rx_reject(c, why);
+				rxu_drain(c);
+			}
+			break;
+		case RXU_DRAIN:
+			if (now - c->since > dead)
+				rxu_end(c);
+			break;
+		case RXU_END:
+			break;
+		}
+	}
+	if (hl->accept_at && now >= hl->accept_at) {
+		hl->accept_at = 0;
+		rxu_arm_accept(hl);
+	}
+	rxu_arm_tick(hl);
+}
+
+static void rxu_on_accept(struct hop_listen *hl, int res, unsigned int flags)
+{
+	struct hop_conn *c;
+	unsigned int pause;
+
+	hl->acc_op.busy = flags & IORING_CQE_F_MORE;
+	if (res >= 0) {
+		if (hl->stopping) {
+			close(res);
+		} else if ((c = conn_new(hl, res))) {
+			c->rd_op = (struct op){ .type = OP_HOP_RX, .obj = c };
+			c->wr_op = c->rd_op;
+			c->sp_op = c->rd_op;
+			c->next = hl->conns;
+			hl->conns = c;
+			rxu_step(c);
+		}
+	}
+	if (hl->acc_op.busy)
+		return;
+	pause = res < 0 ? source_accept_failed(hl->src, res) : 0;
+	if (pause) /* out of fds: the tick accepts again */
+		hl->accept_at = io_now_ns() + pause * 1000000ULL;
+	else
+		rxu_arm_accept(hl);
+}
+
+/* Stopping, and nothing of it in flight any more: the source is done. */
+static void rxu_listen_settle(struct hop_listen *hl)
+{
+	if (!hl->stopping || hl->conns || hl->acc_op.busy || hl->tm_op.busy)
+		return;
+	if (hl->lfd >= 0)
+		close(hl->lfd);
+	hl->lfd = -1;
+	/* relaxed: read by the loop's thread, and by stats (state only) */
+	__atomic_store_n(&hl->src->finished, true, __ATOMIC_RELAXED);
+}
+
+/* Start the source @src in the loop @l: it accepts at once. */
+void hop_rx_uring_start(struct loop *l, struct source *src)
+{
+	struct hop_listen *hl = src->hop;
+
+	hl->l = l;
+	hl->acc_op = (struct op){ .type = OP_HOP_LISTEN, .obj = hl };
+	hl->tm_op = hl->acc_op;
+	rxu_arm_accept(hl);
+	rxu_arm_tick(hl);
+}
+
+/*
+ * bring_io_stop(): connections end without acking what they hold (as
+ * the threads do), the listening socket closes once its accept is back.
+ */
+void hop_rx_uring_stop(struct source *src)
+{
+	struct hop_listen *hl = src->hop;
+	struct hop_conn *c;
+
+	if (!hl->l || hl->stopping)
+		return;
+	hl->stopping = true;
+	if (hl->acc_op.busy)
+		uring_cancel(hl->l, &hl->acc_op);
+	if (hl->tm_op.busy)
+		uring_cancel(hl->l, &hl->tm_op);
+	for (c = hl->conns; c; c = c->next)
+		rxu_end(c);
+	rxu_listen_settle(hl);
+}
+
+/* A completion of the listener's ACCEPT or tick. */
+void hop_rx_uring_listen_event(struct op *op, int res, unsigned int flags)
+{
+	struct hop_listen *hl = op->obj;
+
+	if (op == &hl->acc_op) {
+		rxu_on_accept(hl, res, flags);
+	} else {
+		hl->tm_op.busy = false;
+		if (!hl->stopping)
+			rxu_on_tick(hl);
+	}
+	rxu_listen_settle(hl);
+}
+
+/* A completion of one of a connection's ops. */
+void hop_rx_uring_event(struct op *op, int res, unsigned int flags)
+{
+	struct hop_conn *c = op->obj;
+
+	if (op == &c->rd_op)
+		rxu_on_recv(c, res, flags);
+	else if (op == &c->wr_op)
+		rxu_on_send(c, res);
+	else
+		rxu_on_space(c);
+	rxu_settle(c);
+}
+
+/*
+ * The ring's notify eventfd was written (io_uring without FUTEX_WAIT):
+ * every space wait pending on it ends, as its FUTEX_WAIT would have.
+ */
+void hop_rx_uring_ringfd(struct source *src)
+{
+	struct hop_conn *c, *next;
+
+	for (c = src->hop->conns; c; c = next) {
+		next = c->next; /* rxu_settle() may free c */
+		if (!c->sp_op.busy)
+			continue;
+		c->sp_op.busy = false;
+		rxu_on_space(c);
+		rxu_settle(c);
+	}
+}
+
 int hop_source_add(struct bring_io *io, struct source *src)
 {
 	struct hop_listen *hl = calloc(1, sizeof(*hl));
 	struct endpoint tcp;
+	unsigned int waited;
 	int fd;
 
 	if (!hl)
@@ -1850,10 +2514,22 @@ int hop_source_add(struct bring_io *io, struct source *src)
 	hl->src = src;
 	pthread_mutex_init(&hl->lock, NULL);
 	pthread_cond_init(&hl->cond, NULL);
-	/* Listen as tcp-listen: does. */
+	/*
+	 * Listen as tcp-listen: does. Started again at once after a SIGKILL
+	 * of its predecessor on io_uring, a receiver was seen to find its
+	 * port still taken (about once in 30 kill loops; likely the
+	 * listening socket held by that io_uring's pending ACCEPT until its
+	 * teardown, which runs after the process is gone): it tries again
+	 * for a while.
+	 */
 	tcp = src->ep;
 	tcp.kind = EP_TCP_LISTEN;
-	fd = ep_listen(&tcp, &src->port);
+	for (waited = 0;; waited += 20) {
+		fd = ep_listen(&tcp, &src->port);
+		if (fd != -EADDRINUSE || waited >= HOP_BIND_RETRY_MS)
+			break;
+		usleep(20000);
+	}
 	if (fd < 0) {
 		free(hl);
 		return fd;
@@ -1866,9 +2542,19 @@ int hop_source_add(struct bring_io *io, struct source *src)
 void hop_source_free(struct source *src)
 {
 	struct hop_listen *hl = src->hop;
+	struct hop_conn *c;
 
 	if (!hl)
 		return;
+	/* io_uring mode, a loop that failed: what it left (no op runs). */
+	while ((c = hl->conns)) {
+		hl->conns = c->next;
+		if (c->resv_open)
+			bring_abort(src->io->r, &c->resv);
+		if (c->w)
+			bring_writer_close(c->w);
+		conn_free_(c);
+	}
 	if (hl->lfd >= 0)
 		close(hl->lfd);
 	pthread_mutex_destroy(&hl->lock);
@@ -1900,10 +2586,21 @@ static int start(pthread_t *t, void *(*fn)(void *), void *arg)
 }
 
 /*
- * Start the hop's threads (before the io's loop runs). Receivers first:
- * a failure stops the io, and what started is joined by hop_join().
+ * Before the io's loop runs: readv/writev mode starts the hop's threads;
+ * io_uring mode runs both endpoints in its loop (hop_tx_uring_start(),
+ * hop_rx_uring_start()), or these threads when its ring cannot be made.
  */
 int hop_start(struct bring_io *io)
+{
+	return io->uring ? 0 : hop_start_threads(io);
+}
+
+/*
+ * A thread per bring-listen: source (and one per connection it accepts)
+ * and one per bring: sink. Receivers first: a failure stops the io, and
+ * what started is joined by hop_join().
+ */
+int hop_start_threads(struct bring_io *io)
 {
 	unsigned int i;
 	int err;
@@ -1918,36 +2615,21 @@ int hop_start(struct bring_io *io)
 			goto fail;
 		hl->started = true;
 	}
-	/* io_uring mode: the loop runs the senders (hop_tx_uring_start()). */
-	return io->uring ? 0 : hop_start_senders(io);
+	for (i = 0; i < io->nr_hop_sinks; i++) {
+		struct sink *s = io->hop_sinks[i];
+
+		err = start(&s->thread, tx_thread, s->hop);
+		if (err)
+			goto fail;
+		s->hop->started = true;
+	}
+	return 0;
 fail:
 	io_log("cannot start a thread for the bring: hop: %s\n",
 	       strerror(-err));
 	io_set_err(io, err);
 	bring_io_stop(io);
 	return err;
-}
-
-/* The senders' threads: readv/writev mode, or io_uring that failed. */
-int hop_start_senders(struct bring_io *io)
-{
-	unsigned int i;
-	int err;
-
-	for (i = 0; i < io->nr_hop_sinks; i++) {
-		struct sink *s = io->hop_sinks[i];
-
-		err = start(&s->thread, tx_thread, s->hop);
-		if (err) {
-			io_log("cannot start a thread for the bring: hop: %s\n",
-			       strerror(-err));
-			io_set_err(io, err);
-			bring_io_stop(io);
-			return err;
-		}
-		s->hop->started = true;
-	}
-	return 0;
 }
 
 /* After the loop: the senders drain (the ring is closed), all end. */

@@ -3,8 +3,9 @@
  * io/hop.h - the acknowledged hop between bringcats: the bring: sink and
  * the bring-listen: source. Frames, the parser and the receiver's state
  * checks (hop_proto.c, free of any io: the fuzz target links it alone),
- * and the endpoints' threads (hop.c). Documentation/protocol.rst is the
- * byte-by-byte specification; keep the two in step.
+ * and the endpoints (hop.c): threads, or state machines in the io_uring
+ * loop. Documentation/protocol.rst is the byte-by-byte specification;
+ * keep the two in step.
  */
 #ifndef BRING_IO_HOP_H
 #define BRING_IO_HOP_H
@@ -109,14 +110,19 @@ int hop_sink_add(struct bring_io *io, struct sink *s);
 int hop_source_add(struct bring_io *io, struct source *src);
 int hop_wake_fd(struct bring_io *io);
 int hop_start(struct bring_io *io);
-int hop_start_senders(struct bring_io *io);
-/* io_uring mode: the bring: sinks run in the loop (uring.c) */
+int hop_start_threads(struct bring_io *io);
+/* io_uring mode: bring: sinks and bring-listen: sources run in the loop */
 struct loop;
 struct op;
 void hop_tx_uring_start(struct loop *l, struct sink *s);
 void hop_tx_uring_event(struct op *op, int res);
 void hop_tx_uring_kick(struct sink *s);
 void hop_tx_uring_step(struct sink *s);
+void hop_rx_uring_start(struct loop *l, struct source *src);
+void hop_rx_uring_stop(struct source *src);
+void hop_rx_uring_listen_event(struct op *op, int res, unsigned int flags);
+void hop_rx_uring_event(struct op *op, int res, unsigned int flags);
+void hop_rx_uring_ringfd(struct source *src);
 void hop_join(struct bring_io *io);
 void hop_sink_free(struct sink *s);
 void hop_source_free(struct source *src);

@@ -101,6 +101,8 @@ enum op_type {
 	OP_KSRC, /* kafka source: eventfd read (its thread ended) */
 	OP_REPAIR, /* loop: sinks stuck at an unfinished record look again */
 	OP_HOP_TX, /* bring: sink in the loop: its send, recv, connect, tick */
+	OP_HOP_LISTEN, /* bring-listen: in the loop: its accept, its tick */
+	OP_HOP_RX, /* bring-listen: connection: recv, send, space wait */
 	OP_CANCEL, /* ignored */
 };
 
@@ -459,7 +461,7 @@ void kafka_source_kick(struct source *src);
 
 /* uring.c, fallback.c */
 int io_uring_probe_ok(bool *futex_wait);
-/* uring.c, for hop.c's senders in the loop */
+/* uring.c, for hop.c's endpoints in the loop */
 struct loop;
 struct io_uring_sqe *uring_sqe(struct loop *l, struct op *op);
 void uring_cancel(struct loop *l, struct op *op);

@@ -128,7 +128,7 @@ static void cancel_op(struct loop *l, struct op *op)
 	io_uring_prep_cancel(sqe, op, 0);
 }
 
-/* For hop.c's senders, which run in this loop too. */
+/* For hop.c's endpoints, which run in this loop too. */
 struct io_uring_sqe *uring_sqe(struct loop *l, struct op *op)
 {
 	return get_sqe(l, op);
@@ -150,7 +150,8 @@ static void source_check(struct bring_io *io, struct source *src)
 {
 	struct conn *c;
 
-	if (src->kafka || src->finished || src->lfd >= 0 ||
+	/* bring-listen: says so itself (hop_rx_uring_stop()) */
+	if (src->kafka || src->hop || src->finished || src->lfd >= 0 ||
 	    (src->tail && src->tail->in_op.busy))
 		return;
 	for (c = src->conns; c; c = c->next)
@@ -949,6 +950,8 @@ static void begin_stop(struct loop *l)
 			cancel_op(l, &src->tail->in_op);
 		if (src->kafka)
 			kafka_source_kick(src);
+		if (src->hop)
+			hop_rx_uring_stop(src);
 		for (c = src->conns; c; c = next) {
 			next = c->next;
 			if (c->rd_op.busy)
@@ -1022,6 +1025,8 @@ static void on_ringfd(struct loop *l)
 	unsigned int i;
 
 	for (i = 0; i < io->nr_srcs; i++) {
+		if (io->srcs[i]->hop)
+			hop_rx_uring_ringfd(io->srcs[i]);
 		for (c = io->srcs[i]->conns; c; c = next) {
 			next = c->next; /* on_space() may free c */
 			if (!c->ww_op.busy)
@@ -1067,8 +1072,8 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 
 	if (!op)
 		return;
-	if (op->type != OP_ACCEPT)
-		op->busy = false;
+	if (op->type != OP_ACCEPT && op->type != OP_HOP_LISTEN)
+		op->busy = false; /* multishot: busy while IORING_CQE_F_MORE */
 	switch (op->type) {
 	case OP_READ:
 		on_read(l, op->obj, res);
@@ -1130,6 +1135,12 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case OP_HOP_TX:
 		hop_tx_uring_event(op, res);
+		break;
+	case OP_HOP_LISTEN:
+		hop_rx_uring_listen_event(op, res, cqe->flags);
+		break;
+	case OP_HOP_RX:
+		hop_rx_uring_event(op, res, cqe->flags);
 		break;
 	default:
 		break;
@@ -1244,7 +1255,7 @@ int io_run_uring(struct bring_io *io)
 			       strerror(-ret));
 		io->uring = false;
 		io->st.uring = 0;
-		ret = hop_start_senders(io);
+		ret = hop_start_threads(io);
 		return ret ? ret : io_run_fallback(io);
 	}
 	arm_wake(&l);
@@ -1257,6 +1268,8 @@ int io_run_uring(struct bring_io *io)
 			arm_idle(&l);
 		if (src->tail)
 			arm_notify(&l, src, false);
+		if (src->hop)
+			hop_rx_uring_start(&l, src);
 		for (c = src->conns; c; c = c->next)
 			conn_step(&l, c);
 	}

@@ -68,10 +68,9 @@ FIXTURE_VARIANT(hop)
 {
 	enum io_mode a, b;
 	/*
-	 * Run the tests that involve no tail: or file: endpoint of A or B
-	 * (this test as the peer or the producer). The hop's endpoints are
-	 * threads of their own, alike in every io mode: one variant that
-	 * every machine has runs them. The pipeline kill loop runs in all.
+	 * Run the sender's tests here even where A is not on io_uring
+	 * (SENDER_VARIANT()): the one variant whose A runs on readv/writev
+	 * that every machine has.
 	 */
 	bool all;
 };
@@ -329,6 +328,7 @@ static long check_b(struct __test_metadata *_metadata, const char *path,
 	}
 	while (done < streams && now_ms() < end) {
 		const char *p, *e, *nl;
+		char one[32];
 
 		if (bring_reader_next(rd, &m, 100))
 			continue;
@@ -338,7 +338,10 @@ static long check_b(struct __test_metadata *_metadata, const char *path,
 			nl = memchr(p, '\n', e - p);
 			if (!nl)
 				nl = e;
-			if (sscanf(p, "s%u %u", &k, &num) != 2 ||
+			/* A record's last line ends where it does, not at a NUL. */
+			snprintf(one, sizeof(one), "%.*s",
+				 (int)(nl - p < 31 ? nl - p : 31), p);
+			if (sscanf(one, "s%u %u", &k, &num) != 2 ||
 			    k >= streams || num != next[k]) {
 				TH_LOG("b.ring: '%.*s' where stream %u expects %u",
 				       (int)(nl - p), p, k < streams ? k : 0,
@@ -371,11 +374,18 @@ out:
 	return lines;
 }
 
-#define ONE_VARIANT()                                                   \
+/*
+ * Tests of the receiver alone (this test as the sender) run where B's
+ * io mode is not a repeat: uring (bring-listen: in the io_uring loop),
+ * fallback (its threads) and eventfd (the loop without FUTEX_WAIT); the
+ * mixed variants' B runs as in one of those.
+ */
+#define RECEIVER_VARIANT()                                              \
 	do {                                                            \
-		if (!variant->all)                                      \
-			SKIP(return, "the hop's threads are alike in every " \
-				     "io mode: run in the fallback variant"); \
+		if (variant->a != variant->b)                           \
+			SKIP(return, "B runs as in the %s variant",     \
+			     variant->b == IO_MODE_URING ? "uring" :    \
+							   "fallback"); \
 	} while (0)
 
 /*
@@ -758,6 +768,97 @@ TEST_F(hop, sixteen_senders_one_listener)
 		stop(&pids[i]);
 }
 
+/*
+ * Read "s0 NNNNNNNN" lines from @fd until @n arrived (or @ms passed):
+ * numbers 0, 1, 2, ... exactly once, in order. The lines read, or -1 at
+ * the first wrong one (logged).
+ */
+static long read_lines(struct __test_metadata *_metadata, int fd,
+		       unsigned int n, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint64_t end = now_ms() + ms;
+	static char buf[1 << 16];
+	unsigned int next = 0, num;
+	size_t len = 0, off;
+	ssize_t got;
+	char *nl;
+
+	while (next < n && now_ms() < end) {
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		got = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+		buf[len] = '\0';
+		for (off = 0; (nl = memchr(buf + off, '\n', len - off));
+		     off = (size_t)(nl - buf) + 1) {
+			if (sscanf(buf + off, "s0 %u", &num) != 1 ||
+			    num != next) {
+				TH_LOG("'%.*s' where %u was due",
+				       (int)(nl - buf - off), buf + off, next);
+				return -1;
+			}
+			next++;
+		}
+		memmove(buf, buf + off, len - off);
+		len -= off;
+	}
+	if (next < n)
+		TH_LOG("%u of %u lines arrived", next, n);
+	return next;
+}
+
+/*
+ * B's ring full: its sink writes into a pipe this test does not read for
+ * longer than 3 heartbeats, so B's receiver waits for ring space with a
+ * DATA frame in hand (io_uring: the loop's FUTEX_WAIT; eventfd: the
+ * ring's eventfd; readv/writev: its thread). It keeps sending PINGs
+ * meanwhile: A keeps the connection (no "no answer" line). Once the
+ * pipe is read, every line arrives exactly once, in order.
+ */
+TEST_F(hop, full_receiver_ring_waits_and_keeps_heartbeats)
+{
+	/*
+	 * 300 KB of lines for B's 128 KiB ring and a one-page pipe; a.ring
+	 * (1 MiB, a record of 32 bytes per line) holds them all, so pushing
+	 * never waits.
+	 */
+	struct producer p = { .path = self->a_ring, .tag = "s0", .n = 25000 };
+	char path[PATH_MAX], fifo[PATH_MAX + 8];
+	const char *a_args[] = { "-b", self->a_buf, "-i",
+				 "tcp-listen:127.0.0.1:0", "-o", self->sink,
+				 "--hop-heartbeat", "300", "--stream-id", "full",
+				 self->a_mode, NULL };
+	const char *b_args[] = { "-b", "mem:128K", "-i", self->listen, "-o",
+				 fifo, "--hop-heartbeat", "300", "--stats",
+				 self->b_mode, NULL };
+	int rfd;
+
+	RECEIVER_VARIANT();
+	snprintf(path, sizeof(path), "%s/fifo", self->dir);
+	snprintf(fifo, sizeof(fifo), "file:%s", path);
+	ASSERT_EQ(0, mkfifo(path, 0600));
+	rfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ASSERT_LE(0, rfd);
+	fcntl(rfd, F_SETPIPE_SZ, 4096);
+	self->b = launch(self->b_err, b_args);
+	ASSERT_TRUE(wait_listen(self->port, 10000));
+	self->a = launch(self->a_err, a_args);
+	produce(&p);
+	ASSERT_EQ(0, p.err);
+	/* Full by now; 3 heartbeats are 900 ms. */
+	usleep(1200 * 1000);
+	EXPECT_FALSE(wait_text(self->a_err, "no answer from the receiver", 1));
+	EXPECT_FALSE(wait_text(self->b_err, "connection closed", 1));
+	EXPECT_EQ((long)p.n, read_lines(_metadata, rfd, p.n, WAIT_MS));
+	stop(&self->b);
+	close(rfd);
+	EXPECT_LT(0, final_stat(self->b_err, NULL, "full waits "));
+	EXPECT_FALSE(wait_text(self->a_err, "no answer from the receiver", 1));
+}
+
 /* ---- this test as the peer ---------------------------------------- */
 
 /* What arrived on the peer's connection and was not read yet. */
@@ -918,7 +1019,7 @@ TEST_F(hop, another_protocol_is_refused)
 	const char get[] = "GET / HTTP/1.1\r\nHost: b\r\n\r\n";
 	int fd;
 
-	ONE_VARIANT();
+	RECEIVER_VARIANT();
 	start_b_mem(self, _metadata, "mem:1M");
 	good_stream(_metadata, self->port, 0);
 	fd = dial(self->port);
@@ -933,7 +1034,7 @@ TEST_F(hop, wrong_version_is_refused)
 {
 	int fd;
 
-	ONE_VARIANT();
+	RECEIVER_VARIANT();
 	start_b_mem(self, _metadata, "mem:1M");
 	fd = dial(self->port);
 	ASSERT_LE(0, fd);
@@ -948,7 +1049,7 @@ TEST_F(hop, frame_longer_than_max_msg_is_refused)
 	uint8_t hdr[HOP_HDR + 8];
 	int fd;
 
-	ONE_VARIANT();
+	RECEIVER_VARIANT();
 	start_b_mem(self, _metadata, "mem:64K");
 	fd = dial(self->port);
 	ASSERT_LE(0, fd);
@@ -966,7 +1067,7 @@ TEST_F(hop, offset_going_back_is_refused)
 	size_t len;
 	int fd;
 
-	ONE_VARIANT();
+	RECEIVER_VARIANT();
 	start_b_mem(self, _metadata, "mem:1M");
 	fd = stream_line(self->port, 1, "back", 0, 50, "first");
 	ASSERT_LE(0, fd);
@@ -1031,7 +1132,7 @@ TEST_F(hop, new_epoch_of_a_stream_is_refused)
 	struct hop_frame f;
 	int fd;
 
-	ONE_VARIANT();
+	RECEIVER_VARIANT();
 	start_b_mem(self, _metadata, "mem:1M");
 	fd = stream_line(self->port, 0x1111, "ep", 0, 9, "one");
 	ASSERT_LE(0, fd);
@@ -1062,7 +1163,7 @@ TEST_F(hop, silent_sender_is_closed)
 	uint64_t t0;
 	int fd, type;
 
-	ONE_VARIANT();
+	RECEIVER_VARIANT();
 	start_b_mem(self, _metadata, "mem:1M");
 	fd = dial(self->port);
 	ASSERT_LE(0, fd);
@@ -1172,10 +1273,11 @@ TEST_F(hop, offset_from_the_future_is_refused)
 }
 
 /*
- * How many of @pid's threads (not io_uring's iou-* workers) sleep in
- * poll(2) now: their wchan is do_sys_poll or do_poll.
+ * How many of @pid's threads (not io_uring's iou-* workers) there are,
+ * or (@in_poll) how many sleep in poll(2) now: their wchan is
+ * do_sys_poll or do_poll.
  */
-static int threads_in_poll(pid_t pid)
+static int count_threads(pid_t pid, bool in_poll)
 {
 	char path[80], buf[32];
 	struct dirent *de;
@@ -1200,6 +1302,10 @@ static int threads_in_poll(pid_t pid)
 			continue;
 		}
 		fclose(f);
+		if (!in_poll) {
+			n++;
+			continue;
+		}
 		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/wchan", pid,
 			 de->d_name);
 		f = fopen(path, "r");
@@ -1232,7 +1338,7 @@ TEST_F(hop, sender_runs_in_its_io_mode)
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(HOP_DATA, read_frame(fd, &f, 5000));
 	for (i = 0; i < 50; i++) {
-		n = threads_in_poll(self->a);
+		n = count_threads(self->a, true);
 		ASSERT_LE(0, n);
 		most = n > most ? n : most;
 		usleep(10000);
@@ -1244,6 +1350,39 @@ TEST_F(hop, sender_runs_in_its_io_mode)
 		EXPECT_EQ(0, most);
 	close(fd);
 	close(lfd);
+}
+
+/*
+ * io_uring mode runs bring-listen: in the loop (accept, recv, send, the
+ * space wait and the tick are its ops): four more senders connecting
+ * add no thread to B (io_uring's iou-* workers aside). readv/writev mode
+ * adds one per connection. (Compared with B's own count before, so that a
+ * sanitizer's threads do not count.)
+ */
+TEST_F(hop, receiver_runs_in_its_io_mode)
+{
+	char id[16];
+	int fds[5], i, n0 = 0, n;
+
+	RECEIVER_VARIANT();
+	start_b_mem(self, _metadata, "mem:1M");
+	for (i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "threads%d", i);
+		fds[i] = stream_line(self->port, 1, id, 0, 1, "x");
+		ASSERT_LE(0, fds[i]);
+		/* After the first stream B is all set up. */
+		if (!i)
+			n0 = count_threads(self->b, false);
+	}
+	n = count_threads(self->b, false);
+	ASSERT_LE(1, n0);
+	if (variant->b == IO_MODE_FALLBACK ||
+	    wait_text(self->b_err, "using readv/writev", 50))
+		EXPECT_LE(n0 + 3, n); /* 4 more; wait_listen()'s may end */
+	else
+		EXPECT_EQ(n0, n);
+	for (i = 0; i < 5; i++)
+		close(fds[i]);
 }
 
 /* A receiver that stops answering is dropped after 3 heartbeats. */
@@ -1284,10 +1423,12 @@ TEST_F(hop, interval_durability_acks_only_durable)
 	struct hop_frame f;
 	struct bring_msg m;
 	struct bring_reader *rd;
+	uint8_t ping[HOP_HDR];
 	struct bring *r;
 	int fd, i;
 
-	ONE_VARIANT();
+	RECEIVER_VARIANT();
+	hop_put_hdr(ping, HOP_PING, 0);
 	unlink(self->b_ring);
 	ASSERT_EQ(0, ring_make(self->b_ring, RING_B, BRING_DURABLE_INTERVAL,
 			       true));
@@ -1304,8 +1445,13 @@ TEST_F(hop, interval_durability_acks_only_durable)
 
 		snprintf(line, sizeof(line), "dur %d", i);
 		ASSERT_EQ(0, send_data(fd, (uint64_t)i + 1, line));
+		/*
+		 * Heartbeats answered, as a sender does: the ACK waits for
+		 * the flush (flush_ms 200), close to B's 300 ms of silence.
+		 */
 		while (read_frame(fd, &f, 5000) == HOP_PING)
-			;
+			ASSERT_EQ((ssize_t)sizeof(ping),
+				  send(fd, ping, sizeof(ping), MSG_NOSIGNAL));
 		ASSERT_EQ(HOP_ACK, f.type);
 		ASSERT_EQ(0, bring_get_stats(r, &st));
 		ASSERT_EQ(0, bring_reader_next(rd, &m, 1000));
