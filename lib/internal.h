@@ -240,6 +240,13 @@ struct bring_hdr {
 	 * can never reserve after the close and readers see both at once.
 	 */
 	uint64_t head __cacheline_aligned; /* end of the reserved records */
+	/*
+	 * The last lap jump: claims skipped from here to the start of the
+	 * next lap, jump_to(); a reader whose cursor is here continues
+	 * there (Documentation/ring.rst, "Lap jumps"). 0: none yet. Only
+	 * grows; stored once per jump, after the claim's CAS on head.
+	 */
+	uint64_t jump_from;
 
 	/* Writers only: readers never touch this line. */
 	uint64_t tail_cache __cacheline_aligned; /* <= every active reader's
@@ -321,6 +328,8 @@ struct bring {
 	struct bring_reader *def; /* the default reader, NULL if none */
 	uint64_t spin_ns; /* optimistic re-checks before sleeping; 0: none */
 	uint64_t space_wait_end; /* ns: a writer's last wait for space ended */
+	uint64_t jump_look; /* head below which claims do not look for a
+			     * lap jump again (a hint, relaxed) */
 	char name[BRING_NAME_MAX];
 	/* File rings. */
 	int fd; /* -1 for memory rings */
@@ -416,6 +425,33 @@ static inline void spin_pause(void)
 static inline struct bring_rec *rec_at(const struct bring *r, uint64_t pos)
 {
 	return (struct bring_rec *)(r->data + (pos & r->mask));
+}
+
+/*
+ * Lap jumps (Documentation/ring.rst): where a jump from @pos lands, the
+ * start of the next lap; and where a cursor at @pos really stands, given
+ * @jf, a value of hdr->jump_from. Any value jump_from ever held names a
+ * jump whose claim was made: no record was ever written in
+ * [jf, jump_to(jf)), so a cursor at jf needs nothing before jump_to(jf)
+ * and counts as being there. Position 0 is never a jump's start.
+ */
+#define JUMP_CAPACITY_MIN (1ULL << 20) /* smaller rings never jump */
+
+static inline uint64_t jump_to(const struct bring *r, uint64_t pos)
+{
+	return (pos | r->mask) + 1;
+}
+
+static inline uint64_t jump_cursor(const struct bring *r, uint64_t jf,
+				   uint64_t pos)
+{
+	return jf && pos == jf ? jump_to(r, pos) : pos;
+}
+
+/* Pairs with the release CAS in publish_jump(): the jump's claim first. */
+static inline uint64_t ring_jump_from(const struct bring *r)
+{
+	return load_acquire(&r->hdr->jump_from);
 }
 
 /*

@@ -326,8 +326,23 @@ static unsigned int reader_collect(struct bring_reader *rd,
 		}
 		rec = rec_at(r, pos);
 		/* Pairs with the release store of the tag: header written. */
-		if (!tag_matches(load_acquire(&rec->tag), pos, r->key))
-			break;
+		if (!tag_matches(load_acquire(&rec->tag), pos, r->key)) {
+			/*
+			 * Not written yet, or a lap jump starts here: no
+			 * record is ever written at a jump's start, so the
+			 * jump is looked for only on this slow path.
+			 */
+			if (jump_cursor(r, ring_jump_from(r), pos) == pos)
+				break;
+			pos = jump_to(r, pos);
+			/* The jump's claim moved head past pos (acquire
+			 * above); head_cache may predate it. */
+			rd->head_cache = load_acquire(&r->hdr->head) &
+					 ~HEAD_CLOSED;
+			if (!n)
+				rd->pos = pos; /* jumped, in front */
+			continue;
+		}
 		/* Pairs with the release store in commit_record(). */
 		lf = word_lf(load_acquire(&rec->word));
 		if (lf & REC_BUSY)
@@ -770,8 +785,14 @@ uint64_t bring_reader_lag(const struct bring_reader *rd)
 
 	if (!rd)
 		return 0;
-	/* pos first: head only grows, so the lag is never negative. */
+	/*
+	 * pos first: head only grows, so the lag is never negative. A
+	 * cursor at a lap jump's start is at its end: the skipped bytes are
+	 * not the reader's to read (and the jump is loaded before head, so
+	 * head covers the jump's claim).
+	 */
 	pos = load_acquire(&rd->slot->pos);
+	pos = jump_cursor(rd->ring, ring_jump_from(rd->ring), pos);
 	head = load_acquire(&rd->ring->hdr->head) & ~HEAD_CLOSED;
 	return head > pos ? head - pos : 0;
 }
@@ -978,6 +999,8 @@ int bring_get_reader_stats(const struct bring *r, unsigned int idx,
 	s.name[sizeof(s.name) - 1] = '\0';
 	/* Pairs with the release store in reader_publish(). */
 	s.pos = load_acquire(&sl->pos);
+	/* Where the reader goes on: past a lap jump (bring_reader_lag()). */
+	s.pos = jump_cursor(r, ring_jump_from(r), s.pos);
 	s.lag = (load_acquire(&h->head) & ~HEAD_CLOSED) - s.pos;
 	s.msgs_out = load_relaxed(&sl->msgs_out);
 	s.bytes_out = load_relaxed(&sl->bytes_out);
