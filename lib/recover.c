@@ -262,7 +262,7 @@ static int scan_records(struct scan *s)
 		case CHECK_BAD:
 			break;
 		}
-		if (pos == s->jf) {
+		if (s->jf && pos == s->jf) {
 			pos = jump_to(s->r, pos); /* nothing was written here */
 			continue;
 		}
