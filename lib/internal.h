@@ -313,6 +313,7 @@ struct bring_reader {
 	uint64_t stuck_pos; /* file rings: an unfinished record found here */
 	uint64_t stuck_since; /* since then, ns; 0: not stuck */
 	uint64_t damaged_pos; /* 1 + position of a refused record, or 0 */
+	uint64_t jump_look; /* ring_jump_empty() looks again from here */
 } __cacheline_aligned;
 
 /* The ring handle: process-local view of a mapping. */
@@ -524,6 +525,7 @@ void ring_lock(struct bring *r);
 uint64_t ring_refresh_tail(struct bring *r);
 void ring_unlock(struct bring *r);
 uint64_t ring_min_reader_pos(const struct bring *r);
+void ring_jump_empty(struct bring *r, uint64_t pos, uint64_t *look);
 void ring_wake_writers(struct bring *r);
 void ring_count_futex_wait(struct bring *r);
 void ring_signal(struct bring *r, uint64_t *word);

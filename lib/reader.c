@@ -392,6 +392,9 @@ static void reader_publish_mark(struct bring_reader *rd,
 	/* Pairs with the acquire load in ring_min_reader_pos(). */
 	store_release(&rd->slot->pos, rd->pos);
 	ring_wake_writers(rd->ring);
+	/* Caught up with the head we saw: the ring may be empty. */
+	if (rd->pos == rd->head_cache)
+		ring_jump_empty(rd->ring, rd->pos, &rd->jump_look);
 }
 
 static void reader_publish(struct bring_reader *rd)

@@ -530,6 +530,48 @@ static void publish_jump(struct bring *r, uint64_t from)
 	ring_wake_writers(r);
 }
 
+/*
+ * The readers' side of lap jumps. A pipelined shipper claims its next
+ * chunk before its sink has shifted the last one, so a claim rarely
+ * finds the ring empty; the instant it is empty is when the last reader
+ * shifts up to head. Then that reader, having published its cursor at
+ * @pos, jumps the ring itself: a claim of nothing, from @pos to the next
+ * lap's start, by the same rules (the ring empty, @pos past W, the CAS
+ * from @pos failing if any writer claimed first). @look is the reader's
+ * own hint of where to look again. A file ring's intent covers the
+ * jump, so that a reader that dies between its CAS and publish_jump()
+ * leaves a claim the repair and recovery know (Documentation/ring.rst).
+ */
+void ring_jump_empty(struct bring *r, uint64_t pos, uint64_t *look)
+{
+	uint64_t w = jump_workset(r), expect = pos, to;
+	struct bring_intent *in = NULL;
+
+	if (!w || (pos & r->mask) < w || pos < *look)
+		return;
+	if (ring_refresh_tail(r) != pos ||
+	    head_pos(load_acquire(&r->hdr->head)) != pos) {
+		*look = pos + (w >> JUMP_LOOK_SHIFT);
+		return;
+	}
+	to = jump_to(r, pos);
+	if (r->file) {
+		in = file_intent_slot(r);
+		if (!in)
+			return; /* no intent slot: no jump, nothing lost */
+		file_set_intent(in, pos, to - pos);
+	}
+	/*
+	 * Release: the intent before the claim, as in claim(); fails on a
+	 * closed ring (the flag is in head) or a writer's claim at @pos.
+	 */
+	if (__atomic_compare_exchange_n(&r->hdr->head, &expect, to, false,
+					__ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		publish_jump(r, pos);
+	if (in)
+		file_clear_intent(in);
+}
+
 /* Claim space at head for records the caller then writes. */
 static int claim(struct bring *r, struct claim *c, int timeout_ms)
 {

@@ -46,7 +46,8 @@
 #define CAP (8ULL << 20) /* working set: CAP / 8 */
 #define WSET (CAP / 8)
 #define MSG 4000 /* payload of the pump's messages */
-#define FP (16 + ((MSG + 7) & ~7ULL))
+#define FP_OF(len) (16 + (((len) + 7) & ~7ULL))
+#define FP FP_OF(MSG)
 
 extern int bring__fault_jump;
 
@@ -160,6 +161,36 @@ static int pump_to_offset(struct bring *r, struct bring_reader **rds,
 	return pump(r, rds, nrd, (h & ~(CAP - 1)) + off, p);
 }
 
+/*
+ * Pump until head is just below W into its lap, then one message more,
+ * read and shifted by every reader: head is then at or past W, and the
+ * last reader's shift finds the ring empty there and jumps it (unless
+ * no_reader_jumps() turned that off). *@from: head before that jump.
+ */
+/* Pump until head is less than one message below W into its lap. */
+static int pump_below_w(struct bring *r, struct bring_reader **rds, int nrd,
+			struct pump *p)
+{
+	return pump(r, rds, nrd, (head_of(r) & ~(CAP - 1)) + WSET - FP, p);
+}
+
+static int pump_to_jump(struct bring *r, struct bring_reader **rds, int nrd,
+			struct pump *p, uint64_t *from)
+{
+	int err = pump_below_w(r, rds, nrd, p);
+
+	if (err)
+		return err;
+	*from = head_of(r) + FP;
+	return pump(r, rds, nrd, head_of(r) + 1, p);
+}
+
+/* Leave jumps to the writers: this reader's shifts never look. */
+static void no_reader_jumps(struct bring_reader *rd)
+{
+	rd->jump_look = UINT64_MAX;
+}
+
 TEST_F(lap, keeping_up_stays_in_the_working_set)
 {
 	struct bring_reader *rd = bring_default_reader(self->r);
@@ -171,12 +202,20 @@ TEST_F(lap, keeping_up_stays_in_the_working_set)
 	size_t i, touched = 0;
 
 	ASSERT_NE_NULL(rd);
+	/* The reader's shift to head past W jumps the ring. */
 	ASSERT_EQ(0, pump(self->r, &rd, 1, 3 * CAP, &p));
-	TH_LOG("%u messages, %u jumps, records ended at most %llu bytes into a lap",
+	TH_LOG("reader jumps: %u messages, %u jumps, records ended at most %llu bytes into a lap",
 	       p.msgs, p.jumps, (unsigned long long)p.max_end);
-	/* A claim at W or further into a lap finds the ring empty: it jumps. */
 	EXPECT_LE(p.max_end, WSET + FP);
-	EXPECT_GE(p.jumps, 3);
+	EXPECT_GE(p.jumps, 2);
+	/* Without: a claim at W or further finds the ring empty and jumps. */
+	no_reader_jumps(rd);
+	p.jumps = 0;
+	ASSERT_EQ(0, pump(self->r, &rd, 1, 6 * CAP, &p));
+	TH_LOG("writer jumps: %u messages, %u jumps, records ended at most %llu bytes into a lap",
+	       p.msgs, p.jumps, (unsigned long long)p.max_end);
+	EXPECT_LE(p.max_end, WSET + FP);
+	EXPECT_GE(p.jumps, 2);
 	EXPECT_EQ(0, get_stats(self->r).used);
 	EXPECT_EQ(0, bring_reader_lag(rd));
 	if (variant->file)
@@ -201,19 +240,24 @@ TEST_F(lap, a_reader_that_stops_at_a_jump_still_gets_the_full_capacity)
 	struct bring_reader *rd = bring_default_reader(self->r);
 	struct bring_reader_stats rs = { .sz = sizeof(rs) };
 	struct pump p = { 0 };
-	uint64_t from, n = 0, got = 0;
+	uint64_t from, n, got;
 	struct bring_msg m;
-	int err;
+	int err, side;
 
-	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET, &p));
-	from = head_of(self->r);
+	/* 0: the reader's last shift jumps; 1: the writer's next claim. */
+	for (side = 0; side < 2; side++) {
+	if (side)
+		no_reader_jumps(rd);
+	n = got = 0;
+	ASSERT_EQ(0, pump_to_jump(self->r, &rd, 1, &p, &from));
+	EXPECT_EQ(side ? from : (from | (CAP - 1)) + 1, head_of(self->r));
 	/* The reader stops; writers go on until the ring is full. */
 	while ((err = bring_push_timeout(self->r, self->buf, MSG, 0)) == 0)
 		n++;
 	ASSERT_EQ(-EAGAIN, err);
-	TH_LOG("jump from %llu; %llu messages (%llu bytes) fit behind the stopped reader",
-	       (unsigned long long)from, (unsigned long long)n,
-	       (unsigned long long)(n * FP));
+	TH_LOG("%s jump from %llu; %llu messages (%llu bytes) fit behind the stopped reader",
+	       side ? "writer" : "reader", (unsigned long long)from,
+	       (unsigned long long)n, (unsigned long long)(n * FP));
 	EXPECT_EQ(CAP / FP, n);
 	EXPECT_EQ(n * FP, get_stats(self->r).used);
 	EXPECT_EQ(n * FP, bring_reader_lag(rd));
@@ -230,6 +274,7 @@ TEST_F(lap, a_reader_that_stops_at_a_jump_still_gets_the_full_capacity)
 	}
 	EXPECT_EQ(n, got);
 	EXPECT_EQ(0, get_stats(self->r).used);
+	}
 }
 
 struct sleeper {
@@ -254,9 +299,11 @@ TEST_F(lap, a_blocked_reader_wakes_and_follows_the_jump)
 	struct pump p = { 0 };
 	struct bring_stats st;
 	pthread_t t;
-	uint64_t waits;
+	uint64_t waits, from;
 
-	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET, &p));
+	no_reader_jumps(rd);
+	ASSERT_EQ(0, pump_to_jump(self->r, &rd, 1, &p, &from));
+	ASSERT_EQ(from, head_of(self->r));
 	waits = get_stats(self->r).futex_waits;
 	ASSERT_EQ(0, pthread_create(&t, NULL, sleeper_main, &s));
 	/* Until the reader sleeps in the futex (bounded: 5 s). */
@@ -283,8 +330,11 @@ TEST_F(lap, a_prepared_wait_is_woken_by_the_jump)
 	struct pump p = { 0 };
 	struct bring_wait w;
 	struct bring_msg m;
+	uint64_t from;
 
-	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET, &p));
+	no_reader_jumps(rd);
+	ASSERT_EQ(0, pump_to_jump(self->r, &rd, 1, &p, &from));
+	ASSERT_EQ(from, head_of(self->r));
 	ASSERT_EQ(0, bring_reader_wait_prepare(rd, &w));
 	ASSERT_EQ(w.val, __atomic_load_n(w.uaddr, __ATOMIC_ACQUIRE));
 	ASSERT_EQ(0, bring_push(self->r, self->buf, 100));
@@ -311,6 +361,7 @@ TEST_F(lap, a_reservation_in_flight_keeps_the_ring_from_jumping)
 	struct bring_msg m;
 	uint64_t h;
 
+	no_reader_jumps(rd); /* the writers' side; the reader's is the same */
 	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET - FP, &p));
 	h = head_of(self->r);
 	ASSERT_LT(h & (CAP - 1), WSET);
@@ -372,9 +423,9 @@ TEST_F(lap, named_readers_that_are_not_open_follow_the_jump)
 	rds[1] = bring_reader_open(self->r, "a");
 	ASSERT_NE_NULL(rds[0]);
 	ASSERT_NE_NULL(rds[1]);
-	ASSERT_EQ(0, pump_to_offset(self->r, rds, 2, WSET, &p));
-	from = head_of(self->r);
+	ASSERT_EQ(0, pump_to_jump(self->r, rds, 2, &p, &from));
 	to = (from | (CAP - 1)) + 1;
+	ASSERT_EQ(to, head_of(self->r));
 	bring_reader_close(rds[1]);
 	for (ia = 0; ia <= BRING_READERS_MAX; ia++)
 		if (!bring_get_reader_stats(self->r, ia, &rs) &&
@@ -384,6 +435,7 @@ TEST_F(lap, named_readers_that_are_not_open_follow_the_jump)
 	/* "b" keeps up for two laps' worth of W; "a" holds everything. */
 	q.msgs = p.msgs;
 	q.last_end = to;
+	no_reader_jumps(rds[0]); /* would it jump? the writers would not */
 	ASSERT_EQ(0, pump(self->r, rds, 1, to + 2 * WSET, &q));
 	EXPECT_EQ(0, q.jumps);
 	ASSERT_EQ(0, bring_get_reader_stats(self->r, ia, &rs));
@@ -435,8 +487,7 @@ TEST_F(lap, a_file_ring_recovers_a_jump_with_a_full_capacity_behind_it)
 	if (!variant->file)
 		SKIP(return, "file rings only");
 	rd = bring_default_reader(self->r);
-	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET, &p));
-	from = head_of(self->r);
+	ASSERT_EQ(0, pump_to_jump(self->r, &rd, 1, &p, &from));
 	to = (from | (CAP - 1)) + 1;
 	while ((err = bring_push_timeout(self->r, self->buf, MSG, 0)) == 0)
 		n++;
@@ -457,21 +508,23 @@ TEST_F(lap, a_file_ring_recovers_a_jump_with_a_full_capacity_behind_it)
 	rd = bring_default_reader(self->r);
 	p.msgs = 0;
 	p.jumps = 0;
-	ASSERT_EQ(0, pump(self->r, &rd, 1, head_of(self->r) + 2 * CAP, &p));
+	ASSERT_EQ(0, pump(self->r, &rd, 1, head_of(self->r) + 3 * CAP, &p));
 	EXPECT_GE(p.jumps, 2);
 	EXPECT_LT(from, self->r->hdr->jump_from);
 }
 
 /*
- * A writer killed at each step of a jump: 1, after its claim's CAS and
- * before the jump is published; 2, after publishing and before its
- * record's header is written; 3, after its commit. A reader that shares
- * the file repairs the claim at run time (after its 200 ms liveness
- * check) and gets the next writer's message; a fresh open recovers the
- * file. Nothing but the killed writer's message is lost.
+ * A jumper killed at each step of a jump: 1, after its CAS on head and
+ * before the jump is published; 2, after publishing (a writer: before
+ * its record's header is written); 3, not killed. The jumper is a
+ * writer whose claim jumps, or a reader ("k", in another process) whose
+ * shift to head jumps. A reader that shares the file repairs the claim
+ * at run time (after its 200 ms liveness check) and gets the next
+ * message; a fresh open recovers the file. Nothing but the killed
+ * writer's message is lost.
  */
 static void kill_jumper(struct __test_metadata *_metadata, const char *path,
-			int step)
+			int step, bool reader)
 {
 	pid_t pid = fork_child();
 	int status;
@@ -480,10 +533,19 @@ static void kill_jumper(struct __test_metadata *_metadata, const char *path,
 	if (!pid) {
 		struct bring *r = bring_open(path, CAP, NULL);
 		char buf[100] = "killed";
+		struct bring_reader *k;
+		struct bring_msg m;
 
 		CHILD_CHECK(r);
 		bring__fault_jump = step;
-		CHILD_CHECK(bring_push(r, buf, sizeof(buf)) == 0);
+		if (reader) {
+			k = bring_reader_open(r, "k");
+			CHILD_CHECK(k);
+			CHILD_CHECK(bring_reader_next(k, &m, 0) == 0);
+			CHILD_CHECK(bring_reader_shift(k) == 0);
+		} else {
+			CHILD_CHECK(bring_push(r, buf, sizeof(buf)) == 0);
+		}
 		_exit(step == 3 ? 0 : 1); /* steps 1, 2: SIGKILL first */
 	}
 	status = wait_child(pid, 10000);
@@ -495,16 +557,35 @@ static void kill_jumper(struct __test_metadata *_metadata, const char *path,
 
 static void jumper_killed(struct __test_metadata *_metadata,
 			  struct bring **rp, const char *path, int step,
-			  bool reopen)
+			  bool reopen, bool reader)
 {
-	struct bring_reader *rd = bring_default_reader(*rp);
+	struct bring_reader *rds[2] = { bring_default_reader(*rp) };
 	struct pump p = { 0 };
 	struct bring_msg m;
 	uint64_t from;
 
-	ASSERT_EQ(0, pump_to_offset(*rp, &rd, 1, WSET, &p));
-	from = head_of(*rp);
-	kill_jumper(_metadata, path, step);
+	no_reader_jumps(rds[0]);
+	if (reader) {
+		rds[1] = bring_reader_open(*rp, "k");
+		ASSERT_NE_NULL(rds[1]);
+		no_reader_jumps(rds[1]);
+	}
+	if (reader) {
+		/*
+		 * Below W, then one more message, past W, that only "k"
+		 * (closed here, read in the child) has not read: its shift
+		 * finds the ring empty past W.
+		 */
+		ASSERT_EQ(0, pump_below_w(*rp, rds, 2, &p));
+		bring_reader_close(rds[1]);
+		ASSERT_EQ(0, pump(*rp, rds, 1, head_of(*rp) + 1, &p));
+		from = head_of(*rp);
+	} else {
+		ASSERT_EQ(0, pump_to_jump(*rp, rds, 1, &p, &from));
+	}
+	ASSERT_EQ(from, head_of(*rp));
+	ASSERT_LE(WSET, from & (CAP - 1));
+	kill_jumper(_metadata, path, step, reader);
 	if (step >= 2)
 		EXPECT_EQ(from, (*rp)->hdr->jump_from);
 	else
@@ -515,7 +596,7 @@ static void jumper_killed(struct __test_metadata *_metadata,
 		ASSERT_NE_NULL(*rp);
 	}
 	ASSERT_EQ(0, bring_push(*rp, "after", 5));
-	if (step == 3) {
+	if (step == 3 && !reader) {
 		ASSERT_EQ(0, bring_next_timeout(*rp, &m, 0));
 		EXPECT_EQ(100, m.len);
 		EXPECT_EQ(0, strcmp(m.data, "killed"));
@@ -526,41 +607,55 @@ static void jumper_killed(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, bring_next_timeout(*rp, &m, 3000));
 	EXPECT_EQ(5, m.len);
 	EXPECT_EQ(0, memcmp(m.data, "after", 5));
-	EXPECT_EQ(from < m.seq, true);
+	EXPECT_EQ((from | (CAP - 1)) + 1 + (reader ? 0 : FP_OF(100)), m.seq);
 	ASSERT_EQ(0, bring_shift(*rp));
 	EXPECT_EQ(-EAGAIN, bring_next_timeout(*rp, &m, 0));
+	if (reader) {
+		/* "k" follows the jump (or the repaired claim) as well. */
+		rds[1] = bring_reader_open(*rp, "k");
+		ASSERT_NE_NULL(rds[1]);
+		ASSERT_EQ(0, bring_reader_next(rds[1], &m, 0));
+		EXPECT_EQ(5, m.len);
+		bring_reader_close(rds[1]);
+		ASSERT_EQ(0, bring_reader_remove(*rp, "k"));
+	}
 	EXPECT_EQ(0, get_stats(*rp).used);
 	/* And the ring goes on jumping. */
-	rd = bring_default_reader(*rp);
+	rds[0] = bring_default_reader(*rp);
+	rds[0]->jump_look = 0;
 	p.msgs = 0;
 	p.jumps = 0;
-	ASSERT_EQ(0, pump(*rp, &rd, 1, head_of(*rp) + CAP + WSET, &p));
+	ASSERT_EQ(0, pump(*rp, rds, 1, head_of(*rp) + CAP + WSET, &p));
 	EXPECT_GE(p.jumps, 1);
 	EXPECT_LE(p.max_end, WSET + FP);
 }
 
-TEST_F(lap, a_writer_killed_while_jumping_is_repaired_at_run_time)
+static void kill_steps(struct __test_metadata *_metadata, struct bring **rp,
+		       const char *path, bool reopen, bool reader)
 {
 	int step;
 
-	if (!variant->file)
-		SKIP(return, "file rings only (memory rings have no repair)");
 	for (step = 1; step <= 3; step++) {
-		TH_LOG("killed at step %d", step);
-		jumper_killed(_metadata, &self->r, self->t.path, step, false);
+		TH_LOG("%s killed at step %d", reader ? "reader" : "writer",
+		       step);
+		jumper_killed(_metadata, rp, path, step, reopen, reader);
 	}
 }
 
-TEST_F(lap, a_writer_killed_while_jumping_is_recovered_at_open)
+TEST_F(lap, a_jumper_killed_while_jumping_is_repaired_at_run_time)
 {
-	int step;
+	if (!variant->file)
+		SKIP(return, "file rings only (memory rings have no repair)");
+	kill_steps(_metadata, &self->r, self->t.path, false, false);
+	kill_steps(_metadata, &self->r, self->t.path, false, true);
+}
 
+TEST_F(lap, a_jumper_killed_while_jumping_is_recovered_at_open)
+{
 	if (!variant->file)
 		SKIP(return, "file rings only");
-	for (step = 1; step <= 3; step++) {
-		TH_LOG("killed at step %d", step);
-		jumper_killed(_metadata, &self->r, self->t.path, step, true);
-	}
+	kill_steps(_metadata, &self->r, self->t.path, true, false);
+	kill_steps(_metadata, &self->r, self->t.path, true, true);
 }
 
 /* ------------------------------------------------------------------ */
