@@ -777,8 +777,9 @@ struct bring_reader *bring_default_reader(struct bring *r)
  *
  * Bytes between what @rd shifted last and the ring's head: what it still
  * has to read (framing included, as &struct bring_stats.used counts),
- * plus what it read and did not shift yet. Any thread may ask, while
- * the reader's owner reads on.
+ * plus what it read and did not shift yet; the end of a lap that a lap
+ * jump skipped (Documentation/ring.rst) is not counted. Any thread may
+ * ask, while the reader's owner reads on.
  *
  * Return: the lag in bytes; 0 for a NULL reader.
  */
