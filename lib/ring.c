@@ -441,7 +441,7 @@ static uint64_t claim_fill(struct bring *r, uint64_t head, struct claim *c,
 /* A claim that found the ring not empty looks again this far on. */
 #define JUMP_LOOK_SHIFT 4 /* working set / 16 */
 
-/* Fault injection for the selftests: die at this step of a jump (1-3). */
+/* Fault injection for the selftests: die at this step of a jump (1, 2). */
 int bring__fault_jump;
 
 static void jump_fault(int step)
