@@ -339,8 +339,14 @@ static bool intent_reclaimable(struct bring *r, struct bring_intent *in)
 {
 	uint64_t pos = load_relaxed(&in->pos);
 
-	return !load_acquire(&in->tid) || !(pos & INTENT_VALID) ||
-	       (pos & ~INTENT_VALID) < ring_min_reader_pos(r);
+	if (!load_acquire(&in->tid) || !(pos & INTENT_VALID))
+		return true;
+	/*
+	 * A lap jump's claim starts before the jump: its records begin at
+	 * the jump's end, where cursors that passed the start now stand.
+	 */
+	pos = jump_cursor(r, ring_jump_from(r), pos & ~INTENT_VALID);
+	return pos < ring_min_reader_pos(r);
 }
 
 /*
@@ -542,6 +548,15 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		end = dead_claim_end(r, pos, &alive);
 		if (!end || end - pos < REC_HDR_SIZE)
 			return false;
+		/*
+		 * A lap jump starts here: the reader jumps, nothing is to
+		 * be repaired, and a header written at pos could land on a
+		 * record of the next lap (writers count a cursor here as
+		 * being at the jump's end). Loaded after the writer was
+		 * found dead: a dead jumper publishes nothing any more.
+		 */
+		if (jump_cursor(r, ring_jump_from(r), pos) != pos)
+			return true;
 		/* Claimed, never tagged: the writer died in between. */
 		discard_range(r, pos, end - pos);
 	}

@@ -240,6 +240,13 @@ struct bring_hdr {
 	 * can never reserve after the close and readers see both at once.
 	 */
 	uint64_t head __cacheline_aligned; /* end of the reserved records */
+	/*
+	 * The last lap jump: claims skipped from here to the start of the
+	 * next lap, jump_to(); a reader whose cursor is here continues
+	 * there (Documentation/ring.rst, "Lap jumps"). 0: none yet. Only
+	 * grows; stored once per jump, after the claim's CAS on head.
+	 */
+	uint64_t jump_from;
 
 	/* Writers only: readers never touch this line. */
 	uint64_t tail_cache __cacheline_aligned; /* <= every active reader's
@@ -306,6 +313,7 @@ struct bring_reader {
 	uint64_t stuck_pos; /* file rings: an unfinished record found here */
 	uint64_t stuck_since; /* since then, ns; 0: not stuck */
 	uint64_t damaged_pos; /* 1 + position of a refused record, or 0 */
+	uint64_t jump_look; /* ring_jump_empty() looks again from here */
 } __cacheline_aligned;
 
 /* The ring handle: process-local view of a mapping. */
@@ -321,6 +329,8 @@ struct bring {
 	struct bring_reader *def; /* the default reader, NULL if none */
 	uint64_t spin_ns; /* optimistic re-checks before sleeping; 0: none */
 	uint64_t space_wait_end; /* ns: a writer's last wait for space ended */
+	uint64_t jump_look; /* head below which claims do not look for a
+			     * lap jump again (a hint, relaxed) */
 	char name[BRING_NAME_MAX];
 	/* File rings. */
 	int fd; /* -1 for memory rings */
@@ -419,6 +429,33 @@ static inline struct bring_rec *rec_at(const struct bring *r, uint64_t pos)
 }
 
 /*
+ * Lap jumps (Documentation/ring.rst): where a jump from @pos lands, the
+ * start of the next lap; and where a cursor at @pos really stands, given
+ * @jf, a value of hdr->jump_from. Any value jump_from ever held names a
+ * jump whose claim was made: no record was ever written in
+ * [jf, jump_to(jf)), so a cursor at jf needs nothing before jump_to(jf)
+ * and counts as being there. Position 0 is never a jump's start.
+ */
+#define JUMP_CAPACITY_MIN (1ULL << 20) /* smaller rings never jump */
+
+static inline uint64_t jump_to(const struct bring *r, uint64_t pos)
+{
+	return (pos | r->mask) + 1;
+}
+
+static inline uint64_t jump_cursor(const struct bring *r, uint64_t jf,
+				   uint64_t pos)
+{
+	return jf && pos == jf ? jump_to(r, pos) : pos;
+}
+
+/* Pairs with the release CAS in publish_jump(): the jump's claim first. */
+static inline uint64_t ring_jump_from(const struct bring *r)
+{
+	return load_acquire(&r->hdr->jump_from);
+}
+
+/*
  * Option structs (libbpf convention): @sz says how much of the struct the
  * caller knows. Fields past it read as their default; bytes past what this
  * library knows must be zero, or a newer caller asked for something we
@@ -488,6 +525,7 @@ void ring_lock(struct bring *r);
 uint64_t ring_refresh_tail(struct bring *r);
 void ring_unlock(struct bring *r);
 uint64_t ring_min_reader_pos(const struct bring *r);
+void ring_jump_empty(struct bring *r, uint64_t pos, uint64_t *look);
 void ring_wake_writers(struct bring *r);
 void ring_count_futex_wait(struct bring *r);
 void ring_signal(struct bring *r, uint64_t *word);

@@ -328,8 +328,23 @@ static unsigned int reader_collect(struct bring_reader *rd,
 		}
 		rec = rec_at(r, pos);
 		/* Pairs with the release store of the tag: header written. */
-		if (!tag_matches(load_acquire(&rec->tag), pos, r->key))
-			break;
+		if (!tag_matches(load_acquire(&rec->tag), pos, r->key)) {
+			/*
+			 * Not written yet, or a lap jump starts here: no
+			 * record is ever written at a jump's start, so the
+			 * jump is looked for only on this slow path.
+			 */
+			if (jump_cursor(r, ring_jump_from(r), pos) == pos)
+				break;
+			pos = jump_to(r, pos);
+			/* The jump's claim moved head past pos (acquire
+			 * above); head_cache may predate it. */
+			rd->head_cache = load_acquire(&r->hdr->head) &
+					 ~HEAD_CLOSED;
+			if (!n)
+				rd->pos = pos; /* jumped, in front */
+			continue;
+		}
 		/* Pairs with the release store in commit_record(). */
 		lf = word_lf(load_acquire(&rec->word));
 		if (lf & REC_BUSY)
@@ -387,6 +402,9 @@ static void reader_publish_mark(struct bring_reader *rd,
 	/* Pairs with the acquire load in ring_min_reader_pos(). */
 	store_release(&rd->slot->pos, rd->pos);
 	ring_wake_writers(rd->ring);
+	/* Caught up with the head we saw: the ring may be empty. */
+	if (rd->pos == rd->head_cache)
+		ring_jump_empty(rd->ring, rd->pos, &rd->jump_look);
 }
 
 static void reader_publish(struct bring_reader *rd)
@@ -769,8 +787,9 @@ struct bring_reader *bring_default_reader(struct bring *r)
  *
  * Bytes between what @rd shifted last and the ring's head: what it still
  * has to read (framing included, as &struct bring_stats.used counts),
- * plus what it read and did not shift yet. Any thread may ask, while
- * the reader's owner reads on.
+ * plus what it read and did not shift yet; the end of a lap that a lap
+ * jump skipped (Documentation/ring.rst) is not counted. Any thread may
+ * ask, while the reader's owner reads on.
  *
  * Return: the lag in bytes; 0 for a NULL reader.
  */
@@ -780,8 +799,14 @@ uint64_t bring_reader_lag(const struct bring_reader *rd)
 
 	if (!rd)
 		return 0;
-	/* pos first: head only grows, so the lag is never negative. */
+	/*
+	 * pos first: head only grows, so the lag is never negative. A
+	 * cursor at a lap jump's start is at its end: the skipped bytes are
+	 * not the reader's to read (and the jump is loaded before head, so
+	 * head covers the jump's claim).
+	 */
 	pos = load_acquire(&rd->slot->pos);
+	pos = jump_cursor(rd->ring, ring_jump_from(rd->ring), pos);
 	head = load_acquire(&rd->ring->hdr->head) & ~HEAD_CLOSED;
 	return head > pos ? head - pos : 0;
 }
@@ -988,6 +1013,8 @@ int bring_get_reader_stats(const struct bring *r, unsigned int idx,
 	s.name[sizeof(s.name) - 1] = '\0';
 	/* Pairs with the release store in reader_publish(). */
 	s.pos = load_acquire(&sl->pos);
+	/* Where the reader goes on: past a lap jump (bring_reader_lag()). */
+	s.pos = jump_cursor(r, ring_jump_from(r), s.pos);
 	s.lag = (load_acquire(&h->head) & ~HEAD_CLOSED) - s.pos;
 	s.msgs_out = load_relaxed(&sl->msgs_out);
 	s.bytes_out = load_relaxed(&sl->bytes_out);

@@ -101,6 +101,7 @@ struct scan {
 	uint64_t tail; /* oldest position any reader needs */
 	uint64_t limit; /* stored head: nothing was claimed beyond it */
 	uint64_t end; /* end of the valid records */
+	uint64_t jf; /* the stored lap jump's start, if plausible; else 0 */
 	struct cursor_ref {
 		uint64_t pos; /* CURSOR_LOST: both saved copies damaged */
 		int slot;
@@ -261,6 +262,10 @@ static int scan_records(struct scan *s)
 		case CHECK_BAD:
 			break;
 		}
+		if (s->jf && pos == s->jf) {
+			pos = jump_to(s->r, pos); /* nothing was written here */
+			continue;
+		}
 		err = invalid_at(s, &pos);
 		if (err < 0)
 			return err;
@@ -393,6 +398,27 @@ static int cmp_cursor(const void *a, const void *b)
 }
 
 /*
+ * The last lap jump (Documentation/file-format.rst): trusted only where
+ * it can be one: in a ring large enough to jump, aligned, past the start
+ * of its lap, ending within the stored head, and with no record at its
+ * start. A jump is published after its claim's CAS on head and before
+ * any record of the claim is written, so no record is ever written in
+ * [jf, jump_to(jf)); a crash before the jump was stored left an intent
+ * over [jf, claim end) instead, which invalid_at() repairs as a hole.
+ */
+static void find_jump(struct scan *s)
+{
+	struct bring *r = s->r;
+	uint64_t jf = r->hdr->jump_from;
+
+	s->jf = 0;
+	if (r->capacity >= JUMP_CAPACITY_MIN && jf && !(jf & 7) &&
+	    (jf & r->mask) && jump_to(r, jf) <= s->limit &&
+	    !tag_matches(rec_at(r, jf)->tag, jf, r->key))
+		s->jf = jf;
+}
+
+/*
  * Where the scan starts. Data older than both the stored tail and one
  * capacity behind the stored head may have been overwritten: a cursor
  * below that (an older saved copy, after the newer one was damaged) moves
@@ -428,12 +454,16 @@ static int find_tail(struct scan *s)
 			    s->path);
 		return -EBADMSG;
 	}
-	if (h->tail_cache > lower)
-		lower = h->tail_cache;
+	find_jump(s);
+	if (jump_cursor(s->r, s->jf, h->tail_cache) > lower)
+		lower = jump_cursor(s->r, s->jf, h->tail_cache);
 	tail = s->ncursors ? s->limit : lower;
 	for (i = 0; i < s->ncursors; i++) {
 		struct cursor_ref *c = &s->cursors[i];
 
+		/* At the jump's start: the reader goes on at its end. */
+		if (c->pos != CURSOR_LOST)
+			c->pos = jump_cursor(s->r, s->jf, c->pos);
 		if (c->pos == CURSOR_LOST || c->pos < lower || (c->pos & 7))
 			c->pos = lower;
 		if (c->pos < tail)
@@ -553,6 +583,13 @@ static void reset_runtime(struct scan *s)
 
 	h->head = s->end;
 	h->tail_cache = s->tail;
+	/*
+	 * A jump the valid records do not reach past is forgotten (as is
+	 * one that cannot be a jump): the next claims may write records at
+	 * its start again, and no cursor counts as past it.
+	 */
+	if (!s->jf || s->end < jump_to(s->r, s->jf))
+		h->jump_from = 0;
 	h->durable_pos = s->end;
 	h->flush_started = 0;
 	h->flush_done = 0;

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -60,19 +61,28 @@ void ring_unlock(struct bring *r)
 	pthread_mutex_unlock(&r->hdr->lock);
 }
 
+/*
+ * The oldest position any reader still needs: a cursor at the last lap
+ * jump's start counts as being at its end (jump_cursor()). The jump may
+ * be loaded before or after the cursors: every value it holds names a
+ * jump that was claimed, so either order gives a position no reader has
+ * use for the bytes below.
+ */
 uint64_t ring_min_reader_pos(const struct bring *r)
 {
 	struct bring_hdr *h = r->hdr;
 	/* Pairs with the release stores of readers_mask in reader.c. */
 	uint64_t mask = load_acquire(&h->readers_mask);
+	uint64_t jf = ring_jump_from(r);
 	uint64_t min = UINT64_MAX, pos;
 
 	/* Pairs with the release CAS in ring_refresh_tail(). */
 	if (!mask)
-		return load_acquire(&h->tail_cache);
+		return jump_cursor(r, jf, load_acquire(&h->tail_cache));
 	while (mask) {
 		/* Pairs with the reader's release store in reader_publish(). */
 		pos = load_acquire(&h->slots[__builtin_ctzll(mask)].pos);
+		pos = jump_cursor(r, jf, pos);
 		if (pos < min)
 			min = pos;
 		mask &= mask - 1;
@@ -418,11 +428,155 @@ static uint64_t claim_fill(struct bring *r, uint64_t head, struct claim *c,
 	return total;
 }
 
+/*
+ * Lap jumps (Documentation/ring.rst has the argument). A ring that its
+ * readers keep up with would still be written end to end, every lap:
+ * each page first-touch faulted once per process, and cache-cold. So
+ * when a claim finds the ring empty and head more than the working set
+ * into its lap, it claims from the start of the next lap instead, and
+ * publishes the skipped range in hdr->jump_from. Rings below
+ * JUMP_CAPACITY_MIN never jump: their whole lap is a working set.
+ */
+#define JUMP_WORKSET_MAX (8ULL << 20)
+/* A claim that found the ring not empty looks again this far on. */
+#define JUMP_LOOK_SHIFT 4 /* working set / 16 */
+
+/* Fault injection for the selftests: die at this step of a jump (1, 2). */
+int bring__fault_jump;
+
+static void jump_fault(int step)
+{
+	if (load_relaxed(&bring__fault_jump) == step)
+		raise(SIGKILL);
+}
+
+/* How far into a lap head may go before an empty ring jumps; 0: never. */
+static uint64_t jump_workset(const struct bring *r)
+{
+	if (r->capacity < JUMP_CAPACITY_MIN)
+		return 0;
+	return r->capacity / 8 < JUMP_WORKSET_MAX ? r->capacity / 8 :
+						    JUMP_WORKSET_MAX;
+}
+
+/*
+ * Where a claim of @need bytes at @head starts: @head, or the start of
+ * the next lap when the ring is empty and @head is past the working set.
+ * Empty means every reader's cursor is at head (with none, the tail is):
+ * then no record before head is unread and no claim is in flight before
+ * it, since readers stop at uncommitted records. The claim's CAS from
+ * @head makes sure no other writer claimed in between. The jump's bytes
+ * [head, next lap) count as used until publish_jump(): the claim must
+ * fit behind the readers' physical cursors at @head, so @need and what
+ * claim_fill() adds stay within head's offset in its lap.
+ */
+static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
+{
+	uint64_t off = head & r->mask, w = jump_workset(r);
+
+	if (!w || off < w || need > off)
+		return head;
+	/*
+	 * Not at every claim: after a look that found readers behind, skip
+	 * W/16 bytes of claims, unless a reader sleeps (registered on
+	 * data_seq), as readers that caught up do. A hint: a stale value
+	 * costs a look, or a jump a little later.
+	 */
+	if (head < load_relaxed(&r->jump_look) &&
+	    !(load_relaxed(&r->hdr->data_seq) / EVC_ONE_SLEEPER))
+		return head;
+	/*
+	 * Raises tail_cache to the cursors' minimum: the claim's space
+	 * checks (claim_fill()) then see head - tail = 0 and only the
+	 * room that is really free.
+	 */
+	if (ring_refresh_tail(r) != head) {
+		/* Readers are behind: looking at every claim would put
+		 * their cursors' lines in each one. */
+		store_relaxed(&r->jump_look, head + (w >> JUMP_LOOK_SHIFT));
+		return head;
+	}
+	return jump_to(r, head);
+}
+
+/*
+ * The jump from @from is claimed (our CAS moved head past the next
+ * lap's start): publish it. Readers at @from continue at jump_to(), and
+ * writers count them there. A later jump needs the ring empty again,
+ * i.e. every cursor past @from (a cursor at @from counts as jump_to(),
+ * below the head our claim left), so jump_from only grows; the CAS
+ * keeps it so even against a stalled publisher.
+ */
+static void publish_jump(struct bring *r, uint64_t from)
+{
+	uint64_t *jf = &r->hdr->jump_from, old = load_relaxed(jf);
+
+	jump_fault(1);
+	/*
+	 * Release: whoever acquires the jump sees the claim's CAS on head,
+	 * so a reader that jumps never finds head behind its cursor.
+	 */
+	while (old < from &&
+	       !__atomic_compare_exchange_n(jf, &old, from, false,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+	jump_fault(2);
+	/*
+	 * The skipped bytes are free now: a writer that slept for space
+	 * while they counted as used must look again (evc_sleepers()
+	 * fences: the jump is published before we look for sleepers, and a
+	 * sleeper registers before it re-reads the cursors and the jump).
+	 */
+	ring_wake_writers(r);
+}
+
+/*
+ * The readers' side of lap jumps. A pipelined shipper claims its next
+ * chunk before its sink has shifted the last one, so a claim rarely
+ * finds the ring empty; the instant it is empty is when the last reader
+ * shifts up to head. Then that reader, having published its cursor at
+ * @pos, jumps the ring itself: a claim of nothing, from @pos to the next
+ * lap's start, by the same rules (the ring empty, @pos past W, the CAS
+ * from @pos failing if any writer claimed first). @look is the reader's
+ * own hint of where to look again. A file ring's intent covers the
+ * jump, so that a reader that dies between its CAS and publish_jump()
+ * leaves a claim the repair and recovery know (Documentation/ring.rst).
+ */
+void ring_jump_empty(struct bring *r, uint64_t pos, uint64_t *look)
+{
+	uint64_t w = jump_workset(r), expect = pos, to;
+	struct bring_intent *in = NULL;
+
+	if (!w || (pos & r->mask) < w || pos < *look)
+		return;
+	if (ring_refresh_tail(r) != pos ||
+	    head_pos(load_acquire(&r->hdr->head)) != pos) {
+		*look = pos + (w >> JUMP_LOOK_SHIFT);
+		return;
+	}
+	to = jump_to(r, pos);
+	if (r->file) {
+		in = file_intent_slot(r);
+		if (!in)
+			return; /* no intent slot: no jump, nothing lost */
+		file_set_intent(in, pos, to - pos);
+	}
+	/*
+	 * Release: the intent before the claim, as in claim(); fails on a
+	 * closed ring (the flag is in head) or a writer's claim at @pos.
+	 */
+	if (__atomic_compare_exchange_n(&r->hdr->head, &expect, to, false,
+					__ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		publish_jump(r, pos);
+	if (in)
+		file_clear_intent(in);
+}
+
 /* Claim space at head for records the caller then writes. */
 static int claim(struct bring *r, struct claim *c, int timeout_ms)
 {
 	struct bring_hdr *h = r->hdr;
-	uint64_t head = load_relaxed(&h->head), total;
+	uint64_t head = load_relaxed(&h->head), total, start;
 	struct bring_deadline dl = { .forever = -1 };
 	unsigned int want = c->nr; /* a lost race must not shrink the batch */
 	int err;
@@ -443,7 +597,8 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 			head = load_relaxed(&h->head);
 			continue;
 		}
-		total = claim_fill(r, head, c, want);
+		start = jump_start(r, head, c->need);
+		total = claim_fill(r, start, c, want);
 		if (r->file) {
 			/* Taken once space is there: a full or closed
 			 * ring says so first. */
@@ -451,7 +606,9 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 				c->intent = file_intent_slot(r);
 			if (!c->intent)
 				return -EUSERS; /* > BRING_INTENTS writers */
-			file_set_intent(c->intent, head, total);
+			/* A jump's intent covers the skipped bytes too:
+			 * a dead jumper's claim is repaired from head. */
+			file_set_intent(c->intent, head, start + total - head);
 		}
 		/*
 		 * The claim. Release: a file ring's intent, stored just
@@ -460,7 +617,7 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 		 * until their tags say they are written; acquire for the
 		 * cursors we checked was done by space_fits().
 		 */
-		if (__atomic_compare_exchange_n(&h->head, &head, head + total,
+		if (__atomic_compare_exchange_n(&h->head, &head, start + total,
 						false, __ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))
 			break;
@@ -472,8 +629,10 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 		if (r->file)
 			file_clear_intent(c->intent);
 	}
-	c->pos = head;
+	c->pos = start;
 	c->need = total;
+	if (start != head)
+		publish_jump(r, head);
 	return 0;
 }
 

@@ -1,0 +1,856 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lap jumps (Documentation/ring.rst, "Lap jumps"): a ring whose readers
+ * keep up is written only in its first working set W, not end to end;
+ * a reader that stops still gets the whole capacity. Jumps are made by
+ * the reader whose shift empties the ring past W, or else by the claim
+ * that finds it empty there (no_reader_jumps() leaves them to writers).
+ *
+ *  - a writer/reader pair that keeps up stays within W of each lap (the
+ *    positions say so, and mincore() says the far end of a memory ring
+ *    was never touched);
+ *  - a reader that stops right at a jump holds the full capacity, lag
+ *    and used bytes count no skipped byte;
+ *  - a reader asleep at the jump's start (blocking, or an event loop's
+ *    prepared wait) is woken and goes on at the next lap;
+ *  - a reservation in flight keeps the ring from counting as empty;
+ *  - named readers that are not open follow the jump when they open
+ *    again, readers opened later start past it, and a reader still at
+ *    an old jump's start prevents a second jump;
+ *  - file rings: the jump survives reopening (recovery) even when the
+ *    writers wrote a whole capacity past it, and a writer or a reader
+ *    killed at each step of a jump loses only the writer's own message,
+ *    repaired at run time and by recovery;
+ *  - a stress run: writers pushing, batching and reserving, readers
+ *    keeping up and lagging, every message once and in order.
+ *
+ * Every test fails on the code before lap jumps (positions run to the
+ * end of each lap); the full-capacity, named-reader and file-recovery
+ * ones also fail when writers do not count a cursor at a jump's start
+ * as being at its end.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+#include "bring.h"
+#include "internal.h"
+#include "kselftest_harness.h"
+#include "util.h"
+
+#define CAP (8ULL << 20) /* working set: CAP / 8 */
+#define WSET (CAP / 8)
+#define MSG 4000 /* payload of the pump's messages */
+#define FP_OF(len) (16 + (((len) + 7) & ~7ULL))
+#define FP FP_OF(MSG)
+
+extern int bring__fault_jump;
+
+FIXTURE(lap)
+{
+	struct tmp t;
+	struct bring *r;
+	char buf[MSG];
+};
+
+FIXTURE_VARIANT(lap)
+{
+	bool file;
+};
+
+FIXTURE_VARIANT_ADD(lap, memory)
+{
+	.file = false,
+};
+
+FIXTURE_VARIANT_ADD(lap, file)
+{
+	.file = true,
+};
+
+static struct bring *lap_ring(struct tmp *t, bool file, unsigned int flags)
+{
+	BRING_OPTS(o, .flags = flags);
+
+	if (file)
+		return bring_open(t->path, CAP, &o);
+	return bring_new(CAP, &o);
+}
+
+FIXTURE_SETUP(lap)
+{
+	self->t.dir[0] = '\0';
+	if (variant->file)
+		ASSERT_EQ(0, tmp_make_shm(&self->t));
+	self->r = lap_ring(&self->t, variant->file, 0);
+	ASSERT_NE_NULL(self->r);
+	memset(self->buf, 'x', sizeof(self->buf));
+}
+
+FIXTURE_TEARDOWN(lap)
+{
+	bring_free(self->r);
+	bring__fault_jump = 0;
+	tmp_remove(&self->t);
+}
+
+static uint64_t head_of(const struct bring *r)
+{
+	return __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE) & ~HEAD_CLOSED;
+}
+
+/* What a pump saw: how far into a lap records went, and the jumps. */
+struct pump {
+	uint64_t max_end; /* largest offset in its lap a record ended at */
+	uint64_t last_end; /* position after the last record read */
+	unsigned int jumps; /* records that did not follow the one before */
+	unsigned int msgs;
+};
+
+/*
+ * Push and read (through @rds, @nrd readers, each shifting) one message
+ * at a time while head is below @until; message i carries i.
+ */
+static int pump(struct bring *r, struct bring_reader **rds, int nrd,
+		uint64_t until, struct pump *p)
+{
+	char buf[MSG];
+	int i, err;
+
+	memset(buf, 'p', sizeof(buf));
+	while (head_of(r) < until) {
+		memcpy(buf, &p->msgs, sizeof(p->msgs));
+		err = bring_push_timeout(r, buf, sizeof(buf), 0);
+		if (err)
+			return err;
+		for (i = 0; i < nrd; i++) {
+			struct bring_msg m;
+
+			err = bring_reader_next(rds[i], &m, 0);
+			if (err)
+				return err;
+			if (m.len != MSG || memcmp(m.data, &p->msgs, 4))
+				return -EBADMSG;
+			if (!i) {
+				if (p->msgs && m.seq != p->last_end)
+					p->jumps++;
+				p->last_end = m.seq + FP;
+				if (((m.seq & (CAP - 1)) + FP) > p->max_end)
+					p->max_end = (m.seq & (CAP - 1)) + FP;
+			}
+			err = bring_reader_shift(rds[i]);
+			if (err)
+				return err;
+		}
+		p->msgs++;
+	}
+	return 0;
+}
+
+/* Pump until head is at least @off into its lap (below the jump). */
+static int pump_to_offset(struct bring *r, struct bring_reader **rds,
+			  int nrd, uint64_t off, struct pump *p)
+{
+	uint64_t h = head_of(r);
+
+	return pump(r, rds, nrd, (h & ~(CAP - 1)) + off, p);
+}
+
+/*
+ * Pump until head is just below W into its lap, then one message more,
+ * read and shifted by every reader: head is then at or past W, and the
+ * last reader's shift finds the ring empty there and jumps it (unless
+ * no_reader_jumps() turned that off). *@from: head before that jump.
+ */
+/* Pump until head is less than one message below W into its lap. */
+static int pump_below_w(struct bring *r, struct bring_reader **rds, int nrd,
+			struct pump *p)
+{
+	return pump(r, rds, nrd, (head_of(r) & ~(CAP - 1)) + WSET - FP, p);
+}
+
+static int pump_to_jump(struct bring *r, struct bring_reader **rds, int nrd,
+			struct pump *p, uint64_t *from)
+{
+	int err = pump_below_w(r, rds, nrd, p);
+
+	if (err)
+		return err;
+	*from = head_of(r) + FP;
+	return pump(r, rds, nrd, head_of(r) + 1, p);
+}
+
+/* Leave jumps to the writers: this reader's shifts never look. */
+static void no_reader_jumps(struct bring_reader *rd)
+{
+	rd->jump_look = UINT64_MAX;
+}
+
+TEST_F(lap, keeping_up_stays_in_the_working_set)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct pump p = { 0 };
+	struct bring_msg m;
+	unsigned char vec[CAP / 4096];
+	long page = sysconf(_SC_PAGESIZE);
+	uint8_t *base;
+	size_t i, touched = 0;
+
+	ASSERT_NE_NULL(rd);
+	/* The reader's shift to head past W jumps the ring. */
+	ASSERT_EQ(0, pump(self->r, &rd, 1, 3 * CAP, &p));
+	TH_LOG("reader jumps: %u messages, %u jumps, records ended at most %llu bytes into a lap",
+	       p.msgs, p.jumps, (unsigned long long)p.max_end);
+	EXPECT_LE(p.max_end, WSET + FP);
+	EXPECT_GE(p.jumps, 2);
+	/* Without: a claim at W or further finds the ring empty and jumps. */
+	no_reader_jumps(rd);
+	p.jumps = 0;
+	ASSERT_EQ(0, pump(self->r, &rd, 1, 6 * CAP, &p));
+	TH_LOG("writer jumps: %u messages, %u jumps, records ended at most %llu bytes into a lap",
+	       p.msgs, p.jumps, (unsigned long long)p.max_end);
+	EXPECT_LE(p.max_end, WSET + FP);
+	EXPECT_GE(p.jumps, 2);
+	EXPECT_EQ(0, get_stats(self->r).used);
+	EXPECT_EQ(0, bring_reader_lag(rd));
+	if (variant->file)
+		return; /* the file's pages were written when it was made */
+	/* The far end of the memfd was never touched, not even faulted. */
+	ASSERT_EQ(0, bring_push(self->r, self->buf, 16));
+	ASSERT_EQ(0, bring_next(self->r, &m));
+	base = (uint8_t *)m.data - 16 - (m.seq & (CAP - 1));
+	ASSERT_EQ(0, mincore(base, CAP, vec));
+	for (i = (WSET + FP + page - 1) / page; i < CAP / page; i++)
+		touched += vec[i] & 1;
+	EXPECT_EQ(0, touched);
+}
+
+/*
+ * A reader that stops in front of a jump: the writers may fill the whole
+ * capacity (the skipped bytes are free), and nothing skipped counts as
+ * lag or as used.
+ */
+TEST_F(lap, a_reader_that_stops_at_a_jump_still_gets_the_full_capacity)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct bring_reader_stats rs = { .sz = sizeof(rs) };
+	struct pump p = { 0 };
+	uint64_t from, n, got;
+	struct bring_msg m;
+	int err, side;
+
+	/* 0: the reader's last shift jumps; 1: the writer's next claim. */
+	for (side = 0; side < 2; side++) {
+		if (side)
+			no_reader_jumps(rd);
+		n = got = 0;
+		ASSERT_EQ(0, pump_to_jump(self->r, &rd, 1, &p, &from));
+		EXPECT_EQ(side ? from : (from | (CAP - 1)) + 1, head_of(self->r));
+		/* The reader stops; writers go on until the ring is full. */
+		while ((err = bring_push_timeout(self->r, self->buf, MSG, 0)) == 0)
+			n++;
+		ASSERT_EQ(-EAGAIN, err);
+		TH_LOG("%s jump from %llu; %llu messages (%llu bytes) fit behind the stopped reader",
+		       side ? "writer" : "reader", (unsigned long long)from,
+		       (unsigned long long)n, (unsigned long long)(n * FP));
+		EXPECT_EQ(CAP / FP, n);
+		EXPECT_EQ(n * FP, get_stats(self->r).used);
+		EXPECT_EQ(n * FP, bring_reader_lag(rd));
+		ASSERT_EQ(0, bring_get_reader_stats(self->r, 0, &rs));
+		EXPECT_EQ(n * FP, rs.lag);
+		EXPECT_EQ(from | (CAP - 1), rs.pos - 1); /* where it goes on */
+		/* All of them come out, the first at the start of the next lap. */
+		while (bring_next_timeout(self->r, &m, 0) == 0) {
+			if (!got)
+				EXPECT_EQ(0, m.seq & (CAP - 1));
+			ASSERT_EQ(MSG, m.len);
+			ASSERT_EQ(0, bring_shift(self->r));
+			got++;
+		}
+		EXPECT_EQ(n, got);
+		EXPECT_EQ(0, get_stats(self->r).used);
+	}
+}
+
+struct sleeper {
+	struct bring_reader *rd;
+	struct bring_msg m;
+	uint64_t t_wait;
+	int err;
+};
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *s = arg;
+
+	s->err = bring_reader_next(s->rd, &s->m, 10000);
+	return NULL;
+}
+
+TEST_F(lap, a_blocked_reader_wakes_and_follows_the_jump)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct sleeper s = { .rd = rd, .err = 1 };
+	struct pump p = { 0 };
+	struct bring_stats st;
+	pthread_t t;
+	uint64_t waits, from;
+
+	no_reader_jumps(rd);
+	ASSERT_EQ(0, pump_to_jump(self->r, &rd, 1, &p, &from));
+	ASSERT_EQ(from, head_of(self->r));
+	waits = get_stats(self->r).futex_waits;
+	ASSERT_EQ(0, pthread_create(&t, NULL, sleeper_main, &s));
+	/* Until the reader sleeps in the futex (bounded: 5 s). */
+	for (int i = 0; i < 5000; i++) {
+		st = get_stats(self->r);
+		if (st.futex_waits > waits)
+			break;
+		usleep(1000);
+	}
+	usleep(20000);
+	ASSERT_EQ(0, bring_push(self->r, self->buf, 100));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(0, s.err);
+	EXPECT_EQ(100, s.m.len);
+	EXPECT_EQ(0, s.m.seq & (CAP - 1)); /* it jumped */
+	EXPECT_LT(waits, get_stats(self->r).futex_waits);
+	EXPECT_EQ(0, bring_shift(self->r));
+}
+
+/* The same for an event loop's prepared wait on the futex word. */
+TEST_F(lap, a_prepared_wait_is_woken_by_the_jump)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct pump p = { 0 };
+	struct bring_wait w;
+	struct bring_msg m;
+	uint64_t from;
+
+	no_reader_jumps(rd);
+	ASSERT_EQ(0, pump_to_jump(self->r, &rd, 1, &p, &from));
+	ASSERT_EQ(from, head_of(self->r));
+	ASSERT_EQ(0, bring_reader_wait_prepare(rd, &w));
+	ASSERT_EQ(w.val, __atomic_load_n(w.uaddr, __ATOMIC_ACQUIRE));
+	ASSERT_EQ(0, bring_push(self->r, self->buf, 100));
+	/* The word moved: a futex wait on it ends (or never starts). */
+	EXPECT_NE(w.val, __atomic_load_n(w.uaddr, __ATOMIC_ACQUIRE));
+	bring_reader_wait_finish(rd, &w);
+	ASSERT_EQ(0, bring_reader_next(rd, &m, 0));
+	EXPECT_EQ(100, m.len);
+	EXPECT_EQ(0, m.seq & (CAP - 1));
+	EXPECT_EQ(0, bring_reader_shift(rd));
+}
+
+/*
+ * Readers stop at an uncommitted reservation, so while one is in flight
+ * the ring is not empty: a claim past W behind it must not jump (the
+ * reservation would be skipped), and the first claim once it is read
+ * does.
+ */
+TEST_F(lap, a_reservation_in_flight_keeps_the_ring_from_jumping)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct pump p = { 0 };
+	struct bring_resv resv;
+	struct bring_msg m;
+	uint64_t h;
+
+	no_reader_jumps(rd); /* the writers' side; the reader's is the same */
+	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET - FP, &p));
+	h = head_of(self->r);
+	ASSERT_LT(h & (CAP - 1), WSET);
+	ASSERT_EQ(0, bring_reserve(self->r, MSG, &resv, 0));
+	EXPECT_EQ(h, resv.seq);
+	ASSERT_GE(head_of(self->r) & (CAP - 1), WSET);
+	/* Another writer past W, the reservation still open: no jump. */
+	ASSERT_EQ(0, bring_push(self->r, self->buf, 100));
+	ASSERT_EQ(-EAGAIN, bring_next_timeout(self->r, &m, 0));
+	memset(resv.data, 'r', MSG);
+	ASSERT_EQ(0, bring_commit(self->r, &resv, MSG));
+	ASSERT_EQ(0, bring_next(self->r, &m));
+	EXPECT_EQ(h, m.seq);
+	ASSERT_EQ(0, bring_shift(self->r));
+	ASSERT_EQ(0, bring_next(self->r, &m));
+	EXPECT_EQ(h + FP, m.seq);
+	EXPECT_EQ(100, m.len);
+	ASSERT_EQ(0, bring_shift(self->r));
+	/*
+	 * Empty now: a claim jumps, once the writer looks again (a claim
+	 * that found the ring not empty makes the next W/16 bytes of
+	 * claims skip the look).
+	 */
+	h = head_of(self->r);
+	p.jumps = 0;
+	p.last_end = h;
+	ASSERT_EQ(0, pump(self->r, &rd, 1, h + WSET / 16 + FP, &p));
+	EXPECT_EQ(1, p.jumps);
+	EXPECT_EQ(FP, head_of(self->r) & (CAP - 1));
+	/* An aborted reservation leaves nothing in the way of a jump. */
+	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET, &p));
+	ASSERT_EQ(0, bring_reserve(self->r, 50, &resv, 0));
+	EXPECT_EQ(0, resv.seq & (CAP - 1));
+	ASSERT_EQ(0, bring_abort(self->r, &resv));
+	ASSERT_EQ(0, bring_push(self->r, self->buf, 10));
+	ASSERT_EQ(0, bring_next(self->r, &m));
+	EXPECT_EQ(10, m.len);
+	EXPECT_EQ(0, bring_shift(self->r));
+}
+
+/*
+ * Named readers: "a" closes right before a jump and is not open while
+ * the writers fill the whole capacity behind it; a second jump must not
+ * happen while it sits at the first one's start (it would hide the
+ * first). A reader opened later starts past the jump. "a" opens again
+ * and gets everything.
+ */
+TEST_F(lap, named_readers_that_are_not_open_follow_the_jump)
+{
+	struct bring_reader *rds[2], *c;
+	struct bring_reader_stats rs = { .sz = sizeof(rs) };
+	struct pump p = { 0 }, q = { 0 };
+	uint64_t from, to, n = 0, got = 0, next;
+	struct bring_msg m;
+	int err, ia;
+
+	ASSERT_EQ(0, bring_reader_remove(self->r, BRING_DEFAULT_READER));
+	rds[0] = bring_reader_open(self->r, "b");
+	rds[1] = bring_reader_open(self->r, "a");
+	ASSERT_NE_NULL(rds[0]);
+	ASSERT_NE_NULL(rds[1]);
+	ASSERT_EQ(0, pump_to_jump(self->r, rds, 2, &p, &from));
+	to = (from | (CAP - 1)) + 1;
+	ASSERT_EQ(to, head_of(self->r));
+	bring_reader_close(rds[1]);
+	for (ia = 0; ia <= BRING_READERS_MAX; ia++)
+		if (!bring_get_reader_stats(self->r, ia, &rs) &&
+		    !strcmp(rs.name, "a"))
+			break;
+	ASSERT_LE(ia, BRING_READERS_MAX);
+	/* "b" keeps up for two laps' worth of W; "a" holds everything. */
+	q.msgs = p.msgs;
+	q.last_end = to;
+	no_reader_jumps(rds[0]); /* would it jump? the writers would not */
+	ASSERT_EQ(0, pump(self->r, rds, 1, to + 2 * WSET, &q));
+	EXPECT_EQ(0, q.jumps);
+	ASSERT_EQ(0, bring_get_reader_stats(self->r, ia, &rs));
+	EXPECT_EQ(to, rs.pos);
+	EXPECT_EQ(head_of(self->r) - to, rs.lag);
+	EXPECT_EQ(head_of(self->r) - to, get_stats(self->r).used);
+	/* A reader opened now starts at the oldest message, past the jump. */
+	c = bring_reader_open(self->r, "c");
+	ASSERT_NE_NULL(c);
+	ASSERT_EQ(0, bring_reader_next(c, &m, 0));
+	EXPECT_EQ(to, m.seq);
+	bring_reader_close(c);
+	ASSERT_EQ(0, bring_reader_remove(self->r, "c"));
+	/* Fill up behind "a": the whole capacity from the jump's end. */
+	while ((err = bring_push_timeout(self->r, self->buf, MSG, 0)) == 0)
+		n++;
+	ASSERT_EQ(-EAGAIN, err);
+	EXPECT_EQ(to + CAP / FP * FP, head_of(self->r));
+	/* "a" again: every message from the jump's end on, in order. */
+	rds[1] = bring_reader_open(self->r, "a");
+	ASSERT_NE_NULL(rds[1]);
+	next = to;
+	while (bring_reader_next(rds[1], &m, 0) == 0) {
+		ASSERT_EQ(next, m.seq);
+		next += 16 + ((m.len + 7) & ~7ULL);
+		ASSERT_EQ(0, bring_reader_shift(rds[1]));
+		got++;
+	}
+	EXPECT_EQ(head_of(self->r), next);
+	EXPECT_EQ(q.msgs - p.msgs + n, got);
+	bring_reader_close(rds[1]);
+	bring_reader_close(rds[0]);
+}
+
+/*
+ * File rings keep the jump in the header. "a" is not open, at the jump's
+ * start, while a whole capacity is written past it; the file is closed
+ * and opened again (recovery): "a" resumes at the jump's end with every
+ * message, and a reader that keeps up goes on jumping.
+ */
+TEST_F(lap, a_file_ring_recovers_a_jump_with_a_full_capacity_behind_it)
+{
+	struct bring_reader *rd;
+	struct pump p = { 0 };
+	uint64_t from, to, n = 0, got = 0;
+	struct bring_msg m;
+	int err;
+
+	if (!variant->file)
+		SKIP(return, "file rings only");
+	rd = bring_default_reader(self->r);
+	ASSERT_EQ(0, pump_to_jump(self->r, &rd, 1, &p, &from));
+	to = (from | (CAP - 1)) + 1;
+	while ((err = bring_push_timeout(self->r, self->buf, MSG, 0)) == 0)
+		n++;
+	ASSERT_EQ(-EAGAIN, err);
+	EXPECT_EQ(from, self->r->hdr->jump_from);
+	EXPECT_EQ(CAP / FP, n);
+	bring_free(self->r);
+	self->r = bring_open(self->t.path, CAP, NULL);
+	ASSERT_NE_NULL(self->r);
+	EXPECT_EQ(n * FP, get_stats(self->r).used);
+	while (bring_next_timeout(self->r, &m, 0) == 0) {
+		ASSERT_EQ(to + got * FP, m.seq);
+		ASSERT_EQ(MSG, m.len);
+		ASSERT_EQ(0, bring_shift(self->r));
+		got++;
+	}
+	EXPECT_EQ(n, got);
+	rd = bring_default_reader(self->r);
+	p.msgs = 0;
+	p.jumps = 0;
+	ASSERT_EQ(0, pump(self->r, &rd, 1, head_of(self->r) + 3 * CAP, &p));
+	EXPECT_GE(p.jumps, 2);
+	EXPECT_LT(from, self->r->hdr->jump_from);
+}
+
+/*
+ * A jumper killed at each step of a jump: 1, after its CAS on head and
+ * before the jump is published; 2, after publishing (a writer: before
+ * its record's header is written); 3, not killed. The jumper is a
+ * writer whose claim jumps, or a reader ("k", in another process) whose
+ * shift to head jumps. A reader that shares the file repairs the claim
+ * at run time (after its 200 ms liveness check) and gets the next
+ * message; a fresh open recovers the file. Nothing but the killed
+ * writer's message is lost.
+ */
+static void kill_jumper(struct __test_metadata *_metadata, const char *path,
+			int step, bool reader)
+{
+	pid_t pid = fork_child();
+	int status;
+
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		struct bring *r = bring_open(path, CAP, NULL);
+		char buf[100] = "killed";
+		struct bring_reader *k;
+		struct bring_msg m;
+
+		CHILD_CHECK(r);
+		bring__fault_jump = step;
+		if (reader) {
+			k = bring_reader_open(r, "k");
+			CHILD_CHECK(k);
+			CHILD_CHECK(bring_reader_next(k, &m, 0) == 0);
+			CHILD_CHECK(bring_reader_shift(k) == 0);
+		} else {
+			CHILD_CHECK(bring_push(r, buf, sizeof(buf)) == 0);
+		}
+		_exit(step == 3 ? 0 : 1); /* steps 1, 2: SIGKILL first */
+	}
+	status = wait_child(pid, 10000);
+	if (step == 3)
+		ASSERT_TRUE(exited_ok(status));
+	else
+		ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static void jumper_killed(struct __test_metadata *_metadata,
+			  struct bring **rp, const char *path, int step,
+			  bool reopen, bool reader)
+{
+	struct bring_reader *rds[2] = { bring_default_reader(*rp) };
+	struct pump p = { 0 };
+	struct bring_msg m;
+	uint64_t from;
+
+	no_reader_jumps(rds[0]);
+	if (reader) {
+		rds[1] = bring_reader_open(*rp, "k");
+		ASSERT_NE_NULL(rds[1]);
+		no_reader_jumps(rds[1]);
+	}
+	if (reader) {
+		/*
+		 * Below W, then one more message, past W, that only "k"
+		 * (closed here, read in the child) has not read: its shift
+		 * finds the ring empty past W.
+		 */
+		ASSERT_EQ(0, pump_below_w(*rp, rds, 2, &p));
+		bring_reader_close(rds[1]);
+		ASSERT_EQ(0, pump(*rp, rds, 1, head_of(*rp) + 1, &p));
+		from = head_of(*rp);
+	} else {
+		ASSERT_EQ(0, pump_to_jump(*rp, rds, 1, &p, &from));
+	}
+	ASSERT_EQ(from, head_of(*rp));
+	ASSERT_LE(WSET, from & (CAP - 1));
+	kill_jumper(_metadata, path, step, reader);
+	if (step >= 2)
+		EXPECT_EQ(from, (*rp)->hdr->jump_from);
+	else
+		EXPECT_NE(from, (*rp)->hdr->jump_from);
+	if (reopen) {
+		bring_free(*rp);
+		*rp = bring_open(path, CAP, NULL);
+		ASSERT_NE_NULL(*rp);
+	}
+	ASSERT_EQ(0, bring_push(*rp, "after", 5));
+	if (step == 3 && !reader) {
+		ASSERT_EQ(0, bring_next_timeout(*rp, &m, 0));
+		EXPECT_EQ(100, m.len);
+		EXPECT_EQ(0, strcmp(m.data, "killed"));
+		EXPECT_EQ(0, m.seq & (CAP - 1));
+		ASSERT_EQ(0, bring_shift(*rp));
+	}
+	/* At run time, through the stuck reader's repair (200 ms). */
+	ASSERT_EQ(0, bring_next_timeout(*rp, &m, 3000));
+	EXPECT_EQ(5, m.len);
+	EXPECT_EQ(0, memcmp(m.data, "after", 5));
+	EXPECT_EQ((from | (CAP - 1)) + 1 + (reader ? 0 : FP_OF(100)), m.seq);
+	ASSERT_EQ(0, bring_shift(*rp));
+	EXPECT_EQ(-EAGAIN, bring_next_timeout(*rp, &m, 0));
+	if (reader) {
+		/* "k" follows the jump (or the repaired claim) as well. */
+		rds[1] = bring_reader_open(*rp, "k");
+		ASSERT_NE_NULL(rds[1]);
+		ASSERT_EQ(0, bring_reader_next(rds[1], &m, 0));
+		EXPECT_EQ(5, m.len);
+		bring_reader_close(rds[1]);
+		ASSERT_EQ(0, bring_reader_remove(*rp, "k"));
+	}
+	EXPECT_EQ(0, get_stats(*rp).used);
+	/* And the ring goes on jumping. */
+	rds[0] = bring_default_reader(*rp);
+	rds[0]->jump_look = 0;
+	p.msgs = 0;
+	p.jumps = 0;
+	ASSERT_EQ(0, pump(*rp, rds, 1, head_of(*rp) + CAP + WSET, &p));
+	EXPECT_GE(p.jumps, 1);
+	EXPECT_LE(p.max_end, WSET + FP);
+}
+
+static void kill_steps(struct __test_metadata *_metadata, struct bring **rp,
+		       const char *path, bool reopen, bool reader)
+{
+	int step;
+
+	for (step = 1; step <= 3; step++) {
+		TH_LOG("%s killed at step %d", reader ? "reader" : "writer",
+		       step);
+		jumper_killed(_metadata, rp, path, step, reopen, reader);
+	}
+}
+
+TEST_F(lap, a_jumper_killed_while_jumping_is_repaired_at_run_time)
+{
+	if (!variant->file)
+		SKIP(return, "file rings only (memory rings have no repair)");
+	kill_steps(_metadata, &self->r, self->t.path, false, false);
+	kill_steps(_metadata, &self->r, self->t.path, false, true);
+}
+
+TEST_F(lap, a_jumper_killed_while_jumping_is_recovered_at_open)
+{
+	if (!variant->file)
+		SKIP(return, "file rings only");
+	kill_steps(_metadata, &self->r, self->t.path, true, false);
+	kill_steps(_metadata, &self->r, self->t.path, true, true);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stress: writers of three kinds, a reader that keeps up, one that lags */
+
+#define ST_WRITERS 3
+#define ST_CAP (2ULL << 20)
+
+#define ST_ROUND 64 /* messages per writer between two empty rings */
+
+struct stress {
+	struct bring *r;
+	uint32_t per_writer; /* a multiple of ST_ROUND */
+	pthread_barrier_t round;
+	int fail;
+	uint64_t jumps[2];
+	char why[160];
+};
+
+struct st_arg {
+	struct stress *s;
+	unsigned int id;
+	struct bring_reader *rd;
+	unsigned int ridx;
+};
+
+static void st_fail(struct stress *s, const char *why)
+{
+	if (!__atomic_exchange_n(&s->fail, 1, __ATOMIC_SEQ_CST))
+		snprintf(s->why, sizeof(s->why), "%s", why);
+}
+
+/*
+ * Between rounds the writers wait until the readers have read all:
+ * the first claim of the next round finds the ring empty and jumps when
+ * head is past the working set.
+ */
+static void st_round_end(struct stress *s, unsigned int id)
+{
+	uint64_t t0 = now_ns();
+
+	pthread_barrier_wait(&s->round);
+	while (!id && get_stats(s->r).used &&
+	       !__atomic_load_n(&s->fail, __ATOMIC_RELAXED)) {
+		if (now_ns() - t0 > 10000 * MS) {
+			st_fail(s, "readers did not catch up in 10 s");
+			break;
+		}
+		usleep(100);
+	}
+	pthread_barrier_wait(&s->round);
+}
+
+static void *st_writer(void *arg)
+{
+	struct st_arg *a = arg;
+	struct stress *s = a->s;
+	uint64_t seed = 0x9e3779b97f4a7c15ULL * (a->id + 1);
+	uint8_t buf[4 * 2048];
+	uint32_t seq = 0;
+
+	while (seq < s->per_writer) {
+		size_t len = 16 + xorshift(&seed) % 2000;
+		uint32_t round_end = (seq / ST_ROUND + 1) * ST_ROUND;
+		struct bring_resv resv;
+		struct bring_msg msgs[4];
+		int n, k;
+
+		switch (a->id) {
+		case 0:
+			tmsg_build(buf, len, a->id, seq);
+			if (bring_push(s->r, buf, len))
+				st_fail(s, "push");
+			seq++;
+			break;
+		case 1:
+			for (k = 0; k < 4 && seq + k < round_end; k++) {
+				msgs[k].data = buf + k * 2048;
+				msgs[k].len = len;
+				tmsg_build(buf + k * 2048, len, a->id, seq + k);
+			}
+			n = bring_push_batch(s->r, msgs, k, -1);
+			if (n <= 0) {
+				st_fail(s, "push_batch");
+				n = k; /* keep the rounds in step */
+			}
+			seq += n;
+			break;
+		default:
+			/* Reserve, hold it a little, then commit. */
+			if (bring_reserve(s->r, len, &resv, -1)) {
+				st_fail(s, "reserve");
+				seq++;
+				break;
+			}
+			tmsg_build(resv.data, len, a->id, seq++);
+			if (!(seq & 63))
+				usleep(50);
+			if (bring_commit(s->r, &resv, len))
+				st_fail(s, "commit");
+			break;
+		}
+		if (seq == round_end)
+			st_round_end(s, a->id);
+	}
+	return NULL;
+}
+
+static void *st_reader(void *arg)
+{
+	struct st_arg *a = arg;
+	struct stress *s = a->s;
+	uint32_t next[ST_WRITERS] = { 0 };
+	uint64_t total = 0, want = (uint64_t)ST_WRITERS * s->per_writer;
+	uint64_t end = 0;
+	struct bring_msg msgs[16];
+	struct tmsg h;
+	const char *why;
+	int n, i;
+
+	while (total < want && !__atomic_load_n(&s->fail, __ATOMIC_RELAXED)) {
+		n = bring_reader_peek(a->rd, msgs, 16, 0, 5000);
+		if (n < 0) {
+			st_fail(s, "peek failed or timed out");
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			why = tmsg_check(&msgs[i], &h);
+			if (!why && (h.id >= ST_WRITERS || h.seq != next[h.id]))
+				why = "out of order or duplicated";
+			if (why) {
+				st_fail(s, why);
+				return NULL;
+			}
+			next[h.id]++;
+			if (end && msgs[i].seq != end &&
+			    !(msgs[i].seq & (ST_CAP - 1)))
+				s->jumps[a->ridx]++;
+			end = msgs[i].seq + 16 + ((msgs[i].len + 7) & ~7ULL);
+		}
+		total += (uint64_t)n;
+		if (a->ridx && (total & 63) == 0)
+			usleep(20); /* the lagging reader */
+		if (bring_reader_shift(a->rd))
+			st_fail(s, "shift");
+	}
+	return NULL;
+}
+
+TEST(stress_writers_reservations_and_readers_across_jumps)
+{
+	struct stress s = { .per_writer = SANITIZED_THREAD ? 64 * ST_ROUND :
+					 SANITIZED_ADDRESS ? 160 * ST_ROUND :
+							     640 * ST_ROUND };
+	BRING_OPTS(o, .flags = BRING_NO_DEFAULT_READER);
+	pthread_t tw[ST_WRITERS], tr[2];
+	struct st_arg aw[ST_WRITERS], ar[2];
+	int i;
+
+	s.r = bring_new(ST_CAP, &o);
+	ASSERT_NE_NULL(s.r);
+	ASSERT_EQ(0, pthread_barrier_init(&s.round, NULL, ST_WRITERS));
+	for (i = 0; i < 2; i++) {
+		ar[i] = (struct st_arg){ .s = &s, .ridx = (unsigned int)i };
+		ar[i].rd = bring_reader_open(s.r, i ? "slow" : "fast");
+		ASSERT_NE_NULL(ar[i].rd);
+		ASSERT_EQ(0, pthread_create(&tr[i], NULL, st_reader, &ar[i]));
+	}
+	for (i = 0; i < ST_WRITERS; i++) {
+		aw[i] = (struct st_arg){ .s = &s, .id = (unsigned int)i };
+		ASSERT_EQ(0, pthread_create(&tw[i], NULL, st_writer, &aw[i]));
+	}
+	for (i = 0; i < ST_WRITERS; i++)
+		pthread_join(tw[i], NULL);
+	for (i = 0; i < 2; i++)
+		pthread_join(tr[i], NULL);
+	TH_LOG("%u messages per writer; jumps seen by the readers: %llu, %llu",
+	       s.per_writer, (unsigned long long)s.jumps[0],
+	       (unsigned long long)s.jumps[1]);
+	EXPECT_EQ(0, s.fail) TH_LOG("%s", s.why);
+	EXPECT_EQ(s.jumps[0], s.jumps[1]);
+	/*
+	 * A round writes about 200 KB, W is 256 KiB: the ring is empty past
+	 * W every second round, and the round after it starts with a jump.
+	 */
+	EXPECT_GE(s.jumps[0], s.per_writer / ST_ROUND / 4);
+	pthread_barrier_destroy(&s.round);
+	EXPECT_EQ(0, get_stats(s.r).used);
+	for (i = 0; i < 2; i++)
+		bring_reader_close(ar[i].rd);
+	bring_free(s.r);
+}
+
+TEST_HARNESS_MAIN
