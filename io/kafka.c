@@ -108,7 +108,12 @@ void kafka_source_kick(struct source *src)
  * not intercept it, and those threads crash in its allocator (no thread
  * state). In TSan builds the program defines them over libc's (the
  * executable comes first in symbol lookup), through pthread_create().
+ * They must stay visible for that (and so must the suppressions below,
+ * which libtsan looks up the same way): io/ builds with
+ * -fvisibility=hidden, and a hidden definition does not interpose (TSan
+ * then crashed in librdkafka's threads again, in every kafka test).
  */
+#define TSAN_INTERPOSE __attribute__((visibility("default")))
 #include <pthread.h>
 #include <threads.h>
 
@@ -125,7 +130,7 @@ static void *thrd_tramp(void *p)
 	return (void *)(intptr_t)t.fn(t.arg);
 }
 
-int thrd_create(thrd_t *thr, thrd_start_t fn, void *arg);
+TSAN_INTERPOSE int thrd_create(thrd_t *thr, thrd_start_t fn, void *arg);
 int thrd_create(thrd_t *thr, thrd_start_t fn, void *arg)
 {
 	struct thrd_tramp *t = malloc(sizeof(*t));
@@ -141,7 +146,7 @@ int thrd_create(thrd_t *thr, thrd_start_t fn, void *arg)
 	return thrd_success;
 }
 
-int thrd_join(thrd_t thr, int *res);
+TSAN_INTERPOSE int thrd_join(thrd_t thr, int *res);
 int thrd_join(thrd_t thr, int *res)
 {
 	void *ret;
@@ -153,7 +158,7 @@ int thrd_join(thrd_t thr, int *res)
 	return thrd_success;
 }
 
-int thrd_detach(thrd_t thr);
+TSAN_INTERPOSE int thrd_detach(thrd_t thr);
 int thrd_detach(thrd_t thr)
 {
 	return pthread_detach(thr) ? thrd_error : thrd_success;
@@ -164,7 +169,7 @@ int thrd_detach(thrd_t thr)
  * TSan does not see: what it does inside is not ours to check. Our side
  * (the callbacks, the ring) stays checked.
  */
-const char *__tsan_default_suppressions(void);
+TSAN_INTERPOSE const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
 {
 	return "called_from_lib:librdkafka.so.1\n";
