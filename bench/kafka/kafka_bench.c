@@ -198,8 +198,10 @@ static int source_bringcat(const char *t, int round, bool file_ring,
 	waitpid(pid, &st, 0);
 	unlink(ring + 5);
 	if (size_of(out_path) != want)
-		printf("kafka_bench: bringcat source round %d: %lld bytes, want %lld (at least once: more is duplicates, less is a failure)\n",
-		       round, (long long)size_of(out_path), (long long)want);
+		printf("kafka_bench: bringcat source%s round %d: %lld bytes after %.1f s, want %lld (at least once: more is duplicates, less is a failure)\n",
+		       file_ring ? " (file ring)" : "", round,
+		       (long long)size_of(out_path), *all,
+		       (long long)want);
 	return size_of(out_path) >= want ? 0 : -1;
 }
 
