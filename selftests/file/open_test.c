@@ -1364,6 +1364,15 @@ TEST_TIMEOUT(durability_always_waits_for_the_batch_to_fill, 120)
 	uint64_t t0, flush_us;
 
 	ASSERT_NE_NULL(r);
+	/*
+	 * How full a batch gets is timing: sanitized pushers are too slow
+	 * to fill one within the pause (CI's TSan leg failed on it once).
+	 */
+	if (getenv("BRING_SANITIZED")) {
+		bring_free(r);
+		tmp_remove(&t);
+		SKIP(return, "batch filling is timing: the unsanitized run checks it");
+	}
 	/* The pause is half a flush: with flushes of a few µs, none. */
 	t0 = now_ns();
 	ASSERT_EQ(0, push_str(r, "12345678"));
