@@ -350,43 +350,57 @@ static bool intent_reclaimable(struct bring *r, struct bring_intent *in)
 }
 
 /*
- * Take a free slot: its lock first (a slot whose lock another open file
- * description holds has a live owner), then the slot. Slots owned by
- * this process's other threads are skipped by tid: the lock of our own
- * descriptor does not conflict with itself.
+ * Try to take slot @i for thread @tid: its bit in own_slots first, then
+ * its lock (another open file description holding it means a live
+ * owner), then the slot itself.
  */
+static bool intent_try(struct bring *r, int fd, unsigned int i, int32_t tid)
+{
+	struct bring_intent *in = &r->hdr->intents[i];
+	struct flock fl;
+	int32_t old;
+
+	/*
+	 * Our threads share one lock descriptor, and its lock does not
+	 * conflict with itself, so among them the bit decides, set
+	 * atomically. Two threads that both saw it clear would both get
+	 * the lock and both pass the tid compare-exchange, one after the
+	 * other, and share the slot. intent_release() clears the bit
+	 * only after unlocking, so a new owner's lock is never undone.
+	 */
+	if (fetch_or(&r->own_slots, 1ULL << i) & (1ULL << i))
+		return false;
+	if (slot_lock(fd, F_WRLCK, F_OFD_SETLK, i, &fl) < 0)
+		goto give_back;
+	old = load_relaxed(&in->tid);
+	if (!intent_reclaimable(r, in) ||
+	    !__atomic_compare_exchange_n(&in->tid, &old, tid, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		goto unlock;
+	store_relaxed(&in->pos, 0);
+	store_relaxed(&in->pid, self_pid());
+	/* A new owner: marks of the old one no longer match. */
+	store_release(&in->gen, (load_relaxed(&in->gen) + 1) & MARK_GEN_MASK);
+	return true;
+unlock:
+	slot_lock(fd, F_UNLCK, F_OFD_SETLK, i, &fl);
+give_back:
+	__atomic_fetch_and(&r->own_slots, ~(1ULL << i), __ATOMIC_SEQ_CST);
+	return false;
+}
+
+/* Take a free intent slot for the calling thread, or NULL. */
 static struct bring_intent *intent_acquire(struct bring *r)
 {
 	int32_t tid = (int32_t)syscall(SYS_gettid);
 	int fd = lock_fd(r);
-	struct flock fl;
 	unsigned int i;
 
 	if (fd < 0)
 		return NULL;
-	for (i = 0; i < BRING_INTENTS; i++) {
-		struct bring_intent *in = &r->hdr->intents[i];
-		int32_t old = load_relaxed(&in->tid);
-
-		if (load_relaxed(&r->own_slots) & (1ULL << i))
-			continue;
-		if (slot_lock(fd, F_WRLCK, F_OFD_SETLK, i, &fl) < 0)
-			continue;
-		if (!intent_reclaimable(r, in) ||
-		    !__atomic_compare_exchange_n(&in->tid, &old, tid, false,
-						 __ATOMIC_ACQ_REL,
-						 __ATOMIC_RELAXED)) {
-			slot_lock(fd, F_UNLCK, F_OFD_SETLK, i, &fl);
-			continue;
-		}
-		fetch_or(&r->own_slots, 1ULL << i);
-		store_relaxed(&in->pos, 0);
-		store_relaxed(&in->pid, self_pid());
-		/* A new owner: marks of the old one no longer match. */
-		store_release(&in->gen, (load_relaxed(&in->gen) + 1) &
-						MARK_GEN_MASK);
-		return in;
-	}
+	for (i = 0; i < BRING_INTENTS; i++)
+		if (intent_try(r, fd, i, tid))
+			return &r->hdr->intents[i];
 	return NULL;
 }
 

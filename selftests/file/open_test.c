@@ -1465,6 +1465,7 @@ TEST_TIMEOUT(durability_always_lone_writer_is_not_held_for_a_crowd, 120)
 
 struct holder {
 	struct bring *r;
+	pthread_barrier_t *start; /* NULL: push at once */
 	pthread_barrier_t *pushed;
 	pthread_barrier_t *release;
 	int err;
@@ -1475,6 +1476,8 @@ static void *holder_main(void *arg)
 {
 	struct holder *h = arg;
 
+	if (h->start)
+		pthread_barrier_wait(h->start);
 	h->err = push_str(h->r, "1234567");
 	pthread_barrier_wait(h->pushed);
 	pthread_barrier_wait(h->release);
@@ -1525,6 +1528,53 @@ TEST_TIMEOUT(writer_thread_past_the_intent_slots_gets_eusers, 60)
 	bring_close(r);
 	EXPECT_EQ(-EPIPE, bring_push_timeout(r, "x", 1, 0));
 	EXPECT_EQ(BRING_INTENTS + 1, get_stats(r).msgs_in);
+	pthread_barrier_destroy(&pushed);
+	pthread_barrier_destroy(&release);
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+/*
+ * The threads of one process share the lock descriptor, whose lock does
+ * not conflict with itself: BRING_INTENTS threads that all take their
+ * first slot at the same moment must still get one each, or a thread
+ * more would find a slot free.
+ */
+TEST_TIMEOUT(writer_threads_starting_together_never_share_a_slot, 120)
+{
+	pthread_barrier_t start, pushed, release;
+	struct holder h[BRING_INTENTS];
+	pthread_t th[BRING_INTENTS];
+	struct bring *r;
+	struct tmp t;
+	int round, i;
+
+	ASSERT_EQ(0, tmp_make(&t));
+	r = bring_open(t.path, 1 << 20, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, pthread_barrier_init(&start, NULL, BRING_INTENTS));
+	ASSERT_EQ(0, pthread_barrier_init(&pushed, NULL, BRING_INTENTS + 1));
+	ASSERT_EQ(0, pthread_barrier_init(&release, NULL, BRING_INTENTS + 1));
+	for (round = 0; round < 20; round++) {
+		for (i = 0; i < BRING_INTENTS; i++) {
+			h[i] = (struct holder){ .r = r, .start = &start,
+						.pushed = &pushed,
+						.release = &release };
+			ASSERT_EQ(0, pthread_create(&th[i], NULL, holder_main,
+						    &h[i]));
+		}
+		pthread_barrier_wait(&pushed);
+		for (i = 0; i < BRING_INTENTS; i++)
+			ASSERT_EQ(0, h[i].err) TH_LOG("round %d holder %d",
+						      round, i);
+		ASSERT_EQ(-EUSERS, bring_push_timeout(r, "x", 1, 0))
+			TH_LOG("round %d: a slot was shared", round);
+		pthread_barrier_wait(&release);
+		for (i = 0; i < BRING_INTENTS; i++)
+			pthread_join(th[i], NULL);
+	}
+	EXPECT_EQ(20 * BRING_INTENTS, get_stats(r).msgs_in);
+	pthread_barrier_destroy(&start);
 	pthread_barrier_destroy(&pushed);
 	pthread_barrier_destroy(&release);
 	bring_free(r);
