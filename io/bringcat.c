@@ -65,6 +65,9 @@ static void usage(FILE *f)
 		"                          (default max-msg + 256K); longer is oversize\n"
 		"      --staging-total SIZE  the same for all connections (default 64M)\n"
 		"      --idle-timeout SECS close accepted connections silent that long\n"
+		"      --read-ahead SIZE   a source reading a regular file keeps at most\n"
+		"                          SIZE in the buffer (default 4M; all: the\n"
+		"                          whole buffer); given, tail: sources too\n"
 		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE] (64M)\n"
 		"      --no-checkpoint     file buffer: tail: and file: sources start as\n"
 		"                          new, file: sinks append (at least once)\n"
@@ -492,6 +495,7 @@ enum {
 	OPT_REMOVE_READER,
 	OPT_ALLOW_FOREIGN,
 	OPT_DURABILITY,
+	OPT_READ_AHEAD,
 };
 
 /*
@@ -583,6 +587,7 @@ int main(int argc, char **argv)
 		{ "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
 		{ "on-error", required_argument, NULL, OPT_ON_ERROR },
 		{ "dead-letter", required_argument, NULL, OPT_DEAD_LETTER },
+		{ "read-ahead", required_argument, NULL, OPT_READ_AHEAD },
 		{ "durability", required_argument, NULL, OPT_DURABILITY },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -794,6 +799,17 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DEAD_LETTER:
 			iopts.dead_letter = optarg;
+			break;
+		case OPT_READ_AHEAD:
+			if (!strcmp(optarg, "all")) {
+				iopts.read_ahead = BRING_IO_READ_AHEAD_ALL;
+			} else if (parse_size(optarg, &size) || size < 4096) {
+				fprintf(stderr, "bringcat: --read-ahead: bad size '%s' (4K at least, or all)\n",
+					optarg);
+				return 2;
+			} else {
+				iopts.read_ahead = size;
+			}
 			break;
 		case 'q':
 			iopts.flags |= BRING_IO_QUIET;

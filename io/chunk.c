@@ -231,6 +231,8 @@ int conn_chunk_reserve(struct conn *c, int timeout_ms)
 		ret = 0, want = c->cap - c->off, c->more = true;
 	if (ret)
 		return ret == -ENOBUFS ? 1 : ret; /* staging cuts the carry */
+	if (conn_read_ahead_full(c, want))
+		return -EAGAIN;
 	ret = bring_reserve(io->r, want, &c->resv, timeout_ms);
 	if (ret == -EAGAIN || ret == -ETIMEDOUT) {
 		c->need = want;
@@ -355,6 +357,8 @@ int conn_chunk_push(struct conn *c, int timeout_ms)
 	if (end > io->ring_max ||
 	    (end > io->max_msg && !lines_fit(p, end + 1, io->max_msg)))
 		return 1;
+	if (conn_read_ahead_full(c, end))
+		return -EAGAIN;
 	ret = bring_reserve(io->r, end, &c->resv, timeout_ms);
 	if (ret == -EAGAIN || ret == -ETIMEDOUT) {
 		c->need = end;

@@ -608,6 +608,10 @@ int conn_push(struct conn *c, bool final, int timeout_ms)
 			conn_apply(c, &p);
 			break;
 		}
+		if (conn_read_ahead_full(c, msgs_bytes(msgs, n))) {
+			ret = -EAGAIN;
+			break;
+		}
 		k = c->src->ck ? conn_ckpt_push(c, msgs, ps, n, timeout_ms) :
 				 bring_push_batch(io->r, msgs, n, timeout_ms);
 		if (k < 0) {
@@ -855,6 +859,8 @@ int conn_raw_reserve(struct conn *c, int timeout_ms)
 
 	if (want <= 0)
 		return want ? IO_RESV_EOF : IO_RESV_POLL;
+	if (conn_read_ahead_full(c, want))
+		return -EAGAIN;
 	ret = bring_reserve(c->src->io->r, want, &c->resv, timeout_ms);
 	c->carry = 0;
 	if (!ret)

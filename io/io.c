@@ -318,6 +318,55 @@ static void sink_free(struct sink *s)
 	free(s);
 }
 
+/* A regular file's source keeps at most this much in the ring (default). */
+#define IO_READ_AHEAD_DEFAULT (4U << 20)
+
+/*
+ * The read-ahead of @src, reading @fd (-1: tail:, whose file changes):
+ * bring_io_opts.read_ahead, whose default limits regular files only.
+ * Sockets, pipes and terminals fill the whole ring: what they send is
+ * gone once read, and the ring is what rides out a slow sink.
+ */
+static void src_set_read_ahead(struct source *src, int fd)
+{
+	size_t ra = src->io->o.read_ahead, cap = bring_capacity(src->io->r);
+	struct stat st;
+
+	if (ra == BRING_IO_READ_AHEAD_ALL)
+		return;
+	if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode)))
+		return;
+	if (!ra) {
+		if (fd < 0)
+			return; /* tail: fills the ring unless told */
+		ra = IO_READ_AHEAD_DEFAULT < cap / 2 ? IO_READ_AHEAD_DEFAULT :
+						       cap / 2;
+	}
+	src->read_ahead = ra < cap ? ra : 0;
+}
+
+/*
+ * Must @c's source wait before it puts @len more bytes in? A source with
+ * a read-ahead waits while the ring holds more than that, unless it
+ * holds nothing: then it may always go on. c->need is set to the length
+ * whose bring_write_wait_prepare() ends once the ring holds at most
+ * read_ahead - @len (capped at the largest message: then once it holds
+ * less), as the ring's own space waits do, with no polling.
+ */
+bool conn_read_ahead_full(struct conn *c, size_t len)
+{
+	struct source *src = c->src;
+	struct bring_stats st = { .sz = sizeof(st) };
+	size_t fp = len + 24, need; /* a record's header and padding */
+
+	if (!src->read_ahead || bring_get_stats(src->io->r, &st) || !st.used ||
+	    st.used + fp <= src->read_ahead)
+		return false;
+	need = len + bring_capacity(src->io->r) - src->read_ahead;
+	c->need = need < src->io->ring_max ? need : src->io->ring_max;
+	return true;
+}
+
 int bring_io_add_source(struct bring_io *io, const char *uri)
 {
 	struct source *src;
@@ -371,6 +420,7 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 		err = tail_open(src);
 		if (err)
 			goto fail;
+		src_set_read_ahead(src, -1);
 		break;
 	case EP_HOP_LISTEN:
 		err = hop_wake_fd(io);
@@ -391,6 +441,7 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 			goto fail;
 		}
 		src->finite = true;
+		src_set_read_ahead(src, fd);
 		if (!source_add_conn(src, fd)) {
 			close(fd);
 			err = -ENOMEM;

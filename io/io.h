@@ -213,6 +213,8 @@ struct source {
 	struct ckpt_mark resume; /* its mark at start */
 	bool has_resume;
 	uint64_t msgs_in, bytes_in; /* this source's share of io->st */
+	/* Bytes the ring may hold before this source waits; 0: no limit. */
+	size_t read_ahead;
 };
 
 /* A condition said once, then at most every IO_SAY_EVERY_S seconds. */
@@ -440,6 +442,7 @@ int conn_recv_dgrams(struct conn *c);
 /* chunk.c */
 size_t count_nl(const void *p, size_t n);
 int conn_chunk_reserve(struct conn *c, int timeout_ms);
+bool conn_read_ahead_full(struct conn *c, size_t len);
 void conn_chunk_done(struct conn *c, size_t n);
 int conn_chunk_push(struct conn *c, int timeout_ms);
 int ledger_new(struct bring_io *io);

@@ -456,6 +456,24 @@ static inline uint64_t ring_jump_from(const struct bring *r)
 }
 
 /*
+ * Bytes of records from cursor @pos (as jump_cursor() leaves it) to
+ * @head: a cursor still before the last jump, from @jf, does not count
+ * the skipped [jf, jump_to(jf)), which holds no record. Writers count
+ * those bytes as used until every cursor passed them (the claims of the
+ * next lap must stay behind the slowest one's physical position); lag
+ * and bring_stats.used say what there is to read.
+ */
+static inline uint64_t ring_held(const struct bring *r, uint64_t jf,
+				 uint64_t pos, uint64_t head)
+{
+	uint64_t bytes = head > pos ? head - pos : 0;
+
+	if (jf && pos < jf && head >= jump_to(r, jf))
+		bytes -= jump_to(r, jf) - jf;
+	return bytes;
+}
+
+/*
  * Option structs (libbpf convention): @sz says how much of the struct the
  * caller knows. Fields past it read as their default; bytes past what this
  * library knows must be zero, or a newer caller asked for something we

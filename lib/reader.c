@@ -795,20 +795,22 @@ struct bring_reader *bring_default_reader(struct bring *r)
  */
 uint64_t bring_reader_lag(const struct bring_reader *rd)
 {
-	uint64_t head, pos;
+	uint64_t head, pos, jf;
 
 	if (!rd)
 		return 0;
 	/*
 	 * pos first: head only grows, so the lag is never negative. A
-	 * cursor at a lap jump's start is at its end: the skipped bytes are
-	 * not the reader's to read (and the jump is loaded before head, so
-	 * head covers the jump's claim).
+	 * cursor at a lap jump's start is at its end, and one before it
+	 * does not count the skipped bytes: they are not the reader's to
+	 * read (and the jump is loaded before head, so head covers the
+	 * jump's claim).
 	 */
 	pos = load_acquire(&rd->slot->pos);
-	pos = jump_cursor(rd->ring, ring_jump_from(rd->ring), pos);
+	jf = ring_jump_from(rd->ring);
+	pos = jump_cursor(rd->ring, jf, pos);
 	head = load_acquire(&rd->ring->hdr->head) & ~HEAD_CLOSED;
-	return head > pos ? head - pos : 0;
+	return ring_held(rd->ring, jf, pos, head);
 }
 
 /**
@@ -999,6 +1001,7 @@ int bring_get_reader_stats(const struct bring *r, unsigned int idx,
 	struct bring_reader_stats s = { 0 };
 	const struct bring_slot *sl;
 	const struct bring_hdr *h;
+	uint64_t jf;
 	size_t sz;
 
 	if (!r || !st || st->sz < sizeof(size_t) || idx >= BRING_SLOTS)
@@ -1014,8 +1017,9 @@ int bring_get_reader_stats(const struct bring *r, unsigned int idx,
 	/* Pairs with the release store in reader_publish(). */
 	s.pos = load_acquire(&sl->pos);
 	/* Where the reader goes on: past a lap jump (bring_reader_lag()). */
-	s.pos = jump_cursor(r, ring_jump_from(r), s.pos);
-	s.lag = (load_acquire(&h->head) & ~HEAD_CLOSED) - s.pos;
+	jf = ring_jump_from(r);
+	s.pos = jump_cursor(r, jf, s.pos);
+	s.lag = ring_held(r, jf, s.pos, load_acquire(&h->head) & ~HEAD_CLOSED);
 	s.msgs_out = load_relaxed(&sl->msgs_out);
 	s.bytes_out = load_relaxed(&sl->bytes_out);
 	s.last_active = load_relaxed(&sl->last_active);

@@ -461,18 +461,26 @@ static uint64_t jump_workset(const struct bring *r)
 
 /*
  * Where a claim of @need bytes at @head starts: @head, or the start of
- * the next lap when the ring is empty and @head is past the working set.
- * Empty means every reader's cursor is at head (with none, the tail is):
- * then no record before head is unread and no claim is in flight before
- * it, since readers stop at uncommitted records. The claim's CAS from
- * @head makes sure no other writer claimed in between. The jump's bytes
- * [head, next lap) count as used until publish_jump(): the claim must
- * fit behind the readers' physical cursors at @head, so @need and what
- * claim_fill() adds stay within head's offset in its lap.
+ * the next lap when @head is past the working set W and every reader is
+ * close behind, at most W/2 bytes (a pipelined shipper always has a
+ * chunk or two in flight, so its ring is rarely empty at a claim).
+ * Records before @head, committed or still being written (readers stop
+ * at uncommitted ones), are read first; a reader meeting the jump's
+ * start then continues at its end. The claim's CAS from @head makes sure
+ * no other writer claimed in between. The skipped bytes [head, next lap)
+ * count as used until every reader passed them: the claim must fit
+ * behind the slowest reader's physical cursor, which the fit check is.
+ *
+ * Why jump_from can then name the new jump: every cursor is within W/2
+ * of @head, which is at least W into its lap, so every cursor is past
+ * that lap's start, and so past the end of any earlier jump (jumps end
+ * at lap starts, and head only grows). No reader still needs the old
+ * value; one at an old jump's start counts at its end, which is too far
+ * behind for this test to pass.
  */
 static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
 {
-	uint64_t off = head & r->mask, w = jump_workset(r);
+	uint64_t off = head & r->mask, w = jump_workset(r), tail, to;
 
 	if (!w || off < w || need > off)
 		return head;
@@ -487,24 +495,24 @@ static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
 		return head;
 	/*
 	 * Raises tail_cache to the cursors' minimum: the claim's space
-	 * checks (claim_fill()) then see head - tail = 0 and only the
-	 * room that is really free.
+	 * checks (claim_fill()) then count only the room really free.
 	 */
-	if (ring_refresh_tail(r) != head) {
+	tail = ring_refresh_tail(r);
+	to = jump_to(r, head);
+	if (head - tail > w / 2 || to + need - tail > r->capacity) {
 		/* Readers are behind: looking at every claim would put
 		 * their cursors' lines in each one. */
 		store_relaxed(&r->jump_look, head + (w >> JUMP_LOOK_SHIFT));
 		return head;
 	}
-	return jump_to(r, head);
+	return to;
 }
 
 /*
  * The jump from @from is claimed (our CAS moved head past the next
  * lap's start): publish it. Readers at @from continue at jump_to(), and
- * writers count them there. A later jump needs the ring empty again,
- * i.e. every cursor past @from (a cursor at @from counts as jump_to(),
- * below the head our claim left), so jump_from only grows; the CAS
+ * writers count them there. A later jump needs every cursor past
+ * jump_to(@from) (see jump_start()), so jump_from only grows; the CAS
  * keeps it so even against a stalled publisher.
  */
 static void publish_jump(struct bring *r, uint64_t from)
@@ -1320,6 +1328,7 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 {
 	struct bring_stats s = { 0 };
 	const struct bring_hdr *h;
+	uint64_t jf, tail;
 	size_t sz;
 
 	if (!r || !st || st->sz < sizeof(size_t))
@@ -1333,7 +1342,10 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 	s.futex_waits = load_relaxed(&h->futex_waits);
 	s.futex_wakes = load_relaxed(&h->futex_wakes);
 	sum_reader_stats(h, &s);
-	s.used = head_pos(load_acquire(&h->head)) - ring_min_reader_pos(r);
+	/* jump_from first, then the cursors, then head (bring_reader_lag()). */
+	jf = ring_jump_from(r);
+	tail = ring_min_reader_pos(r);
+	s.used = ring_held(r, jf, tail, head_pos(load_acquire(&h->head)));
 	s.capacity = r->capacity;
 	s.max_msg = r->max_msg;
 	s.damaged = load_relaxed(&h->damaged);

@@ -670,6 +670,130 @@ TEST_F(cap, idle_connection_is_closed)
 	loop_free(&lc);
 }
 
+/*
+ * A source reading a regular file keeps at most its read-ahead in the
+ * ring (bring_io_opts.read_ahead): the file holds the rest, and a ring
+ * whose sink is slow stays in its lap jumps' working set instead of
+ * being written end to end. Then the sink drains and every byte comes
+ * out, in order. BRING_IO_READ_AHEAD_ALL fills the ring as before.
+ */
+struct read_ahead_case {
+	size_t read_ahead; /* bring_io_opts.read_ahead */
+	int framing;
+	size_t at_most; /* bytes the ring may hold while the sink is down */
+	size_t at_least;
+};
+
+/* Wait until @io read @total bytes, or waits for space and reads no more. */
+static void wait_read_or_full(struct bring_io *io, uint64_t total)
+{
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	uint64_t end = now_ms() + 20000, last = 0, since = now_ms();
+
+	while (now_ms() < end) {
+		bring_io_get_stats(io, &st);
+		if (st.bytes_in == total)
+			return;
+		if (st.bytes_in != last) {
+			last = st.bytes_in;
+			since = now_ms();
+		} else if (st.full_waits && now_ms() - since >= 100) {
+			return;
+		}
+		usleep(5000);
+	}
+}
+
+static void read_ahead_case(struct __test_metadata *_metadata,
+			    const char *dir, enum io_mode mode,
+			    const struct read_ahead_case *rc)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(mode),
+		      .framing = rc->framing, .read_ahead = rc->read_ahead);
+	size_t total = 12 << 20, n = 0, used;
+	struct bring *r = bring_new(16 << 20, &ro);
+	char path[PATH_MAX], uri[PATH_MAX + 8];
+	struct bring_stats rs = { .sz = sizeof(rs) };
+	struct io_thread t = { 0 };
+	uint64_t got = 0, line = 0, end = now_ms() + 30000;
+	struct bring_reader *rd;
+	char *buf = malloc(total), *out = malloc(total);
+	pthread_t ioth;
+	unsigned int i = 0;
+	int fd;
+
+	ASSERT_NE_NULL(r);
+	ASSERT_NE_NULL(buf);
+	ASSERT_NE_NULL(out);
+	while (total - n > 64)
+		n += snprintf(buf + n, total - n, "%08u %.*s\n", i,
+			      (int)(10 + (i * 37) % 40),
+			      "the quick brown fox jumps over the lazy dog"), i++;
+	snprintf(path, sizeof(path), "%s/lines", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ((ssize_t)n, write(fd, buf, n));
+	close(fd);
+	rd = bring_reader_open(r, "slow");
+	ASSERT_NE_NULL(rd);
+	t.io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(t.io);
+	snprintf(uri, sizeof(uri), "file:%s", path);
+	ASSERT_EQ(0, bring_io_add_source(t.io, uri));
+	ASSERT_EQ(0, pthread_create(&ioth, NULL, io_thread_run, &t));
+	wait_read_or_full(t.io, n);
+	ASSERT_EQ(0, bring_get_stats(r, &rs));
+	used = rs.used;
+	TH_LOG("read-ahead %zu, %s: the ring held %zu bytes of a %zu-byte file",
+	       rc->read_ahead, rc->framing == BRING_IO_LINES ? "lines" : "raw",
+	       used, n);
+	EXPECT_LE(used, rc->at_most);
+	EXPECT_GE(used, rc->at_least);
+	/* The sink comes back: all of it, in order. */
+	while (got < n && now_ms() < end) {
+		struct bring_msg m;
+
+		if (bring_reader_next(rd, &m, 100))
+			continue;
+		ASSERT_LE(got + m.len + 1, n + 1);
+		memcpy(out + got, m.data, m.len);
+		got += m.len;
+		/* A lines chunk record leaves its last '\n' out. */
+		if (rc->framing == BRING_IO_LINES)
+			out[got++] = '\n';
+		line++;
+		ASSERT_EQ(0, bring_reader_shift(rd));
+	}
+	EXPECT_EQ(n, got);
+	EXPECT_EQ(0, memcmp(buf, out, n));
+	bring_io_stop(t.io);
+	pthread_join(ioth, NULL);
+	EXPECT_EQ(0, t.ret);
+	bring_reader_close(rd);
+	bring_io_free(t.io);
+	bring_free(r);
+	unlink(path);
+	free(buf);
+	free(out);
+}
+
+TEST_F(cap, a_file_source_keeps_at_most_its_read_ahead)
+{
+	static const struct read_ahead_case cases[] = {
+		/* default: 4 MiB, the last read fitting under it */
+		{ 0, BRING_IO_LINES, 4 << 20, 3 << 20 },
+		{ 0, BRING_IO_RAW, 4 << 20, 3 << 20 },
+		{ 1 << 20, BRING_IO_LINES, 1 << 20, 512 << 10 },
+		/* the whole 12 MiB file, framing included */
+		{ BRING_IO_READ_AHEAD_ALL, BRING_IO_LINES, 16 << 20, 12 << 20 },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		read_ahead_case(_metadata, self->dir, variant->mode, &cases[i]);
+}
+
 /* bringcat's staging and idle options: bad values are clear errors. */
 TEST(bringcat_staging_options_are_checked)
 {
@@ -681,6 +805,8 @@ TEST(bringcat_staging_options_are_checked)
 		{ "--staging-total", "0", "--staging-total: bad size '0'" },
 		{ "--idle-timeout", "0", "--idle-timeout: bad seconds '0'" },
 		{ "--idle-timeout", "1s", "--idle-timeout: bad seconds '1s'" },
+		{ "--read-ahead", "1K", "--read-ahead: bad size '1K' (4K at least, or all)" },
+		{ "--read-ahead", "most", "--read-ahead: bad size 'most'" },
 	};
 	char err[] = "/tmp/capacity_test.err.XXXXXX";
 	unsigned int i;

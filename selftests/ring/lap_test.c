@@ -352,12 +352,12 @@ TEST_F(lap, a_prepared_wait_is_woken_by_the_jump)
 }
 
 /*
- * Readers stop at an uncommitted reservation, so while one is in flight
- * the ring is not empty: a claim past W behind it must not jump (the
- * reservation would be skipped), and the first claim once it is read
- * does.
+ * Readers stop at an uncommitted reservation. A claim past W with one in
+ * flight just behind it may jump (the readers are close behind), but the
+ * reservation is read first, then the jumped message at the next lap's
+ * start; an aborted reservation leaves nothing in the way either.
  */
-TEST_F(lap, a_reservation_in_flight_keeps_the_ring_from_jumping)
+TEST_F(lap, a_reservation_in_flight_is_read_before_the_jump)
 {
 	struct bring_reader *rd = bring_default_reader(self->r);
 	struct pump p = { 0 };
@@ -372,29 +372,23 @@ TEST_F(lap, a_reservation_in_flight_keeps_the_ring_from_jumping)
 	ASSERT_EQ(0, bring_reserve(self->r, MSG, &resv, 0));
 	EXPECT_EQ(h, resv.seq);
 	ASSERT_GE(head_of(self->r) & (CAP - 1), WSET);
-	/* Another writer past W, the reservation still open: no jump. */
+	/* Another writer past W, the reservation still open: it jumps. */
 	ASSERT_EQ(0, bring_push(self->r, self->buf, 100));
+	EXPECT_EQ(h + FP, self->r->hdr->jump_from);
 	ASSERT_EQ(-EAGAIN, bring_next_timeout(self->r, &m, 0));
+	/* Skipped bytes are nobody's lag: the reservation and the 100. */
+	EXPECT_EQ(FP + FP_OF(100), bring_reader_lag(rd));
 	memset(resv.data, 'r', MSG);
 	ASSERT_EQ(0, bring_commit(self->r, &resv, MSG));
 	ASSERT_EQ(0, bring_next(self->r, &m));
 	EXPECT_EQ(h, m.seq);
+	EXPECT_EQ('r', ((const char *)m.data)[MSG - 1]);
 	ASSERT_EQ(0, bring_shift(self->r));
 	ASSERT_EQ(0, bring_next(self->r, &m));
-	EXPECT_EQ(h + FP, m.seq);
+	EXPECT_EQ(0, m.seq & (CAP - 1));
 	EXPECT_EQ(100, m.len);
 	ASSERT_EQ(0, bring_shift(self->r));
-	/*
-	 * Empty now: a claim jumps, once the writer looks again (a claim
-	 * that found the ring not empty makes the next W/16 bytes of
-	 * claims skip the look).
-	 */
-	h = head_of(self->r);
-	p.jumps = 0;
-	p.last_end = h;
-	ASSERT_EQ(0, pump(self->r, &rd, 1, h + WSET / 16 + FP, &p));
-	EXPECT_EQ(1, p.jumps);
-	EXPECT_EQ(FP, head_of(self->r) & (CAP - 1));
+	EXPECT_EQ(0, get_stats(self->r).used);
 	/* An aborted reservation leaves nothing in the way of a jump. */
 	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET, &p));
 	ASSERT_EQ(0, bring_reserve(self->r, 50, &resv, 0));
@@ -404,6 +398,130 @@ TEST_F(lap, a_reservation_in_flight_keeps_the_ring_from_jumping)
 	ASSERT_EQ(0, bring_next(self->r, &m));
 	EXPECT_EQ(10, m.len);
 	EXPECT_EQ(0, bring_shift(self->r));
+}
+
+/*
+ * Push while head is below @until; the reader reads and shifts only
+ * while it is more than @behind messages behind, so the ring is never
+ * empty at a claim or at a shift. Checks every message's number.
+ */
+static int pump_behind(struct bring *r, struct bring_reader *rd,
+		       uint64_t until, unsigned int behind, struct pump *p)
+{
+	unsigned int sent = p->msgs;
+	struct bring_msg m;
+	char buf[MSG];
+	int err;
+
+	memset(buf, 'p', sizeof(buf));
+	while (head_of(r) < until) {
+		memcpy(buf, &sent, sizeof(sent));
+		err = bring_push_timeout(r, buf, sizeof(buf), 0);
+		if (err)
+			return err;
+		for (sent++; sent - p->msgs > behind; p->msgs++) {
+			err = bring_reader_next(rd, &m, 0);
+			if (err)
+				return err;
+			if (m.len != MSG || memcmp(m.data, &p->msgs, 4))
+				return -EBADMSG;
+			if (p->msgs && m.seq != p->last_end)
+				p->jumps++;
+			p->last_end = m.seq + FP;
+			if (((m.seq & (CAP - 1)) + FP) > p->max_end)
+				p->max_end = (m.seq & (CAP - 1)) + FP;
+			err = bring_reader_shift(rd);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A pipelined shipper always has a chunk or two in flight: its ring is
+ * never empty when a writer claims or a reader shifts. A reader a few
+ * messages behind must not keep the writers walking the whole ring.
+ */
+TEST_F(lap, a_reader_close_behind_does_not_stop_the_jumps)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct pump p = { 0 };
+
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, pump_behind(self->r, rd, 4 * CAP, 8, &p));
+	TH_LOG("8 messages behind: %u messages, %u jumps, records ended at most %llu bytes into a lap",
+	       p.msgs, p.jumps, (unsigned long long)p.max_end);
+	EXPECT_LE(p.max_end, WSET + FP);
+	EXPECT_GE(p.jumps, 3);
+	EXPECT_EQ(8 * FP, bring_reader_lag(rd));
+	EXPECT_EQ(8 * FP, get_stats(self->r).used);
+}
+
+/*
+ * A reader that stops a little before a jump's start, another reader
+ * keeping up: the jump comes anyway; its skipped bytes stay out of the
+ * stopped reader's lag and of used, but the writers cannot have them
+ * (the next lap's claims stay behind its physical cursor). The stopped
+ * reader then reads every message, in order, across the jump.
+ */
+TEST_F(lap, a_reader_stopped_before_a_jump_reads_across_it)
+{
+	struct bring_reader *rds[2];
+	struct pump p = { 0 }, q = { 0 };
+	uint64_t jf, to, n = 0, stop, held;
+	unsigned int pumped;
+	struct bring_msg m;
+	int err;
+
+	ASSERT_EQ(0, bring_reader_remove(self->r, BRING_DEFAULT_READER));
+	rds[0] = bring_reader_open(self->r, "fast");
+	rds[1] = bring_reader_open(self->r, "slow");
+	ASSERT_NE_NULL(rds[0]);
+	ASSERT_NE_NULL(rds[1]);
+	no_reader_jumps(rds[0]);
+	/* Both keep up to just below W; then "slow" stops. */
+	ASSERT_EQ(0, pump_below_w(self->r, rds, 2, &p));
+	stop = head_of(self->r);
+	q.msgs = p.msgs;
+	q.last_end = stop;
+	/* One message to W, then the next claim jumps. */
+	ASSERT_EQ(0, pump(self->r, rds, 1, stop + 2 * FP, &q));
+	jf = self->r->hdr->jump_from;
+	to = (jf | (CAP - 1)) + 1;
+	pumped = q.msgs;
+	EXPECT_EQ(1, q.jumps);
+	EXPECT_EQ(stop + FP, jf);
+	held = (jf - stop) + (head_of(self->r) - to);
+	EXPECT_EQ(held, bring_reader_lag(rds[1]));
+	EXPECT_EQ(held, get_stats(self->r).used);
+	/* The writers fill up to "slow"'s physical cursor, no further. */
+	while ((err = bring_push_timeout(self->r, self->buf, MSG, 0)) == 0)
+		n++;
+	ASSERT_EQ(-EAGAIN, err);
+	EXPECT_LE(head_of(self->r), stop + CAP);
+	EXPECT_GT(head_of(self->r) + FP, stop + CAP);
+	EXPECT_EQ((jf - stop) + (head_of(self->r) - to),
+		  bring_reader_lag(rds[1]));
+	/* "slow": every message, in order, across the jump once. */
+	q = (struct pump){ .msgs = p.msgs, .last_end = stop };
+	while (bring_reader_next(rds[1], &m, 0) == 0) {
+		ASSERT_EQ(MSG, m.len);
+		if (q.msgs < pumped) /* then the fill's */
+			ASSERT_EQ(0, memcmp(m.data, &q.msgs, 4));
+		if (m.seq != q.last_end)
+			q.jumps++;
+		q.last_end = m.seq + FP;
+		q.msgs++;
+		ASSERT_EQ(0, bring_reader_shift(rds[1]));
+	}
+	EXPECT_EQ(1, q.jumps);
+	EXPECT_EQ(pumped + n, q.msgs);
+	EXPECT_EQ(head_of(self->r), q.last_end);
+	TH_LOG("slow reader: %u messages after its stop, %llu of them pushed once fast stopped too",
+	       q.msgs - p.msgs, (unsigned long long)n);
+	bring_reader_close(rds[1]);
+	bring_reader_close(rds[0]);
 }
 
 /*
