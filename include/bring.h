@@ -369,6 +369,7 @@ BRING_API int bring_wait_timeout(const struct bring_wait *w);
 BRING_API uint64_t bring_reader_lag(const struct bring_reader *rd);
 /* Event loops without FUTEX_WAIT: an eventfd per loop, written on wakes. */
 BRING_API int bring_notify_fd(struct bring *r);
+BRING_API int bring_set_jump_slack(struct bring *r, size_t bytes);
 
 #ifdef __cplusplus
 }

@@ -918,6 +918,38 @@ void sink_give_up(struct sink *s, int err)
 	io_fatal(s->io, s, err);
 }
 
+/*
+ * How far behind its sinks may be for the ring to make a lap jump, if
+ * @src can wait for them without anything being lost: a source with a
+ * read-ahead (its file keeps the rest), or a bring-listen: receiver (its
+ * senders keep every unacknowledged byte in their rings). 0: it cannot.
+ */
+static size_t src_jump_slack(const struct source *src)
+{
+	if (src->read_ahead)
+		return src->read_ahead;
+	return src->ep.kind == EP_HOP_LISTEN ? IO_READ_AHEAD_DEFAULT : 0;
+}
+
+/*
+ * Sources that can all wait let the ring's claims make lap jumps with
+ * the sinks up to a slack behind (bring_set_jump_slack()), which a ring
+ * that is never empty needs to stay in its working set. Any other source
+ * (one a stopped sink must leave the whole capacity to: a socket whose
+ * peer cannot resend) keeps the default, an empty ring.
+ */
+static void io_set_jump_slack(struct bring_io *io)
+{
+	size_t slack = SIZE_MAX;
+	unsigned int i;
+
+	for (i = 0; i < io->nr_srcs; i++)
+		if (src_jump_slack(io->srcs[i]) < slack)
+			slack = src_jump_slack(io->srcs[i]);
+	if (slack && slack != SIZE_MAX)
+		bring_set_jump_slack(io->r, slack);
+}
+
 int bring_io_run(struct bring_io *io)
 {
 	int err;
@@ -925,6 +957,7 @@ int bring_io_run(struct bring_io *io)
 	if (!io || io->ran)
 		return -EINVAL;
 	io->ran = true;
+	io_set_jump_slack(io);
 	err = hop_start(io);
 	if (!err)
 		err = io->uring ? io_run_uring(io) : io_run_fallback(io);

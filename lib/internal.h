@@ -331,6 +331,7 @@ struct bring {
 	uint64_t space_wait_end; /* ns: a writer's last wait for space ended */
 	uint64_t jump_look; /* head below which claims do not look for a
 			     * lap jump again (a hint, relaxed) */
+	uint64_t jump_slack; /* bring_set_jump_slack(); relaxed */
 	char name[BRING_NAME_MAX];
 	/* File rings. */
 	int fd; /* -1 for memory rings */

@@ -461,26 +461,31 @@ static uint64_t jump_workset(const struct bring *r)
 
 /*
  * Where a claim of @need bytes at @head starts: @head, or the start of
- * the next lap when @head is past the working set W and every reader is
- * close behind, at most W/2 bytes (a pipelined shipper always has a
- * chunk or two in flight, so its ring is rarely empty at a claim).
- * Records before @head, committed or still being written (readers stop
- * at uncommitted ones), are read first; a reader meeting the jump's
- * start then continues at its end. The claim's CAS from @head makes sure
- * no other writer claimed in between. The skipped bytes [head, next lap)
- * count as used until every reader passed them: the claim must fit
- * behind the slowest reader's physical cursor, which the fit check is.
+ * the next lap when @head is past the working set W and the ring is
+ * empty: every reader's cursor at head (with none, the tail is). Then
+ * no record before head is unread and no claim is in flight before it,
+ * since readers stop at uncommitted records. The claim's CAS from @head
+ * makes sure no other writer claimed in between. The skipped bytes
+ * [head, next lap) count as used until every reader passed them, so the
+ * claim must fit behind the slowest reader's physical cursor: the fit
+ * check below (for an empty ring, @need within head's offset).
  *
- * Why jump_from can then name the new jump: every cursor is within W/2
- * of @head, which is at least W into its lap, so every cursor is past
- * that lap's start, and so past the end of any earlier jump (jumps end
- * at lap starts, and head only grows). No reader still needs the old
- * value; one at an old jump's start counts at its end, which is too far
- * behind for this test to pass.
+ * With a slack (bring_set_jump_slack()), the readers may be up to that
+ * far behind (W/2 at most): records before @head, committed or still
+ * being written, are read first, then a reader meeting the jump's start
+ * continues at its end. The price is the trap described there: a reader
+ * stopping before the jump holds the writers to the physical room behind
+ * it, about W, until it passes the jump.
+ *
+ * Why jump_from can name the new jump: every cursor is within W/2 of
+ * @head, which is at least W into its lap, so every cursor is past that
+ * lap's start, and so past the end of any earlier jump (jumps end at lap
+ * starts, and head only grows). No reader still needs the old value; one
+ * at an old jump's start counts at its end, too far behind to pass.
  */
 static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
 {
-	uint64_t off = head & r->mask, w = jump_workset(r), tail, to;
+	uint64_t off = head & r->mask, w = jump_workset(r), tail, to, slack;
 
 	if (!w || off < w || need > off)
 		return head;
@@ -499,7 +504,9 @@ static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
 	 */
 	tail = ring_refresh_tail(r);
 	to = jump_to(r, head);
-	if (head - tail > w / 2 || to + need - tail > r->capacity) {
+	slack = load_relaxed(&r->jump_slack);
+	if (head - tail > (slack < w / 2 ? slack : w / 2) ||
+	    to + need - tail > r->capacity) {
 		/* Readers are behind: looking at every claim would put
 		 * their cursors' lines in each one. */
 		store_relaxed(&r->jump_look, head + (w >> JUMP_LOOK_SHIFT));
@@ -1216,6 +1223,36 @@ void bring_free(struct bring *r)
 		if (r->notify_fds[i] >= 0)
 			close(r->notify_fds[i]);
 	free(r);
+}
+
+/**
+ * bring_set_jump_slack() - let this handle's claims jump with readers behind
+ * @r: the ring
+ * @bytes: how far behind head the slowest reader may be (0: the default)
+ *
+ * A claim at least the working set W into its lap (min(8 MiB, capacity
+ * / 8); rings below 1 MiB never jump) continues at the next lap's start
+ * when the ring is empty, so that a ring whose readers keep up stays in
+ * its first W and its far pages are never touched (Documentation/
+ * ring.rst, "Lap jumps"). A pipelined writer always has something in
+ * flight, so its ring is rarely empty at a claim. With a slack, this
+ * handle's claims also jump when every reader is at most @bytes (and at
+ * most W/2) behind head.
+ *
+ * The price: a reader that stops before such a jump, until it passes it,
+ * leaves the writers only the physical room behind it, about W, not the
+ * whole capacity. Set a slack only where the writers can wait without
+ * losing data, e.g. when they read files (bring_io does, for sources
+ * that all read regular files). It applies to this handle only.
+ *
+ * Return: 0, or -EINVAL for a NULL ring.
+ */
+int bring_set_jump_slack(struct bring *r, size_t bytes)
+{
+	if (!r)
+		return -EINVAL;
+	store_relaxed(&r->jump_slack, (uint64_t)bytes);
+	return 0;
 }
 
 /**

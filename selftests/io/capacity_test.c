@@ -794,6 +794,85 @@ TEST_F(cap, a_file_source_keeps_at_most_its_read_ahead)
 		read_ahead_case(_metadata, self->dir, variant->mode, &cases[i]);
 }
 
+/*
+ * Sources that can wait (here: a file source with a read-ahead) let the
+ * ring make lap jumps while its sinks are a little behind: sinks that
+ * keep up read records only from the first working set W of each lap
+ * (capacity / 8 here), never from the far end (Documentation/ring.rst).
+ * A second reader always stays a record behind, as a pipelined sink
+ * does, so the ring is never empty (which alone would let it jump).
+ */
+TEST_F(cap, a_file_source_lets_the_ring_jump_laps)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode),
+		      .read_ahead = 1 << 20);
+	size_t cap = 16 << 20, total = 40 << 20, n = 0, w = cap / 8;
+	uint64_t got = 0, max_off = 0, laps = 0, end = now_ms() + 30000;
+	struct bring *r = bring_new(cap, &ro);
+	char path[PATH_MAX], uri[PATH_MAX + 8];
+	struct io_thread t = { 0 };
+	struct bring_reader *rd, *lag;
+	char *buf = malloc(total);
+	unsigned int i = 0;
+	pthread_t ioth;
+	struct bring_msg m;
+	int fd;
+
+	ASSERT_NE_NULL(r);
+	ASSERT_NE_NULL(buf);
+	while (total - n > 64)
+		n += snprintf(buf + n, total - n, "%08u %.*s\n", i,
+			      (int)(10 + (i * 37) % 40),
+			      "the quick brown fox jumps over the lazy dog"), i++;
+	snprintf(path, sizeof(path), "%s/lines", self->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ((ssize_t)n, write(fd, buf, n));
+	close(fd);
+	free(buf);
+	rd = bring_reader_open(r, "sink");
+	lag = bring_reader_open(r, "a record behind");
+	ASSERT_NE_NULL(rd);
+	ASSERT_NE_NULL(lag);
+	t.io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(t.io);
+	snprintf(uri, sizeof(uri), "file:%s", path);
+	ASSERT_EQ(0, bring_io_add_source(t.io, uri));
+	ASSERT_EQ(0, pthread_create(&ioth, NULL, io_thread_run, &t));
+	while (got < n && now_ms() < end) {
+		uint64_t off;
+
+		if (bring_reader_next(rd, &m, 100))
+			continue;
+		if (got) { /* the record before this one */
+			ASSERT_EQ(0, bring_reader_next(lag, &m, 0));
+			ASSERT_EQ(0, bring_reader_shift(lag));
+			ASSERT_EQ(0, bring_reader_next(rd, &m, 0));
+		}
+		off = (m.seq & (cap - 1)) + 16 + m.len;
+		if (off > max_off)
+			max_off = off;
+		laps = m.seq / cap;
+		got += m.len + 1; /* and the chunk's last '\n' */
+		ASSERT_EQ(0, bring_reader_shift(rd));
+	}
+	EXPECT_EQ(n, got);
+	TH_LOG("%zu bytes over %llu laps of %zu: records ended at most %llu bytes into a lap (W %zu)",
+	       n, (unsigned long long)laps, cap, (unsigned long long)max_off, w);
+	EXPECT_LE(max_off, w + (512 << 10));
+	EXPECT_EQ(0, bring_reader_next(lag, &m, 0));
+	EXPECT_EQ(0, bring_reader_shift(lag));
+	bring_io_stop(t.io);
+	pthread_join(ioth, NULL);
+	EXPECT_EQ(0, t.ret);
+	bring_reader_close(lag);
+	bring_reader_close(rd);
+	bring_io_free(t.io);
+	bring_free(r);
+	unlink(path);
+}
+
 /* bringcat's staging and idle options: bad values are clear errors. */
 TEST(bringcat_staging_options_are_checked)
 {

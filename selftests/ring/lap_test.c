@@ -114,6 +114,7 @@ struct pump {
 	uint64_t last_end; /* position after the last record read */
 	unsigned int jumps; /* records that did not follow the one before */
 	unsigned int msgs;
+	unsigned int sent; /* pump_behind(): pushed, not all read yet */
 };
 
 /*
@@ -352,12 +353,12 @@ TEST_F(lap, a_prepared_wait_is_woken_by_the_jump)
 }
 
 /*
- * Readers stop at an uncommitted reservation. A claim past W with one in
- * flight just behind it may jump (the readers are close behind), but the
- * reservation is read first, then the jumped message at the next lap's
- * start; an aborted reservation leaves nothing in the way either.
+ * Readers stop at an uncommitted reservation, so while one is in flight
+ * the ring is not empty: a claim past W behind it must not jump (the
+ * reservation would be skipped), and the first claim once it is read
+ * does.
  */
-TEST_F(lap, a_reservation_in_flight_is_read_before_the_jump)
+TEST_F(lap, a_reservation_in_flight_keeps_the_ring_from_jumping)
 {
 	struct bring_reader *rd = bring_default_reader(self->r);
 	struct pump p = { 0 };
@@ -366,6 +367,62 @@ TEST_F(lap, a_reservation_in_flight_is_read_before_the_jump)
 	uint64_t h;
 
 	no_reader_jumps(rd); /* the writers' side; the reader's is the same */
+	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET - FP, &p));
+	h = head_of(self->r);
+	ASSERT_LT(h & (CAP - 1), WSET);
+	ASSERT_EQ(0, bring_reserve(self->r, MSG, &resv, 0));
+	EXPECT_EQ(h, resv.seq);
+	ASSERT_GE(head_of(self->r) & (CAP - 1), WSET);
+	/* Another writer past W, the reservation still open: no jump. */
+	ASSERT_EQ(0, bring_push(self->r, self->buf, 100));
+	ASSERT_EQ(-EAGAIN, bring_next_timeout(self->r, &m, 0));
+	memset(resv.data, 'r', MSG);
+	ASSERT_EQ(0, bring_commit(self->r, &resv, MSG));
+	ASSERT_EQ(0, bring_next(self->r, &m));
+	EXPECT_EQ(h, m.seq);
+	ASSERT_EQ(0, bring_shift(self->r));
+	ASSERT_EQ(0, bring_next(self->r, &m));
+	EXPECT_EQ(h + FP, m.seq);
+	EXPECT_EQ(100, m.len);
+	ASSERT_EQ(0, bring_shift(self->r));
+	/*
+	 * Empty now: a claim jumps, once the writer looks again (a claim
+	 * that found the ring not empty makes the next W/16 bytes of
+	 * claims skip the look).
+	 */
+	h = head_of(self->r);
+	p.jumps = 0;
+	p.last_end = h;
+	ASSERT_EQ(0, pump(self->r, &rd, 1, h + WSET / 16 + FP, &p));
+	EXPECT_EQ(1, p.jumps);
+	EXPECT_EQ(FP, head_of(self->r) & (CAP - 1));
+	/* An aborted reservation leaves nothing in the way of a jump. */
+	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET, &p));
+	ASSERT_EQ(0, bring_reserve(self->r, 50, &resv, 0));
+	EXPECT_EQ(0, resv.seq & (CAP - 1));
+	ASSERT_EQ(0, bring_abort(self->r, &resv));
+	ASSERT_EQ(0, bring_push(self->r, self->buf, 10));
+	ASSERT_EQ(0, bring_next(self->r, &m));
+	EXPECT_EQ(10, m.len);
+	EXPECT_EQ(0, bring_shift(self->r));
+}
+
+/*
+ * With a slack (bring_set_jump_slack()), a claim past W with a
+ * reservation in flight just behind it jumps (the readers are close
+ * behind), but the reservation is read first, then the jumped message
+ * at the next lap's start.
+ */
+TEST_F(lap, with_a_slack_a_reservation_in_flight_is_read_before_the_jump)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct pump p = { 0 };
+	struct bring_resv resv;
+	struct bring_msg m;
+	uint64_t h;
+
+	ASSERT_EQ(0, bring_set_jump_slack(self->r, WSET / 2));
+	no_reader_jumps(rd); /* the writers' side */
 	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET - FP, &p));
 	h = head_of(self->r);
 	ASSERT_LT(h & (CAP - 1), WSET);
@@ -389,15 +446,6 @@ TEST_F(lap, a_reservation_in_flight_is_read_before_the_jump)
 	EXPECT_EQ(100, m.len);
 	ASSERT_EQ(0, bring_shift(self->r));
 	EXPECT_EQ(0, get_stats(self->r).used);
-	/* An aborted reservation leaves nothing in the way of a jump. */
-	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET, &p));
-	ASSERT_EQ(0, bring_reserve(self->r, 50, &resv, 0));
-	EXPECT_EQ(0, resv.seq & (CAP - 1));
-	ASSERT_EQ(0, bring_abort(self->r, &resv));
-	ASSERT_EQ(0, bring_push(self->r, self->buf, 10));
-	ASSERT_EQ(0, bring_next(self->r, &m));
-	EXPECT_EQ(10, m.len);
-	EXPECT_EQ(0, bring_shift(self->r));
 }
 
 /*
@@ -408,18 +456,17 @@ TEST_F(lap, a_reservation_in_flight_is_read_before_the_jump)
 static int pump_behind(struct bring *r, struct bring_reader *rd,
 		       uint64_t until, unsigned int behind, struct pump *p)
 {
-	unsigned int sent = p->msgs;
 	struct bring_msg m;
 	char buf[MSG];
 	int err;
 
 	memset(buf, 'p', sizeof(buf));
 	while (head_of(r) < until) {
-		memcpy(buf, &sent, sizeof(sent));
+		memcpy(buf, &p->sent, sizeof(p->sent));
 		err = bring_push_timeout(r, buf, sizeof(buf), 0);
 		if (err)
 			return err;
-		for (sent++; sent - p->msgs > behind; p->msgs++) {
+		for (p->sent++; p->sent - p->msgs > behind; p->msgs++) {
 			err = bring_reader_next(rd, &m, 0);
 			if (err)
 				return err;
@@ -440,32 +487,49 @@ static int pump_behind(struct bring *r, struct bring_reader *rd,
 
 /*
  * A pipelined shipper always has a chunk or two in flight: its ring is
- * never empty when a writer claims or a reader shifts. A reader a few
- * messages behind must not keep the writers walking the whole ring.
+ * never empty when a writer claims or a reader shifts. With a slack
+ * (writers that can wait), a reader a few messages behind does not keep
+ * them walking the whole ring; without, it does (a reader stopping just
+ * behind a jump would hold them to about W).
  */
-TEST_F(lap, a_reader_close_behind_does_not_stop_the_jumps)
+TEST_F(lap, with_a_slack_a_reader_close_behind_does_not_stop_the_jumps)
 {
 	struct bring_reader *rd = bring_default_reader(self->r);
 	struct pump p = { 0 };
 
 	ASSERT_NE_NULL(rd);
-	ASSERT_EQ(0, pump_behind(self->r, rd, 4 * CAP, 8, &p));
-	TH_LOG("8 messages behind: %u messages, %u jumps, records ended at most %llu bytes into a lap",
+	/* By default only an empty ring jumps: a stopped reader keeps all. */
+	ASSERT_EQ(0, pump_behind(self->r, rd, CAP, 8, &p));
+	EXPECT_EQ(0, p.jumps);
+	ASSERT_EQ(0, bring_set_jump_slack(self->r, 16 * FP));
+	ASSERT_EQ(0, pump_behind(self->r, rd, 2 * CAP, 8, &p));
+	p.max_end = 0; /* the laps from here on */
+	ASSERT_EQ(0, pump_behind(self->r, rd, 5 * CAP, 8, &p));
+	TH_LOG("8 messages behind, slack 16: %u messages, %u jumps, records ended at most %llu bytes into a lap",
 	       p.msgs, p.jumps, (unsigned long long)p.max_end);
 	EXPECT_LE(p.max_end, WSET + FP);
 	EXPECT_GE(p.jumps, 3);
+	/* A slack smaller than the lag: no jump. */
+	ASSERT_EQ(0, bring_set_jump_slack(self->r, 4 * FP));
+	ASSERT_EQ(0, pump_behind(self->r, rd, head_of(self->r) + 16 * FP, 8,
+				 &p)); /* past what the last jump left */
+	p.jumps = 0;
+	ASSERT_EQ(0, pump_behind(self->r, rd, head_of(self->r) + CAP, 8, &p));
+	EXPECT_EQ(0, p.jumps);
+	EXPECT_EQ(-EINVAL, bring_set_jump_slack(NULL, 1));
 	EXPECT_EQ(8 * FP, bring_reader_lag(rd));
 	EXPECT_EQ(8 * FP, get_stats(self->r).used);
 }
 
 /*
- * A reader that stops a little before a jump's start, another reader
- * keeping up: the jump comes anyway; its skipped bytes stay out of the
- * stopped reader's lag and of used, but the writers cannot have them
- * (the next lap's claims stay behind its physical cursor). The stopped
- * reader then reads every message, in order, across the jump.
+ * With a slack, a reader that stops a little before a jump's start,
+ * another reader keeping up: the jump comes anyway; its skipped bytes
+ * stay out of the stopped reader's lag and of used, but the writers
+ * cannot have them (the next lap's claims stay behind its physical
+ * cursor: the trap of bring_set_jump_slack()). The stopped reader then
+ * reads every message, in order, across the jump.
  */
-TEST_F(lap, a_reader_stopped_before_a_jump_reads_across_it)
+TEST_F(lap, with_a_slack_a_reader_stopped_before_a_jump_reads_across_it)
 {
 	struct bring_reader *rds[2];
 	struct pump p = { 0 }, q = { 0 };
@@ -480,6 +544,7 @@ TEST_F(lap, a_reader_stopped_before_a_jump_reads_across_it)
 	ASSERT_NE_NULL(rds[0]);
 	ASSERT_NE_NULL(rds[1]);
 	no_reader_jumps(rds[0]);
+	ASSERT_EQ(0, bring_set_jump_slack(self->r, WSET / 2));
 	/* Both keep up to just below W; then "slow" stops. */
 	ASSERT_EQ(0, pump_below_w(self->r, rds, 2, &p));
 	stop = head_of(self->r);
