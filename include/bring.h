@@ -178,6 +178,9 @@ struct bring_opts {
  *                 from those of another, or of a ring made again.
  * @file:          1 for a file ring (bring_open()), 0 for a memory ring.
  * @durability:    file rings: enum bring_durability of the file.
+ * @room:          bytes a writer can claim now: @capacity - @used, less
+ *                 the bytes a lap jump skipped while a reader that has
+ *                 not passed it yet holds them (bring_set_jump_slack()).
  */
 struct bring_stats {
 	size_t sz;
@@ -201,6 +204,7 @@ struct bring_stats {
 	uint64_t id;
 	uint64_t file;
 	uint64_t durability;
+	uint64_t room;
 };
 
 /**

@@ -133,16 +133,16 @@ enum bring_io_flags {
  *            (file:, stdout:, tcp:, unix:) that gets the messages a
  *            permanent error made them skip, framed like the io's
  *            framing; NULL: they are only counted.
- * @read_ahead: bytes a source reading a regular file (file:, or stdin
- *            redirected from one) keeps in the ring at most; it reads on
- *            as the sinks shift. The file keeps the rest, and a ring
- *            whose readers are close behind stays in its working set
- *            (Documentation/ring.rst, "Lap jumps") instead of being
- *            written end to end. 0: 4 MiB (at most half the ring);
- *            BRING_IO_READ_AHEAD_ALL: the whole ring. A value also
- *            applies to tail: sources, which fill the ring by default
- *            (a file rotated away while the sinks are down is read
- *            from the ring, not from the disk).
+ * @read_ahead: bytes a source reading a regular file to its end
+ *            (file:, or stdin redirected from one) keeps in the ring at
+ *            most, framing included; it reads on as the sinks shift. The
+ *            file keeps the rest, and a ring whose readers are close
+ *            behind stays in its working set (Documentation/ring.rst,
+ *            "Lap jumps") instead of being written end to end. 0 (or
+ *            the capacity or more): the whole ring. bringcat's default
+ *            is 4 MiB. tail: sources always fill the whole ring (a file
+ *            rotated away while the sinks are down is read from the
+ *            ring, not from the disk).
  */
 struct bring_io_opts {
 	size_t sz;
@@ -166,9 +166,6 @@ struct bring_io_opts {
 	size_t : 0;
 };
 #define bring_io_opts__last_field read_ahead
-
-/* bring_io_opts.read_ahead: a file source may fill the whole ring. */
-#define BRING_IO_READ_AHEAD_ALL ((size_t)-1)
 
 /* What a kafka: sink does when the cluster refuses a message for good. */
 enum bring_io_on_error {

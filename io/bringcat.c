@@ -28,6 +28,8 @@
 #define MAX_EPS 64
 #define MAX_PROPS 256 /* -X */
 #define BUFFER_MIN 4096U /* bring_new()'s smallest capacity */
+/* The read-ahead of sources reading regular files (--read-ahead). */
+#define BRINGCAT_READ_AHEAD (4U << 20)
 
 /*
  * Signals are taken by one thread (sigwait()), not by handlers: it may
@@ -67,7 +69,7 @@ static void usage(FILE *f)
 		"      --idle-timeout SECS close accepted connections silent that long\n"
 		"      --read-ahead SIZE   a source reading a regular file keeps at most\n"
 		"                          SIZE in the buffer (default 4M; all: the\n"
-		"                          whole buffer); given, tail: sources too\n"
+		"                          whole buffer)\n"
 		"  -b, --buffer SPEC       mem:SIZE (default mem:64M) or file:PATH[:SIZE] (64M)\n"
 		"      --no-checkpoint     file buffer: tail: and file: sources start as\n"
 		"                          new, file: sinks append (at least once)\n"
@@ -613,7 +615,8 @@ int main(int argc, char **argv)
 	struct bring *r;
 	pthread_t st, sigt;
 	int opt, err;
-	BRING_IO_OPTS(iopts);
+	/* A file source's read-ahead (man bringcat, --read-ahead). */
+	BRING_IO_OPTS(iopts, .read_ahead = BRINGCAT_READ_AHEAD);
 
 	/*
 	 * Early: a signal before the loop runs stays pending until the
@@ -802,7 +805,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_READ_AHEAD:
 			if (!strcmp(optarg, "all")) {
-				iopts.read_ahead = BRING_IO_READ_AHEAD_ALL;
+				iopts.read_ahead = 0;
 			} else if (parse_size(optarg, &size) || size < 4096) {
 				fprintf(stderr, "bringcat: --read-ahead: bad size '%s' (4K at least, or all)\n",
 					optarg);

@@ -318,51 +318,66 @@ static void sink_free(struct sink *s)
 	free(s);
 }
 
-/* A regular file's source keeps at most this much in the ring (default). */
-#define IO_READ_AHEAD_DEFAULT (4U << 20)
-
 /*
- * The read-ahead of @src, reading @fd (-1: tail:, whose file changes):
- * bring_io_opts.read_ahead, whose default limits regular files only.
- * Sockets, pipes and terminals fill the whole ring: what they send is
- * gone once read, and the ring is what rides out a slow sink.
+ * The read-ahead of @src, reading @fd (bring_io_opts.read_ahead): only
+ * a regular file read to its end waits for the sinks. Sockets, pipes and
+ * terminals fill the whole ring: what they send is gone once read, and
+ * the ring is what rides out a slow sink; so does tail: (a file rotated
+ * away while the sinks are down is read from the ring, not the disk).
  */
 static void src_set_read_ahead(struct source *src, int fd)
 {
-	size_t ra = src->io->o.read_ahead, cap = bring_capacity(src->io->r);
+	size_t ra = src->io->o.read_ahead;
 	struct stat st;
 
-	if (ra == BRING_IO_READ_AHEAD_ALL)
+	if (!ra || ra >= bring_capacity(src->io->r) || fstat(fd, &st) ||
+	    !S_ISREG(st.st_mode))
 		return;
-	if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode)))
-		return;
-	if (!ra) {
-		if (fd < 0)
-			return; /* tail: fills the ring unless told */
-		ra = IO_READ_AHEAD_DEFAULT < cap / 2 ? IO_READ_AHEAD_DEFAULT :
-						       cap / 2;
-	}
-	src->read_ahead = ra < cap ? ra : 0;
+	src->read_ahead = ra;
+}
+
+/* Is a regular file's read position at its end (or unknown)? */
+static bool conn_at_eof(const struct conn *c)
+{
+	off_t pos = lseek(c->fd, 0, SEEK_CUR);
+	struct stat st;
+
+	return pos < 0 || fstat(c->fd, &st) || pos >= st.st_size;
 }
 
 /*
  * Must @c's source wait before it puts @len more bytes in? A source with
- * a read-ahead waits while the ring holds more than that, unless it
- * holds nothing: then it may always go on. c->need is set to the length
- * whose bring_write_wait_prepare() ends once the ring holds at most
- * read_ahead - @len (capped at the largest message: then once it holds
- * less), as the ring's own space waits do, with no polling.
+ * a read-ahead waits while the ring holds more than that (framing, and
+ * the unused ends of reservations, included), unless it holds nothing,
+ * or the file is at its end (the read that finds it reads nothing).
+ *
+ * c->need is set to the length whose bring_write_wait_prepare() ends
+ * once the ring holds at most read_ahead - @len, as the ring's own space
+ * waits do. That wait counts room, not what is held: while a reader has
+ * not passed a lap jump, the jump's skipped bytes are neither (used
+ * leaves them out, room too), so the length is shortened by them; once
+ * the reader passes the jump, the room grows by them and the wait ends
+ * too. Capped at the largest message (then it ends once the ring holds
+ * less).
  */
 bool conn_read_ahead_full(struct conn *c, size_t len)
 {
 	struct source *src = c->src;
 	struct bring_stats st = { .sz = sizeof(st) };
-	size_t fp = len + 24, need; /* a record's header and padding */
+	size_t fp = len + 24, need, skipped; /* header, padding */
 
 	if (!src->read_ahead || bring_get_stats(src->io->r, &st) || !st.used ||
-	    st.used + fp <= src->read_ahead)
+	    st.used + fp <= src->read_ahead || conn_at_eof(c))
 		return false;
-	need = len + bring_capacity(src->io->r) - src->read_ahead;
+	/*
+	 * Go on once used + fp <= read_ahead, i.e. room >= capacity -
+	 * skipped + fp - read_ahead; a wait for a message of L bytes ends
+	 * at room >= 16 + L rounded up to 8, so L is that less 16.
+	 */
+	skipped = st.capacity - st.used - st.room;
+	need = st.capacity + fp;
+	need = need > skipped + src->read_ahead + 16 ?
+		       need - skipped - src->read_ahead - 16 : 0;
 	c->need = need < src->io->ring_max ? need : src->io->ring_max;
 	return true;
 }
@@ -420,7 +435,6 @@ int bring_io_add_source(struct bring_io *io, const char *uri)
 		err = tail_open(src);
 		if (err)
 			goto fail;
-		src_set_read_ahead(src, -1);
 		break;
 	case EP_HOP_LISTEN:
 		err = hop_wake_fd(io);
@@ -918,6 +932,9 @@ void sink_give_up(struct sink *s, int err)
 	io_fatal(s->io, s, err);
 }
 
+/* bring-listen: receivers' jump slack: a few chunks. */
+#define IO_HOP_JUMP_SLACK (4U << 20)
+
 /*
  * How far behind its sinks may be for the ring to make a lap jump, if
  * @src can wait for them without anything being lost: a source with a
@@ -928,7 +945,7 @@ static size_t src_jump_slack(const struct source *src)
 {
 	if (src->read_ahead)
 		return src->read_ahead;
-	return src->ep.kind == EP_HOP_LISTEN ? IO_READ_AHEAD_DEFAULT : 0;
+	return src->ep.kind == EP_HOP_LISTEN ? IO_HOP_JUMP_SLACK : 0;
 }
 
 /*

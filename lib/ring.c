@@ -1365,7 +1365,7 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 {
 	struct bring_stats s = { 0 };
 	const struct bring_hdr *h;
-	uint64_t jf, tail;
+	uint64_t jf, tail, head;
 	size_t sz;
 
 	if (!r || !st || st->sz < sizeof(size_t))
@@ -1382,7 +1382,9 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 	/* jump_from first, then the cursors, then head (bring_reader_lag()). */
 	jf = ring_jump_from(r);
 	tail = ring_min_reader_pos(r);
-	s.used = ring_held(r, jf, tail, head_pos(load_acquire(&h->head)));
+	head = head_pos(load_acquire(&h->head));
+	s.used = ring_held(r, jf, tail, head);
+	s.room = head - tail < r->capacity ? r->capacity - (head - tail) : 0;
 	s.capacity = r->capacity;
 	s.max_msg = r->max_msg;
 	s.damaged = load_relaxed(&h->damaged);

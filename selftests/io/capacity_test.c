@@ -675,10 +675,12 @@ TEST_F(cap, idle_connection_is_closed)
  * ring (bring_io_opts.read_ahead): the file holds the rest, and a ring
  * whose sink is slow stays in its lap jumps' working set instead of
  * being written end to end. Then the sink drains and every byte comes
- * out, in order. BRING_IO_READ_AHEAD_ALL fills the ring as before.
+ * out, in order. Without one, and for tail: always, the source fills
+ * the ring as before.
  */
 struct read_ahead_case {
 	size_t read_ahead; /* bring_io_opts.read_ahead */
+	bool tail; /* tail: from the start, not file: */
 	int framing;
 	size_t at_most; /* bytes the ring may hold while the sink is down */
 	size_t at_least;
@@ -709,7 +711,8 @@ static void read_ahead_case(struct __test_metadata *_metadata,
 			    const struct read_ahead_case *rc)
 {
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(mode),
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(mode) |
+			      (rc->tail ? BRING_IO_TAIL_FROM_START : 0),
 		      .framing = rc->framing, .read_ahead = rc->read_ahead);
 	size_t total = 12 << 20, n = 0, used;
 	struct bring *r = bring_new(16 << 20, &ro);
@@ -739,15 +742,15 @@ static void read_ahead_case(struct __test_metadata *_metadata,
 	ASSERT_NE_NULL(rd);
 	t.io = bring_io_new(r, &o);
 	ASSERT_NE_NULL(t.io);
-	snprintf(uri, sizeof(uri), "file:%s", path);
+	snprintf(uri, sizeof(uri), "%s:%s", rc->tail ? "tail" : "file", path);
 	ASSERT_EQ(0, bring_io_add_source(t.io, uri));
 	ASSERT_EQ(0, pthread_create(&ioth, NULL, io_thread_run, &t));
 	wait_read_or_full(t.io, n);
 	ASSERT_EQ(0, bring_get_stats(r, &rs));
 	used = rs.used;
-	TH_LOG("read-ahead %zu, %s: the ring held %zu bytes of a %zu-byte file",
-	       rc->read_ahead, rc->framing == BRING_IO_LINES ? "lines" : "raw",
-	       used, n);
+	TH_LOG("%s, read-ahead %zu, %s: the ring held %zu bytes of a %zu-byte file",
+	       rc->tail ? "tail:" : "file:", rc->read_ahead,
+	       rc->framing == BRING_IO_LINES ? "lines" : "raw", used, n);
 	EXPECT_LE(used, rc->at_most);
 	EXPECT_GE(used, rc->at_least);
 	/* The sink comes back: all of it, in order. */
@@ -781,17 +784,61 @@ static void read_ahead_case(struct __test_metadata *_metadata,
 TEST_F(cap, a_file_source_keeps_at_most_its_read_ahead)
 {
 	static const struct read_ahead_case cases[] = {
-		/* default: 4 MiB, the last read fitting under it */
-		{ 0, BRING_IO_LINES, 4 << 20, 3 << 20 },
-		{ 0, BRING_IO_RAW, 4 << 20, 3 << 20 },
-		{ 1 << 20, BRING_IO_LINES, 1 << 20, 512 << 10 },
-		/* the whole 12 MiB file, framing included */
-		{ BRING_IO_READ_AHEAD_ALL, BRING_IO_LINES, 16 << 20, 12 << 20 },
+		/* 4 MiB (bringcat's default), the last read fitting under */
+		{ 4 << 20, false, BRING_IO_LINES, 4 << 20, 3 << 20 },
+		{ 4 << 20, false, BRING_IO_RAW, 4 << 20, 3 << 20 },
+		{ 1 << 20, false, BRING_IO_LINES, 1 << 20, 512 << 10 },
+		/* none: the whole 12 MiB file, framing included */
+		{ 0, false, BRING_IO_LINES, 16 << 20, 12 << 20 },
+		/* tail: always the whole file */
+		{ 1 << 20, true, BRING_IO_LINES, 16 << 20, 12 << 20 },
 	};
 	unsigned int i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		read_ahead_case(_metadata, self->dir, variant->mode, &cases[i]);
+}
+
+/*
+ * A file source whose ring holds more than its read-ahead (here: the
+ * unused end of its first reservation, which no reader passed) still
+ * finishes at the file's end: the read that finds it reads nothing.
+ */
+TEST_F(cap, a_file_source_at_its_end_finishes_past_its_read_ahead)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode),
+		      .read_ahead = 64 << 10);
+	struct bring_io_stats st = { .sz = sizeof(st) };
+	struct bring_stats rs = { .sz = sizeof(rs) };
+	struct bring *r = bring_new(1 << 20, &ro);
+	char path[PATH_MAX], uri[PATH_MAX + 8];
+	struct bring_reader *rd;
+	struct bring_io *io;
+	int fd;
+
+	ASSERT_NE_NULL(r);
+	rd = bring_reader_open(r, "later");
+	ASSERT_NE_NULL(rd);
+	snprintf(path, sizeof(path), "%s/one", self->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(6, write(fd, "a line", 6));
+	close(fd);
+	io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(io);
+	snprintf(uri, sizeof(uri), "file:%s", path);
+	ASSERT_EQ(0, bring_io_add_source(io, uri));
+	ASSERT_EQ(0, bring_io_run(io)); /* returns: the source ended */
+	bring_io_get_stats(io, &st);
+	EXPECT_EQ(1, st.msgs_in);
+	ASSERT_EQ(0, bring_get_stats(r, &rs));
+	TH_LOG("the ring holds %llu bytes for a 6-byte line, read-ahead 64 KiB",
+	       (unsigned long long)rs.used);
+	bring_reader_close(rd);
+	bring_io_free(io);
+	bring_free(r);
+	unlink(path);
 }
 
 /*

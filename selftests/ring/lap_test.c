@@ -560,6 +560,8 @@ TEST_F(lap, with_a_slack_a_reader_stopped_before_a_jump_reads_across_it)
 	held = (jf - stop) + (head_of(self->r) - to);
 	EXPECT_EQ(held, bring_reader_lag(rds[1]));
 	EXPECT_EQ(held, get_stats(self->r).used);
+	/* Room: the skipped bytes are not free while "slow" is before them. */
+	EXPECT_EQ(CAP - (head_of(self->r) - stop), get_stats(self->r).room);
 	/* The writers fill up to "slow"'s physical cursor, no further. */
 	while ((err = bring_push_timeout(self->r, self->buf, MSG, 0)) == 0)
 		n++;
@@ -582,6 +584,7 @@ TEST_F(lap, with_a_slack_a_reader_stopped_before_a_jump_reads_across_it)
 	}
 	EXPECT_EQ(1, q.jumps);
 	EXPECT_EQ(pumped + n, q.msgs);
+	EXPECT_EQ(CAP - get_stats(self->r).used, get_stats(self->r).room);
 	EXPECT_EQ(head_of(self->r), q.last_end);
 	TH_LOG("slow reader: %u messages after its stop, %llu of them pushed once fast stopped too",
 	       q.msgs - p.msgs, (unsigned long long)n);
