@@ -1460,6 +1460,113 @@ TEST_TIMEOUT(durability_always_lone_writer_is_not_held_for_a_crowd, 120)
 	tmp_remove(&t);
 }
 
+#define LONE_COMMITS 20
+
+/*
+ * Group commit costs a lone writer nothing: each of its commits (a push,
+ * a batch, a reservation's commit) is one flush, one fdatasync(), with
+ * no pause for a batch that cannot come.
+ */
+TEST(durability_always_lone_writer_flushes_once_per_commit)
+{
+	struct bring_msg batch[16];
+	struct bring_resv resv;
+	uint64_t flushes;
+	struct tmp t;
+	struct bring *r = open_always(&t, 1 << 16);
+	int i;
+
+	ASSERT_NE_NULL(r);
+	for (i = 0; i < 16; i++)
+		batch[i] = (struct bring_msg){ .data = "12345678", .len = 8 };
+	flushes = get_stats(r).flushes;
+	for (i = 1; i <= LONE_COMMITS; i++) {
+		ASSERT_EQ(0, push_str(r, "12345678"));
+		EXPECT_EQ(flushes + i, get_stats(r).flushes)
+			TH_LOG("push %d", i);
+	}
+	ASSERT_EQ(16, bring_push_batch(r, batch, 16, 0));
+	EXPECT_EQ(flushes + LONE_COMMITS + 1, get_stats(r).flushes)
+		TH_LOG("a batch of 16 is one commit, one flush");
+	ASSERT_EQ(0, bring_reserve(r, 8, &resv, 0));
+	memcpy(resv.data, "12345678", 8);
+	ASSERT_EQ(0, bring_commit(r, &resv, 8));
+	EXPECT_EQ(flushes + LONE_COMMITS + 2, get_stats(r).flushes);
+	EXPECT_GE(get_stats(r).durable, end_of(LONE_COMMITS + 17, 8));
+	bring_free(r);
+	tmp_remove(&t);
+}
+
+#define SHARE_WRITERS 8
+
+struct sharer {
+	struct bring *r;
+	int err;
+};
+
+static void *sharer_main(void *arg)
+{
+	struct sharer *s = arg;
+
+	s->err = push_str(s->r, "12345678");
+	return NULL;
+}
+
+/*
+ * Writers that commit while a flush runs all join the next flush: one
+ * fdatasync() for all of them, whatever order they wake in. The test is
+ * the flusher: it holds flush_lock while SHARE_WRITERS threads commit
+ * (each counts itself in sync_asked after its commit), then ends "its
+ * flush" as flush_unlock() does. Exactly one flush must follow.
+ */
+TEST_TIMEOUT(durability_always_writers_arriving_during_a_flush_share_the_next,
+	     60)
+{
+	struct sharer s[SHARE_WRITERS];
+	pthread_t th[SHARE_WRITERS];
+	uint64_t asked, flushes, t0;
+	struct bring_stats st;
+	struct bring_hdr *h;
+	struct tmp t;
+	struct bring *r = open_always(&t, 1 << 16);
+	int i, n;
+
+	ASSERT_NE_NULL(r);
+	h = r->hdr;
+	ASSERT_EQ(0, push_str(r, "12345678"));
+	flushes = get_stats(r).flushes;
+	asked = __atomic_load_n(&h->sync_asked, __ATOMIC_ACQUIRE);
+	ASSERT_EQ(0, pthread_mutex_lock(&h->flush_lock));
+	for (n = 0; n < SHARE_WRITERS; n++) {
+		s[n] = (struct sharer){ .r = r };
+		if (pthread_create(&th[n], NULL, sharer_main, &s[n]))
+			break;
+	}
+	t0 = now_ns();
+	while (__atomic_load_n(&h->sync_asked, __ATOMIC_ACQUIRE) - asked <
+		       (uint64_t)n &&
+	       now_ns() - t0 < WAIT_MS * MS)
+		usleep(1000);
+	EXPECT_EQ(asked + n, __atomic_load_n(&h->sync_asked, __ATOMIC_ACQUIRE))
+		TH_LOG("not every writer committed within %d ms", WAIT_MS);
+	EXPECT_EQ(flushes, get_stats(r).flushes)
+		TH_LOG("a writer flushed while the flush lock was held");
+	pthread_mutex_unlock(&h->flush_lock);
+	evc_signal(&h->flush_seq);
+	for (i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(0, s[i].err);
+	}
+	ASSERT_EQ(SHARE_WRITERS, n);
+	st = get_stats(r);
+	EXPECT_EQ(flushes + 1, st.flushes)
+		TH_LOG("%d writers that committed during one flush took %llu flushes",
+		       n, (unsigned long long)(st.flushes - flushes));
+	EXPECT_GE(st.durable, end_of(1 + SHARE_WRITERS, 8));
+	bring_free(r);
+	tmp_remove(&t);
+}
+
 /* ------------------------------------------------------------------ */
 /* Writer threads: BRING_INTENTS of them at a time.                   */
 
