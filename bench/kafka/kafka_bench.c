@@ -11,16 +11,26 @@
  *     Rounds interleave; the median of each is reported: messages/s,
  *     MB/s, CPU per message (user + system of the client process, from
  *     wait4(); the mock's own CPU is not counted).
- *  2. Source: the topic bringcat filled is read into a file by bringcat
- *     -i kafka:...?group= (a consumer group: the mock forms it in ~3 s,
+ *  2. Source: a topic bringcat fills once (each message to a random
+ *     partition, see below) is read into a file by bringcat -i
+ *     kafka:...?group= (a consumer group: the mock forms it in ~3 s,
  *     reported apart), by the same with a file ring (-b file:, the
  *     exactly-once source: offsets stored as writer marks) and by kcat
  *     -C -o beginning -e (no group).
  *
  * Checked: bringcat's and plain_producer's delivered counts, the files
  * the sources wrote (byte count). A wrong count is a failed bench.
- * The mock keeps ~5 MiB per partition: 16 partitions take the default
- * 300,000 lines (30 MB) without dropping any.
+ *
+ * The mock keeps at most 5 MiB of record batches per partition and drops
+ * the oldest beyond that (rdkafka_mock.c, mpart->max_size). The sticky
+ * partitioner sends ~10 ms of messages to one partition at a time, so
+ * the sink rounds' topics end up uneven: with 300,000 lines one partition
+ * got 48,863 messages (~6.3 MB) and its first 14,267 were gone. The
+ * sink rounds do not read back, so that does not matter to them; the
+ * source's topic is filled with sticky.partitioning.linger.ms=0 (every
+ * message to a random partition: each holds ~1/P of the bytes) into
+ * enough partitions for 4 MiB each at most, and is read back whole with
+ * kcat before the source rounds.
  *
  * Environment: BRING_OUT, BENCH_DIR (default /var/tmp), BENCH_KAFKA_MSGS
  * (default 300000; 100000 with BENCH_QUICK=1), BENCH_KAFKA_ROUNDS
@@ -42,6 +52,9 @@
 
 #define LINE_LEN 100
 #define MAX_ROUNDS 9
+#define REC_OVERHEAD 40 /* a record's bytes in a batch beyond its value */
+#define PART_MAX (4U << 20) /* bytes the source's topic puts in a partition */
+#define SRC_TOPIC "src"
 
 enum tool { BRINGCAT, PLAIN_H, PLAIN, KCAT, NR_TOOLS };
 static const char *const tool_name[NR_TOOLS] = {
@@ -89,11 +102,11 @@ static int mock_start(void)
 	return 0;
 }
 
-static int topic(const char *name)
+static int topic(const char *name, unsigned int partitions)
 {
 	char line[128];
 
-	fprintf(mock_cmd, "topic %s 16 1\n", name);
+	fprintf(mock_cmd, "topic %s %u 1\n", name, partitions);
 	fflush(mock_cmd);
 	return fgets(line, sizeof(line), mock_ans) && !strncmp(line, "ok", 2) ?
 		       0 : -1;
@@ -205,6 +218,45 @@ static int source_bringcat(const char *t, int round, bool file_ring,
 	return size_of(out_path) >= want ? 0 : -1;
 }
 
+/*
+ * The source rounds' topic: every line, each to a random partition
+ * (sticky.partitioning.linger.ms=0), in partitions of PART_MAX at most,
+ * checked whole with kcat -C (what the mock dropped would otherwise look
+ * like a source losing messages). 0, or -1 said.
+ */
+static int source_topic(void)
+{
+	unsigned long long bytes = (unsigned long long)msgs *
+				   (LINE_LEN + REC_OVERHEAD);
+	unsigned int parts = (unsigned int)((bytes + PART_MAX - 1) / PART_MAX);
+	char uri[1024], fin[PATH_MAX + 8];
+	const char *argv[] = { bringcat, "-q", "-b", "mem:8M", "-i", fin, "-o",
+			       uri, "-X", "sticky.partitioning.linger.ms=0",
+			       NULL };
+	const char *cat[] = { "kcat", "-C", "-b", bootstrap, "-t", SRC_TOPIC,
+			      "-o", "beginning", "-e", "-q", NULL };
+	double w, c;
+
+	if (parts < 16)
+		parts = 16;
+	snprintf(uri, sizeof(uri), "kafka:%s/%s", bootstrap, SRC_TOPIC);
+	snprintf(fin, sizeof(fin), "file:%s", in_path);
+	if (topic(SRC_TOPIC, parts) || run(argv, NULL, &w, &c)) {
+		printf("kafka_bench: FAIL: could not fill the source's topic\n");
+		return -1;
+	}
+	if (run(cat, out_path, &w, &c) ||
+	    size_of(out_path) != (off_t)msgs * LINE_LEN) {
+		printf("kafka_bench: FAIL: the source's topic holds %lld bytes, want %lld (the mock keeps 5 MiB per partition)\n",
+		       (long long)size_of(out_path),
+		       (long long)msgs * LINE_LEN);
+		return -1;
+	}
+	printf("source: %lu lines in %u partitions (each message to a random one)\n",
+	       msgs, parts);
+	return 0;
+}
+
 int main(void)
 {
 	const char *o = getenv("BRING_OUT"), *d = getenv("BENCH_DIR"),
@@ -216,7 +268,7 @@ int main(void)
 	double fw[MAX_ROUNDS], ff[MAX_ROUNDS], frs_all, frs_first;
 	double med_w[NR_TOOLS], med_c[NR_TOOLS], src_all, src_first, kc;
 	int rounds = r ? atoi(r) : 3, i, k, rc;
-	char t[64], uri[1024], sink_topic[MAX_ROUNDS][64];
+	char t[64], uri[1024];
 	FILE *f, *js;
 	unsigned long n;
 
@@ -250,7 +302,7 @@ int main(void)
 	for (i = 0; i < rounds; i++) {
 		for (k = 0; k < NR_TOOLS; k++) {
 			snprintf(t, sizeof(t), "b%d_%d", k, i);
-			if (topic(t))
+			if (topic(t, 16))
 				return 1;
 			snprintf(uri, sizeof(uri), "kafka:%s/%s", bootstrap, t);
 			if (k == BRINGCAT) {
@@ -266,8 +318,6 @@ int main(void)
 						       "-o", uri, NULL };
 
 				snprintf(fin, sizeof(fin), "file:%s", in_path);
-				snprintf(sink_topic[i], sizeof(sink_topic[i]),
-					 "%s", t);
 				rc = run(argv, NULL, &wall[k][i], &cpu[k][i]);
 				snprintf(uri, sizeof(uri), "delivered %lu,",
 					 msgs);
@@ -311,15 +361,17 @@ int main(void)
 	       med_w[PLAIN_H] / med_w[BRINGCAT], med_w[PLAIN] / med_w[BRINGCAT],
 	       med_w[KCAT] / med_w[BRINGCAT]);
 
+	if (source_topic())
+		return 1;
 	for (i = 0; i < rounds; i++) {
-		if (source_bringcat(sink_topic[i], i, false, &sf[i], &sw[i]) ||
-		    source_bringcat(sink_topic[i], i, true, &ff[i], &fw[i])) {
+		if (source_bringcat(SRC_TOPIC, i, false, &sf[i], &sw[i]) ||
+		    source_bringcat(SRC_TOPIC, i, true, &ff[i], &fw[i])) {
 			printf("kafka_bench: FAIL: bringcat source did not write every line\n");
 			return 1;
 		}
 		{
 			const char *argv[] = { "kcat", "-C", "-b", bootstrap,
-					       "-t", sink_topic[i], "-o",
+					       "-t", SRC_TOPIC, "-o",
 					       "beginning", "-e", "-q", NULL };
 			double c;
 
