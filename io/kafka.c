@@ -180,6 +180,20 @@ const char *__tsan_default_suppressions(void)
 #define KAFKA_TAKE 512 /* records taken from the ring at once */
 #define KAFKA_SRC_BATCH 1024 /* messages a source takes at once */
 #define KAFKA_POS_HDR "bring.pos"
+/*
+ * Delivery reports are served every KAFKA_POLL_EVERY messages produced,
+ * not only between pumps: a pump takes all the ring holds, up to ~75,000
+ * messages with an 8 MiB ring, and librdkafka allocates each (its
+ * rd_kafka_msg_t and header list) when it is produced and frees it in
+ * its report. Producing them all before serving one report swung the
+ * heap by tens of MiB per pump: glibc gave the top back to the kernel
+ * and the next burst faulted it in again (15% of the sink's samples
+ * were page faults under malloc; 0.3-0.4 us of CPU per message more
+ * than plain_producer, which polls after every message). Serving them
+ * as it goes keeps the heap at its high-water mark. Documentation/
+ * benchmarks.rst has the figures.
+ */
+#define KAFKA_POLL_EVERY 256
 
 /*
  * bring's defaults for a sink that must not lose data (kafka.rst says
@@ -224,6 +238,13 @@ struct kafka_sink {
 	size_t off;
 	struct bring_msg *pk; /* peek buffer, KAFKA_RECS + KAFKA_TAKE */
 	bool full; /* QUEUE_FULL: wait for reports */
+	unsigned int since_poll; /* messages produced since rd_kafka_poll() */
+	/*
+	 * Counters gathered by the callbacks and produce(), which all run
+	 * on the pump's thread, and added to the io's stats once per pump:
+	 * five atomic adds per message were 3% of the pump's samples.
+	 */
+	uint64_t st_produced, st_reported, st_delivered, st_bytes;
 	bool eof; /* the ring is closed and was all read */
 	int stop_err; /* on_error stop: the error met, -errno */
 	uint64_t retried; /* last txretries sum seen */
@@ -498,14 +519,29 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	struct kafka_rec *rec = &ks->recs[nr % KAFKA_RECS];
 
 	rec->done++;
-	__atomic_fetch_sub(&s->io->st.kafka_inflight, 1, __ATOMIC_RELAXED);
+	ks->st_reported++;
 	if (m->err) {
 		refused(s, rec, m->payload, m->len, m->err);
 		return;
 	}
-	io_stat_add(s->io, kafka_delivered, 1);
-	io_stat_add(s->io, msgs_out, 1);
-	io_stat_add(s->io, bytes_out, m->len);
+	ks->st_delivered++;
+	ks->st_bytes += m->len;
+}
+
+/* What the callbacks and produce() counted, into the io's stats. */
+static void stats_flush(struct sink *s)
+{
+	struct kafka_sink *ks = s->kafka;
+
+	if (!ks->st_produced && !ks->st_reported)
+		return;
+	/* Modulo 2^64: the difference may be "negative". */
+	io_stat_add(s->io, kafka_inflight, ks->st_produced - ks->st_reported);
+	io_stat_add(s->io, kafka_delivered, ks->st_delivered);
+	sink_stat_add(s, msgs_out, ks->st_delivered);
+	sink_stat_add(s, bytes_out, ks->st_bytes);
+	ks->st_produced = ks->st_reported = 0;
+	ks->st_delivered = ks->st_bytes = 0;
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -690,6 +726,33 @@ int kafka_sink_fd(const struct sink *s)
 	return s->kafka->efd;
 }
 
+/* Decimal digits of @v at @p; their number. */
+static size_t put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/*
+ * The bring.pos header's value, "SEQ:N", at @p (31 bytes at most, no
+ * NUL); its length. By hand: snprintf() was 3% of the pump's samples.
+ */
+static size_t pos_header(char *p, uint64_t seq, uint32_t idx)
+{
+	size_t n = put_u64(p, seq);
+
+	p[n++] = ':';
+	return n + put_u64(p + n, idx);
+}
+
 /* Produce one message of record @nr; 0 or librdkafka's error. */
 static rd_kafka_resp_err_t produce(struct sink *s, uint64_t nr,
 				   const char *data, size_t len, uint32_t idx)
@@ -698,15 +761,15 @@ static rd_kafka_resp_err_t produce(struct sink *s, uint64_t nr,
 	const struct kafka_rec *rec = &ks->recs[nr % KAFKA_RECS];
 	const char *key = ks->key, *d;
 	size_t key_len = ks->key_len;
-	char pos[48];
-	int n;
+	char pos[32];
+	size_t n;
 
 	if (ks->key_delim >= 0) {
 		d = memchr(data, ks->key_delim, len);
 		key = d ? data : NULL;
 		key_len = d ? (size_t)(d - data) : 0;
 	}
-	n = snprintf(pos, sizeof(pos), "%" PRIu64 ":%u", rec->seq, idx);
+	n = pos_header(pos, rec->seq, idx);
 	return rd_kafka_producev(ks->rk, RD_KAFKA_V_RKT(ks->rkt),
 				 RD_KAFKA_V_PARTITION(ks->partition),
 				 RD_KAFKA_V_VALUE((void *)data, len),
@@ -718,7 +781,8 @@ static rd_kafka_resp_err_t produce(struct sink *s, uint64_t nr,
 
 /*
  * Produce record @m's messages from ks->off on (lines chunk records: one
- * per line). false when librdkafka's queue is full: the rest later.
+ * per line). false when librdkafka's queue is full (the rest later) or
+ * a report served meanwhile stopped the sink.
  */
 static bool produce_record(struct sink *s, const struct bring_msg *m)
 {
@@ -745,10 +809,16 @@ static bool produce_record(struct sink *s, const struct bring_msg *m)
 			rec->done++;
 			refused(s, rec, p, len, err);
 		} else {
-			io_stat_add(s->io, kafka_inflight, 1);
+			ks->st_produced++;
 		}
 		ks->off += len + (end ? 1 : 0);
 		rec->whole = !end;
+		if (++ks->since_poll >= KAFKA_POLL_EVERY) {
+			ks->since_poll = 0;
+			rd_kafka_poll(ks->rk, 0); /* reports: rec stays put */
+			if (ks->stop_err)
+				return false; /* a report refused one: stop */
+		}
 	}
 	ks->partial = false;
 	return true;
@@ -812,13 +882,8 @@ static int shift_delivered(struct sink *s)
 	return 0;
 }
 
-/*
- * Serve librdkafka's queue, shift what was delivered, take more. Returns
- * KAFKA_WANT_DATA (nothing in flight: wait for the ring), KAFKA_DONE (the
- * ring closed and all of it delivered), 0 (wait for librdkafka's eventfd)
- * or -errno (stopped: s->done is set, the error said and recorded).
- */
-int kafka_sink_pump(struct sink *s)
+/* kafka_sink_pump() without the stats. */
+static int pump(struct sink *s)
 {
 	struct kafka_sink *ks = s->kafka;
 	uint64_t v;
@@ -850,6 +915,20 @@ int kafka_sink_pump(struct sink *s)
 		return KAFKA_DONE;
 	}
 	return KAFKA_WANT_DATA;
+}
+
+/*
+ * Serve librdkafka's queue, shift what was delivered, take more. Returns
+ * KAFKA_WANT_DATA (nothing in flight: wait for the ring), KAFKA_DONE (the
+ * ring closed and all of it delivered), 0 (wait for librdkafka's eventfd)
+ * or -errno (stopped: s->done is set, the error said and recorded).
+ */
+int kafka_sink_pump(struct sink *s)
+{
+	int ret = pump(s);
+
+	stats_flush(s);
+	return ret;
 }
 
 /* The readv/writev mode's thread for a kafka: sink. */

@@ -352,14 +352,21 @@ static void keyed_roundtrip(struct __test_metadata *_metadata,
 			    FIXTURE_DATA(kafka) *self, const char *codec)
 {
 	char uri[1024], q[128];
-	const char *args[] = { self->mode, "-i", self->fin, "-o", uri, NULL };
+	const char *args[] = { self->mode, "-s", "-i", self->fin, "-o", uri,
+			       NULL };
+	size_t bytes = make_lines(self->in, self->lines, 8);
 	struct check c;
 
 	ASSERT_EQ(0, mock_cmd(&self->m, "topic t 4 3"));
-	make_lines(self->in, self->lines, 8);
 	snprintf(q, sizeof(q), "key-delim= &compression=%s", codec);
 	sink_uri(uri, sizeof(uri), &self->m, "t", q);
 	ASSERT_EQ(0, wait_rc(spawn(NULL, self->err, args), 60000));
+	/* The sink's own counters, not only the io's: delivered lines. */
+	EXPECT_EQ(self->lines, sink_stat(self->err, sink_reader(uri), "out "));
+	EXPECT_EQ(bytes - self->lines,
+		  sink_stat(self->err, sink_reader(uri), " msgs "));
+	EXPECT_EQ(self->lines, final_stat(self->err, "kafka ", "delivered "));
+	EXPECT_EQ(0, final_stat(self->err, "kafka ", "in flight "));
 	ASSERT_EQ(0, consume(&self->m, "t", 4, self->out));
 	check_topic(self->in, self->out, self->lines, true, &c);
 	EXPECT_EXACT(c);
