@@ -298,6 +298,22 @@ static void reader_report_damage(struct bring_reader *rd, uint32_t lf)
 static void reader_publish(struct bring_reader *rd);
 
 /*
+ * A published lap jump starts at @pos: go on at the next lap's start;
+ * in front (@n messages collected so far: none) the cursor moves too.
+ */
+static uint64_t reader_jump(struct bring_reader *rd, uint64_t pos,
+			    unsigned int n)
+{
+	pos = jump_to(rd->ring, pos);
+	/* The jump's claim moved head past pos (the jump was acquired
+	 * after it, see publish_jump()); head_cache may predate it. */
+	rd->head_cache = load_acquire(&rd->ring->hdr->head) & ~HEAD_CLOSED;
+	if (!n)
+		rd->pos = pos; /* jumped, in front */
+	return pos;
+}
+
+/*
  * Collect up to @nr committed messages from the reader's cursor, at most
  * @max_bytes of payload (0: no limit) unless it is the first message.
  * Returns how many it found; *@stop says why it found none.
@@ -308,6 +324,8 @@ static unsigned int reader_collect(struct bring_reader *rd,
 {
 	struct bring *r = rd->ring;
 	uint64_t pos = rd->pos, start = rd->pos, bytes = 0, head;
+	/* Only this thread stores it. */
+	uint64_t published = load_relaxed(&rd->slot->pos);
 	unsigned int n = 0;
 
 	*stop = STOP_NOT_READY;
@@ -326,23 +344,29 @@ static unsigned int reader_collect(struct bring_reader *rd,
 				break;
 			}
 		}
+		/*
+		 * A lap jump starts only where every cursor stood, so only
+		 * at our published cursor: there, look for a published jump
+		 * before the record. Writers count a cursor at a published
+		 * jump's start at the jump's end, and may be writing the
+		 * next lap's records over the bytes at pos already: its tag
+		 * is not ours to read then (Documentation/ring.rst, step 4).
+		 */
+		if (pos == published &&
+		    jump_cursor(r, ring_jump_from(r), pos) != pos) {
+			pos = reader_jump(rd, pos, n);
+			continue;
+		}
 		rec = rec_at(r, pos);
 		/* Pairs with the release store of the tag: header written. */
 		if (!tag_matches(load_acquire(&rec->tag), pos, r->key)) {
 			/*
-			 * Not written yet, or a lap jump starts here: no
-			 * record is ever written at a jump's start, so the
-			 * jump is looked for only on this slow path.
+			 * Not written yet, or a jump from our published
+			 * cursor was published since we looked above.
 			 */
 			if (jump_cursor(r, ring_jump_from(r), pos) == pos)
 				break;
-			pos = jump_to(r, pos);
-			/* The jump's claim moved head past pos (acquire
-			 * above); head_cache may predate it. */
-			rd->head_cache = load_acquire(&r->hdr->head) &
-					 ~HEAD_CLOSED;
-			if (!n)
-				rd->pos = pos; /* jumped, in front */
+			pos = reader_jump(rd, pos, n);
 			continue;
 		}
 		/* Pairs with the release store in commit_record(). */
