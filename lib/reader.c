@@ -531,9 +531,7 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 		if (n || stop == STOP_CLOSED || stop == STOP_DAMAGED ||
 		    err == -ETIMEDOUT)
 			break;
-		/* Woken by an abort: give the skipped space back first. */
-		if (rd->pos != load_relaxed(&rd->slot->pos))
-			reader_publish(rd);
+		/* Woken by an abort: reader_collect() gave the space back. */
 		ring_count_futex_wait(r);
 		err = reader_sleep(rd, &ticket, &dl, stop);
 	}
@@ -589,11 +587,9 @@ static int reader_peek(struct bring_reader *rd, struct bring_msg *msgs,
 	/* A polling reader repairs too; a waiting one does in reader_sleep(). */
 	if (!n && !timeout_ms && reader_check_stuck(rd, stop))
 		n = reader_collect(rd, msgs, nr, max_bytes, &stop);
+	/* Skipped discards in front of nothing: reader_collect() published. */
 	if (n)
 		return (int)n;
-	/* Skipped discards: give their space back before returning empty. */
-	if (rd->pos != load_relaxed(&rd->slot->pos))
-		reader_publish(rd);
 	if (stop == STOP_CLOSED)
 		return -EPIPE;
 	if (stop == STOP_DAMAGED)
@@ -877,9 +873,11 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	/*
 	 * Skipped discards (an abort, a repaired claim): give their space
 	 * back now, as a blocking wait does, or a writer waiting for it and
-	 * this reader waiting for the writer wait for each other.
+	 * this reader waiting for the writer wait for each other. In front
+	 * of nothing reader_collect() did; in front of a message (ready) it
+	 * does not, and the loop may hold that message a long time.
 	 */
-	if (rd->pos != load_relaxed(&rd->slot->pos))
+	if (ready && rd->pos != load_relaxed(&rd->slot->pos))
 		reader_publish(rd);
 	/* In front of an unfinished record for long enough: repair now. */
 	if (!ready && reader_check_stuck(rd, stop))
