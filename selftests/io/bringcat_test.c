@@ -2888,22 +2888,6 @@ TEST_F(io, net_errors)
 
 }
 
-/* A socket bound to 127.0.0.1:@port (SO_REUSEADDR), or -1. */
-static int listen_on_loopback(int port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons(port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
 /* Accept one connection on @lfd and read it to its end into @path. */
 static long long accept_to_file(int lfd, const char *path)
 {
@@ -2981,7 +2965,7 @@ static void collector_late_case(struct __test_metadata *_metadata,
 	} else if (self_ep) {
 		/* The sink may hold the port for a moment, connected to itself. */
 		for (i = 0; i < 200 && lfd < 0; i++) {
-			lfd = listen_on_loopback(port);
+			lfd = loopback_listener(port, 0);
 			if (lfd < 0)
 				usleep(10 * 1000);
 		}
@@ -3246,15 +3230,11 @@ static void rs_feed(struct rs *r, size_t n)
 
 static int rs_listen(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons(port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1,
-	    rcvbuf = 128 << 10;
+	int fd = loopback_listener(port, 0), rcvbuf = 128 << 10;
 
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4)) {
+	/* Before listen(2): accepted sockets take it (and its window). */
+	if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+				   sizeof(rcvbuf)) || listen(fd, 4))) {
 		close(fd);
 		return -1;
 	}

@@ -1180,21 +1180,6 @@ TEST_F(hop, silent_sender_is_closed)
 
 /* ---- this test as the receiver -------------------------------------- */
 
-static int listen_on(int port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons(port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static int accept_within(int lfd, int ms)
 {
 	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
@@ -1248,7 +1233,7 @@ TEST_F(hop, offset_from_the_future_is_refused)
 
 	SENDER_VARIANT();
 	push_lines(self->a_ring, 100);
-	lfd = listen_on(self->port);
+	lfd = loopback_listener(self->port, 4);
 	ASSERT_LE(0, lfd);
 	self->a = start_a(self, self->a_err);
 	/* In the WELCOME. */
@@ -1331,7 +1316,7 @@ TEST_F(hop, sender_runs_in_its_io_mode)
 	int lfd, fd, i, most = 0, n;
 
 	push_lines(self->a_ring, 100);
-	lfd = listen_on(self->port);
+	lfd = loopback_listener(self->port, 4);
 	ASSERT_LE(0, lfd);
 	self->a = start_a(self, self->a_err);
 	fd = accept_stream(lfd, 0);
@@ -1393,7 +1378,7 @@ TEST_F(hop, silent_receiver_is_dropped)
 
 	SENDER_VARIANT();
 	push_lines(self->a_ring, 10);
-	lfd = listen_on(self->port);
+	lfd = loopback_listener(self->port, 4);
 	ASSERT_LE(0, lfd);
 	self->a = start_a(self, self->a_err);
 	fd = accept_stream(lfd, 0);

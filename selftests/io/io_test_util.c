@@ -69,19 +69,33 @@ int loopback_to(int type, int port)
 	return fd;
 }
 
-int reserve_port(int *fd)
+int loopback_listener(int port, int backlog)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
-	*fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    (backlog && listen(fd, backlog))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int reserve_port(int *fd)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+
+	*fd = loopback_listener(0, 0);
 	if (*fd < 0)
 		return -1;
-	if (setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(*fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    getsockname(*fd, (struct sockaddr *)&sa, &len)) {
+	if (getsockname(*fd, (struct sockaddr *)&sa, &len)) {
 		close(*fd);
 		*fd = -1;
 		return -1;

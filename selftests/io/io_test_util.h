@@ -50,6 +50,12 @@ uint64_t now_ms(void);
  * or -1. */
 int loopback_to(int type, int port);
 /*
+ * A TCP socket bound to 127.0.0.1:@port (0: any free one) with
+ * SO_REUSEADDR, listening with @backlog when it is not 0 (0: bound only,
+ * to set options before listen(2)); -1 on failure.
+ */
+int loopback_listener(int port, int backlog);
+/*
  * A loopback TCP port held for the test: bound with SO_REUSEADDR but not
  * listening, so no other program and no outgoing connection's ephemeral
  * port takes it (and no connect can meet itself on it), a connect to it
