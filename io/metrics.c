@@ -99,6 +99,26 @@ static void family(struct text *t, const char *name, const char *type,
 	put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/*
+ * A family of @n samples of @v: one without labels when @label is NULL,
+ * else told apart by {@label[0]="@label[1 + i]"}.
+ */
+static void metric(struct text *t, const char *name, const char *type,
+		   const char *help, const char *const *label,
+		   const uint64_t *v, unsigned int n)
+{
+	unsigned int i;
+
+	family(t, name, type, help);
+	for (i = 0; i < n; i++) {
+		if (label)
+			put(t, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label[0],
+			    label[1 + i], v[i]);
+		else
+			put(t, "%s %" PRIu64 "\n", name, v[i]);
+	}
+}
+
 static void sample_ep(struct text *t, const char *name,
 		      const struct bring_io_endpoint_stats *es, uint64_t v)
 {
@@ -114,11 +134,39 @@ static void sample_ep(struct text *t, const char *name,
 static const char *const state_names[] = { "up", "reconnecting", "failed",
 					   "done" };
 
+/* Per-endpoint families; the nth takes ep_value()'s nth value. */
+struct ep_family {
+	const char *name, *type, *help;
+};
+
+static uint64_t ep_value(const struct bring_io_endpoint_stats *es,
+			 unsigned int f)
+{
+	uint64_t v[] = { es->msgs, es->bytes, es->lag, es->reconnects,
+			 es->state == BRING_IO_UP, es->retries, es->reopens,
+			 es->send_timeouts };
+
+	return v[f];
+}
+
+static void render_eps(struct text *t, struct bring_io *io, bool sinks,
+		       const struct ep_family *fams, unsigned int nr)
+{
+	struct bring_io_endpoint_stats es = { .sz = sizeof(es) };
+	unsigned int f, i;
+
+	for (f = 0; f < nr; f++) {
+		family(t, fams[f].name, fams[f].type, fams[f].help);
+		for (i = 0; !(sinks ? bring_io_sink_stats(io, i, &es) :
+				      bring_io_source_stats(io, i, &es));
+		     i++)
+			sample_ep(t, fams[f].name, &es, ep_value(&es, f));
+	}
+}
+
 static void render_sinks(struct text *t, struct bring_io *io)
 {
-	static const struct {
-		const char *name, *type, *help;
-	} fams[] = {
+	static const struct ep_family fams[] = {
 		{ "bring_sink_messages_total", "counter", "Messages a sink wrote." },
 		{ "bring_sink_bytes_total", "counter", "Bytes a sink wrote, framing included." },
 		{ "bring_sink_lag_bytes", "gauge", "Bytes of the ring a sink has not shifted yet." },
@@ -131,16 +179,7 @@ static void render_sinks(struct text *t, struct bring_io *io)
 	struct bring_io_endpoint_stats es = { .sz = sizeof(es) };
 	unsigned int f, i;
 
-	for (f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
-		family(t, fams[f].name, fams[f].type, fams[f].help);
-		for (i = 0; !bring_io_sink_stats(io, i, &es); i++) {
-			uint64_t v[] = { es.msgs, es.bytes, es.lag, es.reconnects,
-					 es.state == BRING_IO_UP, es.retries,
-					 es.reopens, es.send_timeouts };
-
-			sample_ep(t, fams[f].name, &es, v[f]);
-		}
-	}
+	render_eps(t, io, true, fams, sizeof(fams) / sizeof(fams[0]));
 	family(t, "bring_sink_state", "gauge",
 	       "1 for the state a sink is in (up, reconnecting, failed, done).");
 	for (i = 0; !bring_io_sink_stats(io, i, &es); i++) {
@@ -157,17 +196,12 @@ static void render_sinks(struct text *t, struct bring_io *io)
 
 static void render_sources(struct text *t, struct bring_io *io)
 {
-	struct bring_io_endpoint_stats es = { .sz = sizeof(es) };
-	unsigned int i;
+	static const struct ep_family fams[] = {
+		{ "bring_source_messages_total", "counter", "Messages a source put into the ring." },
+		{ "bring_source_bytes_total", "counter", "Bytes a source read, framing included." },
+	};
 
-	family(t, "bring_source_messages_total", "counter",
-	       "Messages a source put into the ring.");
-	for (i = 0; !bring_io_source_stats(io, i, &es); i++)
-		sample_ep(t, "bring_source_messages_total", &es, es.msgs);
-	family(t, "bring_source_bytes_total", "counter",
-	       "Bytes a source read, framing included.");
-	for (i = 0; !bring_io_source_stats(io, i, &es); i++)
-		sample_ep(t, "bring_source_bytes_total", &es, es.bytes);
+	render_eps(t, io, false, fams, sizeof(fams) / sizeof(fams[0]));
 }
 
 /* The whole page into @t: the ring, the io's totals, every endpoint. */
@@ -176,47 +210,42 @@ static void metrics_render(struct text *t, struct bring_io *io, struct bring *r)
 	struct bring_io_stats st = { .sz = sizeof(st) };
 	struct bring_stats rs = { .sz = sizeof(rs) };
 
+	/* The label's name, then its value for each sample. */
+	static const char *const sides[] = { "side", "writer", "reader" };
+	static const char *const actions[] = { "action", "split", "truncated" };
+	static const char *const wheres[] = { "where", "source", "send" };
+
 	bring_io_get_stats(io, &st);
 	bring_get_stats(r, &rs);
-	family(t, "bring_ring_capacity_bytes", "gauge", "Bytes the ring holds.");
-	put(t, "bring_ring_capacity_bytes %" PRIu64 "\n", rs.capacity);
-	family(t, "bring_ring_used_bytes", "gauge",
-	       "Bytes held behind the slowest reader.");
-	put(t, "bring_ring_used_bytes %" PRIu64 "\n", rs.used);
+	metric(t, "bring_ring_capacity_bytes", "gauge", "Bytes the ring holds.",
+	       NULL, &rs.capacity, 1);
+	metric(t, "bring_ring_used_bytes", "gauge",
+	       "Bytes held behind the slowest reader.", NULL, &rs.used, 1);
 	/* As --stats: the io loop's waits plus the ring's own. */
-	family(t, "bring_ring_waits_total", "counter",
-	       "Waits: writers for space (full), readers for data (empty).");
-	put(t, "bring_ring_waits_total{side=\"writer\"} %" PRIu64 "\n",
-	    st.full_waits + rs.write_waits);
-	put(t, "bring_ring_waits_total{side=\"reader\"} %" PRIu64 "\n",
-	    st.empty_waits + rs.read_waits);
+	metric(t, "bring_ring_waits_total", "counter",
+	       "Waits: writers for space (full), readers for data (empty).",
+	       sides, (const uint64_t[]){ st.full_waits + rs.write_waits,
+					  st.empty_waits + rs.read_waits }, 2);
 	family(t, "bring_ring_wait_seconds_total", "counter",
 	       "Time spent in those waits.");
 	put(t, "bring_ring_wait_seconds_total{side=\"writer\"} %.9f\n",
 	    (st.full_wait_ns + rs.write_wait_ns) / 1e9);
 	put(t, "bring_ring_wait_seconds_total{side=\"reader\"} %.9f\n",
 	    (st.empty_wait_ns + rs.read_wait_ns) / 1e9);
-	family(t, "bring_io_reconnects_total", "counter",
-	       "Sink connections made again, all sinks.");
-	put(t, "bring_io_reconnects_total %" PRIu64 "\n", st.reconnects);
-	family(t, "bring_io_accepted_total", "counter",
-	       "Connections listening sources accepted.");
-	put(t, "bring_io_accepted_total %" PRIu64 "\n", st.accepted);
-	family(t, "bring_io_oversize_total", "counter",
-	       "Messages longer than the maximum, by what was done.");
-	put(t, "bring_io_oversize_total{action=\"split\"} %" PRIu64 "\n",
-	    st.split);
-	put(t, "bring_io_oversize_total{action=\"truncated\"} %" PRIu64 "\n",
-	    st.truncated);
-	family(t, "bring_io_dropped_total", "counter",
-	       "Messages dropped: oversize or at stop (source), too large for a datagram (send).");
-	put(t, "bring_io_dropped_total{where=\"source\"} %" PRIu64 "\n",
-	    st.dropped);
-	put(t, "bring_io_dropped_total{where=\"send\"} %" PRIu64 "\n",
-	    st.send_dropped);
-	family(t, "bring_io_bad_frames_total", "counter",
-	       "syslog frames with a malformed octet count (also dropped).");
-	put(t, "bring_io_bad_frames_total %" PRIu64 "\n", st.bad_frames);
+	metric(t, "bring_io_reconnects_total", "counter",
+	       "Sink connections made again, all sinks.", NULL, &st.reconnects,
+	       1);
+	metric(t, "bring_io_accepted_total", "counter",
+	       "Connections listening sources accepted.", NULL, &st.accepted, 1);
+	metric(t, "bring_io_oversize_total", "counter",
+	       "Messages longer than the maximum, by what was done.", actions,
+	       (const uint64_t[]){ st.split, st.truncated }, 2);
+	metric(t, "bring_io_dropped_total", "counter",
+	       "Messages dropped: oversize or at stop (source), too large for a datagram (send).",
+	       wheres, (const uint64_t[]){ st.dropped, st.send_dropped }, 2);
+	metric(t, "bring_io_bad_frames_total", "counter",
+	       "syslog frames with a malformed octet count (also dropped).",
+	       NULL, &st.bad_frames, 1);
 	render_sources(t, io);
 	render_sinks(t, io);
 }
