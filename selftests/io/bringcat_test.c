@@ -1116,15 +1116,23 @@ static long count_lines(const char *p, size_t n)
 	return k;
 }
 
+/*
+ * Short lines for the chunking tests: 1 MiB (300 KiB under sanitizers),
+ * a few times the feeder's cycle of write sizes and four 256 KiB reads,
+ * with lines 1000 and 1501 (the long ones) well inside it.
+ */
+#define CHUNK_SHORT_BYTES \
+	(scaled(3 << 20) < (1 << 20) ? scaled(3 << 20) : (size_t)1 << 20)
+
 /* Lines of every kind and length for the chunking tests. */
 static char *chunk_input(size_t max, size_t *n)
 {
-	size_t cap = scaled(3 << 20) + 8 * max + (2 << 20), len = 0, i, k;
-	size_t big = 0; /* bytes of the long lines, beyond the 3 MB of short */
+	size_t cap = CHUNK_SHORT_BYTES + 8 * max + (2 << 20), len = 0, i, k;
+	size_t big = 0; /* bytes of the long lines, beyond the short ones */
 	char *in = malloc(cap);
 	uint32_t x = 1;
 
-	for (i = 0; len - big < scaled(3 << 20); i++) {
+	for (i = 0; len - big < CHUNK_SHORT_BYTES; i++) {
 		x = x * 1103515245 + 12345;
 		k = (x >> 16) % 300;
 		if (i % 97 == 0)
