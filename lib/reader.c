@@ -345,12 +345,13 @@ static unsigned int reader_collect(struct bring_reader *rd,
 			}
 		}
 		/*
-		 * A lap jump starts only where every cursor stood, so only
-		 * at our published cursor: there, look for a published jump
-		 * before the record. Writers count a cursor at a published
-		 * jump's start at the jump's end, and may be writing the
-		 * next lap's records over the bytes at pos already: its tag
-		 * is not ours to read then (Documentation/ring.rst, step 4).
+		 * Writers count our cursor at a published jump's end when
+		 * our *published* cursor is at its start, and may be writing
+		 * the next lap's records over the bytes at pos already: the
+		 * tag there is not ours to read (Documentation/ring.rst,
+		 * step 4). So at our published cursor, look for a published
+		 * jump before the record. Past it, writers stay a capacity
+		 * behind our published cursor: the bytes at pos are safe.
 		 */
 		if (pos == published &&
 		    jump_cursor(r, ring_jump_from(r), pos) != pos) {
@@ -361,8 +362,9 @@ static unsigned int reader_collect(struct bring_reader *rd,
 		/* Pairs with the release store of the tag: header written. */
 		if (!tag_matches(load_acquire(&rec->tag), pos, r->key)) {
 			/*
-			 * Not written yet, or a jump from our published
-			 * cursor was published since we looked above.
+			 * Not written yet, or a jump starts here: past our
+			 * published cursor (a jump with readers behind,
+			 * the slack), or at it, published since we looked.
 			 */
 			if (jump_cursor(r, ring_jump_from(r), pos) == pos)
 				break;
