@@ -47,6 +47,7 @@ struct bench_cfg {
 	size_t size; /* payload bytes per message */
 	unsigned int writers; /* writer threads */
 	uint64_t msgs; /* total messages, a multiple of @writers */
+	int one_cpu; /* 1: every thread pinned to the first allowed CPU */
 };
 
 /* What the reader keeps to check the stream it receives. */

@@ -134,12 +134,31 @@ int pin_to_cpu(int cpu)
 	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+/*
+ * cfg->one_cpu: run the calling thread on the first CPU the process may
+ * use, as all the run's threads do (how Go runs two goroutines that
+ * hand work to each other: one thread at a time).
+ */
+static void pin_if_one_cpu(const struct bench_cfg *cfg)
+{
+	cpu_set_t set;
+	int cpu;
+
+	if (!cfg->one_cpu || sched_getaffinity(0, sizeof(set), &set))
+		return;
+	for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
+		;
+	if (cpu < CPU_SETSIZE)
+		pin_to_cpu(cpu);
+}
+
 static void *writer_main(void *arg)
 {
 	struct wslot *ws = arg;
 	struct run *run = ws->run;
 	int err;
 
+	pin_if_one_cpu(run->cfg);
 	ws->arg.sent = ws->arg.msgs;
 	pthread_barrier_wait(&run->start);
 	err = run->im->write(run->ctx, &ws->arg);
@@ -153,6 +172,7 @@ static void *reader_main(void *arg)
 	struct run *run = arg;
 	int err;
 
+	pin_if_one_cpu(run->cfg);
 	pthread_barrier_wait(&run->start);
 	run->t0 = now_ns();
 	err = run->im->read(run->ctx, &run->v);

@@ -126,6 +126,9 @@ static void run_rounds(struct spread_row *row, struct bench_cfg *cfg,
 			row->go_rate[i] = run_go(gobin, cfg);
 		}
 		ratio[i] = row->c_rate[i] / row->go_rate[i];
+		cfg->one_cpu = 1;
+		row->c1_rate[i] = run_c(cfg, NULL);
+		cfg->one_cpu = 0;
 	}
 	row->rounds = n;
 	qsort(ratio, n, sizeof(ratio[0]), cmp_double);
@@ -212,23 +215,28 @@ void spread_table(FILE *f, const struct spread_report *sp)
 		return;
 	}
 	fprintf(f, "\nbring vs Go (sync.Mutex + 2 sync.Cond, same workload), paired alternating rounds\n");
-	fprintf(f, "%6s%7s%12s%12s%10s%16s\n", "size", "rounds", "C median",
-		"Go median", "C/Go", "(range)");
+	fprintf(f, "%6s%7s%12s%12s%10s%16s%14s\n", "size", "rounds", "C median",
+		"Go median", "C/Go", "(range)", "C, 1 CPU");
 	for (i = 0; i < sp->nrows; i++) {
-		double c[GO_ROUNDS_MAX], g[GO_ROUNDS_MAX];
+		double c[GO_ROUNDS_MAX], g[GO_ROUNDS_MAX], c1[GO_ROUNDS_MAX];
 
 		r = &sp->rows[i];
 		if (!r->rounds)
 			continue;
 		memcpy(c, r->c_rate, sizeof(c));
 		memcpy(g, r->go_rate, sizeof(g));
+		memcpy(c1, r->c1_rate, sizeof(c1));
 		qsort(c, r->rounds, sizeof(c[0]), cmp_double);
 		qsort(g, r->rounds, sizeof(g[0]), cmp_double);
-		fprintf(f, "%6zu%7u%12.3f%12.3f%9.2fx%9.2f-%.2f\n", r->size,
-			r->rounds, c[r->rounds / 2] / 1e6,
+		qsort(c1, r->rounds, sizeof(c1[0]), cmp_double);
+		fprintf(f, "%6zu%7u%12.3f%12.3f%9.2fx%9.2f-%.2f%14.3f\n",
+			r->size, r->rounds, c[r->rounds / 2] / 1e6,
 			g[r->rounds / 2] / 1e6, r->go_ratio, r->go_ratio_min,
-			r->go_ratio_max);
+			r->go_ratio_max, c1[r->rounds / 2] / 1e6);
 	}
+	fprintf(f, "  (million msgs/s; \"C, 1 CPU\": bring with its writer and reader\n"
+		   "   pinned to one CPU, as Go runs two goroutines that hand work to\n"
+		   "   each other; the target compares the unpinned C)\n");
 }
 
 static void json_list(FILE *f, const char *name, const double *v,
@@ -258,6 +266,8 @@ void spread_json(FILE *f, const struct spread_report *sp)
 			fprintf(f, ", \"c_over_go\": %.4f", r->go_ratio);
 			json_list(f, "c_msgs_per_s", r->c_rate, r->rounds);
 			json_list(f, "go_msgs_per_s", r->go_rate, r->rounds);
+			json_list(f, "c_one_cpu_msgs_per_s", r->c1_rate,
+				  r->rounds);
 		}
 		fprintf(f, "}%s\n", i + 1 == sp->nrows ? "" : ",");
 	}
