@@ -957,12 +957,14 @@ static size_t src_jump_slack(const struct source *src)
  */
 static void io_set_jump_slack(struct bring_io *io)
 {
-	size_t slack = SIZE_MAX;
+	size_t slack = SIZE_MAX, s;
 	unsigned int i;
 
-	for (i = 0; i < io->nr_srcs; i++)
-		if (src_jump_slack(io->srcs[i]) < slack)
-			slack = src_jump_slack(io->srcs[i]);
+	for (i = 0; i < io->nr_srcs; i++) {
+		s = src_jump_slack(io->srcs[i]);
+		if (s < slack)
+			slack = s;
+	}
 	if (slack && slack != SIZE_MAX)
 		bring_set_jump_slack(io->r, slack);
 }

@@ -686,6 +686,30 @@ struct read_ahead_case {
 	size_t at_least;
 };
 
+/*
+ * Numbered lines of 20 to 60 bytes, nearly @total bytes of them, into a
+ * new file at @path; the lines (*@n bytes, malloc'd) or NULL.
+ */
+static char *lines_file(const char *path, size_t total, size_t *n)
+{
+	char *buf = malloc(total);
+	unsigned int i = 0;
+
+	*n = 0;
+	if (!buf)
+		return NULL;
+	while (total - *n > 64)
+		*n += snprintf(buf + *n, total - *n, "%08u %.*s\n", i,
+			       (int)(10 + (i * 37) % 40),
+			       "the quick brown fox jumps over the lazy dog"),
+			i++;
+	if (spew(path, buf, *n)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 /* Wait until @io read @total bytes, or waits for space and reads no more. */
 static void wait_read_or_full(struct bring_io *io, uint64_t total)
 {
@@ -714,30 +738,21 @@ static void read_ahead_case(struct __test_metadata *_metadata,
 	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(mode) |
 			      (rc->tail ? BRING_IO_TAIL_FROM_START : 0),
 		      .framing = rc->framing, .read_ahead = rc->read_ahead);
-	size_t total = 12 << 20, n = 0, used;
+	size_t total = 12 << 20, n, used;
 	struct bring *r = bring_new(16 << 20, &ro);
 	char path[PATH_MAX], uri[PATH_MAX + 8];
 	struct bring_stats rs = { .sz = sizeof(rs) };
 	struct io_thread t = { 0 };
-	uint64_t got = 0, line = 0, end = now_ms() + 30000;
+	uint64_t got = 0, end = now_ms() + 30000;
 	struct bring_reader *rd;
-	char *buf = malloc(total), *out = malloc(total);
+	char *buf, *out = malloc(total);
 	pthread_t ioth;
-	unsigned int i = 0;
-	int fd;
 
 	ASSERT_NE_NULL(r);
-	ASSERT_NE_NULL(buf);
 	ASSERT_NE_NULL(out);
-	while (total - n > 64)
-		n += snprintf(buf + n, total - n, "%08u %.*s\n", i,
-			      (int)(10 + (i * 37) % 40),
-			      "the quick brown fox jumps over the lazy dog"), i++;
 	snprintf(path, sizeof(path), "%s/lines", dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ASSERT_GE(fd, 0);
-	ASSERT_EQ((ssize_t)n, write(fd, buf, n));
-	close(fd);
+	buf = lines_file(path, total, &n);
+	ASSERT_NE_NULL(buf);
 	rd = bring_reader_open(r, "slow");
 	ASSERT_NE_NULL(rd);
 	t.io = bring_io_new(r, &o);
@@ -765,7 +780,6 @@ static void read_ahead_case(struct __test_metadata *_metadata,
 		/* A lines chunk record leaves its last '\n' out. */
 		if (rc->framing == BRING_IO_LINES)
 			out[got++] = '\n';
-		line++;
 		ASSERT_EQ(0, bring_reader_shift(rd));
 	}
 	EXPECT_EQ(n, got);
@@ -854,29 +868,20 @@ TEST_F(cap, a_file_source_lets_the_ring_jump_laps)
 	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
 	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode),
 		      .read_ahead = 1 << 20);
-	size_t cap = 16 << 20, total = 40 << 20, n = 0, w = cap / 8;
+	size_t cap = 16 << 20, total = 40 << 20, n, w = cap / 8;
 	uint64_t got = 0, max_off = 0, laps = 0, end = now_ms() + 30000;
 	struct bring *r = bring_new(cap, &ro);
 	char path[PATH_MAX], uri[PATH_MAX + 8];
 	struct io_thread t = { 0 };
 	struct bring_reader *rd, *lag;
-	char *buf = malloc(total);
-	unsigned int i = 0;
 	pthread_t ioth;
 	struct bring_msg m;
-	int fd;
+	char *buf;
 
 	ASSERT_NE_NULL(r);
-	ASSERT_NE_NULL(buf);
-	while (total - n > 64)
-		n += snprintf(buf + n, total - n, "%08u %.*s\n", i,
-			      (int)(10 + (i * 37) % 40),
-			      "the quick brown fox jumps over the lazy dog"), i++;
 	snprintf(path, sizeof(path), "%s/lines", self->dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ASSERT_GE(fd, 0);
-	ASSERT_EQ((ssize_t)n, write(fd, buf, n));
-	close(fd);
+	buf = lines_file(path, total, &n);
+	ASSERT_NE_NULL(buf);
 	free(buf);
 	rd = bring_reader_open(r, "sink");
 	lag = bring_reader_open(r, "a record behind");

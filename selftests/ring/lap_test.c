@@ -421,6 +421,29 @@ TEST_F(lap, a_prepared_wait_is_woken_by_the_jump)
 }
 
 /*
+ * Pump (through @rd) to one message below W, reserve a message there
+ * that ends past W, then push 100 bytes behind it, the reservation still
+ * open. *@h: the reservation's position; 0 when a step failed.
+ */
+static void reserve_across_w_then_push(struct __test_metadata *_metadata,
+				       struct bring *r, struct bring_reader *rd,
+				       struct bring_resv *resv, uint64_t *h)
+{
+	struct pump p = { 0 };
+	char buf[100];
+
+	*h = 0;
+	memset(buf, 'x', sizeof(buf));
+	ASSERT_EQ(0, pump_to_offset(r, &rd, 1, WSET - FP, &p));
+	ASSERT_LT(head_of(r) & (CAP - 1), WSET);
+	ASSERT_EQ(0, bring_reserve(r, MSG, resv, 0));
+	ASSERT_EQ(head_of(r) - FP, resv->seq);
+	ASSERT_GE(head_of(r) & (CAP - 1), WSET);
+	ASSERT_EQ(0, bring_push(r, buf, sizeof(buf)));
+	*h = resv->seq;
+}
+
+/*
  * Readers stop at an uncommitted reservation, so while one is in flight
  * the ring is not empty: a claim past W behind it must not jump (the
  * reservation would be skipped), and the first claim once it is read
@@ -435,14 +458,10 @@ TEST_F(lap, a_reservation_in_flight_keeps_the_ring_from_jumping)
 	uint64_t h;
 
 	no_reader_jumps(rd); /* the writers' side; the reader's is the same */
-	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET - FP, &p));
-	h = head_of(self->r);
-	ASSERT_LT(h & (CAP - 1), WSET);
-	ASSERT_EQ(0, bring_reserve(self->r, MSG, &resv, 0));
-	EXPECT_EQ(h, resv.seq);
-	ASSERT_GE(head_of(self->r) & (CAP - 1), WSET);
+	reserve_across_w_then_push(_metadata, self->r, rd, &resv, &h);
+	if (!h)
+		return;
 	/* Another writer past W, the reservation still open: no jump. */
-	ASSERT_EQ(0, bring_push(self->r, self->buf, 100));
 	ASSERT_EQ(-EAGAIN, bring_next_timeout(self->r, &m, 0));
 	memset(resv.data, 'r', MSG);
 	ASSERT_EQ(0, bring_commit(self->r, &resv, MSG));
@@ -484,21 +503,16 @@ TEST_F(lap, a_reservation_in_flight_keeps_the_ring_from_jumping)
 TEST_F(lap, with_a_slack_a_reservation_in_flight_is_read_before_the_jump)
 {
 	struct bring_reader *rd = bring_default_reader(self->r);
-	struct pump p = { 0 };
 	struct bring_resv resv;
 	struct bring_msg m;
 	uint64_t h;
 
 	ASSERT_EQ(0, bring_set_jump_slack(self->r, WSET / 2));
 	no_reader_jumps(rd); /* the writers' side */
-	ASSERT_EQ(0, pump_to_offset(self->r, &rd, 1, WSET - FP, &p));
-	h = head_of(self->r);
-	ASSERT_LT(h & (CAP - 1), WSET);
-	ASSERT_EQ(0, bring_reserve(self->r, MSG, &resv, 0));
-	EXPECT_EQ(h, resv.seq);
-	ASSERT_GE(head_of(self->r) & (CAP - 1), WSET);
+	reserve_across_w_then_push(_metadata, self->r, rd, &resv, &h);
+	if (!h)
+		return;
 	/* Another writer past W, the reservation still open: it jumps. */
-	ASSERT_EQ(0, bring_push(self->r, self->buf, 100));
 	EXPECT_EQ(h + FP, self->r->hdr->jump_from);
 	ASSERT_EQ(-EAGAIN, bring_next_timeout(self->r, &m, 0));
 	/* Skipped bytes are nobody's lag: the reservation and the 100. */
