@@ -333,7 +333,11 @@ static void intent_key_init(void)
 /*
  * May this slot be taken, now that we hold its lock (so its owner, if
  * any, is dead or gone)? Unless a dead claim in it still waits for a
- * repair: one behind every cursor was repaired or passed.
+ * repair: one that every cursor has passed, to its end, was repaired or
+ * passed. Its start is not enough: a claim of several records whose
+ * writer died tagging their headers is repaired in steps (the tagged
+ * BUSY records, then the untagged rest from this intent), and readers
+ * stand inside it in between.
  */
 static bool intent_reclaimable(struct bring *r, struct bring_intent *in)
 {
@@ -342,11 +346,11 @@ static bool intent_reclaimable(struct bring *r, struct bring_intent *in)
 	if (!load_acquire(&in->tid) || !(pos & INTENT_VALID))
 		return true;
 	/*
-	 * A lap jump's claim starts before the jump: its records begin at
-	 * the jump's end, where cursors that passed the start now stand.
+	 * A lap jump's claim starts before the jump and ends after it, in
+	 * the lap where the cursors that passed the start stand.
 	 */
-	pos = jump_cursor(r, ring_jump_from(r), pos & ~INTENT_VALID);
-	return pos < ring_min_reader_pos(r);
+	return (pos & ~INTENT_VALID) + load_relaxed(&in->need) <=
+	       ring_min_reader_pos(r);
 }
 
 /*
@@ -516,6 +520,14 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 	uint32_t lf;
 	bool alive, ok;
 
+	/*
+	 * Only claimed bytes are repaired: nobody may write a header where
+	 * a writer is about to claim. Acquire: pairs with the claim's
+	 * release CAS, so the claim's intent, stored before it, is visible
+	 * to dead_claim_end().
+	 */
+	if (pos >= head_pos(load_acquire(&r->hdr->head)))
+		return false;
 	if (tag_matches(load_acquire(&rec->tag), pos, r->key)) {
 		/*
 		 * One load gives the BUSY bit and, while BUSY, the writer's
@@ -570,6 +582,18 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		 * found dead: a dead jumper publishes nothing any more.
 		 */
 		if (jump_cursor(r, ring_jump_from(r), pos) != pos)
+			return true;
+		/*
+		 * The claim's owner may have tagged its header and cleared
+		 * its intent between our tag load and the scan; a dead
+		 * intent that merely covered the same bytes (its CAS lost,
+		 * or never made) then looks like the claim's. The scan's
+		 * acquire loads saw that clear, so the tag it follows is
+		 * visible now: look again. A tag still not there belongs
+		 * to a claim whose own intent the scan saw (the head load
+		 * above made it visible) and found dead.
+		 */
+		if (tag_matches(load_acquire(&rec->tag), pos, r->key))
 			return true;
 		/* Claimed, never tagged: the writer died in between. */
 		discard_range(r, pos, end - pos);

@@ -96,6 +96,12 @@ static inline uint32_t word_crc(uint64_t word)
 /* bring_opts.flags that apply to one open of a file, never stored in it */
 #define BRING_OPEN_FLAGS (BRING_VERIFY_CRC | BRING_ALLOW_FOREIGN)
 
+/* A head word's position, without the close flag. */
+static inline uint64_t head_pos(uint64_t head)
+{
+	return head & ~HEAD_CLOSED;
+}
+
 static inline uint64_t rec_footprint_len(uint64_t len)
 {
 	return (REC_HDR_SIZE + len + 7) & ~7ULL;

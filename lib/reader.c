@@ -337,7 +337,7 @@ static unsigned int reader_collect(struct bring_reader *rd,
 		if (pos == rd->head_cache) {
 			/* Pairs with the claim CAS and bring_close(). */
 			head = load_acquire(&r->hdr->head);
-			rd->head_cache = head & ~HEAD_CLOSED;
+			rd->head_cache = head_pos(head);
 			if (pos == rd->head_cache) {
 				*stop = head & HEAD_CLOSED ? STOP_CLOSED :
 							     STOP_EMPTY;

@@ -432,7 +432,7 @@ static int find_tail(struct scan *s)
 	uint64_t lower, tail;
 	int i;
 
-	s->limit = h->head & ~HEAD_CLOSED;
+	s->limit = head_pos(h->head);
 	if (s->limit > POS_MAX) {
 		/*
 		 * 2^62 bytes take 146 years at 1 GB/s: a head this far

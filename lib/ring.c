@@ -160,11 +160,6 @@ static void ring_wake_readers(struct bring *r)
 		ring_signal(r, &r->hdr->data_seq);
 }
 
-static uint64_t head_pos(uint64_t head)
-{
-	return head & ~HEAD_CLOSED;
-}
-
 /* Lock-free look: would @need bytes fit at head now? */
 static bool space_visible(struct bring *r, uint64_t need)
 {

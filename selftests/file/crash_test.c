@@ -654,6 +654,24 @@ static void cl_kill_one(struct cl_ctx *c)
 		cl_wait_past(c, resv - 1, p);
 }
 
+/*
+ * The file as everybody left it, before the recovery: a failing run keeps it
+ * (ring.before) so that the recovery can be replayed.
+ */
+static void cl_snapshot(struct cl_ctx *c)
+{
+	char path[sizeof(c->t.path) + 16];
+	size_t len;
+	void *buf = read_all(c->t.path, &len);
+
+	if (!buf)
+		return;
+	snprintf(path, sizeof(path), "%s.before", c->t.path);
+	if (write_all(path, buf, len))
+		cl_fail(c, "cannot write %s", path);
+	free(buf);
+}
+
 /* Everybody dies; the driver alone opens the file, which recovers it. */
 static void cl_kill_all(struct cl_ctx *c)
 {
@@ -667,6 +685,7 @@ static void cl_kill_all(struct cl_ctx *c)
 	for (p = 0; p < CL_PROCS; p++)
 		cl_kill(c, p);
 	c->kill_alls++;
+	cl_snapshot(c);
 	old = capture_start();
 	r = bring_open(c->t.path, 0, NULL);
 	bring_set_print(old);
@@ -1046,7 +1065,11 @@ static void crash_loop(struct __test_metadata *_metadata, unsigned int kills)
 	EXPECT_GE(c->asleep[1], 1);
 	EXPECT_GE(c->recoveries, kills / CL_KILL_ALL_EVERY / 2);
 
-	tmp_remove(&c->t);
+	if (c->fail[0])
+		TH_LOG("kept %s for inspection (ring.before: the file before the last recovery)",
+		       c->t.dir);
+	else
+		tmp_remove(&c->t);
 	for (p = 0; p < CL_WRITERS; p++)
 		free(c->starts[p]);
 	munmap(c->sh, sizeof(*c->sh));

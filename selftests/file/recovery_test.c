@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1125,6 +1126,82 @@ TEST_F(rec, claimed_hole_of_a_dead_thread_is_skipped_at_run_time)
 	bring_free(r);
 
 	/* And the repaired file recovers cleanly. */
+	r = bring_open(self->t.path, 0, NULL);
+	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
+	EXPECT_EQ(0, get_stats(r).damaged);
+	bring_free(r);
+}
+
+static void *push_msg_4(void *arg)
+{
+	return (void *)(intptr_t)push_msg(arg, 4, LEN);
+}
+
+/*
+ * A dead thread's claim of two records: it tagged the first header
+ * (BUSY, naming it) and died before the second. Readers repair the
+ * first, stand inside the claim, and need its intent for the rest. A
+ * writer thread that takes its first intent slot meanwhile must not
+ * take that one: once cleared, the untagged rest is damage nobody can
+ * explain, and the readers stay stuck in front of it.
+ */
+TEST_F(rec, claim_half_tagged_by_a_dead_thread_keeps_its_intent_until_passed)
+{
+	struct bring_intent *in;
+	struct bring_rec *rec;
+	struct bring_msg msg;
+	uint64_t head;
+	struct bring *r;
+	pthread_t t;
+	void *ret;
+	pid_t dead;
+
+	r = bring_open(self->t.path, CAP, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, push_msg(r, 0, LEN)); /* this thread: its own slot */
+	dead = dead_pid();
+	ASSERT_GT(dead, 0);
+
+	/* Slot 1: held by nobody, so its thread is dead. */
+	in = &r->hdr->intents[1];
+	ASSERT_EQ(0, in->tid);
+	head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+	in->need = 2 * FP;
+	in->pid = dead;
+	in->tid = dead;
+	__atomic_store_n(&in->pos, head | INTENT_VALID, __ATOMIC_RELEASE);
+	ASSERT_TRUE(__atomic_compare_exchange_n(&r->hdr->head, &head,
+						head + 2 * FP, false,
+						__ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST));
+	rec = rec_at(r, head);
+	rec->word = rec_word(LEN | REC_BUSY, in->gen << 6 | 1);
+	__atomic_store_n(&rec->tag, head ^ r->key, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, push_msg(r, 3, LEN));
+
+	ASSERT_EQ(0, bring_next_timeout(r, &msg, 0));
+	EXPECT_EQ(0, msg_idx(&msg));
+	ASSERT_EQ(0, bring_shift(r));
+	/* The first record is repaired; the reader stops at the second. */
+	EXPECT_TRUE(file_repair_stuck(r, head));
+	EXPECT_EQ(-EAGAIN, bring_next_timeout(r, &msg, 0));
+	ASSERT_EQ(head + FP, ring_min_reader_pos(r));
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, push_msg_4, r));
+	ASSERT_EQ(0, pthread_join(t, &ret));
+	ASSERT_EQ(NULL, ret);
+	EXPECT_EQ(head | INTENT_VALID, in->pos)
+		TH_LOG("the dead claim's intent was taken over");
+
+	ASSERT_EQ(0, bring_next_timeout(r, &msg, WAIT_MS))
+		TH_LOG("stuck inside the dead thread's claim");
+	EXPECT_EQ(3, msg_idx(&msg));
+	ASSERT_EQ(0, bring_shift(r));
+	ASSERT_EQ(0, bring_next_timeout(r, &msg, 0));
+	EXPECT_EQ(4, msg_idx(&msg));
+	ASSERT_EQ(0, bring_shift(r));
+	bring_free(r);
+
 	r = bring_open(self->t.path, 0, NULL);
 	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
 	EXPECT_EQ(0, get_stats(r).damaged);

@@ -20,6 +20,7 @@
 #include "bring.h"
 #include "internal.h"
 #include "kselftest_harness.h"
+#include "util.h"
 
 static unsigned int rounds(unsigned int plain)
 {
@@ -136,6 +137,106 @@ TEST_F(repair, repair_never_overwrites_a_live_commit)
 	pthread_join(t, NULL);
 	EXPECT_EQ(0, bad);
 	bring_reader_close(rd);
+}
+
+/*
+ * A dead writer's intent that outlived a claim it never made (killed
+ * between storing it and its CAS) covers bytes that live writers claim
+ * next. Plant one in slot 0, ahead of everything, before our own first
+ * claim takes another slot.
+ */
+static struct bring_intent *plant_dead_intent(struct bring *r, uint64_t pos)
+{
+	struct bring_intent *stale = &r->hdr->intents[0];
+
+	stale->pid = dead_pid();
+	stale->tid = stale->pid;
+	stale->need = 4096;
+	__atomic_store_n(&stale->pos, pos | INTENT_VALID, __ATOMIC_RELEASE);
+	return stale;
+}
+
+/*
+ * Bytes nobody claimed yet are never repaired: a header written at head
+ * would tell a reader to skip the next writer's record while that writer
+ * is between its claim and its own header.
+ */
+TEST_F(repair, repair_writes_nothing_where_no_claim_was_made)
+{
+	uint64_t head = __atomic_load_n(&self->r->hdr->head, __ATOMIC_ACQUIRE);
+	struct bring_rec *rec = rec_at(self->r, head);
+
+	ASSERT_GT(plant_dead_intent(self->r, head)->pid, 0);
+	EXPECT_FALSE(file_repair_stuck(self->r, head));
+	EXPECT_EQ(0, rec->tag);
+	EXPECT_EQ(0, rec->word);
+}
+
+/*
+ * A live writer claims bytes the dead intent covers, and between our tag
+ * load and our look at the intents, tags its header and clears its own
+ * intent: the dead intent alone then covers the record. This writer does
+ * what a push does, with a pause between the claim and the header that
+ * the repairer's calls (about a microsecond each) fall into.
+ */
+TEST_F(repair, a_dead_intent_over_a_live_claim_repairs_nothing)
+{
+	unsigned int i, spin, n = rounds(20000), hit = 0;
+	struct bring *r = self->r;
+	struct race x = { .r = r };
+	struct bring_intent *in;
+	struct bring_rec *rec;
+	uint64_t head, busy, calls;
+	pthread_t t;
+
+	ASSERT_GT(plant_dead_intent(r, 0)->pid, 0);
+	in = file_intent_slot(r);
+	ASSERT_NE_NULL(in);
+	ASSERT_NE(r->hdr->intents, in);
+	ASSERT_EQ(0, pthread_create(&t, NULL, repairer, &x));
+	for (i = 1; i <= n; i++) {
+		head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&r->hdr->intents[0].pos, head | INTENT_VALID,
+				 __ATOMIC_RELAXED);
+		rec = rec_at(r, head);
+		file_set_intent(in, head, 64);
+		ASSERT_TRUE(__atomic_compare_exchange_n(&r->hdr->head, &head,
+							head + 64, false,
+							__ATOMIC_RELEASE,
+							__ATOMIC_RELAXED));
+		__atomic_store_n(&x.pos, head + 1, __ATOMIC_RELAXED);
+		calls = __atomic_load_n(&x.calls, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&x.round, i, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&x.calls, __ATOMIC_ACQUIRE) == calls)
+			sched_yield();
+		for (spin = (i * 7919U) % 4096; spin; spin--)
+			__asm__ volatile("" ::: "memory");
+		busy = rec_word(48 | REC_BUSY, file_busy_mark(r));
+		__atomic_store_n(&rec->word, busy, __ATOMIC_RELAXED);
+		__atomic_store_n(&rec->tag, head ^ r->key, __ATOMIC_RELEASE);
+		file_clear_intent(in);
+		/* Let a few more calls look at the tagged header. */
+		calls = __atomic_load_n(&x.calls, __ATOMIC_ACQUIRE);
+		while (__atomic_load_n(&x.calls, __ATOMIC_ACQUIRE) < calls + 2)
+			sched_yield();
+		__atomic_store_n(&x.pos, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&x.round, i + n, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&x.done, __ATOMIC_ACQUIRE) != i + n)
+			sched_yield();
+		if (__atomic_load_n(&rec->word, __ATOMIC_ACQUIRE) != busy &&
+		    !hit++)
+			TH_LOG("round %u: the live record became %#llx", i,
+			       (unsigned long long)rec->word);
+		/* Give the record up, as an abort does, for the next round. */
+		__atomic_store_n(&rec->word,
+				 rec_word(48 | REC_DISCARD,
+					  rec_crc(rec->tag, 48 | REC_DISCARD,
+						  NULL, 0)),
+				 __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, hit) TH_LOG("%u of %u live records overwritten", hit, n);
 }
 
 /* ------------------------------------------------------------------ */
