@@ -233,25 +233,61 @@ static unsigned long rotation_number(const struct tail *t, const char *name)
 	return *end ? 0 : k;
 }
 
-/* Is BASE.@k the file @st? */
-static bool rotated_as(const struct tail *t, unsigned long k,
-		       const struct stat *st)
+/* Is BASE.@k the file @st (1), another file (0), or no file (-1)? */
+static int name_is(const struct tail *t, unsigned long k, const struct stat *st)
 {
 	char path[4096];
 	struct stat now;
 
 	snprintf(path, sizeof(path), "%s/%s.%lu", t->dir, t->base, k);
-	return !stat(path, &now) && now.st_dev == st->st_dev &&
-	       now.st_ino == st->st_ino;
+	if (stat(path, &now))
+		return -1;
+	return now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
-/* N when the file @st is BASE.N now; 0 when it is none of them. */
+static bool rotated_as(const struct tail *t, unsigned long k,
+		       const struct stat *st)
+{
+	return name_is(t, k, st) == 1;
+}
+
+#define TAIL_PROBE_GAPS 4 /* names missing in a row end the probe */
+
+/*
+ * N when the file @st is BASE.N now, asked name by name from BASE.1 up.
+ * A rotation renames the highest number first and moves each file one
+ * up, so a probe going up meets a file that moves during it; the name a
+ * rotation has just vacated is a gap of one. A readdir() scan can miss
+ * a file renamed while it runs (the new name lands where the scan has
+ * been, the old one goes before it gets there), and then the files
+ * between ours and the path would be skipped.
+ */
+static unsigned long rotation_probe(const struct tail *t, const struct stat *st)
+{
+	unsigned long k, missing = 0;
+	int is;
+
+	for (k = 1; missing < TAIL_PROBE_GAPS; k++) {
+		is = name_is(t, k, st);
+		if (is == 1)
+			return k;
+		missing = is < 0 ? missing + 1 : 0;
+	}
+	return 0;
+}
+
+/*
+ * N when the file @st is BASE.N now; 0 when it is none of them. The
+ * probe first; the directory scan finds numbers past a longer gap.
+ */
 static unsigned long rotation_of(const struct tail *t, const struct stat *st)
 {
+	unsigned long k = rotation_probe(t, st);
 	struct dirent *de;
-	unsigned long k = 0;
 	DIR *d;
 
+	if (k)
+		return k;
 	d = opendir(t->dir);
 	if (!d)
 		return 0;
