@@ -309,6 +309,8 @@ static void print_stats(const struct stats_ctx *sc, const char *what)
  * 128 + the signal, after the final statistics (--stats). SIGHUP: file
  * sinks open their paths again (logrotate's postrotate).
  */
+static bool signals_quiet; /* --quiet: the first signal says nothing */
+
 static void *signal_thread(void *arg)
 {
 	const sigset_t *set = arg;
@@ -321,6 +323,10 @@ static void *signal_thread(void *arg)
 		if (sig == SIGHUP) {
 			bring_io_reopen(the_io); /* NULL: nothing to reopen */
 		} else if (!signals++) {
+			/* Why the stop takes a while, and that it was heard. */
+			if (!signals_quiet)
+				fprintf(stderr, "bringcat: %s: stopping; the sinks drain the ring (a second signal exits at once)\n",
+					sig == SIGINT ? "SIGINT" : "SIGTERM");
 			if (the_io)
 				bring_io_stop(the_io);
 		} else {
@@ -1010,6 +1016,7 @@ int main(int argc, char **argv)
 		if (pthread_create(&st, NULL, stats_thread, &sc))
 			sc.period = 0;
 	}
+	signals_quiet = iopts.flags & BRING_IO_QUIET;
 	err = pthread_create(&sigt, NULL, signal_thread, &sigs);
 	if (err) {
 		fprintf(stderr, "bringcat: cannot start a thread: %s\n",

@@ -853,6 +853,9 @@ TEST_F(hd, second_signal_exits_with_stats)
 	ASSERT_EQ(0, feed_lines(wfd, 0, STUCK_LINES));
 	usleep(300 * 1000);
 	kill(pid, SIGTERM);
+	/* Heard (two pending SIGTERMs would be one), and still draining. */
+	ASSERT_TRUE(wait_text(self->err, "SIGTERM: stopping; the sinks drain the ring",
+			      10000));
 	usleep(300 * 1000);
 	EXPECT_EQ(-1, waitpid(pid, NULL, WNOHANG) == pid ? 0 : -1);
 	kill(pid, SIGTERM);
