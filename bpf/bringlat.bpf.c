@@ -3,8 +3,9 @@
  * bringlat.bpf.c - time the waits of libbring in the kernel.
  *
  * The library fires write_wait_start/end around each real block of a
- * writer (waiting for space) and read_wait_start/end around each real block
- * of a reader (waiting for data). A start stamps the thread; the matching
+ * writer (waiting for space), read_wait_start/end around each real block
+ * of a reader (waiting for data) and durable_wait_start/end around a
+ * durable push's wait for its flush. A start stamps the thread; the matching
  * end turns the delta into a log2 bucket of the (ring name, side[, pid])
  * histogram. User space (bringlat.c) prints and clears "hists".
  */
@@ -189,6 +190,19 @@ int BPF_USDT(rwait_end, void *r, const char *ring, int err, __u64 id,
 	     const char *reader)
 {
 	return wait_end(BRINGLAT_READER, ring, err, id, reader);
+}
+
+/* A push waiting for its flush (BRING_DURABLE_ALWAYS), bring 0.4. */
+SEC("usdt")
+int BPF_USDT(dwait_start, void *r, const char *ring, __u64 id)
+{
+	return wait_start(BRINGLAT_DURABLE, id);
+}
+
+SEC("usdt")
+int BPF_USDT(dwait_end, void *r, const char *ring, int err, __u64 id)
+{
+	return wait_end(BRINGLAT_DURABLE, ring, err, id, NULL);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

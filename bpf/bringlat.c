@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR MIT)
 /*
- * bringlat - summarize how long libbring writers wait for space and readers
- * wait for data, as log2 histograms per ring name, measured in the kernel
+ * bringlat - summarize how long libbring writers wait for space, readers
+ * wait for data and durable pushes wait for their flush, as log2
+ * histograms per ring name, measured in the kernel
  * from the library's USDT probes (provider "bring").
  *
  * Usage: bringlat -p PID | -l PATH [-mPLTj] [-n RING] [-i SEC] [-c N]
@@ -61,11 +62,15 @@
 #define PIN_NAME "hists"
 #define MAX_TARGETS 64
 
-static const char *const probe_names[4] = {
-	"write_wait_start",
-	"write_wait_end",
-	"read_wait_start",
-	"read_wait_end",
+/*
+ * The probes bringlat times. The last pair came with bring 0.4: an older
+ * library has no durable waits to time, and is traced without them.
+ */
+#define NR_PROBES 6
+#define NR_PROBES_REQUIRED 4
+static const char *const probe_names[NR_PROBES] = {
+	"write_wait_start",   "write_wait_end",	  "read_wait_start",
+	"read_wait_end",      "durable_wait_start", "durable_wait_end",
 };
 
 static struct env {
@@ -92,7 +97,7 @@ static struct target {
 } targets[MAX_TARGETS];
 static int nr_targets;
 
-static struct bpf_link *links[MAX_TARGETS * 4];
+static struct bpf_link *links[MAX_TARGETS * NR_PROBES];
 static int nr_links;
 
 /* What --pin created, so that it can be undone at exit. */
@@ -106,7 +111,8 @@ static volatile sig_atomic_t exiting;
 static const char usage_text[] =
 "Usage: bringlat -p PID | -l PATH [options] [interval [count]]\n"
 "Summarize libbring wait times (writers waiting for space, readers waiting\n"
-"for data) as log2 histograms per ring name, from the bring USDT probes.\n"
+"for data, durable pushes waiting for their flush) as log2 histograms per\n"
+"ring name, from the bring USDT probes.\n"
 "\n"
 "  -p, --pid PID          trace the bring probes of this process\n"
 "  -l, --lib PATH         trace every process using PATH (libbring.so or a\n"
@@ -542,35 +548,49 @@ static void find_lib_targets(void)
 	}
 }
 
+/* Attach probe @i of target @t; false when an optional one is missing. */
+static bool attach_one(struct bpf_program *prog, int t, int i)
+{
+	struct bpf_link *link;
+	int err;
+
+	link = bpf_program__attach_usdt(prog, env.pid ? env.pid : -1,
+				       targets[t].attach_path, "bring",
+				       probe_names[i], NULL);
+	if (link) {
+		links[nr_links++] = link;
+		return true;
+	}
+	err = -errno;
+	if (i >= NR_PROBES_REQUIRED && err == -ENOENT)
+		return false;
+	die("cannot attach to bring:%s in %s: %s%s", probe_names[i],
+	    targets[t].shown_path, strerror(-err),
+	    env.verbose ? "" : " (-v shows libbpf's reason)");
+	return false;
+}
+
 static void attach_all(struct bringlat_bpf *obj)
 {
-	struct bpf_program *progs[4] = {
-		obj->progs.wwait_start,
-		obj->progs.wwait_end,
-		obj->progs.rwait_start,
-		obj->progs.rwait_end,
+	struct bpf_program *progs[NR_PROBES] = {
+		obj->progs.wwait_start, obj->progs.wwait_end,
+		obj->progs.rwait_start, obj->progs.rwait_end,
+		obj->progs.dwait_start, obj->progs.dwait_end,
 	};
 	int t, i;
 
 	for (t = 0; t < nr_targets; t++) {
-		for (i = 0; i < 4; i++) {
-			struct bpf_link *link;
-
-			link = bpf_program__attach_usdt(
-				progs[i], env.pid ? env.pid : -1,
-				targets[t].attach_path, "bring", probe_names[i],
-				NULL);
-			if (!link) {
-				int err = -errno;
-
-				die("cannot attach to bring:%s in %s: %s%s",
-				    probe_names[i], targets[t].shown_path,
-				    strerror(-err),
-				    env.verbose ?
-					    "" :
-					    " (-v shows libbpf's reason)");
-			}
-			links[nr_links++] = link;
+		for (i = 0; i < NR_PROBES; i++) {
+			if (attach_one(progs[i], t, i))
+				continue;
+			/* Both of the pair, or neither. */
+			if (i % 2)
+				bpf_link__destroy(links[--nr_links]);
+			if (env.verbose)
+				fprintf(stderr,
+					"bringlat: %s has no durable wait probes (bring < 0.4): not timed\n",
+					targets[t].shown_path);
+			break;
 		}
 	}
 }
@@ -743,7 +763,14 @@ static int read_hists(int fd, bool clear, struct entry **out)
 
 static const char *side_name(enum bringlat_side side)
 {
-	return side == BRINGLAT_WRITER ? "writer" : "reader";
+	switch (side) {
+	case BRINGLAT_WRITER:
+		return "writer";
+	case BRINGLAT_READER:
+		return "reader";
+	default:
+		return "durable";
+	}
 }
 
 static void print_stars(unsigned long long val, unsigned long long val_max,

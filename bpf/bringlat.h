@@ -17,6 +17,7 @@
 enum bringlat_side {
 	BRINGLAT_WRITER = 0, /* write_wait_start -> write_wait_end */
 	BRINGLAT_READER = 1, /* read_wait_start -> read_wait_end */
+	BRINGLAT_DURABLE = 2, /* durable_wait_start -> durable_wait_end */
 };
 
 /*

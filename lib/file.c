@@ -33,6 +33,12 @@
 
 #include "crc32c.h"
 #include "internal.h"
+#include "probes.h"
+
+#if BRING_HAVE_PROBES
+BRING_PROBE_SEMAPHORE(durable_wait_start);
+BRING_PROBE_SEMAPHORE(durable_wait_end);
+#endif
 
 #define FLUSH_MS_DEFAULT 1000
 
@@ -810,7 +816,7 @@ static bool missed_wake(struct bring_hdr *h, uint64_t gen)
  * fill (wait_for_batch()). A sleeper re-checks every FLUSHER_CHECK_MS so
  * that a flusher that died holding the (robust) lock is taken over.
  */
-int file_wait_durable(struct bring *r)
+static int wait_durable(struct bring *r)
 {
 	struct bring_hdr *h = r->hdr;
 	struct evc_ticket ticket = { 0 };
@@ -840,6 +846,17 @@ int file_wait_durable(struct bring *r)
 			add_relaxed(&bring__flush_missed_wakes, 1);
 	}
 	evc_cancel(&h->flush_seq, &ticket);
+	return err;
+}
+
+/* The push waits for its flush, always: traced as a wait (lib/probes.h). */
+int file_wait_durable(struct bring *r)
+{
+	int err;
+
+	BRING_PROBE3(durable_wait_start, r, r->name, 0ULL);
+	err = wait_durable(r);
+	BRING_PROBE4(durable_wait_end, r, r->name, err, 0ULL);
 	return err;
 }
 

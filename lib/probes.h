@@ -12,6 +12,8 @@
  *   write_wait_end  (ring, name, u64 need, int err, u64 id, who)
  *   read_wait_start (ring, name, u64 id, who)
  *   read_wait_end   (ring, name, int err, u64 id, who)
+ *   durable_wait_start(ring, name, u64 id)
+ *   durable_wait_end  (ring, name, int err, u64 id)
  *
  * ring is the process-local handle (struct bring *), name the ring's name
  * (opts.name), need the bytes the writer waits for (payload plus
@@ -23,6 +25,10 @@
  * bring_*_wait_finish() the end, err 0). who is the reader's name for
  * reader waits (char *), NULL for writers. Pair a start with its end by
  * (thread, id). The first arguments are those of bring 0.1.
+ *
+ * durable_wait_* (bring 0.4) wrap the wait of a push to a file ring with
+ * BRING_DURABLE_ALWAYS for its flush (its own fdatasync() or another
+ * writer's, see file_wait_durable()): every such push waits. id is 0.
  *
  * Build with -DBRING_NO_PROBES to compile the probes out.
  */
@@ -41,6 +47,8 @@ extern unsigned short bring_write_wait_start_semaphore;
 extern unsigned short bring_write_wait_end_semaphore;
 extern unsigned short bring_read_wait_start_semaphore;
 extern unsigned short bring_read_wait_end_semaphore;
+extern unsigned short bring_durable_wait_start_semaphore;
+extern unsigned short bring_durable_wait_end_semaphore;
 
 /* The semaphore is written by the kernel behind our back: read it once. */
 #define BRING_PROBE_ENABLED(probe) \

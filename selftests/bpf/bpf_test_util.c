@@ -613,7 +613,8 @@ int tu_parse_text(const char *text, struct tu_hist *h, int max)
 			*comma = '\0';
 			snprintf(cur->ring, sizeof(cur->ring), "%.31s", p);
 			p = comma + 2;
-			snprintf(cur->side, sizeof(cur->side), "%.6s", p);
+			snprintf(cur->side, sizeof(cur->side), "%.*s",
+				 (int)strcspn(p, ", "), p);
 			if (strstr(p, "pid = "))
 				cur->pid = strtoul(strstr(p, "pid = ") + 6,
 						   NULL, 10);

@@ -133,7 +133,7 @@ const char *tu_check_slots(const struct tu_blocker *b, const char *ring,
 #define TU_SLOTS 32
 struct tu_hist {
 	char ring[32];
-	char side[8]; /* "writer" / "reader" */
+	char side[8]; /* "writer", "reader" or "durable" */
 	unsigned int pid; /* with -P / -L */
 	unsigned long long waits, errors;
 	unsigned long long slots[TU_SLOTS];

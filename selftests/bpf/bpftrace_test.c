@@ -26,8 +26,11 @@
 #define DOC_LIB "/usr/local/lib/libbring.so.0"
 #define W_RING "blk_write"
 #define R_RING "blk_read"
-#define BLOCKER_ARGS "-t 2" /* defaults: 6 writer, 10 reader waits */
+#define D_RING "blk_durable"
+/* defaults: 6 writer, 10 reader waits; 2 of each time out; 4 durable pushes */
+#define BLOCKER_ARGS "-t 2 -d 4"
 #define NR_TIMEOUTS 2
+#define NR_DURABLE 4
 #define ETIMEDOUT_NEG "-110"
 
 /* ---- the documentation's one-liners ------------------------------------ */
@@ -346,18 +349,36 @@ static void check_read_hist(struct __test_metadata *_metadata,
 	CHECK_SLOTS(blk, R_RING, "reader", r->slots);
 }
 
+/* @durable_wait_us[ring]: hist, one wait per durable push */
+static void check_durable_hist(struct __test_metadata *_metadata,
+			       const struct tu_blocker *blk,
+			       const struct bt_out *o)
+{
+	const struct bt_entry *d = bt_find(o, "@durable_wait_us", D_RING);
+	unsigned long long sum = 0;
+	int s;
+
+	ASSERT_NE_NULL(d) BT_LOG;
+	EXPECT_TRUE(d->hist) BT_LOG;
+	EXPECT_EQ(1, o->n) BT_LOG;
+	for (s = 0; s < TU_SLOTS; s++)
+		sum += d->slots[s];
+	EXPECT_EQ(NR_DURABLE, sum) BT_LOG;
+	CHECK_SLOTS(blk, D_RING, "durable", d->slots);
+}
+
 /*
  * @wait_us[tid, ring]: hist. The workload's main thread (tid == pid) makes
- * every writer wait and the reader waits that time out; a second thread
- * makes the other reader waits.
+ * every writer wait, the reader waits that time out and the durable
+ * pushes; a second thread makes the other reader waits.
  */
 static void check_per_thread(struct __test_metadata *_metadata,
 			     const struct tu_blocker *blk,
 			     const struct bt_out *o)
 {
 	unsigned long long w[TU_SLOTS] = { 0 }, r[TU_SLOTS] = { 0 };
-	unsigned long long main_reads = 0;
-	int i, s, wkeys = 0, rkeys = 0, other_tid = 0;
+	unsigned long long d[TU_SLOTS] = { 0 }, main_reads = 0;
+	int i, s, wkeys = 0, rkeys = 0, dkeys = 0, other_tid = 0;
 
 	for (i = 0; i < o->n; i++) {
 		const struct bt_entry *e = &o->e[i];
@@ -383,11 +404,18 @@ static void check_per_thread(struct __test_metadata *_metadata,
 				other_tid = tid;
 			for (s = 0; s < TU_SLOTS; s++)
 				r[s] += e->slots[s];
+		} else if (!strcmp(ring, D_RING)) {
+			dkeys++;
+			EXPECT_EQ(blk->pid, tid) BT_LOG;
+			for (s = 0; s < TU_SLOTS; s++)
+				d[s] += e->slots[s];
 		} else {
 			EXPECT_STREQ(W_RING, ring) BT_LOG;
 		}
 	}
 	EXPECT_EQ(1, wkeys) BT_LOG;
+	EXPECT_EQ(1, dkeys) BT_LOG;
+	CHECK_SLOTS(blk, D_RING, "durable", d);
 	EXPECT_EQ(2, rkeys) BT_LOG;
 	EXPECT_NE(0, other_tid) BT_LOG;
 	EXPECT_EQ(NR_TIMEOUTS, main_reads) BT_LOG;
@@ -473,6 +501,7 @@ static const struct {
 	{ "wait-errors", check_errors },
 	{ "need-bytes", check_need },
 	{ "slow-writers", check_slow_writers },
+	{ "durable-wait-hist", check_durable_hist },
 };
 #define NR_CHECKS (int)(sizeof(checks) / sizeof(checks[0]))
 
@@ -533,6 +562,9 @@ FIXTURE_VARIANT_ADD(recipe, need_bytes){
 };
 FIXTURE_VARIANT_ADD(recipe, slow_writers){
 	.name = "slow-writers",
+};
+FIXTURE_VARIANT_ADD(recipe, durable_wait_hist){
+	.name = "durable-wait-hist",
 };
 
 FIXTURE_SETUP(recipe)

@@ -3,7 +3,7 @@
  * bring_blocker - a workload whose waits have known counts and lengths,
  * for the bpf selftests (bringlat, bpftrace recipes).
  *
- *   bring_blocker [-W NAME] [-R NAME] [-w N] [-r N] [-t N]
+ *   bring_blocker [-W NAME] [-R NAME] [-w N] [-r N] [-t N] [-d N]
  *                 [--write-ms MS] [--read-ms MS] [--timeout-ms MS] [-g] [-H]
  *
  * Phase 1, ring -W (default "blk_write"): the writer fills the ring, then
@@ -16,6 +16,10 @@
  * Phase 3 (-t N, default 0): N pushes on the full -W ring and N reads on
  *   the empty -R ring that time out after --timeout-ms (10), ending their
  *   waits with -ETIMEDOUT.
+ * Phase 4 (-d N, default 0): N pushes to "blk_durable", a file ring with
+ *   BRING_DURABLE_ALWAYS, each waiting for its flush; then a line
+ *   "durable ring=blk_durable pushes=N flushes=F" (F: the library's
+ *   fdatasync() count).
  *
  * -g: print "ready PID" and wait for a line on stdin before phase 1, so a
  *     tracer can attach first.
@@ -45,7 +49,7 @@
 #define PAYLOAD 48 /* 16 bytes of framing: 64-byte records tile the ring */
 
 static const char *wname = "blk_write", *rname = "blk_read";
-static int nr_writes = 6, nr_reads = 10, nr_timeouts;
+static int nr_writes = 6, nr_reads = 10, nr_timeouts, nr_durable;
 static int write_ms = 20, read_ms = 5, timeout_ms = 10;
 
 /*
@@ -174,6 +178,41 @@ static void *waiting_reader(void *arg)
 	return NULL;
 }
 
+/* Phase 4: pushes that each wait for their flush, in a file of their own. */
+static void durable_pushes(void)
+{
+	BRING_OPTS(o, .name = "blk_durable",
+		   .durability = BRING_DURABLE_ALWAYS);
+	struct bring_stats st = { .sz = sizeof(st) };
+	char dir[] = "/tmp/bring_blocker.XXXXXX", path[64];
+	char payload[PAYLOAD] = "durable";
+	struct bring *r;
+	int i, err;
+
+	if (!mkdtemp(dir))
+		die("mkdtemp", errno);
+	snprintf(path, sizeof(path), "%s/ring", dir);
+	r = bring_open(path, 65536, &o);
+	if (!r)
+		die("bring_open", errno);
+	for (i = 0; i < nr_durable; i++) {
+		unsigned long long t0 = now_ns();
+
+		err = bring_push(r, payload, sizeof(payload));
+		if (err < 0)
+			die("durable push", -err);
+		record("blk_durable", "durable", t0, 0);
+	}
+	err = bring_get_stats(r, &st);
+	if (err < 0)
+		die("get_stats", -err);
+	printf("durable ring=blk_durable pushes=%d flushes=%llu\n", nr_durable,
+	       (unsigned long long)st.flushes);
+	bring_free(r);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void print_stats(struct bring *r)
 {
 	struct bring_stats st = { .sz = sizeof(st) };
@@ -201,7 +240,7 @@ int main(int argc, char **argv)
 	pthread_t th;
 	int c, i, err, filled = 0;
 
-	while ((c = getopt_long(argc, argv, "W:R:w:r:t:gH", opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "W:R:w:r:t:d:gH", opts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'W':
@@ -218,6 +257,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			nr_timeouts = atoi(optarg);
+			break;
+		case 'd':
+			nr_durable = atoi(optarg);
 			break;
 		case 'g':
 			go = true;
@@ -317,6 +359,9 @@ int main(int argc, char **argv)
 			    err < 0 ? -err : EPROTO);
 		record(rname, "reader", t0, timeout_ms - 1);
 	}
+
+	if (nr_durable > 0)
+		durable_pushes();
 
 	for (i = 0; i < nr_timed; i++)
 		printf("wait ring=%s side=%s us=%llu min_us=%llu\n",

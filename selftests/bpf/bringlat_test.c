@@ -309,6 +309,43 @@ TEST_F_TIMEOUT(trace, pid_text_histograms, 60)
 	EXPECT_EQ(2, r->errors) OUT;
 }
 
+/*
+ * A push to a BRING_DURABLE_ALWAYS file ring waits for its flush: each
+ * one is a "durable" wait of its ring, in the bucket of its length, and
+ * the only waits of the run.
+ */
+TEST_F_TIMEOUT(trace, durable_pushes_wait_for_their_flush, 60)
+{
+	const struct tu_hist *d;
+	char args[64];
+	const char *line;
+	int pushes = 0, flushes = -1;
+
+	ASSERT_EQ(0, tu_blocker_start(&self->blk, "selftests/bpf/bring_blocker",
+				      "-w 0 -r 0 -d 8"));
+	snprintf(args, sizeof(args), "-p %d", self->blk.pid);
+	ASSERT_EQ(0, start_bringlat(&self->bl, args, 0));
+	run_and_collect(_metadata, self);
+
+	line = self->blk.p.buf ? strstr(self->blk.p.buf, "durable ring=") : NULL;
+	ASSERT_NE_NULL(line);
+	ASSERT_EQ(2, sscanf(line, "durable ring=blk_durable pushes=%d flushes=%d",
+			    &pushes, &flushes));
+	EXPECT_EQ(8, pushes);
+	/* Alone, each push flushes once (no group to join). */
+	EXPECT_EQ(8, flushes);
+	EXPECT_EQ(8, tu_blocker_nr_timed(&self->blk, "blk_durable", "durable"));
+
+	ASSERT_EQ(1, self->nh) OUT;
+	d = tu_find_hist(self->h, self->nh, "blk_durable", "durable", 0);
+	ASSERT_NE_NULL(d) OUT;
+	EXPECT_EQ(8, d->waits) OUT;
+	EXPECT_EQ(d->waits, tu_hist_sum(d)) OUT;
+	EXPECT_EQ(0, d->errors) OUT;
+	CHECK_SLOTS(&self->blk, "blk_durable", "durable", d->slots, TU_SLOTS,
+		    1);
+}
+
 struct jsum {
 	unsigned long long count, errors, slots[TU_SLOTS];
 	unsigned long long unit_low[TU_SLOTS];
@@ -609,7 +646,7 @@ static char *run_capture(const char *cmd, int *rc)
  * --pin: with bpffs not mounted (a private mount namespace without it),
  * bringlat mounts it and pins "hists" with BTF; bpftool's JSON dump has
  * named fields holding the same counts as bringlat's output; bpftool perf
- * list shows the four probes; the pin is gone after bringlat exits.
+ * list shows the probes; the pin is gone after bringlat exits.
  */
 TEST_F_TIMEOUT(trace, pin_bpftool_dump, 60)
 {
@@ -681,7 +718,7 @@ TEST_F_TIMEOUT(trace, pin_bpftool_dump, 60)
 	EXPECT_EQ(NR_READS, rcount) OUT;
 	CHECK_SLOTS(&self->blk, R_RING, "reader", rslots, TU_SLOTS, 1);
 
-	/* bpftool perf list: bringlat's four uprobes on the workload */
+	/* bpftool perf list: bringlat's uprobes on the workload */
 	out = run_capture("bpftool -j perf list", &rc);
 	ASSERT_EQ(0, rc);
 	perf = tu_json_parse(out);
@@ -699,8 +736,11 @@ TEST_F_TIMEOUT(trace, pin_bpftool_dump, 60)
 			uprobes++;
 	}
 	tu_json_free(perf);
-	/* Four probes, each at two sites: a blocking call, prepare/finish. */
-	EXPECT_EQ(8, uprobes);
+	/*
+	 * Six probes: the four ring waits at two sites each (a blocking
+	 * call, prepare/finish), the durable wait's two at one each.
+	 */
+	EXPECT_EQ(10, uprobes);
 
 	EXPECT_EQ(0, tu_blocker_end(&self->blk));
 	ASSERT_EQ(0, tu_finish(&self->bl, 15000));
