@@ -81,8 +81,10 @@ int ckpt_open(struct source *src)
 	src->ck = bring_writer_open(src->io->r, name, NULL);
 	if (!src->ck)
 		return -errno;
+	memset(&src->resume, 0, sizeof(src->resume));
 	n = bring_writer_mark(src->ck, &src->resume, sizeof(src->resume));
-	src->has_resume = n == (int)sizeof(src->resume) &&
+	src->has_resume = (n == (int)sizeof(src->resume) ||
+			   n == (int)CKPT_MARK_V3) &&
 			  src->resume.magic == CKPT_MAGIC;
 	if (n > 0 && !src->has_resume && !quiet(src->io))
 		io_log("%s: checkpoint not understood: ignored\n",
@@ -120,8 +122,11 @@ void ckpt_file_opened(struct conn *c)
 	}
 }
 
-/* The mark for a record that ends at file offset @off. */
-static void ckpt_build(struct conn *c, uint64_t off, bool discard,
+/*
+ * The mark for a record that ends at file offset @off, the parser in
+ * state @at there (NULL: at a message's end).
+ */
+static void ckpt_build(struct conn *c, uint64_t off, const struct ckpt_at *at,
 		       struct ckpt_mark *m)
 {
 	uint32_t want = off < CKPT_HEAD ? (uint32_t)off : CKPT_HEAD;
@@ -131,12 +136,17 @@ static void ckpt_build(struct conn *c, uint64_t off, bool discard,
 	    head_hash(c->fd, want, &c->ck_head_hash))
 		c->ck_head_len = want;
 	*m = (struct ckpt_mark){ .magic = CKPT_MAGIC,
-				 .flags = discard ? CKPT_DISCARD : 0,
 				 .dev = c->ck_dev,
 				 .ino = c->ck_ino,
 				 .off = off,
 				 .head_len = c->ck_head_len,
 				 .head_hash = c->ck_head_hash };
+	if (!at)
+		return;
+	m->flags = (at->discard ? CKPT_DISCARD : 0) |
+		   (at->in_line ? CKPT_IN_LINE : 0);
+	m->rest = at->rest;
+	m->skip = at->skip;
 }
 
 /* The file offset the conn has read to (the reads use the fd's offset). */
@@ -156,25 +166,26 @@ int ckpt_commit(struct conn *c, struct bring_resv *resv, size_t len,
 {
 	struct ckpt_mark m;
 
-	ckpt_build(c, read_off(c) - rest, false, &m);
+	ckpt_build(c, read_off(c) - rest, NULL, &m);
 	return bring_writer_commit(c->src->ck, resv, len, &m, sizeof(m));
 }
 
 /*
  * Push staged messages one by one, each with the mark of where it ends:
- * @ends[i] bytes of staging are consumed after message i, and @discard[i]
- * says whether the rest of a line is being skipped then. Returns how
+ * @at[i].end bytes of staging are consumed after message i, and the rest
+ * of @at[i] is the parser's state then (a piece of an oversize message
+ * ends inside it: a restart goes on with the next piece). Returns how
  * many went in, or the error of the first push.
  */
 int ckpt_push(struct conn *c, const struct bring_msg *msgs,
-	      const size_t *ends, const bool *discard, int n, int timeout_ms)
+	      const struct ckpt_at *at, int n, int timeout_ms)
 {
-	uint64_t at = read_off(c) - c->len;
+	uint64_t base = read_off(c) - c->len;
 	struct ckpt_mark m;
 	int i, err;
 
 	for (i = 0; i < n; i++) {
-		ckpt_build(c, at + ends[i], discard[i], &m);
+		ckpt_build(c, base + at[i].end, &at[i], &m);
 		err = bring_writer_push(c->src->ck, msgs[i].data, msgs[i].len,
 					&m, sizeof(m), i ? 0 : timeout_ms);
 		if (err)
@@ -218,7 +229,11 @@ static int resume_at(struct conn *c, const struct ckpt_mark *m)
 		return 0;
 	if (lseek(c->fd, (off_t)m->off, SEEK_SET) < 0)
 		return -errno;
+	/* Inside an oversize message: its next piece, as if never stopped. */
 	c->discard = m->flags & CKPT_DISCARD;
+	c->in_line = m->flags & CKPT_IN_LINE;
+	c->rest = (size_t)m->rest;
+	c->skip = m->skip;
 	return 1;
 }
 

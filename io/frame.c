@@ -553,15 +553,16 @@ static uint64_t msgs_bytes(const struct bring_msg *m, int n)
 static int conn_ckpt_push(struct conn *c, const struct bring_msg *msgs,
 			  const struct pstate *ps, int n, int timeout_ms)
 {
-	size_t ends[IO_PUSH_MSGS];
-	bool discard[IO_PUSH_MSGS];
+	struct ckpt_at at[IO_PUSH_MSGS];
 	int i;
 
-	for (i = 0; i < n; i++) {
-		ends[i] = ps[i].pos;
-		discard[i] = ps[i].discard;
-	}
-	return ckpt_push(c, msgs, ends, discard, n, timeout_ms);
+	for (i = 0; i < n; i++)
+		at[i] = (struct ckpt_at){ .end = ps[i].pos,
+					  .skip = ps[i].skip,
+					  .rest = ps[i].rest,
+					  .discard = ps[i].discard,
+					  .in_line = ps[i].in_line };
+	return ckpt_push(c, msgs, at, n, timeout_ms);
 }
 
 /*

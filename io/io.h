@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <linux/time_types.h>
@@ -120,15 +121,32 @@ struct source;
  */
 struct ckpt_mark {
 	uint32_t magic;
-	uint32_t flags; /* CKPT_DISCARD: the rest of a line is skipped */
+	uint32_t flags; /* CKPT_DISCARD, CKPT_IN_LINE */
 	uint64_t dev;
 	uint64_t ino;
 	uint64_t off; /* just past the last byte in a committed record */
 	uint32_t head_len; /* bytes hashed at the file's start */
 	uint32_t head_hash;
+	/*
+	 * bring 0.4: at @off, the parser is inside an oversize message
+	 * (syslog, u32be): @rest bytes of it still go in as pieces, then
+	 * @skip bytes are skipped. Marks of 0.3 end before these fields
+	 * and are read as 0: at a message's end.
+	 */
+	uint64_t rest;
+	uint64_t skip;
 };
 
-#define CKPT_DISCARD 1U
+#define CKPT_DISCARD 1U /* lines: the rest of an oversize line is skipped */
+#define CKPT_IN_LINE 2U /* syslog: @off is inside a line that was split */
+#define CKPT_MARK_V3 offsetof(struct ckpt_mark, rest) /* bring 0.3's size */
+
+/* Where a pushed message ends in staging, and the parser's state there. */
+struct ckpt_at {
+	size_t end; /* staging bytes consumed after the message */
+	uint64_t skip, rest;
+	bool discard, in_line;
+};
 #define CKPT_HEAD 64 /* bytes of a file's start that identify it */
 
 /* A readable fd feeding the ring: a file, stdin or an accepted socket. */
@@ -408,7 +426,7 @@ void ckpt_file_opened(struct conn *c);
 int ckpt_commit(struct conn *c, struct bring_resv *resv, size_t len,
 		size_t rest);
 int ckpt_push(struct conn *c, const struct bring_msg *msgs,
-	      const size_t *ends, const bool *discard, int n, int timeout_ms);
+	      const struct ckpt_at *at, int n, int timeout_ms);
 int ckpt_resume_file(struct conn *c);
 int ckpt_resume_tail(struct conn *c);
 int ckpt_sink_start(struct sink *s);

@@ -40,7 +40,7 @@ FIXTURE(tail)
 	size_t want_len, want_cap;
 	unsigned int scale; /* 10 under sanitizers */
 	pid_t pid;
-	const char *extra; /* start_ring(): one more option, or NULL */
+	const char *extra, *extra2; /* start_ring(): more options, or NULL */
 };
 
 IO_MODE_VARIANTS(tail);
@@ -596,7 +596,7 @@ static pid_t start_ring(FIXTURE_DATA(tail) *self, const char *tail_from)
 	char ring[PATH_MAX + 16];
 	const char *args[] = { self->mode, "--stats", "-b", ring, "-i",
 			       self->uri, "--tail-from", tail_from, "-o",
-			       self->sink, self->extra, NULL };
+			       self->sink, self->extra, self->extra2, NULL };
 
 	snprintf(ring, sizeof(ring), "file:%s/ring:1M", self->dir);
 	self->pid = spawn(NULL, self->err, args);
@@ -822,6 +822,53 @@ TEST_F(tail, checkpoint_split_lines_come_out_once)
 		if (k < 5)
 			ASSERT_GT(start_ring(self, "start"), 0);
 	}
+	finish(_metadata, self);
+}
+
+/*
+ * An oversize syslog frame (octet counting) goes in as pieces of
+ * --max-msg; bringcat is killed with the first piece in the ring and the
+ * frame's rest not yet written. The checkpoint holds where the parser
+ * was, inside the frame: the restart goes on with the next piece. It
+ * used to parse the frame's middle as a new frame: its bytes came out as
+ * a line of their own, and the frames after it were taken into that
+ * line.
+ */
+/* The file: sink frames what it writes as the source did: "LEN MSG". */
+static void want_frame(FIXTURE_DATA(tail) *self, const char *msg, int len)
+{
+	char hdr[16];
+
+	want_add(self, hdr, snprintf(hdr, sizeof(hdr), "%d ", len));
+	want_add(self, msg, len);
+}
+
+TEST_F(tail, checkpoint_inside_an_oversize_frame_goes_on_with_its_pieces)
+{
+	static const char after[] = "11 frame 2 end";
+	char frame[300];
+	int len, hdr;
+
+	self->extra = "--max-msg=100";
+	self->extra2 = "--framing=syslog";
+	ASSERT_EQ(0, spew(self->log, "", 0));
+	ASSERT_GT(start_ring(self, "start"), 0);
+	ASSERT_TRUE(following(self, 0));
+	/* "249 " and a body of 249 bytes: pieces of 100, 100 and 49. */
+	hdr = snprintf(frame, sizeof(frame), "249 ");
+	memset(frame + hdr, 'x', 249);
+	memcpy(frame + hdr, "frame 1", 7);
+	len = hdr + 249;
+	ASSERT_EQ(0, append(self->log, frame, hdr + 150));
+	want_frame(self, frame + hdr, 100);
+	ASSERT_TRUE(caught_up(self));
+	kill9(self);
+	/* Its rest, then a frame of its own. */
+	ASSERT_EQ(0, append(self->log, frame + hdr + 150, len - hdr - 150));
+	ASSERT_EQ(0, append(self->log, after, strlen(after)));
+	want_frame(self, frame + hdr + 100, 100);
+	want_frame(self, frame + hdr + 200, 49);
+	want_frame(self, after + 3, (int)strlen(after) - 3);
 	finish(_metadata, self);
 }
 
