@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bring.h"
 #include "kselftest_harness.h"
 #include "io_test_util.h"
 
@@ -870,6 +871,66 @@ TEST_F(tail, checkpoint_inside_an_oversize_frame_goes_on_with_its_pieces)
 	want_frame(self, frame + hdr + 200, 49);
 	want_frame(self, after + 3, (int)strlen(after) - 3);
 	finish(_metadata, self);
+}
+
+/* bringcat's checkpoint writer for @uri (io/ckpt.c, writer_name()). */
+static void ckpt_writer_name(const char *uri, char *buf, size_t size)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const char *p;
+
+	if (strlen(uri) + 4 < size) {
+		snprintf(buf, size, "src:%s", uri);
+		return;
+	}
+	for (p = uri; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+	snprintf(buf, size, "src:%016llx", (unsigned long long)h);
+}
+
+/*
+ * A checkpoint of bring 0.3: its mark is 40 bytes, without the parser's
+ * state that 0.4 appends. It is understood, as a mark at a message's
+ * end: the restart goes on from it, nothing is read twice.
+ */
+TEST_F(tail, checkpoint_of_bring_0_3_is_understood)
+{
+	struct {
+		uint32_t magic, flags;
+		uint64_t dev, ino, off;
+		uint32_t head_len, head_hash;
+	} old = { .magic = 0x31435242 /* "BRC1" */ };
+	char ring[PATH_MAX + 16], name[BRING_NAME_MAX];
+	struct bring_writer *w;
+	struct bring *r;
+	struct stat st;
+
+	_Static_assert(sizeof(old) == 40, "bring 0.3's mark");
+	ASSERT_EQ(0, put_lines(self, self->log, 100, 10));
+	ASSERT_GT(start_ring(self, "start"), 0);
+	ASSERT_TRUE(caught_up(self));
+	kill9(self);
+
+	/* What 0.3 would have pushed last: a message and its mark. */
+	ASSERT_EQ(0, stat(self->log, &st));
+	old.dev = st.st_dev;
+	old.ino = st.st_ino;
+	old.off = (uint64_t)st.st_size;
+	snprintf(ring, sizeof(ring), "%s/ring", self->dir);
+	r = bring_open(ring, 0, NULL);
+	ASSERT_NE_NULL(r);
+	ckpt_writer_name(self->uri, name, sizeof(name));
+	w = bring_writer_open(r, name, NULL);
+	ASSERT_NE_NULL(w);
+	ASSERT_EQ(0, bring_writer_push(w, "pushed by 0.3", 13, &old,
+				       sizeof(old), 0));
+	want_add(self, "pushed by 0.3\n", 14);
+	bring_writer_close(w);
+	bring_free(r);
+
+	ASSERT_EQ(0, put_lines(self, self->log, 50, 10));
+	finish(_metadata, self);
+	EXPECT_EQ(0, count_text(self, "checkpoint not understood"));
 }
 
 /*
