@@ -492,10 +492,13 @@ static void discard_range(struct bring *r, uint64_t pos, uint64_t bytes)
 	store_release(&rec->tag, pos ^ r->key);
 }
 
-/* A claim in flight covering @pos, if its writer died: its end. */
+/*
+ * The claim in flight holding @pos, if its writer died: its end (see
+ * intent_pick() for which covering intent that is).
+ */
 static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
 {
-	uint64_t best = 0;
+	uint64_t best_start = 0, best = 0;
 	int i;
 
 	*alive = false;
@@ -513,8 +516,7 @@ static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
 			*alive = true;
 			return 0;
 		}
-		if (!best || start + need < best)
-			best = start + need;
+		intent_pick(pos, start, start + need, &best_start, &best);
 	}
 	return best;
 }
@@ -578,7 +580,7 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 			return true;
 	} else {
 		end = dead_claim_end(r, pos, &alive);
-		if (!end || end - pos < REC_HDR_SIZE)
+		if (!end) /* none, or a live one */
 			return false;
 		/*
 		 * A lap jump starts here: the reader jumps, nothing is to

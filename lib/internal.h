@@ -617,6 +617,32 @@ static inline void file_clear_intent(struct bring_intent *in)
 	store_release(&in->pos, 0);
 }
 
+/*
+ * Which of the intents covering a reader's position @pos describes the
+ * claim @pos lies in (run-time repair and recovery ask the same)? Stale
+ * intents cover it too: a writer killed between its intent and its CAS,
+ * or after losing the CAS. Every intent starts at a value head held, a
+ * boundary between claims, so at or before the start of the claim that
+ * holds @pos: that claim's intent is the one that starts last. Among
+ * several from that head, the shortest is taken (a longer one's rest is
+ * repaired at the next look; taking the longest could swallow a record
+ * behind a shorter real claim). An end less than a header past @pos is
+ * never the claim's (@pos starts a record of it): a hole cut there could
+ * not be given a header. Offer each covering intent [@start, @end);
+ * *@best_start and *@best_end (0: none yet) keep the choice.
+ */
+static inline void intent_pick(uint64_t pos, uint64_t start, uint64_t end,
+			       uint64_t *best_start, uint64_t *best_end)
+{
+	if (end - pos < REC_HDR_SIZE)
+		return;
+	if (!*best_end || start > *best_start ||
+	    (start == *best_start && end < *best_end)) {
+		*best_start = start;
+		*best_end = end;
+	}
+}
+
 /* mark.c */
 uint32_t cursor_crc(const struct bring_cursor *c);
 const struct bring_cursor *cursor_newest(const struct bring_cursor *c);

@@ -167,7 +167,7 @@ static int add_fix(struct scan *s, uint64_t pos, uint64_t bytes,
 static uint64_t hole_end(struct scan *s, uint64_t pos)
 {
 	struct bring_hdr *h = s->r->hdr;
-	uint64_t best = 0;
+	uint64_t best_start = 0, best = 0;
 	int i;
 
 	for (i = 0; i < BRING_INTENTS; i++) {
@@ -177,9 +177,9 @@ static uint64_t hole_end(struct scan *s, uint64_t pos)
 			continue;
 		start &= ~(1ULL << 63);
 		if (pos >= start && pos < start + need &&
-		    start + need <= s->limit && start + need - pos >= 16 &&
-		    !((start | need) & 7) && (!best || start + need < best))
-			best = start + need;
+		    start + need <= s->limit && !((start | need) & 7))
+			intent_pick(pos, start, start + need, &best_start,
+				    &best);
 	}
 	return best;
 }

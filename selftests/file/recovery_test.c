@@ -1081,6 +1081,48 @@ TEST_F(rec, claimed_hole_in_an_intent_is_dropped_at_recovery)
 	bring_free(r);
 }
 
+/*
+ * A stale intent (its writer killed before its CAS, or after losing it)
+ * starts at a head value at or before the dead claim's start and may end
+ * anywhere: here [0, 104) over the dead claim [56, 112). A hole cut at
+ * its end left [104, 112), 8 bytes, no header: the scan lost its way
+ * and refused the file.
+ */
+TEST_F(rec, stale_intent_over_a_claimed_hole_does_not_split_it)
+{
+	static const long want[] = { 0, 2, 3, 4 };
+	struct bring_rec rec;
+	struct bring_hdr *h;
+	struct bring *r;
+	long idx[16];
+	int n, bad = 0;
+
+	ASSERT_EQ(0, make_ring(self->t.path, CAP, 0, 5, LEN));
+	ASSERT_EQ(0, read_rec(self->t.path, CAP, FP, &rec));
+	rec.tag = 0;
+	rec.len_flags = 0;
+	ASSERT_EQ(0, write_rec(self->t.path, CAP, FP, &rec));
+	h = read_hdr(self->t.path);
+	ASSERT_NE_NULL(h);
+	h->intents[0] = (struct bring_intent){ .pos = 0 | INTENT_VALID,
+					       .need = 2 * FP - 8,
+					       .pid = 0x7ffffff0,
+					       .tid = 0x7ffffff0 };
+	h->intents[1] = (struct bring_intent){ .pos = FP | INTENT_VALID,
+					       .need = FP,
+					       .pid = 0x7ffffff1,
+					       .tid = 0x7ffffff1 };
+	ASSERT_EQ(0, write_hdr(self->t.path));
+
+	r = bring_open(self->t.path, 0, NULL);
+	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
+	EXPECT_EQ(0, get_stats(r).damaged);
+	n = drain(bring_default_reader(r), idx, 16, 0, &bad);
+	EXPECT_EQ(0, bad);
+	EXPECT_TRUE(same_list(_metadata, idx, n, want, 4));
+	bring_free(r);
+}
+
 TEST_F(rec, untagged_record_without_an_intent_is_damage)
 {
 	untag_record_1(_metadata, self->t.path);

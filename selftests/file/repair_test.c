@@ -239,6 +239,99 @@ TEST_F(repair, a_dead_intent_over_a_live_claim_repairs_nothing)
 	EXPECT_EQ(0, hit) TH_LOG("%u of %u live records overwritten", hit, n);
 }
 
+/*
+ * Stale intents next to a dead claim. A writer killed between its intent
+ * and its CAS (or after losing the CAS) leaves an intent that starts at
+ * a value head held and covers whatever others claimed there later. Its
+ * end, not the dead claim's, must not decide where the repair ends:
+ * cut at it, the claim's rest can be 8 bytes, too short for a header,
+ * and readers stand in front of it for good.
+ */
+static void plant_intent(struct bring *r, int slot, pid_t dead, uint64_t pos,
+			 uint64_t need)
+{
+	struct bring_intent *in = &r->hdr->intents[slot];
+
+	in->pid = dead;
+	in->tid = dead;
+	in->need = need;
+	__atomic_store_n(&in->pos, pos | INTENT_VALID, __ATOMIC_RELEASE);
+}
+
+/* Claimed bytes up to @head (nothing tagged in them), as the writers did. */
+static void claim_to(struct bring *r, uint64_t head)
+{
+	__atomic_store_n(&r->hdr->head, head, __ATOMIC_RELEASE);
+}
+
+/* The record at @pos is a DISCARD record of @fp bytes, correctly made. */
+static void check_discard(struct __test_metadata *_metadata, struct bring *r,
+			  uint64_t pos, uint64_t fp)
+{
+	struct bring_rec *rec = rec_at(r, pos);
+	uint32_t lf = word_lf(rec->word);
+
+	ASSERT_TRUE(tag_matches(rec->tag, pos, r->key));
+	EXPECT_EQ(REC_DISCARD, lf & ~REC_LEN_MASK);
+	EXPECT_EQ(fp, rec_footprint(lf, rec->tag));
+	EXPECT_EQ(rec_crc(rec->tag, lf, NULL, 0), word_crc(rec->word));
+}
+
+/*
+ * Head went 48 -> 72 in a claim whose intent remained (its writer died
+ * before the CAS, or lost it); another writer claimed [48, 64), a third
+ * [64, 128) and died before tagging it. The stale intent ends 8 bytes
+ * into the dead claim: no record can end there.
+ */
+TEST_F(repair, a_stale_intent_ending_inside_a_header_is_passed_over)
+{
+	pid_t dead = dead_pid();
+
+	ASSERT_GT(dead, 0);
+	plant_intent(self->r, 62, dead, 48, 24);
+	plant_intent(self->r, 63, dead, 64, 64);
+	claim_to(self->r, 128);
+	EXPECT_TRUE(file_repair_stuck(self->r, 64))
+		TH_LOG("the reader stays in front of the dead claim");
+	check_discard(_metadata, self->r, 64, 64);
+}
+
+/*
+ * The stale intent [8, 96) covers most of the dead claim [64, 104):
+ * a repair to its end left [96, 104), 8 bytes no header fits in.
+ */
+TEST_F(repair, a_stale_intent_does_not_split_a_dead_claim)
+{
+	pid_t dead = dead_pid();
+
+	ASSERT_GT(dead, 0);
+	plant_intent(self->r, 62, dead, 8, 88);
+	plant_intent(self->r, 63, dead, 64, 40);
+	claim_to(self->r, 160);
+	ASSERT_TRUE(file_repair_stuck(self->r, 64));
+	check_discard(_metadata, self->r, 64, 40);
+	EXPECT_FALSE(tag_matches(rec_at(self->r, 96)->tag, 96, self->r->key));
+}
+
+/*
+ * Two attempts from the same head, both dead: the shorter one, whose
+ * CAS may be the one that succeeded, is repaired first; the longer one's
+ * rest after it is a claim of its own at the next look.
+ */
+TEST_F(repair, two_dead_intents_from_one_head_are_repaired_in_turn)
+{
+	pid_t dead = dead_pid();
+
+	ASSERT_GT(dead, 0);
+	plant_intent(self->r, 62, dead, 64, 80);
+	plant_intent(self->r, 63, dead, 64, 32);
+	claim_to(self->r, 144);
+	ASSERT_TRUE(file_repair_stuck(self->r, 64));
+	check_discard(_metadata, self->r, 64, 32);
+	ASSERT_TRUE(file_repair_stuck(self->r, 96));
+	check_discard(_metadata, self->r, 96, 48);
+}
+
 /* ------------------------------------------------------------------ */
 
 struct contender {
