@@ -276,6 +276,7 @@ static void intent_fork_child(void)
 			close(r->lock_fd);
 			r->lock_fd = -1;
 			r->own_slots = 0;
+			r->orphan_slots = 0;
 		}
 	}
 	for (i = 0; i < TLS_INTENTS; i++)
@@ -299,23 +300,90 @@ __attribute__((constructor)) static void intent_fork_init(void)
 		       intent_fork_child);
 }
 
+/* Under registry_lock: unlock slot @slot, then let our threads take it. */
+static void slot_give_back(struct bring *r, unsigned int slot)
+{
+	int fd = load_acquire(&r->lock_fd);
+	struct flock fl;
+
+	store_release(&r->hdr->intents[slot].tid, 0);
+	if (fd >= 0)
+		slot_lock(fd, F_UNLCK, F_OFD_SETLK, slot, &fl);
+	__atomic_fetch_and(&r->own_slots, ~(1ULL << slot), __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Reservations open through a slot (bring_reserve() until its commit or
+ * abort, in any thread). The slot's lock is what says that the writer of
+ * a BUSY record naming the slot lives: given back while a reservation
+ * is open, a stuck reader would take the live reservation for a dead
+ * writer's and discard it, and its commit would fail. So a thread that
+ * gives its slot up (its cache of slots is full, it exits) with
+ * reservations open leaves it *orphaned*: lock and own_slots bit kept,
+ * until the commit or abort of the last one gives it back.
+ */
+void file_resv_open(struct bring *r, uint64_t pos)
+{
+	uint32_t mark = word_crc(load_relaxed(&rec_at(r, pos)->word));
+
+	fetch_add(&r->slot_resv[mark & (BRING_INTENTS - 1)], 1);
+}
+
+/*
+ * Dekker pair with file_resv_close(), all seq_cst: we set the orphan
+ * bit, then look at the count; the closer drops the count, then looks at
+ * the bit. Either we see no reservation open, or the closer sees the
+ * bit; whoever clears the bit (fetch_and) gives the slot back, once.
+ * True: orphaned, not to be given back now.
+ */
+static bool slot_orphan(struct bring *r, unsigned int slot)
+{
+	uint64_t bit = 1ULL << slot;
+
+	if (!__atomic_load_n(&r->slot_resv[slot], __ATOMIC_SEQ_CST))
+		return false;
+	fetch_or(&r->orphan_slots, bit);
+	if (__atomic_load_n(&r->slot_resv[slot], __ATOMIC_SEQ_CST))
+		return true;
+	return !(__atomic_fetch_and(&r->orphan_slots, ~bit, __ATOMIC_SEQ_CST) &
+		 bit);
+}
+
+/* A reservation whose BUSY @mark named its slot was committed or aborted. */
+void file_resv_close(struct bring *r, uint32_t mark)
+{
+	unsigned int slot = mark & (BRING_INTENTS - 1);
+	uint32_t n = __atomic_load_n(&r->slot_resv[slot], __ATOMIC_RELAXED);
+	uint64_t bit = 1ULL << slot;
+
+	/* Never below 0: a fork child may commit its parent's reservation. */
+	do {
+		if (!n)
+			return;
+	} while (!__atomic_compare_exchange_n(&r->slot_resv[slot], &n, n - 1,
+					      false, __ATOMIC_SEQ_CST,
+					      __ATOMIC_RELAXED));
+	/* Pairs with slot_orphan(): count dropped, then the bit looked at. */
+	if (n == 1 && (__atomic_load_n(&r->orphan_slots, __ATOMIC_SEQ_CST) & bit) &&
+	    (__atomic_fetch_and(&r->orphan_slots, ~bit, __ATOMIC_SEQ_CST) & bit)) {
+		pthread_mutex_lock(&registry_lock);
+		slot_give_back(r, slot);
+		pthread_mutex_unlock(&registry_lock);
+	}
+}
+
 /* Give back one cached slot, if its ring is still open. */
 static void intent_release(struct tls_intent *t)
 {
 	struct bring *r;
-	struct flock fl;
 
 	pthread_mutex_lock(&registry_lock);
 	r = registry_find(t->open_id);
 	if (t->in && r && !(load_relaxed(&t->in->pos) & INTENT_VALID)) {
 		unsigned int slot = (unsigned int)(t->in - r->hdr->intents);
-		int fd = load_acquire(&r->lock_fd);
 
-		store_release(&t->in->tid, 0);
-		if (fd >= 0)
-			slot_lock(fd, F_UNLCK, F_OFD_SETLK, slot, &fl);
-		__atomic_fetch_and(&r->own_slots, ~(1ULL << slot),
-				   __ATOMIC_SEQ_CST);
+		if (!slot_orphan(r, slot))
+			slot_give_back(r, slot);
 	}
 	pthread_mutex_unlock(&registry_lock);
 	t->in = NULL;

@@ -343,6 +343,9 @@ struct bring {
 	int fd; /* -1 for memory rings */
 	int lock_fd; /* intent slot locks of this process, -1: none yet */
 	uint64_t own_slots; /* intent slots this handle's threads own */
+	/* bring_reserve()s open through each slot (file.c, file_resv_open()) */
+	uint32_t slot_resv[BRING_INTENTS];
+	uint64_t orphan_slots; /* given up by their thread, reservations open */
 	bool file;
 	bool skip_damaged;
 	bool verify_crc; /* BRING_VERIFY_CRC */
@@ -585,6 +588,8 @@ void file_save_cursor(struct bring_slot *sl, uint64_t pos);
 uint32_t file_busy_mark(struct bring *r);
 struct bring_intent *file_intent_slot(struct bring *r);
 bool file_repair_stuck(struct bring *r, uint64_t pos);
+void file_resv_open(struct bring *r, uint64_t pos);
+void file_resv_close(struct bring *r, uint32_t mark);
 int file_load_cursor(const struct bring_slot *sl, uint64_t *pos);
 
 /* A failed flush poisoned the ring: -EIO for good (memory rings: 0). */

@@ -923,6 +923,8 @@ int bring_reserve(struct bring *r, size_t len, struct bring_resv *resv,
 	err = ring_reserve(r, len, timeout_ms, &pos);
 	if (err)
 		return err;
+	if (r->file)
+		file_resv_open(r, pos); /* its writer lives until it ends */
 	resv->data = rec_at(r, pos) + 1;
 	resv->len = len;
 	resv->seq = pos;
@@ -994,9 +996,11 @@ int ring_commit(struct bring *r, struct bring_resv *resv, size_t len,
 		const struct mark_stage *ms)
 {
 	struct bring_rec *rec = resv_record(r, resv);
+	uint32_t mark;
 
 	if (!rec || len > resv->len)
 		return -EINVAL;
+	mark = word_crc(load_relaxed(&rec->word)); /* BUSY: its writer */
 	split_reservation(r, resv->__priv[0], resv->len, len);
 	if (len < resv->len)
 		uncount(r, 0, resv->len - len);
@@ -1006,6 +1010,8 @@ int ring_commit(struct bring *r, struct bring_resv *resv, size_t len,
 		cursor_store(ms->saved, resv->__priv[0], ms->mark,
 			     ms->mark_len);
 	commit_record(r, rec, (uint32_t)len);
+	if (r->file)
+		file_resv_close(r, mark); /* after the commit: never repaired */
 	ring_wake_readers(r);
 	return file_after_commit(r);
 }
@@ -1022,12 +1028,16 @@ int ring_commit(struct bring *r, struct bring_resv *resv, size_t len,
 int bring_abort(struct bring *r, struct bring_resv *resv)
 {
 	struct bring_rec *rec = resv_record(r, resv);
+	uint32_t mark;
 
 	if (!rec)
 		return -EINVAL;
+	mark = word_crc(load_relaxed(&rec->word)); /* BUSY: its writer */
 	uncount(r, 1, resv->len);
 	resv->__priv[1] = 0;
 	commit_record(r, rec, (uint32_t)resv->len | REC_DISCARD);
+	if (r->file)
+		file_resv_close(r, mark);
 	/* A reader may sleep on this record: let it skip it. */
 	ring_wake_readers(r);
 	return 0;

@@ -332,6 +332,96 @@ TEST_F(repair, two_dead_intents_from_one_head_are_repaired_in_turn)
 	check_discard(_metadata, self->r, 96, 48);
 }
 
+/*
+ * A thread caches its intent slot for a few rings and gives the oldest
+ * back when it writes to one more. The slot's lock is what says that the
+ * writer of a BUSY record lives: given back while a reservation made
+ * through it is open, a stuck reader took the live reservation for a
+ * dead writer's and discarded it; the commit that followed was lost.
+ */
+TEST(an_open_reservation_keeps_its_writer_alive)
+{
+	BRING_OPTS(opts, .flags = BRING_NO_DEFAULT_READER);
+	char path[8][64];
+	struct bring *r[8];
+	struct bring_reader *rd;
+	struct bring_resv resv;
+	struct bring_msg msg;
+	struct bring_rec *rec;
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		snprintf(path[i], sizeof(path[i]), "/tmp/repair_test_evict.%d.%d",
+			 getpid(), i);
+		unlink(path[i]);
+		r[i] = bring_open(path[i], 4096, &opts);
+		ASSERT_NE_NULL(r[i]);
+	}
+	rd = bring_reader_open(r[0], "rd");
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, bring_reserve(r[0], 8, &resv, 0));
+	memcpy(resv.data, "reserved", 8);
+	/* More rings than a thread caches slots for. */
+	for (i = 1; i < 8; i++)
+		ASSERT_EQ(0, bring_push(r[i], "x", 1));
+	rec = rec_at(r[0], resv.seq);
+	EXPECT_FALSE(file_repair_stuck(r[0], resv.seq));
+	EXPECT_TRUE(word_lf(rec->word) & REC_BUSY)
+		TH_LOG("a live reservation was repaired: %#llx",
+		       (unsigned long long)rec->word);
+	ASSERT_EQ(0, bring_commit(r[0], &resv, 8));
+	/* The last open reservation gave the orphaned slot back. */
+	EXPECT_EQ(0, r[0]->own_slots);
+	EXPECT_EQ(0, r[0]->orphan_slots);
+	ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+	EXPECT_EQ(8, msg.len);
+	EXPECT_EQ(0, memcmp(msg.data, "reserved", 8));
+	/* The next claim in r[0] still works (a slot is taken again). */
+	ASSERT_EQ(0, bring_reader_shift(rd));
+	ASSERT_EQ(0, bring_push(r[0], "y", 1));
+	ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+	EXPECT_EQ(1, msg.len);
+	bring_reader_close(rd);
+	for (i = 0; i < 8; i++) {
+		bring_free(r[i]);
+		unlink(path[i]);
+	}
+}
+
+static void *reserve_and_exit(void *arg)
+{
+	struct bring_resv *resv = arg;
+	struct bring *r = (struct bring *)resv->data;
+
+	if (bring_reserve(r, 16, resv, 0))
+		resv->data = NULL;
+	return NULL;
+}
+
+/*
+ * A thread that exits gives its slot back; a reservation it made and
+ * another thread commits keeps the slot, and so its writer, alive.
+ */
+TEST_F(repair, a_reservation_outlives_its_thread)
+{
+	struct bring_resv resv = { .data = self->r };
+	struct bring_reader *rd = bring_reader_open(self->r, "rd");
+	struct bring_msg msg;
+	pthread_t t;
+
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(0, pthread_create(&t, NULL, reserve_and_exit, &resv));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_NE_NULL(resv.data);
+	EXPECT_FALSE(file_repair_stuck(self->r, resv.seq));
+	memset(resv.data, 7, 16);
+	ASSERT_EQ(0, bring_commit(self->r, &resv, 16));
+	EXPECT_EQ(0, self->r->own_slots);
+	ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+	EXPECT_EQ(16, msg.len);
+	bring_reader_close(rd);
+}
+
 /* ------------------------------------------------------------------ */
 
 struct contender {
