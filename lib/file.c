@@ -637,7 +637,7 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		ring_lock(r);
 		ok = load_acquire(&rec->word) == word;
 		if (ok)
-			mark_revoke_dead(r, pos, (int32_t)word_crc(word));
+			mark_revoke_dead(r, pos);
 		ok = ok && __atomic_compare_exchange_n(
 			&rec->word, &word,
 			rec_word(lf, rec_crc(load_relaxed(&rec->tag), lf, NULL,

@@ -656,7 +656,7 @@ void cursor_settle(struct bring_cursor *c);
 int cursor_copy_mark(const struct bring_cursor *c, void *buf, size_t size);
 void cursor_store(struct bring_cursor *c, uint64_t pos, const void *mark,
 		  uint32_t mark_len);
-void mark_revoke_dead(struct bring *r, uint64_t pos, int32_t pid);
+void mark_revoke_dead(struct bring *r, uint64_t pos);
 int mark_check(const void *mark, size_t mark_len);
 bool mark_pid_alive(int32_t pid);
 

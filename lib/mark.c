@@ -163,12 +163,16 @@ bool mark_pid_alive(int32_t pid)
 }
 
 /*
- * Under the ring lock, before the BUSY record at @pos of dead process
- * @pid becomes DISCARD: revoke the generation that names it. Slots held
- * by live processes are skipped (their owner writes them, and none of
- * them wrote @pos).
+ * Under the ring lock, before the BUSY record at @pos of a dead writer
+ * becomes DISCARD: revoke the generation that names it. Positions are
+ * never reused, so only that writer ever named @pos, and its slot is
+ * found by the position alone. Not by the slot's owner pid: the pid may
+ * have been reused since, or belong to another PID namespace, and look
+ * alive (before 2026-12 such slots were skipped and kept a mark whose
+ * record was discarded; repair_test
+ * a_dead_named_writers_mark_is_revoked_whatever_its_pid_names).
  */
-void mark_revoke_dead(struct bring *r, uint64_t pos, int32_t pid)
+void mark_revoke_dead(struct bring *r, uint64_t pos)
 {
 	struct bring_hdr *h = r->hdr;
 	int i;
@@ -176,10 +180,8 @@ void mark_revoke_dead(struct bring *r, uint64_t pos, int32_t pid)
 	for (i = 0; i < BRING_WRITERS_MAX; i++) {
 		struct bring_wslot *ws = &h->wslots[i];
 		const struct bring_cursor *c;
-		int32_t owner = ws->owner;
 
-		if (ws->state != SLOT_ACTIVE ||
-		    (owner && owner != pid && mark_pid_alive(owner)))
+		if (ws->state != SLOT_ACTIVE)
 			continue;
 		c = cursor_newest(ws->saved);
 		if (c && c->pos == pos)

@@ -422,6 +422,49 @@ TEST_F(repair, a_reservation_outlives_its_thread)
 	bring_reader_close(rd);
 }
 
+/*
+ * A named writer died between storing the mark of its record and the
+ * commit. The repair revokes that mark before the record becomes
+ * DISCARD, whatever the writer slot's owner pid now names: the pid may
+ * have been reused, and a writer in another PID namespace stored a pid
+ * that names some other process here (pid 1 stands for both). Left in
+ * place, the mark named a record no reader ever gets, and the source
+ * resumed after a line the ring never held.
+ */
+TEST_F(repair, a_dead_named_writers_mark_is_revoked_whatever_its_pid_names)
+{
+	struct bring_writer *w = bring_writer_open(self->r, "src", NULL);
+	const struct bring_cursor *c;
+	struct bring_wslot *ws = NULL;
+	struct bring_resv resv;
+	struct bring_rec *rec;
+	uint64_t word;
+	int i;
+
+	ASSERT_NE_NULL(w);
+	for (i = 0; i < BRING_WRITERS_MAX; i++)
+		if (!strcmp(self->r->hdr->wslots[i].name, "src"))
+			ws = &self->r->hdr->wslots[i];
+	ASSERT_NE_NULL(ws);
+	ASSERT_EQ(0, bring_reserve(self->r, 8, &resv, 0));
+	/* What bring_writer_commit() stores just before the commit. */
+	cursor_store(ws->saved, resv.seq, "m1", 2);
+	/* The record names another owner of its slot: a gone writer. */
+	rec = rec_at(self->r, resv.seq);
+	word = rec->word;
+	__atomic_store_n(&rec->word,
+			 rec_word(word_lf(word), word_crc(word) ^ BRING_INTENTS),
+			 __ATOMIC_RELEASE);
+	ws->owner = 1;
+	ASSERT_TRUE(file_repair_stuck(self->r, resv.seq));
+	ASSERT_TRUE(word_lf(rec->word) & REC_DISCARD);
+	c = cursor_newest(ws->saved);
+	EXPECT_TRUE(!c || c->pos != resv.seq)
+		TH_LOG("the mark names the discarded record at %llu",
+		       (unsigned long long)resv.seq);
+	bring_writer_close(w);
+}
+
 /* ------------------------------------------------------------------ */
 
 struct contender {
