@@ -104,6 +104,25 @@ static int new_slot(struct bring *r, const char *name)
 	return i;
 }
 
+/*
+ * A shift stores the saved generation (position and mark), then the live
+ * cursor (reader_publish_mark()). An owner killed in between left the
+ * saved one a shift ahead, with the mark of that shift: resume there, as
+ * recovery would, so that the position and the mark bring_reader_mark()
+ * returns are those of one shift. Under the lock; a cursor only grows,
+ * so writers reading it without the lock see an older one or this.
+ */
+static void slot_resume_saved(struct bring *r, struct bring_slot *sl)
+{
+	const struct bring_cursor *c = cursor_newest(sl->saved);
+
+	/* Acquire: pairs with the claim CAS; no cursor goes past head. */
+	if (c && c->pos > load_relaxed(&sl->pos) &&
+	    c->pos <= head_pos(load_acquire(&r->hdr->head)))
+		/* Pairs with the acquire load in ring_min_reader_pos(). */
+		store_release(&sl->pos, c->pos);
+}
+
 struct bring_reader *reader_attach(struct bring *r, const char *name,
 				   int *err)
 {
@@ -126,6 +145,8 @@ struct bring_reader *reader_attach(struct bring *r, const char *name,
 		h->slots[i].owner = getpid();
 		/* A save torn by a dead owner is never taken for the newest. */
 		cursor_settle(h->slots[i].saved);
+		if (r->file)
+			slot_resume_saved(r, &h->slots[i]);
 		slot_touch(&h->slots[i]);
 	}
 	ring_unlock(r);

@@ -11,11 +11,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "bring.h"
 #include "internal.h"
@@ -463,6 +465,49 @@ TEST_F(repair, a_dead_named_writers_mark_is_revoked_whatever_its_pid_names)
 		TH_LOG("the mark names the discarded record at %llu",
 		       (unsigned long long)resv.seq);
 	bring_writer_close(w);
+}
+
+/*
+ * A shift stores the saved cursor generation (position and mark), then
+ * the live cursor. A reader killed in between leaves the saved one a
+ * shift ahead; the process that takes the reader over while others keep
+ * the file open (no recovery) resumed at the live one, with the saved
+ * generation's mark: the sink's output already held the message it got
+ * again, a duplicate.
+ */
+TEST_F(repair, a_reader_killed_inside_its_shift_resumes_with_its_mark)
+{
+	struct bring_reader *rd;
+	struct bring_msg msg;
+	char mark[8] = { 0 };
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(0, bring_push(self->r, "message0", 8));
+	ASSERT_EQ(0, bring_push(self->r, "message1", 8));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		rd = bring_reader_open(self->r, "sink");
+		if (!rd || bring_reader_next(rd, &msg, 0) || msg.len != 8)
+			_exit(1);
+		/* bring_reader_shift_mark()'s first store, then killed. */
+		cursor_store(rd->slot->saved, msg.seq + rec_footprint_len(8),
+			     "out+8", 5);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSIGNALED(status));
+	rd = bring_reader_open(self->r, "sink");
+	ASSERT_NE_NULL(rd);
+	ASSERT_EQ(5, bring_reader_mark(rd, mark, sizeof(mark)));
+	EXPECT_STREQ("out+8", mark);
+	ASSERT_EQ(0, bring_reader_next(rd, &msg, 0));
+	EXPECT_EQ(0, memcmp(msg.data, "message1", 8))
+		TH_LOG("got %.8s again after the mark that counts it",
+		       (const char *)msg.data);
+	bring_reader_close(rd);
 }
 
 /* ------------------------------------------------------------------ */
