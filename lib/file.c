@@ -589,12 +589,93 @@ static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
 	return best;
 }
 
+/*
+ * The record at @pos is tagged: if BUSY and its writer dead, make it
+ * DISCARD. Returns -1 when its writer lives, 1 when it was repaired
+ * here, 0 when there is nothing to wait for (committed, or repaired by
+ * another).
+ */
+static int repair_busy(struct bring *r, uint64_t pos)
+{
+	struct bring_rec *rec = rec_at(r, pos);
+	uint64_t word, tag;
+	uint32_t lf;
+	bool ok;
+
+	/*
+	 * One load gives the BUSY bit and, while BUSY, the writer's mark:
+	 * a checksum stored by a racing commit is never taken for a mark.
+	 */
+	word = load_acquire(&rec->word);
+	lf = word_lf(word);
+	if (!(lf & REC_BUSY))
+		return 0;
+	if (mark_alive(r, word_crc(word)))
+		return -1;
+	/*
+	 * Its writer died between claim and commit: skip it, length and
+	 * checksum in one CAS. A repairer dying before the CAS leaves a
+	 * BUSY record, which recovery drops all the same. The whole
+	 * reservation is skipped: with the slack bit (a short commit's 8
+	 * spare bytes, set before the commit that never came) the DISCARD
+	 * record's length is 8 less, and the bit, counted by
+	 * rec_footprint(), makes up for it. The tag is never stored to: a
+	 * repair that runs late (its caller not standing at the record, so
+	 * not holding its bytes: a named writer's takeover) would clear the
+	 * bit of the next lap's record there; the CAS below fails instead.
+	 */
+	tag = load_relaxed(&rec->tag);
+	lf = ((lf & REC_LEN_MASK) - (tag & TAG_SLACK8 ? 8 : 0)) | REC_DISCARD;
+	/*
+	 * A named writer's mark staged for this record is revoked first,
+	 * under the lock that serialises repairers (see lib/mark.c): a
+	 * record is never skipped while a mark still names it.
+	 */
+	ring_lock(r);
+	ok = load_acquire(&rec->word) == word;
+	if (ok)
+		mark_revoke_dead(r, pos);
+	/* Release: pairs with the acquire load of the word by readers. */
+	ok = ok && __atomic_compare_exchange_n(
+			   &rec->word, &word,
+			   rec_word(lf, rec_crc(tag, lf, NULL, 0)), false,
+			   __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	ring_unlock(r);
+	return ok;
+}
+
+static void repaired_wake_readers(struct bring *r)
+{
+	if (evc_sleepers(&r->hdr->data_seq))
+		ring_signal(r, &r->hdr->data_seq);
+}
+
+/*
+ * For a named writer's takeover, which stands at no cursor: the BUSY
+ * record of its dead holder at @pos, if it is still there. Never a
+ * hole: by the time we look, readers may have repaired and passed the
+ * record and writers reused its bytes, which no reader then holds; a
+ * stale dead intent covering @pos would have a DISCARD header written
+ * over the next lap's record.
+ */
+void file_repair_busy(struct bring *r, uint64_t pos)
+{
+	/* Pairs with the release store of the tag (put_busy_header()). */
+	if (tag_matches(load_acquire(&rec_at(r, pos)->tag), pos, r->key) &&
+	    repair_busy(r, pos) > 0)
+		repaired_wake_readers(r);
+}
+
+/*
+ * A reader stuck at @pos, its own cursor: the bytes there are not reused
+ * while it stands there.
+ */
 bool file_repair_stuck(struct bring *r, uint64_t pos)
 {
 	struct bring_rec *rec = rec_at(r, pos);
-	uint64_t word, end;
-	uint32_t lf;
-	bool alive, ok;
+	uint64_t end;
+	bool alive;
+	int ret;
 
 	/*
 	 * Only claimed bytes are repaired: nobody may write a header where
@@ -605,47 +686,9 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 	if (pos >= head_pos(load_acquire(&r->hdr->head)))
 		return false;
 	if (tag_matches(load_acquire(&rec->tag), pos, r->key)) {
-		/*
-		 * One load gives the BUSY bit and, while BUSY, the writer's
-		 * pid: a checksum stored by a racing commit is never taken
-		 * for a pid.
-		 */
-		word = load_acquire(&rec->word);
-		lf = word_lf(word);
-		if (!(lf & REC_BUSY))
-			return true;
-		if (mark_alive(r, word_crc(word)))
-			return false;
-		/* Slack counts once committed: the reserved length covers it. */
-		if (load_relaxed(&rec->tag) & TAG_SLACK8)
-			store_relaxed(&rec->tag,
-				      load_relaxed(&rec->tag) & ~TAG_SLACK8);
-		/*
-		 * Its writer died between claim and commit: skip it, length
-		 * and checksum in one CAS. A repairer dying before the CAS
-		 * leaves a BUSY record, which recovery drops all the same.
-		 * Release: the tag's slack bit before the commit word, as
-		 * commit_record() orders it.
-		 */
-		lf = (lf & ~REC_BUSY) | REC_DISCARD;
-		/*
-		 * A named writer's mark staged for this record is revoked
-		 * first, under the lock that serialises repairers (see
-		 * lib/mark.c): a record is never skipped while a mark
-		 * still names it.
-		 */
-		ring_lock(r);
-		ok = load_acquire(&rec->word) == word;
-		if (ok)
-			mark_revoke_dead(r, pos);
-		ok = ok && __atomic_compare_exchange_n(
-			&rec->word, &word,
-			rec_word(lf, rec_crc(load_relaxed(&rec->tag), lf, NULL,
-					     0)),
-			false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
-		ring_unlock(r);
-		if (!ok)
-			return true;
+		ret = repair_busy(r, pos);
+		if (ret <= 0)
+			return !ret;
 	} else {
 		end = dead_claim_end(r, pos, &alive);
 		if (!end) /* none, or a live one */
@@ -674,8 +717,7 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		/* Claimed, never tagged: the writer died in between. */
 		discard_range(r, pos, end - pos);
 	}
-	if (evc_sleepers(&r->hdr->data_seq))
-		ring_signal(r, &r->hdr->data_seq);
+	repaired_wake_readers(r);
 	return true;
 }
 

@@ -588,6 +588,7 @@ void file_save_cursor(struct bring_slot *sl, uint64_t pos);
 uint32_t file_busy_mark(struct bring *r);
 struct bring_intent *file_intent_slot(struct bring *r);
 bool file_repair_stuck(struct bring *r, uint64_t pos);
+void file_repair_busy(struct bring *r, uint64_t pos);
 void file_resv_open(struct bring *r, uint64_t pos);
 void file_resv_close(struct bring *r, uint32_t mark);
 int file_load_cursor(const struct bring_slot *sl, uint64_t *pos);

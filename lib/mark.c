@@ -253,7 +253,7 @@ static void settle_last_record(struct bring *r, const char *name)
 	}
 	ring_unlock(r);
 	if (busy)
-		file_repair_stuck(r, pos);
+		file_repair_busy(r, pos);
 }
 
 /* Take slot @name for this process: its index, -EBUSY or -ENOSPC. */

@@ -510,6 +510,160 @@ TEST_F(repair, a_reader_killed_inside_its_shift_resumes_with_its_mark)
 	bring_reader_close(rd);
 }
 
+/*
+ * A repair that is not made by a reader standing at the record (a named
+ * writer's takeover settles the last record of the dead holder) is not
+ * protected by its own cursor: while it runs, another reader may repair
+ * the record, every reader pass it and writers lap over its bytes. Its
+ * stores must then fail, not land on the next lap's record. Emulated:
+ * a dead writer's BUSY record with the slack bit, then, while the
+ * repairer is at it, the committed record of the next lap at the same
+ * bytes, also with its slack bit. The repair used to clear the slack bit
+ * with a plain store before its CAS: the new record lost 8 bytes of its
+ * footprint, and readers lost their way behind it.
+ */
+TEST_F(repair, a_late_repair_never_changes_the_next_laps_record)
+{
+	unsigned int i, spin, n = rounds(20000), hit = 0;
+	struct bring *r = self->r;
+	uint64_t pos = 4096, cap = r->capacity, calls, tag, word;
+	struct bring_rec *rec = rec_at(r, pos);
+	struct race x = { .r = r };
+	pthread_t t;
+
+	claim_to(r, pos + cap + 4096);
+	/* Alone, the repair skips the whole reservation, slack included. */
+	rec->word = rec_word(24 | REC_BUSY, 63);
+	__atomic_store_n(&rec->tag, (pos ^ r->key) | TAG_SLACK8,
+			 __ATOMIC_RELEASE);
+	ASSERT_TRUE(file_repair_stuck(r, pos));
+	check_discard(_metadata, r, pos, rec_footprint_len(24));
+	ASSERT_EQ(0, pthread_create(&t, NULL, repairer, &x));
+	tag = ((pos + cap) ^ r->key) | TAG_SLACK8;
+	word = rec_word(24, rec_crc(tag, 24, NULL, 0));
+	for (i = 1; i <= n; i++) {
+		/* Slot 63, generation 0: nobody holds its lock. */
+		__atomic_store_n(&rec->word, rec_word(24 | REC_BUSY, 63),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&rec->tag, (pos ^ r->key) | TAG_SLACK8,
+				 __ATOMIC_RELEASE);
+		__atomic_store_n(&x.pos, pos + 1, __ATOMIC_RELAXED);
+		calls = __atomic_load_n(&x.calls, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&x.round, i, __ATOMIC_RELEASE);
+		/* Into the repairer's first call, or not yet, or past it. */
+		for (spin = (i * 7919U) % 8192; spin; spin--)
+			__asm__ volatile("" ::: "memory");
+		/* Repaired by another, passed, and lapped: the next record. */
+		__atomic_store_n(&rec->word, word, __ATOMIC_RELAXED);
+		__atomic_store_n(&rec->tag, tag, __ATOMIC_RELEASE);
+		calls = __atomic_load_n(&x.calls, __ATOMIC_ACQUIRE);
+		while (__atomic_load_n(&x.calls, __ATOMIC_ACQUIRE) < calls + 2)
+			sched_yield();
+		__atomic_store_n(&x.pos, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&x.round, i + n, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&x.done, __ATOMIC_ACQUIRE) != i + n)
+			sched_yield();
+		if ((rec->tag != tag || rec->word != word) && !hit++)
+			TH_LOG("round %u: the next lap's record became "
+			       "%#llx/%#llx",
+			       i, (unsigned long long)rec->word,
+			       (unsigned long long)rec->tag);
+	}
+	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, hit) TH_LOG("%u of %u records changed", hit, n);
+}
+
+struct takeover {
+	struct bring *r;
+	uint64_t round, started, done, stop;
+};
+
+/* Take the named writer "src" over, again and again. */
+static void *take_over(void *arg)
+{
+	struct takeover *x = arg;
+	uint64_t seen = 0;
+
+	while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t round = __atomic_load_n(&x->round, __ATOMIC_ACQUIRE);
+		struct bring_writer *w;
+
+		if (round == seen) {
+			sched_yield();
+			continue;
+		}
+		__atomic_store_n(&x->started, round, __ATOMIC_RELEASE);
+		w = bring_writer_open(x->r, "src", NULL);
+		bring_writer_close(w);
+		seen = round;
+		__atomic_store_n(&x->done, seen, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * The takeover of a named writer whose holder died settles the holder's
+ * last record: it looks, under the ring lock, whether the record is
+ * still BUSY, and repairs it after the unlock. Meanwhile another reader
+ * may repair it, readers pass it and writers lap over its bytes. The
+ * repair then finds no record of its position there, and must not take
+ * the bytes for a hole: with a stale dead intent covering the position
+ * (slots of dead claims are taken again only when a thread needs one),
+ * it wrote a DISCARD header over the next lap's record.
+ */
+TEST_F(repair, a_takeover_never_repairs_a_hole_behind_the_readers)
+{
+	unsigned int i, spin, n = rounds(20000), hit = 0;
+	struct bring *r = self->r;
+	uint64_t pos = 4096, cap = r->capacity, tag, word;
+	struct bring_rec *rec = rec_at(r, pos);
+	struct takeover x = { .r = r };
+	struct bring_writer *w = bring_writer_open(r, "src", NULL);
+	struct bring_wslot *ws = NULL;
+	pid_t dead = dead_pid();
+	pthread_t t;
+
+	ASSERT_NE_NULL(w);
+	ASSERT_GT(dead, 0);
+	bring_writer_close(w);
+	for (i = 0; i < BRING_WRITERS_MAX; i++)
+		if (!strcmp(r->hdr->wslots[i].name, "src"))
+			ws = &r->hdr->wslots[i];
+	ASSERT_NE_NULL(ws);
+	plant_intent(r, 62, dead, pos - 64, 256);
+	claim_to(r, pos + cap + 4096);
+	tag = (pos + cap) ^ r->key;
+	word = rec_word(24, rec_crc(tag, 24, NULL, 0));
+	ASSERT_EQ(0, pthread_create(&t, NULL, take_over, &x));
+	for (i = 1; i <= n; i++) {
+		/* The dead holder's last record, its mark naming it. */
+		__atomic_store_n(&rec->word, rec_word(24 | REC_BUSY, 63),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&rec->tag, pos ^ r->key, __ATOMIC_RELEASE);
+		cursor_store(ws->saved, pos, "m", 1);
+		ws->owner = dead;
+		__atomic_store_n(&x.round, i, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&x.started, __ATOMIC_ACQUIRE) != i)
+			;
+		for (spin = (i * 7919U) % 4096; spin; spin--)
+			__asm__ volatile("" ::: "memory");
+		/* Repaired by a reader, passed, and lapped. */
+		__atomic_store_n(&rec->word, word, __ATOMIC_RELAXED);
+		__atomic_store_n(&rec->tag, tag, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&x.done, __ATOMIC_ACQUIRE) != i)
+			sched_yield();
+		if ((rec->tag != tag || rec->word != word) && !hit++)
+			TH_LOG("round %u: the next lap's record became "
+			       "%#llx/%#llx",
+			       i, (unsigned long long)rec->word,
+			       (unsigned long long)rec->tag);
+	}
+	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, hit) TH_LOG("%u of %u records changed", hit, n);
+}
+
 /* ------------------------------------------------------------------ */
 
 struct contender {
