@@ -991,26 +991,33 @@ TEST_F(rec, busy_record_of_a_killed_writer_is_dropped_at_recovery)
 	bring_free(r);
 }
 
+/* Recovery opens @path without damage; its messages are @want[0..nw). */
+static void check_recovers_to(struct __test_metadata *_metadata,
+			      const char *path, const long *want, int nw)
+{
+	struct bring *r = bring_open(path, 0, NULL);
+	long idx[16];
+	int n, bad = 0;
+
+	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
+	EXPECT_EQ(0, get_stats(r).damaged);
+	n = drain(bring_default_reader(r), idx, 16, 0, &bad);
+	EXPECT_EQ(0, bad);
+	EXPECT_TRUE(same_list(_metadata, idx, n, want, nw));
+	bring_free(r);
+}
+
 TEST_F(rec, busy_record_written_by_hand_is_dropped_at_recovery)
 {
 	static const long want[] = { 0, 2 };
 	struct bring_rec rec;
-	struct bring *r;
-	long idx[16];
-	int n, bad = 0;
 
 	ASSERT_EQ(0, make_ring(self->t.path, CAP, 0, 3, LEN));
 	ASSERT_EQ(0, read_rec(self->t.path, CAP, FP, &rec));
 	rec.len_flags |= REC_BUSY;
 	rec.crc = 0x7ffffff0; /* no such writer */
 	ASSERT_EQ(0, write_rec(self->t.path, CAP, FP, &rec));
-	r = bring_open(self->t.path, 0, NULL);
-	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
-	EXPECT_EQ(0, get_stats(r).damaged);
-	n = drain(bring_default_reader(r), idx, 16, 0, &bad);
-	EXPECT_EQ(0, bad);
-	EXPECT_TRUE(same_list(_metadata, idx, n, want, 2));
-	bring_free(r);
+	check_recovers_to(_metadata, self->t.path, want, 2);
 }
 
 TEST_F(rec, busy_record_of_a_killed_writer_is_skipped_at_run_time)
@@ -1093,9 +1100,6 @@ TEST_F(rec, stale_intent_over_a_claimed_hole_does_not_split_it)
 	static const long want[] = { 0, 2, 3, 4 };
 	struct bring_rec rec;
 	struct bring_hdr *h;
-	struct bring *r;
-	long idx[16];
-	int n, bad = 0;
 
 	ASSERT_EQ(0, make_ring(self->t.path, CAP, 0, 5, LEN));
 	ASSERT_EQ(0, read_rec(self->t.path, CAP, FP, &rec));
@@ -1113,14 +1117,7 @@ TEST_F(rec, stale_intent_over_a_claimed_hole_does_not_split_it)
 					       .pid = 0x7ffffff1,
 					       .tid = 0x7ffffff1 };
 	ASSERT_EQ(0, write_hdr(self->t.path));
-
-	r = bring_open(self->t.path, 0, NULL);
-	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
-	EXPECT_EQ(0, get_stats(r).damaged);
-	n = drain(bring_default_reader(r), idx, 16, 0, &bad);
-	EXPECT_EQ(0, bad);
-	EXPECT_TRUE(same_list(_metadata, idx, n, want, 4));
-	bring_free(r);
+	check_recovers_to(_metadata, self->t.path, want, 4);
 }
 
 TEST_F(rec, untagged_record_without_an_intent_is_damage)

@@ -92,6 +92,23 @@ static void *repairer(void *arg)
 }
 
 /*
+ * Let the repairer make two more calls at the round's record, then end
+ * the round (a new @round number with no record) and wait until it says
+ * it has stopped.
+ */
+static void race_end_round(struct race *x, uint64_t round)
+{
+	uint64_t calls = __atomic_load_n(&x->calls, __ATOMIC_ACQUIRE);
+
+	while (__atomic_load_n(&x->calls, __ATOMIC_ACQUIRE) < calls + 2)
+		sched_yield();
+	__atomic_store_n(&x->pos, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&x->round, round, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&x->done, __ATOMIC_ACQUIRE) != round)
+		sched_yield();
+}
+
+/*
  * A commit racing a repair attempt: before the commit word held length
  * and checksum together, a repairer could read BUSY, then the
  * committed checksum, take it for a dead pid and overwrite it, leaving
@@ -218,13 +235,7 @@ TEST_F(repair, a_dead_intent_over_a_live_claim_repairs_nothing)
 		__atomic_store_n(&rec->tag, head ^ r->key, __ATOMIC_RELEASE);
 		file_clear_intent(in);
 		/* Let a few more calls look at the tagged header. */
-		calls = __atomic_load_n(&x.calls, __ATOMIC_ACQUIRE);
-		while (__atomic_load_n(&x.calls, __ATOMIC_ACQUIRE) < calls + 2)
-			sched_yield();
-		__atomic_store_n(&x.pos, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&x.round, i + n, __ATOMIC_RELEASE);
-		while (__atomic_load_n(&x.done, __ATOMIC_ACQUIRE) != i + n)
-			sched_yield();
+		race_end_round(&x, i + n);
 		if (__atomic_load_n(&rec->word, __ATOMIC_ACQUIRE) != busy &&
 		    !hit++)
 			TH_LOG("round %u: the live record became %#llx", i,
@@ -266,6 +277,23 @@ static void claim_to(struct bring *r, uint64_t head)
 	__atomic_store_n(&r->hdr->head, head, __ATOMIC_RELEASE);
 }
 
+/*
+ * Two intents of dead writers, [@a, @a + @a_need) in slot 62 and
+ * [@b, @b + @b_need) in slot 63, and head at @head. 0, or -1.
+ */
+static int dead_pair(struct bring *r, uint64_t a, uint64_t a_need,
+		     uint64_t b, uint64_t b_need, uint64_t head)
+{
+	pid_t dead = dead_pid();
+
+	if (dead <= 0)
+		return -1;
+	plant_intent(r, 62, dead, a, a_need);
+	plant_intent(r, 63, dead, b, b_need);
+	claim_to(r, head);
+	return 0;
+}
+
 /* The record at @pos is a DISCARD record of @fp bytes, correctly made. */
 static void check_discard(struct __test_metadata *_metadata, struct bring *r,
 			  uint64_t pos, uint64_t fp)
@@ -287,12 +315,7 @@ static void check_discard(struct __test_metadata *_metadata, struct bring *r,
  */
 TEST_F(repair, a_stale_intent_ending_inside_a_header_is_passed_over)
 {
-	pid_t dead = dead_pid();
-
-	ASSERT_GT(dead, 0);
-	plant_intent(self->r, 62, dead, 48, 24);
-	plant_intent(self->r, 63, dead, 64, 64);
-	claim_to(self->r, 128);
+	ASSERT_EQ(0, dead_pair(self->r, 48, 24, 64, 64, 128));
 	EXPECT_TRUE(file_repair_stuck(self->r, 64))
 		TH_LOG("the reader stays in front of the dead claim");
 	check_discard(_metadata, self->r, 64, 64);
@@ -304,12 +327,7 @@ TEST_F(repair, a_stale_intent_ending_inside_a_header_is_passed_over)
  */
 TEST_F(repair, a_stale_intent_does_not_split_a_dead_claim)
 {
-	pid_t dead = dead_pid();
-
-	ASSERT_GT(dead, 0);
-	plant_intent(self->r, 62, dead, 8, 88);
-	plant_intent(self->r, 63, dead, 64, 40);
-	claim_to(self->r, 160);
+	ASSERT_EQ(0, dead_pair(self->r, 8, 88, 64, 40, 160));
 	ASSERT_TRUE(file_repair_stuck(self->r, 64));
 	check_discard(_metadata, self->r, 64, 40);
 	EXPECT_FALSE(tag_matches(rec_at(self->r, 96)->tag, 96, self->r->key));
@@ -322,12 +340,7 @@ TEST_F(repair, a_stale_intent_does_not_split_a_dead_claim)
  */
 TEST_F(repair, two_dead_intents_from_one_head_are_repaired_in_turn)
 {
-	pid_t dead = dead_pid();
-
-	ASSERT_GT(dead, 0);
-	plant_intent(self->r, 62, dead, 64, 80);
-	plant_intent(self->r, 63, dead, 64, 32);
-	claim_to(self->r, 144);
+	ASSERT_EQ(0, dead_pair(self->r, 64, 80, 64, 32, 144));
 	ASSERT_TRUE(file_repair_stuck(self->r, 64));
 	check_discard(_metadata, self->r, 64, 32);
 	ASSERT_TRUE(file_repair_stuck(self->r, 96));
@@ -511,6 +524,40 @@ TEST_F(repair, a_reader_killed_inside_its_shift_resumes_with_its_mark)
 }
 
 /*
+ * After @spin empty loops: another reader repaired the record, every
+ * reader passed it, writers lapped: the next lap's record (@word, @tag)
+ * is at @rec now.
+ */
+static void lap_over(struct bring_rec *rec, uint64_t word, uint64_t tag,
+		     unsigned int spin)
+{
+	for (; spin; spin--)
+		__asm__ volatile("" ::: "memory");
+	__atomic_store_n(&rec->word, word, __ATOMIC_RELAXED);
+	__atomic_store_n(&rec->tag, tag, __ATOMIC_RELEASE);
+}
+
+static void stop_and_join(uint64_t *stop, pthread_t t)
+{
+	__atomic_store_n(stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+}
+
+/* After round @i: is the next lap's record untouched? Logs the first. */
+static unsigned int lap_changed(struct __test_metadata *_metadata,
+				const struct bring_rec *rec, uint64_t word,
+				uint64_t tag, unsigned int i, unsigned int hit)
+{
+	if (rec->tag == tag && rec->word == word)
+		return 0;
+	if (!hit)
+		TH_LOG("round %u: the next lap's record became %#llx/%#llx", i,
+		       (unsigned long long)rec->word,
+		       (unsigned long long)rec->tag);
+	return 1;
+}
+
+/*
  * A repair that is not made by a reader standing at the record (a named
  * writer's takeover settles the last record of the dead holder) is not
  * protected by its own cursor: while it runs, another reader may repair
@@ -524,9 +571,9 @@ TEST_F(repair, a_reader_killed_inside_its_shift_resumes_with_its_mark)
  */
 TEST_F(repair, a_late_repair_never_changes_the_next_laps_record)
 {
-	unsigned int i, spin, n = rounds(20000), hit = 0;
+	unsigned int i, n = rounds(20000), hit = 0;
 	struct bring *r = self->r;
-	uint64_t pos = 4096, cap = r->capacity, calls, tag, word;
+	uint64_t pos = 4096, cap = r->capacity, tag, word;
 	struct bring_rec *rec = rec_at(r, pos);
 	struct race x = { .r = r };
 	pthread_t t;
@@ -548,29 +595,13 @@ TEST_F(repair, a_late_repair_never_changes_the_next_laps_record)
 		__atomic_store_n(&rec->tag, (pos ^ r->key) | TAG_SLACK8,
 				 __ATOMIC_RELEASE);
 		__atomic_store_n(&x.pos, pos + 1, __ATOMIC_RELAXED);
-		calls = __atomic_load_n(&x.calls, __ATOMIC_ACQUIRE);
 		__atomic_store_n(&x.round, i, __ATOMIC_RELEASE);
 		/* Into the repairer's first call, or not yet, or past it. */
-		for (spin = (i * 7919U) % 8192; spin; spin--)
-			__asm__ volatile("" ::: "memory");
-		/* Repaired by another, passed, and lapped: the next record. */
-		__atomic_store_n(&rec->word, word, __ATOMIC_RELAXED);
-		__atomic_store_n(&rec->tag, tag, __ATOMIC_RELEASE);
-		calls = __atomic_load_n(&x.calls, __ATOMIC_ACQUIRE);
-		while (__atomic_load_n(&x.calls, __ATOMIC_ACQUIRE) < calls + 2)
-			sched_yield();
-		__atomic_store_n(&x.pos, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&x.round, i + n, __ATOMIC_RELEASE);
-		while (__atomic_load_n(&x.done, __ATOMIC_ACQUIRE) != i + n)
-			sched_yield();
-		if ((rec->tag != tag || rec->word != word) && !hit++)
-			TH_LOG("round %u: the next lap's record became "
-			       "%#llx/%#llx",
-			       i, (unsigned long long)rec->word,
-			       (unsigned long long)rec->tag);
+		lap_over(rec, word, tag, (i * 7919U) % 8192);
+		race_end_round(&x, i + n);
+		hit += lap_changed(_metadata, rec, word, tag, i, hit);
 	}
-	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(t, NULL);
+	stop_and_join(&x.stop, t);
 	EXPECT_EQ(0, hit) TH_LOG("%u of %u records changed", hit, n);
 }
 
@@ -614,7 +645,7 @@ static void *take_over(void *arg)
  */
 TEST_F(repair, a_takeover_never_repairs_a_hole_behind_the_readers)
 {
-	unsigned int i, spin, n = rounds(20000), hit = 0;
+	unsigned int i, n = rounds(20000), hit = 0;
 	struct bring *r = self->r;
 	uint64_t pos = 4096, cap = r->capacity, tag, word;
 	struct bring_rec *rec = rec_at(r, pos);
@@ -646,21 +677,12 @@ TEST_F(repair, a_takeover_never_repairs_a_hole_behind_the_readers)
 		__atomic_store_n(&x.round, i, __ATOMIC_RELEASE);
 		while (__atomic_load_n(&x.started, __ATOMIC_ACQUIRE) != i)
 			;
-		for (spin = (i * 7919U) % 4096; spin; spin--)
-			__asm__ volatile("" ::: "memory");
-		/* Repaired by a reader, passed, and lapped. */
-		__atomic_store_n(&rec->word, word, __ATOMIC_RELAXED);
-		__atomic_store_n(&rec->tag, tag, __ATOMIC_RELEASE);
+		lap_over(rec, word, tag, (i * 7919U) % 4096);
 		while (__atomic_load_n(&x.done, __ATOMIC_ACQUIRE) != i)
-			sched_yield();
-		if ((rec->tag != tag || rec->word != word) && !hit++)
-			TH_LOG("round %u: the next lap's record became "
-			       "%#llx/%#llx",
-			       i, (unsigned long long)rec->word,
-			       (unsigned long long)rec->tag);
+			sched_yield(); /* its takeover ended */
+		hit += lap_changed(_metadata, rec, word, tag, i, hit);
 	}
-	__atomic_store_n(&x.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(t, NULL);
+	stop_and_join(&x.stop, t);
 	EXPECT_EQ(0, hit) TH_LOG("%u of %u records changed", hit, n);
 }
 
