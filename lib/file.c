@@ -561,12 +561,43 @@ static void discard_range(struct bring *r, uint64_t pos, uint64_t bytes)
 }
 
 /*
- * The claim in flight holding @pos, if its writer died: its end (see
- * intent_pick() for which covering intent that is).
+ * Does a claim start at @end (claim_pick_end())? Head (as loaded before
+ * the intents' scan), the published jump, a valid intent starting
+ * there, or a tagged header. The tag is looked at after the intents: a
+ * claim there whose writer tagged it and cleared its intent since is
+ * seen tagged (the acquire load that saw the clear made the tag
+ * visible).
  */
-static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
+struct boundary_look {
+	struct bring *r;
+	uint64_t head;
+};
+
+static bool claim_boundary(const void *arg, uint64_t end)
 {
-	uint64_t best_start = 0, best = 0;
+	const struct boundary_look *b = arg;
+	struct bring *r = b->r;
+	int i;
+
+	if (end == b->head || end == ring_jump_from(r))
+		return true;
+	for (i = 0; i < BRING_INTENTS; i++)
+		if (load_acquire(&r->hdr->intents[i].pos) == (end | INTENT_VALID))
+			return true;
+	/* Pairs with the release store of the tag (put_busy_header()). */
+	return tag_matches(load_acquire(&rec_at(r, end)->tag), end, r->key);
+}
+
+/*
+ * The claim in flight holding @pos, if its writer died: its end (see
+ * struct claim_pick for which covering intent that is). @head: loaded
+ * (acquire) before, so every claim below it has its intent visible.
+ */
+static uint64_t dead_claim_end(struct bring *r, uint64_t pos, uint64_t head,
+			       bool *alive)
+{
+	struct claim_pick pick = { .pos = pos };
+	struct boundary_look look = { r, head };
 	int i;
 
 	*alive = false;
@@ -584,9 +615,9 @@ static uint64_t dead_claim_end(struct bring *r, uint64_t pos, bool *alive)
 			*alive = true;
 			return 0;
 		}
-		intent_pick(pos, start, start + need, &best_start, &best);
+		claim_pick_offer(&pick, start, start + need);
 	}
-	return best;
+	return claim_pick_end(&pick, claim_boundary, &look);
 }
 
 /*
@@ -673,7 +704,7 @@ void file_repair_busy(struct bring *r, uint64_t pos)
 bool file_repair_stuck(struct bring *r, uint64_t pos)
 {
 	struct bring_rec *rec = rec_at(r, pos);
-	uint64_t end;
+	uint64_t end, head;
 	bool alive;
 	int ret;
 
@@ -683,14 +714,15 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 	 * release CAS, so the claim's intent, stored before it, is visible
 	 * to dead_claim_end().
 	 */
-	if (pos >= head_pos(load_acquire(&r->hdr->head)))
+	head = head_pos(load_acquire(&r->hdr->head));
+	if (pos >= head)
 		return false;
 	if (tag_matches(load_acquire(&rec->tag), pos, r->key)) {
 		ret = repair_busy(r, pos);
 		if (ret <= 0)
 			return !ret;
 	} else {
-		end = dead_claim_end(r, pos, &alive);
+		end = dead_claim_end(r, pos, head, &alive);
 		if (!end) /* none, or a live one */
 			return false;
 		/*

@@ -629,24 +629,55 @@ static inline void file_clear_intent(struct bring_intent *in)
  * intents cover it too: a writer killed between its intent and its CAS,
  * or after losing the CAS. Every intent starts at a value head held, a
  * boundary between claims, so at or before the start of the claim that
- * holds @pos: that claim's intent is the one that starts last. Among
- * several from that head, the shortest is taken (a longer one's rest is
- * repaired at the next look; taking the longest could swallow a record
- * behind a shorter real claim). An end less than a header past @pos is
- * never the claim's (@pos starts a record of it): a hole cut there could
- * not be given a header. Offer each covering intent [@start, @end);
- * *@best_start and *@best_end (0: none yet) keep the choice.
+ * holds @pos: that claim's intent is the one that starts last. Several
+ * may start there (one CAS made it, the others did not): the claim ends
+ * where the next claim starts, a boundary, which the caller's
+ * @boundary() recognises (head, a tagged header, an intent starting
+ * there, the published jump); the other ends lie inside the claim,
+ * where none of these can be, since @pos starts the claim's first
+ * untagged record and no head value falls inside a claim. The smallest
+ * such end, or with none (damage) the smallest end. An end less than a
+ * header past @pos is never the claim's: a hole cut there could not be
+ * given a header. Offer each covering intent [@start, @end), then ask
+ * claim_pick_end(); 0: none.
  */
-static inline void intent_pick(uint64_t pos, uint64_t start, uint64_t end,
-			       uint64_t *best_start, uint64_t *best_end)
+struct claim_pick {
+	uint64_t pos;
+	uint64_t start; /* the latest start offered */
+	uint64_t ends[BRING_INTENTS]; /* of the intents from there */
+	int n;
+};
+
+static inline void claim_pick_offer(struct claim_pick *p, uint64_t start,
+				    uint64_t end)
 {
-	if (end - pos < REC_HDR_SIZE)
+	if (end - p->pos < REC_HDR_SIZE || (p->n && start < p->start))
 		return;
-	if (!*best_end || start > *best_start ||
-	    (start == *best_start && end < *best_end)) {
-		*best_start = start;
-		*best_end = end;
+	if (!p->n || start > p->start) {
+		p->start = start;
+		p->n = 0;
 	}
+	p->ends[p->n++] = end;
+}
+
+static inline uint64_t claim_pick_end(const struct claim_pick *p,
+				      bool (*boundary)(const void *, uint64_t),
+				      const void *arg)
+{
+	uint64_t min = 0, best = 0;
+	int i;
+
+	if (p->n == 1)
+		return p->ends[0];
+	for (i = 0; i < p->n; i++) {
+		uint64_t e = p->ends[i];
+
+		if (!min || e < min)
+			min = e;
+		if ((!best || e < best) && boundary(arg, e))
+			best = e;
+	}
+	return best ? best : min;
 }
 
 /* mark.c */

@@ -163,11 +163,29 @@ static int add_fix(struct scan *s, uint64_t pos, uint64_t bytes,
 	return 0;
 }
 
+/*
+ * Does a claim start at @end (claim_pick_end())? The stored head, the
+ * trusted jump, an intent starting there, or a header tagged there.
+ */
+static bool scan_boundary(const void *arg, uint64_t end)
+{
+	const struct scan *s = arg;
+	const struct bring_hdr *h = s->r->hdr;
+	int i;
+
+	if (end == s->limit || (s->jf && end == s->jf))
+		return true;
+	for (i = 0; i < BRING_INTENTS; i++)
+		if (h->intents[i].pos == (end | (1ULL << 63)))
+			return true;
+	return tag_matches(rec_at(s->r, end)->tag, end, s->r->key);
+}
+
 /* A claim that was in flight when its writer died, covering @pos. */
 static uint64_t hole_end(struct scan *s, uint64_t pos)
 {
 	struct bring_hdr *h = s->r->hdr;
-	uint64_t best_start = 0, best = 0;
+	struct claim_pick pick = { .pos = pos };
 	int i;
 
 	for (i = 0; i < BRING_INTENTS; i++) {
@@ -178,10 +196,9 @@ static uint64_t hole_end(struct scan *s, uint64_t pos)
 		start &= ~(1ULL << 63);
 		if (pos >= start && pos < start + need &&
 		    start + need <= s->limit && !((start | need) & 7))
-			intent_pick(pos, start, start + need, &best_start,
-				    &best);
+			claim_pick_offer(&pick, start, start + need);
 	}
-	return best;
+	return claim_pick_end(&pick, scan_boundary, s);
 }
 
 /* The next position after @pos where a valid record starts, or 0. */

@@ -334,17 +334,42 @@ TEST_F(repair, a_stale_intent_does_not_split_a_dead_claim)
 }
 
 /*
- * Two attempts from the same head, both dead: the shorter one, whose
- * CAS may be the one that succeeded, is repaired first; the longer one's
- * rest after it is a claim of its own at the next look.
+ * Two attempts from the same head, both dead: one CAS succeeded, the
+ * other was lost (or never made). The claim's end is where the next
+ * claim starts: at head here, or at a tagged header, or where another
+ * intent starts; the other end lies inside the claim. Before, the
+ * shorter one was taken: [64, 96) here, then [96, 144) at the next look;
+ * with a shorter one 8 bytes short of the claim's end, that rest was too
+ * small for a header and readers stayed in front of it for good.
  */
-TEST_F(repair, two_dead_intents_from_one_head_are_repaired_in_turn)
+TEST_F(repair, two_dead_intents_from_one_head_end_where_head_is)
 {
 	ASSERT_EQ(0, dead_pair(self->r, 64, 80, 64, 32, 144));
 	ASSERT_TRUE(file_repair_stuck(self->r, 64));
-	check_discard(_metadata, self->r, 64, 32);
-	ASSERT_TRUE(file_repair_stuck(self->r, 96));
-	check_discard(_metadata, self->r, 96, 48);
+	check_discard(_metadata, self->r, 64, 80);
+}
+
+TEST_F(repair, two_dead_intents_from_one_head_end_at_the_next_header)
+{
+	struct bring_rec *next = rec_at(self->r, 104);
+	uint32_t lf = 8 | REC_DISCARD;
+
+	ASSERT_EQ(0, dead_pair(self->r, 64, 40, 64, 32, 128));
+	next->word = rec_word(lf, rec_crc(104 ^ self->r->key, lf, NULL, 0));
+	__atomic_store_n(&next->tag, 104 ^ self->r->key, __ATOMIC_RELEASE);
+	ASSERT_TRUE(file_repair_stuck(self->r, 64));
+	check_discard(_metadata, self->r, 64, 40);
+}
+
+TEST_F(repair, two_dead_intents_from_one_head_end_where_an_intent_starts)
+{
+	ASSERT_EQ(0, dead_pair(self->r, 64, 32, 64, 40, 256));
+	/* The claim after it, untagged, its writer dead too. */
+	plant_intent(self->r, 61, self->r->hdr->intents[62].pid, 104, 48);
+	ASSERT_TRUE(file_repair_stuck(self->r, 64));
+	check_discard(_metadata, self->r, 64, 40);
+	ASSERT_TRUE(file_repair_stuck(self->r, 104));
+	check_discard(_metadata, self->r, 104, 48);
 }
 
 /*
