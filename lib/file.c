@@ -325,25 +325,35 @@ static void slot_give_back(struct bring *r, unsigned int slot)
 void file_resv_open(struct bring *r, uint64_t pos)
 {
 	uint32_t mark = word_crc(load_relaxed(&rec_at(r, pos)->word));
+	uint32_t *opened = &r->slot_resv[mark & (BRING_INTENTS - 1)].opened;
 
-	fetch_add(&r->slot_resv[mark & (BRING_INTENTS - 1)], 1);
+	/*
+	 * The mark names our own slot: only its owner thread counts opens,
+	 * so no locked instruction. A thread that commits the reservation
+	 * got it from us, after this store.
+	 */
+	store_relaxed(opened, load_relaxed(opened) + 1);
 }
 
 /*
- * Dekker pair with file_resv_close(), all seq_cst: we set the orphan
- * bit, then look at the count; the closer drops the count, then looks at
- * the bit. Either we see no reservation open, or the closer sees the
- * bit; whoever clears the bit (fetch_and) gives the slot back, once.
- * True: orphaned, not to be given back now.
+ * Dekker pair with file_resv_close(), seq_cst: we (the owner) set the
+ * orphan bit, then look at the closes; a closer counts its close, then
+ * looks at the bit. Either we see every reservation closed, or the
+ * closer sees the bit (and with it all our opens, made before); whoever
+ * clears the bit (fetch_and) gives the slot back, once. True: orphaned,
+ * not to be given back now.
  */
 static bool slot_orphan(struct bring *r, unsigned int slot)
 {
+	uint32_t opened = load_relaxed(&r->slot_resv[slot].opened);
 	uint64_t bit = 1ULL << slot;
 
-	if (!__atomic_load_n(&r->slot_resv[slot], __ATOMIC_SEQ_CST))
+	if (opened == __atomic_load_n(&r->slot_resv[slot].closed,
+				      __ATOMIC_SEQ_CST))
 		return false;
 	fetch_or(&r->orphan_slots, bit);
-	if (__atomic_load_n(&r->slot_resv[slot], __ATOMIC_SEQ_CST))
+	if (opened != __atomic_load_n(&r->slot_resv[slot].closed,
+				      __ATOMIC_SEQ_CST))
 		return true;
 	return !(__atomic_fetch_and(&r->orphan_slots, ~bit, __ATOMIC_SEQ_CST) &
 		 bit);
@@ -353,19 +363,14 @@ static bool slot_orphan(struct bring *r, unsigned int slot)
 void file_resv_close(struct bring *r, uint32_t mark)
 {
 	unsigned int slot = mark & (BRING_INTENTS - 1);
-	uint32_t n = __atomic_load_n(&r->slot_resv[slot], __ATOMIC_RELAXED);
+	uint32_t closed = fetch_add(&r->slot_resv[slot].closed, 1) + 1;
 	uint64_t bit = 1ULL << slot;
 
-	/* Never below 0: a fork child may commit its parent's reservation. */
-	do {
-		if (!n)
-			return;
-	} while (!__atomic_compare_exchange_n(&r->slot_resv[slot], &n, n - 1,
-					      false, __ATOMIC_SEQ_CST,
-					      __ATOMIC_RELAXED));
-	/* Pairs with slot_orphan(): count dropped, then the bit looked at. */
-	if (n == 1 && (__atomic_load_n(&r->orphan_slots, __ATOMIC_SEQ_CST) & bit) &&
-	    (__atomic_fetch_and(&r->orphan_slots, ~bit, __ATOMIC_SEQ_CST) & bit)) {
+	/* Pairs with slot_orphan(): close counted, then the bit looked at. */
+	if ((__atomic_load_n(&r->orphan_slots, __ATOMIC_SEQ_CST) & bit) &&
+	    load_relaxed(&r->slot_resv[slot].opened) == closed &&
+	    (__atomic_fetch_and(&r->orphan_slots, ~bit, __ATOMIC_SEQ_CST) &
+	     bit)) {
 		pthread_mutex_lock(&registry_lock);
 		slot_give_back(r, slot);
 		pthread_mutex_unlock(&registry_lock);

@@ -343,8 +343,14 @@ struct bring {
 	int fd; /* -1 for memory rings */
 	int lock_fd; /* intent slot locks of this process, -1: none yet */
 	uint64_t own_slots; /* intent slots this handle's threads own */
-	/* bring_reserve()s open through each slot (file.c, file_resv_open()) */
-	uint32_t slot_resv[BRING_INTENTS];
+	/*
+	 * bring_reserve()s made and ended through each slot (file.c,
+	 * file_resv_open()), a line each: threads reserve through their own.
+	 */
+	struct {
+		uint32_t opened; /* by the slot's owner thread only */
+		uint32_t closed; /* by any thread that commits or aborts */
+	} __cacheline_aligned slot_resv[BRING_INTENTS];
 	uint64_t orphan_slots; /* given up by their thread, reservations open */
 	bool file;
 	bool skip_damaged;
