@@ -616,12 +616,16 @@ static uint64_t dead_claim_end(struct bring *r, uint64_t pos, uint64_t head,
 		start &= ~INTENT_VALID;
 		if (pos < start || pos >= start + need)
 			continue;
-		if (slot_alive(r, (unsigned int)i)) {
-			*alive = true;
-			return 0;
-		}
-		claim_pick_offer(&pick, start, start + need);
+		/*
+		 * A live one matters only if it may be the claim's: one
+		 * that starts before another covering intent's start is
+		 * not (a stopped writer's, with an old head value, would
+		 * hold the repair up for as long as it is stopped).
+		 */
+		claim_pick_offer(&pick, start, start + need,
+				 slot_alive(r, (unsigned int)i));
 	}
+	*alive = pick.alive;
 	return claim_pick_end(&pick, claim_boundary, &look);
 }
 

@@ -645,25 +645,37 @@ static inline void file_clear_intent(struct bring_intent *in)
  * such end, or with none (damage) the smallest end. An end less than a
  * header past @pos is never the claim's: a hole cut there could not be
  * given a header. Offer each covering intent [@start, @end), then ask
- * claim_pick_end(); 0: none.
+ * claim_pick_end(); 0: none, or the claim's writer may live.
  */
 struct claim_pick {
 	uint64_t pos;
 	uint64_t start; /* the latest start offered */
-	uint64_t ends[BRING_INTENTS]; /* of the intents from there */
+	bool have; /* one was offered */
+	bool alive; /* a live writer's intent starts there: wait for it */
+	uint64_t ends[BRING_INTENTS]; /* of the dead ones from there */
 	int n;
 };
 
+/*
+ * A live writer's intent that starts before the latest start is not the
+ * claim's and never will be: its CAS expects head at its start, which
+ * head is past for good. Only one from the latest start may be: @alive.
+ */
 static inline void claim_pick_offer(struct claim_pick *p, uint64_t start,
-				    uint64_t end)
+				    uint64_t end, bool alive)
 {
-	if (end - p->pos < REC_HDR_SIZE || (p->n && start < p->start))
+	if (end - p->pos < REC_HDR_SIZE || (p->have && start < p->start))
 		return;
-	if (!p->n || start > p->start) {
+	if (!p->have || start > p->start) {
+		p->have = true;
 		p->start = start;
+		p->alive = false;
 		p->n = 0;
 	}
-	p->ends[p->n++] = end;
+	if (alive)
+		p->alive = true;
+	else
+		p->ends[p->n++] = end;
 }
 
 static inline uint64_t claim_pick_end(const struct claim_pick *p,
@@ -673,6 +685,8 @@ static inline uint64_t claim_pick_end(const struct claim_pick *p,
 	uint64_t min = 0, best = 0;
 	int i;
 
+	if (p->alive || !p->n)
+		return 0;
 	if (p->n == 1)
 		return p->ends[0];
 	for (i = 0; i < p->n; i++) {

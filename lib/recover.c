@@ -196,7 +196,7 @@ static uint64_t hole_end(struct scan *s, uint64_t pos)
 		start &= ~(1ULL << 63);
 		if (pos >= start && pos < start + need &&
 		    start + need <= s->limit && !((start | need) & 7))
-			claim_pick_offer(&pick, start, start + need);
+			claim_pick_offer(&pick, start, start + need, false);
 	}
 	return claim_pick_end(&pick, scan_boundary, s);
 }

@@ -373,6 +373,35 @@ TEST_F(repair, two_dead_intents_from_one_head_end_where_an_intent_starts)
 }
 
 /*
+ * A live writer stopped (SIGSTOP, a debugger, a frozen cgroup) between
+ * its intent and its CAS, with a head value loaded long before: its
+ * intent [0, 256) covers a dead claim [64, 128) made since. Its CAS can
+ * never succeed (head is past its start for good), so it is not the
+ * claim's writer, and the repair does not wait for it: readers used to
+ * stay in front of the dead claim for as long as it was stopped.
+ */
+TEST_F(repair, a_stopped_writers_stale_intent_does_not_hold_up_a_repair)
+{
+	struct bring_intent *own = file_intent_slot(self->r);
+	pid_t dead = dead_pid();
+
+	ASSERT_NE_NULL(own);
+	ASSERT_GT(dead, 0);
+	plant_intent(self->r, 63, dead, 64, 64);
+	claim_to(self->r, 256);
+	file_set_intent(own, 0, 256);
+	EXPECT_TRUE(file_repair_stuck(self->r, 64))
+		TH_LOG("the repair waits for a writer whose claim must fail");
+	check_discard(_metadata, self->r, 64, 64);
+	/* One from the claim's own head may be the claim's: wait for it. */
+	file_set_intent(own, 128, 64);
+	plant_intent(self->r, 62, dead, 128, 32);
+	EXPECT_FALSE(file_repair_stuck(self->r, 128));
+	EXPECT_FALSE(tag_matches(rec_at(self->r, 128)->tag, 128, self->r->key));
+	file_clear_intent(own);
+}
+
+/*
  * A thread caches its intent slot for a few rings and gives the oldest
  * back when it writes to one more. The slot's lock is what says that the
  * writer of a BUSY record lives: given back while a reservation made
