@@ -665,7 +665,15 @@ static int repair_busy(struct bring *r, uint64_t pos)
 	 * bit of the next lap's record there; the CAS below fails instead.
 	 */
 	tag = load_relaxed(&rec->tag);
-	lf = ((lf & REC_LEN_MASK) - (tag & TAG_SLACK8 ? 8 : 0)) | REC_DISCARD;
+	/*
+	 * Counted from the footprint, not the length: a reservation of 1
+	 * to 7 bytes committed with none has its slack too, and its length
+	 * less 8 would be below zero.
+	 */
+	if (tag & TAG_SLACK8)
+		lf = (uint32_t)(rec_footprint_len(lf & REC_LEN_MASK) -
+				REC_HDR_SIZE - 8);
+	lf = (lf & REC_LEN_MASK) | REC_DISCARD;
 	/*
 	 * A named writer's mark staged for this record is revoked first,
 	 * under the lock that serialises repairers (see lib/mark.c): a

@@ -659,6 +659,33 @@ TEST_F(repair, a_late_repair_never_changes_the_next_laps_record)
 	EXPECT_EQ(0, hit) TH_LOG("%u of %u records changed", hit, n);
 }
 
+/*
+ * A reservation of 1 to 8 bytes committed with none is 16 bytes of
+ * record and 8 of slack: a writer that died between marking the slack
+ * and its commit left a BUSY record of length 1..8 with the slack bit.
+ * The repair's DISCARD record is 8 bytes shorter than the reservation's
+ * payload; for these lengths that is 0, not a length below zero (which
+ * set BUSY and DISCARD and a length of 2^30 - 5 at once).
+ */
+TEST_F(repair, a_dead_short_reservation_with_slack_is_skipped_whole)
+{
+	struct bring *r = self->r;
+	uint64_t pos = 4096, len;
+
+	claim_to(r, pos + 4096);
+	for (len = 1; len <= 8; len++) {
+		struct bring_rec *rec = rec_at(r, pos);
+
+		/* Slot 63, generation 0: nobody holds its lock. */
+		rec->word = rec_word((uint32_t)len | REC_BUSY, 63);
+		__atomic_store_n(&rec->tag, (pos ^ r->key) | TAG_SLACK8,
+				 __ATOMIC_RELEASE);
+		ASSERT_TRUE(file_repair_stuck(r, pos));
+		check_discard(_metadata, r, pos, rec_footprint_len(len));
+		pos += rec_footprint_len(len);
+	}
+}
+
 struct takeover {
 	struct bring *r;
 	uint64_t round, started, done, stop;
