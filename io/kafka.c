@@ -215,6 +215,17 @@ static const char *const sink_defaults[][2] = {
 	{ "linger.ms", "5" },
 	{ "batch.num.messages", "10000" },
 	{ "batch.size", "1000000" },
+	/*
+	 * librdkafka 2.0.2's idempotent producer counts a partition's
+	 * messages in flight against its limit of 5 requests, so a
+	 * partition has one request in flight; what it was given meanwhile
+	 * waits, and once its linger.ms is over the broker thread polls
+	 * without sleeping until the answer (10 ms sticky, the default,
+	 * is two lingers per partition). Shorter than linger.ms: one
+	 * batch per partition's turn.
+	 */
+	{ "sticky.partitioning.linger.ms", "2" },
+	{ "socket.nagle.disable", "true" }, /* as Kafka's Java client */
 	{ "statistics.interval.ms", "1000" }, /* for kafka_retried */
 };
 

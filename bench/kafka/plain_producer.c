@@ -10,7 +10,8 @@
  * memory) is one message. -H adds the sink's "bring.pos" header. The
  * settings are the sink's defaults (io/kafka.c): enable.idempotence=true,
  * message.timeout.ms=0, linger.ms=5, batch.num.messages=10000,
- * batch.size=1000000; -X overrides. Waits on QUEUE_FULL by polling
+ * batch.size=1000000, sticky.partitioning.linger.ms=2,
+ * socket.nagle.disable=true; -X overrides. Waits on QUEUE_FULL by polling
  * delivery reports (rd_kafka_poll(rk, 100)), flushes at the end and prints
  * "delivered N failed M".
  */
@@ -70,7 +71,9 @@ int main(int argc, char **argv)
 	    set(conf, "message.timeout.ms", "0") ||
 	    set(conf, "linger.ms", "5") ||
 	    set(conf, "batch.num.messages", "10000") ||
-	    set(conf, "batch.size", "1000000"))
+	    set(conf, "batch.size", "1000000") ||
+	    set(conf, "sticky.partitioning.linger.ms", "2") ||
+	    set(conf, "socket.nagle.disable", "true"))
 		return 1;
 	for (i = 4; i < argc; i++) {
 		if (!strcmp(argv[i], "-H")) {

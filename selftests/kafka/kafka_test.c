@@ -443,6 +443,96 @@ TEST_F(kafka, u32be_messages_stay_whole_with_positions)
 	free(got);
 }
 
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The sink's sticky.partitioning.linger.ms (2 ms, io/kafka.c says why):
+ * keyless lines go to one partition for 2 ms at a time, so that each
+ * partition's turn is one batch (librdkafka's own 10 ms is two lingers,
+ * and the second batch waits with the broker thread polling without a
+ * sleep). Seen from a consumer: lines in the order they were sent, cut
+ * into runs of one partition each; a run's produce timestamps (ms) span
+ * 2-3 ms, ~10 with librdkafka's default. The median run is checked (a
+ * random pick may give a partition two turns in a row). Lines produced
+ * in less than 5 ms prove nothing either way: the run says so.
+ */
+TEST_F(kafka, keyless_lines_change_partition_every_two_ms)
+{
+	char uri[1024];
+	long *span, first = -1, last = -1, t0 = 0;
+	unsigned int n = self->lines, runs = 0, got = 0;
+	int *part = calloc(n, sizeof(int));
+	long *ts = calloc(n, sizeof(long));
+	char *buf, *p, *nl;
+	size_t len;
+	unsigned int i;
+
+	URING_ONLY();
+	PLAIN_RUN();
+
+	make_lines(self->in, n, 0);
+	ASSERT_EQ(0, mock_cmd(&self->m, "topic s 8 1"));
+	sink_uri(uri, sizeof(uri), &self->m, "s", NULL);
+	/*
+	 * Lines produced before the topic's metadata came are partitioned
+	 * all at once when it comes (or each at random while no leader is
+	 * known): they start a second later.
+	 */
+	ASSERT_EQ(0, sh("(sleep 1; cat %s) | timeout 60 %s %s -i stdin: -o '%s' 2>%s",
+			self->in, bringcat, self->mode, uri, self->err));
+	ASSERT_EQ(0, sh(": > %s", self->out));
+	for (i = 0; i < 8; i++)
+		ASSERT_EQ(0, sh("timeout 60 kcat -C -b %s -t s -p %u -o beginning -e -q -f '%%p %%T %%s\n' >> %s 2>/dev/null",
+				self->m.bootstrap, i, self->out));
+	buf = slurp(self->out, &len);
+	ASSERT_NE_NULL(buf);
+	for (i = 0; i < n; i++)
+		part[i] = -1;
+	for (p = buf; (nl = strchr(p, '\n')); p = nl + 1) {
+		int pt;
+		long t;
+		unsigned int idx;
+
+		if (sscanf(p, "%d %ld %u", &pt, &t, &idx) == 3 && idx < n &&
+		    part[idx] < 0) {
+			part[idx] = pt;
+			ts[idx] = t;
+			got++;
+		}
+	}
+	free(buf);
+	ASSERT_EQ(n, got);
+	span = calloc(n, sizeof(long));
+	for (i = 0; i < n; i++) {
+		if (!i || part[i] != part[i - 1]) {
+			if (i)
+				span[runs++] = last - t0;
+			t0 = last = ts[i];
+		}
+		if (ts[i] < t0)
+			t0 = ts[i];
+		if (ts[i] > last)
+			last = ts[i];
+		if (first < 0 || ts[i] < first)
+			first = ts[i];
+	}
+	span[runs++] = last - t0;
+	qsort(span, runs, sizeof(*span), cmp_long);
+	TH_LOG("%u lines in %ld ms: %u runs of one partition, median span %ld ms",
+	       n, ts[n - 1] - first, runs, span[runs / 2]);
+	if (ts[n - 1] - first < 5)
+		TH_LOG("produced in under 5 ms: nothing to tell the settings apart");
+	EXPECT_LE(span[runs / 2], 4);
+	free(span);
+	free(part);
+	free(ts);
+}
+
 /*
  * A source's consumer group takes the mock ~3 s to form (its rebalance
  * delay), so the source tests run in two modes: the source is a thread
