@@ -225,7 +225,8 @@ static const char *const sink_defaults[][2] = {
 	 * batch per partition's turn.
 	 */
 	{ "sticky.partitioning.linger.ms", "2" },
-	{ "socket.nagle.disable", "true" }, /* as Kafka's Java client */
+	/* librdkafka's own default since 2.10 (its #4986: latency) */
+	{ "socket.nagle.disable", "true" },
 	{ "statistics.interval.ms", "1000" }, /* for kafka_retried */
 };
 

@@ -23,9 +23,11 @@
  *
  * The mock keeps at most 5 MiB of record batches per partition and drops
  * the oldest beyond that (rdkafka_mock.c, mpart->max_size). The sticky
- * partitioner sends ~10 ms of messages to one partition at a time, so
- * the sink rounds' topics end up uneven: with 300,000 lines one partition
- * got 48,863 messages (~6.3 MB) and its first 14,267 were gone. The
+ * partitioner sends a few ms of messages to one partition at a time (10
+ * ms, librdkafka's default, gave one partition 48,863 of 300,000 lines,
+ * ~6.3 MB, and its first 14,267 were gone; the sink's and
+ * plain_producer's 2 ms spread them more), so the sink rounds' topics
+ * end up uneven. The
  * sink rounds do not read back, so that does not matter to them; the
  * source's topic is filled with sticky.partitioning.linger.ms=0 (every
  * message to a random partition: each holds ~1/P of the bytes) into
