@@ -466,8 +466,8 @@ TEST_F(kafka, keyless_lines_change_partition_every_two_ms)
 	char uri[1024];
 	long *span, first = -1, last = -1, t0 = 0;
 	unsigned int n = self->lines, runs = 0, got = 0;
-	int *part = calloc(n, sizeof(int));
-	long *ts = calloc(n, sizeof(long));
+	int *part;
+	long *ts;
 	char *buf, *p, *nl;
 	size_t len;
 	unsigned int i;
@@ -491,6 +491,10 @@ TEST_F(kafka, keyless_lines_change_partition_every_two_ms)
 				self->m.bootstrap, i, self->out));
 	buf = slurp(self->out, &len);
 	ASSERT_NE_NULL(buf);
+	part = calloc(n, sizeof(*part));
+	ts = calloc(n, sizeof(*ts));
+	span = calloc(n, sizeof(*span));
+	ASSERT_TRUE(part && ts && span);
 	for (i = 0; i < n; i++)
 		part[i] = -1;
 	for (p = buf; (nl = strchr(p, '\n')); p = nl + 1) {
@@ -506,8 +510,7 @@ TEST_F(kafka, keyless_lines_change_partition_every_two_ms)
 		}
 	}
 	free(buf);
-	ASSERT_EQ(n, got);
-	span = calloc(n, sizeof(long));
+	EXPECT_EQ(n, got);
 	for (i = 0; i < n; i++) {
 		if (!i || part[i] != part[i - 1]) {
 			if (i)
