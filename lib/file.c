@@ -721,6 +721,7 @@ void file_repair_busy(struct bring *r, uint64_t pos)
 bool file_repair_stuck(struct bring *r, uint64_t pos)
 {
 	struct bring_rec *rec = rec_at(r, pos);
+	struct ring_jumps j;
 	uint64_t end, head;
 	bool alive;
 	int ret;
@@ -749,7 +750,8 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		 * being at the jump's end). Loaded after the writer was
 		 * found dead: a dead jumper publishes nothing any more.
 		 */
-		if (jump_cursor(r, ring_jump_from(r), pos) != pos)
+		ring_jumps_load(r, &j);
+		if (jump_cursor(r, &j, pos) != pos)
 			return true;
 		/*
 		 * The claim's owner may have tagged its header and cleared

@@ -253,6 +253,15 @@ struct bring_hdr {
 	 * grows; stored once per jump, after the claim's CAS on head.
 	 */
 	uint64_t jump_from;
+	/*
+	 * The escape from the last jump's trap (Documentation/ring.rst,
+	 * "Escape jumps"): claims skipped from here to jump_from plus the
+	 * capacity, over the bytes a reader stopped before jump_from still
+	 * holds. Only names an escape while escape_valid() says it belongs
+	 * to jump_from; 0: none. Only grows; stored once per escape, after
+	 * the claim's CAS on head. Memory rings only: file rings keep 0.
+	 */
+	uint64_t escape_from;
 
 	/* Writers only: readers never touch this line. */
 	uint64_t tail_cache __cacheline_aligned; /* <= every active reader's
@@ -446,11 +455,10 @@ static inline struct bring_rec *rec_at(const struct bring *r, uint64_t pos)
 
 /*
  * Lap jumps (Documentation/ring.rst): where a jump from @pos lands, the
- * start of the next lap; and where a cursor at @pos really stands, given
- * @jf, a value of hdr->jump_from. Any value jump_from ever held names a
- * jump whose claim was made: no record was ever written in
- * [jf, jump_to(jf)), so a cursor at jf needs nothing before jump_to(jf)
- * and counts as being there. Position 0 is never a jump's start.
+ * start of the next lap. Any value jump_from ever held names a jump whose
+ * claim was made: no record was ever written in [jf, jump_to(jf)), so a
+ * cursor at jf needs nothing before jump_to(jf) and counts as being
+ * there. Position 0 is never a jump's start.
  */
 #define JUMP_CAPACITY_MIN (1ULL << 20) /* smaller rings never jump */
 
@@ -459,10 +467,54 @@ static inline uint64_t jump_to(const struct bring *r, uint64_t pos)
 	return (pos | r->mask) + 1;
 }
 
-static inline uint64_t jump_cursor(const struct bring *r, uint64_t jf,
-				   uint64_t pos)
+/*
+ * The published jumps, as one look loads them: the last lap jump and the
+ * escape from it, if any (0: none). @esc is kept only while it belongs
+ * to @from: after the lap jump from @from, claims went on at the next
+ * lap's start, a reader stopped before @from held them to the room behind
+ * it, and a claim escaped from @esc to @from plus the capacity, over that
+ * reader's bytes into the first jump's skipped range (escape_start()).
+ * Such an escape starts past jump_to(@from) and before @from plus the
+ * capacity; an older escape, from an earlier jump, lies before @from.
+ */
+struct ring_jumps {
+	uint64_t from; /* hdr->jump_from */
+	uint64_t esc; /* hdr->escape_from, if it belongs to @from; else 0 */
+};
+
+static inline uint64_t escape_to(const struct bring *r,
+				 const struct ring_jumps *j)
 {
-	return jf && pos == jf ? jump_to(r, pos) : pos;
+	return j->from + r->capacity;
+}
+
+/*
+ * jump_from first: an escape is published after the jump it escapes, so
+ * an escape loaded with an older jump_from lies past it by a lap and is
+ * dropped here, never paired with the wrong jump. Both acquire: pair with
+ * the release CASes in publish_jump() and publish_escape(), so the
+ * claims that made them are visible. File rings never escape (their
+ * repair and recovery know one jump): their field is not read.
+ */
+static inline void ring_jumps_load(const struct bring *r,
+				   struct ring_jumps *j)
+{
+	j->from = load_acquire(&r->hdr->jump_from);
+	j->esc = r->file ? 0 : load_acquire(&r->hdr->escape_from);
+	if (!j->from || j->esc <= jump_to(r, j->from) ||
+	    j->esc >= escape_to(r, j))
+		j->esc = 0;
+}
+
+/* Where a cursor at @pos really stands: past a published jump there. */
+static inline uint64_t jump_cursor(const struct bring *r,
+				   const struct ring_jumps *j, uint64_t pos)
+{
+	if (j->from && pos == j->from)
+		return jump_to(r, pos);
+	if (j->esc && pos == j->esc)
+		return escape_to(r, j);
+	return pos;
 }
 
 /* Pairs with the release CAS in publish_jump(): the jump's claim first. */
@@ -473,20 +525,42 @@ static inline uint64_t ring_jump_from(const struct bring *r)
 
 /*
  * Bytes of records from cursor @pos (as jump_cursor() leaves it) to
- * @head: a cursor still before the last jump, from @jf, does not count
- * the skipped [jf, jump_to(jf)), which holds no record. Writers count
- * those bytes as used until every cursor passed them (the claims of the
- * next lap must stay behind the slowest one's physical position); lag
- * and bring_stats.used say what there is to read.
+ * @head: a cursor still before a published jump does not count its
+ * skipped bytes, which hold no record. Writers count the lap jump's
+ * skipped bytes as used until every cursor passed them (the claims of the
+ * next lap must stay behind the slowest one's physical position, see
+ * ring_room_tail()); lag and bring_stats.used say what there is to read.
  */
-static inline uint64_t ring_held(const struct bring *r, uint64_t jf,
-				 uint64_t pos, uint64_t head)
+static inline uint64_t ring_held(const struct bring *r,
+				 const struct ring_jumps *j, uint64_t pos,
+				 uint64_t head)
 {
-	uint64_t bytes = head > pos ? head - pos : 0;
+	uint64_t bytes = head > pos ? head - pos : 0, skip = 0;
 
-	if (jf && pos < jf && head >= jump_to(r, jf))
-		bytes -= jump_to(r, jf) - jf;
-	return bytes;
+	if (j->from && pos < j->from && head >= jump_to(r, j->from))
+		skip += jump_to(r, j->from) - j->from;
+	if (j->esc && pos < j->esc && head >= escape_to(r, j))
+		skip += escape_to(r, j) - j->esc;
+	return bytes > skip ? bytes - skip : 0;
+}
+
+/*
+ * The position writers stay a capacity behind, given the cursors'
+ * minimum @tail (jump_cursor() applied): @tail itself, except that once
+ * an escape is published a cursor before the lap jump counts at the
+ * jump's end. The escaping claims use the bytes the jump skipped, which
+ * lie past that reader's, and the records after the jump, [jump_to,
+ * escape start), are the next to be overwritten (Documentation/ring.rst,
+ * "Escape jumps"). Monotonic in @tail, so it may be applied to the
+ * minimum instead of to each cursor.
+ */
+static inline uint64_t ring_room_tail(const struct bring *r,
+				      const struct ring_jumps *j,
+				      uint64_t tail)
+{
+	if (j->esc && tail < j->from)
+		return jump_to(r, j->from);
+	return tail;
 }
 
 /*

@@ -319,15 +319,16 @@ static void reader_report_damage(struct bring_reader *rd, uint32_t lf)
 static void reader_publish(struct bring_reader *rd);
 
 /*
- * A published lap jump starts at @pos: go on at the next lap's start;
- * in front (@n messages collected so far: none) the cursor moves too.
+ * A published jump starts where the reader stands: go on at @pos, its
+ * end; in front (@n messages collected so far: none) the cursor moves
+ * too.
  */
 static uint64_t reader_jump(struct bring_reader *rd, uint64_t pos,
 			    unsigned int n)
 {
-	pos = jump_to(rd->ring, pos);
 	/* The jump's claim moved head past pos (the jump was acquired
-	 * after it, see publish_jump()); head_cache may predate it. */
+	 * after it, see publish_jump() and publish_escape()); head_cache
+	 * may predate it. */
 	rd->head_cache = load_acquire(&rd->ring->hdr->head) & ~HEAD_CLOSED;
 	if (!n)
 		rd->pos = pos; /* jumped, in front */
@@ -344,9 +345,10 @@ static unsigned int reader_collect(struct bring_reader *rd,
 				   size_t max_bytes, enum collect_stop *stop)
 {
 	struct bring *r = rd->ring;
-	uint64_t pos = rd->pos, start = rd->pos, bytes = 0, head;
+	uint64_t pos = rd->pos, start = rd->pos, bytes = 0, head, to;
 	/* Only this thread stores it. */
 	uint64_t published = load_relaxed(&rd->slot->pos);
+	struct ring_jumps j;
 	unsigned int n = 0;
 
 	*stop = STOP_NOT_READY;
@@ -374,10 +376,13 @@ static unsigned int reader_collect(struct bring_reader *rd,
 		 * jump before the record. Past it, writers stay a capacity
 		 * behind our published cursor: the bytes at pos are safe.
 		 */
-		if (pos == published &&
-		    jump_cursor(r, ring_jump_from(r), pos) != pos) {
-			pos = reader_jump(rd, pos, n);
-			continue;
+		if (pos == published) {
+			ring_jumps_load(r, &j);
+			to = jump_cursor(r, &j, pos);
+			if (to != pos) {
+				pos = reader_jump(rd, to, n);
+				continue;
+			}
 		}
 		rec = rec_at(r, pos);
 		/* Pairs with the release store of the tag: header written. */
@@ -387,9 +392,11 @@ static unsigned int reader_collect(struct bring_reader *rd,
 			 * published cursor (a jump with readers behind,
 			 * the slack), or at it, published since we looked.
 			 */
-			if (jump_cursor(r, ring_jump_from(r), pos) == pos)
+			ring_jumps_load(r, &j);
+			to = jump_cursor(r, &j, pos);
+			if (to == pos)
 				break;
-			pos = reader_jump(rd, pos, n);
+			pos = reader_jump(rd, to, n);
 			continue;
 		}
 		/* Pairs with the release store in commit_record(). */
@@ -838,7 +845,8 @@ struct bring_reader *bring_default_reader(struct bring *r)
  */
 uint64_t bring_reader_lag(const struct bring_reader *rd)
 {
-	uint64_t head, pos, jf;
+	struct ring_jumps j;
+	uint64_t head, pos;
 
 	if (!rd)
 		return 0;
@@ -850,10 +858,10 @@ uint64_t bring_reader_lag(const struct bring_reader *rd)
 	 * jump's claim).
 	 */
 	pos = load_acquire(&rd->slot->pos);
-	jf = ring_jump_from(rd->ring);
-	pos = jump_cursor(rd->ring, jf, pos);
+	ring_jumps_load(rd->ring, &j);
+	pos = jump_cursor(rd->ring, &j, pos);
 	head = load_acquire(&rd->ring->hdr->head) & ~HEAD_CLOSED;
-	return ring_held(rd->ring, jf, pos, head);
+	return ring_held(rd->ring, &j, pos, head);
 }
 
 /**
@@ -1046,7 +1054,7 @@ int bring_get_reader_stats(const struct bring *r, unsigned int idx,
 	struct bring_reader_stats s = { 0 };
 	const struct bring_slot *sl;
 	const struct bring_hdr *h;
-	uint64_t jf;
+	struct ring_jumps j;
 	size_t sz;
 
 	if (!r || !st || st->sz < sizeof(size_t) || idx >= BRING_SLOTS)
@@ -1062,9 +1070,9 @@ int bring_get_reader_stats(const struct bring *r, unsigned int idx,
 	/* Pairs with the release store in reader_publish(). */
 	s.pos = load_acquire(&sl->pos);
 	/* Where the reader goes on: past a lap jump (bring_reader_lag()). */
-	jf = ring_jump_from(r);
-	s.pos = jump_cursor(r, jf, s.pos);
-	s.lag = ring_held(r, jf, s.pos, load_acquire(&h->head) & ~HEAD_CLOSED);
+	ring_jumps_load(r, &j);
+	s.pos = jump_cursor(r, &j, s.pos);
+	s.lag = ring_held(r, &j, s.pos, load_acquire(&h->head) & ~HEAD_CLOSED);
 	s.msgs_out = load_relaxed(&sl->msgs_out);
 	s.bytes_out = load_relaxed(&sl->bytes_out);
 	s.last_active = load_relaxed(&sl->last_active);

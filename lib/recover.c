@@ -446,6 +446,7 @@ static void find_jump(struct scan *s)
 static int find_tail(struct scan *s)
 {
 	struct bring_hdr *h = s->r->hdr;
+	struct ring_jumps jumps = { 0 };
 	uint64_t lower, tail;
 	int i;
 
@@ -472,15 +473,16 @@ static int find_tail(struct scan *s)
 		return -EBADMSG;
 	}
 	find_jump(s);
-	if (jump_cursor(s->r, s->jf, h->tail_cache) > lower)
-		lower = jump_cursor(s->r, s->jf, h->tail_cache);
+	jumps.from = s->jf; /* file rings never escape */
+	if (jump_cursor(s->r, &jumps, h->tail_cache) > lower)
+		lower = jump_cursor(s->r, &jumps, h->tail_cache);
 	tail = s->ncursors ? s->limit : lower;
 	for (i = 0; i < s->ncursors; i++) {
 		struct cursor_ref *c = &s->cursors[i];
 
 		/* At the jump's start: the reader goes on at its end. */
 		if (c->pos != CURSOR_LOST)
-			c->pos = jump_cursor(s->r, s->jf, c->pos);
+			c->pos = jump_cursor(s->r, &jumps, c->pos);
 		if (c->pos == CURSOR_LOST || c->pos < lower || (c->pos & 7))
 			c->pos = lower;
 		if (c->pos < tail)

@@ -62,9 +62,9 @@ void ring_unlock(struct bring *r)
 }
 
 /*
- * The oldest position any reader still needs: a cursor at the last lap
- * jump's start counts as being at its end (jump_cursor()). The jump may
- * be loaded before or after the cursors: every value it holds names a
+ * The oldest position any reader still needs: a cursor at a published
+ * jump's start counts as being at its end (jump_cursor()). The jumps may
+ * be loaded before or after the cursors: every value they hold names a
  * jump that was claimed, so either order gives a position no reader has
  * use for the bytes below.
  */
@@ -73,16 +73,17 @@ uint64_t ring_min_reader_pos(const struct bring *r)
 	struct bring_hdr *h = r->hdr;
 	/* Pairs with the release stores of readers_mask in reader.c. */
 	uint64_t mask = load_acquire(&h->readers_mask);
-	uint64_t jf = ring_jump_from(r);
 	uint64_t min = UINT64_MAX, pos;
+	struct ring_jumps j;
 
+	ring_jumps_load(r, &j);
 	/* Pairs with the release CAS in ring_refresh_tail(). */
 	if (!mask)
-		return jump_cursor(r, jf, load_acquire(&h->tail_cache));
+		return jump_cursor(r, &j, load_acquire(&h->tail_cache));
 	while (mask) {
 		/* Pairs with the reader's release store in reader_publish(). */
 		pos = load_acquire(&h->slots[__builtin_ctzll(mask)].pos);
-		pos = jump_cursor(r, jf, pos);
+		pos = jump_cursor(r, &j, pos);
 		if (pos < min)
 			min = pos;
 		mask &= mask - 1;
@@ -160,12 +161,41 @@ static void ring_wake_readers(struct bring *r)
 		ring_signal(r, &r->hdr->data_seq);
 }
 
-/* Lock-free look: would @need bytes fit at head now? */
-static bool space_visible(struct bring *r, uint64_t need)
+/*
+ * Free bytes at @head, given the cursors' minimum @tail: a capacity
+ * behind the tail as ring_room_tail() places it. After an escape, head
+ * may be more than a capacity past a cursor still before the lap jump
+ * (the escape's claim passed over it): until the escape is published,
+ * that is no room, never a wrapped difference. A tail past @head comes
+ * with a @head loaded before the jump that put the tail there: the
+ * claim's CAS from that @head fails.
+ */
+static uint64_t ring_room(const struct bring *r, uint64_t head, uint64_t tail)
+{
+	struct ring_jumps j;
+
+	if (head - tail <= r->capacity)
+		return r->capacity - (head - tail);
+	ring_jumps_load(r, &j);
+	tail = ring_room_tail(r, &j, tail);
+	if (tail > head)
+		return r->capacity;
+	return head - tail < r->capacity ? r->capacity - (head - tail) : 0;
+}
+
+static uint64_t escape_start(struct bring *r, uint64_t head, uint64_t need);
+
+/*
+ * Lock-free look: could a claim of @need bytes be made now? Room at
+ * head, or an escape from a lap jump's trap (escape_start()): a writer
+ * asleep in the trap when the jump is published is woken to escape.
+ */
+static bool claim_visible(struct bring *r, uint64_t need)
 {
 	uint64_t head = head_pos(load_acquire(&r->hdr->head));
 
-	return r->capacity - (head - ring_min_reader_pos(r)) >= need;
+	return ring_room(r, head, ring_min_reader_pos(r)) >= need ||
+	       escape_start(r, head, need) != head;
 }
 
 /*
@@ -194,7 +224,7 @@ void ring_wake_writers(struct bring *r)
 	if (!evc_sleepers(&h->space_seq))
 		return;
 	/* evc_sleepers() is an acquire load: it sees the sleepers' want. */
-	if (space_visible(r, load_relaxed(&h->space_want)))
+	if (claim_visible(r, load_relaxed(&h->space_want)))
 		wake_writers_locked(r);
 }
 
@@ -215,9 +245,9 @@ static bool space_fits(struct bring *r, uint64_t head, uint64_t need)
 	/* Pairs with the release CAS in ring_refresh_tail(). */
 	uint64_t tail = load_acquire(&r->hdr->tail_cache);
 
-	if (r->capacity - (head - tail) >= need)
+	if (ring_room(r, head, tail) >= need)
 		return true;
-	return r->capacity - (head - ring_refresh_tail(r)) >= need;
+	return ring_room(r, head, ring_refresh_tail(r)) >= need;
 }
 
 /* The optimistic spin grows with the bytes waited for, at this rate... */
@@ -265,7 +295,7 @@ static bool spin_for_space(struct bring *r, uint64_t need)
 		budget = REWAIT_SPIN_NS;
 	do {
 		spin_pause();
-		if (space_visible(r, need) ||
+		if (claim_visible(r, need) ||
 		    (load_relaxed(&r->hdr->head) & HEAD_CLOSED))
 			return true;
 	} while (bring_now_ns() - t0 < budget);
@@ -298,7 +328,7 @@ static int space_wait_done(struct bring *r, uint64_t need)
 {
 	if (load_acquire(&r->hdr->head) & HEAD_CLOSED)
 		return -EPIPE;
-	return space_visible(r, need) ? 0 : 1;
+	return claim_visible(r, need) ? 0 : 1;
 }
 
 /* Sleep until @need bytes fit, the ring closes or the deadline passes. */
@@ -476,11 +506,15 @@ static uint64_t jump_workset(const struct bring *r)
  * @head, which is at least W into its lap, so every cursor is past that
  * lap's start, and so past the end of any earlier jump (jumps end at lap
  * starts, and head only grows). No reader still needs the old value; one
- * at an old jump's start counts at its end, too far behind to pass.
+ * at an old jump's start counts at its end, too far behind to pass. An
+ * escape ends inside a lap, so that argument does not cover it: a new
+ * jump also waits until every cursor is past the escape's end, since
+ * the escape stops naming one (ring_jumps_load()) once jump_from moves.
  */
 static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
 {
 	uint64_t off = head & r->mask, w = jump_workset(r), tail, to, slack;
+	struct ring_jumps j;
 
 	if (!w || off < w || need > off)
 		return head;
@@ -500,8 +534,10 @@ static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
 	tail = ring_refresh_tail(r);
 	to = jump_to(r, head);
 	slack = load_relaxed(&r->jump_slack);
+	ring_jumps_load(r, &j);
 	if (head - tail > (slack < w / 2 ? slack : w / 2) ||
-	    to + need - tail > r->capacity) {
+	    to + need - tail > r->capacity ||
+	    (j.esc && tail <= escape_to(r, &j))) {
 		/* Readers are behind: looking at every claim would put
 		 * their cursors' lines in each one. */
 		store_relaxed(&r->jump_look, head + (w >> JUMP_LOOK_SHIFT));
@@ -537,6 +573,73 @@ static void publish_jump(struct bring *r, uint64_t from)
 	 * fences: the jump is published before we look for sleepers, and a
 	 * sleeper registers before it re-reads the cursors and the jump).
 	 */
+	ring_wake_writers(r);
+}
+
+/*
+ * Escape jumps (Documentation/ring.rst, "Escape jumps"). A lap jump made
+ * with a reader behind (the slack) sends the claims to the next lap's
+ * start S while that reader still needs [P, J): should it stop there, the
+ * claims of the new lap fill the room behind P, about W, and then wait,
+ * though the jump's skipped range [J, S), a lap later [J + capacity,
+ * S + capacity), lies free past the reader's bytes. A claim that does
+ * not fit at @head for that reason escapes: it starts at J + capacity
+ * instead, and readers that reach @head continue there. The ring holds
+ * its capacity again, less the bytes between @head and P + capacity,
+ * less than one record.
+ *
+ * When: a lap jump is published and not escaped yet; @head is inside
+ * the lap after it, past S; a cursor stands before J (the trap: the
+ * caller found no room at @head); the claim fits in the skipped range.
+ * One escape per jump: escaping claims end by S + capacity, where the
+ * records after the jump are the next to be overwritten, and writers
+ * count a cursor before J at S once the escape is published
+ * (ring_room_tail()).
+ *
+ * File rings do not escape: their crash repair and recovery know one
+ * jump (a dead escaper's claim cannot be repaired by a discard at its
+ * start, which may lie on the stopped reader's record).
+ */
+static uint64_t escape_start(struct bring *r, uint64_t head, uint64_t need)
+{
+	struct ring_jumps j;
+	uint64_t s;
+
+	if (r->file)
+		return head;
+	ring_jumps_load(r, &j);
+	if (!j.from || j.esc)
+		return head;
+	s = jump_to(r, j.from);
+	if (head <= s || head >= escape_to(r, &j) || need > s - j.from)
+		return head;
+	if (ring_refresh_tail(r) >= j.from)
+		return head; /* no cursor before the jump: simply full */
+	return escape_to(r, &j);
+}
+
+/*
+ * The escape from @from is claimed (our CAS moved head past the lap
+ * jump's end plus the capacity): publish it, as publish_jump() does a
+ * jump. Only the escaping claim's owner stores it, and a later escape
+ * needs a later jump, which needs every cursor past this one; the CAS
+ * to the maximum keeps the field growing against a stalled publisher
+ * all the same.
+ */
+static void publish_escape(struct bring *r, uint64_t from)
+{
+	uint64_t *ef = &r->hdr->escape_from, old = load_relaxed(ef);
+
+	/*
+	 * Release: whoever acquires the escape sees the claim's CAS on
+	 * head, so a reader that escapes never finds head behind it.
+	 */
+	while (old < from &&
+	       !__atomic_compare_exchange_n(ef, &old, from, false,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+	/* Writers that slept on the trap have the first jump's skipped
+	 * range now (evc_sleepers() fences, as in publish_jump()). */
 	ring_wake_writers(r);
 }
 
@@ -589,12 +692,16 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 	uint64_t head = load_relaxed(&h->head), total, start;
 	struct bring_deadline dl = { .forever = -1 };
 	unsigned int want = c->nr; /* a lost race must not shrink the batch */
+	bool fits;
 	int err;
 
 	for (;;) {
 		if (head & HEAD_CLOSED)
 			return -EPIPE;
-		if (!space_fits(r, head, c->need)) {
+		fits = space_fits(r, head, c->need);
+		start = fits ? jump_start(r, head, c->need) :
+			       escape_start(r, head, c->need);
+		if (!fits && start == head) {
 			if (timeout_ms == 0)
 				return -EAGAIN;
 			/* One deadline for the call, however often we lose
@@ -607,7 +714,6 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 			head = load_relaxed(&h->head);
 			continue;
 		}
-		start = jump_start(r, head, c->need);
 		total = claim_fill(r, start, c, want);
 		if (r->file) {
 			/* Taken once space is there: a full or closed
@@ -641,8 +747,11 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 	}
 	c->pos = start;
 	c->need = total;
-	if (start != head)
+	/* A lap jump lands at a lap's start, an escape inside the lap. */
+	if (start != head && !(start & r->mask))
 		publish_jump(r, head);
+	else if (start != head)
+		publish_escape(r, head);
 	return 0;
 }
 
@@ -1370,7 +1479,8 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 {
 	struct bring_stats s = { 0 };
 	const struct bring_hdr *h;
-	uint64_t jf, tail, head;
+	struct ring_jumps j;
+	uint64_t tail, head;
 	size_t sz;
 
 	if (!r || !st || st->sz < sizeof(size_t))
@@ -1384,12 +1494,12 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 	s.futex_waits = load_relaxed(&h->futex_waits);
 	s.futex_wakes = load_relaxed(&h->futex_wakes);
 	sum_reader_stats(h, &s);
-	/* jump_from first, then the cursors, then head (bring_reader_lag()). */
-	jf = ring_jump_from(r);
+	/* The jumps first, then the cursors, then head (bring_reader_lag()). */
+	ring_jumps_load(r, &j);
 	tail = ring_min_reader_pos(r);
 	head = head_pos(load_acquire(&h->head));
-	s.used = ring_held(r, jf, tail, head);
-	s.room = head - tail < r->capacity ? r->capacity - (head - tail) : 0;
+	s.used = ring_held(r, &j, tail, head);
+	s.room = ring_room(r, head, tail);
 	s.capacity = r->capacity;
 	s.max_msg = r->max_msg;
 	s.damaged = load_relaxed(&h->damaged);
