@@ -179,8 +179,9 @@ struct bring_opts {
  * @file:          1 for a file ring (bring_open()), 0 for a memory ring.
  * @durability:    file rings: enum bring_durability of the file.
  * @room:          bytes a writer can claim now: @capacity - @used, less
- *                 the bytes a lap jump skipped while a reader that has
- *                 not passed it yet holds them (bring_set_jump_slack()).
+ *                 the bytes a lap jump (or an escape from it) skipped
+ *                 while a reader that has not passed it yet holds them
+ *                 (bring_set_jump_slack()).
  */
 struct bring_stats {
 	size_t sz;

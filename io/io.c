@@ -932,11 +932,16 @@ void sink_give_up(struct sink *s, int err)
 	io_fatal(s->io, s, err);
 }
 
-/* bring-listen: receivers' jump slack: a few chunks. */
-#define IO_HOP_JUMP_SLACK (4U << 20)
+/*
+ * The jump slack: a few chunks. A memory ring's sinks may be this far
+ * behind when its claims jump, whatever the sources: a sink that stops
+ * right after the jump costs the ring under two records of its capacity
+ * (escape jumps, Documentation/ring.rst).
+ */
+#define IO_JUMP_SLACK (4U << 20)
 
 /*
- * How far behind its sinks may be for the ring to make a lap jump, if
+ * How far behind its sinks may be for a file ring to make a lap jump, if
  * @src can wait for them without anything being lost: a source with a
  * read-ahead (its file keeps the rest), or a bring-listen: receiver (its
  * senders keep every unacknowledged byte in their rings). 0: it cannot.
@@ -945,21 +950,28 @@ static size_t src_jump_slack(const struct source *src)
 {
 	if (src->read_ahead)
 		return src->read_ahead;
-	return src->ep.kind == EP_HOP_LISTEN ? IO_HOP_JUMP_SLACK : 0;
+	return src->ep.kind == EP_HOP_LISTEN ? IO_JUMP_SLACK : 0;
 }
 
 /*
- * Sources that can all wait let the ring's claims make lap jumps with
- * the sinks up to a slack behind (bring_set_jump_slack()), which a ring
- * that is never empty needs to stay in its working set. Any other source
- * (one a stopped sink must leave the whole capacity to: a socket whose
- * peer cannot resend) keeps the default, an empty ring.
+ * Let the ring's claims make lap jumps with the sinks up to a slack
+ * behind (bring_set_jump_slack()), which a ring that is never empty needs
+ * to stay in its working set. A memory ring always can. A file ring
+ * does not escape: a sink stopping right after a jump would leave its
+ * writers about W of the capacity until it passes the jump, so it jumps
+ * with a slack only if every source can wait; any other source (a socket
+ * whose peer cannot resend) keeps the default, an empty ring.
  */
 static void io_set_jump_slack(struct bring_io *io)
 {
+	struct bring_stats st = { .sz = sizeof(st) };
 	size_t slack = SIZE_MAX, s;
 	unsigned int i;
 
+	if (!bring_get_stats(io->r, &st) && !st.file) {
+		bring_set_jump_slack(io->r, IO_JUMP_SLACK);
+		return;
+	}
 	for (i = 0; i < io->nr_srcs; i++) {
 		s = src_jump_slack(io->srcs[i]);
 		if (s < slack)

@@ -1353,11 +1353,15 @@ void bring_free(struct bring *r)
  * handle's claims also jump when every reader is at most @bytes (and at
  * most W/2) behind head.
  *
- * The price: a reader that stops before such a jump, until it passes it,
- * leaves the writers only the physical room behind it, about W, not the
- * whole capacity. Set a slack only where the writers can wait without
- * losing data, e.g. when they read files (bring_io does, for sources
- * that all read regular files). It applies to this handle only.
+ * A reader that stops before such a jump needs the bytes it has not
+ * read, in the middle of the lap the writers left. In a memory ring the
+ * claims then go on around them (an escape jump, Documentation/ring.rst):
+ * the ring still holds its capacity, less under two records. In a file
+ * ring they do not: until the reader passes the jump, the writers have
+ * only the physical room behind it, about W, not the whole capacity. Set
+ * a slack on a file ring only where the writers can wait without losing
+ * data, e.g. when they read files (bring_io does so). It applies to this
+ * handle only.
  *
  * Return: 0, or -EINVAL for a NULL ring.
  */

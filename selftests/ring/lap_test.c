@@ -704,6 +704,52 @@ TEST_F(lap, with_a_slack_a_reader_stopped_before_a_jump_reads_across_it)
 }
 
 /*
+ * The trap seen from an event loop: a writer that finds no room behind a
+ * reader stopped before a slack jump and asks bring_write_wait_prepare()
+ * is told to push now, where a memory ring's claim escapes. A wait
+ * there would never end: the only reader that could free room is
+ * stopped. A file ring does not escape, and the writer waits.
+ */
+TEST_F(lap, with_a_slack_a_prepared_write_wait_in_the_trap_escapes)
+{
+	struct bring_reader *rds[2];
+	struct pump p = { 0 }, q = { 0 };
+	struct bring_wait w;
+	uint64_t stop;
+
+	ASSERT_EQ(0, bring_reader_remove(self->r, BRING_DEFAULT_READER));
+	rds[0] = bring_reader_open(self->r, "fast");
+	rds[1] = bring_reader_open(self->r, "slow");
+	ASSERT_NE_NULL(rds[0]);
+	ASSERT_NE_NULL(rds[1]);
+	no_reader_jumps(rds[0]);
+	ASSERT_EQ(0, bring_set_jump_slack(self->r, WSET / 2));
+	ASSERT_EQ(0, pump_below_w(self->r, rds, 2, &p));
+	stop = head_of(self->r);
+	q.msgs = p.msgs;
+	ASSERT_EQ(0, pump(self->r, rds, 1, stop + 2 * FP, &q));
+	ASSERT_EQ(stop + FP, self->r->hdr->jump_from);
+	/* Fill the room behind "slow", not one claim more. */
+	while (head_of(self->r) + FP <= stop + CAP)
+		ASSERT_EQ(0, bring_push_timeout(self->r, self->buf, MSG, 0));
+	ASSERT_EQ(0, self->r->hdr->escape_from);
+	if (variant->file) {
+		ASSERT_EQ(0, bring_write_wait_prepare(self->r, MSG, &w));
+		bring_write_wait_finish(self->r, &w);
+		EXPECT_EQ(-EAGAIN, bring_push_timeout(self->r, self->buf, MSG, 0));
+	} else {
+		uint64_t at = head_of(self->r);
+
+		EXPECT_EQ(1, bring_write_wait_prepare(self->r, MSG, &w));
+		EXPECT_EQ(0, bring_push_timeout(self->r, self->buf, MSG, 0));
+		EXPECT_EQ(at, self->r->hdr->escape_from);
+		EXPECT_EQ(stop + FP + CAP + FP, head_of(self->r));
+	}
+	bring_reader_close(rds[1]);
+	bring_reader_close(rds[0]);
+}
+
+/*
  * Named readers: "a" closes right before a jump and is not open while
  * the writers fill the whole capacity behind it; a second jump must not
  * happen while it sits at the first one's start (it would hide the
@@ -1144,6 +1190,158 @@ TEST(stress_writers_reservations_and_readers_across_jumps)
 	 */
 	EXPECT_GE(s.jumps[0], s.per_writer / ST_ROUND / 4);
 	pthread_barrier_destroy(&s.round);
+	EXPECT_EQ(0, get_stats(s.r).used);
+	for (i = 0; i < 2; i++)
+		bring_reader_close(ar[i].rd);
+	bring_free(s.r);
+}
+
+/* ------------------------------------------------------------------ */
+/*
+ * Stress, escapes: two writers pushing without pause, a reader keeping up
+ * and one that, while it stands before the last lap jump, often stops for
+ * a while: the claims behind it escape, and both readers follow every
+ * jump and escape with every message once, in order.
+ */
+#define SE_CAP (2ULL << 20)
+#define SE_WRITERS 2
+
+struct se {
+	struct bring *r;
+	uint32_t per_writer;
+	int fail;
+	uint64_t jumps[2], escapes[2];
+	char why[160];
+};
+
+struct se_arg {
+	struct se *s;
+	unsigned int id;
+	struct bring_reader *rd;
+};
+
+static void se_fail(struct se *s, const char *why)
+{
+	if (!__atomic_exchange_n(&s->fail, 1, __ATOMIC_SEQ_CST))
+		snprintf(s->why, sizeof(s->why), "%s", why);
+}
+
+static void *se_writer(void *arg)
+{
+	struct se_arg *a = arg;
+	uint64_t seed = 0x9e3779b97f4a7c15ULL * (a->id + 1);
+	uint8_t buf[4 * 2048];
+	struct bring_msg msgs[4];
+	uint32_t seq = 0;
+	int n, k;
+
+	while (seq < a->s->per_writer) {
+		size_t len = 16 + xorshift(&seed) % 2000;
+
+		if (!a->id) {
+			tmsg_build(buf, len, a->id, seq);
+			if (bring_push(a->s->r, buf, len))
+				se_fail(a->s, "push");
+			seq++;
+			continue;
+		}
+		for (k = 0; k < 4 && seq + k < a->s->per_writer; k++) {
+			msgs[k].data = buf + k * 2048;
+			msgs[k].len = len;
+			tmsg_build(buf + k * 2048, len, a->id, seq + k);
+		}
+		n = bring_push_batch(a->s->r, msgs, k, -1);
+		if (n <= 0) {
+			se_fail(a->s, "push_batch");
+			n = k;
+		}
+		seq += n;
+	}
+	return NULL;
+}
+
+static void *se_reader(void *arg)
+{
+	struct se_arg *a = arg;
+	struct se *s = a->s;
+	uint32_t next[SE_WRITERS] = { 0 };
+	uint64_t total = 0, want = (uint64_t)SE_WRITERS * s->per_writer;
+	uint64_t end = 0, seed = 0x2545f4914f6cdd1dULL * (a->id + 1);
+	struct bring_msg msgs[16];
+	struct tmsg h;
+	const char *why;
+	int n, i;
+
+	while (total < want && !__atomic_load_n(&s->fail, __ATOMIC_RELAXED)) {
+		n = bring_reader_peek(a->rd, msgs, 16, 0, 5000);
+		if (n < 0) {
+			se_fail(s, "peek failed or timed out");
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			why = tmsg_check(&msgs[i], &h);
+			if (!why && (h.id >= SE_WRITERS || h.seq != next[h.id]))
+				why = "out of order or duplicated";
+			if (why) {
+				se_fail(s, why);
+				return NULL;
+			}
+			next[h.id]++;
+			if (end && msgs[i].seq != end) {
+				if (msgs[i].seq & (SE_CAP - 1))
+					s->escapes[a->id]++;
+				else
+					s->jumps[a->id]++;
+			}
+			end = msgs[i].seq + 16 + ((msgs[i].len + 7) & ~7ULL);
+		}
+		total += (uint64_t)n;
+		/* "slow": stop a while, often, when before the last jump. */
+		if (a->id && end < __atomic_load_n(&s->r->hdr->jump_from,
+						   __ATOMIC_RELAXED) &&
+		    !(xorshift(&seed) & 3))
+			usleep(300);
+		if (bring_reader_shift(a->rd))
+			se_fail(s, "shift");
+	}
+	return NULL;
+}
+
+TEST(stress_escapes_keep_every_message_once)
+{
+	struct se s = { .per_writer = SANITIZED_THREAD ? 20000 :
+				      SANITIZED_ADDRESS ? 60000 : 200000 };
+	BRING_OPTS(o, .flags = BRING_NO_DEFAULT_READER);
+	pthread_t tw[SE_WRITERS], tr[2];
+	struct se_arg aw[SE_WRITERS], ar[2];
+	int i;
+
+	s.r = bring_new(SE_CAP, &o);
+	ASSERT_NE_NULL(s.r);
+	ASSERT_EQ(0, bring_set_jump_slack(s.r, SE_CAP / 16));
+	for (i = 0; i < 2; i++) {
+		ar[i] = (struct se_arg){ .s = &s, .id = (unsigned int)i };
+		ar[i].rd = bring_reader_open(s.r, i ? "slow" : "fast");
+		ASSERT_NE_NULL(ar[i].rd);
+		ASSERT_EQ(0, pthread_create(&tr[i], NULL, se_reader, &ar[i]));
+	}
+	for (i = 0; i < SE_WRITERS; i++) {
+		aw[i] = (struct se_arg){ .s = &s, .id = (unsigned int)i };
+		ASSERT_EQ(0, pthread_create(&tw[i], NULL, se_writer, &aw[i]));
+	}
+	for (i = 0; i < SE_WRITERS; i++)
+		pthread_join(tw[i], NULL);
+	for (i = 0; i < 2; i++)
+		pthread_join(tr[i], NULL);
+	TH_LOG("%u messages per writer; jumps %llu, %llu; escapes %llu, %llu",
+	       s.per_writer, (unsigned long long)s.jumps[0],
+	       (unsigned long long)s.jumps[1],
+	       (unsigned long long)s.escapes[0],
+	       (unsigned long long)s.escapes[1]);
+	EXPECT_EQ(0, s.fail) TH_LOG("%s", s.why);
+	EXPECT_EQ(s.jumps[0], s.jumps[1]);
+	EXPECT_EQ(s.escapes[0], s.escapes[1]);
+	EXPECT_GE(s.escapes[0], 1);
 	EXPECT_EQ(0, get_stats(s.r).used);
 	for (i = 0; i < 2; i++)
 		bring_reader_close(ar[i].rd);
