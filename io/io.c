@@ -359,6 +359,17 @@ static bool conn_at_eof(const struct conn *c)
  * the reader passes the jump, the room grows by them and the wait ends
  * too. Capped at the largest message (then it ends once the ring holds
  * less).
+ *
+ * A wait for space also ends when a claim of that length could escape
+ * over a reader before the jump into the jump's skipped bytes (memory
+ * rings, Documentation/ring.rst, "Escape jumps"): right for a record,
+ * but the read-ahead waits for its sinks, not for a place to write. So
+ * while a reader is before a jump, the length is more than the skipped
+ * bytes, which no escape can take: the wait ends once that reader passed
+ * the jump and the room grew by them. A ring whose largest message is
+ * smaller than that cannot express the wait: the read-ahead then lets
+ * the source go on until the reader passes the jump (nothing is lost:
+ * the ring holds more of the file for that while).
  */
 bool conn_read_ahead_full(struct conn *c, size_t len)
 {
@@ -378,6 +389,11 @@ bool conn_read_ahead_full(struct conn *c, size_t len)
 	need = st.capacity + fp;
 	need = need > skipped + src->read_ahead + 16 ?
 		       need - skipped - src->read_ahead - 16 : 0;
+	if (skipped && need <= skipped) {
+		if (src->io->ring_max <= skipped)
+			return false;
+		need = skipped + 8;
+	}
 	c->need = need < src->io->ring_max ? need : src->io->ring_max;
 	return true;
 }

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1091,6 +1092,100 @@ TEST_F(cap, a_tcp_source_into_a_memory_ring_jumps_and_keeps_its_capacity)
 	bring_reader_close(rd);
 	bring_io_free(t.io);
 	bring_free(r);
+}
+
+static uint64_t cpu_us(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/*
+ * A file source into a memory ring, its sink stopped right after a lap
+ * jump with a second one before it: the source keeps its read-ahead and
+ * waits for the sinks, asleep. A wait for room would end at once there,
+ * since a claim could escape over the stopped sink's bytes; the source
+ * spun on it at a whole CPU. Then the sinks read the whole file.
+ */
+TEST_F(cap, a_file_source_behind_a_sink_stopped_after_a_jump_sleeps)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode),
+		      .read_ahead = 1 << 20);
+	size_t cap = 16 << 20, total = 96 << 20, n;
+	uint64_t got = 0, prev = 0, end = now_ms() + 30000, t0, used;
+	struct bring_stats st = { .sz = sizeof(st) };
+	struct bring *r = bring_new(cap, &ro);
+	char path[PATH_MAX], uri[PATH_MAX + 8];
+	struct io_thread t = { 0 };
+	struct bring_reader *rd, *lag;
+	struct bring_msg m;
+	pthread_t ioth;
+	char *buf;
+
+	ASSERT_NE_NULL(r);
+	snprintf(path, sizeof(path), "%s/lines", self->dir);
+	buf = lines_file(path, total, &n);
+	ASSERT_NE_NULL(buf);
+	free(buf);
+	rd = bring_reader_open(r, "sink");
+	lag = bring_reader_open(r, "a record behind");
+	ASSERT_NE_NULL(rd);
+	ASSERT_NE_NULL(lag);
+	t.io = bring_io_new(r, &o);
+	ASSERT_NE_NULL(t.io);
+	snprintf(uri, sizeof(uri), "file:%s", path);
+	ASSERT_EQ(0, bring_io_add_source(t.io, uri));
+	ASSERT_EQ(0, pthread_create(&ioth, NULL, io_thread_run, &t));
+	/* "sink" a record ahead of "lag" until it follows a jump. */
+	for (;;) {
+		ASSERT_LT(now_ms(), end);
+		if (bring_reader_next(rd, &m, 100))
+			continue;
+		if (prev) {
+			ASSERT_EQ(0, bring_reader_next(lag, &m, 0));
+			got += m.len + 1;
+			ASSERT_EQ(0, bring_reader_shift(lag));
+			ASSERT_EQ(0, bring_reader_next(rd, &m, 0));
+		}
+		ASSERT_EQ(0, bring_reader_shift(rd));
+		if (prev && m.seq != prev && !(m.seq & (cap - 1)))
+			break;
+		prev = m.seq + 16 + ((m.len + 7) & ~7ULL);
+	}
+	/* Both stopped: the source fills its read-ahead, then sleeps. */
+	usleep(200 * 1000);
+	t0 = cpu_us();
+	usleep(500 * 1000);
+	t0 = cpu_us() - t0;
+	ASSERT_EQ(0, bring_get_stats(r, &st));
+	used = st.used;
+	TH_LOG("sinks stopped after a jump: %llu bytes held (read-ahead 1 MiB), %llu us of CPU in 500 ms",
+	       (unsigned long long)used, (unsigned long long)t0);
+	EXPECT_LT(t0, 100 * 1000);
+	EXPECT_LE(used, (2 << 20) + (256 << 10));
+	/* "lag" reads the rest; "sink" shifts along behind it. */
+	while (got < n) {
+		ASSERT_LT(now_ms(), end);
+		if (bring_reader_next(lag, &m, 100))
+			continue;
+		got += m.len + 1;
+		ASSERT_EQ(0, bring_reader_shift(lag));
+		if (!bring_reader_next(rd, &m, 0))
+			ASSERT_EQ(0, bring_reader_shift(rd));
+	}
+	EXPECT_EQ(n, got);
+	bring_io_stop(t.io);
+	pthread_join(ioth, NULL);
+	EXPECT_EQ(0, t.ret);
+	bring_reader_close(lag);
+	bring_reader_close(rd);
+	bring_io_free(t.io);
+	bring_free(r);
+	unlink(path);
 }
 
 /* bringcat's staging and idle options: bad values are clear errors. */
