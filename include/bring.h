@@ -367,6 +367,9 @@ BRING_API void bring_reader_wait_finish(struct bring_reader *rd,
 BRING_API int bring_write_wait_prepare(struct bring *r, size_t len,
 				       struct bring_wait *w);
 BRING_API void bring_write_wait_finish(struct bring *r, struct bring_wait *w);
+/* A writer's own limit: wait until readers leave at most @held bytes. */
+BRING_API int bring_drain_wait_prepare(struct bring *r, size_t held,
+				       struct bring_wait *w);
 BRING_API struct bring_reader *bring_default_reader(struct bring *r);
 /* The longest a loop may wait on a prepared word: -1 none, else ms. */
 BRING_API int bring_wait_timeout(const struct bring_wait *w);

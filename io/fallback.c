@@ -80,7 +80,7 @@ static bool wait_space(struct bring_io *io, struct conn *c)
 	uint64_t t0;
 	int ret;
 
-	ret = bring_write_wait_prepare(io->r, c->need, &w);
+	ret = conn_space_wait_prepare(c, &w);
 	if (ret)
 		return ret > 0; /* fits now, or closed: the retry tells */
 	io_stat_add(io, full_waits, 1);

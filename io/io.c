@@ -349,53 +349,42 @@ static bool conn_at_eof(const struct conn *c)
  * Must @c's source wait before it puts @len more bytes in? A source with
  * a read-ahead waits while the ring holds more than that (framing, and
  * the unused ends of reservations, included), unless it holds nothing,
- * or the file is at its end (the read that finds it reads nothing).
- *
- * c->need is set to the length whose bring_write_wait_prepare() ends
- * once the ring holds at most read_ahead - @len, as the ring's own space
- * waits do. That wait counts room, not what is held: while a reader has
- * not passed a lap jump, the jump's skipped bytes are neither (used
- * leaves them out, room too), so the length is shortened by them; once
- * the reader passes the jump, the room grows by them and the wait ends
- * too. Capped at the largest message (then it ends once the ring holds
- * less).
- *
- * A wait for space also ends when a claim of that length could escape
- * over a reader before the jump into the jump's skipped bytes (memory
- * rings, Documentation/ring.rst, "Escape jumps"): right for a record,
- * but the read-ahead waits for its sinks, not for a place to write. So
- * while a reader is before a jump, the length is more than the skipped
- * bytes, which no escape can take: the wait ends once that reader passed
- * the jump and the room grew by them. A ring whose largest message is
- * smaller than that cannot express the wait: the read-ahead then lets
- * the source go on until the reader passes the jump (nothing is lost:
- * the ring holds more of the file for that while).
+ * or the file is at its end (the read that finds it reads nothing). The
+ * wait (conn_space_wait_prepare()) ends once the sinks have read the
+ * ring down to read_ahead - @len: a drain wait, which only readers'
+ * progress ends. A wait for room would end too early, or at once: room
+ * counts a lap jump's skipped bytes as taken while a sink is before the
+ * jump, and a claim may escape over such a sink (Documentation/ring.rst).
  */
 bool conn_read_ahead_full(struct conn *c, size_t len)
 {
 	struct source *src = c->src;
 	struct bring_stats st = { .sz = sizeof(st) };
-	size_t fp = len + 24, need, skipped; /* header, padding */
+	size_t fp = len + 24; /* header, padding */
 
 	if (!src->read_ahead || bring_get_stats(src->io->r, &st) || !st.used ||
 	    st.used + fp <= src->read_ahead || conn_at_eof(c))
 		return false;
-	/*
-	 * Go on once used + fp <= read_ahead, i.e. room >= capacity -
-	 * skipped + fp - read_ahead; a wait for a message of L bytes ends
-	 * at room >= 16 + L rounded up to 8, so L is that less 16.
-	 */
-	skipped = st.capacity - st.used - st.room;
-	need = st.capacity + fp;
-	need = need > skipped + src->read_ahead + 16 ?
-		       need - skipped - src->read_ahead - 16 : 0;
-	if (skipped && need <= skipped) {
-		if (src->io->ring_max <= skipped)
-			return false;
-		need = skipped + 8;
-	}
-	c->need = need < src->io->ring_max ? need : src->io->ring_max;
+	c->drain = true;
+	c->drain_to = src->read_ahead > fp ? src->read_ahead - fp : 0;
 	return true;
+}
+
+/*
+ * Prepare @c's wait for the ring: a drain wait when its read-ahead is
+ * full, else a wait for room for the c->need bytes that did not fit. As
+ * bring_write_wait_prepare(): 0 to wait on @w, 1 not to; finish it with
+ * bring_write_wait_finish().
+ */
+int conn_space_wait_prepare(struct conn *c, struct bring_wait *w)
+{
+	struct bring *r = c->src->io->r;
+	bool drain = c->drain;
+
+	c->drain = false;
+	if (drain)
+		return bring_drain_wait_prepare(r, c->drain_to, w);
+	return bring_write_wait_prepare(r, c->need, w);
 }
 
 int bring_io_add_source(struct bring_io *io, const char *uri)

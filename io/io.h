@@ -178,6 +178,10 @@ struct conn {
 	size_t rest; /* dgram, syslog: bytes of a message to push in pieces */
 	bool in_line; /* syslog: off is inside a line that was split */
 	size_t need; /* bytes of the message that did not fit */
+	/* The read-ahead is full: wait until the ring holds at most
+	 * drain_to bytes instead of for room for @need (reset per wait). */
+	bool drain;
+	size_t drain_to;
 	struct bring_resv resv; /* raw, chunks: the reservation read into */
 	size_t carry; /* chunks: carried bytes at the start of resv */
 	bool resv_open;
@@ -461,6 +465,7 @@ int conn_recv_dgrams(struct conn *c);
 size_t count_nl(const void *p, size_t n);
 int conn_chunk_reserve(struct conn *c, int timeout_ms);
 bool conn_read_ahead_full(struct conn *c, size_t len);
+int conn_space_wait_prepare(struct conn *c, struct bring_wait *w);
 void conn_chunk_done(struct conn *c, size_t n);
 int conn_chunk_push(struct conn *c, int timeout_ms);
 int ledger_new(struct bring_io *io);

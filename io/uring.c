@@ -187,7 +187,7 @@ static void conn_finish(struct loop *l, struct conn *c)
 /* Arm a wait for space; false when there is space already. */
 static bool arm_space(struct loop *l, struct conn *c)
 {
-	int ret = bring_write_wait_prepare(l->io->r, c->need, &c->ww);
+	int ret = conn_space_wait_prepare(c, &c->ww);
 
 	if (ret)
 		return false;

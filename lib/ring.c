@@ -401,6 +401,60 @@ int bring_write_wait_prepare(struct bring *r, size_t len, struct bring_wait *w)
 	return 0;
 }
 
+/* Is the drain over? 0: at most @held bytes held; -EPIPE: closed; 1: no. */
+static int drain_wait_done(struct bring *r, uint64_t held)
+{
+	struct ring_jumps j;
+	uint64_t tail, head;
+
+	if (load_acquire(&r->hdr->head) & HEAD_CLOSED)
+		return -EPIPE;
+	/* The jumps, then the cursors, then head (bring_get_stats()). */
+	ring_jumps_load(r, &j);
+	tail = ring_min_reader_pos(r);
+	head = head_pos(load_acquire(&r->hdr->head));
+	return ring_held(r, &j, tail, head) <= held ? 0 : 1;
+}
+
+/**
+ * bring_drain_wait_prepare() - get a futex word to wait on until readers drain
+ * @r: the ring
+ * @held: wait until the ring holds at most this many bytes
+ * @w: filled with the word and the value to wait on
+ *
+ * For a writer that keeps the ring from holding more than it wants to
+ * (a source reading a file ahead of its sinks by at most so much): the
+ * ring wakes the word when a reader moves on and then holds at most
+ * @held bytes (&struct bring_stats.used), or the ring closes. Unlike
+ * bring_write_wait_prepare(), whose wait ends once a push would not
+ * block, which may be at once even with the ring full (a claim may
+ * escape over a reader stopped before a lap jump, Documentation/
+ * ring.rst), this wait ends only by readers' progress. Every move of a
+ * reader wakes it while it waits. After the wait, call
+ * bring_write_wait_finish().
+ *
+ * Return: 0 to wait on @w; 1 when the ring holds at most @held bytes now
+ * or is closed (nothing registered, do not finish); -EINVAL.
+ */
+int bring_drain_wait_prepare(struct bring *r, size_t held, struct bring_wait *w)
+{
+	struct evc_ticket ticket = { 0 };
+
+	if (!r || !w)
+		return -EINVAL;
+	/* A want of 0: every reader's publish wakes us (ring_wake_writers()). */
+	enter_space_wait(r, 0, &ticket);
+	if (drain_wait_done(r, held) <= 0) {
+		evc_cancel(&r->hdr->space_seq, &ticket);
+		return 1;
+	}
+	wait_ticket_save(w, &r->hdr->space_seq, &ticket);
+	w->__priv[2] = 0; /* for the end probe: no message waits */
+	BRING_PROBE5(write_wait_start, r, r->name, 0ULL, (uint64_t)(uintptr_t)w,
+		     (char *)NULL);
+	return 0;
+}
+
 /**
  * bring_write_wait_finish() - end a wait begun with bring_write_wait_prepare()
  * @r: the ring

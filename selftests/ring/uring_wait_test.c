@@ -156,6 +156,39 @@ TEST_F(uring, close_completes_the_wait)
 	EXPECT_EQ(1, bring_reader_wait_prepare(rd, &w));
 }
 
+/*
+ * A drain wait (a source's read-ahead) ends by readers' progress only:
+ * each shift wakes it, and it is over once the ring holds at most what
+ * it asked for.
+ */
+TEST_F(uring, drain_wait_ends_once_readers_have_read_enough)
+{
+	struct delayed d = { .r = self->r, .shift = 1 };
+	static char msg1k[1000];
+	struct bring_wait w;
+	pthread_t t;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, bring_push(self->r, msg1k, sizeof(msg1k)));
+	/* 3 records of 1016 bytes held: wait until at most 1100. */
+	EXPECT_EQ(1, bring_drain_wait_prepare(self->r, 3 * 1016, &w));
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, bring_drain_wait_prepare(self->r, 1100, &w));
+		ASSERT_EQ(1, submit_wait(&self->ring, &w));
+		ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
+		ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
+		ASSERT_EQ(1, peek_cqe(&self->ring, 5000));
+		pthread_join(t, NULL);
+		bring_write_wait_finish(self->r, &w);
+	}
+	EXPECT_EQ(1, bring_drain_wait_prepare(self->r, 1100, &w));
+	EXPECT_EQ(-EINVAL, bring_drain_wait_prepare(NULL, 0, &w));
+	EXPECT_EQ(-EINVAL, bring_drain_wait_prepare(self->r, 0, NULL));
+	bring_close(self->r);
+	EXPECT_EQ(1, bring_drain_wait_prepare(self->r, 0, &w));
+}
+
 /* Preparing when the condition already holds registers nothing. */
 TEST_F(uring, prepare_reports_ready_without_registering)
 {
