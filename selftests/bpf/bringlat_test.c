@@ -746,9 +746,10 @@ TEST_F_TIMEOUT(trace, pin_bpftool_dump, 60)
 	tu_json_free(perf);
 	/*
 	 * Six probes: the four ring waits at two sites each (a blocking
-	 * call, prepare/finish), the durable wait's two at one each.
+	 * call, prepare/finish), write_wait_start at a third (the drain
+	 * wait's prepare), the durable wait's two at one each.
 	 */
-	EXPECT_EQ(10, uprobes);
+	EXPECT_EQ(11, uprobes);
 
 	EXPECT_EQ(0, tu_blocker_end(&self->blk));
 	ASSERT_EQ(0, tu_finish(&self->bl, 15000));
