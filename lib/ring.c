@@ -516,7 +516,15 @@ static uint64_t claim_fill(struct bring *r, uint64_t head, struct claim *c,
  * publishes the skipped range in hdr->jump_from. Rings below
  * JUMP_CAPACITY_MIN never jump: their whole lap is a working set.
  */
-#define JUMP_WORKSET_MAX (8ULL << 20)
+/*
+ * 2 MiB: a bringcat pair at full speed needs 6.0 page faults per MB
+ * with it against 9.2 with 8 MiB, and its first 64 MiB costs 1.6x its
+ * second instead of 2.8x (each page a process touches first costs 16-20
+ * us on the reference VM; Documentation/benchmarks.rst, session 8).
+ * 1 MiB was slower: a slack of W/2 is then less than a pipelined
+ * shipper's lag, and fewer claims jump.
+ */
+#define JUMP_WORKSET_MAX (2ULL << 20)
 /* A claim that found the ring not empty looks again this far on. */
 #define JUMP_LOOK_SHIFT 4 /* working set / 16 */
 
@@ -1398,7 +1406,7 @@ void bring_free(struct bring *r)
  * @r: the ring
  * @bytes: how far behind head the slowest reader may be (0: the default)
  *
- * A claim at least the working set W into its lap (min(8 MiB, capacity
+ * A claim at least the working set W into its lap (min(2 MiB, capacity
  * / 8); rings below 1 MiB never jump) continues at the next lap's start
  * when the ring is empty, so that a ring whose readers keep up stays in
  * its first W and its far pages are never touched (Documentation/
