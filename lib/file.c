@@ -259,6 +259,94 @@ static int lock_fd(struct bring *r)
 }
 
 /*
+ * Owner liveness of named readers and writers. A process that opens one
+ * in a file ring takes an OFD write lock on a byte of the slot's own
+ * (through r->lock_fd, as for intent slots) and sets the slot's
+ * "locked"; the lock goes when it closes the handle or dies. The pid in
+ * the slot cannot say as much: a bringcat restarted in a container gets
+ * the pid its killed predecessor had, and a reused pid may belong to
+ * anyone, so a slot of a dead owner looked held (-EBUSY) for as long as
+ * that pid lived. A slot without "locked" was taken by a library before
+ * 0.5 (or by a memory ring's process): its pid is all there is.
+ */
+#define READER_LOCK_BASE (INTENT_LOCK_BASE + BRING_INTENTS)
+#define WRITER_LOCK_BASE (READER_LOCK_BASE + BRING_SLOTS)
+
+static off_t owner_byte(enum owner_kind k, unsigned int slot)
+{
+	return (k == OWNER_READER ? READER_LOCK_BASE : WRITER_LOCK_BASE) +
+	       (off_t)slot;
+}
+
+static uint32_t *owner_locked(const struct bring *r, enum owner_kind k,
+			      unsigned int slot)
+{
+	return k == OWNER_READER ? &r->hdr->slots[slot].locked :
+				   &r->hdr->wslots[slot].locked;
+}
+
+static int32_t owner_pid(const struct bring *r, enum owner_kind k,
+			 unsigned int slot)
+{
+	return k == OWNER_READER ? r->hdr->slots[slot].owner :
+				   r->hdr->wslots[slot].owner;
+}
+
+static int byte_lock(int fd, short type, int cmd, off_t at, struct flock *fl)
+{
+	*fl = (struct flock){ .l_type = type, .l_whence = SEEK_SET,
+			      .l_start = at, .l_len = 1 };
+	return fcntl(fd, cmd, fl);
+}
+
+/* Does a live process hold the slot? Exact under the ring lock. */
+bool slot_owner_alive(const struct bring *r, enum owner_kind k,
+		      unsigned int slot)
+{
+	struct flock fl;
+
+	if (!r->file || !*owner_locked(r, k, slot))
+		return mark_pid_alive(owner_pid(r, k, slot));
+	/* Through r->fd, which holds no lock: any holder conflicts. */
+	if (byte_lock(r->fd, F_WRLCK, F_OFD_GETLK, owner_byte(k, slot), &fl) < 0)
+		return true; /* cannot tell: never take a live one's slot */
+	return fl.l_type != F_UNLCK;
+}
+
+/*
+ * Take the slot's lock for this handle, the slot found free or dead;
+ * -EBUSY if a holder appeared (a library before 0.5 took it meanwhile
+ * cannot, it takes the ring lock too). Memory rings: nothing to take.
+ */
+int slot_owner_take(struct bring *r, enum owner_kind k, unsigned int slot)
+{
+	struct flock fl;
+	int fd;
+
+	if (!r->file)
+		return 0;
+	fd = lock_fd(r);
+	if (fd < 0)
+		return fd;
+	if (byte_lock(fd, F_WRLCK, F_OFD_SETLK, owner_byte(k, slot), &fl) < 0)
+		return errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+	store_relaxed(owner_locked(r, k, slot), 1);
+	return 0;
+}
+
+void slot_owner_release(struct bring *r, enum owner_kind k, unsigned int slot)
+{
+	int fd = load_acquire(&r->lock_fd);
+	struct flock fl;
+
+	if (!r->file)
+		return;
+	store_relaxed(owner_locked(r, k, slot), 0);
+	if (fd >= 0)
+		byte_lock(fd, F_UNLCK, F_OFD_SETLK, owner_byte(k, slot), &fl);
+}
+
+/*
  * In a fork child: the lock descriptors are the parent's open file
  * descriptions, and would keep its slots' locks alive after it died;
  * the forking thread's cached slots are the parent thread's. Drop both:

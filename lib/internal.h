@@ -168,6 +168,7 @@ struct bring_wslot {
 	uint32_t state; /* enum slot_state */
 	int32_t owner; /* pid of the process holding a handle, 0 if none */
 	char name[BRING_NAME_MAX];
+	uint32_t locked; /* file rings: the owner holds the slot's OFD lock */
 } __cacheline_aligned;
 
 /*
@@ -186,6 +187,7 @@ struct bring_slot {
 	uint32_t state __cacheline_aligned; /* enum slot_state */
 	int32_t owner; /* pid of the process holding a handle, 0 if none */
 	char name[BRING_NAME_MAX];
+	uint32_t locked; /* file rings: the owner holds the slot's OFD lock */
 } __cacheline_aligned;
 
 /*
@@ -785,6 +787,17 @@ void cursor_store(struct bring_cursor *c, uint64_t pos, const void *mark,
 void mark_revoke_dead(struct bring *r, uint64_t pos);
 int mark_check(const void *mark, size_t mark_len);
 bool mark_pid_alive(int32_t pid);
+
+/*
+ * Who holds a named reader's or writer's slot (file.c, "Owner
+ * liveness"): an OFD lock on a byte per slot in file rings, the owner's
+ * pid otherwise. All under the ring lock.
+ */
+enum owner_kind { OWNER_READER, OWNER_WRITER };
+bool slot_owner_alive(const struct bring *r, enum owner_kind k,
+		      unsigned int slot);
+int slot_owner_take(struct bring *r, enum owner_kind k, unsigned int slot);
+void slot_owner_release(struct bring *r, enum owner_kind k, unsigned int slot);
 
 /* recover.c */
 int file_check_header(const struct bring_hdr *h, uint64_t file_size,

@@ -217,6 +217,7 @@ static int new_wslot(struct bring_hdr *h, const char *name)
 		memset(ws->name, 0, sizeof(ws->name));
 		strcpy(ws->name, name);
 		ws->owner = 0;
+		ws->locked = 0;
 		ws->state = SLOT_ACTIVE;
 		return i;
 	}
@@ -239,7 +240,7 @@ static void settle_last_record(struct bring *r, const char *name)
 	ring_lock(r);
 	i = find_wslot(r->hdr, name);
 	/* A live holder: bring_writer_open() says -EBUSY. */
-	if (i >= 0 && !mark_pid_alive(r->hdr->wslots[i].owner)) {
+	if (i >= 0 && !slot_owner_alive(r, OWNER_WRITER, (unsigned int)i)) {
 		cursor_settle(r->hdr->wslots[i].saved);
 		c = cursor_newest(r->hdr->wslots[i].saved);
 		if (c) {
@@ -264,11 +265,17 @@ static int claim_wslot(struct bring *r, const char *name)
 
 	ring_lock(r);
 	i = find_wslot(h, name);
-	if (i >= 0 && mark_pid_alive(h->wslots[i].owner))
+	if (i >= 0 && slot_owner_alive(r, OWNER_WRITER, (unsigned int)i))
 		i = -EBUSY;
 	else if (i == -ENOENT)
 		i = new_wslot(h, name);
 	if (i >= 0) {
+		int err = slot_owner_take(r, OWNER_WRITER, (unsigned int)i);
+
+		if (err) {
+			ring_unlock(r);
+			return err;
+		}
 		cursor_settle(h->wslots[i].saved);
 		h->wslots[i].owner = getpid();
 	}
@@ -338,6 +345,8 @@ void bring_writer_close(struct bring_writer *w)
 		return;
 	ring_lock(w->ring);
 	w->slot->owner = 0;
+	slot_owner_release(w->ring, OWNER_WRITER,
+			   (unsigned int)(w->slot - w->ring->hdr->wslots));
 	ring_unlock(w->ring);
 	free(w);
 }
@@ -361,12 +370,13 @@ int bring_writer_remove(struct bring *r, const char *name)
 		return i;
 	ring_lock(r);
 	i = find_wslot(r->hdr, name);
-	if (i >= 0 && mark_pid_alive(r->hdr->wslots[i].owner))
+	if (i >= 0 && slot_owner_alive(r, OWNER_WRITER, (unsigned int)i))
 		i = -EBUSY;
 	if (i >= 0) {
 		ws = &r->hdr->wslots[i];
 		ws->state = SLOT_FREE;
 		ws->owner = 0;
+		ws->locked = 0;
 		memset(ws->saved, 0, sizeof(ws->saved));
 		memset(ws->name, 0, sizeof(ws->name));
 	}

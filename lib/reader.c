@@ -19,12 +19,6 @@
 #include "internal.h"
 #include "probes.h"
 
-/* Does @pid (a process that opened a reader) still run? */
-static bool pid_alive(int32_t pid)
-{
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
 static int find_slot(const struct bring_hdr *h, const char *name)
 {
 	int i;
@@ -76,6 +70,7 @@ static int new_slot(struct bring *r, const char *name)
 	slot_reset_counters(sl);
 	memset(sl->name, 0, sizeof(sl->name));
 	strcpy(sl->name, name);
+	sl->locked = 0;
 	/* No mark of a removed reader survives into a new one. */
 	memset(sl->saved, 0, sizeof(sl->saved));
 	/* File rings: a valid saved cursor before the slot counts as active,
@@ -137,11 +132,19 @@ struct bring_reader *reader_attach(struct bring *r, const char *name,
 	}
 	ring_lock(r);
 	i = find_slot(h, name);
-	if (i >= 0 && pid_alive(h->slots[i].owner))
+	if (i >= 0 && slot_owner_alive(r, OWNER_READER, (unsigned int)i))
 		i = -EBUSY;
 	else if (i == -ENOENT)
 		i = new_slot(r, name);
 	if (i >= 0) {
+		int err2 = slot_owner_take(r, OWNER_READER, (unsigned int)i);
+
+		if (err2) {
+			ring_unlock(r);
+			free(rd);
+			*err = err2;
+			return NULL;
+		}
 		h->slots[i].owner = getpid();
 		/* A save torn by a dead owner is never taken for the newest. */
 		cursor_settle(h->slots[i].saved);
@@ -167,6 +170,7 @@ void reader_detach(struct bring_reader *rd)
 {
 	ring_lock(rd->ring);
 	rd->slot->owner = 0;
+	slot_owner_release(rd->ring, OWNER_READER, rd->idx);
 	ring_unlock(rd->ring);
 	free(rd);
 }
@@ -242,7 +246,7 @@ int bring_reader_remove(struct bring *r, const char *name)
 	h = r->hdr;
 	ring_lock(r);
 	i = find_slot(h, name);
-	if (i >= 0 && pid_alive(h->slots[i].owner))
+	if (i >= 0 && slot_owner_alive(r, OWNER_READER, (unsigned int)i))
 		i = -EBUSY;
 	if (i >= 0) {
 		/* Without readers, the ring keeps what the oldest still held. */
@@ -252,6 +256,7 @@ int bring_reader_remove(struct bring *r, const char *name)
 		/* pos stays: a writer that saw the bit may still read it. */
 		h->slots[i].state = SLOT_FREE;
 		h->slots[i].owner = 0;
+		h->slots[i].locked = 0;
 		memset(h->slots[i].name, 0, sizeof(h->slots[i].name));
 	}
 	ring_unlock(r);
@@ -1077,7 +1082,7 @@ int bring_get_reader_stats(const struct bring *r, unsigned int idx,
 	s.bytes_out = load_relaxed(&sl->bytes_out);
 	s.last_active = load_relaxed(&sl->last_active);
 	s.owner = load_relaxed(&sl->owner);
-	s.owner_alive = pid_alive(s.owner);
+	s.owner_alive = slot_owner_alive(r, OWNER_READER, idx);
 	s.stuck = load_relaxed(&sl->stuck_waits);
 	if (s.lag > r->capacity) /* a hostile file; never more than it holds */
 		s.lag = r->capacity;

@@ -8,7 +8,10 @@
  *  - a dead writer whose PID (in its namespace) is that of a live
  *    process in ours is repaired within the documented ~200 ms;
  *  - a dead writer's intent slot, taken over by a live writer, does not
- *    make the dead writer's record look alive.
+ *    make the dead writer's record look alive;
+ *  - named readers and writers: a restarted owner with its dead
+ *    predecessor's PID takes them over, and a live owner in another PID
+ *    namespace keeps them.
  *
  * The writers run as `unshare --pid --fork` would run them: a process
  * that called unshare(CLONE_NEWPID) forks the namespace's init, which
@@ -40,7 +43,41 @@ static const char payload[] = "from another namespace";
 enum writer_act {
 	WRITER_SLOW_COMMIT, /* reserve, tell, pause SLOW_MS, commit */
 	WRITER_DIES, /* reserve, tell, exit without a commit */
+	OWNER_DIES, /* open reader and writer OWNER, tell, exit: a crash */
+	OWNER_OPENS, /* open both, tell; exit 0 if both opened, 3 if busy */
+	OWNER_HOLDS, /* open both, tell, hold them SLOW_MS, exit: a crash */
 };
+
+#define OWNER "shipper"
+
+/* Open the named reader and writer OWNER: 0, or -errno of the first. */
+static int open_owner(struct bring *r)
+{
+	struct bring_reader *rd = bring_reader_open(r, OWNER);
+	struct bring_writer *w;
+
+	if (!rd)
+		return -errno;
+	w = bring_writer_open(r, OWNER, NULL);
+	return w ? 0 : -errno;
+}
+
+static void __attribute__((noreturn))
+owner(const char *path, enum writer_act act, int tell)
+{
+	struct bring *r = bring_open(path, 0, NULL);
+	int err;
+
+	CHILD_CHECK(r != NULL);
+	err = open_owner(r);
+	CHILD_CHECK(write(tell, "o", 1) == 1);
+	if (act == OWNER_OPENS)
+		_exit(err == -EBUSY ? 3 : err ? 4 : 0);
+	CHILD_CHECK(err == 0);
+	if (act == OWNER_HOLDS)
+		usleep(SLOW_MS * 1000);
+	_exit(0); /* nothing closed: a crash */
+}
 
 static void __attribute__((noreturn))
 writer(const char *path, enum writer_act act, int tell)
@@ -95,6 +132,8 @@ static pid_t writer_in_pid_namespace(const char *path, enum writer_act act,
 			}
 			w = fork_child();
 			CHILD_CHECK(w >= 0);
+			if (w == 0 && act >= OWNER_DIES)
+				owner(path, act, fds[1]);
 			if (w == 0)
 				writer(path, act, fds[1]);
 			CHILD_CHECK(ns_pid <= 1 || w == ns_pid);
@@ -227,6 +266,80 @@ TEST_F_TIMEOUT(ns, slot_taken_over_does_not_revive_a_dead_writers_record, 30)
 	EXPECT_EQ(6, msg.len);
 	bring_free(r2);
 	close(ready);
+}
+
+/*
+ * A shipper killed in a container and restarted in a new one gets the
+ * PID its predecessor had (here 2, in a new PID namespace each time).
+ * Named readers and writers were held by a PID: the restarted one found
+ * its own PID alive and got -EBUSY for its own reader and writer, for
+ * good. So did any process of ours, where PID 2 is kthreadd. The slots
+ * are held by OFD locks now, which die with their process.
+ */
+TEST_F_TIMEOUT(ns, a_restarted_owner_with_its_dead_predecessors_pid_takes_over, 30)
+{
+	int ready, status;
+	pid_t outer;
+	char c;
+
+	outer = writer_in_pid_namespace(self->t.path, OWNER_DIES, 2, &ready);
+	ASSERT_GT(outer, 0);
+	ASSERT_EQ(1, read(ready, &c, 1));
+	ASSERT_TRUE(exited_ok(wait_child(outer, WAIT_MS)));
+	close(ready);
+	/* The restart: PID 2 again, in a namespace of its own. */
+	outer = writer_in_pid_namespace(self->t.path, OWNER_OPENS, 2, &ready);
+	ASSERT_GT(outer, 0);
+	ASSERT_EQ(1, read(ready, &c, 1));
+	status = wait_child(outer, WAIT_MS);
+	EXPECT_TRUE(exited_ok(status))
+		TH_LOG("the restarted owner could not open its reader and writer (exit %d: 3 is EBUSY)",
+		       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	close(ready);
+	/* And from here, where PID 2 lives: it died, so both are free. */
+	outer = writer_in_pid_namespace(self->t.path, OWNER_DIES, 2, &ready);
+	ASSERT_GT(outer, 0);
+	ASSERT_EQ(1, read(ready, &c, 1));
+	ASSERT_TRUE(exited_ok(wait_child(outer, WAIT_MS)));
+	close(ready);
+	ASSERT_EQ(0, kill(2, 0)) TH_LOG("PID 2 is not alive here");
+	EXPECT_EQ(0, open_owner(self->r));
+}
+
+/*
+ * A live owner keeps its slots whatever PID namespace it runs in: -EBUSY
+ * while it lives, free once it died without closing them.
+ */
+TEST_F_TIMEOUT(ns, a_live_owner_in_another_pid_namespace_keeps_its_slots, 30)
+{
+	struct bring_reader *rd;
+	struct bring_writer *w;
+	int ready;
+	pid_t outer;
+	char c;
+
+	outer = writer_in_pid_namespace(self->t.path, OWNER_HOLDS, dead_pid(),
+					&ready);
+	ASSERT_GT(outer, 0);
+	ASSERT_EQ(1, read(ready, &c, 1));
+	/* Its PID is dead here: only the lock says it lives. */
+	EXPECT_NULL(bring_reader_open(self->r, OWNER));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_NULL(bring_writer_open(self->r, OWNER, NULL));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-EBUSY, bring_reader_remove(self->r, OWNER));
+	EXPECT_EQ(-EBUSY, bring_writer_remove(self->r, OWNER));
+	ASSERT_TRUE(exited_ok(wait_child(outer, WAIT_MS)));
+	close(ready);
+	rd = bring_reader_open(self->r, OWNER);
+	EXPECT_NE_NULL(rd);
+	w = bring_writer_open(self->r, OWNER, NULL);
+	EXPECT_NE_NULL(w);
+	/* Closed, they are free again, and nobody else holds them. */
+	bring_writer_close(w);
+	bring_reader_close(rd);
+	EXPECT_EQ(0, bring_reader_remove(self->r, OWNER));
+	EXPECT_EQ(0, bring_writer_remove(self->r, OWNER));
 }
 
 TEST_HARNESS_MAIN
