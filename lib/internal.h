@@ -264,6 +264,14 @@ struct bring_hdr {
 	 * the claim's CAS on head. Memory rings only: file rings keep 0.
 	 */
 	uint64_t escape_from;
+	/*
+	 * Escapers between the claim's CAS (counted just before it) and
+	 * the store of escape_from. While not 0, no lap jump: a jump then
+	 * would move jump_from, escape_from would no longer name the
+	 * escape once stored, and readers at its start would wait there
+	 * for good. Memory rings only.
+	 */
+	uint64_t escaping;
 
 	/* Writers only: readers never touch this line. */
 	uint64_t tail_cache __cacheline_aligned; /* <= every active reader's
@@ -603,22 +611,32 @@ static inline int check_name(const char *name)
 	return strlen(name) >= BRING_NAME_MAX ? -ENAMETOOLONG : 0;
 }
 
-/* An event loop's wait: the word, the value, and the ticket to finish. */
+/*
+ * An event loop's wait: the word, the value, and the ticket to finish.
+ * __priv[1]: the registration in bit 0, a writer's need (for its end
+ * probe; a footprint, below 2^31) above it; __priv[2]: the ms the wait
+ * may last (bring_wait_timeout()), 0: any.
+ */
 static inline void wait_ticket_save(struct bring_wait *w, uint64_t *word,
-				    const struct evc_ticket *t)
+				    const struct evc_ticket *t, uint64_t need)
 {
 	w->uaddr = evc_futex(word);
 	w->val = t->seen;
 	w->__priv[0] = t->seen;
-	w->__priv[1] = (uint32_t)t->registered;
-	w->__priv[2] = 0; /* ms the wait may last (bring_wait_timeout()), 0: any */
+	w->__priv[1] = (uint32_t)((t->registered ? 1 : 0) | need << 1);
+	w->__priv[2] = 0;
 }
 
 static inline void wait_ticket_load(const struct bring_wait *w,
 				    struct evc_ticket *t)
 {
 	t->seen = w->__priv[0];
-	t->registered = (int)w->__priv[1];
+	t->registered = (int)(w->__priv[1] & 1);
+}
+
+static inline uint64_t wait_need(const struct bring_wait *w)
+{
+	return w->__priv[1] >> 1;
 }
 
 /* A marked commit: the writer's mark generations and the new mark. */

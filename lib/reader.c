@@ -922,7 +922,7 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 		evc_cancel(word, &ticket);
 		return 1;
 	}
-	wait_ticket_save(w, word, &ticket);
+	wait_ticket_save(w, word, &ticket, 0);
 	if (rd->ring->file && stop == STOP_NOT_READY)
 		w->__priv[2] = reader_stuck_check_ms(rd);
 	/* An event loop's wait: told apart from others in its thread by @w. */

@@ -393,8 +393,7 @@ int bring_write_wait_prepare(struct bring *r, size_t len, struct bring_wait *w)
 		evc_cancel(&r->hdr->space_seq, &ticket);
 		return 1;
 	}
-	wait_ticket_save(w, &r->hdr->space_seq, &ticket);
-	w->__priv[2] = (uint32_t)need; /* for the end probe */
+	wait_ticket_save(w, &r->hdr->space_seq, &ticket, need);
 	/* An event loop's wait: told apart from others in its thread by @w. */
 	BRING_PROBE5(write_wait_start, r, r->name, need, (uint64_t)(uintptr_t)w,
 		     (char *)NULL);
@@ -448,8 +447,7 @@ int bring_drain_wait_prepare(struct bring *r, size_t held, struct bring_wait *w)
 		evc_cancel(&r->hdr->space_seq, &ticket);
 		return 1;
 	}
-	wait_ticket_save(w, &r->hdr->space_seq, &ticket);
-	w->__priv[2] = 0; /* for the end probe: no message waits */
+	wait_ticket_save(w, &r->hdr->space_seq, &ticket, 0);
 	BRING_PROBE5(write_wait_start, r, r->name, 0ULL, (uint64_t)(uintptr_t)w,
 		     (char *)NULL);
 	return 0;
@@ -468,7 +466,7 @@ void bring_write_wait_finish(struct bring *r, struct bring_wait *w)
 		return;
 	wait_ticket_load(w, &ticket);
 	evc_cancel(&r->hdr->space_seq, &ticket);
-	BRING_PROBE6(write_wait_end, r, r->name, (uint64_t)w->__priv[2], 0,
+	BRING_PROBE6(write_wait_end, r, r->name, wait_need(w), 0,
 		     (uint64_t)(uintptr_t)w, (char *)NULL);
 }
 
@@ -596,6 +594,17 @@ static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
 	tail = ring_refresh_tail(r);
 	to = jump_to(r, head);
 	slack = load_relaxed(&r->jump_slack);
+	/*
+	 * An escape claimed and not published yet blocks the jump. Acquire
+	 * on head: if the escaper's CAS made @head, its increment (before
+	 * the CAS) is visible; a 0 acquired from escaping comes after a
+	 * decrement, which follows the store of escape_from: ring_jumps_load()
+	 * below then sees the escape. A head that moved fails our CAS
+	 * anyway.
+	 */
+	if (!r->file && (head_pos(load_acquire(&r->hdr->head)) != head ||
+			 load_acquire(&r->hdr->escaping)))
+		return head;
 	ring_jumps_load(r, &j);
 	if (head - tail > (slack < w / 2 ? slack : w / 2) ||
 	    to + need - tail > r->capacity ||
@@ -688,10 +697,24 @@ static uint64_t escape_start(struct bring *r, uint64_t head, uint64_t need)
  * to the maximum keeps the field growing against a stalled publisher
  * all the same.
  */
+/* Selftests: hold an escaper here, before its store (a preempted one). */
+int bring__stall_escape;
+int bring__escape_stalled;
+
+static void escape_stall(void)
+{
+	if (!load_acquire(&bring__stall_escape))
+		return;
+	store_release(&bring__escape_stalled, 1);
+	while (load_acquire(&bring__stall_escape))
+		usleep(100);
+}
+
 static void publish_escape(struct bring *r, uint64_t from)
 {
 	uint64_t *ef = &r->hdr->escape_from, old = load_relaxed(ef);
 
+	escape_stall();
 	/*
 	 * Release: whoever acquires the escape sees the claim's CAS on
 	 * head, so a reader that escapes never finds head behind it.
@@ -700,6 +723,8 @@ static void publish_escape(struct bring *r, uint64_t from)
 	       !__atomic_compare_exchange_n(ef, &old, from, false,
 					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
+	/* Release (a seq_cst RMW): after the store, see jump_start(). */
+	fetch_add(&r->hdr->escaping, (uint64_t)-1);
 	/* Writers that slept on the trap have the first jump's skipped
 	 * range now (evc_sleepers() fences, as in publish_jump()). */
 	ring_wake_writers(r);
@@ -754,7 +779,7 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 	uint64_t head = load_relaxed(&h->head), total, start;
 	struct bring_deadline dl = { .forever = -1 };
 	unsigned int want = c->nr; /* a lost race must not shrink the batch */
-	bool fits;
+	bool fits, escape;
 	int err;
 
 	for (;;) {
@@ -795,10 +820,16 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 		 * until their tags say they are written; acquire for the
 		 * cursors we checked was done by space_fits().
 		 */
+		/* An escape counts before its CAS (see jump_start()). */
+		escape = start != head && (start & r->mask);
+		if (escape)
+			fetch_add(&h->escaping, 1);
 		if (__atomic_compare_exchange_n(&h->head, &head, start + total,
 						false, __ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))
 			break;
+		if (escape)
+			fetch_add(&h->escaping, (uint64_t)-1);
 		/*
 		 * Lost the race: the intent describes another writer's
 		 * claim now. Left in place, it would make that claim look

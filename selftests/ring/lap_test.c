@@ -752,6 +752,87 @@ TEST_F(lap, with_a_slack_a_prepared_write_wait_in_the_trap_escapes)
 	bring_reader_close(rds[0]);
 }
 
+extern int bring__stall_escape, bring__escape_stalled;
+
+struct push_arg {
+	struct bring *r;
+	const char *buf;
+};
+
+/* One MSG-byte push from another thread; its result. */
+static void *push_one(void *arg)
+{
+	const struct push_arg *a = arg;
+
+	return (void *)(intptr_t)bring_push_timeout(a->r, a->buf, MSG, 0);
+}
+
+/*
+ * An escaper preempted between its claim and the store of escape_from
+ * (held there by a test hook): the reader reads up to the escape's start
+ * and stops there, close enough behind head for a slack jump. No writer
+ * may jump now: a new jump_from would leave the escape, once stored,
+ * naming nothing, and the reader would wait at its start for good while
+ * the writers filled the ring behind it (found by review).
+ */
+TEST_F(lap, an_escape_not_yet_published_holds_the_next_jump)
+{
+	struct push_arg arg = { self->r, self->buf };
+	struct bring_reader *rd;
+	uint64_t stop, jf, esc_at, n = 0;
+	struct bring_msg m;
+	pthread_t t;
+	void *ret;
+	int err;
+
+	if (variant->file)
+		SKIP(return, "file rings do not escape");
+	ASSERT_EQ(0, bring_reader_remove(self->r, BRING_DEFAULT_READER));
+	rd = bring_reader_open(self->r, "slow");
+	ASSERT_NE_NULL(rd);
+	no_reader_jumps(rd);
+	ASSERT_EQ(0, bring_set_jump_slack(self->r, WSET / 2));
+	while (head_of(self->r) < WSET - FP) {
+		ASSERT_EQ(0, bring_push_timeout(self->r, self->buf, MSG, 0));
+		ASSERT_EQ(0, bring_reader_next(rd, &m, 0));
+		ASSERT_EQ(0, bring_reader_shift(rd));
+	}
+	stop = head_of(self->r);
+	while (!self->r->hdr->jump_from)
+		ASSERT_EQ(0, bring_push_timeout(self->r, self->buf, MSG, 0));
+	jf = self->r->hdr->jump_from;
+	while (head_of(self->r) + FP <= stop + CAP)
+		ASSERT_EQ(0, bring_push_timeout(self->r, self->buf, MSG, 0));
+	esc_at = head_of(self->r);
+	/* The escaper claims, then waits before its store. */
+	bring__stall_escape = 1;
+	ASSERT_EQ(0, pthread_create(&t, NULL, push_one, &arg));
+	while (!__atomic_load_n(&bring__escape_stalled, __ATOMIC_ACQUIRE))
+		usleep(100);
+	ASSERT_EQ(jf + CAP + FP, head_of(self->r));
+	/* The reader catches up to the escape's start. */
+	while (bring_reader_next(rd, &m, 0) == 0)
+		ASSERT_EQ(0, bring_reader_shift(rd));
+	ASSERT_EQ(esc_at, rd->slot->pos);
+	/* Writers with room (counted from the reader) do not jump. */
+	for (n = 0; n < 64; n++)
+		ASSERT_EQ(0, bring_push_timeout(self->r, self->buf, MSG, 0));
+	EXPECT_EQ(jf, self->r->hdr->jump_from);
+	__atomic_store_n(&bring__stall_escape, 0, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, pthread_join(t, &ret));
+	EXPECT_EQ(0, (int)(intptr_t)ret);
+	EXPECT_EQ(esc_at, self->r->hdr->escape_from);
+	EXPECT_EQ(0, self->r->hdr->escaping);
+	/* The reader follows the escape and reads all 65 messages. */
+	for (n = 0; (err = bring_reader_next(rd, &m, 0)) == 0; n++)
+		ASSERT_EQ(0, bring_reader_shift(rd));
+	EXPECT_EQ(-EAGAIN, err);
+	EXPECT_EQ(65, n);
+	EXPECT_EQ(0, bring_reader_lag(rd));
+	bring__escape_stalled = 0;
+	bring_reader_close(rd);
+}
+
 /*
  * Named readers: "a" closes right before a jump and is not open while
  * the writers fill the whole capacity behind it; a second jump must not

@@ -131,6 +131,9 @@ TEST_F(uring, writer_waits_in_io_uring_until_space)
 
 	ASSERT_EQ(0, bring_push(self->r, big, bring_max_msg(self->r)));
 	ASSERT_EQ(0, bring_write_wait_prepare(self->r, 100, &w));
+	/* A writer may wait as long as it likes (was: its need, as ms). */
+	EXPECT_EQ(-1, bring_wait_timeout(&w));
+	EXPECT_EQ(-EINVAL, bring_wait_timeout(NULL));
 	ASSERT_EQ(1, submit_wait(&self->ring, &w));
 	ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
 	ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
@@ -175,6 +178,7 @@ TEST_F(uring, drain_wait_ends_once_readers_have_read_enough)
 	EXPECT_EQ(1, bring_drain_wait_prepare(self->r, 3 * 1016, &w));
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, bring_drain_wait_prepare(self->r, 1100, &w));
+		EXPECT_EQ(-1, bring_wait_timeout(&w));
 		ASSERT_EQ(1, submit_wait(&self->ring, &w));
 		ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
 		ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
