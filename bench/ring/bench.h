@@ -142,6 +142,7 @@ extern const struct bench_impl impl_condvar;
 extern const struct bench_impl impl_mover;
 extern const struct bench_impl impl_sleep_poll;
 extern const struct bench_impl impl_ck_ring;
+extern const struct bench_impl impl_ck_ring_copy;
 
 /* harness.c */
 uint64_t now_ns(void);

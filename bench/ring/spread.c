@@ -65,6 +65,16 @@ static double run_c(struct bench_cfg *cfg, double *futex_per_msg)
 	return (double)rs.msgs / rs.seconds;
 }
 
+/* ck_ring with the copy out, the same messages: msgs/s. */
+static double run_ck_copy(const struct bench_cfg *cfg)
+{
+	struct run_stats rs;
+
+	bench_set_cell("ck_ring-copy", "spsc", cfg->size);
+	bench_run_fixed(&impl_ck_ring_copy, cfg, &rs);
+	return (double)rs.msgs / rs.seconds;
+}
+
 /* The goring binary next to ours, or NULL with the reason in *why. */
 static const char *find_goring(const char **why)
 {
@@ -129,6 +139,7 @@ static void run_rounds(struct spread_row *row, struct bench_cfg *cfg,
 		cfg->one_cpu = 1;
 		row->c1_rate[i] = run_c(cfg, NULL);
 		cfg->one_cpu = 0;
+		row->ck_rate[i] = run_ck_copy(cfg);
 	}
 	row->rounds = n;
 	qsort(ratio, n, sizeof(ratio[0]), cmp_double);
@@ -215,10 +226,12 @@ void spread_table(FILE *f, const struct spread_report *sp)
 		return;
 	}
 	fprintf(f, "\nbring vs Go (sync.Mutex + 2 sync.Cond, same workload), paired alternating rounds\n");
-	fprintf(f, "%6s%7s%12s%12s%10s%16s%14s\n", "size", "rounds", "C median",
-		"Go median", "C/Go", "(range)", "C, 1 CPU");
+	fprintf(f, "%6s%7s%12s%12s%10s%16s%14s%14s%10s\n", "size", "rounds",
+		"C median", "Go median", "C/Go", "(range)", "C, 1 CPU",
+		"ck_ring+copy", "C/ck");
 	for (i = 0; i < sp->nrows; i++) {
 		double c[GO_ROUNDS_MAX], g[GO_ROUNDS_MAX], c1[GO_ROUNDS_MAX];
+		double ck[GO_ROUNDS_MAX];
 
 		r = &sp->rows[i];
 		if (!r->rounds)
@@ -226,17 +239,24 @@ void spread_table(FILE *f, const struct spread_report *sp)
 		memcpy(c, r->c_rate, sizeof(c));
 		memcpy(g, r->go_rate, sizeof(g));
 		memcpy(c1, r->c1_rate, sizeof(c1));
+		memcpy(ck, r->ck_rate, sizeof(ck));
 		qsort(c, r->rounds, sizeof(c[0]), cmp_double);
 		qsort(g, r->rounds, sizeof(g[0]), cmp_double);
 		qsort(c1, r->rounds, sizeof(c1[0]), cmp_double);
-		fprintf(f, "%6zu%7u%12.3f%12.3f%9.2fx%9.2f-%.2f%14.3f\n",
+		qsort(ck, r->rounds, sizeof(ck[0]), cmp_double);
+		fprintf(f, "%6zu%7u%12.3f%12.3f%9.2fx%9.2f-%.2f%14.3f%14.3f%9.2fx\n",
 			r->size, r->rounds, c[r->rounds / 2] / 1e6,
 			g[r->rounds / 2] / 1e6, r->go_ratio, r->go_ratio_min,
-			r->go_ratio_max, c1[r->rounds / 2] / 1e6);
+			r->go_ratio_max, c1[r->rounds / 2] / 1e6,
+			ck[r->rounds / 2] / 1e6,
+			c[r->rounds / 2] / ck[r->rounds / 2]);
 	}
 	fprintf(f, "  (million msgs/s; \"C, 1 CPU\": bring with its writer and reader\n"
 		   "   pinned to one CPU, as Go runs two goroutines that hand work to\n"
-		   "   each other; the target compares the unpinned C)\n");
+		   "   each other; the target compares the unpinned C. \"ck_ring+copy\":\n"
+		   "   a lock-free SPSC of slots whose reader spins and copies each\n"
+		   "   message out, unpinned: what any ring whose writer and reader\n"
+		   "   run at once can reach here)\n");
 }
 
 static void json_list(FILE *f, const char *name, const double *v,
@@ -267,6 +287,8 @@ void spread_json(FILE *f, const struct spread_report *sp)
 			json_list(f, "c_msgs_per_s", r->c_rate, r->rounds);
 			json_list(f, "go_msgs_per_s", r->go_rate, r->rounds);
 			json_list(f, "c_one_cpu_msgs_per_s", r->c1_rate,
+				  r->rounds);
+			json_list(f, "ck_ring_copy_msgs_per_s", r->ck_rate,
 				  r->rounds);
 		}
 		fprintf(f, "}%s\n", i + 1 == sp->nrows ? "" : ",");

@@ -26,6 +26,8 @@ struct spread_row {
 	double c_rate[GO_ROUNDS_MAX], go_rate[GO_ROUNDS_MAX];
 	/* bring with both threads on one CPU, in the same rounds */
 	double c1_rate[GO_ROUNDS_MAX];
+	/* ck_ring copying out, unpinned: any concurrent ring's bound */
+	double ck_rate[GO_ROUNDS_MAX];
 	double go_ratio; /* median of the rounds' C/Go ratios; < 0: none */
 	double go_ratio_min, go_ratio_max;
 };
