@@ -50,16 +50,27 @@ enum writer_act {
 
 #define OWNER "shipper"
 
-/* Open the named reader and writer OWNER: 0, or -errno of the first. */
-static int open_owner(struct bring *r)
+/*
+ * Open the named reader and writer OWNER: 0, or -errno of the first that
+ * failed. With @close, close what opened (a child that crashes keeps
+ * them).
+ */
+static int open_owner(struct bring *r, bool close)
 {
 	struct bring_reader *rd = bring_reader_open(r, OWNER);
 	struct bring_writer *w;
+	int err = 0;
 
 	if (!rd)
 		return -errno;
 	w = bring_writer_open(r, OWNER, NULL);
-	return w ? 0 : -errno;
+	if (!w)
+		err = -errno;
+	if (close) {
+		bring_writer_close(w);
+		bring_reader_close(rd);
+	}
+	return err;
 }
 
 static void __attribute__((noreturn))
@@ -69,7 +80,7 @@ owner(const char *path, enum writer_act act, int tell)
 	int err;
 
 	CHILD_CHECK(r != NULL);
-	err = open_owner(r);
+	err = open_owner(r, false);
 	CHILD_CHECK(write(tell, "o", 1) == 1);
 	if (act == OWNER_OPENS)
 		_exit(err == -EBUSY ? 3 : err ? 4 : 0);
@@ -303,7 +314,7 @@ TEST_F_TIMEOUT(ns, a_restarted_owner_with_its_dead_predecessors_pid_takes_over, 
 	ASSERT_TRUE(exited_ok(wait_child(outer, WAIT_MS)));
 	close(ready);
 	ASSERT_EQ(0, kill(2, 0)) TH_LOG("PID 2 is not alive here");
-	EXPECT_EQ(0, open_owner(self->r));
+	EXPECT_EQ(0, open_owner(self->r, true));
 }
 
 /*
