@@ -400,19 +400,31 @@ int bring_write_wait_prepare(struct bring *r, size_t len, struct bring_wait *w)
 	return 0;
 }
 
-/* Is the drain over? 0: at most @held bytes held; -EPIPE: closed; 1: no. */
-static int drain_wait_done(struct bring *r, uint64_t held)
+/*
+ * Bytes of records the slowest reader still has to read (bring_stats.used),
+ * and in *@room what a writer can claim. The jumps first, then the
+ * cursors, then head (bring_reader_lag()): head covers every claim the
+ * jumps and cursors name.
+ */
+static uint64_t ring_used(const struct bring *r, uint64_t *room)
 {
 	struct ring_jumps j;
 	uint64_t tail, head;
 
-	if (load_acquire(&r->hdr->head) & HEAD_CLOSED)
-		return -EPIPE;
-	/* The jumps, then the cursors, then head (bring_get_stats()). */
 	ring_jumps_load(r, &j);
 	tail = ring_min_reader_pos(r);
 	head = head_pos(load_acquire(&r->hdr->head));
-	return ring_held(r, &j, tail, head) <= held ? 0 : 1;
+	if (room)
+		*room = ring_room(r, head, tail);
+	return ring_held(r, &j, tail, head);
+}
+
+/* Is the drain over? 0: at most @held bytes held; -EPIPE: closed; 1: no. */
+static int drain_wait_done(struct bring *r, uint64_t held)
+{
+	if (load_acquire(&r->hdr->head) & HEAD_CLOSED)
+		return -EPIPE;
+	return ring_used(r, NULL) <= held ? 0 : 1;
 }
 
 /**
@@ -689,14 +701,6 @@ static uint64_t escape_start(struct bring *r, uint64_t head, uint64_t need)
 	return escape_to(r, &j);
 }
 
-/*
- * The escape from @from is claimed (our CAS moved head past the lap
- * jump's end plus the capacity): publish it, as publish_jump() does a
- * jump. Only the escaping claim's owner stores it, and a later escape
- * needs a later jump, which needs every cursor past this one; the CAS
- * to the maximum keeps the field growing against a stalled publisher
- * all the same.
- */
 /* Selftests: hold an escaper here, before its store (a preempted one). */
 int bring__stall_escape;
 int bring__escape_stalled;
@@ -710,6 +714,14 @@ static void escape_stall(void)
 		usleep(100);
 }
 
+/*
+ * The escape from @from is claimed (our CAS moved head past the lap
+ * jump's end plus the capacity): publish it, as publish_jump() does a
+ * jump. Only the escaping claim's owner stores it, and a later escape
+ * needs a later jump, which needs every cursor past this one; the CAS
+ * to the maximum keeps the field growing against a stalled publisher
+ * all the same.
+ */
 static void publish_escape(struct bring *r, uint64_t from)
 {
 	uint64_t *ef = &r->hdr->escape_from, old = load_relaxed(ef);
@@ -820,7 +832,10 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 		 * until their tags say they are written; acquire for the
 		 * cursors we checked was done by space_fits().
 		 */
-		/* An escape counts before its CAS (see jump_start()). */
+		/*
+		 * An escape counts before its CAS (see jump_start()). A lap
+		 * jump lands at a lap's start, an escape inside the lap.
+		 */
 		escape = start != head && (start & r->mask);
 		if (escape)
 			fetch_add(&h->escaping, 1);
@@ -840,11 +855,10 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 	}
 	c->pos = start;
 	c->need = total;
-	/* A lap jump lands at a lap's start, an escape inside the lap. */
-	if (start != head && !(start & r->mask))
-		publish_jump(r, head);
-	else if (start != head)
+	if (escape)
 		publish_escape(r, head);
+	else if (start != head)
+		publish_jump(r, head);
 	return 0;
 }
 
@@ -1576,8 +1590,6 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 {
 	struct bring_stats s = { 0 };
 	const struct bring_hdr *h;
-	struct ring_jumps j;
-	uint64_t tail, head;
 	size_t sz;
 
 	if (!r || !st || st->sz < sizeof(size_t))
@@ -1591,12 +1603,7 @@ int bring_get_stats(const struct bring *r, struct bring_stats *st)
 	s.futex_waits = load_relaxed(&h->futex_waits);
 	s.futex_wakes = load_relaxed(&h->futex_wakes);
 	sum_reader_stats(h, &s);
-	/* The jumps first, then the cursors, then head (bring_reader_lag()). */
-	ring_jumps_load(r, &j);
-	tail = ring_min_reader_pos(r);
-	head = head_pos(load_acquire(&h->head));
-	s.used = ring_held(r, &j, tail, head);
-	s.room = ring_room(r, head, tail);
+	s.used = ring_used(r, &s.room);
 	s.capacity = r->capacity;
 	s.max_msg = r->max_msg;
 	s.damaged = load_relaxed(&h->damaged);
