@@ -364,6 +364,9 @@ BRING_API int bring_reader_wait_prepare(struct bring_reader *rd,
 					struct bring_wait *w);
 BRING_API void bring_reader_wait_finish(struct bring_reader *rd,
 					struct bring_wait *w);
+/* Holding unshifted messages: wait for more past them. */
+BRING_API int bring_reader_wait_more_prepare(struct bring_reader *rd,
+					     struct bring_wait *w);
 BRING_API int bring_write_wait_prepare(struct bring *r, size_t len,
 				       struct bring_wait *w);
 BRING_API void bring_write_wait_finish(struct bring *r, struct bring_wait *w);

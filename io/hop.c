@@ -132,7 +132,7 @@ struct hop_tx {
 	uint8_t rbuf[HOP_ERROR_BUF + 64];
 	size_t rlen;
 	uint64_t last_rx, last_tx, last_progress;
-	unsigned int backoff_ms, idle_ms;
+	unsigned int backoff_ms;
 	bool said_down, connected_once, started;
 	char said[160]; /* the last reason logged, said once per change */
 	/*
@@ -305,6 +305,19 @@ static unsigned int tx_shift_below(struct hop_tx *t, uint64_t off)
 	t->n -= k;
 	t->nsent = t->nsent > k ? t->nsent - k : 0;
 	return k;
+}
+
+/*
+ * Every held message sent: may the sender wait for messages past them
+ * (bring_reader_wait_more_prepare()) as well as for acks? Not when the
+ * window is full, nor when the last peek could hold no more messages:
+ * more are there, and only acks make room for them. Before, a sender
+ * with acks pending peeked again on a tick (1 to 50 ms): new messages
+ * waited for it.
+ */
+static bool tx_may_wait_more(const struct hop_tx *t)
+{
+	return t->sent_bytes < t->window && t->n < HOP_TX_MSGS;
 }
 
 /*
@@ -734,29 +747,15 @@ static bool tx_turn(struct hop_tx *t)
 	/* Stopped, the eventfd stays readable: not waited on. */
 	pfd[1] = (struct pollfd){ .fd = hop_stopped(io) ? -1 : io->hop_fd,
 				  .events = POLLIN };
-	if (!t->left && t->nsent == t->n) {
-		if (!t->n && !t->nsent) {
-			/* Nothing held: the ring's own wait for messages. */
-			ret = bring_reader_wait_prepare(t->s->rd, &w);
-			if (ret == 1)
-				return true;
-			waiting = !ret;
-			pfd[nfds++] = (struct pollfd){ .fd = t->nfd,
-						       .events = POLLIN };
-			if (io->o.flags & BRING_IO_SHARED)
-				timeout = 50; /* other handles' pushes */
-		} else if (t->sent_bytes < t->window) {
-			/*
-			 * Acks pending and room for more: new messages are
-			 * seen by peeking again, soon, then less often.
-			 */
-			t->idle_ms = t->idle_ms ? t->idle_ms * 2 : 1;
-			if (t->idle_ms > 50)
-				t->idle_ms = 50;
-			timeout = (int)t->idle_ms;
-		}
-	} else {
-		t->idle_ms = 0;
+	if (!t->left && t->nsent == t->n && tx_may_wait_more(t)) {
+		/* The ring's own wait for messages past those held. */
+		ret = bring_reader_wait_more_prepare(t->s->rd, &w);
+		if (ret == 1)
+			return true;
+		waiting = !ret;
+		pfd[nfds++] = (struct pollfd){ .fd = t->nfd, .events = POLLIN };
+		if (io->o.flags & BRING_IO_SHARED)
+			timeout = 50; /* other handles' pushes */
 	}
 	if (hop_stopped(io) && timeout > 100)
 		timeout = 100;
@@ -765,8 +764,6 @@ static bool tx_turn(struct hop_tx *t)
 		bring_reader_wait_finish(t->s->rd, &w);
 		drain_fd(t->nfd);
 	}
-	if (pfd[0].revents & POLLIN)
-		t->idle_ms = 0;
 	return true;
 }
 
@@ -959,10 +956,10 @@ void hop_tx_uring_kick(struct sink *s)
 				    (size_t)(t->niov - t->iov_pos));
 			return;
 		}
-		if (t->n || t->nsent)
-			return; /* acks pending: the tick peeks again */
-		/* Nothing held: the ring's own wait for messages. */
-		ret = bring_reader_wait_prepare(s->rd, &s->rw);
+		if (!tx_may_wait_more(t))
+			return; /* the window is full: acks come first */
+		/* The ring's own wait for messages past those held. */
+		ret = bring_reader_wait_more_prepare(s->rd, &s->rw);
 		if (ret == 1)
 			continue;
 		if (ret)
@@ -1068,7 +1065,6 @@ static void txu_on_recv(struct hop_tx *t, int res)
 	}
 	t->rlen += (size_t)res;
 	t->last_rx = io_now_ns();
-	t->idle_ms = 0;
 	if (t->st == TXU_HELLO) {
 		ret = hop_parse(t->rbuf, t->rlen, 0, &f, why, sizeof(why));
 		if (ret < 0)
@@ -1139,14 +1135,6 @@ static void txu_on_tick(struct hop_tx *t)
 				memcpy(t->xbuf, ping, sizeof(ping));
 				t->xlen = sizeof(ping);
 				t->xoff = 0;
-			}
-			/* Acks pending, room for more: peek again soon. */
-			if (!t->left && t->n && t->nsent == t->n &&
-			    t->sent_bytes < t->window) {
-				t->idle_ms = t->idle_ms ? t->idle_ms * 2 : 1;
-				if (t->idle_ms > 50)
-					t->idle_ms = 50;
-				ms = t->idle_ms;
 			}
 			hop_tx_uring_kick(t->s);
 		}

@@ -341,16 +341,17 @@ static uint64_t reader_jump(struct bring_reader *rd, uint64_t pos,
 }
 
 /*
- * Collect up to @nr committed messages from the reader's cursor, at most
- * @max_bytes of payload (0: no limit) unless it is the first message.
- * Returns how many it found; *@stop says why it found none.
+ * Collect up to @nr committed messages from rd->pos, at most @max_bytes
+ * of payload (0: no limit) unless it is the first message. Returns how
+ * many it found; *@stop says why it found none. Moves rd->pos past
+ * discards and jumps in front, publishes nothing (reader_collect() does).
  */
-static unsigned int reader_collect(struct bring_reader *rd,
-				   struct bring_msg *msgs, unsigned int nr,
-				   size_t max_bytes, enum collect_stop *stop)
+static unsigned int reader_scan(struct bring_reader *rd,
+				struct bring_msg *msgs, unsigned int nr,
+				size_t max_bytes, enum collect_stop *stop)
 {
 	struct bring *r = rd->ring;
-	uint64_t pos = rd->pos, start = rd->pos, bytes = 0, head, to;
+	uint64_t pos = rd->pos, bytes = 0, head, to;
 	/* Only this thread stores it. */
 	uint64_t published = load_relaxed(&rd->slot->pos);
 	struct ring_jumps j;
@@ -435,6 +436,17 @@ static unsigned int reader_collect(struct bring_reader *rd,
 	rd->pend_end = pos;
 	rd->pend_msgs = n;
 	rd->pend_bytes = bytes;
+	return n;
+}
+
+/* reader_scan() from the reader's cursor, publishing what it skipped. */
+static unsigned int reader_collect(struct bring_reader *rd,
+				   struct bring_msg *msgs, unsigned int nr,
+				   size_t max_bytes, enum collect_stop *stop)
+{
+	uint64_t start = rd->pos;
+	unsigned int n = reader_scan(rd, msgs, nr, max_bytes, stop);
+
 	/*
 	 * Discards (aborted reservations) in front and nothing after them:
 	 * publish the cursor past them now. No shift would come before more
@@ -926,6 +938,59 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	if (rd->ring->file && stop == STOP_NOT_READY)
 		w->__priv[2] = reader_stuck_check_ms(rd);
 	/* An event loop's wait: told apart from others in its thread by @w. */
+	BRING_PROBE4(read_wait_start, rd->ring, rd->ring->name,
+		     (uint64_t)(uintptr_t)w, rd->slot->name);
+	return 0;
+}
+
+/**
+ * bring_reader_wait_more_prepare() - wait for messages past those peeked
+ * @rd: the reader
+ * @w: filled with the word and the value to wait on
+ *
+ * For a reader that holds the messages its last bring_reader_peek() or
+ * bring_reader_next() returned, unshifted (a sink waiting for them to be
+ * acknowledged), and has sent them all: bring_reader_wait_prepare()
+ * would say "ready" at once, for the messages it holds. This one looks
+ * past them: it returns 1 when a message after the last one handed out
+ * is there (or the ring is closed, or that record is damaged), else
+ * registers on the same word as bring_reader_wait_prepare() and
+ * returns 0; finish with bring_reader_wait_finish(). Nothing is shifted
+ * or handed out; the next peek starts again from the first unshifted
+ * message, as always. Holding nothing, it is bring_reader_wait_prepare().
+ *
+ * Return: 0 to wait on @w; 1 when there is no need to wait; -EINVAL.
+ */
+int bring_reader_wait_more_prepare(struct bring_reader *rd,
+				   struct bring_wait *w)
+{
+	struct evc_ticket ticket = { 0 };
+	struct bring_reader saved;
+	enum collect_stop stop;
+	struct bring_msg msg;
+	uint64_t *word;
+	bool ready;
+
+	if (!rd || !w)
+		return -EINVAL;
+	if (!rd->pend_msgs)
+		return bring_reader_wait_prepare(rd, w);
+	word = &rd->ring->hdr->data_seq;
+	/* Registered before the look: a commit after it moves the word. */
+	evc_prepare(word, &ticket);
+	/* A look from the end of what was handed out; nothing of it stays. */
+	saved = *rd;
+	rd->pos = rd->pend_end;
+	ready = reader_scan(rd, &msg, 1, 0, &stop) || stop == STOP_CLOSED ||
+		stop == STOP_DAMAGED;
+	*rd = saved;
+	if (ready) {
+		evc_cancel(word, &ticket);
+		return 1;
+	}
+	wait_ticket_save(w, word, &ticket, 0);
+	if (rd->ring->file && stop == STOP_NOT_READY)
+		w->__priv[2] = reader_stuck_check_ms(rd);
 	BRING_PROBE4(read_wait_start, rd->ring, rd->ring->name,
 		     (uint64_t)(uintptr_t)w, rd->slot->name);
 	return 0;
