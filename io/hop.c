@@ -133,6 +133,13 @@ struct hop_tx {
 	size_t rlen;
 	uint64_t last_rx, last_tx, last_progress;
 	unsigned int backoff_ms;
+	/*
+	 * bring_reader_wait_more_prepare() said "no need to wait" and the
+	 * next peek found nothing new to send: the ring is closed (or the
+	 * record past the held ones is damaged, or the peek is full). Wait
+	 * for acks only until a peek finds new messages.
+	 */
+	bool more_was_ready;
 	bool said_down, connected_once, started;
 	char said[160]; /* the last reason logged, said once per change */
 	/*
@@ -317,7 +324,8 @@ static unsigned int tx_shift_below(struct hop_tx *t, uint64_t off)
  */
 static bool tx_may_wait_more(const struct hop_tx *t)
 {
-	return t->sent_bytes < t->window && t->n < HOP_TX_MSGS;
+	return t->sent_bytes < t->window && t->n < HOP_TX_MSGS &&
+	       !t->more_was_ready;
 }
 
 /*
@@ -332,9 +340,12 @@ static int tx_refill(struct hop_tx *t)
 
 	if (ret < 0) {
 		t->n = 0;
+		t->more_was_ready = false; /* nothing held */
 		return ret;
 	}
 	t->n = (unsigned int)ret;
+	if (t->n > t->nsent)
+		t->more_was_ready = false; /* new messages: wait for more again */
 	return 0;
 }
 
@@ -750,8 +761,10 @@ static bool tx_turn(struct hop_tx *t)
 	if (!t->left && t->nsent == t->n && tx_may_wait_more(t)) {
 		/* The ring's own wait for messages past those held. */
 		ret = bring_reader_wait_more_prepare(t->s->rd, &w);
-		if (ret == 1)
+		if (ret == 1) {
+			t->more_was_ready = t->n > 0;
 			return true;
+		}
 		waiting = !ret;
 		pfd[nfds++] = (struct pollfd){ .fd = t->nfd, .events = POLLIN };
 		if (io->o.flags & BRING_IO_SHARED)
@@ -957,11 +970,13 @@ void hop_tx_uring_kick(struct sink *s)
 			return;
 		}
 		if (!tx_may_wait_more(t))
-			return; /* the window is full: acks come first */
+			return; /* acks come first (the window, or closed) */
 		/* The ring's own wait for messages past those held. */
 		ret = bring_reader_wait_more_prepare(s->rd, &s->rw);
-		if (ret == 1)
+		if (ret == 1) {
+			t->more_was_ready = t->n > 0;
 			continue;
+		}
 		if (ret)
 			return;
 		io_stat_add(s->io, empty_waits, 1);

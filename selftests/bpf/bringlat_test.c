@@ -746,10 +746,11 @@ TEST_F_TIMEOUT(trace, pin_bpftool_dump, 60)
 	tu_json_free(perf);
 	/*
 	 * Six probes: the four ring waits at two sites each (a blocking
-	 * call, prepare/finish), write_wait_start at a third (the drain
-	 * wait's prepare), the durable wait's two at one each.
+	 * call, prepare/finish), write_wait_start and read_wait_start at a
+	 * third (the drain wait's prepare, the wait for more), the durable
+	 * wait's two at one each.
 	 */
-	EXPECT_EQ(11, uprobes);
+	EXPECT_EQ(12, uprobes);
 
 	EXPECT_EQ(0, tu_blocker_end(&self->blk));
 	ASSERT_EQ(0, tu_finish(&self->bl, 15000));

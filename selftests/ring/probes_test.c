@@ -94,15 +94,16 @@ TEST(wait_probes_are_in_the_shared_library)
 	 * The ring waits at two sites each: the blocking call, and prepare
 	 * or finish, where a writer's wait starts in two prepares (for
 	 * room, bring_write_wait_prepare(); for readers to drain,
-	 * bring_drain_wait_prepare()); the durable wait at one (a push's
-	 * flush).
+	 * bring_drain_wait_prepare()) and a reader's in two (for a message,
+	 * for one past those it holds: bring_reader_wait_more_prepare());
+	 * the durable wait at one (a push's flush).
 	 */
 	static const struct {
 		const char *name;
 		int args, sites;
 	} want[] = {
 		{ "write_wait_start", 5, 3 },	{ "write_wait_end", 6, 2 },
-		{ "read_wait_start", 4, 2 },	{ "read_wait_end", 5, 2 },
+		{ "read_wait_start", 4, 3 },	{ "read_wait_end", 5, 2 },
 		{ "durable_wait_start", 3, 1 }, { "durable_wait_end", 4, 1 },
 	};
 	const unsigned int nr_want = sizeof(want) / sizeof(want[0]);
@@ -116,7 +117,7 @@ TEST(wait_probes_are_in_the_shared_library)
 	if (system("readelf --version >/dev/null 2>&1"))
 		SKIP(return, "readelf (binutils) is not installed");
 	n = read_notes(lib, notes, 16);
-	ASSERT_EQ(11, n) TH_LOG("bring probes in %s: %d", lib, n);
+	ASSERT_EQ(12, n) TH_LOG("bring probes in %s: %d", lib, n);
 	for (i = 0; i < n; i++) {
 		const struct probe_note *p = &notes[i];
 

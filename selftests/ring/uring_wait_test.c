@@ -193,6 +193,49 @@ TEST_F(uring, drain_wait_ends_once_readers_have_read_enough)
 	EXPECT_EQ(1, bring_drain_wait_prepare(self->r, 0, &w));
 }
 
+/*
+ * A reader that holds what it peeked (a sink waiting for acks) waits for
+ * messages past them: bring_reader_wait_prepare() would say "ready" for
+ * the held ones at once.
+ */
+TEST_F(uring, wait_more_looks_past_the_messages_held)
+{
+	struct bring_reader *rd = bring_default_reader(self->r);
+	struct delayed d = { .r = self->r };
+	struct bring_msg msgs[4];
+	struct bring_wait w;
+	pthread_t t;
+
+	ASSERT_EQ(0, bring_push(self->r, "one", 3));
+	ASSERT_EQ(0, bring_push(self->r, "two", 3));
+	ASSERT_EQ(2, bring_reader_peek(rd, msgs, 4, 0, 0));
+	/* Held: the plain wait says ready, the one for more waits. */
+	EXPECT_EQ(1, bring_reader_wait_prepare(rd, &w));
+	ASSERT_EQ(0, bring_reader_wait_more_prepare(rd, &w));
+	EXPECT_EQ(-1, bring_wait_timeout(&w));
+	ASSERT_EQ(1, submit_wait(&self->ring, &w));
+	ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
+	ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
+	ASSERT_EQ(1, peek_cqe(&self->ring, 5000));
+	pthread_join(t, NULL);
+	bring_reader_wait_finish(rd, &w);
+	/* Nothing was shifted or handed out by the look. */
+	EXPECT_EQ(1, bring_reader_wait_more_prepare(rd, &w));
+	ASSERT_EQ(3, bring_reader_peek(rd, msgs, 4, 0, 0));
+	EXPECT_EQ(0, memcmp(msgs[0].data, "one", 3));
+	EXPECT_EQ(0, memcmp(msgs[2].data, "ring", 4));
+	ASSERT_EQ(0, bring_reader_wait_more_prepare(rd, &w));
+	bring_reader_wait_finish(rd, &w);
+	/* Closed: nothing will come past them, no need to wait. */
+	bring_close(self->r);
+	EXPECT_EQ(1, bring_reader_wait_more_prepare(rd, &w));
+	/* Holding nothing, it is the plain wait. */
+	ASSERT_EQ(0, bring_reader_shift(rd));
+	EXPECT_EQ(1, bring_reader_wait_more_prepare(rd, &w));
+	EXPECT_EQ(-EINVAL, bring_reader_wait_more_prepare(NULL, &w));
+	EXPECT_EQ(-EINVAL, bring_reader_wait_more_prepare(rd, NULL));
+}
+
 /* Preparing when the condition already holds registers nothing. */
 TEST_F(uring, prepare_reports_ready_without_registering)
 {
