@@ -843,13 +843,22 @@ static bool txu_idle(const struct hop_tx *t)
 	return !t->snd_op.busy && !t->rcv_op.busy && !t->cn_op.busy;
 }
 
+/* A control frame (HELLO, PING) is waiting to go out. */
+static bool txu_frame_pending(const struct hop_tx *t)
+{
+	return (t->st == TXU_HELLO || t->st == TXU_UP) && t->xoff < t->xlen;
+}
+
 static void txu_cancel(struct hop_tx *t, struct op *op)
 {
 	if (op->busy)
 		uring_cancel(t->l, op);
 }
 
-/* The connection is over (tx_down() said why): end its ops. */
+/*
+ * The connection is over (tx_down() said why): end its ops, and the wait
+ * for messages, which would hold the next connection's HELLO.
+ */
 static void txu_close(struct hop_tx *t)
 {
 	if (t->st == TXU_DONE)
@@ -859,6 +868,7 @@ static void txu_close(struct hop_tx *t)
 	txu_cancel(t, &t->snd_op);
 	txu_cancel(t, &t->rcv_op);
 	txu_cancel(t, &t->cn_op);
+	uring_data_wait_cancel(t->l, t->s);
 }
 
 /* No more connections: the sink is done once its ops completed. */
@@ -872,6 +882,7 @@ static void txu_finish(struct hop_tx *t)
 	txu_cancel(t, &t->rcv_op);
 	txu_cancel(t, &t->cn_op);
 	txu_cancel(t, &t->tm_op);
+	uring_data_wait_cancel(t->l, t->s);
 }
 
 /* After every event: a closed connection's ops are all back. */
@@ -937,10 +948,17 @@ void hop_tx_uring_kick(struct sink *s)
 	int ret;
 
 	for (;;) {
-		if (t->snd_op.busy || s->rw_op.busy || t->fd < 0)
+		if (t->snd_op.busy || t->fd < 0)
 			return;
-		if ((t->st == TXU_HELLO || t->st == TXU_UP) &&
-		    t->xoff < t->xlen) {
+		if (s->rw_op.busy) {
+			/* Waiting for messages: a frame to send ends it. */
+			if (!txu_frame_pending(t))
+				return;
+			uring_data_wait_cancel(t->l, s);
+			if (s->rw_op.busy)
+				return; /* on_data() kicks again */
+		}
+		if (txu_frame_pending(t)) {
 			t->xiov.iov_base = t->xbuf + t->xoff;
 			t->xiov.iov_len = t->xlen - t->xoff;
 			t->xsend = true;

@@ -492,6 +492,7 @@ struct loop;
 struct io_uring_sqe *uring_sqe(struct loop *l, struct op *op);
 void uring_cancel(struct loop *l, struct op *op);
 void uring_data_wait(struct loop *l, struct op *op, const struct bring_wait *w);
+void uring_data_wait_cancel(struct loop *l, struct sink *s);
 int io_run_uring(struct bring_io *io);
 int io_run_fallback(struct bring_io *io);
 

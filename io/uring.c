@@ -144,6 +144,25 @@ void uring_data_wait(struct loop *l, struct op *op, const struct bring_wait *w)
 	prep_futex_wait(l, op, w);
 }
 
+/*
+ * End sink @s's data wait early (hop.c: a frame to send, the connection
+ * over). A FUTEX_WAIT is cancelled, and its completion runs on_data() as
+ * a wake would; a wait on the ring's eventfd is a flag, and ends here:
+ * the caller goes on at once (s->rw_op.busy tells which).
+ */
+void uring_data_wait_cancel(struct loop *l, struct sink *s)
+{
+	if (!s->rw_op.busy)
+		return;
+	if (l->io->ringfd) {
+		s->rw_op.busy = false;
+		io_stat_add(l->io, empty_wait_ns, io_now_ns() - s->wait_t0);
+		bring_reader_wait_finish(s->rd, &s->rw);
+		return;
+	}
+	cancel_op(l, &s->rw_op);
+}
+
 /* ---- sources ---------------------------------------------------------- */
 
 static void source_check(struct bring_io *io, struct source *src)

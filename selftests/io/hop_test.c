@@ -1398,6 +1398,80 @@ TEST_F(hop, silent_receiver_is_dropped)
 	close(lfd);
 }
 
+/* The voluntary context switches of @pid's threads (io_uring's too). */
+static long ctx_switches(pid_t pid)
+{
+	char path[80], line[128];
+	struct dirent *de;
+	long n = 0, v;
+	FILE *f;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", pid,
+			 de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+				n += v;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * A sender that has sent everything and waits for acknowledgements
+ * sleeps until a new message is pushed, then sends it at once: it does
+ * not peek the ring on a timer (it did, every 1 to 50 ms). With a 2 s
+ * heartbeat its tick comes once a second, so 1.5 s of waiting are a few
+ * wake-ups, against about 30 with the timer. io_uring mode only: in
+ * readv/writev mode the sender's poll(2) cannot wait on a file ring's
+ * futex word, and looks at a shared ring every 50 ms (io.rst).
+ */
+TEST_F(hop, sender_awaiting_acks_sleeps_until_a_new_message)
+{
+	struct hop_frame f;
+	long before, after;
+	int lfd, fd, type;
+
+	SENDER_VARIANT();
+	if (variant->a != IO_MODE_URING)
+		SKIP(return, "readv/writev mode looks at a shared ring every 50 ms");
+	push_lines(self->a_ring, 10);
+	lfd = loopback_listener(self->port, 4);
+	ASSERT_LE(0, lfd);
+	self->a_args[7] = "2000"; /* --hop-heartbeat */
+	self->a = start_a(self, self->a_err);
+	fd = accept_stream(lfd, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(HOP_DATA, read_frame(fd, &f, 5000));
+	/* Everything sent, nothing acknowledged: A waits. */
+	do
+		type = read_frame(fd, &f, 300);
+	while (type == HOP_DATA);
+	ASSERT_EQ(-1, type);
+	before = ctx_switches(self->a);
+	usleep(1500 * 1000);
+	after = ctx_switches(self->a);
+	ASSERT_LE(0, before);
+	TH_LOG("%ld wake-ups in 1.5 s of waiting for acks", after - before);
+	EXPECT_GE(8, after - before);
+	/* A new message ends the wait (no tick would peek for it). */
+	push_lines(self->a_ring, 1);
+	EXPECT_EQ(HOP_DATA, read_frame(fd, &f, 5000));
+	close(fd);
+	close(lfd);
+}
+
 /*
  * With durability interval, an ACK covers only what is on disk: when it
  * arrives, b.ring's durable position is past the record.
