@@ -140,7 +140,9 @@ enum bring_io_flags {
  *            behind stays in its working set (Documentation/ring.rst,
  *            "Lap jumps") instead of being written end to end. 0 (or
  *            the capacity or more): the whole ring. bringcat's default
- *            is 4 MiB. tail: sources always fill the whole ring (a file
+ *            is 4 MiB. With bring: sinks it comes on top of the largest
+ *            @hop_window (their unacknowledged bytes stay in the ring).
+ *            tail: sources always fill the whole ring (a file
  *            rotated away while the sinks are down is read from the
  *            ring, not from the disk).
  */

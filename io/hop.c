@@ -1215,6 +1215,18 @@ void hop_tx_uring_step(struct sink *s)
 	txu_settle(s->hop);
 }
 
+/* The largest window of @io's bring: sinks (bytes unacknowledged); 0. */
+size_t hop_tx_window(const struct bring_io *io)
+{
+	size_t w = 0;
+	unsigned int i;
+
+	for (i = 0; i < io->nr_hop_sinks; i++)
+		if (io->hop_sinks[i]->hop && io->hop_sinks[i]->hop->window > w)
+			w = io->hop_sinks[i]->hop->window;
+	return w;
+}
+
 /* The stream's id: opts.hop_id or HOSTNAME/RINGNAME, then "/READER". */
 static void tx_stream_id(struct hop_tx *t)
 {

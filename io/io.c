@@ -336,6 +336,20 @@ static void src_set_read_ahead(struct source *src, int fd)
 	src->read_ahead = ra;
 }
 
+/*
+ * What @src's read-ahead lets the ring hold: its own, plus the largest
+ * window of unacknowledged bytes a bring: sink holds. Such a sink's cursor
+ * moves on acknowledgements only, so without it the bytes in flight to
+ * its receiver would stop at the read-ahead, per round trip (4 MiB per
+ * 50 ms: 80 MB/s), under the window (--hop-window) meant to bound them.
+ */
+static size_t src_read_ahead(const struct source *src)
+{
+	if (!src->read_ahead)
+		return 0;
+	return src->read_ahead + hop_tx_window(src->io);
+}
+
 /* Is a regular file's read position at its end (or unknown)? */
 static bool conn_at_eof(const struct conn *c)
 {
@@ -361,12 +375,13 @@ bool conn_read_ahead_full(struct conn *c, size_t len)
 	struct source *src = c->src;
 	struct bring_stats st = { .sz = sizeof(st) };
 	size_t fp = len + 24; /* header, padding */
+	size_t ra = src_read_ahead(src);
 
-	if (!src->read_ahead || bring_get_stats(src->io->r, &st) || !st.used ||
-	    st.used + fp <= src->read_ahead || conn_at_eof(c))
+	if (!ra || bring_get_stats(src->io->r, &st) || !st.used ||
+	    st.used + fp <= ra || conn_at_eof(c))
 		return false;
 	c->drain = true;
-	c->drain_to = src->read_ahead > fp ? src->read_ahead - fp : 0;
+	c->drain_to = ra > fp ? ra - fp : 0;
 	return true;
 }
 
@@ -954,7 +969,7 @@ void sink_give_up(struct sink *s, int err)
 static size_t src_jump_slack(const struct source *src)
 {
 	if (src->read_ahead)
-		return src->read_ahead;
+		return src_read_ahead(src);
 	return src->ep.kind == EP_HOP_LISTEN ? IO_JUMP_SLACK : 0;
 }
 

@@ -1486,6 +1486,87 @@ TEST_F(hop, sender_awaiting_acks_sleeps_until_a_new_message)
 }
 
 /*
+ * A file source keeps at most its read-ahead in the ring, but a bring:
+ * sink's unacknowledged bytes stay there too: the read-ahead makes room
+ * for the sink's window. Against a receiver that never acknowledges, A
+ * sends a whole window (4 MiB, with a read-ahead of 1 MiB), no more.
+ * Before, it stopped at the read-ahead: the bytes in flight to a far
+ * receiver were the read-ahead per round trip, not the window.
+ */
+/*
+ * The DATA payload bytes A sends on @fd until it is quiet for @ms, read
+ * past (frames larger than rx_buf too); other frames are dropped.
+ */
+static size_t data_bytes_until_quiet(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char why[HOP_ERROR_MAX];
+	size_t total = 0, skip = 0;
+	struct hop_frame f;
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		while (skip && rx_len) {
+			n = (ssize_t)(skip < rx_len ? skip : rx_len);
+			memmove(rx_buf, rx_buf + n, rx_len - (size_t)n);
+			rx_len -= (size_t)n;
+			skip -= (size_t)n;
+		}
+		ret = skip ? 0 : hop_parse(rx_buf, rx_len, 1 << 20, &f, why,
+					   sizeof(why));
+		if (ret < 0)
+			return total;
+		if (ret > 0) {
+			memmove(rx_buf, rx_buf + ret, rx_len - (size_t)ret);
+			rx_len -= (size_t)ret;
+			if (f.type == HOP_DATA) {
+				skip = f.len - HOP_DATA_MIN;
+				total += skip;
+			}
+			continue;
+		}
+		if (poll(&pfd, 1, ms) <= 0)
+			return total;
+		n = recv(fd, rx_buf + rx_len, sizeof(rx_buf) - rx_len, 0);
+		if (n <= 0)
+			return total;
+		rx_len += (size_t)n;
+	}
+}
+
+TEST_F(hop, file_source_fills_the_window_not_only_the_read_ahead)
+{
+	char in_path[PATH_MAX], in_uri[PATH_MAX + 8];
+	const char *a[] = { "-b", "mem:32M", "-i", in_uri, "-o", self->sink,
+			    "--hop-window", "4M", "--read-ahead", "1M",
+			    "--hop-heartbeat", "2000", "--stream-id", "test",
+			    self->a_mode, NULL };
+	size_t len, sent;
+	int lfd, fd;
+	char *buf;
+
+	SENDER_VARIANT();
+	snprintf(in_path, sizeof(in_path), "%s/in", self->dir);
+	snprintf(in_uri, sizeof(in_uri), "file:%s", in_path);
+	buf = numbered_lines(1000000, &len); /* 14 MB */
+	ASSERT_NE_NULL(buf);
+	ASSERT_EQ(0, spew(in_path, buf, len));
+	free(buf);
+	lfd = loopback_listener(self->port, 4);
+	ASSERT_LE(0, lfd);
+	self->a = launch(self->a_err, a);
+	fd = accept_stream(lfd, 0);
+	ASSERT_LE(0, fd);
+	sent = data_bytes_until_quiet(fd, 500);
+	TH_LOG("%zu bytes sent unacknowledged", sent);
+	EXPECT_LE(3u << 20, sent);
+	EXPECT_GE(4u << 20, sent);
+	close(fd);
+	close(lfd);
+}
+
+/*
  * With durability interval, an ACK covers only what is on disk: when it
  * arrives, b.ring's durable position is past the record.
  */
