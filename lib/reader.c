@@ -881,6 +881,28 @@ uint64_t bring_reader_lag(const struct bring_reader *rd)
 	return ring_held(rd->ring, &j, pos, head);
 }
 
+/*
+ * Both wait prepares end here. No need to wait (@ready): the ticket taken
+ * on the data word goes back, 1. Else it is handed out in @w, with the
+ * stuck check's time limit when the reader stands before an unfinished
+ * record of a file ring, 0.
+ */
+static int reader_wait_ticket(struct bring_reader *rd, struct bring_wait *w,
+			      struct evc_ticket *ticket, bool ready,
+			      enum collect_stop stop)
+{
+	uint64_t *word = &rd->ring->hdr->data_seq;
+
+	if (ready) {
+		evc_cancel(word, ticket);
+		return 1;
+	}
+	wait_ticket_save(w, word, ticket, 0);
+	if (rd->ring->file && stop == STOP_NOT_READY)
+		w->__priv[2] = reader_stuck_check_ms(rd);
+	return 0;
+}
+
 /**
  * bring_reader_wait_prepare() - get a futex word to wait on for data
  * @rd: the reader
@@ -930,13 +952,8 @@ int bring_reader_wait_prepare(struct bring_reader *rd, struct bring_wait *w)
 	/* In front of an unfinished record for long enough: repair now. */
 	if (!ready && reader_check_stuck(rd, stop))
 		ready = true;
-	if (ready) {
-		evc_cancel(word, &ticket);
+	if (reader_wait_ticket(rd, w, &ticket, ready, stop))
 		return 1;
-	}
-	wait_ticket_save(w, word, &ticket, 0);
-	if (rd->ring->file && stop == STOP_NOT_READY)
-		w->__priv[2] = reader_stuck_check_ms(rd);
 	/* An event loop's wait: told apart from others in its thread by @w. */
 	BRING_PROBE4(read_wait_start, rd->ring, rd->ring->name,
 		     (uint64_t)(uintptr_t)w, rd->slot->name);
@@ -984,13 +1001,8 @@ int bring_reader_wait_more_prepare(struct bring_reader *rd,
 	ready = reader_scan(rd, &msg, 1, 0, &stop) || stop == STOP_CLOSED ||
 		stop == STOP_DAMAGED;
 	*rd = saved;
-	if (ready) {
-		evc_cancel(word, &ticket);
+	if (reader_wait_ticket(rd, w, &ticket, ready, stop))
 		return 1;
-	}
-	wait_ticket_save(w, word, &ticket, 0);
-	if (rd->ring->file && stop == STOP_NOT_READY)
-		w->__priv[2] = reader_stuck_check_ms(rd);
 	BRING_PROBE4(read_wait_start, rd->ring, rd->ring->name,
 		     (uint64_t)(uintptr_t)w, rd->slot->name);
 	return 0;

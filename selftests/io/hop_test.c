@@ -1257,6 +1257,24 @@ TEST_F(hop, offset_from_the_future_is_refused)
 	EXPECT_EQ(100, check_b(_metadata, self->b_ring, 1, 100, WAIT_MS));
 }
 
+/* Thread @tid of @pid: its /proc file @what, up to @len - 1 bytes. */
+static bool task_read(pid_t pid, const char *tid, const char *what,
+		      char *buf, size_t len)
+{
+	char path[96];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%.16s/%s", pid, tid, what);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return n > 0;
+}
+
 /*
  * How many of @pid's threads (not io_uring's iou-* workers) there are,
  * or (@in_poll) how many sleep in poll(2) now: their wchan is
@@ -1264,10 +1282,9 @@ TEST_F(hop, offset_from_the_future_is_refused)
  */
 static int count_threads(pid_t pid, bool in_poll)
 {
-	char path[80], buf[32];
+	char path[32], buf[32];
 	struct dirent *de;
 	int n = 0;
-	FILE *f;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
@@ -1275,30 +1292,14 @@ static int count_threads(pid_t pid, bool in_poll)
 	if (!d)
 		return -1;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' ||
+		    !task_read(pid, de->d_name, "comm", buf, sizeof(buf)) ||
+		    !strncmp(buf, "iou-", 4))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", pid,
-			 de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(buf, sizeof(buf), f) || !strncmp(buf, "iou-", 4)) {
-			fclose(f);
-			continue;
-		}
-		fclose(f);
-		if (!in_poll) {
+		if (!in_poll ||
+		    (task_read(pid, de->d_name, "wchan", buf, sizeof(buf)) &&
+		     strstr(buf, "poll")))
 			n++;
-			continue;
-		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/wchan", pid,
-			 de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f) && strstr(buf, "poll"))
-			n++;
-		fclose(f);
 	}
 	closedir(d);
 	return n;
@@ -1405,10 +1406,10 @@ TEST_F(hop, silent_receiver_is_dropped)
  */
 static long ctx_switches(pid_t pid)
 {
-	char path[80], line[128];
+	char path[32], buf[4096];
 	struct dirent *de;
-	long n = 0, v;
-	FILE *f;
+	long n = -1, v;
+	const char *p;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
@@ -1416,26 +1417,14 @@ static long ctx_switches(pid_t pid)
 	if (!d)
 		return -1;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' ||
+		    (task_read(pid, de->d_name, "wchan", buf, sizeof(buf)) &&
+		     strstr(buf, "nanosleep")) ||
+		    !task_read(pid, de->d_name, "status", buf, sizeof(buf)))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/wchan", pid,
-			 de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		v = fgets(line, sizeof(line), f) && strstr(line, "nanosleep");
-		fclose(f);
-		if (v)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", pid,
-			 de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
-				n += v;
-		fclose(f);
+		p = strstr(buf, "\nvoluntary_ctxt_switches:");
+		if (p && sscanf(p, " voluntary_ctxt_switches: %ld", &v) == 1)
+			n = n < 0 ? v : n + v; /* -1: none found */
 	}
 	closedir(d);
 	return n;
@@ -1476,6 +1465,7 @@ TEST_F(hop, sender_awaiting_acks_sleeps_until_a_new_message)
 	usleep(1500 * 1000);
 	after = ctx_switches(self->a);
 	ASSERT_LE(0, before);
+	ASSERT_LE(0, after);
 	TH_LOG("%ld wake-ups in 1.5 s of waiting for acks", after - before);
 	EXPECT_GE(8, after - before);
 	/* A new message ends the wait (no tick would peek for it). */
