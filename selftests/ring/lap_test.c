@@ -1091,6 +1091,98 @@ TEST_F(lap, a_jumper_killed_while_jumping_is_recovered_at_open)
 }
 
 /* ------------------------------------------------------------------ */
+/*
+ * The two stress tests' common parts: the first failure and why, a
+ * writer's push (alone or in a batch of four), and the reader's checks.
+ */
+struct stress_fail {
+	int fail;
+	char why[160];
+};
+
+static void stress_fail(struct stress_fail *f, const char *why)
+{
+	if (!__atomic_exchange_n(&f->fail, 1, __ATOMIC_SEQ_CST))
+		snprintf(f->why, sizeof(f->why), "%s", why);
+}
+
+static bool stress_failed(struct stress_fail *f)
+{
+	return __atomic_load_n(&f->fail, __ATOMIC_RELAXED);
+}
+
+/*
+ * Writer @id's messages from @seq, @len bytes each, built in @buf (4 x
+ * 2048 bytes): one bring_push(), or (@batch) a bring_push_batch() of up
+ * to four, none at or past @limit. Returns how many it pushed, or, when
+ * that failed, how many it tried (the caller's rounds stay in step).
+ */
+static int stress_push(struct bring *r, struct stress_fail *f, uint8_t *buf,
+		       unsigned int id, uint32_t seq, size_t len, bool batch,
+		       uint32_t limit)
+{
+	struct bring_msg msgs[4];
+	int n, k;
+
+	if (!batch) {
+		tmsg_build(buf, len, id, seq);
+		if (bring_push(r, buf, len))
+			stress_fail(f, "push");
+		return 1;
+	}
+	for (k = 0; k < 4 && seq + k < limit; k++) {
+		msgs[k].data = buf + k * 2048;
+		msgs[k].len = len;
+		tmsg_build(buf + k * 2048, len, id, seq + k);
+	}
+	n = bring_push_batch(r, msgs, k, -1);
+	if (n <= 0) {
+		stress_fail(f, "push_batch");
+		n = k;
+	}
+	return n;
+}
+
+/* A stress reader's view: each writer's next message, and the jumps. */
+struct stress_check {
+	uint32_t next[4];
+	unsigned int writers;
+	uint64_t cap; /* a power of two */
+	uint64_t end; /* where the last message's record ended */
+	uint64_t jumps, escapes;
+};
+
+/*
+ * Check @n peeked messages: every writer's in order, each once. A record
+ * not where the last one ended is past a lap jump (at a lap's start) or
+ * an escape (elsewhere). NULL, or what is wrong.
+ */
+static const char *stress_check(struct stress_check *c,
+				const struct bring_msg *msgs, int n)
+{
+	const char *why;
+	struct tmsg h;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		why = tmsg_check(&msgs[i], &h);
+		if (!why && (h.id >= c->writers || h.seq != c->next[h.id]))
+			why = "out of order or duplicated";
+		if (why)
+			return why;
+		c->next[h.id]++;
+		if (c->end && msgs[i].seq != c->end) {
+			if (msgs[i].seq & (c->cap - 1))
+				c->escapes++;
+			else
+				c->jumps++;
+		}
+		c->end = msgs[i].seq + 16 + ((msgs[i].len + 7) & ~7ULL);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Stress: writers of three kinds, a reader that keeps up, one that lags */
 
 #define ST_WRITERS 3
@@ -1102,9 +1194,8 @@ struct stress {
 	struct bring *r;
 	uint32_t per_writer; /* a multiple of ST_ROUND */
 	pthread_barrier_t round;
-	int fail;
+	struct stress_fail f;
 	uint64_t jumps[2];
-	char why[160];
 };
 
 struct st_arg {
@@ -1113,12 +1204,6 @@ struct st_arg {
 	struct bring_reader *rd;
 	unsigned int ridx;
 };
-
-static void st_fail(struct stress *s, const char *why)
-{
-	if (!__atomic_exchange_n(&s->fail, 1, __ATOMIC_SEQ_CST))
-		snprintf(s->why, sizeof(s->why), "%s", why);
-}
 
 /*
  * Between rounds the writers wait until the readers have read all:
@@ -1130,10 +1215,9 @@ static void st_round_end(struct stress *s, unsigned int id)
 	uint64_t t0 = now_ns();
 
 	pthread_barrier_wait(&s->round);
-	while (!id && get_stats(s->r).used &&
-	       !__atomic_load_n(&s->fail, __ATOMIC_RELAXED)) {
+	while (!id && get_stats(s->r).used && !stress_failed(&s->f)) {
 		if (now_ns() - t0 > 10000 * MS) {
-			st_fail(s, "readers did not catch up in 10 s");
+			stress_fail(&s->f, "readers did not catch up in 10 s");
 			break;
 		}
 		usleep(100);
@@ -1153,33 +1237,18 @@ static void *st_writer(void *arg)
 		size_t len = 16 + xorshift(&seed) % 2000;
 		uint32_t round_end = (seq / ST_ROUND + 1) * ST_ROUND;
 		struct bring_resv resv;
-		struct bring_msg msgs[4];
-		int n, k;
 
 		switch (a->id) {
 		case 0:
-			tmsg_build(buf, len, a->id, seq);
-			if (bring_push(s->r, buf, len))
-				st_fail(s, "push");
-			seq++;
-			break;
 		case 1:
-			for (k = 0; k < 4 && seq + k < round_end; k++) {
-				msgs[k].data = buf + k * 2048;
-				msgs[k].len = len;
-				tmsg_build(buf + k * 2048, len, a->id, seq + k);
-			}
-			n = bring_push_batch(s->r, msgs, k, -1);
-			if (n <= 0) {
-				st_fail(s, "push_batch");
-				n = k; /* keep the rounds in step */
-			}
-			seq += n;
+			seq += (uint32_t)stress_push(s->r, &s->f, buf, a->id,
+						     seq, len, a->id,
+						     round_end);
 			break;
 		default:
 			/* Reserve, hold it a little, then commit. */
 			if (bring_reserve(s->r, len, &resv, -1)) {
-				st_fail(s, "reserve");
+				stress_fail(&s->f, "reserve");
 				seq++;
 				break;
 			}
@@ -1187,7 +1256,7 @@ static void *st_writer(void *arg)
 			if (!(seq & 63))
 				usleep(50);
 			if (bring_commit(s->r, &resv, len))
-				st_fail(s, "commit");
+				stress_fail(&s->f, "commit");
 			break;
 		}
 		if (seq == round_end)
@@ -1200,40 +1269,30 @@ static void *st_reader(void *arg)
 {
 	struct st_arg *a = arg;
 	struct stress *s = a->s;
-	uint32_t next[ST_WRITERS] = { 0 };
+	struct stress_check c = { .writers = ST_WRITERS, .cap = ST_CAP };
 	uint64_t total = 0, want = (uint64_t)ST_WRITERS * s->per_writer;
-	uint64_t end = 0;
 	struct bring_msg msgs[16];
-	struct tmsg h;
 	const char *why;
-	int n, i;
+	int n;
 
-	while (total < want && !__atomic_load_n(&s->fail, __ATOMIC_RELAXED)) {
+	while (total < want && !stress_failed(&s->f)) {
 		n = bring_reader_peek(a->rd, msgs, 16, 0, 5000);
 		if (n < 0) {
-			st_fail(s, "peek failed or timed out");
+			stress_fail(&s->f, "peek failed or timed out");
 			break;
 		}
-		for (i = 0; i < n; i++) {
-			why = tmsg_check(&msgs[i], &h);
-			if (!why && (h.id >= ST_WRITERS || h.seq != next[h.id]))
-				why = "out of order or duplicated";
-			if (why) {
-				st_fail(s, why);
-				return NULL;
-			}
-			next[h.id]++;
-			if (end && msgs[i].seq != end &&
-			    !(msgs[i].seq & (ST_CAP - 1)))
-				s->jumps[a->ridx]++;
-			end = msgs[i].seq + 16 + ((msgs[i].len + 7) & ~7ULL);
+		why = stress_check(&c, msgs, n);
+		if (why) {
+			stress_fail(&s->f, why);
+			break;
 		}
 		total += (uint64_t)n;
 		if (a->ridx && (total & 63) == 0)
 			usleep(20); /* the lagging reader */
 		if (bring_reader_shift(a->rd))
-			st_fail(s, "shift");
+			stress_fail(&s->f, "shift");
 	}
+	s->jumps[a->ridx] = c.jumps;
 	return NULL;
 }
 
@@ -1267,7 +1326,7 @@ TEST(stress_writers_reservations_and_readers_across_jumps)
 	TH_LOG("%u messages per writer; jumps seen by the readers: %llu, %llu",
 	       s.per_writer, (unsigned long long)s.jumps[0],
 	       (unsigned long long)s.jumps[1]);
-	EXPECT_EQ(0, s.fail) TH_LOG("%s", s.why);
+	EXPECT_EQ(0, s.f.fail) TH_LOG("%s", s.f.why);
 	EXPECT_EQ(s.jumps[0], s.jumps[1]);
 	/*
 	 * A round writes about 200 KB, W is 256 KiB: the ring is empty past
@@ -1295,17 +1354,16 @@ TEST(stress_writers_reservations_and_readers_across_jumps)
 #define SE_CAP (2ULL << 20)
 #define SE_WRITERS 2
 #define SE_ESCAPES 3
-#define SE_SECONDS 15
+#define SE_SECONDS 20
 
 struct se {
 	struct bring *r;
 	uint32_t per_writer;
-	int fail;
+	struct stress_fail f;
 	int writers_done;
 	uint32_t pushed[SE_WRITERS];
 	uint64_t jumps[2], escapes[2];
 	time_t deadline;
-	char why[160];
 };
 
 struct se_arg {
@@ -1314,18 +1372,12 @@ struct se_arg {
 	struct bring_reader *rd;
 };
 
-static void se_fail(struct se *s, const char *why)
-{
-	if (!__atomic_exchange_n(&s->fail, 1, __ATOMIC_SEQ_CST))
-		snprintf(s->why, sizeof(s->why), "%s", why);
-}
-
 /* Past its share, a writer goes on until both readers saw the escapes. */
 static bool se_writer_done(struct se *s, uint32_t seq)
 {
 	if (seq < s->per_writer)
 		return false;
-	if (__atomic_load_n(&s->fail, __ATOMIC_RELAXED))
+	if (stress_failed(&s->f))
 		return true;
 	if (__atomic_load_n(&s->escapes[0], __ATOMIC_RELAXED) >= SE_ESCAPES &&
 	    __atomic_load_n(&s->escapes[1], __ATOMIC_RELAXED) >= SE_ESCAPES)
@@ -1338,31 +1390,13 @@ static void *se_writer(void *arg)
 	struct se_arg *a = arg;
 	uint64_t seed = 0x9e3779b97f4a7c15ULL * (a->id + 1);
 	uint8_t buf[4 * 2048];
-	struct bring_msg msgs[4];
 	uint32_t seq = 0;
-	int n, k;
 
 	while (!se_writer_done(a->s, seq)) {
 		size_t len = 16 + xorshift(&seed) % 2000;
 
-		if (!a->id) {
-			tmsg_build(buf, len, a->id, seq);
-			if (bring_push(a->s->r, buf, len))
-				se_fail(a->s, "push");
-			seq++;
-			continue;
-		}
-		for (k = 0; k < 4; k++) {
-			msgs[k].data = buf + k * 2048;
-			msgs[k].len = len;
-			tmsg_build(buf + k * 2048, len, a->id, seq + k);
-		}
-		n = bring_push_batch(a->s->r, msgs, k, -1);
-		if (n <= 0) {
-			se_fail(a->s, "push_batch");
-			n = k;
-		}
-		seq += n;
+		seq += (uint32_t)stress_push(a->s->r, &a->s->f, buf, a->id, seq,
+					     len, a->id, UINT32_MAX);
 	}
 	a->s->pushed[a->id] = seq;
 	/* The last writer closes: the readers drain, then get -EPIPE. */
@@ -1393,57 +1427,47 @@ static void *se_reader(void *arg)
 {
 	struct se_arg *a = arg;
 	struct se *s = a->s;
-	uint32_t next[SE_WRITERS] = { 0 };
-	uint64_t end = 0, seed = 0x2545f4914f6cdd1dULL * (a->id + 1);
+	struct stress_check c = { .writers = SE_WRITERS, .cap = SE_CAP };
+	uint64_t seed = 0x2545f4914f6cdd1dULL * (a->id + 1);
 	struct bring_msg msgs[16];
-	struct tmsg h;
 	const char *why;
 	int n, i;
 
-	while (!__atomic_load_n(&s->fail, __ATOMIC_RELAXED)) {
+	while (!stress_failed(&s->f)) {
 		n = bring_reader_peek(a->rd, msgs, 16, 0, 5000);
 		if (n == -EPIPE)
 			break;
 		if (n < 0) {
-			se_fail(s, "peek failed or timed out");
+			stress_fail(&s->f, "peek failed or timed out");
 			break;
 		}
-		for (i = 0; i < n; i++) {
-			why = tmsg_check(&msgs[i], &h);
-			if (!why && (h.id >= SE_WRITERS || h.seq != next[h.id]))
-				why = "out of order or duplicated";
-			if (why) {
-				se_fail(s, why);
-				return NULL;
-			}
-			next[h.id]++;
-			if (end && msgs[i].seq != end) {
-				if (msgs[i].seq & (SE_CAP - 1))
-					__atomic_add_fetch(&s->escapes[a->id],
-							   1, __ATOMIC_RELAXED);
-				else
-					s->jumps[a->id]++;
-			}
-			end = msgs[i].seq + 16 + ((msgs[i].len + 7) & ~7ULL);
+		why = stress_check(&c, msgs, n);
+		if (why) {
+			stress_fail(&s->f, why);
+			return NULL;
 		}
+		/* Read by the writers, who go on until both saw enough. */
+		__atomic_store_n(&s->escapes[a->id], c.escapes,
+				 __ATOMIC_RELAXED);
 		/* "slow": before the last jump, stop a while, often, and hold
 		 * there while nothing escaped from it. */
-		if (a->id && end < __atomic_load_n(&s->r->hdr->jump_from,
-						   __ATOMIC_RELAXED) &&
-		    !(xorshift(&seed) & 3)) {
-			usleep(300);
-			se_hold_before_jump(s, end);
+		if (a->id && c.end < __atomic_load_n(&s->r->hdr->jump_from,
+						     __ATOMIC_RELAXED)) {
+			if (!(xorshift(&seed) & 3))
+				usleep(300);
+			se_hold_before_jump(s, c.end);
 		}
 		if (bring_reader_shift(a->rd))
-			se_fail(s, "shift");
+			stress_fail(&s->f, "shift");
 	}
-	for (i = 0; i < SE_WRITERS && !__atomic_load_n(&s->fail, __ATOMIC_RELAXED); i++)
-		if (next[i] != s->pushed[i])
-			se_fail(s, "a reader missed messages");
+	s->jumps[a->id] = c.jumps;
+	for (i = 0; i < SE_WRITERS && !stress_failed(&s->f); i++)
+		if (c.next[i] != s->pushed[i])
+			stress_fail(&s->f, "a reader missed messages");
 	return NULL;
 }
 
-TEST(stress_escapes_keep_every_message_once)
+TEST_TIMEOUT(stress_escapes_keep_every_message_once, 60)
 {
 	struct se s = { .per_writer = SANITIZED_THREAD ? 20000 :
 				      SANITIZED_ADDRESS ? 60000 : 200000,
@@ -1475,7 +1499,7 @@ TEST(stress_escapes_keep_every_message_once)
 	       (unsigned long long)s.jumps[1],
 	       (unsigned long long)s.escapes[0],
 	       (unsigned long long)s.escapes[1]);
-	EXPECT_EQ(0, s.fail) TH_LOG("%s", s.why);
+	EXPECT_EQ(0, s.f.fail) TH_LOG("%s", s.f.why);
 	EXPECT_EQ(s.jumps[0], s.jumps[1]);
 	EXPECT_EQ(s.escapes[0], s.escapes[1]);
 	EXPECT_GE(s.escapes[0], SE_ESCAPES);
