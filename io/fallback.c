@@ -38,13 +38,15 @@ static int ring_word_wait(const struct bring_wait *w, unsigned int ms)
 }
 
 /*
- * Sleep until the ring's word @w moves (space, or the ring closed) or
- * bring_io_stop() wakes io->stop: one futex_waitv(2) on both (Linux
- * 5.16). Where it is missing or refused, FUTEX_WAIT on the ring's word
- * in slices of IO_STOP_SLICE_MS, looking at the stop flag in between.
- * The ring's words are shared futexes, io->stop a private one.
+ * Sleep until the ring's word @w moves (space or data, or the ring
+ * closed) or bring_io_stop() wakes io->stop, or @ms pass (0: no limit):
+ * one futex_waitv(2) on both (Linux 5.16). Where it is missing or
+ * refused, FUTEX_WAIT on the ring's word in slices of IO_STOP_SLICE_MS,
+ * looking at the stop flag in between. The ring's words are shared
+ * futexes, io->stop a private one.
  */
-static void wait_ring_or_stop(struct bring_io *io, const struct bring_wait *w)
+void fallback_wait_ring(struct bring_io *io, const struct bring_wait *w,
+			unsigned int ms)
 {
 	struct futex_waitv v[2] = {
 		{ .val = w->val, .uaddr = (uintptr_t)w->uaddr,
@@ -52,18 +54,32 @@ static void wait_ring_or_stop(struct bring_io *io, const struct bring_wait *w)
 		{ .val = 0, .uaddr = (uintptr_t)&io->stop,
 		  .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
 	};
+	uint64_t end = ms ? io_now_ns() + ms * 1000000ULL : 0, now;
+	struct timespec ts;
 
 	if (!__atomic_load_n(&io->no_waitv, __ATOMIC_RELAXED)) {
-		/* Woken, a word had moved already, or a signal. */
-		if (syscall(SYS_futex_waitv, v, 2, 0, NULL, 0) >= 0 ||
-		    errno == EAGAIN || errno == EINTR)
+		/* futex_waitv(2) takes an absolute time on a clock it names. */
+		ts.tv_sec = (time_t)(end / 1000000000ULL);
+		ts.tv_nsec = (long)(end % 1000000000ULL);
+		/* Woken, a word had moved already, a signal, or the time. */
+		if (syscall(SYS_futex_waitv, v, 2, 0, ms ? &ts : NULL,
+			    CLOCK_MONOTONIC) >= 0 ||
+		    errno == EAGAIN || errno == EINTR || errno == ETIMEDOUT)
 			return;
 		/* ENOSYS, EPERM from seccomp, anything else: not here. */
 		__atomic_store_n(&io->no_waitv, true, __ATOMIC_RELAXED);
 	}
-	while (!stopped(io) &&
-	       ring_word_wait(w, IO_STOP_SLICE_MS) == -ETIMEDOUT)
-		;
+	while (!stopped(io)) {
+		now = io_now_ns();
+		if (end && now >= end)
+			return;
+		if (ring_word_wait(w, end && end - now < IO_STOP_SLICE_MS *
+							  1000000ULL ?
+					      (unsigned int)((end - now) /
+							     1000000ULL) + 1 :
+					      IO_STOP_SLICE_MS) != -ETIMEDOUT)
+			return;
+	}
 }
 
 /*
@@ -89,7 +105,7 @@ static bool wait_space(struct bring_io *io, struct conn *c)
 	if (stopped(io))
 		more = ring_word_wait(&w, IO_STOP_STALL_MS) != -ETIMEDOUT;
 	else
-		wait_ring_or_stop(io, &w);
+		fallback_wait_ring(io, &w, 0);
 	bring_write_wait_finish(io->r, &w);
 	io_stat_add(io, full_wait_ns, io_now_ns() - t0);
 	return more;

@@ -701,6 +701,27 @@ static void tx_sleep(struct hop_tx *t, unsigned int ms)
 }
 
 /*
+ * Nothing held, so nothing to hear but heartbeats, on a ring others push
+ * into (BRING_IO_SHARED): their pushes wake the ring's futex word, never
+ * the notify eventfd poll(2) could watch. Wait on the word itself and on
+ * the stop flag, until the heartbeat is due (@ms); the socket is read on
+ * waking. true when it waited (@w finished), false to poll instead: with
+ * acknowledgements pending (they free the window), or stopping.
+ */
+static bool tx_idle_wait(struct hop_tx *t, struct bring_wait *w,
+			 unsigned int ms)
+{
+	struct bring_io *io = t->s->io;
+
+	if (t->n || !(io->o.flags & BRING_IO_SHARED) || hop_stopped(io))
+		return false;
+	fallback_wait_ring(io, w, ms);
+	bring_reader_wait_finish(t->s->rd, w);
+	drain_fd(t->nfd);
+	return true;
+}
+
+/*
  * One turn while connected: take acks, send, then wait for the socket,
  * new messages or a stop. false when the sink is finished.
  */
@@ -765,6 +786,8 @@ static bool tx_turn(struct hop_tx *t)
 			t->more_was_ready = t->n > 0;
 			return true;
 		}
+		if (!ret && tx_idle_wait(t, &w, (unsigned int)timeout))
+			return true;
 		waiting = !ret;
 		pfd[nfds++] = (struct pollfd){ .fd = t->nfd, .events = POLLIN };
 		if (io->o.flags & BRING_IO_SHARED)

@@ -495,5 +495,7 @@ void uring_data_wait(struct loop *l, struct op *op, const struct bring_wait *w);
 void uring_data_wait_cancel(struct loop *l, struct sink *s);
 int io_run_uring(struct bring_io *io);
 int io_run_fallback(struct bring_io *io);
+void fallback_wait_ring(struct bring_io *io, const struct bring_wait *w,
+			unsigned int ms);
 
 #endif

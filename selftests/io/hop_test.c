@@ -1436,8 +1436,9 @@ static long ctx_switches(pid_t pid)
  * not peek the ring on a timer (it did, every 1 to 50 ms). With a 2 s
  * heartbeat its tick comes once a second, so 1.5 s of waiting are a few
  * wake-ups, against about 30 with the timer. io_uring mode only: in
- * readv/writev mode the sender's poll(2) cannot wait on a file ring's
- * futex word, and looks at a shared ring every 50 ms (io.rst).
+ * readv/writev mode, with acks pending, the sender polls its socket and
+ * looks at a shared ring every 50 ms (io.rst); idle, it does not
+ * (an_idle_sender_sleeps_until_a_new_message).
  */
 TEST_F(hop, sender_awaiting_acks_sleeps_until_a_new_message)
 {
@@ -1447,7 +1448,7 @@ TEST_F(hop, sender_awaiting_acks_sleeps_until_a_new_message)
 
 	SENDER_VARIANT();
 	if (variant->a != IO_MODE_URING)
-		SKIP(return, "readv/writev mode looks at a shared ring every 50 ms");
+		SKIP(return, "readv/writev mode, acks pending: looks at a shared ring every 50 ms");
 	push_lines(self->a_ring, 10);
 	lfd = loopback_listener(self->port, 4);
 	ASSERT_LE(0, lfd);
@@ -1473,6 +1474,56 @@ TEST_F(hop, sender_awaiting_acks_sleeps_until_a_new_message)
 	EXPECT_EQ(HOP_DATA, read_frame(fd, &f, 5000));
 	close(fd);
 	close(lfd);
+}
+
+/* The check reader of b.ring: is its next record @want, within @ms? */
+static bool b_next_is(const char *path, const char *want, int ms)
+{
+	struct bring *r = ring_open(path, RING_B, BRING_DURABLE_NONE);
+	struct bring_reader *rd = r ? bring_reader_open(r, "check") : NULL;
+	struct bring_msg m;
+	bool ok = false;
+
+	if (rd && !bring_reader_next(rd, &m, ms))
+		ok = m.len == strlen(want) && !memcmp(m.data, want, m.len);
+	bring_reader_close(rd);
+	bring_free(r);
+	return ok;
+}
+
+/*
+ * A sender with everything acknowledged sleeps until a new message is
+ * pushed, in every io mode: in readv/writev mode on a file ring, which
+ * other processes push into, it waits on the ring's futex word (and the
+ * stop flag) until its heartbeat is due; it looked at the ring every 50
+ * ms. With 2 s heartbeats both ways, 1.5 s idle are a few wake-ups.
+ */
+TEST_F(hop, an_idle_sender_sleeps_until_a_new_message)
+{
+	struct producer p = { .path = self->a_ring, .tag = "s0", .n = 11,
+			      .pushed = 10 };
+	long before, after;
+
+	SENDER_VARIANT();
+	self->a_args[7] = "2000"; /* --hop-heartbeat */
+	self->b_args[7] = "2000";
+	push_lines(self->a_ring, 10);
+	self->b = start_b(self, self->b_err);
+	ASSERT_TRUE(wait_listen(self->port, 10000));
+	self->a = start_a(self, self->a_err);
+	ASSERT_EQ(10, check_b(_metadata, self->b_ring, 1, 10, WAIT_MS));
+	usleep(300 * 1000); /* the ACK back, A's reader shifted */
+	before = ctx_switches(self->a);
+	usleep(1500 * 1000);
+	after = ctx_switches(self->a);
+	ASSERT_LE(0, before);
+	ASSERT_LE(0, after);
+	TH_LOG("%ld wake-ups in 1.5 s idle", after - before);
+	EXPECT_GE(8, after - before);
+	/* A new message ends the wait. */
+	produce(&p);
+	ASSERT_EQ(0, p.err);
+	EXPECT_TRUE(b_next_is(self->b_ring, "s0 00000010", 5000));
 }
 
 /*
