@@ -55,12 +55,12 @@ void fallback_wait_ring(struct bring_io *io, const struct bring_wait *w,
 		  .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
 	};
 	uint64_t end = ms ? io_now_ns() + ms * 1000000ULL : 0, now;
-	struct timespec ts;
+	/* futex_waitv(2) takes an absolute time on a clock it names. */
+	struct timespec ts = { .tv_sec = (time_t)(end / 1000000000ULL),
+			       .tv_nsec = (long)(end % 1000000000ULL) };
+	unsigned int slice;
 
 	if (!__atomic_load_n(&io->no_waitv, __ATOMIC_RELAXED)) {
-		/* futex_waitv(2) takes an absolute time on a clock it names. */
-		ts.tv_sec = (time_t)(end / 1000000000ULL);
-		ts.tv_nsec = (long)(end % 1000000000ULL);
 		/* Woken, a word had moved already, a signal, or the time. */
 		if (syscall(SYS_futex_waitv, v, 2, 0, ms ? &ts : NULL,
 			    CLOCK_MONOTONIC) >= 0 ||
@@ -70,14 +70,15 @@ void fallback_wait_ring(struct bring_io *io, const struct bring_wait *w,
 		__atomic_store_n(&io->no_waitv, true, __ATOMIC_RELAXED);
 	}
 	while (!stopped(io)) {
-		now = io_now_ns();
-		if (end && now >= end)
-			return;
-		if (ring_word_wait(w, end && end - now < IO_STOP_SLICE_MS *
-							  1000000ULL ?
-					      (unsigned int)((end - now) /
-							     1000000ULL) + 1 :
-					      IO_STOP_SLICE_MS) != -ETIMEDOUT)
+		slice = IO_STOP_SLICE_MS;
+		if (end) {
+			now = io_now_ns();
+			if (now >= end)
+				return;
+			if (end - now < slice * 1000000ULL)
+				slice = (unsigned int)((end - now) / 1000000ULL) + 1;
+		}
+		if (ring_word_wait(w, slice) != -ETIMEDOUT)
 			return;
 	}
 }

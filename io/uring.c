@@ -144,6 +144,14 @@ void uring_data_wait(struct loop *l, struct op *op, const struct bring_wait *w)
 	prep_futex_wait(l, op, w);
 }
 
+/* Sink @s's data wait is over (woken, or cancelled): count it, finish it. */
+static void data_wait_end(struct loop *l, struct sink *s)
+{
+	io_stat_add(l->io, empty_wait_ns, io_now_ns() - s->wait_t0);
+	if (s->rd)
+		bring_reader_wait_finish(s->rd, &s->rw);
+}
+
 /*
  * End sink @s's data wait early (hop.c: a frame to send, the connection
  * over). A FUTEX_WAIT is cancelled, and its completion runs on_data() as
@@ -156,8 +164,7 @@ void uring_data_wait_cancel(struct loop *l, struct sink *s)
 		return;
 	if (l->io->ringfd) {
 		s->rw_op.busy = false;
-		io_stat_add(l->io, empty_wait_ns, io_now_ns() - s->wait_t0);
-		bring_reader_wait_finish(s->rd, &s->rw);
+		data_wait_end(l, s);
 		return;
 	}
 	cancel_op(l, &s->rw_op);
@@ -1026,9 +1033,7 @@ static void on_stall(struct loop *l)
 /* A sink's data wait ended (whatever its result): look again. */
 static void on_data(struct loop *l, struct sink *s)
 {
-	io_stat_add(l->io, empty_wait_ns, io_now_ns() - s->wait_t0);
-	if (s->rd)
-		bring_reader_wait_finish(s->rd, &s->rw);
+	data_wait_end(l, s);
 	sink_step(l, s);
 }
 

@@ -71,6 +71,25 @@ static void *push_later(void *p)
 	return NULL;
 }
 
+/*
+ * Submit a FUTEX_WAIT on @w: nothing completes it for 50 ms, then a
+ * thread pushes (or, d->shift, takes) a message 100 ms later, and the
+ * wait completes.
+ */
+static void wait_ends_when_the_thread_acts(struct __test_metadata *_metadata,
+					   struct io_uring *ring,
+					   const struct bring_wait *w,
+					   struct delayed *d)
+{
+	pthread_t t;
+
+	ASSERT_EQ(1, submit_wait(ring, w));
+	ASSERT_EQ(-ETIMEDOUT, peek_cqe(ring, 50));
+	ASSERT_EQ(0, pthread_create(&t, NULL, push_later, d));
+	ASSERT_EQ(1, peek_cqe(ring, 5000));
+	pthread_join(t, NULL);
+}
+
 FIXTURE(uring)
 {
 	struct io_uring ring;
@@ -108,15 +127,10 @@ TEST_F(uring, reader_waits_in_io_uring_until_a_push)
 	struct bring_reader *rd = bring_default_reader(self->r);
 	struct bring_wait w;
 	struct bring_msg msg;
-	pthread_t t;
 
 	ASSERT_EQ(0, bring_reader_wait_prepare(rd, &w));
-	ASSERT_EQ(1, submit_wait(&self->ring, &w));
 	/* Nothing happens while the ring is empty. */
-	ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
-	ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
-	ASSERT_EQ(1, peek_cqe(&self->ring, 5000));
-	pthread_join(t, NULL);
+	wait_ends_when_the_thread_acts(_metadata, &self->ring, &w, &d);
 	bring_reader_wait_finish(rd, &w);
 	ASSERT_EQ(0, bring_next_timeout(self->r, &msg, 0));
 	EXPECT_EQ(0, memcmp("ring", msg.data, 4));
@@ -127,18 +141,13 @@ TEST_F(uring, writer_waits_in_io_uring_until_space)
 	struct delayed d = { .r = self->r, .shift = 1 };
 	static char big[4096];
 	struct bring_wait w;
-	pthread_t t;
 
 	ASSERT_EQ(0, bring_push(self->r, big, bring_max_msg(self->r)));
 	ASSERT_EQ(0, bring_write_wait_prepare(self->r, 100, &w));
 	/* A writer may wait as long as it likes (was: its need, as ms). */
 	EXPECT_EQ(-1, bring_wait_timeout(&w));
 	EXPECT_EQ(-EINVAL, bring_wait_timeout(NULL));
-	ASSERT_EQ(1, submit_wait(&self->ring, &w));
-	ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
-	ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
-	ASSERT_EQ(1, peek_cqe(&self->ring, 5000));
-	pthread_join(t, NULL);
+	wait_ends_when_the_thread_acts(_metadata, &self->ring, &w, &d);
 	bring_write_wait_finish(self->r, &w);
 	EXPECT_EQ(0, bring_push_timeout(self->r, big, 100, 0));
 }
@@ -169,7 +178,6 @@ TEST_F(uring, drain_wait_ends_once_readers_have_read_enough)
 	struct delayed d = { .r = self->r, .shift = 1 };
 	static char msg1k[1000];
 	struct bring_wait w;
-	pthread_t t;
 	int i;
 
 	for (i = 0; i < 3; i++)
@@ -179,11 +187,7 @@ TEST_F(uring, drain_wait_ends_once_readers_have_read_enough)
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, bring_drain_wait_prepare(self->r, 1100, &w));
 		EXPECT_EQ(-1, bring_wait_timeout(&w));
-		ASSERT_EQ(1, submit_wait(&self->ring, &w));
-		ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
-		ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
-		ASSERT_EQ(1, peek_cqe(&self->ring, 5000));
-		pthread_join(t, NULL);
+		wait_ends_when_the_thread_acts(_metadata, &self->ring, &w, &d);
 		bring_write_wait_finish(self->r, &w);
 	}
 	EXPECT_EQ(1, bring_drain_wait_prepare(self->r, 1100, &w));
@@ -204,7 +208,6 @@ TEST_F(uring, wait_more_looks_past_the_messages_held)
 	struct delayed d = { .r = self->r };
 	struct bring_msg msgs[4];
 	struct bring_wait w;
-	pthread_t t;
 
 	ASSERT_EQ(0, bring_push(self->r, "one", 3));
 	ASSERT_EQ(0, bring_push(self->r, "two", 3));
@@ -213,11 +216,7 @@ TEST_F(uring, wait_more_looks_past_the_messages_held)
 	EXPECT_EQ(1, bring_reader_wait_prepare(rd, &w));
 	ASSERT_EQ(0, bring_reader_wait_more_prepare(rd, &w));
 	EXPECT_EQ(-1, bring_wait_timeout(&w));
-	ASSERT_EQ(1, submit_wait(&self->ring, &w));
-	ASSERT_EQ(-ETIMEDOUT, peek_cqe(&self->ring, 50));
-	ASSERT_EQ(0, pthread_create(&t, NULL, push_later, &d));
-	ASSERT_EQ(1, peek_cqe(&self->ring, 5000));
-	pthread_join(t, NULL);
+	wait_ends_when_the_thread_acts(_metadata, &self->ring, &w, &d);
 	bring_reader_wait_finish(rd, &w);
 	/* Nothing was shifted or handed out by the look. */
 	EXPECT_EQ(1, bring_reader_wait_more_prepare(rd, &w));
