@@ -424,6 +424,10 @@ static const char *ep_error(const char *uri, int err, bool source)
 			return "kafka: endpoints were left out of this build (no librdkafka-dev)";
 		return source ? "unknown source type (file:PATH, stdin:, -, tcp-listen:HOST:PORT, udp-listen:HOST:PORT, unix-listen:PATH, tail:PATH, bring-listen:HOST:PORT)" :
 				"unknown sink type (file:PATH, stdout:, -, tcp:HOST:PORT, udp:HOST:PORT, unix:PATH, bring:HOST:PORT)";
+	case -ELIBACC:
+		return "librdkafka.so.1 could not be loaded (Debian: apt-get install librdkafka1)";
+	case -ELIBBAD:
+		return "the librdkafka.so.1 found is too old (1.6 or later is needed)";
 	case -EINVAL:
 		if (!strncmp(uri, "kafka:", 6))
 			return "bad kafka: endpoint (expected kafka:HOST:PORT[,HOST:PORT...]/TOPIC[?OPTIONS])";

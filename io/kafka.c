@@ -99,7 +99,102 @@ void kafka_source_kick(struct source *src)
 
 #else /* BRING_HAVE_KAFKA */
 
+#include <dlfcn.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+
+#define RDK_SONAME "librdkafka.so.1"
+
+/*
+ * librdkafka is loaded when the first kafka: endpoint opens, not when the
+ * program starts: linked, it and the libraries it needs (OpenSSL, SASL,
+ * zstd, lz4) cost every bringcat 5.3 ms and 226 page faults before
+ * main(), more than half of its start (Documentation/benchmarks.rst,
+ * session 10), whether it ships to Kafka or not. Every function of it
+ * this file calls goes through rdk, filled by rdk_load() from the
+ * library the dynamic linker finds as librdkafka.so.1 (its soname since
+ * 1.0). It is never unloaded: its threads and atexit handlers stay.
+ */
+#define RDK_FUNCS(X) \
+	X(rd_kafka_assign) \
+	X(rd_kafka_conf_destroy) \
+	X(rd_kafka_conf_new) \
+	X(rd_kafka_conf_set) \
+	X(rd_kafka_conf_set_dr_msg_cb) \
+	X(rd_kafka_conf_set_error_cb) \
+	X(rd_kafka_conf_set_log_cb) \
+	X(rd_kafka_conf_set_opaque) \
+	X(rd_kafka_conf_set_rebalance_cb) \
+	X(rd_kafka_conf_set_stats_cb) \
+	X(rd_kafka_consume_batch_queue) \
+	X(rd_kafka_consumer_close) \
+	X(rd_kafka_destroy) \
+	X(rd_kafka_err2str) \
+	X(rd_kafka_error_destroy) \
+	X(rd_kafka_error_string) \
+	X(rd_kafka_fatal_error) \
+	X(rd_kafka_incremental_assign) \
+	X(rd_kafka_incremental_unassign) \
+	X(rd_kafka_last_error) \
+	X(rd_kafka_message_destroy) \
+	X(rd_kafka_message_errstr) \
+	X(rd_kafka_name) \
+	X(rd_kafka_new) \
+	X(rd_kafka_offsets_store) \
+	X(rd_kafka_opaque) \
+	X(rd_kafka_poll) \
+	X(rd_kafka_poll_set_consumer) \
+	X(rd_kafka_producev) \
+	X(rd_kafka_purge) \
+	X(rd_kafka_queue_destroy) \
+	X(rd_kafka_queue_get_consumer) \
+	X(rd_kafka_queue_get_main) \
+	X(rd_kafka_queue_io_event_enable) \
+	X(rd_kafka_rebalance_protocol) \
+	X(rd_kafka_subscribe) \
+	X(rd_kafka_topic_destroy) \
+	X(rd_kafka_topic_name) \
+	X(rd_kafka_topic_new) \
+	X(rd_kafka_topic_partition_list_add) \
+	X(rd_kafka_topic_partition_list_destroy) \
+	X(rd_kafka_topic_partition_list_find) \
+	X(rd_kafka_topic_partition_list_new)
+
+static struct {
+#define RDK_FUNC_PTR(fn) __typeof__(fn) *fn;
+	RDK_FUNCS(RDK_FUNC_PTR)
+#undef RDK_FUNC_PTR
+} rdk;
+
+static pthread_once_t rdk_once = PTHREAD_ONCE_INIT;
+static int rdk_err;
+
+static void rdk_load_once(void)
+{
+	void *lib = dlopen(RDK_SONAME, RTLD_NOW | RTLD_LOCAL);
+
+	if (!lib) {
+		io_log("kafka: cannot load %s: %s\n", RDK_SONAME, dlerror());
+		rdk_err = -ELIBACC;
+		return;
+	}
+#define RDK_FUNC_LOAD(fn)                                                    \
+	rdk.fn = (__typeof__(rdk.fn))dlsym(lib, #fn);                        \
+	if (!rdk.fn) {                                                       \
+		io_log("kafka: %s lacks %s()\n", RDK_SONAME, #fn);          \
+		rdk_err = -ELIBBAD;                                          \
+		return;                                                      \
+	}
+	RDK_FUNCS(RDK_FUNC_LOAD)
+#undef RDK_FUNC_LOAD
+}
+
+/* 0, or -ELIBACC (not found, not loadable), -ELIBBAD (a function missing) */
+static int rdk_load(void)
+{
+	pthread_once(&rdk_once, rdk_load_once);
+	return rdk_err;
+}
 
 #ifdef __SANITIZE_THREAD__
 /*
@@ -114,7 +209,6 @@ void kafka_source_kick(struct source *src)
  * then crashed in librdkafka's threads again, in every kafka test).
  */
 #define TSAN_INTERPOSE __attribute__((visibility("default")))
-#include <pthread.h>
 #include <threads.h>
 
 struct thrd_tramp {
@@ -259,7 +353,7 @@ struct kafka_sink {
 	size_t off;
 	struct bring_msg *pk; /* peek buffer, KAFKA_RECS + KAFKA_TAKE */
 	bool full; /* QUEUE_FULL: wait for reports */
-	unsigned int since_poll; /* messages produced since rd_kafka_poll() */
+	unsigned int since_poll; /* messages produced since rdk.rd_kafka_poll() */
 	unsigned int pumped; /* messages produced by this pump */
 	bool more; /* take() stopped at KAFKA_PUMP_MAX: come back */
 	/*
@@ -301,7 +395,7 @@ struct kafka_source {
 	int efd; /* consumer queue non-empty, or a stop (io_uring) */
 	int done_fd; /* written when the thread ends (io_uring loop) */
 	bool said_big;
-	bool closed; /* rd_kafka_consumer_close() was called */
+	bool closed; /* rdk.rd_kafka_consumer_close() was called */
 	bool broken; /* a partition's writer could not be opened */
 	rd_kafka_message_t *batch[KAFKA_SRC_BATCH];
 	struct bring_msg msgs[KAFKA_SRC_BATCH];
@@ -317,7 +411,7 @@ static int conf_set(rd_kafka_conf_t *conf, const char *uri, const char *name,
 {
 	char errstr[256];
 
-	if (rd_kafka_conf_set(conf, name, val, errstr, sizeof(errstr)) ==
+	if (rdk.rd_kafka_conf_set(conf, name, val, errstr, sizeof(errstr)) ==
 	    RD_KAFKA_CONF_OK)
 		return 0;
 	io_log("%s: %s=%s: %s\n", uri, name, val, errstr);
@@ -410,13 +504,13 @@ struct kafka_opaque {
 static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 		   const char *buf)
 {
-	const struct kafka_opaque *op = rd_kafka_opaque(rk);
+	const struct kafka_opaque *op = rdk.rd_kafka_opaque(rk);
 	const struct bring_io *io = op->io;
 
 	/* FAIL lines come through on_error() too (sinks): said once. */
 	if (level <= 2 || (level <= 4 && !quiet(io) &&
 			   (!op->s || strcmp(fac, "FAIL"))))
-		io_log("%s: %s: %s\n", rd_kafka_name(rk), fac, buf);
+		io_log("%s: %s: %s\n", rdk.rd_kafka_name(rk), fac, buf);
 }
 
 /* ---- sink ------------------------------------------------------------- */
@@ -529,7 +623,7 @@ static void refused(struct sink *s, struct kafka_rec *rec, const void *data,
 	rec->failed = true;
 	ks->stop_err = kafka_errno(err);
 	io_log("%s: ring position %" PRIu64 ": %s (%s): stopping; the record stays in the ring\n",
-	       s->ep.uri, rec->seq, rd_kafka_err2str(err),
+	       s->ep.uri, rec->seq, rdk.rd_kafka_err2str(err),
 	       strerror(-ks->stop_err));
 }
 
@@ -574,7 +668,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
 		/* The idempotent producer cannot go on: stop, keep the ring. */
-		rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		rdk.rd_kafka_fatal_error(rk, buf, sizeof(buf));
 		if (!s->kafka->stop_err) {
 			s->kafka->stop_err = -EPROTO;
 			io_log("%s: fatal: %s: stopping; the records in flight stay in the ring\n",
@@ -653,8 +747,11 @@ int kafka_sink_new(struct sink *s)
 	struct kafka_sink *ks;
 	rd_kafka_conf_t *conf;
 	char errstr[512];
-	int err = -ENOMEM;
+	int err = rdk_load();
 
+	if (err)
+		return err;
+	err = -ENOMEM;
 	ks = calloc(1, sizeof(*ks));
 	op = calloc(1, sizeof(*op));
 	if (!ks || !op)
@@ -672,40 +769,40 @@ int kafka_sink_new(struct sink *s)
 	err = dead_letter_open(s);
 	if (err)
 		goto fail_free;
-	conf = rd_kafka_conf_new();
+	conf = rdk.rd_kafka_conf_new();
 	err = sink_conf(s, conf);
 	if (err) {
-		rd_kafka_conf_destroy(conf);
+		rdk.rd_kafka_conf_destroy(conf);
 		goto fail_free;
 	}
 	op->io = s->io;
 	op->s = s;
-	rd_kafka_conf_set_opaque(conf, op);
-	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-	rd_kafka_conf_set_error_cb(conf, on_error);
-	rd_kafka_conf_set_stats_cb(conf, on_stats);
-	rd_kafka_conf_set_log_cb(conf, on_log);
-	ks->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	rdk.rd_kafka_conf_set_opaque(conf, op);
+	rdk.rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rdk.rd_kafka_conf_set_error_cb(conf, on_error);
+	rdk.rd_kafka_conf_set_stats_cb(conf, on_stats);
+	rdk.rd_kafka_conf_set_log_cb(conf, on_log);
+	ks->rk = rdk.rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (!ks->rk) {
-		rd_kafka_conf_destroy(conf);
+		rdk.rd_kafka_conf_destroy(conf);
 		io_log("%s: %s\n", s->ep.uri, errstr);
 		err = -EINVAL;
 		goto fail_free;
 	}
 	op = NULL; /* freed with the handle, in kafka_sink_free() */
-	ks->rkt = rd_kafka_topic_new(ks->rk, s->ep.topic, NULL);
+	ks->rkt = rdk.rd_kafka_topic_new(ks->rk, s->ep.topic, NULL);
 	if (!ks->rkt) {
-		err = kafka_errno(rd_kafka_last_error());
+		err = kafka_errno(rdk.rd_kafka_last_error());
 		io_log("%s: %s\n", s->ep.uri,
-		       rd_kafka_err2str(rd_kafka_last_error()));
+		       rdk.rd_kafka_err2str(rdk.rd_kafka_last_error()));
 		goto fail_free;
 	}
 	{
-		rd_kafka_queue_t *q = rd_kafka_queue_get_main(ks->rk);
+		rd_kafka_queue_t *q = rdk.rd_kafka_queue_get_main(ks->rk);
 
-		rd_kafka_queue_io_event_enable(q, ks->efd, "\1\0\0\0\0\0\0\0",
+		rdk.rd_kafka_queue_io_event_enable(q, ks->efd, "\1\0\0\0\0\0\0\0",
 					       8);
-		rd_kafka_queue_destroy(q);
+		rdk.rd_kafka_queue_destroy(q);
 	}
 	return 0;
 fail_free:
@@ -723,13 +820,13 @@ void kafka_sink_free(struct sink *s)
 	if (!ks)
 		return;
 	if (ks->rk) {
-		op = rd_kafka_opaque(ks->rk);
+		op = rdk.rd_kafka_opaque(ks->rk);
 		/* What is in flight stays in the ring: do not wait for it. */
-		rd_kafka_purge(ks->rk, RD_KAFKA_PURGE_F_QUEUE |
+		rdk.rd_kafka_purge(ks->rk, RD_KAFKA_PURGE_F_QUEUE |
 					       RD_KAFKA_PURGE_F_INFLIGHT);
 		if (ks->rkt)
-			rd_kafka_topic_destroy(ks->rkt);
-		rd_kafka_destroy(ks->rk);
+			rdk.rd_kafka_topic_destroy(ks->rkt);
+		rdk.rd_kafka_destroy(ks->rk);
 		free(op);
 	}
 	if (ks->efd >= 0)
@@ -793,7 +890,7 @@ static rd_kafka_resp_err_t produce(struct sink *s, uint64_t nr,
 		key_len = d ? (size_t)(d - data) : 0;
 	}
 	n = pos_header(pos, rec->seq, idx);
-	return rd_kafka_producev(ks->rk, RD_KAFKA_V_RKT(ks->rkt),
+	return rdk.rd_kafka_producev(ks->rk, RD_KAFKA_V_RKT(ks->rkt),
 				 RD_KAFKA_V_PARTITION(ks->partition),
 				 RD_KAFKA_V_VALUE((void *)data, len),
 				 RD_KAFKA_V_KEY(key, key_len),
@@ -839,7 +936,7 @@ static bool produce_record(struct sink *s, const struct bring_msg *m)
 		rec->whole = !end;
 		if (++ks->since_poll >= KAFKA_POLL_EVERY) {
 			ks->since_poll = 0;
-			rd_kafka_poll(ks->rk, 0); /* reports: rec stays put */
+			rdk.rd_kafka_poll(ks->rk, 0); /* reports: rec stays put */
 			if (ks->stop_err)
 				return false; /* a report refused one: stop */
 		}
@@ -919,7 +1016,7 @@ static int pump(struct sink *s)
 
 	if (read(ks->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return -errno;
-	rd_kafka_poll(ks->rk, 0);
+	rdk.rd_kafka_poll(ks->rk, 0);
 	err = shift_delivered(s);
 	if (err) {
 		io_fatal(s->io, s, err);
@@ -1094,7 +1191,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
 	struct kafka_opaque *op = opaque;
 	struct source *src = op->src;
-	bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+	bool coop = !strcmp(rdk.rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
 	bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
 	rd_kafka_error_t *e = NULL;
 	rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -1104,30 +1201,35 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		return; /* nothing assigned; the thread ends */
 	}
 	if (coop)
-		e = assign ? rd_kafka_incremental_assign(rk, parts) :
-			     rd_kafka_incremental_unassign(rk, parts);
+		e = assign ? rdk.rd_kafka_incremental_assign(rk, parts) :
+			     rdk.rd_kafka_incremental_unassign(rk, parts);
 	else
-		r = rd_kafka_assign(rk, assign ? parts : NULL);
+		r = rdk.rd_kafka_assign(rk, assign ? parts : NULL);
 	if (e) {
-		io_log("%s: %s\n", src->ep.uri, rd_kafka_error_string(e));
-		rd_kafka_error_destroy(e);
+		io_log("%s: %s\n", src->ep.uri, rdk.rd_kafka_error_string(e));
+		rdk.rd_kafka_error_destroy(e);
 	} else if (r) {
-		io_log("%s: %s\n", src->ep.uri, rd_kafka_err2str(r));
+		io_log("%s: %s\n", src->ep.uri, rdk.rd_kafka_err2str(r));
 	}
 }
 
 int kafka_source_new(struct source *src)
 {
-	struct kafka_opaque *op = calloc(1, sizeof(*op));
-	struct kafka_source *ks = calloc(1, sizeof(*ks));
 	rd_kafka_topic_partition_list_t *topics;
+	struct kafka_opaque *op = NULL;
+	struct kafka_source *ks = NULL;
 	rd_kafka_conf_t *conf = NULL;
 	const char *uri = src->ep.uri;
 	char errstr[512];
 	void *ctx[2];
 	unsigned int i;
-	int err = -ENOMEM;
+	int err = rdk_load();
 
+	if (err)
+		return err;
+	err = -ENOMEM;
+	op = calloc(1, sizeof(*op));
+	ks = calloc(1, sizeof(*ks));
 	if (!ks || !op)
 		goto fail;
 	src->kafka = ks;
@@ -1135,7 +1237,7 @@ int kafka_source_new(struct source *src)
 	ks->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (ks->efd < 0 || ks->done_fd < 0)
 		goto fail;
-	conf = rd_kafka_conf_new();
+	conf = rdk.rd_kafka_conf_new();
 	ctx[0] = &src->ep;
 	ctx[1] = conf;
 	err = conf_set(conf, uri, "bootstrap.servers", src->ep.brokers);
@@ -1156,14 +1258,14 @@ int kafka_source_new(struct source *src)
 		goto fail;
 	op->io = src->io;
 	op->src = src;
-	rd_kafka_conf_set_opaque(conf, op);
-	rd_kafka_conf_set_log_cb(conf, on_log);
+	rdk.rd_kafka_conf_set_opaque(conf, op);
+	rdk.rd_kafka_conf_set_log_cb(conf, on_log);
 	ks->marks = src->io->o.flags & BRING_IO_CHECKPOINT;
 	ks->topic_hash = io_fnv64(FNV64_INIT, src->ep.topic,
 				  strlen(src->ep.topic));
 	if (ks->marks)
-		rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-	ks->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+		rdk.rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+	ks->rk = rdk.rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (!ks->rk) {
 		io_log("%s: %s\n", uri, errstr);
 		err = -EINVAL;
@@ -1171,23 +1273,23 @@ int kafka_source_new(struct source *src)
 	}
 	conf = NULL;
 	op = NULL;
-	rd_kafka_poll_set_consumer(ks->rk);
-	topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, src->ep.topic,
+	rdk.rd_kafka_poll_set_consumer(ks->rk);
+	topics = rdk.rd_kafka_topic_partition_list_new(1);
+	rdk.rd_kafka_topic_partition_list_add(topics, src->ep.topic,
 					  RD_KAFKA_PARTITION_UA);
-	err = rd_kafka_subscribe(ks->rk, topics);
-	rd_kafka_topic_partition_list_destroy(topics);
+	err = rdk.rd_kafka_subscribe(ks->rk, topics);
+	rdk.rd_kafka_topic_partition_list_destroy(topics);
 	if (err) {
-		io_log("%s: %s\n", uri, rd_kafka_err2str(err));
+		io_log("%s: %s\n", uri, rdk.rd_kafka_err2str(err));
 		err = kafka_errno(err);
 		goto fail;
 	}
-	ks->q = rd_kafka_queue_get_consumer(ks->rk);
-	rd_kafka_queue_io_event_enable(ks->q, ks->efd, "\1\0\0\0\0\0\0\0", 8);
+	ks->q = rdk.rd_kafka_queue_get_consumer(ks->rk);
+	rdk.rd_kafka_queue_io_event_enable(ks->q, ks->efd, "\1\0\0\0\0\0\0\0", 8);
 	return 0;
 fail:
 	if (conf)
-		rd_kafka_conf_destroy(conf);
+		rdk.rd_kafka_conf_destroy(conf);
 	free(op);
 	if (!src->kafka)
 		free(ks);
@@ -1203,13 +1305,13 @@ void kafka_source_free(struct source *src)
 	if (!ks)
 		return;
 	if (ks->q)
-		rd_kafka_queue_destroy(ks->q);
+		rdk.rd_kafka_queue_destroy(ks->q);
 	if (ks->rk) {
-		op = rd_kafka_opaque(ks->rk);
+		op = rdk.rd_kafka_opaque(ks->rk);
 		/* Commits what was stored: what the ring holds. */
 		if (!ks->closed)
-			rd_kafka_consumer_close(ks->rk);
-		rd_kafka_destroy(ks->rk);
+			rdk.rd_kafka_consumer_close(ks->rk);
+		rdk.rd_kafka_destroy(ks->rk);
 		free(op);
 	}
 	for (i = 0; i < ks->nparts; i++)
@@ -1317,22 +1419,22 @@ static void src_store(struct kafka_source *ks, unsigned int nr)
 
 	if (!nr)
 		return;
-	l = rd_kafka_topic_partition_list_new(8);
+	l = rdk.rd_kafka_topic_partition_list_new(8);
 	for (i = 0; i < nr; i++) {
 		rd_kafka_message_t *m = ks->batch[i];
 
 		if (!m)
 			continue;
-		p = rd_kafka_topic_partition_list_find(
-			l, rd_kafka_topic_name(m->rkt), m->partition);
+		p = rdk.rd_kafka_topic_partition_list_find(
+			l, rdk.rd_kafka_topic_name(m->rkt), m->partition);
 		if (!p)
-			p = rd_kafka_topic_partition_list_add(
-				l, rd_kafka_topic_name(m->rkt), m->partition);
+			p = rdk.rd_kafka_topic_partition_list_add(
+				l, rdk.rd_kafka_topic_name(m->rkt), m->partition);
 		p->offset = m->offset + 1; /* the next one to read */
 	}
 	if (l->cnt)
-		rd_kafka_offsets_store(ks->rk, l);
-	rd_kafka_topic_partition_list_destroy(l);
+		rdk.rd_kafka_offsets_store(ks->rk, l);
+	rdk.rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* One batch from the consumer queue into the ring; false once stopped. */
@@ -1350,8 +1452,8 @@ static bool src_batch(struct source *src, ssize_t n)
 			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
 			    !quiet(io))
 				io_log("%s: %s\n", src->ep.uri,
-				       rd_kafka_message_errstr(m));
-			rd_kafka_message_destroy(m);
+				       rdk.rd_kafka_message_errstr(m));
+			rdk.rd_kafka_message_destroy(m);
 			continue;
 		}
 		if (m->len > io->ring_max) {
@@ -1360,7 +1462,7 @@ static bool src_batch(struct source *src, ssize_t n)
 				       src->ep.uri, m->len, io->ring_max);
 			ks->said_big = true;
 			io_stat_add(io, dropped, 1);
-			rd_kafka_message_destroy(m); /* it cannot go in */
+			rdk.rd_kafka_message_destroy(m); /* it cannot go in */
 			continue;
 		}
 		/* Kept messages move down: batch[0, k) is what is pushed. */
@@ -1384,7 +1486,7 @@ static bool src_batch(struct source *src, ssize_t n)
 	io_stat_add(io, reads, 1);
 	src_store(ks, pushed);
 	for (i = 0; i < k; i++)
-		rd_kafka_message_destroy(ks->batch[i]);
+		rdk.rd_kafka_message_destroy(ks->batch[i]);
 	return pushed == take;
 }
 
@@ -1401,7 +1503,7 @@ void *kafka_source_thread(void *arg)
 	ssize_t n;
 
 	while (!src_stopped(io)) {
-		n = rd_kafka_consume_batch_queue(ks->q, 0, ks->batch,
+		n = rdk.rd_kafka_consume_batch_queue(ks->q, 0, ks->batch,
 						 KAFKA_SRC_BATCH);
 		/* Set by on_rebalance(), which that call may have run. */
 		if (__atomic_load_n(&ks->broken, __ATOMIC_RELAXED))
@@ -1417,7 +1519,7 @@ void *kafka_source_thread(void *arg)
 			break;
 	}
 	/* Commits the stored offsets: what the ring holds. */
-	rd_kafka_consumer_close(ks->rk);
+	rdk.rd_kafka_consumer_close(ks->rk);
 	ks->closed = true;
 	__atomic_store_n(&src->finished, true, __ATOMIC_RELEASE);
 	v = 1;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1067,6 +1068,124 @@ TEST_F_TIMEOUT(kafka, errors, 120)
 
 		expect_exit(_metadata, self->err, args, 2, "dead letter");
 	}
+}
+
+/* 1 when process @pid maps librdkafka, 0 when not, -1: no maps to read. */
+static int maps_librdkafka(pid_t pid)
+{
+	bool libc = false, rdkafka = false;
+	char path[64], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		libc |= strstr(line, "/libc.so") != NULL;
+		rdkafka |= strstr(line, "/librdkafka.so") != NULL;
+	}
+	fclose(f);
+	return libc ? rdkafka : -1; /* no libc: not running (yet) */
+}
+
+/*
+ * librdkafka and the libraries it needs were more than half of every
+ * bringcat's start (Documentation/benchmarks.rst): it is loaded when a
+ * kafka: endpoint opens, and only then.
+ */
+TEST_F(kafka, librdkafka_is_loaded_only_for_a_kafka_endpoint)
+{
+	const char *listen = "tcp-listen:127.0.0.1:0";
+	const char *plain[] = { self->mode, "-i", listen, "-o", self->fout,
+				NULL };
+	const char *to_kafka[] = { self->mode, "-i", listen, "-o", NULL,
+				   NULL };
+	char uri[1024];
+	uint64_t end;
+	pid_t pid;
+	int m, fd;
+
+	URING_ONLY();
+	pid = spawn(NULL, self->err, plain);
+	ASSERT_LT(0, pid);
+	fd = loopback_to(SOCK_STREAM, wait_port(self->err));
+	EXPECT_LE(0, fd);
+	EXPECT_EQ(0, fd_write_all(fd, "one\n", 4));
+	EXPECT_TRUE(wait_size(self->out, 4, 10000));
+	m = maps_librdkafka(pid);
+	close(fd);
+	kill(pid, SIGTERM);
+	EXPECT_EQ(0, wait_rc(pid, 10000));
+	EXPECT_EQ(0, m) TH_LOG("a tcp-listen: -> file: bringcat maps librdkafka");
+
+	/* The same look sees it where it belongs. */
+	sink_uri(uri, sizeof(uri), &self->m, "loaded", NULL);
+	to_kafka[4] = uri;
+	pid = spawn(NULL, self->err2, to_kafka);
+	ASSERT_LT(0, pid);
+	end = now_ms() + 10000;
+	while ((m = maps_librdkafka(pid)) != 1 && now_ms() < end)
+		usleep(10000);
+	kill(pid, SIGKILL); /* maybe before its handlers are set */
+	EXPECT_EQ(128 + SIGKILL, wait_rc(pid, 10000));
+	EXPECT_EQ(1, m) TH_LOG("a kafka: sink does not map librdkafka");
+}
+
+/* Run @args with LD_LIBRARY_PATH=@dir: exit 1, @why, then @what. */
+static void refused_with(struct __test_metadata *_metadata, const char *err,
+			 const char **args, const char *dir, const char *why,
+			 const char *what)
+{
+	char *text;
+	size_t len;
+
+	ASSERT_EQ(0, setenv("LD_LIBRARY_PATH", dir, 1));
+	expect_exit(_metadata, err, args, 1, why);
+	unsetenv("LD_LIBRARY_PATH");
+	text = slurp(err, &len);
+	ASSERT_NE_NULL(text);
+	EXPECT_NE_NULL(strstr(text, what)) TH_LOG("stderr: %s", text);
+	free(text);
+}
+
+/*
+ * A librdkafka.so.1 that cannot be loaded (a file too short) or lacks a
+ * function (selftests/kafka/old_rdkafka.c) refuses the kafka: endpoint,
+ * sink and source alike, saying which, before anything is read.
+ */
+TEST_F(kafka, kafka_endpoint_without_a_usable_librdkafka_is_refused)
+{
+	char lib[PATH_MAX], old[PATH_MAX + 64], sink[1024], src[1024];
+	const char *out = getenv("BRING_OUT");
+	const char *to_kafka[] = { self->mode, "-i", self->fin, "-o", sink,
+				   NULL };
+	const char *from_kafka[] = { self->mode, "-i", src, "-o", self->fout,
+				     NULL };
+
+	URING_ONLY();
+	snprintf(lib, sizeof(lib), "%s/lib", self->dir);
+	snprintf(old, sizeof(old), "%s/selftests/kafka/old-rdkafka",
+		 out ? out : ".");
+	ASSERT_EQ(0, mkdir(lib, 0700));
+	strcat(lib, "/librdkafka.so.1");
+	ASSERT_EQ(0, spew(lib, "", 0));
+	*strrchr(lib, '/') = '\0';
+	ASSERT_EQ(0, spew(self->in, "kept\n", 5));
+	sink_uri(sink, sizeof(sink), &self->m, "t", NULL);
+	sink_uri(src, sizeof(src), &self->m, "t", "group=g");
+
+	refused_with(_metadata, self->err, to_kafka, lib,
+		     "cannot load librdkafka.so.1", "apt-get install librdkafka1");
+	refused_with(_metadata, self->err, from_kafka, lib,
+		     "cannot load librdkafka.so.1", "apt-get install librdkafka1");
+	ASSERT_EQ(0, access(old, X_OK)) TH_LOG("%s not built", old);
+	refused_with(_metadata, self->err, to_kafka, old,
+		     "librdkafka.so.1 lacks rd_kafka_", "1.6 or later is needed");
+	refused_with(_metadata, self->err, from_kafka, old,
+		     "librdkafka.so.1 lacks rd_kafka_", "1.6 or later is needed");
+	/* Nothing was taken from the file, nothing written. */
+	EXPECT_GE(0, file_size(self->out));
 }
 
 static int quiet_print(const char *fmt, va_list ap)
