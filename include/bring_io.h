@@ -140,7 +140,8 @@ enum bring_io_flags {
  *            behind stays in its working set (Documentation/ring.rst,
  *            "Lap jumps") instead of being written end to end. 0 (or
  *            the capacity or more): the whole ring. bringcat's default
- *            is 4 MiB. With bring: sinks it comes on top of the largest
+ *            is 1 MiB, half the working set of a ring of 16 MiB or
+ *            more: a source further ahead stops its lap jumps. With bring: sinks it comes on top of the largest
  *            @hop_window (their unacknowledged bytes stay in the ring).
  *            tail: sources always fill the whole ring (a file
  *            rotated away while the sinks are down is read from the

@@ -28,8 +28,15 @@
 #define MAX_EPS 64
 #define MAX_PROPS 256 /* -X */
 #define BUFFER_MIN 4096U /* bring_new()'s smallest capacity */
-/* The read-ahead of sources reading regular files (--read-ahead). */
-#define BRINGCAT_READ_AHEAD (4U << 20)
+/*
+ * The read-ahead of sources reading regular files (--read-ahead): the
+ * slack of the default ring's lap jumps (W/2, bring_set_jump_slack()). A
+ * source further ahead of its sinks than that stops the jumps, and the
+ * ring is walked end to end: 4 MiB (before) had a readv/writev sender
+ * touch 13 MiB of its ring and spend 1.05-1.16 ms of CPU per MB, against
+ * 2 MiB and 0.83-0.85 (Documentation/benchmarks.rst, session 10).
+ */
+#define BRINGCAT_READ_AHEAD (1U << 20)
 
 /*
  * Signals are taken by one thread (sigwait()), not by handlers: it may
