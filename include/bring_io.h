@@ -134,8 +134,11 @@ enum bring_io_flags {
  *            permanent error made them skip, framed like the io's
  *            framing; NULL: they are only counted.
  * @read_ahead: bytes a source reading a regular file to its end
- *            (file:, or stdin redirected from one) keeps in the ring at
- *            most, framing included; it reads on as the sinks shift. The
+ *            (file:, or stdin redirected from one) reads ahead of the
+ *            fastest sink at most, framing included; it reads on as the
+ *            sinks shift (a stopped sink's bytes stay in the ring, up
+ *            to its capacity; with no sinks, the ring's slowest reader
+ *            counts). The
  *            file keeps the rest, and a ring whose readers are close
  *            behind stays in its working set (Documentation/ring.rst,
  *            "Lap jumps") instead of being written end to end. 0 (or

@@ -360,15 +360,49 @@ static bool conn_at_eof(const struct conn *c)
 }
 
 /*
+ * How far the fastest sink of @io is behind: the smallest lag of their
+ * readers (bring_reader_lag()), or @used (the ring's slowest reader) for
+ * an io without sinks (a file ring that other processes read).
+ */
+static uint64_t fastest_sink_lag(const struct bring_io *io, uint64_t used)
+{
+	uint64_t lag, min = UINT64_MAX;
+	unsigned int i;
+
+	for (i = 0; i < io->nr_sinks; i++) {
+		lag = bring_reader_lag(io->sinks[i]->rd);
+		if (lag < min)
+			min = lag;
+	}
+	for (i = 0; i < io->nr_hop_sinks; i++) {
+		lag = bring_reader_lag(io->hop_sinks[i]->rd);
+		if (lag < min)
+			min = lag;
+	}
+	return min == UINT64_MAX ? used : min;
+}
+
+/* Does the ring hold anything, and the fastest sink more than @to? */
+static bool fastest_behind(const struct bring_io *io, uint64_t used,
+			   size_t to)
+{
+	return used && fastest_sink_lag(io, used) > to;
+}
+
+/*
  * Must @c's source wait before it puts @len more bytes in? A source with
- * a read-ahead waits while the ring holds more than that (framing, and
- * the unused ends of reservations, included), unless it holds nothing,
- * or the file is at its end (the read that finds it reads nothing). The
- * wait (conn_space_wait_prepare()) ends once the sinks have read the
- * ring down to read_ahead - @len: a drain wait, which only readers'
- * progress ends. A wait for room would end too early, or at once: room
- * counts a lap jump's skipped bytes as taken while a sink is before the
- * jump, and a claim may escape over such a sink (Documentation/ring.rst).
+ * a read-ahead waits while its fastest sink is more than that behind
+ * (framing, and the unused ends of reservations, included), unless the
+ * ring holds nothing, or the file is at its end (the read that finds it
+ * reads nothing). The fastest, not the slowest: a sink that stopped (a
+ * full disk, its collector down) has the ring hold what it did not take,
+ * up to the capacity, while the others go on (harden_test
+ * full_disk_sink_retries_healthy_sink_flows); the file keeps only what
+ * no sink needs yet. The wait (conn_space_wait_prepare()) ends when a
+ * sink moves on: a drain wait, which only readers' progress ends. A
+ * wait for room would end too early, or at once: room counts a lap
+ * jump's skipped bytes as taken while a sink is before the jump, and a
+ * claim may escape over such a sink (Documentation/ring.rst).
  */
 bool conn_read_ahead_full(struct conn *c, size_t len)
 {
@@ -376,12 +410,14 @@ bool conn_read_ahead_full(struct conn *c, size_t len)
 	struct bring_stats st = { .sz = sizeof(st) };
 	size_t fp = len + 24; /* header, padding */
 	size_t ra = src_read_ahead(src);
+	/* Reads larger than the read-ahead: one at a time. */
+	size_t to = ra > fp ? ra - fp : 0;
 
-	if (!ra || bring_get_stats(src->io->r, &st) || !st.used ||
-	    st.used + fp <= ra || conn_at_eof(c))
+	if (!ra || bring_get_stats(src->io->r, &st) ||
+	    !fastest_behind(src->io, st.used, to) || conn_at_eof(c))
 		return false;
 	c->drain = true;
-	c->drain_to = ra > fp ? ra - fp : 0;
+	c->drain_to = to;
 	return true;
 }
 
@@ -390,16 +426,30 @@ bool conn_read_ahead_full(struct conn *c, size_t len)
  * full, else a wait for room for the c->need bytes that did not fit. As
  * bring_write_wait_prepare(): 0 to wait on @w, 1 not to; finish it with
  * bring_write_wait_finish().
+ *
+ * A drain wait ends when the ring holds at most drain_to, or at any
+ * reader's move: the ring's slowest reader may be far behind (a stopped
+ * sink) while the fastest decides. So the fastest is looked at again
+ * once the wait is registered: had it moved between the look that
+ * decided to wait and the registration, and then read all there was, no
+ * move would come to end the wait.
  */
 int conn_space_wait_prepare(struct conn *c, struct bring_wait *w)
 {
-	struct bring *r = c->src->io->r;
+	struct bring_io *io = c->src->io;
+	struct bring_stats st = { .sz = sizeof(st) };
 	bool drain = c->drain;
+	int ret;
 
 	c->drain = false;
-	if (drain)
-		return bring_drain_wait_prepare(r, c->drain_to, w);
-	return bring_write_wait_prepare(r, c->need, w);
+	if (!drain)
+		return bring_write_wait_prepare(io->r, c->need, w);
+	ret = bring_drain_wait_prepare(io->r, c->drain_to, w);
+	if (ret || bring_get_stats(io->r, &st) ||
+	    fastest_behind(io, st.used, c->drain_to))
+		return ret;
+	bring_write_wait_finish(io->r, w);
+	return 1;
 }
 
 int bring_io_add_source(struct bring_io *io, const char *uri)

@@ -178,8 +178,9 @@ struct conn {
 	size_t rest; /* dgram, syslog: bytes of a message to push in pieces */
 	bool in_line; /* syslog: off is inside a line that was split */
 	size_t need; /* bytes of the message that did not fit */
-	/* The read-ahead is full: wait until the ring holds at most
-	 * drain_to bytes instead of for room for @need (reset per wait). */
+	/* The read-ahead is full: wait until the fastest sink is at most
+	 * drain_to bytes behind instead of for room for @need (reset per
+	 * wait; conn_read_ahead_full()). */
 	bool drain;
 	size_t drain_to;
 	struct bring_resv resv; /* raw, chunks: the reservation read into */

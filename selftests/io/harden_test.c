@@ -520,14 +520,16 @@ static void expect_both_whole(struct __test_metadata *_metadata,
  * Two file sinks on a memory ring, one on a full disk: the healthy one
  * gets every line while the other fails, retries and says so; no partial
  * line stays in the full one; once space is freed it catches up and the
- * run ends with every line in both.
+ * run ends with every line in both. The file source's read-ahead (64K)
+ * is far less than the lines: it counts from the fastest sink, and the
+ * ring holds what the failing one did not take.
  */
 TEST_F(hd, full_disk_sink_retries_healthy_sink_flows)
 {
 	struct disk d;
 	const char *args[] = { self->mode, "--stats", "--buffer", "mem:4M",
-			       "-i", self->fin, "-o", d.uri, "-o", self->fout2,
-			       NULL };
+			       "--read-ahead", "64K", "-i", self->fin, "-o",
+			       d.uri, "-o", self->fout2, NULL };
 	const char *why;
 	size_t len;
 	char *want = make_lines(0, FULL_LINES, 40, &len);
@@ -564,8 +566,8 @@ TEST_F(hd, full_disk_file_ring_keeps_the_sinks_place)
 	struct disk d;
 	char ring[PATH_MAX + 16], empty[PATH_MAX + 16];
 	const char *args[] = { self->mode, "--stats", "--buffer", ring,
-			       "-i", self->fin, "-o", d.uri, "-o", self->fout2,
-			       NULL };
+			       "--read-ahead", "64K", "-i", self->fin, "-o",
+			       d.uri, "-o", self->fout2, NULL };
 	const char *why;
 	size_t len;
 	char *want = make_lines(0, FULL_LINES, 40, &len);
@@ -586,7 +588,7 @@ TEST_F(hd, full_disk_file_ring_keeps_the_sinks_place)
 	ASSERT_EQ(0, unlink(d.filler));
 	snprintf(empty, sizeof(empty), "file:%s/empty", self->dir);
 	ASSERT_EQ(0, spew(empty + 5, "", 0));
-	args[5] = empty;
+	args[7] = empty;
 	pid = spawn(NULL, self->err2, args);
 	EXPECT_EQ(0, wait_rc(pid, 15000));
 	expect_both_whole(_metadata, self, &d, want, len);

@@ -701,6 +701,8 @@ TEST_F_TIMEOUT(kafka, full_queue_takes_nothing_more_and_loses_nothing, 120)
  * Run bringcat @args (its source self->fin, its sink @uri) until the
  * whole file is in its file ring, SIGKILL it, call @between, restart it
  * with @again (nothing more to read) and read the topic back into @c.
+ * @args read with --read-ahead all: a read-ahead would leave the rest of
+ * the file to the run that is killed.
  */
 static void kill_once_all_in(struct __test_metadata *_metadata,
 			     FIXTURE_DATA(kafka) *self, const char **args,
@@ -730,7 +732,8 @@ TEST_F_TIMEOUT(kafka, sigkill_with_brokers_down_then_restart_delivers_all, 120)
 {
 	char uri[1024];
 	const char *args[] = { self->mode, "--stats=1", "-b", self->ringspec,
-			       "-i", self->fin, "-o", uri, NULL };
+			       "--read-ahead", "all", "-i", self->fin, "-o",
+			       uri, NULL };
 	const char *again[] = { self->mode, "-s", "-b", self->ringspec, "-i",
 				"file:/dev/null", "-o", uri, BACKOFF_OPTS,
 				NULL };
@@ -759,9 +762,9 @@ TEST_F_TIMEOUT(kafka, sigkill_mid_stream_loses_nothing, 120)
 {
 	char uri[1024];
 	const char *args[] = { self->mode, "--line-records", "--stats=1",
-			       "-b", self->ringspec, "-i", self->fin, "-o",
-			       uri, "-X", "queue.buffering.max.messages=200",
-			       NULL };
+			       "-b", self->ringspec, "--read-ahead", "all",
+			       "-i", self->fin, "-o", uri, "-X",
+			       "queue.buffering.max.messages=200", NULL };
 	const char *again[] = { self->mode, "-s", "-b", self->ringspec, "-i",
 				"file:/dev/null", "-o", uri, NULL };
 	struct check c;
