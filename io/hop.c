@@ -1238,16 +1238,10 @@ void hop_tx_uring_step(struct sink *s)
 	txu_settle(s->hop);
 }
 
-/* The largest window of @io's bring: sinks (bytes unacknowledged); 0. */
-size_t hop_tx_window(const struct bring_io *io)
+/* The window of bring: sink @s (bytes unacknowledged at most); 0. */
+size_t hop_sink_window(const struct sink *s)
 {
-	size_t w = 0;
-	unsigned int i;
-
-	for (i = 0; i < io->nr_hop_sinks; i++)
-		if (io->hop_sinks[i]->hop && io->hop_sinks[i]->hop->window > w)
-			w = io->hop_sinks[i]->hop->window;
-	return w;
+	return s->hop ? s->hop->window : 0;
 }
 
 /* The stream's id: opts.hop_id or HOSTNAME/RINGNAME, then "/READER". */

@@ -107,7 +107,7 @@ struct bring_io;
 struct source;
 struct sink;
 int hop_sink_add(struct bring_io *io, struct sink *s);
-size_t hop_tx_window(const struct bring_io *io);
+size_t hop_sink_window(const struct sink *s);
 int hop_source_add(struct bring_io *io, struct source *src);
 int hop_wake_fd(struct bring_io *io);
 int hop_start(struct bring_io *io);

@@ -337,17 +337,45 @@ static void src_set_read_ahead(struct source *src, int fd)
 }
 
 /*
- * What @src's read-ahead lets the ring hold: its own, plus the largest
- * window of unacknowledged bytes a bring: sink holds. Such a sink's cursor
- * moves on acknowledgements only, so without it the bytes in flight to
- * its receiver would stop at the read-ahead, per round trip (4 MiB per
- * 50 ms: 80 MB/s), under the window (--hop-window) meant to bound them.
+ * What sink @s may hold unacknowledged, by design, on top of a file
+ * source's read-ahead: a bring: sink's window (--hop-window), a kafka:
+ * sink's KAFKA_WINDOW. Their cursors move on acknowledgements only, so
+ * without it the bytes in flight to their receivers would stop at the
+ * read-ahead, per round trip (1 MiB per 50 ms: 20 MB/s), under the
+ * window meant to bound them.
+ */
+static size_t sink_window(const struct sink *s)
+{
+	if (s->hop)
+		return hop_sink_window(s);
+	return s->kafka ? KAFKA_WINDOW : 0;
+}
+
+/* The largest sink_window() of @io's sinks. */
+static size_t io_sink_window(const struct bring_io *io)
+{
+	size_t w = 0;
+	unsigned int i;
+
+	for (i = 0; i < io->nr_sinks; i++)
+		if (sink_window(io->sinks[i]) > w)
+			w = sink_window(io->sinks[i]);
+	for (i = 0; i < io->nr_hop_sinks; i++)
+		if (sink_window(io->hop_sinks[i]) > w)
+			w = sink_window(io->hop_sinks[i]);
+	return w;
+}
+
+/*
+ * How far behind its sinks @src's read-ahead lets the ring's slowest
+ * reader be: its own, plus the largest window (the jump slack of a file
+ * ring, io_set_jump_slack()).
  */
 static size_t src_read_ahead(const struct source *src)
 {
 	if (!src->read_ahead)
 		return 0;
-	return src->read_ahead + hop_tx_window(src->io);
+	return src->read_ahead + io_sink_window(src->io);
 }
 
 /* Is a regular file's read position at its end (or unknown)? */
@@ -359,10 +387,19 @@ static bool conn_at_eof(const struct conn *c)
 	return pos < 0 || fstat(c->fd, &st) || pos >= st.st_size;
 }
 
+/* How far @s is behind, less what it may hold unacknowledged. */
+static uint64_t sink_lag(const struct sink *s)
+{
+	uint64_t lag = bring_reader_lag(s->rd);
+	size_t w = sink_window(s);
+
+	return lag > w ? lag - w : 0;
+}
+
 /*
- * How far the fastest sink of @io is behind: the smallest lag of their
- * readers (bring_reader_lag()), or @used (the ring's slowest reader) for
- * an io without sinks (a file ring that other processes read).
+ * How far the fastest sink of @io is behind (sink_lag()), or @used (the
+ * ring's slowest reader) for an io without sinks (a file ring that other
+ * processes read).
  */
 static uint64_t fastest_sink_lag(const struct bring_io *io, uint64_t used)
 {
@@ -370,12 +407,12 @@ static uint64_t fastest_sink_lag(const struct bring_io *io, uint64_t used)
 	unsigned int i;
 
 	for (i = 0; i < io->nr_sinks; i++) {
-		lag = bring_reader_lag(io->sinks[i]->rd);
+		lag = sink_lag(io->sinks[i]);
 		if (lag < min)
 			min = lag;
 	}
 	for (i = 0; i < io->nr_hop_sinks; i++) {
-		lag = bring_reader_lag(io->hop_sinks[i]->rd);
+		lag = sink_lag(io->hop_sinks[i]);
 		if (lag < min)
 			min = lag;
 	}
@@ -409,7 +446,7 @@ bool conn_read_ahead_full(struct conn *c, size_t len)
 	struct source *src = c->src;
 	struct bring_stats st = { .sz = sizeof(st) };
 	size_t fp = len + 24; /* header, padding */
-	size_t ra = src_read_ahead(src);
+	size_t ra = src->read_ahead;
 	/* Reads larger than the read-ahead: one at a time. */
 	size_t to = ra > fp ? ra - fp : 0;
 

@@ -752,6 +752,38 @@ TEST_F_TIMEOUT(kafka, sigkill_with_brokers_down_then_restart_delivers_all, 120)
 }
 
 /*
+ * What a kafka: sink has in flight (produced, not yet reported) counts on
+ * top of a file source's read-ahead (KAFKA_WINDOW), as a bring: sink's
+ * window does: with every broker down and a read-ahead of 64K, librdkafka
+ * takes the whole file in flight (the source reads it all); counted in
+ * the read-ahead, the source stopped after one read. Then the brokers
+ * come up and every line arrives, once.
+ */
+TEST_F_TIMEOUT(kafka, in_flight_counts_on_top_of_the_read_ahead, 120)
+{
+	char uri[1024], all_in[64];
+	const char *args[] = { self->mode, "--stats=1", "--read-ahead", "64K",
+			       "-i", self->fin, "-o", uri, BACKOFF_OPTS, NULL };
+	struct check c;
+	pid_t pid;
+
+	URING_ONLY();
+	PLAIN_RUN();
+	make_lines(self->in, self->lines, 0);
+	ASSERT_EQ(0, mock_cmd(&self->m, "topic w 4 3"));
+	ASSERT_EQ(0, mock_cmd(&self->m, "down all"));
+	sink_uri(uri, sizeof(uri), &self->m, "w", NULL);
+	pid = spawn(NULL, self->err, args);
+	snprintf(all_in, sizeof(all_in), " in %u msgs", self->lines);
+	EXPECT_TRUE(wait_text(self->err, all_in, 30000));
+	ASSERT_EQ(0, mock_cmd(&self->m, "up all"));
+	ASSERT_EQ(0, wait_rc(pid, 60000));
+	ASSERT_EQ(0, consume(&self->m, "w", 4, self->out));
+	check_topic(self->in, self->out, self->lines, false, &c);
+	EXPECT_EXACT(c);
+}
+
+/*
  * SIGKILL mid-stream with brokers up: duplicates only of what may have
  * been persisted (sent and not yet acknowledged), none lost. Killed once
  * the whole file is in the ring (what the first run never read, the
