@@ -387,25 +387,34 @@ static bool conn_at_eof(const struct conn *c)
 	return pos < 0 || fstat(c->fd, &st) || pos >= st.st_size;
 }
 
-/* How far @s is behind, less what it may hold unacknowledged. */
+/*
+ * How far @s is behind, less what it may hold unacknowledged; UINT64_MAX
+ * for a sink whose reader io_fatal() closed (it reads no more). Under
+ * io->rd_lock: in readv/writev mode the sink is another thread.
+ */
 static uint64_t sink_lag(const struct sink *s)
 {
-	uint64_t lag = bring_reader_lag(s->rd);
-	size_t w = sink_window(s);
+	uint64_t lag;
+	size_t w;
 
+	if (!s->rd)
+		return UINT64_MAX;
+	lag = bring_reader_lag(s->rd);
+	w = sink_window(s);
 	return lag > w ? lag - w : 0;
 }
 
 /*
  * How far the fastest sink of @io is behind (sink_lag()), or @used (the
  * ring's slowest reader) for an io without sinks (a file ring that other
- * processes read).
+ * processes read) or whose sinks all failed.
  */
-static uint64_t fastest_sink_lag(const struct bring_io *io, uint64_t used)
+static uint64_t fastest_sink_lag(struct bring_io *io, uint64_t used)
 {
 	uint64_t lag, min = UINT64_MAX;
 	unsigned int i;
 
+	pthread_mutex_lock(&io->rd_lock);
 	for (i = 0; i < io->nr_sinks; i++) {
 		lag = sink_lag(io->sinks[i]);
 		if (lag < min)
@@ -416,12 +425,12 @@ static uint64_t fastest_sink_lag(const struct bring_io *io, uint64_t used)
 		if (lag < min)
 			min = lag;
 	}
+	pthread_mutex_unlock(&io->rd_lock);
 	return min == UINT64_MAX ? used : min;
 }
 
 /* Does the ring hold anything, and the fastest sink more than @to? */
-static bool fastest_behind(const struct bring_io *io, uint64_t used,
-			   size_t to)
+static bool fastest_behind(struct bring_io *io, uint64_t used, size_t to)
 {
 	return used && fastest_sink_lag(io, used) > to;
 }

@@ -363,7 +363,8 @@ struct bring_io {
 	struct io_say accept_say, refuse_say; /* accept errors, max_conns */
 	bool ran;
 	struct bring_io_stats st; /* updated with relaxed atomics */
-	/* A sink's reader is closed (io_fatal()) while stats look at it. */
+	/* A sink's reader is closed (io_fatal()) while stats and sources'
+	 * read-ahead (fastest_sink_lag()) look at it. */
 	pthread_mutex_t rd_lock;
 };
 

@@ -327,9 +327,14 @@ _Static_assert(sizeof(struct bring_rec) == 16, "record header is 16 bytes");
 
 /* A reader handle: process-local state of one cursor (own cache line). */
 struct bring_reader {
+	/*
+	 * Fixed once attached, and read by other threads (bring_reader_lag()):
+	 * first, so that reader_restore() can put the rest back alone.
+	 */
 	struct bring *ring;
 	struct bring_slot *slot;
 	unsigned int idx; /* slot index */
+	/* The owner's state, from here on. */
 	uint64_t pos; /* first unshifted record (past skipped discards) */
 	uint64_t head_cache; /* last head seen; only grows */
 	uint64_t pend_end; /* end of what next/peek returned */

@@ -882,6 +882,21 @@ uint64_t bring_reader_lag(const struct bring_reader *rd)
 }
 
 /*
+ * @rd's own state back to @saved, taken before a look: not ring, slot and
+ * idx, which never change and which other threads read while the owner
+ * reads on (bring_reader_lag(), e.g. bring_io's sources): a store of the
+ * whole struct, the same values or not, races with those reads.
+ */
+static void reader_restore(struct bring_reader *rd,
+			   const struct bring_reader *saved)
+{
+	const size_t from = offsetof(struct bring_reader, pos);
+
+	memcpy((char *)rd + from, (const char *)saved + from,
+	       sizeof(*rd) - from);
+}
+
+/*
  * Both wait prepares end here. No need to wait (@ready): the ticket taken
  * on the data word goes back, 1. Else it is handed out in @w, with the
  * stuck check's time limit when the reader stands before an unfinished
@@ -1000,7 +1015,7 @@ int bring_reader_wait_more_prepare(struct bring_reader *rd,
 	rd->pos = rd->pend_end;
 	ready = reader_scan(rd, &msg, 1, 0, &stop) || stop == STOP_CLOSED ||
 		stop == STOP_DAMAGED;
-	*rd = saved;
+	reader_restore(rd, &saved);
 	if (reader_wait_ticket(rd, w, &ticket, ready, stop))
 		return 1;
 	BRING_PROBE4(read_wait_start, rd->ring, rd->ring->name,
