@@ -108,8 +108,8 @@ void kafka_source_kick(struct source *src)
 /*
  * librdkafka is loaded when the first kafka: endpoint opens, not when the
  * program starts: linked, it and the libraries it needs (OpenSSL, SASL,
- * zstd, lz4) cost every bringcat 5.3 ms and 226 page faults before
- * main(), more than half of its start (Documentation/benchmarks.rst,
+ * zstd, lz4) cost every bringcat 4.4-5.3 ms and about 230 page faults
+ * before main(), half of its start (Documentation/benchmarks.rst,
  * session 10), whether it ships to Kafka or not. Every function of it
  * this file calls goes through rdk, filled by rdk_load() from the
  * library the dynamic linker finds as librdkafka.so.1 (its soname since
