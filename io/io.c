@@ -354,16 +354,15 @@ static size_t sink_window(const struct sink *s)
 /* The largest sink_window() of @io's sinks. */
 static size_t io_sink_window(const struct bring_io *io)
 {
-	size_t w = 0;
+	size_t w, max = 0;
 	unsigned int i;
 
-	for (i = 0; i < io->nr_sinks; i++)
-		if (sink_window(io->sinks[i]) > w)
-			w = sink_window(io->sinks[i]);
-	for (i = 0; i < io->nr_hop_sinks; i++)
-		if (sink_window(io->hop_sinks[i]) > w)
-			w = sink_window(io->hop_sinks[i]);
-	return w;
+	for (i = 0; i < io_nr_sinks(io); i++) {
+		w = sink_window(io_sink(io, i));
+		if (w > max)
+			max = w;
+	}
+	return max;
 }
 
 /*
@@ -415,13 +414,8 @@ static uint64_t fastest_sink_lag(struct bring_io *io, uint64_t used)
 	unsigned int i;
 
 	pthread_mutex_lock(&io->rd_lock);
-	for (i = 0; i < io->nr_sinks; i++) {
-		lag = sink_lag(io->sinks[i]);
-		if (lag < min)
-			min = lag;
-	}
-	for (i = 0; i < io->nr_hop_sinks; i++) {
-		lag = sink_lag(io->hop_sinks[i]);
+	for (i = 0; i < io_nr_sinks(io); i++) {
+		lag = sink_lag(io_sink(io, i));
 		if (lag < min)
 			min = lag;
 	}
@@ -753,12 +747,12 @@ int bring_io_add_sink(struct bring_io *io, const char *uri, const char *reader)
 	s->tm_op = (struct op){ .type = OP_TIMER, .obj = s };
 	s->batch_at = -1;
 	s->mh.msg_iov = s->iov;
-	s->idx = io->nr_sinks + io->nr_hop_sinks;
+	s->idx = io_nr_sinks(io);
 	if (reader)
 		snprintf(s->reader_name, sizeof(s->reader_name), "%s", reader);
 	else
 		snprintf(s->reader_name, sizeof(s->reader_name), "sink%u",
-			 io->nr_sinks + io->nr_hop_sinks);
+			 s->idx);
 	err = ep_parse(&s->ep, uri, false);
 	if (err)
 		goto fail;
@@ -1177,12 +1171,9 @@ static struct sink *sink_at(const struct bring_io *io, unsigned int idx)
 {
 	unsigned int i;
 
-	for (i = 0; i < io->nr_sinks; i++)
-		if (io->sinks[i]->idx == idx)
-			return io->sinks[i];
-	for (i = 0; i < io->nr_hop_sinks; i++)
-		if (io->hop_sinks[i]->idx == idx)
-			return io->hop_sinks[i];
+	for (i = 0; i < io_nr_sinks(io); i++)
+		if (io_sink(io, i)->idx == idx)
+			return io_sink(io, i);
 	return NULL;
 }
 
@@ -1223,10 +1214,8 @@ void bring_io_free(struct bring_io *io)
 		return;
 	for (i = 0; i < io->nr_srcs; i++)
 		source_free(io, io->srcs[i]);
-	for (i = 0; i < io->nr_sinks; i++)
-		sink_free(io->sinks[i]);
-	for (i = 0; i < io->nr_hop_sinks; i++)
-		sink_free(io->hop_sinks[i]);
+	for (i = 0; i < io_nr_sinks(io); i++)
+		sink_free(io_sink(io, i));
 	free(io->srcs);
 	free(io->sinks);
 	free(io->hop_sinks);

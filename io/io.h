@@ -368,6 +368,20 @@ struct bring_io {
 	pthread_mutex_t rd_lock;
 };
 
+/*
+ * Every sink of @io, bring: ones (hop.c's own list) after the others:
+ * io_sink(io, i) for i below io_nr_sinks(io).
+ */
+static inline unsigned int io_nr_sinks(const struct bring_io *io)
+{
+	return io->nr_sinks + io->nr_hop_sinks;
+}
+
+static inline struct sink *io_sink(const struct bring_io *io, unsigned int i)
+{
+	return i < io->nr_sinks ? io->sinks[i] : io->hop_sinks[i - io->nr_sinks];
+}
+
 #define io_stat_add(io, field, n) \
 	__atomic_fetch_add(&(io)->st.field, (n), __ATOMIC_RELAXED)
 /* A source's or a sink's counter, and the io's total. */

@@ -1059,10 +1059,8 @@ static void on_ringfd(struct loop *l)
 			on_space(l, c);
 		}
 	}
-	for (i = 0; i < io->nr_sinks + io->nr_hop_sinks; i++) {
-		struct sink *s = i < io->nr_sinks ?
-					 io->sinks[i] :
-					 io->hop_sinks[i - io->nr_sinks];
+	for (i = 0; i < io_nr_sinks(io); i++) {
+		struct sink *s = io_sink(io, i);
 
 		if (!s->rw_op.busy)
 			continue;
