@@ -967,11 +967,9 @@ TEST_F(cap, bringcat_file_source_stays_in_the_working_set_by_default)
 	char path[PATH_MAX], src[PATH_MAX + 8], dst[64], err[PATH_MAX];
 	const char *args[] = { io_mode_flag(variant->mode, "--quiet"), "-i",
 			       src, "-o", dst, NULL };
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
 	long long rss;
 	char *buf, *in;
-	int lfd, fd;
+	int lfd, fd, port;
 	pid_t pid;
 	ssize_t r;
 
@@ -985,10 +983,10 @@ TEST_F(cap, bringcat_file_source_stays_in_the_working_set_by_default)
 	ASSERT_NE_NULL(in);
 	buf = malloc(n);
 	ASSERT_NE_NULL(buf);
-	lfd = loopback_listener(0, 1);
-	ASSERT_LE(0, lfd);
-	ASSERT_EQ(0, getsockname(lfd, (struct sockaddr *)&sa, &len));
-	snprintf(dst, sizeof(dst), "tcp:127.0.0.1:%d", ntohs(sa.sin_port));
+	port = reserve_port(&lfd);
+	ASSERT_LT(0, port);
+	ASSERT_EQ(0, listen(lfd, 1));
+	snprintf(dst, sizeof(dst), "tcp:127.0.0.1:%d", port);
 	pid = spawn(NULL, err, args);
 	ASSERT_LT(0, pid);
 	fd = accept(lfd, NULL, NULL);

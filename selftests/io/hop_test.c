@@ -1430,6 +1430,21 @@ static long ctx_switches(pid_t pid)
 	return n;
 }
 
+/* @pid wakes at most 8 times in the next 1.5 s (@what: while doing what). */
+static void expect_asleep(struct __test_metadata *_metadata, pid_t pid,
+			  const char *what)
+{
+	long before, after;
+
+	before = ctx_switches(pid);
+	usleep(1500 * 1000);
+	after = ctx_switches(pid);
+	ASSERT_LE(0, before);
+	ASSERT_LE(0, after);
+	TH_LOG("%ld wake-ups in 1.5 s %s", after - before, what);
+	EXPECT_GE(8, after - before);
+}
+
 /*
  * A sender that has sent everything and waits for acknowledgements
  * sleeps until a new message is pushed, then sends it at once: it does
@@ -1443,7 +1458,6 @@ static long ctx_switches(pid_t pid)
 TEST_F(hop, sender_awaiting_acks_sleeps_until_a_new_message)
 {
 	struct hop_frame f;
-	long before, after;
 	int lfd, fd, type;
 
 	SENDER_VARIANT();
@@ -1462,13 +1476,7 @@ TEST_F(hop, sender_awaiting_acks_sleeps_until_a_new_message)
 		type = read_frame(fd, &f, 300);
 	while (type == HOP_DATA);
 	ASSERT_EQ(-1, type);
-	before = ctx_switches(self->a);
-	usleep(1500 * 1000);
-	after = ctx_switches(self->a);
-	ASSERT_LE(0, before);
-	ASSERT_LE(0, after);
-	TH_LOG("%ld wake-ups in 1.5 s of waiting for acks", after - before);
-	EXPECT_GE(8, after - before);
+	expect_asleep(_metadata, self->a, "of waiting for acks");
 	/* A new message ends the wait (no tick would peek for it). */
 	push_lines(self->a_ring, 1);
 	EXPECT_EQ(HOP_DATA, read_frame(fd, &f, 5000));
@@ -1502,7 +1510,6 @@ TEST_F(hop, an_idle_sender_sleeps_until_a_new_message)
 {
 	struct producer p = { .path = self->a_ring, .tag = "s0", .n = 11,
 			      .pushed = 10 };
-	long before, after;
 
 	SENDER_VARIANT();
 	self->a_args[7] = "2000"; /* --hop-heartbeat */
@@ -1513,13 +1520,7 @@ TEST_F(hop, an_idle_sender_sleeps_until_a_new_message)
 	self->a = start_a(self, self->a_err);
 	ASSERT_EQ(10, check_b(_metadata, self->b_ring, 1, 10, WAIT_MS));
 	usleep(300 * 1000); /* the ACK back, A's reader shifted */
-	before = ctx_switches(self->a);
-	usleep(1500 * 1000);
-	after = ctx_switches(self->a);
-	ASSERT_LE(0, before);
-	ASSERT_LE(0, after);
-	TH_LOG("%ld wake-ups in 1.5 s idle", after - before);
-	EXPECT_GE(8, after - before);
+	expect_asleep(_metadata, self->a, "idle");
 	/* A new message ends the wait. */
 	produce(&p);
 	ASSERT_EQ(0, p.err);
