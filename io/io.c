@@ -351,32 +351,6 @@ static size_t sink_window(const struct sink *s)
 	return s->kafka ? KAFKA_WINDOW : 0;
 }
 
-/* The largest sink_window() of @io's sinks. */
-static size_t io_sink_window(const struct bring_io *io)
-{
-	size_t w, max = 0;
-	unsigned int i;
-
-	for (i = 0; i < io_nr_sinks(io); i++) {
-		w = sink_window(io_sink(io, i));
-		if (w > max)
-			max = w;
-	}
-	return max;
-}
-
-/*
- * How far behind its sinks @src's read-ahead lets the ring's slowest
- * reader be: its own, plus the largest window (the jump slack of a file
- * ring, io_set_jump_slack()).
- */
-static size_t src_read_ahead(const struct source *src)
-{
-	if (!src->read_ahead)
-		return 0;
-	return src->read_ahead + io_sink_window(src->io);
-}
-
 /* Is a regular file's read position at its end (or unknown)? */
 static bool conn_at_eof(const struct conn *c)
 {
@@ -1051,44 +1025,15 @@ void sink_give_up(struct sink *s, int err)
 #define IO_JUMP_SLACK (4U << 20)
 
 /*
- * How far behind its sinks may be for a file ring to make a lap jump, if
- * @src can wait for them without anything being lost: a source with a
- * read-ahead (its file keeps the rest), or a bring-listen: receiver (its
- * senders keep every unacknowledged byte in their rings). 0: it cannot.
- */
-static size_t src_jump_slack(const struct source *src)
-{
-	if (src->read_ahead)
-		return src_read_ahead(src);
-	return src->ep.kind == EP_HOP_LISTEN ? IO_JUMP_SLACK : 0;
-}
-
-/*
  * Let the ring's claims make lap jumps with the sinks up to a slack
  * behind (bring_set_jump_slack()), which a ring that is never empty needs
- * to stay in its working set. A memory ring always can. A file ring
- * does not escape: a sink stopping right after a jump would leave its
- * writers about W of the capacity until it passes the jump, so it jumps
- * with a slack only if every source can wait; any other source (a socket
- * whose peer cannot resend) keeps the default, an empty ring.
+ * to stay in its working set. A sink that stops right after such a jump
+ * costs no capacity: the writers escape over its bytes (ring.rst,
+ * "Escape jumps"), in memory and file rings alike.
  */
 static void io_set_jump_slack(struct bring_io *io)
 {
-	struct bring_stats st = { .sz = sizeof(st) };
-	size_t slack = SIZE_MAX, s;
-	unsigned int i;
-
-	if (!bring_get_stats(io->r, &st) && !st.file) {
-		bring_set_jump_slack(io->r, IO_JUMP_SLACK);
-		return;
-	}
-	for (i = 0; i < io->nr_srcs; i++) {
-		s = src_jump_slack(io->srcs[i]);
-		if (s < slack)
-			slack = s;
-	}
-	if (slack && slack != SIZE_MAX)
-		bring_set_jump_slack(io->r, slack);
+	bring_set_jump_slack(io->r, IO_JUMP_SLACK);
 }
 
 int bring_io_run(struct bring_io *io)

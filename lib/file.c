@@ -672,7 +672,9 @@ static bool claim_boundary(const void *arg, uint64_t end)
 	struct bring *r = b->r;
 	int i;
 
-	if (end == b->head || end == ring_jump_from(r))
+	/* Acquire: pairs with the release CAS in publish_escape(). */
+	if (end == b->head || end == ring_jump_from(r) ||
+	    end == load_acquire(&r->hdr->escape_from))
 		return true;
 	for (i = 0; i < BRING_INTENTS; i++)
 		if (load_acquire(&r->hdr->intents[i].pos) == (end | INTENT_VALID))
@@ -787,6 +789,82 @@ static void repaired_wake_readers(struct bring *r)
 }
 
 /*
+ * Is the claim ending at @end, which covers the reader's cursor @pos,
+ * an escape from the published lap jump @j that was never published?
+ * An escape claims from head, past the jump's end, to beyond jump_from
+ * plus the capacity (escape_start()); no other claim made in that lap
+ * reaches that far. Its writer died between its CAS and its store.
+ */
+static bool dead_escape(struct bring *r, const struct ring_jumps *j,
+			uint64_t pos, uint64_t end)
+{
+	return j->from && !j->esc && pos > jump_to(r, j->from) &&
+	       pos < escape_to(r, j) && end > escape_to(r, j);
+}
+
+/*
+ * Publish a dead escaper's escape from @pos for it: readers at @pos go
+ * on at jump_from plus the capacity, where its records (BUSY, or never
+ * written) are repaired as any dead writer's. A DISCARD record at @pos
+ * is no repair: its header may lie on the stopped reader's record, a
+ * capacity back. The CAS to the maximum is publish_escape()'s; the
+ * escaper is dead and stores nothing more. Release: pairs with the
+ * acquire in ring_jumps_load().
+ */
+static void publish_dead_escape(struct bring *r, uint64_t pos)
+{
+	uint64_t *ef = &r->hdr->escape_from, old = load_relaxed(ef);
+
+	while (old < pos &&
+	       !__atomic_compare_exchange_n(ef, &old, pos, false,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+	/* Writers in the trap have the skipped range now (as there). */
+	ring_wake_writers(r);
+}
+
+/*
+ * A lap jump must wait for an escape that is claimed and not published
+ * yet (Documentation/ring.rst, "Escape jumps"): a memory ring counts its
+ * escapers, a file ring looks at their intents, which a dead escaper
+ * leaves behind until the repair published its escape. @j: the jumps as
+ * the caller loaded them, after an acquire load of head that made the
+ * intent of the claim behind that head visible. An escaper's intent
+ * starts past the jump's end and covers jump_from plus the capacity.
+ * Its intent is cleared only after the escape is stored, so an intent
+ * found cleared here (acquire) means the store is visible: the jumps
+ * loaded again say so. A dead owner's intent with a record tagged at its
+ * start lost its CAS (someone else claimed there): it blocks nothing.
+ */
+bool file_escape_unpublished(struct bring *r, const struct ring_jumps *j)
+{
+	uint64_t s = jump_to(r, j->from), to = escape_to(r, j);
+	struct ring_jumps now;
+	bool found = false;
+	unsigned int i;
+
+	if (!j->from || j->esc)
+		return false;
+	for (i = 0; i < BRING_INTENTS && !found; i++) {
+		struct bring_intent *in = &r->hdr->intents[i];
+		uint64_t start = load_acquire(&in->pos);
+
+		if (!(start & INTENT_VALID))
+			continue;
+		start &= ~INTENT_VALID;
+		if (start <= s || start >= to ||
+		    start + load_relaxed(&in->need) <= to)
+			continue;
+		/* Pairs with the release store of the tag. */
+		found = slot_alive(r, i) ||
+			!tag_matches(load_acquire(&rec_at(r, start)->tag),
+				     start, r->key);
+	}
+	ring_jumps_load(r, &now);
+	return found || now.from != j->from || now.esc != j->esc;
+}
+
+/*
  * For a named writer's takeover, which stands at no cursor: the BUSY
  * record of its dead holder at @pos, if it is still there. Never a
  * hole: by the time we look, readers may have repaired and passed the
@@ -853,8 +931,10 @@ bool file_repair_stuck(struct bring *r, uint64_t pos)
 		 */
 		if (tag_matches(load_acquire(&rec->tag), pos, r->key))
 			return true;
-		/* Claimed, never tagged: the writer died in between. */
-		discard_range(r, pos, end - pos);
+		if (dead_escape(r, &j, pos, end))
+			publish_dead_escape(r, pos);
+		else /* Claimed, never tagged: the writer died in between. */
+			discard_range(r, pos, end - pos);
 	}
 	repaired_wake_readers(r);
 	return true;
@@ -1471,6 +1551,50 @@ static int preallocate(int fd, uint64_t size, const char *path)
 	return 0;
 }
 
+/*
+ * Layout 2 (bring 0.3 to 0.5) is layout 3 but for escapes in file rings,
+ * which a process of those libraries would not follow: its readers would
+ * stop at an escape's start, and its recovery would cut the records past
+ * it off as a torn tail. So the first exclusive open, after recovery,
+ * makes the file layout 3, which those libraries refuse, and a file still
+ * at layout 2 that others have open is refused here: one of them is such
+ * a process. The version and its checksum go in one pwrite(2), within
+ * the first sector.
+ */
+static int upgrade_layout(struct bring *r, const char *path)
+{
+	struct {
+		struct bring_hdr_const c;
+		uint32_t c_crc;
+	} u;
+
+	_Static_assert(offsetof(struct bring_hdr, c_crc) ==
+			       sizeof(struct bring_hdr_const),
+		       "the checksum follows the constant header");
+	memcpy(&u, r->hdr, sizeof(u));
+	u.c.version = BRING_LAYOUT_VERSION;
+	u.c_crc = bring_crc32c(0, &u.c, sizeof(u.c));
+	if (pwrite(r->fd, &u, sizeof(u), 0) != (ssize_t)sizeof(u)) {
+		int err = errno ? -errno : -EIO;
+
+		file_printf("bring: %s: cannot upgrade layout version %u to "
+			    "%u: %s\n",
+			    path, BRING_LAYOUT_UPGRADE, BRING_LAYOUT_VERSION,
+			    strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static int refuse_old_sharer(const char *path)
+{
+	file_printf("bring: %s: layout version %u, open in a process of an "
+		    "older bring (0.3 to 0.5): stop it, then open the file "
+		    "again (it is then upgraded to version %u)\n",
+		    path, BRING_LAYOUT_UPGRADE, BRING_LAYOUT_VERSION);
+	return -EBUSY;
+}
+
 static int open_ring(struct bring *r, const char *path)
 {
 	struct bring_hdr_const c = { 0 };
@@ -1504,8 +1628,13 @@ static int open_ring(struct bring *r, const char *path)
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
 		/* Nobody else has it open: check everything, repair. */
 		err = file_recover(r, path);
+		if (!err && c.version == BRING_LAYOUT_UPGRADE)
+			err = upgrade_layout(r, path);
 		if (err)
 			goto err;
+	} else if (c.version == BRING_LAYOUT_UPGRADE) {
+		err = refuse_old_sharer(path);
+		goto err;
 	}
 	flock(fd, LOCK_SH);
 	unlock_open_mutex(fd);
@@ -1551,7 +1680,10 @@ err:
  * or the file is not a ring: bad magic, version, sizes), EBADMSG (the
  * header checksum fails, or damaged records, cursors or slots were found
  * and BRING_SKIP_DAMAGED was not given; the library prints which and at
- * what offset, see bring_set_print()), ENOSPC (no room to preallocate),
+ * what offset, see bring_set_print()), EBUSY (a file of layout version 2
+ * that another process, of an older library, has open; the first open
+ * of this library upgrades such a file to version 3), ENOSPC (no room to
+ * preallocate),
  * ENAMETOOLONG, EACCES and the other errors of open(2), ENOMEM.
  */
 struct bring *bring_open(const char *path, size_t capacity,

@@ -25,7 +25,12 @@
 #include "futex.h"
 
 #define BRING_MAGIC 0x31474e4952425f5fULL /* "__BRING1" little endian */
-#define BRING_LAYOUT_VERSION 2 /* 2: marks (bring 0.3); 1: bring 0.1, 0.2 */
+/*
+ * 3: file rings escape (2026-12); 2: marks (bring 0.3 to 0.5), the same
+ * layout, upgraded by the first exclusive open; 1: bring 0.1, 0.2.
+ */
+#define BRING_LAYOUT_VERSION 3
+#define BRING_LAYOUT_UPGRADE 2
 #define BRING_CACHELINE 64
 #define BRING_HDR_SIZE 65536 /* header pages in front of the data */
 #define BRING_CAPACITY_MIN 4096
@@ -261,7 +266,8 @@ struct bring_hdr {
 	 * capacity, over the bytes a reader stopped before jump_from still
 	 * holds. Only names an escape while escape_valid() says it belongs
 	 * to jump_from; 0: none. Only grows; stored once per escape, after
-	 * the claim's CAS on head. Memory rings only: file rings keep 0.
+	 * the claim's CAS on head (or by the repair of a dead escaper's
+	 * claim, file_repair_stuck()). In file rings since layout 3.
 	 */
 	uint64_t escape_from;
 	/*
@@ -269,7 +275,9 @@ struct bring_hdr {
 	 * the store of escape_from. While not 0, no lap jump: a jump then
 	 * would move jump_from, escape_from would no longer name the
 	 * escape once stored, and readers at its start would wait there
-	 * for good. Memory rings only.
+	 * for good. Memory rings only: a file ring's escapers are known by
+	 * their intents (file_escape_unpublished()), which a dead one
+	 * leaves behind without blocking the jumps for good.
 	 */
 	uint64_t escaping;
 
@@ -508,14 +516,13 @@ static inline uint64_t escape_to(const struct bring *r,
  * an escape loaded with an older jump_from lies past it by a lap and is
  * dropped here, never paired with the wrong jump. Both acquire: pair with
  * the release CASes in publish_jump() and publish_escape(), so the
- * claims that made them are visible. File rings never escape (their
- * repair and recovery know one jump): their field is not read.
+ * claims that made them are visible.
  */
 static inline void ring_jumps_load(const struct bring *r,
 				   struct ring_jumps *j)
 {
 	j->from = load_acquire(&r->hdr->jump_from);
-	j->esc = r->file ? 0 : load_acquire(&r->hdr->escape_from);
+	j->esc = load_acquire(&r->hdr->escape_from);
 	if (!j->from || j->esc <= jump_to(r, j->from) ||
 	    j->esc >= escape_to(r, j))
 		j->esc = 0;
@@ -693,6 +700,7 @@ void file_save_cursor(struct bring_slot *sl, uint64_t pos);
 uint32_t file_busy_mark(struct bring *r);
 struct bring_intent *file_intent_slot(struct bring *r);
 bool file_repair_stuck(struct bring *r, uint64_t pos);
+bool file_escape_unpublished(struct bring *r, const struct ring_jumps *j);
 void file_repair_busy(struct bring *r, uint64_t pos);
 void file_resv_open(struct bring *r, uint64_t pos);
 void file_resv_close(struct bring *r, uint32_t mark);

@@ -36,8 +36,8 @@ static const char *old_layout(uint32_t version)
 
 	snprintf(why, sizeof(why),
 		 "layout version %u (bring 0.1/0.2) is older than this "
-		 "library's %u (bring 0.3, marks): drain it with the old "
-		 "bring, then remove it and let it be created again",
+		 "library's %u (bring 0.3 and later, marks): drain it with "
+		 "the old bring, then remove it and let it be created again",
 		 version, BRING_LAYOUT_VERSION);
 	return why;
 }
@@ -54,9 +54,9 @@ int file_check_header(const struct bring_hdr *h, uint64_t file_size,
 		why = "not a bring ring (bad magic)";
 	else if (bring_crc32c(0, c, sizeof(*c)) != h->c_crc)
 		err = -EBADMSG, why = "header checksum mismatch";
-	else if (c->version < BRING_LAYOUT_VERSION)
+	else if (c->version < BRING_LAYOUT_UPGRADE)
 		why = old_layout(c->version);
-	else if (c->version != BRING_LAYOUT_VERSION)
+	else if (c->version > BRING_LAYOUT_VERSION)
 		why = "unsupported layout version (made by a newer bring)";
 	else if (c->hdr_size != BRING_HDR_SIZE || !is_pow2(c->capacity) ||
 		 c->capacity < BRING_CAPACITY_MIN ||
@@ -102,6 +102,7 @@ struct scan {
 	uint64_t limit; /* stored head: nothing was claimed beyond it */
 	uint64_t end; /* end of the valid records */
 	uint64_t jf; /* the stored lap jump's start, if plausible; else 0 */
+	uint64_t ef; /* the escape from jf (find_escape()); else 0 */
 	struct cursor_ref {
 		uint64_t pos; /* CURSOR_LOST: both saved copies damaged */
 		int slot;
@@ -173,7 +174,8 @@ static bool scan_boundary(const void *arg, uint64_t end)
 	const struct bring_hdr *h = s->r->hdr;
 	int i;
 
-	if (end == s->limit || (s->jf && end == s->jf))
+	if (end == s->limit || (s->jf && end == s->jf) ||
+	    (s->ef && end == s->ef))
 		return true;
 	for (i = 0; i < BRING_INTENTS; i++)
 		if (h->intents[i].pos == (end | (1ULL << 63)))
@@ -281,6 +283,10 @@ static int scan_records(struct scan *s)
 		}
 		if (s->jf && pos == s->jf) {
 			pos = jump_to(s->r, pos); /* nothing was written here */
+			continue;
+		}
+		if (s->ef && pos == s->ef) {
+			pos = s->jf + s->r->capacity; /* nor here */
 			continue;
 		}
 		err = invalid_at(s, &pos);
@@ -436,6 +442,44 @@ static void find_jump(struct scan *s)
 }
 
 /*
+ * The escape from the trusted jump (Documentation/ring.rst, "Escape
+ * jumps"), if any: claims skipped from ef to jf plus the capacity, over
+ * the bytes of a reader stopped before jf. Trusted when it can be one:
+ * aligned, past the jump's end and before jf plus the capacity, which
+ * the stored head reached, and no record at its start (an escape is
+ * published after its claim's CAS and before any of its records is
+ * written, so nothing is ever written at ef in that lap). An escaper
+ * killed between its CAS and its store left its intent instead, from
+ * ef to past jf plus the capacity, and no record at ef: that is an
+ * escape too. A discard at ef would be no repair: its header could lie
+ * on the stopped reader's record, a capacity back.
+ */
+static void find_escape(struct scan *s)
+{
+	struct bring *r = s->r;
+	uint64_t ef = r->hdr->escape_from, to = s->jf + r->capacity;
+	int i;
+
+	s->ef = 0;
+	if (!s->jf || to > s->limit)
+		return;
+	for (i = -1; i < BRING_INTENTS && !s->ef; i++) {
+		if (i >= 0) {
+			ef = r->hdr->intents[i].pos;
+			if (!(ef & (1ULL << 63)))
+				continue;
+			ef &= ~(1ULL << 63);
+		}
+		if (!ef || (ef & 7) || ef <= jump_to(r, s->jf) || ef >= to ||
+		    tag_matches(rec_at(r, ef)->tag, ef, r->key))
+			continue;
+		/* The stored one, or a claim from ef over jf + capacity. */
+		if (i < 0 || hole_end(s, ef) > to)
+			s->ef = ef;
+	}
+}
+
+/*
  * Where the scan starts. Data older than both the stored tail and one
  * capacity behind the stored head may have been overwritten: a cursor
  * below that (an older saved copy, after the newer one was damaged) moves
@@ -473,7 +517,17 @@ static int find_tail(struct scan *s)
 		return -EBADMSG;
 	}
 	find_jump(s);
-	jumps.from = s->jf; /* file rings never escape */
+	find_escape(s);
+	jumps.from = s->jf;
+	jumps.esc = s->ef;
+	/*
+	 * After an escape, head may be up to S plus the capacity, while a
+	 * reader stopped before the jump still has [P, jf) to read, from ef
+	 * less the capacity at the earliest (the claims before the escape
+	 * stopped behind it).
+	 */
+	if (s->ef)
+		lower = s->ef - s->r->capacity;
 	if (jump_cursor(s->r, &jumps, h->tail_cache) > lower)
 		lower = jump_cursor(s->r, &jumps, h->tail_cache);
 	tail = s->ncursors ? s->limit : lower;
@@ -609,6 +663,12 @@ static void reset_runtime(struct scan *s)
 	 */
 	if (!s->jf || s->end < jump_to(s->r, s->jf))
 		h->jump_from = 0;
+	/* The same for the escape: kept if the records reach its end. */
+	if (!s->ef || s->end < s->jf + s->r->capacity)
+		h->escape_from = 0;
+	else
+		h->escape_from = s->ef;
+	h->escaping = 0;
 	h->durable_pos = s->end;
 	h->flush_started = 0;
 	h->flush_done = 0;

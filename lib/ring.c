@@ -614,8 +614,8 @@ static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
 	 * below then sees the escape. A head that moved fails our CAS
 	 * anyway.
 	 */
-	if (!r->file && (head_pos(load_acquire(&r->hdr->head)) != head ||
-			 load_acquire(&r->hdr->escaping)))
+	if (head_pos(load_acquire(&r->hdr->head)) != head ||
+	    (!r->file && load_acquire(&r->hdr->escaping)))
 		return head;
 	ring_jumps_load(r, &j);
 	if (head - tail > (slack < w / 2 ? slack : w / 2) ||
@@ -626,6 +626,14 @@ static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
 		store_relaxed(&r->jump_look, head + (w >> JUMP_LOOK_SHIFT));
 		return head;
 	}
+	/*
+	 * A file ring has no escaping count (a dead escaper would leave it
+	 * up for good): its escapers' intents say the same. The acquire
+	 * load of head above made the intent of the escaper whose CAS made
+	 * @head visible.
+	 */
+	if (r->file && file_escape_unpublished(r, &j))
+		return head;
 	return to;
 }
 
@@ -679,17 +687,15 @@ static void publish_jump(struct bring *r, uint64_t from)
  * count a cursor before J at S once the escape is published
  * (ring_room_tail()).
  *
- * File rings do not escape: their crash repair and recovery know one
- * jump (a dead escaper's claim cannot be repaired by a discard at its
- * start, which may lie on the stopped reader's record).
+ * File rings escape the same way; a dead escaper's claim is repaired by
+ * publishing its escape, never by a header at @head, which may lie on
+ * the stopped reader's record (file_repair_stuck(), recovery).
  */
 static uint64_t escape_start(struct bring *r, uint64_t head, uint64_t need)
 {
 	struct ring_jumps j;
 	uint64_t s;
 
-	if (r->file)
-		return head;
 	ring_jumps_load(r, &j);
 	if (!j.from || j.esc)
 		return head;
@@ -714,6 +720,15 @@ static void escape_stall(void)
 		usleep(100);
 }
 
+/* Fault injection for the selftests: die at this step of an escape. */
+int bring__fault_escape;
+
+static void escape_fault(int step)
+{
+	if (load_relaxed(&bring__fault_escape) == step)
+		raise(SIGKILL);
+}
+
 /*
  * The escape from @from is claimed (our CAS moved head past the lap
  * jump's end plus the capacity): publish it, as publish_jump() does a
@@ -727,6 +742,7 @@ static void publish_escape(struct bring *r, uint64_t from)
 	uint64_t *ef = &r->hdr->escape_from, old = load_relaxed(ef);
 
 	escape_stall();
+	escape_fault(1);
 	/*
 	 * Release: whoever acquires the escape sees the claim's CAS on
 	 * head, so a reader that escapes never finds head behind it.
@@ -735,8 +751,10 @@ static void publish_escape(struct bring *r, uint64_t from)
 	       !__atomic_compare_exchange_n(ef, &old, from, false,
 					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
+	escape_fault(2);
 	/* Release (a seq_cst RMW): after the store, see jump_start(). */
-	fetch_add(&r->hdr->escaping, (uint64_t)-1);
+	if (!r->file)
+		fetch_add(&r->hdr->escaping, (uint64_t)-1);
 	/* Writers that slept on the trap have the first jump's skipped
 	 * range now (evc_sleepers() fences, as in publish_jump()). */
 	ring_wake_writers(r);
@@ -833,17 +851,18 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 		 * cursors we checked was done by space_fits().
 		 */
 		/*
-		 * An escape counts before its CAS (see jump_start()). A lap
-		 * jump lands at a lap's start, an escape inside the lap.
+		 * An escape counts before its CAS (see jump_start()); in a
+		 * file ring its intent, stored above, does. A lap jump
+		 * lands at a lap's start, an escape inside the lap.
 		 */
 		escape = start != head && (start & r->mask);
-		if (escape)
+		if (escape && !r->file)
 			fetch_add(&h->escaping, 1);
 		if (__atomic_compare_exchange_n(&h->head, &head, start + total,
 						false, __ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))
 			break;
-		if (escape)
+		if (escape && !r->file)
 			fetch_add(&h->escaping, (uint64_t)-1);
 		/*
 		 * Lost the race: the intent describes another writer's

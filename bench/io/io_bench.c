@@ -71,6 +71,7 @@
 
 static char bringcat[PATH_MAX], relay[PATH_MAX];
 static char in_path[PATH_MAX - 64], out_path[PATH_MAX - 64], log_path[PATH_MAX];
+static char ring_path[PATH_MAX - 64];
 static size_t in_size;
 static bool have_socat, have_perf;
 static int failed;
@@ -292,6 +293,7 @@ enum pair_id {
 	P_BRINGCAT,
 	P_BRINGCAT_NOURING,
 	P_BRINGCAT_8M,
+	P_BRINGCAT_FILE,
 	P_BRINGCAT_HOP,
 	P_BRINGCAT_METRICS,
 	P_SOCAT,
@@ -309,6 +311,8 @@ static const struct pair_desc {
 	[P_BRINGCAT_NOURING] = { "bringcat (--no-uring)", "bringcat_no_uring",
 				 false },
 	[P_BRINGCAT_8M] = { "bringcat (-b mem:8M)", "bringcat_mem8m", false },
+	[P_BRINGCAT_FILE] = { "bringcat (rx -b file:)", "bringcat_file_rx",
+			      false },
 	[P_BRINGCAT_HOP] = { "bringcat bring: (acked)", "bringcat_hop", false },
 	[P_BRINGCAT_METRICS] = { "bringcat --metrics, 10/s", "bringcat_metrics",
 				 false },
@@ -326,7 +330,8 @@ struct argbuf {
 static bool is_bringcat(enum pair_id id)
 {
 	return id == P_BRINGCAT || id == P_BRINGCAT_NOURING ||
-	       id == P_BRINGCAT_8M || id == P_BRINGCAT_HOP ||
+	       id == P_BRINGCAT_8M || id == P_BRINGCAT_FILE ||
+	       id == P_BRINGCAT_HOP ||
 	       id == P_BRINGCAT_METRICS;
 }
 
@@ -343,6 +348,7 @@ static void pair_argv(enum pair_id id, bool rx, int port, struct argbuf *a)
 	case P_BRINGCAT:
 	case P_BRINGCAT_NOURING:
 	case P_BRINGCAT_8M:
+	case P_BRINGCAT_FILE:
 	case P_BRINGCAT_HOP:
 	case P_BRINGCAT_METRICS:
 		v[n++] = bringcat;
@@ -353,6 +359,11 @@ static void pair_argv(enum pair_id id, bool rx, int port, struct argbuf *a)
 			v[n++] = "--no-uring";
 		if (id == P_BRINGCAT_8M) /* a ring that stays in the caches */
 			v[n++] = "--buffer=mem:8M";
+		if (id == P_BRINGCAT_FILE && rx) { /* crash-safe, 64 MiB */
+			snprintf(a->s[3], sizeof(a->s[3]), "--buffer=file:%s",
+				 ring_path);
+			v[n++] = a->s[3];
+		}
 		if (id == P_BRINGCAT_METRICS && rx) {
 			snprintf(a->s[3], sizeof(a->s[3]), "127.0.0.1:%d",
 				 mport);
@@ -541,6 +552,7 @@ static int run_pair(enum pair_id id, bool count, struct result *res)
 	bool ok;
 
 	unlink(out_path);
+	unlink(ring_path); /* a new file ring each round (created untimed) */
 	do
 		mport = free_port();
 	while (mport == port);
@@ -1130,6 +1142,8 @@ int main(void)
 		 (int)getpid());
 	snprintf(log_path, sizeof(log_path), "%s/io_bench.%d.log", dir,
 		 (int)getpid());
+	snprintf(ring_path, sizeof(ring_path), "%s/io_bench.%d.ring", dir,
+		 (int)getpid());
 	if (access(bringcat, X_OK) || access(relay, X_OK)) {
 		fprintf(stderr, "io_bench: %s or %s not built (BRING_OUT?)\n",
 			bringcat, relay);
@@ -1296,6 +1310,8 @@ int main(void)
 		       tmet, verdict(tmet, 0.95, false), scrapes);
 		printf("  (bringcat -b mem:8M vs plain relay: %.2fx: the default 64 MiB ring leaves the caches)\n",
 		       ps[P_BRINGCAT_8M].mbps / rl->mbps);
+		printf("  (receiver with a 64 MiB file ring vs memory ring: %.2fx)\n",
+		       ps[P_BRINGCAT_FILE].mbps / b->mbps);
 
 		js = json ? fopen(json, "w") : NULL;
 		if (js) {
@@ -1327,6 +1343,7 @@ int main(void)
 	for (i = 0; i < CLIENTS; i++)
 		free(bufs[i]);
 	unlink(in_path);
+	unlink(ring_path);
 	if (!failed)
 		unlink(log_path);
 	else

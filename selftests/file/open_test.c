@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -2044,6 +2045,89 @@ TEST_F(bad, flipped_bit_in_constant_header_fails_with_ebadmsg)
 	/* All flipped back: the file opens. */
 	r = bring_open(self->t.path, 0, NULL);
 	EXPECT_NE_NULL(r);
+	bring_free(r);
+}
+
+/* Make the file say layout @version, with a valid checksum. */
+static int set_layout(const char *path, uint32_t version)
+{
+	struct bring_hdr_const c;
+	uint32_t crc;
+	int err;
+
+	err = file_read(path, &c, sizeof(c), 0);
+	if (err)
+		return err;
+	c.version = version;
+	crc = bring_crc32c(0, &c, sizeof(c));
+	err = file_write(path, &c, sizeof(c), 0);
+	return err ? err : file_write(path, &crc, sizeof(crc),
+				      offsetof(struct bring_hdr, c_crc));
+}
+
+static uint32_t layout_of(const char *path)
+{
+	struct bring_hdr_const c = { 0 };
+
+	file_read(path, &c, sizeof(c), 0);
+	return c.version;
+}
+
+/*
+ * Layout 2 (bring 0.3 to 0.5) differs only in that its processes do not
+ * follow a file ring's escapes: the first exclusive open upgrades the
+ * file to layout 3 (which those libraries refuse) after recovery, with
+ * the messages kept.
+ */
+TEST_F(bad, a_layout_2_file_is_upgraded_by_its_first_exclusive_open)
+{
+	struct bring *r;
+	char buf[16];
+
+	ASSERT_EQ(0, set_layout(self->t.path, 2));
+	r = bring_open(self->t.path, 0, NULL);
+	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
+	EXPECT_EQ(BRING_LAYOUT_VERSION, layout_of(self->t.path));
+	EXPECT_EQ(3, layout_of(self->t.path));
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m0", buf);
+	bring_free(r);
+	/* The upgraded header is valid: it opens again. */
+	r = bring_open(self->t.path, 0, NULL);
+	ASSERT_NE_NULL(r);
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m1", buf);
+	bring_free(r);
+}
+
+/*
+ * A layout 2 file that another process has open (an older bring's: this
+ * library's first open would have upgraded it) is refused with EBUSY and
+ * a message saying what to do, and is left as it was; once that process
+ * is gone it opens and is upgraded.
+ */
+TEST_F(bad, a_layout_2_file_open_elsewhere_is_refused_with_ebusy)
+{
+	struct bring *r;
+	char buf[16];
+	int fd;
+
+	ASSERT_EQ(0, set_layout(self->t.path, 2));
+	/* What a process of bring 0.5 holds while it has the file open. */
+	fd = open(self->t.path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, flock(fd, LOCK_SH));
+	check_refused(_metadata, self->t.path, EBUSY, "layout 2 shared");
+	EXPECT_NE_NULL(strstr(printed, "layout version 2, open in a process "
+				       "of an older bring"))
+		TH_LOG("%s", printed);
+	EXPECT_EQ(2, layout_of(self->t.path));
+	close(fd);
+	r = bring_open(self->t.path, 0, NULL);
+	ASSERT_NE_NULL(r) TH_LOG("%s: %s", strerror(errno), printed);
+	EXPECT_EQ(3, layout_of(self->t.path));
+	ASSERT_EQ(0, take_str(r, buf, sizeof(buf), 0));
+	EXPECT_STREQ("m0", buf);
 	bring_free(r);
 }
 

@@ -1084,23 +1084,24 @@ static bool lines_in_order(const struct bring_msg *m, uint64_t *line)
 }
 
 /*
- * A tcp-listen: source into a memory ring: its sinks a little behind
- * (a second reader always a record behind, as a pipelined sink is), the
- * ring still makes lap jumps and stays in its working set W. Then both
- * sinks stop right after a jump, the slow one before it: the ring still
- * fills to its capacity (the claims escape, Documentation/ring.rst), not
- * to the room behind the stopped sink, about W; every line is there, in
- * order. Before escapes, socket sources let the ring jump only when it
- * was empty, which a pipelined pair never finds.
+ * A tcp-listen: source into a ring: its sinks a little behind (a second
+ * reader always a record behind, as a pipelined sink is), the ring still
+ * makes lap jumps and stays in its working set W. Then both sinks stop
+ * right after a jump, the slow one before it: the ring still fills to
+ * its capacity (the claims escape, Documentation/ring.rst), not to the
+ * room behind the stopped sink, about W; every line is there, in order.
+ * Before escapes, socket sources let the ring jump only when it was
+ * empty, which a pipelined pair never finds; before file rings escaped
+ * (layout 3), bring_io gave a file ring with a socket source no slack,
+ * and its receiver walked the whole file.
  */
-TEST_F(cap, a_tcp_source_into_a_memory_ring_jumps_and_keeps_its_capacity)
+static void tcp_source_jumps_case(struct __test_metadata *_metadata,
+				  struct bring *r, size_t cap,
+				  unsigned int io_flags)
 {
-	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
-	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_mode_io_flags(variant->mode));
-	size_t cap = 16 << 20, w = cap / 8;
+	BRING_IO_OPTS(o, .flags = BRING_IO_QUIET | io_flags);
 	uint64_t max_off = 0, end = now_ms() + 30000, line = 0, prev = 0;
-	uint64_t bytes = 0, recs = 0;
-	struct bring *r = bring_new(cap, &ro);
+	uint64_t bytes = 0, recs = 0, w = cap / 8;
 	struct bulk b = { 0 };
 	struct io_thread t = { 0 };
 	struct bring_reader *rd, *lag;
@@ -1137,8 +1138,8 @@ TEST_F(cap, a_tcp_source_into_a_memory_ring_jumps_and_keeps_its_capacity)
 		prev = m.seq + 16 + ((m.len + 7) & ~7ULL);
 		ASSERT_EQ(0, bring_reader_shift(rd));
 	}
-	TH_LOG("three laps of %zu: records ended at most %llu bytes into a lap (W %zu)",
-	       cap, (unsigned long long)max_off, w);
+	TH_LOG("three laps of %zu: records ended at most %llu bytes into a lap (W %llu)",
+	       cap, (unsigned long long)max_off, (unsigned long long)w);
 	/*
 	 * A claim past W jumps once the sinks are within W/2 of head (the
 	 * slack) and looks again W/16 later when not: 2.2-3.7 MiB in
@@ -1180,7 +1181,32 @@ TEST_F(cap, a_tcp_source_into_a_memory_ring_jumps_and_keeps_its_capacity)
 	bring_reader_close(lag);
 	bring_reader_close(rd);
 	bring_io_free(t.io);
+}
+
+TEST_F(cap, a_tcp_source_into_a_memory_ring_jumps_and_keeps_its_capacity)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	struct bring *r = bring_new(16 << 20, &ro);
+
+	ASSERT_NE_NULL(r);
+	tcp_source_jumps_case(_metadata, r, 16 << 20,
+			      io_mode_io_flags(variant->mode));
 	bring_free(r);
+}
+
+TEST_F(cap, a_tcp_source_into_a_file_ring_jumps_and_keeps_its_capacity)
+{
+	BRING_OPTS(ro, .flags = BRING_NO_DEFAULT_READER);
+	char path[PATH_MAX];
+	struct bring *r;
+
+	snprintf(path, sizeof(path), "%s/ring", self->dir);
+	r = bring_open(path, 16 << 20, &ro);
+	ASSERT_NE_NULL(r);
+	tcp_source_jumps_case(_metadata, r, 16 << 20,
+			      io_mode_io_flags(variant->mode));
+	bring_free(r);
+	unlink(path);
 }
 
 static uint64_t cpu_us(void)

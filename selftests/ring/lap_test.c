@@ -23,6 +23,12 @@
  *    writers wrote a whole capacity past it, and a writer or a reader
  *    killed at each step of a jump loses only the writer's own message,
  *    repaired at run time and by recovery;
+ *  - escapes (a claim that does not fit behind a reader stopped before
+ *    a slack jump goes on over that reader's bytes), in memory and file
+ *    rings: the ring keeps its capacity, an escape not yet published
+ *    holds the next jump, and (file rings) an escaper killed at each
+ *    step loses only its own message, repaired by publishing its escape
+ *    at run time and by recovery;
  *  - a stress run: writers pushing, batching and reserving, readers
  *    keeping up and lagging, every message once and in order.
  *
@@ -56,7 +62,7 @@
 #define FP_OF(len) (16 + (((len) + 7) & ~7ULL))
 #define FP FP_OF(MSG)
 
-extern int bring__fault_jump;
+extern int bring__fault_jump, bring__fault_escape;
 
 FIXTURE(lap)
 {
@@ -103,6 +109,7 @@ FIXTURE_TEARDOWN(lap)
 {
 	bring_free(self->r);
 	bring__fault_jump = 0;
+	bring__fault_escape = 0;
 	tmp_remove(&self->t);
 }
 
@@ -652,28 +659,20 @@ TEST_F(lap, with_a_slack_a_reader_stopped_before_a_jump_reads_across_it)
 	while ((err = bring_push_timeout(self->r, self->buf, MSG, 0)) == 0)
 		n++;
 	ASSERT_EQ(-EAGAIN, err);
-	if (variant->file) {
-		/* The writers fill up to "slow"'s physical cursor only. */
-		EXPECT_LE(head_of(self->r), stop + CAP);
-		EXPECT_GT(head_of(self->r) + FP, stop + CAP);
-		EXPECT_EQ(0, self->r->hdr->escape_from);
-		held = (jf - stop) + (head_of(self->r) - to);
-	} else {
-		/*
-		 * Up to "slow"'s physical cursor, then from the jump's start
-		 * a lap later to the lap's end: the capacity but for the
-		 * bytes before "slow" the escape could not use (less than a
-		 * record) and the end of the lap (less than a record).
-		 */
-		esc = self->r->hdr->escape_from;
-		EXPECT_LE(esc, stop + CAP);
-		EXPECT_GT(esc + FP, stop + CAP);
-		EXPECT_LE(head_of(self->r), to + CAP);
-		EXPECT_GT(head_of(self->r) + FP, to + CAP);
-		held = (jf - stop) + (esc - to) + (head_of(self->r) - jf - CAP);
-		EXPECT_GE(held, CAP - 2 * FP);
-		EXPECT_LT(get_stats(self->r).room, FP);
-	}
+	/*
+	 * Up to "slow"'s physical cursor, then from the jump's start a lap
+	 * later to the lap's end: the capacity but for the bytes before
+	 * "slow" the escape could not use (less than a record) and the end
+	 * of the lap (less than a record). File rings too (layout 3).
+	 */
+	esc = self->r->hdr->escape_from;
+	EXPECT_LE(esc, stop + CAP);
+	EXPECT_GT(esc + FP, stop + CAP);
+	EXPECT_LE(head_of(self->r), to + CAP);
+	EXPECT_GT(head_of(self->r) + FP, to + CAP);
+	held = (jf - stop) + (esc - to) + (head_of(self->r) - jf - CAP);
+	EXPECT_GE(held, CAP - 2 * FP);
+	EXPECT_LT(get_stats(self->r).room, FP);
 	EXPECT_EQ(held, bring_reader_lag(rds[1]));
 	EXPECT_EQ(held, get_stats(self->r).used);
 	/* "slow": every message, in order, across the jumps once. */
@@ -688,7 +687,7 @@ TEST_F(lap, with_a_slack_a_reader_stopped_before_a_jump_reads_across_it)
 		q.msgs++;
 		ASSERT_EQ(0, bring_reader_shift(rds[1]));
 	}
-	EXPECT_EQ(variant->file ? 1 : 2, q.jumps);
+	EXPECT_EQ(2, q.jumps);
 	EXPECT_EQ(pumped + n, q.msgs);
 	/*
 	 * "fast" stands before the escape: its skipped bytes count as used
@@ -707,16 +706,15 @@ TEST_F(lap, with_a_slack_a_reader_stopped_before_a_jump_reads_across_it)
 /*
  * The trap seen from an event loop: a writer that finds no room behind a
  * reader stopped before a slack jump and asks bring_write_wait_prepare()
- * is told to push now, where a memory ring's claim escapes. A wait
- * there would never end: the only reader that could free room is
- * stopped. A file ring does not escape, and the writer waits.
+ * is told to push now, where its claim escapes. A wait there would never
+ * end: the only reader that could free room is stopped.
  */
 TEST_F(lap, with_a_slack_a_prepared_write_wait_in_the_trap_escapes)
 {
 	struct bring_reader *rds[2];
 	struct pump p = { 0 }, q = { 0 };
 	struct bring_wait w;
-	uint64_t stop;
+	uint64_t stop, at;
 
 	ASSERT_EQ(0, bring_reader_remove(self->r, BRING_DEFAULT_READER));
 	rds[0] = bring_reader_open(self->r, "fast");
@@ -734,21 +732,14 @@ TEST_F(lap, with_a_slack_a_prepared_write_wait_in_the_trap_escapes)
 	while (head_of(self->r) + FP <= stop + CAP)
 		ASSERT_EQ(0, bring_push_timeout(self->r, self->buf, MSG, 0));
 	ASSERT_EQ(0, self->r->hdr->escape_from);
-	if (variant->file) {
-		ASSERT_EQ(0, bring_write_wait_prepare(self->r, MSG, &w));
-		bring_write_wait_finish(self->r, &w);
-		EXPECT_EQ(-EAGAIN, bring_push_timeout(self->r, self->buf, MSG, 0));
-	} else {
-		uint64_t at = head_of(self->r);
-
-		/* A drain wait ends by readers only: not here. */
-		ASSERT_EQ(0, bring_drain_wait_prepare(self->r, MSG, &w));
-		bring_write_wait_finish(self->r, &w);
-		EXPECT_EQ(1, bring_write_wait_prepare(self->r, MSG, &w));
-		EXPECT_EQ(0, bring_push_timeout(self->r, self->buf, MSG, 0));
-		EXPECT_EQ(at, self->r->hdr->escape_from);
-		EXPECT_EQ(stop + FP + CAP + FP, head_of(self->r));
-	}
+	at = head_of(self->r);
+	/* A drain wait ends by readers only: not here. */
+	ASSERT_EQ(0, bring_drain_wait_prepare(self->r, MSG, &w));
+	bring_write_wait_finish(self->r, &w);
+	EXPECT_EQ(1, bring_write_wait_prepare(self->r, MSG, &w));
+	EXPECT_EQ(0, bring_push_timeout(self->r, self->buf, MSG, 0));
+	EXPECT_EQ(at, self->r->hdr->escape_from);
+	EXPECT_EQ(stop + FP + CAP + FP, head_of(self->r));
 	bring_reader_close(rds[1]);
 	bring_reader_close(rds[0]);
 }
@@ -786,8 +777,6 @@ TEST_F(lap, an_escape_not_yet_published_holds_the_next_jump)
 	void *ret;
 	int err;
 
-	if (variant->file)
-		SKIP(return, "file rings do not escape");
 	ASSERT_EQ(0, bring_reader_remove(self->r, BRING_DEFAULT_READER));
 	rd = bring_reader_open(self->r, "slow");
 	ASSERT_NE_NULL(rd);
@@ -1088,6 +1077,186 @@ TEST_F(lap, a_jumper_killed_while_jumping_is_recovered_at_open)
 		SKIP(return, "file rings only");
 	kill_steps(_metadata, &self->r, self->t.path, true, false);
 	kill_steps(_metadata, &self->r, self->t.path, true, true);
+}
+
+/*
+ * An escaper killed at each step of an escape (file rings): 1, after its
+ * CAS on head and before escape_from is stored; 2, after the store and
+ * before its record's header is written; 3, not killed. "slow" stopped
+ * right after a slack jump, the writers filled the room behind it, and
+ * "fast" read all of it: it stands at the escape's start X. The escaper
+ * is another process. Then "fast" is repaired at run time (the escape is
+ * published for the dead escaper; a DISCARD header at X would lie on
+ * "slow"'s record), or the file is opened again (recovery finds the
+ * escape, stored or in the dead escaper's intent, and keeps "slow"'s
+ * bytes, more than a capacity behind head). Nothing but the killed
+ * writer's message is lost, and the ring goes on jumping.
+ */
+static void kill_escaper(struct __test_metadata *_metadata, const char *path,
+			 int step)
+{
+	pid_t pid = fork_child();
+	int status;
+
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		struct bring *r = bring_open(path, CAP, NULL);
+		char buf[100] = "killed";
+
+		CHILD_CHECK(r);
+		bring__fault_escape = step;
+		CHILD_CHECK(bring_push(r, buf, sizeof(buf)) == 0);
+		_exit(step == 3 ? 0 : 1); /* steps 1, 2: SIGKILL first */
+	}
+	status = wait_child(pid, 10000);
+	if (step == 3)
+		ASSERT_TRUE(exited_ok(status));
+	else
+		ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/*
+ * Everything @rd holds, in order: pumped messages numbered from @first,
+ * then (@killed) the escaper's, then "after". Returns the pumped ones.
+ */
+static unsigned int read_escaped(struct __test_metadata *_metadata,
+				 struct bring_reader *rd, unsigned int first,
+				 bool killed, uint64_t after_at)
+{
+	unsigned int n = 0;
+	struct bring_msg m;
+
+	while (bring_reader_next(rd, &m, 3000) == 0 && m.len == MSG) {
+		EXPECT_EQ(0, memcmp(m.data, &(unsigned int){ first + n }, 4));
+		n++;
+		ASSERT_EQ(0, bring_reader_shift(rd));
+	}
+	if (!killed) {
+		EXPECT_EQ(100, m.len);
+		EXPECT_EQ(0, strcmp(m.data, "killed"));
+		ASSERT_EQ(0, bring_reader_shift(rd));
+		ASSERT_EQ(0, bring_reader_next(rd, &m, 3000));
+	}
+	EXPECT_EQ(5, m.len);
+	EXPECT_EQ(0, memcmp(m.data, "after", 5));
+	EXPECT_EQ(after_at, m.seq);
+	ASSERT_EQ(0, bring_reader_shift(rd));
+	EXPECT_EQ(-EAGAIN, bring_reader_next(rd, &m, 0));
+	return n;
+}
+
+static void escaper_killed(struct __test_metadata *_metadata,
+			   struct bring **rp, const char *path, int step,
+			   bool reopen)
+{
+	struct bring_reader *rds[2];
+	struct pump p = { 0 }, q = { 0 };
+	uint64_t stop, jf, esc_at;
+	unsigned int first, msgs;
+	struct bring_msg m;
+	char buf[MSG];
+
+	memset(buf, 'f', sizeof(buf));
+	rds[0] = bring_reader_open(*rp, "fast");
+	rds[1] = bring_reader_open(*rp, "slow");
+	ASSERT_NE_NULL(rds[0]);
+	ASSERT_NE_NULL(rds[1]);
+	no_reader_jumps(rds[0]);
+	no_reader_jumps(rds[1]);
+	ASSERT_EQ(0, bring_set_jump_slack(*rp, WSET / 2));
+	/* Both keep up to just below W; "slow" stops; the next claim jumps. */
+	ASSERT_EQ(0, pump_below_w(*rp, rds, 2, &p));
+	stop = head_of(*rp);
+	first = p.msgs;
+	q.msgs = p.msgs;
+	ASSERT_EQ(0, pump(*rp, rds, 1, stop + 2 * FP, &q));
+	jf = (*rp)->hdr->jump_from;
+	ASSERT_EQ(stop + FP, jf);
+	/* The room behind "slow", which "fast" reads. */
+	msgs = q.msgs;
+	while (head_of(*rp) + FP <= stop + CAP) {
+		memcpy(buf, &msgs, sizeof(msgs));
+		ASSERT_EQ(0, bring_push_timeout(*rp, buf, MSG, 0));
+		msgs++;
+	}
+	while (bring_reader_next(rds[0], &m, 0) == 0)
+		ASSERT_EQ(0, bring_reader_shift(rds[0]));
+	esc_at = head_of(*rp);
+	ASSERT_EQ(esc_at, rds[0]->slot->pos);
+	kill_escaper(_metadata, path, step);
+	EXPECT_EQ(jf + CAP + FP_OF(100), head_of(*rp));
+	EXPECT_EQ(step >= 2 ? esc_at : 0, (*rp)->hdr->escape_from);
+	if (reopen) {
+		bring_reader_close(rds[1]);
+		bring_reader_close(rds[0]);
+		bring_free(*rp);
+		*rp = bring_open(path, CAP, NULL);
+		ASSERT_NE_NULL(*rp);
+		EXPECT_EQ(esc_at, (*rp)->hdr->escape_from);
+		rds[0] = bring_reader_open(*rp, "fast");
+		rds[1] = bring_reader_open(*rp, "slow");
+		ASSERT_NE_NULL(rds[0]);
+		ASSERT_NE_NULL(rds[1]);
+	}
+	/*
+	 * At run time the writers wait (in the trap, the escape not
+	 * published) until a reader stuck at X repairs it (200 ms): "fast"
+	 * first. Recovery published it already.
+	 */
+	if (!reopen) {
+		ASSERT_EQ(step < 3 ? -ETIMEDOUT : 0,
+			  bring_reader_next(rds[0], &m, 1000));
+		EXPECT_EQ(esc_at, (*rp)->hdr->escape_from);
+	}
+	ASSERT_EQ(0, bring_push(*rp, "after", 5));
+	/* "fast": through the repair at run time, or recovered. */
+	EXPECT_EQ(0, read_escaped(_metadata, rds[0], msgs, step < 3,
+				  jf + CAP + FP_OF(100)));
+	EXPECT_EQ(esc_at, (*rp)->hdr->escape_from);
+	/* "slow": every message from its stop, across jump and escape. */
+	EXPECT_EQ(msgs - first, read_escaped(_metadata, rds[1], first,
+					     step < 3, jf + CAP + FP_OF(100)));
+	EXPECT_EQ(0, get_stats(*rp).used);
+	/* And the ring goes on jumping. */
+	bring_reader_close(rds[1]);
+	ASSERT_EQ(0, bring_reader_remove(*rp, "slow"));
+	rds[0]->jump_look = 0;
+	p.msgs = 0;
+	/* From the next lap on: this one's look hint may be past W. */
+	ASSERT_EQ(0, pump(*rp, rds, 1, (head_of(*rp) | (CAP - 1)) + 1, &p));
+	p.max_end = 0;
+	p.jumps = 0;
+	ASSERT_EQ(0, pump(*rp, rds, 1, head_of(*rp) + CAP + WSET, &p));
+	EXPECT_GE(p.jumps, 1);
+	EXPECT_LE(p.max_end, WSET + FP);
+	bring_reader_close(rds[0]);
+	ASSERT_EQ(0, bring_reader_remove(*rp, "fast"));
+}
+
+static void escape_kill_steps(struct __test_metadata *_metadata,
+			      struct bring **rp, const char *path, bool reopen)
+{
+	int step;
+
+	ASSERT_EQ(0, bring_reader_remove(*rp, BRING_DEFAULT_READER));
+	for (step = 1; step <= 3; step++) {
+		TH_LOG("escaper killed at step %d", step);
+		escaper_killed(_metadata, rp, path, step, reopen);
+	}
+}
+
+TEST_F(lap, an_escaper_killed_while_escaping_is_repaired_at_run_time)
+{
+	if (!variant->file)
+		SKIP(return, "file rings only (memory rings have no repair)");
+	escape_kill_steps(_metadata, &self->r, self->t.path, false);
+}
+
+TEST_F(lap, an_escaper_killed_while_escaping_is_recovered_at_open)
+{
+	if (!variant->file)
+		SKIP(return, "file rings only");
+	escape_kill_steps(_metadata, &self->r, self->t.path, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1467,18 +1636,15 @@ static void *se_reader(void *arg)
 	return NULL;
 }
 
-TEST_TIMEOUT(stress_escapes_keep_every_message_once, 60)
+static void se_run(struct __test_metadata *_metadata, struct bring *r)
 {
 	struct se s = { .per_writer = SANITIZED_THREAD ? 20000 :
 				      SANITIZED_ADDRESS ? 60000 : 200000,
-			.deadline = time(NULL) + SE_SECONDS };
-	BRING_OPTS(o, .flags = BRING_NO_DEFAULT_READER);
+			.deadline = time(NULL) + SE_SECONDS, .r = r };
 	pthread_t tw[SE_WRITERS], tr[2];
 	struct se_arg aw[SE_WRITERS], ar[2];
 	int i;
 
-	s.r = bring_new(SE_CAP, &o);
-	ASSERT_NE_NULL(s.r);
 	ASSERT_EQ(0, bring_set_jump_slack(s.r, SE_CAP / 16));
 	for (i = 0; i < 2; i++) {
 		ar[i] = (struct se_arg){ .s = &s, .id = (unsigned int)i };
@@ -1506,7 +1672,31 @@ TEST_TIMEOUT(stress_escapes_keep_every_message_once, 60)
 	EXPECT_EQ(0, get_stats(s.r).used);
 	for (i = 0; i < 2; i++)
 		bring_reader_close(ar[i].rd);
-	bring_free(s.r);
+}
+
+TEST_TIMEOUT(stress_escapes_keep_every_message_once, 60)
+{
+	BRING_OPTS(o, .flags = BRING_NO_DEFAULT_READER);
+	struct bring *r = bring_new(SE_CAP, &o);
+
+	ASSERT_NE_NULL(r);
+	se_run(_metadata, r);
+	bring_free(r);
+}
+
+/* The same in a file ring (layout 3): its escapers are known by intents. */
+TEST_TIMEOUT(stress_escapes_in_a_file_ring_keep_every_message_once, 60)
+{
+	BRING_OPTS(o, .flags = BRING_NO_DEFAULT_READER);
+	struct tmp t;
+	struct bring *r;
+
+	ASSERT_EQ(0, tmp_make_shm(&t));
+	r = bring_open(t.path, SE_CAP, &o);
+	ASSERT_NE_NULL(r);
+	se_run(_metadata, r);
+	bring_free(r);
+	tmp_remove(&t);
 }
 
 TEST_HARNESS_MAIN
