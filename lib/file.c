@@ -770,7 +770,18 @@ static int repair_busy(struct bring *r, uint64_t pos)
 	 * record is never skipped while a mark still names it.
 	 */
 	ring_lock(r);
-	ok = load_acquire(&rec->word) == word;
+	/*
+	 * Still the record at @pos, and still BUSY: nobody passes it then,
+	 * and nobody else repairs it while we hold the lock. The tag is
+	 * looked at again after the word: a caller standing at no cursor
+	 * (file_repair_busy()) may have been stopped between its look at
+	 * the tag and ours at the word, while the record was repaired, the
+	 * ring made a full lap and another dead writer's BUSY record took
+	 * its bytes; the word alone would not tell, and marks would be
+	 * revoked at @pos instead of a lap later.
+	 */
+	ok = load_acquire(&rec->word) == word &&
+	     tag_matches(load_relaxed(&rec->tag), pos, r->key);
 	if (ok)
 		mark_revoke_dead(r, pos);
 	/* Release: pairs with the acquire load of the word by readers. */
@@ -872,11 +883,26 @@ bool file_escape_unpublished(struct bring *r, const struct ring_jumps *j)
  * stale dead intent covering @pos would have a DISCARD header written
  * over the next lap's record.
  */
+/* Selftests: hold a takeover's repair here (a stopped process). */
+int bring__stall_repair_busy;
+int bring__repair_busy_stalled;
+
+static void repair_busy_stall(void)
+{
+	if (!load_acquire(&bring__stall_repair_busy))
+		return;
+	store_release(&bring__repair_busy_stalled, 1);
+	while (load_acquire(&bring__stall_repair_busy))
+		usleep(100);
+}
+
 void file_repair_busy(struct bring *r, uint64_t pos)
 {
 	/* Pairs with the release store of the tag (put_busy_header()). */
-	if (tag_matches(load_acquire(&rec_at(r, pos)->tag), pos, r->key) &&
-	    repair_busy(r, pos) > 0)
+	if (!tag_matches(load_acquire(&rec_at(r, pos)->tag), pos, r->key))
+		return;
+	repair_busy_stall();
+	if (repair_busy(r, pos) > 0)
 		repaired_wake_readers(r);
 }
 

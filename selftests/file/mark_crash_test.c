@@ -20,6 +20,7 @@
  * run-time takeover, the run-time repair and recovery on it.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -600,6 +601,141 @@ TEST_F(state, mark_of_a_consumed_and_overwritten_record_stands)
 	ASSERT_NE_NULL(w);
 	EXPECT_EQ(2, wmark_seq(w));
 	bring_writer_close(w);
+}
+
+extern int bring__stall_repair_busy, bring__repair_busy_stalled;
+
+struct takeover {
+	struct bring *r;
+	struct bring_writer *w;
+};
+
+static void *take_over_w(void *arg)
+{
+	struct takeover *t = arg;
+
+	t->w = bring_writer_open(t->r, "w", NULL);
+	return NULL;
+}
+
+/* Push fillers until head is exactly at @to (the reader keeps up). */
+static int pad_to(struct bring *r, uint64_t to)
+{
+	char buf[MSG_MAX] = { 0 };
+	uint64_t left;
+	int err = 0;
+
+	while (!err && (left = head_pos(__atomic_load_n(
+				&r->hdr->head, __ATOMIC_ACQUIRE))) < to) {
+		left = to - left;
+		/* Footprints of 16 + len: never leave less than 24. */
+		if (left > 216 + 24)
+			err = bring_push(r, buf, 200);
+		else if (left >= 48)
+			err = bring_push(r, buf, left - 24 - 16);
+		else
+			err = bring_push(r, buf, left - 16);
+	}
+	return err;
+}
+
+/*
+ * "x" commits record 1 (mark 1), pads the ring to @at, reserves record
+ * 2 there, stages mark 2 for it and dies: a BUSY record at @at.
+ */
+static void x_dies_at(struct __test_metadata *_metadata, const char *path,
+		      uint64_t at, struct bring_reader *rd)
+{
+	pid_t pid = fork_child();
+	bool exited = false;
+	struct bring_msg m;
+	int st = -1;
+
+	if (pid == 0) {
+		struct bring *r = open_ring(path);
+		struct bring_resv resv;
+		struct bring_writer *x;
+		char buf[MSG_MAX];
+		uint64_t two = 2;
+		size_t len;
+
+		CHILD_CHECK(r);
+		x = bring_writer_open(r, "x", NULL);
+		CHILD_CHECK(x);
+		CHILD_CHECK(push_seq(x, r, 1) == 0);
+		CHILD_CHECK(pad_to(r, at) == 0);
+		len = msg_build(buf, 2);
+		CHILD_CHECK(bring_reserve(r, len, &resv, 0) == 0);
+		CHILD_CHECK(resv.seq == at);
+		memcpy(resv.data, buf, len);
+		cursor_store(wslot(r, "x")->saved, resv.seq, &two,
+			     sizeof(two));
+		raise(SIGKILL);
+		_exit(1);
+	}
+	ASSERT_GT(pid, 0);
+	/*
+	 * Read all before @at, never waiting there (200 ms would repair
+	 * x's record), until x is dead.
+	 */
+	for (;;) {
+		if (!exited && waitpid(pid, &st, WNOHANG) == pid)
+			exited = true;
+		if (rd->pos >= at) {
+			if (exited)
+				break;
+			usleep(1000);
+		} else if (bring_reader_next(rd, &m, 50) == 0) {
+			ASSERT_EQ(0, bring_reader_shift(rd));
+		}
+	}
+	ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	ASSERT_EQ(at, rd->pos);
+}
+
+/*
+ * A takeover of "w" (dead with record 2 BUSY and its mark staged) is
+ * stopped between its look at the tag and its repair, as a SIGSTOP
+ * could stop it. Meanwhile a reader repairs record 2, the ring makes a
+ * full lap, and "x" dies the same way with its record at the same
+ * offset a lap later. The takeover, let go, must not repair x's record
+ * as w's: it would drop it revoking marks at w's position, and x's mark
+ * 2 would name a message that was never delivered (the old code: "x"
+ * resumed past it). Instead x's record is repaired as x's, its mark
+ * revoked: "x" resumes after mark 1.
+ */
+TEST_F_TIMEOUT(state, a_stopped_takeover_leaves_the_next_laps_record_alone, 30)
+{
+	struct takeover t = { .r = self->r };
+	struct bring_writer *x;
+	struct bring_msg m;
+	uint64_t seqs[4], at;
+	pthread_t th;
+
+	die_at(_metadata, self, DIE_AFTER_MARK);
+	at = cursor_newest(wslot(self->r, "w")->saved)->pos + CAP;
+	bring__stall_repair_busy = 1;
+	ASSERT_EQ(0, pthread_create(&th, NULL, take_over_w, &t));
+	while (!__atomic_load_n(&bring__repair_busy_stalled, __ATOMIC_ACQUIRE))
+		usleep(100);
+	/* Record 1, then w's record 2 repaired by the stuck reader. */
+	ASSERT_EQ(1, read_seqs(self->rd, seqs, 4, 1000));
+	EXPECT_EQ(-ETIMEDOUT, bring_reader_next(self->rd, &m, 500));
+	x_dies_at(_metadata, self->t.path, at, self->rd);
+	__atomic_store_n(&bring__stall_repair_busy, 0, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	bring__repair_busy_stalled = 0;
+	ASSERT_NE_NULL(t.w);
+	EXPECT_EQ(1, wmark_seq(t.w));
+	bring_writer_close(t.w);
+	x = bring_writer_open(self->r, "x", NULL);
+	ASSERT_NE_NULL(x);
+	EXPECT_EQ(1, wmark_seq(x));
+	/* x resumes at 2: delivered once, after the repaired record. */
+	ASSERT_EQ(0, push_seq(x, self->r, 2));
+	ASSERT_EQ(1, read_seqs(self->rd, seqs, 4, 1000));
+	EXPECT_EQ(2, seqs[0]);
+	bring_writer_close(x);
 }
 
 /* A mark whose record was lost (a torn tail after power loss). */
