@@ -725,7 +725,13 @@ static inline int file_after_commit(struct bring *r)
 static inline void file_set_intent(struct bring_intent *in, uint64_t pos,
 				   uint64_t need)
 {
-	store_relaxed(&in->need, need);
+	/*
+	 * Release: whoever acquires this need sees what came before it,
+	 * the clear of the slot's previous intent and the publication that
+	 * preceded that (file_escape_unpublished() pairs a pos with a need
+	 * of the next intent otherwise).
+	 */
+	store_release(&in->need, need);
 	/* Visible before the claim's CAS (release) that it describes. */
 	store_release(&in->pos, pos | INTENT_VALID);
 }

@@ -461,7 +461,12 @@ static void find_escape(struct scan *s)
 	int i;
 
 	s->ef = 0;
-	if (!s->jf || to > s->limit)
+	/*
+	 * Layout 2: its libraries never escaped, and a dead claim of theirs
+	 * taken for an escape would leave a file they misread should the
+	 * upgrade after this recovery not happen.
+	 */
+	if (!s->jf || to > s->limit || r->hdr->c.version < 3)
 		return;
 	for (i = -1; i < BRING_INTENTS && !s->ef; i++) {
 		if (i >= 0) {

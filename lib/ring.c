@@ -742,7 +742,7 @@ static void publish_escape(struct bring *r, uint64_t from)
 	uint64_t *ef = &r->hdr->escape_from, old = load_relaxed(ef);
 
 	escape_stall();
-	escape_fault(1);
+	escape_fault(2);
 	/*
 	 * Release: whoever acquires the escape sees the claim's CAS on
 	 * head, so a reader that escapes never finds head behind it.
@@ -751,7 +751,7 @@ static void publish_escape(struct bring *r, uint64_t from)
 	       !__atomic_compare_exchange_n(ef, &old, from, false,
 					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
-	escape_fault(2);
+	escape_fault(3);
 	/* Release (a seq_cst RMW): after the store, see jump_start(). */
 	if (!r->file)
 		fetch_add(&r->hdr->escaping, (uint64_t)-1);
@@ -858,6 +858,8 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 		escape = start != head && (start & r->mask);
 		if (escape && !r->file)
 			fetch_add(&h->escaping, 1);
+		if (escape)
+			escape_fault(1);
 		if (__atomic_compare_exchange_n(&h->head, &head, start + total,
 						false, __ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))

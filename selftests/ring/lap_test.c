@@ -1080,17 +1080,96 @@ TEST_F(lap, a_jumper_killed_while_jumping_is_recovered_at_open)
 }
 
 /*
+ * A dead lap jump from inside a lap, after a jump from deeper in the lap
+ * before: the claim from H (offset W) to the next lap crosses the old
+ * jump_from plus the capacity (offset about 3W), so the repair takes it
+ * for an escape (dead_escape() in lib/file.c; recovery likewise). That
+ * is harmless: no cursor is before the old jump, the readers at H go on
+ * at jump_from plus the capacity, inside the dead claim, whose rest is
+ * discarded, and the next message arrives where it would have. Found in
+ * review.
+ */
+static void dead_jump_inside_lap(struct __test_metadata *_metadata,
+				 struct bring **rp, const char *path,
+				 bool reopen)
+{
+	struct bring_reader *rds[1] = { bring_default_reader(*rp) };
+	struct bring_reader *hold;
+	struct pump p = { 0 };
+	struct bring_msg m;
+	uint64_t j, from;
+
+	no_reader_jumps(rds[0]);
+	hold = bring_reader_open(*rp, "hold");
+	ASSERT_NE_NULL(hold);
+	/* "hold" keeps the ring from jumping until about 3W. */
+	ASSERT_EQ(0, pump_to_offset(*rp, rds, 1, 3 * WSET, &p));
+	bring_reader_close(hold);
+	ASSERT_EQ(0, bring_reader_remove(*rp, "hold"));
+	/* The next claims jump, once past the look hint "hold" caused. */
+	while (!(*rp)->hdr->jump_from && head_of(*rp) & (CAP - 1))
+		ASSERT_EQ(0, pump(*rp, rds, 1, head_of(*rp) + 1, &p));
+	j = (*rp)->hdr->jump_from;
+	ASSERT_LE(3 * WSET, j & (CAP - 1));
+	/* Into the next lap, to W: the child's claim jumps, and dies. */
+	ASSERT_EQ(0, pump_to_jump(*rp, rds, 1, &p, &from));
+	ASSERT_EQ(from, head_of(*rp));
+	ASSERT_LT(from, j + CAP);
+	kill_jumper(_metadata, path, 1, false);
+	EXPECT_EQ(j, (*rp)->hdr->jump_from);
+	if (reopen) {
+		bring_free(*rp);
+		*rp = bring_open(path, CAP, NULL);
+		ASSERT_NE_NULL(*rp);
+	} else {
+		/* The stuck reader's repair: at H, then at J + capacity. */
+		EXPECT_EQ(-ETIMEDOUT, bring_next_timeout(*rp, &m, 1000));
+	}
+	EXPECT_EQ(from, (*rp)->hdr->escape_from);
+	ASSERT_EQ(0, bring_push(*rp, "after", 5));
+	ASSERT_EQ(0, bring_next_timeout(*rp, &m, 3000));
+	EXPECT_EQ(5, m.len);
+	EXPECT_EQ(0, memcmp(m.data, "after", 5));
+	EXPECT_EQ((from | (CAP - 1)) + 1 + FP_OF(100), m.seq);
+	ASSERT_EQ(0, bring_shift(*rp));
+	EXPECT_EQ(0, get_stats(*rp).used);
+	/* And the ring goes on jumping. */
+	rds[0] = bring_default_reader(*rp);
+	rds[0]->jump_look = 0;
+	p.msgs = 0;
+	p.jumps = 0;
+	ASSERT_EQ(0, pump(*rp, rds, 1, head_of(*rp) + CAP + WSET, &p));
+	EXPECT_GE(p.jumps, 1);
+	EXPECT_LT(j, (*rp)->hdr->jump_from);
+}
+
+TEST_F(lap, a_dead_lap_jump_from_inside_the_lap_is_repaired)
+{
+	if (!variant->file)
+		SKIP(return, "file rings only (memory rings have no repair)");
+	dead_jump_inside_lap(_metadata, &self->r, self->t.path, false);
+}
+
+TEST_F(lap, a_dead_lap_jump_from_inside_the_lap_is_recovered)
+{
+	if (!variant->file)
+		SKIP(return, "file rings only");
+	dead_jump_inside_lap(_metadata, &self->r, self->t.path, true);
+}
+
+/*
  * An escaper killed at each step of an escape (file rings): 1, after its
- * CAS on head and before escape_from is stored; 2, after the store and
- * before its record's header is written; 3, not killed. "slow" stopped
- * right after a slack jump, the writers filled the room behind it, and
- * "fast" read all of it: it stands at the escape's start X. The escaper
- * is another process. Then "fast" is repaired at run time (the escape is
- * published for the dead escaper; a DISCARD header at X would lie on
- * "slow"'s record), or the file is opened again (recovery finds the
- * escape, stored or in the dead escaper's intent, and keeps "slow"'s
- * bytes, more than a capacity behind head). Nothing but the killed
- * writer's message is lost, and the ring goes on jumping.
+ * intent and before its CAS on head; 2, after the CAS and before
+ * escape_from is stored; 3, after the store and before its record's
+ * header is written; 4, not killed. "slow" stopped right after a slack
+ * jump, the writers filled the room behind it, and "fast" read all of
+ * it: it stands at the escape's start X. The escaper is another
+ * process. Then "fast" is repaired at run time (the escape is published
+ * for the dead escaper; a DISCARD header at X would lie on "slow"'s
+ * record), or the file is opened again (recovery finds the escape,
+ * stored or in the dead escaper's intent, and keeps "slow"'s bytes, more
+ * than a capacity behind head). Nothing but the killed writer's message
+ * is lost, and the ring goes on jumping.
  */
 static void kill_escaper(struct __test_metadata *_metadata, const char *path,
 			 int step)
@@ -1106,10 +1185,10 @@ static void kill_escaper(struct __test_metadata *_metadata, const char *path,
 		CHILD_CHECK(r);
 		bring__fault_escape = step;
 		CHILD_CHECK(bring_push(r, buf, sizeof(buf)) == 0);
-		_exit(step == 3 ? 0 : 1); /* steps 1, 2: SIGKILL first */
+		_exit(step == 4 ? 0 : 1); /* steps 1-3: SIGKILL first */
 	}
 	status = wait_child(pid, 10000);
-	if (step == 3)
+	if (step == 4)
 		ASSERT_TRUE(exited_ok(status));
 	else
 		ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
@@ -1145,92 +1224,173 @@ static unsigned int read_escaped(struct __test_metadata *_metadata,
 	return n;
 }
 
+/* The escape from the last jump, if any (the field keeps older ones). */
+static uint64_t escape_of(const struct bring *r)
+{
+	struct ring_jumps j;
+
+	ring_jumps_load(r, &j);
+	return j.esc;
+}
+
+/* The trap of the escape tests, and where its messages are. */
+struct trap {
+	struct bring_reader *rds[2]; /* "fast", "slow" */
+	unsigned int first; /* the first message "slow" has not read */
+	unsigned int msgs; /* the next message number */
+	uint64_t jf, esc_at; /* the jump; head, where a claim escapes */
+};
+
+/*
+ * "fast" and "slow" keep up to just below W; "slow" stops; the next
+ * claim jumps with "slow" a record behind; the writers fill the room
+ * behind "slow", which "fast" reads: "fast" stands at head, X, where
+ * the next claim escapes.
+ */
+static void trap_set(struct __test_metadata *_metadata, struct bring *r,
+		     struct trap *t)
+{
+	struct pump p = { 0 }, q = { 0 };
+	struct bring_msg m;
+	char buf[MSG];
+	uint64_t stop;
+
+	memset(buf, 'f', sizeof(buf));
+	t->rds[0] = bring_reader_open(r, "fast");
+	t->rds[1] = bring_reader_open(r, "slow");
+	ASSERT_NE_NULL(t->rds[0]);
+	ASSERT_NE_NULL(t->rds[1]);
+	no_reader_jumps(t->rds[0]);
+	no_reader_jumps(t->rds[1]);
+	ASSERT_EQ(0, bring_set_jump_slack(r, WSET / 2));
+	ASSERT_EQ(0, pump_below_w(r, t->rds, 2, &p));
+	stop = head_of(r);
+	t->first = p.msgs;
+	q.msgs = p.msgs;
+	ASSERT_EQ(0, pump(r, t->rds, 1, stop + 2 * FP, &q));
+	t->jf = r->hdr->jump_from;
+	ASSERT_EQ(stop + FP, t->jf);
+	t->msgs = q.msgs;
+	while (head_of(r) + FP <= stop + CAP) {
+		memcpy(buf, &t->msgs, sizeof(t->msgs));
+		ASSERT_EQ(0, bring_push_timeout(r, buf, MSG, 0));
+		t->msgs++;
+	}
+	while (bring_reader_next(t->rds[0], &m, 0) == 0)
+		ASSERT_EQ(0, bring_reader_shift(t->rds[0]));
+	t->esc_at = head_of(r);
+	ASSERT_EQ(t->esc_at, t->rds[0]->pos);
+}
+
+static void trap_close(struct __test_metadata *_metadata, struct bring *r,
+		       struct trap *t)
+{
+	bring_reader_close(t->rds[1]);
+	bring_reader_close(t->rds[0]);
+	ASSERT_EQ(0, bring_reader_remove(r, "slow"));
+	ASSERT_EQ(0, bring_reader_remove(r, "fast"));
+}
+
 static void escaper_killed(struct __test_metadata *_metadata,
 			   struct bring **rp, const char *path, int step,
 			   bool reopen)
 {
-	struct bring_reader *rds[2];
-	struct pump p = { 0 }, q = { 0 };
-	uint64_t stop, jf, esc_at;
-	unsigned int first, msgs;
+	struct trap t;
+	struct pump p = { 0 };
 	struct bring_msg m;
-	char buf[MSG];
+	/* Killed before its CAS, the escape is the next claim's. */
+	uint64_t claimed = step == 1 ? 0 : FP_OF(100), after_at;
 
-	memset(buf, 'f', sizeof(buf));
-	rds[0] = bring_reader_open(*rp, "fast");
-	rds[1] = bring_reader_open(*rp, "slow");
-	ASSERT_NE_NULL(rds[0]);
-	ASSERT_NE_NULL(rds[1]);
-	no_reader_jumps(rds[0]);
-	no_reader_jumps(rds[1]);
-	ASSERT_EQ(0, bring_set_jump_slack(*rp, WSET / 2));
-	/* Both keep up to just below W; "slow" stops; the next claim jumps. */
-	ASSERT_EQ(0, pump_below_w(*rp, rds, 2, &p));
-	stop = head_of(*rp);
-	first = p.msgs;
-	q.msgs = p.msgs;
-	ASSERT_EQ(0, pump(*rp, rds, 1, stop + 2 * FP, &q));
-	jf = (*rp)->hdr->jump_from;
-	ASSERT_EQ(stop + FP, jf);
-	/* The room behind "slow", which "fast" reads. */
-	msgs = q.msgs;
-	while (head_of(*rp) + FP <= stop + CAP) {
-		memcpy(buf, &msgs, sizeof(msgs));
-		ASSERT_EQ(0, bring_push_timeout(*rp, buf, MSG, 0));
-		msgs++;
-	}
-	while (bring_reader_next(rds[0], &m, 0) == 0)
-		ASSERT_EQ(0, bring_reader_shift(rds[0]));
-	esc_at = head_of(*rp);
-	ASSERT_EQ(esc_at, rds[0]->slot->pos);
+	trap_set(_metadata, *rp, &t);
+	after_at = t.jf + CAP + claimed;
 	kill_escaper(_metadata, path, step);
-	EXPECT_EQ(jf + CAP + FP_OF(100), head_of(*rp));
-	EXPECT_EQ(step >= 2 ? esc_at : 0, (*rp)->hdr->escape_from);
+	EXPECT_EQ(step == 1 ? t.esc_at : t.jf + CAP + FP_OF(100),
+		  head_of(*rp));
+	EXPECT_EQ(step >= 3 ? t.esc_at : 0, escape_of(*rp));
 	if (reopen) {
-		bring_reader_close(rds[1]);
-		bring_reader_close(rds[0]);
+		bring_reader_close(t.rds[1]);
+		bring_reader_close(t.rds[0]);
 		bring_free(*rp);
 		*rp = bring_open(path, CAP, NULL);
 		ASSERT_NE_NULL(*rp);
-		EXPECT_EQ(esc_at, (*rp)->hdr->escape_from);
-		rds[0] = bring_reader_open(*rp, "fast");
-		rds[1] = bring_reader_open(*rp, "slow");
-		ASSERT_NE_NULL(rds[0]);
-		ASSERT_NE_NULL(rds[1]);
-	}
-	/*
-	 * At run time the writers wait (in the trap, the escape not
-	 * published) until a reader stuck at X repairs it (200 ms): "fast"
-	 * first. Recovery published it already.
-	 */
-	if (!reopen) {
-		ASSERT_EQ(step < 3 ? -ETIMEDOUT : 0,
-			  bring_reader_next(rds[0], &m, 1000));
-		EXPECT_EQ(esc_at, (*rp)->hdr->escape_from);
+		EXPECT_EQ(step >= 2 ? t.esc_at : 0, escape_of(*rp));
+		t.rds[0] = bring_reader_open(*rp, "fast");
+		t.rds[1] = bring_reader_open(*rp, "slow");
+		ASSERT_NE_NULL(t.rds[0]);
+		ASSERT_NE_NULL(t.rds[1]);
+	} else {
+		/*
+		 * The writers wait (in the trap, the escape not published)
+		 * until a reader stuck at X repairs it (200 ms): "fast"
+		 * first. Killed before its CAS: nothing to repair.
+		 */
+		ASSERT_EQ(step < 4 ? -ETIMEDOUT : 0,
+			  bring_reader_next(t.rds[0], &m, 1000));
+		EXPECT_EQ(step >= 2 ? t.esc_at : 0, escape_of(*rp));
 	}
 	ASSERT_EQ(0, bring_push(*rp, "after", 5));
+	EXPECT_EQ(t.esc_at, escape_of(*rp));
 	/* "fast": through the repair at run time, or recovered. */
-	EXPECT_EQ(0, read_escaped(_metadata, rds[0], msgs, step < 3,
-				  jf + CAP + FP_OF(100)));
-	EXPECT_EQ(esc_at, (*rp)->hdr->escape_from);
+	EXPECT_EQ(0, read_escaped(_metadata, t.rds[0], t.msgs, step < 4,
+				  after_at));
 	/* "slow": every message from its stop, across jump and escape. */
-	EXPECT_EQ(msgs - first, read_escaped(_metadata, rds[1], first,
-					     step < 3, jf + CAP + FP_OF(100)));
+	EXPECT_EQ(t.msgs - t.first,
+		  read_escaped(_metadata, t.rds[1], t.first, step < 4,
+			       after_at));
 	EXPECT_EQ(0, get_stats(*rp).used);
 	/* And the ring goes on jumping. */
-	bring_reader_close(rds[1]);
+	bring_reader_close(t.rds[1]);
 	ASSERT_EQ(0, bring_reader_remove(*rp, "slow"));
-	rds[0]->jump_look = 0;
-	p.msgs = 0;
+	t.rds[0]->jump_look = 0;
 	/* From the next lap on: this one's look hint may be past W. */
-	ASSERT_EQ(0, pump(*rp, rds, 1, (head_of(*rp) | (CAP - 1)) + 1, &p));
+	ASSERT_EQ(0, pump(*rp, t.rds, 1, (head_of(*rp) | (CAP - 1)) + 1, &p));
 	p.max_end = 0;
 	p.jumps = 0;
-	ASSERT_EQ(0, pump(*rp, rds, 1, head_of(*rp) + CAP + WSET, &p));
+	ASSERT_EQ(0, pump(*rp, t.rds, 1, head_of(*rp) + CAP + WSET, &p));
 	EXPECT_GE(p.jumps, 1);
 	EXPECT_LE(p.max_end, WSET + FP);
-	bring_reader_close(rds[0]);
+	bring_reader_close(t.rds[0]);
 	ASSERT_EQ(0, bring_reader_remove(*rp, "fast"));
+}
+
+/*
+ * A dead escaper's claim, its escape not published: "slow" reads on up
+ * to X too, so close behind head that the writers' claims could make a
+ * slack jump. None may jump before the repair published the escape (a
+ * new jump_from would leave it naming nothing, and readers at X would
+ * wait there for good): the dead owner's intent, with no record at its
+ * start, holds the jumps as a live escaper's does. Then both readers
+ * get every message. Found in review.
+ */
+TEST_F(lap, a_dead_escapers_claim_holds_the_next_jump_until_repaired)
+{
+	struct bring **rp = &self->r;
+	struct bring_msg m;
+	struct trap t;
+	unsigned int n;
+
+	if (!variant->file)
+		SKIP(return, "file rings only (memory rings have no repair)");
+	ASSERT_EQ(0, bring_reader_remove(*rp, BRING_DEFAULT_READER));
+	trap_set(_metadata, *rp, &t);
+	kill_escaper(_metadata, self->t.path, 2);
+	/* "slow" reads up to X, never waiting there (200 ms: repair). */
+	while (t.rds[1]->pos < t.esc_at) {
+		ASSERT_EQ(0, bring_reader_next(t.rds[1], &m, 0));
+		ASSERT_EQ(0, bring_reader_shift(t.rds[1]));
+	}
+	for (n = 0; n < 64; n++)
+		ASSERT_EQ(0, bring_push_timeout(*rp, self->buf, MSG, 0));
+	EXPECT_EQ(t.jf, (*rp)->hdr->jump_from);
+	EXPECT_EQ(0, escape_of(*rp));
+	for (n = 0; bring_reader_next(t.rds[0], &m, 1000) == 0; n++)
+		ASSERT_EQ(0, bring_reader_shift(t.rds[0]));
+	EXPECT_EQ(64, n);
+	EXPECT_EQ(t.esc_at, escape_of(*rp));
+	for (n = 0; bring_reader_next(t.rds[1], &m, 1000) == 0; n++)
+		ASSERT_EQ(0, bring_reader_shift(t.rds[1]));
+	EXPECT_EQ(64, n);
+	trap_close(_metadata, *rp, &t);
 }
 
 static void escape_kill_steps(struct __test_metadata *_metadata,
@@ -1239,7 +1399,7 @@ static void escape_kill_steps(struct __test_metadata *_metadata,
 	int step;
 
 	ASSERT_EQ(0, bring_reader_remove(*rp, BRING_DEFAULT_READER));
-	for (step = 1; step <= 3; step++) {
+	for (step = 1; step <= 4; step++) {
 		TH_LOG("escaper killed at step %d", step);
 		escaper_killed(_metadata, rp, path, step, reopen);
 	}
