@@ -84,6 +84,113 @@ void fallback_wait_ring(struct bring_io *io, const struct bring_wait *w,
 }
 
 /*
+ * The ring word relay. A bring: sender in readv/writev mode with acks
+ * pending must wait for its socket (acks free its window) and for new
+ * messages. Other processes' pushes into a shared (file) ring wake only
+ * the ring's futex word, which poll(2) cannot watch, and futex_waitv(2)
+ * cannot wait for a descriptor: the sender looked at the ring every 50
+ * ms. The relay thread does the futex side:
+ *
+ *   sender                                relay
+ *   bring_reader_wait_more_prepare(&w)
+ *   val = w.val; req += 2 (release),
+ *   FUTEX_WAKE(req)              ------>  req (acquire) new: futex_waitv on
+ *   poll(socket, efd, ...)                  {word == val, stop, req}
+ *                                         word moved (a push): write efd
+ *   efd readable: looks at the ring <---  (then waits for the next req)
+ *   bring_reader_wait_finish(&w)
+ *
+ * The sender's registration as a sleeper (prepare) makes pushes wake the
+ * word; a push between its prepare and the relay's wait changed the word
+ * already, and the wait returns at once (EAGAIN): the relay writes efd
+ * all the same. A new hand-off (req moved) ends a wait on an older value
+ * without a write. Spurious writes cost the sender one look. Quit: bit 0
+ * of req, and io->stop, both in the wait.
+ */
+static long relay_waitv(struct ring_relay *rl, bool ring, uint32_t req)
+{
+	struct futex_waitv v[3] = {
+		{ .val = req, .uaddr = (uintptr_t)&rl->req,
+		  .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
+		{ .val = 0, .uaddr = (uintptr_t)&rl->io->stop,
+		  .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
+		{ .val = __atomic_load_n(&rl->val, __ATOMIC_RELAXED),
+		  .uaddr = (uintptr_t)rl->word, .flags = FUTEX_32 },
+	};
+
+	return syscall(SYS_futex_waitv, v, ring ? 3 : 2, 0, NULL, 0);
+}
+
+static void *relay_thread(void *arg)
+{
+	struct ring_relay *rl = arg;
+	uint32_t seen = 0, req;
+	uint64_t one = 1;
+	long n;
+
+	for (;;) {
+		/* Acquire: pairs with the hand-off's release; val is its. */
+		req = __atomic_load_n(&rl->req, __ATOMIC_ACQUIRE);
+		if ((req & 1) || stopped(rl->io))
+			break;
+		n = relay_waitv(rl, req != seen, req);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			/* ENOSYS, EPERM from seccomp: the owner polls. */
+			__atomic_store_n(&rl->broken, true, __ATOMIC_RELAXED);
+			break;
+		}
+		if (req == seen ||
+		    __atomic_load_n(&rl->req, __ATOMIC_ACQUIRE) != req)
+			continue; /* idle, or a newer value to wait on */
+		seen = req;
+		if (write(rl->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			__atomic_store_n(&rl->broken, true, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/*
+ * Hand the relay the sender's prepared wait @w (on a shared ring):
+ * when the word moves, @efd becomes readable. Starts the relay on first
+ * use. false where it cannot run (no futex_waitv(2), no thread): the
+ * caller then looks at the ring on a timer.
+ */
+bool ring_relay_hand(struct ring_relay *rl, struct bring_io *io,
+		     const struct bring_wait *w, int efd)
+{
+	if (__atomic_load_n(&rl->broken, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&io->no_waitv, __ATOMIC_RELAXED))
+		return false;
+	if (!rl->on) {
+		rl->io = io;
+		rl->word = w->uaddr;
+		rl->efd = efd;
+		if (pthread_create(&rl->th, NULL, relay_thread, rl)) {
+			rl->broken = true;
+			return false;
+		}
+		rl->on = true;
+	}
+	if (w->uaddr != rl->word)
+		return false; /* one ring, one word: cannot happen */
+	__atomic_store_n(&rl->val, w->val, __ATOMIC_RELAXED);
+	/* Release: the value before the request that hands it over. */
+	__atomic_fetch_add(&rl->req, 2, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &rl->req, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	return true;
+}
+
+void ring_relay_stop(struct ring_relay *rl)
+{
+	if (!rl->on)
+		return;
+	__atomic_fetch_or(&rl->req, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &rl->req, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	pthread_join(rl->th, NULL);
+	rl->on = false;
+}
+
+/*
  * The ring has no room for the c->need bytes @c holds: wait for it,
  * counted as a full wait. false to give up, which only a stop does: a
  * source stopped while the ring is full still pushes what it has read

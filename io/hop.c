@@ -113,6 +113,8 @@ struct hop_tx {
 	uint16_t flags;
 	int fd; /* -1 while down */
 	int nfd; /* bring_notify_fd(): new messages */
+	/* readv/writev mode, shared ring: other processes' pushes, to nfd */
+	struct ring_relay relay;
 	size_t window;
 	unsigned int hb_ms, dead_ms;
 	uint32_t max_frame;
@@ -706,7 +708,8 @@ static void tx_sleep(struct hop_tx *t, unsigned int ms)
  * the notify eventfd poll(2) could watch. Wait on the word itself and on
  * the stop flag, until the heartbeat is due (@ms); the socket is read on
  * waking. true when it waited (@w finished), false to poll instead: with
- * acknowledgements pending (they free the window), or stopping.
+ * acknowledgements pending (they free the window; the relay thread,
+ * ring_relay_hand(), then watches the word for the poll), or stopping.
  */
 static bool tx_idle_wait(struct hop_tx *t, struct bring_wait *w,
 			 unsigned int ms)
@@ -790,8 +793,10 @@ static bool tx_turn(struct hop_tx *t)
 			return true;
 		waiting = !ret;
 		pfd[nfds++] = (struct pollfd){ .fd = t->nfd, .events = POLLIN };
-		if (io->o.flags & BRING_IO_SHARED)
-			timeout = 50; /* other handles' pushes */
+		/* Other handles' pushes: relayed to nfd, or looked for. */
+		if ((io->o.flags & BRING_IO_SHARED) &&
+		    !(waiting && ring_relay_hand(&t->relay, io, &w, t->nfd)))
+			timeout = 50;
 	}
 	if (hop_stopped(io) && timeout > 100)
 		timeout = 100;
@@ -836,6 +841,7 @@ static void *tx_thread(void *arg)
 		if (t->s->done)
 			break;
 	}
+	ring_relay_stop(&t->relay);
 	if (t->fd >= 0)
 		close(t->fd);
 	t->fd = -1;

@@ -523,4 +523,25 @@ int io_run_fallback(struct bring_io *io);
 void fallback_wait_ring(struct bring_io *io, const struct bring_wait *w,
 			unsigned int ms);
 
+/*
+ * readv/writev mode: a thread that waits on a shared ring's futex word
+ * for a thread that poll(2)s descriptors too, and writes @efd when the
+ * word moves (fallback.c). Zeroed, it is off; ring_relay_hand() starts
+ * it, ring_relay_stop() ends it.
+ */
+struct ring_relay {
+	struct bring_io *io;
+	pthread_t th;
+	uint32_t *word; /* the ring's futex word */
+	uint32_t val; /* its value at the latest prepared wait */
+	uint32_t req; /* +2 per hand-off; bit 0: quit */
+	int efd;
+	bool on; /* the owner's thread only */
+	bool broken; /* no futex_waitv(2): the owner polls instead */
+};
+
+bool ring_relay_hand(struct ring_relay *rl, struct bring_io *io,
+		     const struct bring_wait *w, int efd);
+void ring_relay_stop(struct ring_relay *rl);
+
 #endif
