@@ -139,6 +139,7 @@ static void *relay_thread(void *arg)
 			__atomic_store_n(&rl->broken, true, __ATOMIC_RELAXED);
 			break;
 		}
+		/* Acquire, as above: a newer hand-off's value is taken next. */
 		if (req == seen ||
 		    __atomic_load_n(&rl->req, __ATOMIC_ACQUIRE) != req)
 			continue; /* idle, or a newer value to wait on */
@@ -184,6 +185,7 @@ void ring_relay_stop(struct ring_relay *rl)
 {
 	if (!rl->on)
 		return;
+	/* Release: nothing to order; the relay's wait includes req. */
 	__atomic_fetch_or(&rl->req, 1, __ATOMIC_RELEASE);
 	syscall(SYS_futex, &rl->req, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	pthread_join(rl->th, NULL);

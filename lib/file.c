@@ -834,12 +834,7 @@ static bool dead_escape(struct bring *r, const struct ring_jumps *j,
  */
 static void publish_dead_escape(struct bring *r, uint64_t pos)
 {
-	uint64_t *ef = &r->hdr->escape_from, old = load_relaxed(ef);
-
-	while (old < pos &&
-	       !__atomic_compare_exchange_n(ef, &old, pos, false,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-		;
+	store_max_release(&r->hdr->escape_from, pos);
 	/* Writers in the trap have the skipped range now (as there). */
 	ring_wake_writers(r);
 }

@@ -423,6 +423,21 @@ static inline void *zalloc_aligned(size_t size)
 #define fetch_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
 #define fetch_or(p, v) __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
 #define add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+
+/*
+ * Raise *@p to @v unless it is past it already, with release (the
+ * publications of jumps and escapes: fields that only grow, whatever
+ * order stalled publishers store in).
+ */
+static inline void store_max_release(uint64_t *p, uint64_t v)
+{
+	uint64_t old = __atomic_load_n(p, __ATOMIC_RELAXED);
+
+	while (old < v &&
+	       !__atomic_compare_exchange_n(p, &old, v, false,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+}
 #ifdef __SANITIZE_THREAD__
 /*
  * TSan does not model fences (gcc warns, -Wtsan). A seq_cst RMW on a

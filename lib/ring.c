@@ -646,17 +646,12 @@ static uint64_t jump_start(struct bring *r, uint64_t head, uint64_t need)
  */
 static void publish_jump(struct bring *r, uint64_t from)
 {
-	uint64_t *jf = &r->hdr->jump_from, old = load_relaxed(jf);
-
 	jump_fault(1);
 	/*
 	 * Release: whoever acquires the jump sees the claim's CAS on head,
 	 * so a reader that jumps never finds head behind its cursor.
 	 */
-	while (old < from &&
-	       !__atomic_compare_exchange_n(jf, &old, from, false,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-		;
+	store_max_release(&r->hdr->jump_from, from);
 	jump_fault(2);
 	/*
 	 * The skipped bytes are free now: a writer that slept for space
@@ -739,18 +734,13 @@ static void escape_fault(int step)
  */
 static void publish_escape(struct bring *r, uint64_t from)
 {
-	uint64_t *ef = &r->hdr->escape_from, old = load_relaxed(ef);
-
 	escape_stall();
 	escape_fault(2);
 	/*
 	 * Release: whoever acquires the escape sees the claim's CAS on
 	 * head, so a reader that escapes never finds head behind it.
 	 */
-	while (old < from &&
-	       !__atomic_compare_exchange_n(ef, &old, from, false,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-		;
+	store_max_release(&r->hdr->escape_from, from);
 	escape_fault(3);
 	/* Release (a seq_cst RMW): after the store, see jump_start(). */
 	if (!r->file)
