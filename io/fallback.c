@@ -95,7 +95,7 @@ void fallback_wait_ring(struct bring_io *io, const struct bring_wait *w,
  *   bring_reader_wait_more_prepare(&w)
  *   val = w.val; req += 2 (release),
  *   FUTEX_WAKE(req)              ------>  req (acquire) new: futex_waitv on
- *   poll(socket, efd, ...)                  {word == val, stop, req}
+ *   poll(socket, efd, ...)                  {word == val, req}
  *                                         word moved (a push): write efd
  *   efd readable: looks at the ring <---  (then waits for the next req)
  *   bring_reader_wait_finish(&w)
@@ -105,20 +105,18 @@ void fallback_wait_ring(struct bring_io *io, const struct bring_wait *w,
  * already, and the wait returns at once (EAGAIN): the relay writes efd
  * all the same. A new hand-off (req moved) ends a wait on an older value
  * without a write. Spurious writes cost the sender one look. Quit: bit 0
- * of req, and io->stop, both in the wait.
+ * of req, which every wait includes.
  */
 static long relay_waitv(struct ring_relay *rl, bool ring, uint32_t req)
 {
-	struct futex_waitv v[3] = {
+	struct futex_waitv v[2] = {
 		{ .val = req, .uaddr = (uintptr_t)&rl->req,
-		  .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
-		{ .val = 0, .uaddr = (uintptr_t)&rl->io->stop,
 		  .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG },
 		{ .val = __atomic_load_n(&rl->val, __ATOMIC_RELAXED),
 		  .uaddr = (uintptr_t)rl->word, .flags = FUTEX_32 },
 	};
 
-	return syscall(SYS_futex_waitv, v, ring ? 3 : 2, 0, NULL, 0);
+	return syscall(SYS_futex_waitv, v, ring ? 2 : 1, 0, NULL, 0);
 }
 
 static void *relay_thread(void *arg)
@@ -128,15 +126,26 @@ static void *relay_thread(void *arg)
 	uint64_t one = 1;
 	long n;
 
+	/*
+	 * Not io->stop: a stopping sender still drains its acks, and hands
+	 * its waits over until its end, when ring_relay_stop() quits us.
+	 */
 	for (;;) {
 		/* Acquire: pairs with the hand-off's release; val is its. */
 		req = __atomic_load_n(&rl->req, __ATOMIC_ACQUIRE);
-		if ((req & 1) || stopped(rl->io))
+		if (req & 1)
 			break;
 		n = relay_waitv(rl, req != seen, req);
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			/* ENOSYS, EPERM from seccomp: the owner polls. */
+			/*
+			 * ENOSYS, EPERM from seccomp: the owner looks on a
+			 * timer from now on; its wait in hand ends now.
+			 */
 			__atomic_store_n(&rl->broken, true, __ATOMIC_RELAXED);
+			__atomic_store_n(&rl->io->no_waitv, true,
+					 __ATOMIC_RELAXED);
+			/* Non-blocking: a full counter is readable too. */
+			(void)!write(rl->efd, &one, sizeof(one));
 			break;
 		}
 		/* Acquire, as above: a newer hand-off's value is taken next. */

@@ -139,9 +139,13 @@ void uring_cancel(struct loop *l, struct op *op)
 	cancel_op(l, op);
 }
 
+static void arm_repair(struct loop *l, int ms);
+
+/* A bring: sink's data wait, with the repair promise of every sink's. */
 void uring_data_wait(struct loop *l, struct op *op, const struct bring_wait *w)
 {
 	prep_futex_wait(l, op, w);
+	arm_repair(l, bring_wait_timeout(w));
 }
 
 /* Sink @s's data wait is over (woken, or cancelled): count it, finish it. */
@@ -1079,8 +1083,8 @@ static void on_repair(struct loop *l)
 		on_ringfd(l); /* every wait ends; those that must, re-arm */
 		return;
 	}
-	for (i = 0; i < io->nr_sinks; i++) {
-		struct sink *s = io->sinks[i];
+	for (i = 0; i < io_nr_sinks(io); i++) {
+		struct sink *s = io_sink(io, i); /* bring: sinks too */
 
 		if (s->rw_op.busy && bring_wait_timeout(&s->rw) >= 0)
 			cancel_op(l, &s->rw_op); /* on_data() follows */
