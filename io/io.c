@@ -1017,19 +1017,17 @@ void sink_give_up(struct sink *s, int err)
 }
 
 /*
- * The jump slack: a few chunks. A memory ring's sinks may be this far
- * behind when its claims jump, whatever the sources: a sink that stops
- * right after the jump costs the ring under two records of its capacity
- * (escape jumps, Documentation/ring.rst).
+ * The jump slack: a few chunks. A ring's sinks may be this far behind
+ * when its claims jump, whatever the sources: a sink that stops right
+ * after the jump costs the ring under two records of its capacity
+ * (escape jumps, Documentation/ring.rst; file rings since layout 3).
  */
 #define IO_JUMP_SLACK (4U << 20)
 
 /*
  * Let the ring's claims make lap jumps with the sinks up to a slack
  * behind (bring_set_jump_slack()), which a ring that is never empty needs
- * to stay in its working set. A sink that stops right after such a jump
- * costs no capacity: the writers escape over its bytes (ring.rst,
- * "Escape jumps"), in memory and file rings alike.
+ * to stay in its working set.
  */
 static void io_set_jump_slack(struct bring_io *io)
 {
