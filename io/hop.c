@@ -715,13 +715,9 @@ static bool tx_idle_wait(struct hop_tx *t, struct bring_wait *w,
 			 unsigned int ms)
 {
 	struct bring_io *io = t->s->io;
-	int repair = bring_wait_timeout(w);
 
 	if (t->n || !(io->o.flags & BRING_IO_SHARED) || hop_stopped(io))
 		return false;
-	/* In front of an unfinished record: look again for its repair. */
-	if (repair >= 0 && (unsigned int)repair < ms)
-		ms = repair ? (unsigned int)repair : 1;
 	fallback_wait_ring(io, w, ms);
 	bring_reader_wait_finish(t->s->rd, w);
 	drain_fd(t->nfd);
@@ -743,11 +739,6 @@ static bool tx_idle_wait(struct hop_tx *t, struct bring_wait *w,
 static void tx_poll_relayed(struct hop_tx *t, const struct bring_wait *w,
 			    struct pollfd *pfd, int nfds, int timeout)
 {
-	int repair = bring_wait_timeout(w);
-
-	/* In front of an unfinished record: look again for its repair. */
-	if (repair >= 0 && repair < timeout)
-		timeout = repair;
 	if (timeout > HOP_RELAY_AFTER_MS &&
 	    poll(pfd, (nfds_t)nfds, HOP_RELAY_AFTER_MS) != 0)
 		return;
@@ -767,7 +758,7 @@ static bool tx_turn(struct hop_tx *t)
 	struct bring_wait w;
 	bool waiting = false, relay = false;
 	uint64_t now;
-	int ret, timeout, nfds = 2;
+	int ret, timeout, limit, nfds = 2;
 
 	if (tx_recv(t))
 		return true;
@@ -821,6 +812,13 @@ static bool tx_turn(struct hop_tx *t)
 			t->more_was_ready = t->n > 0;
 			return true;
 		}
+		/*
+		 * In front of an unfinished record (a file ring): look again
+		 * within the library's limit, for its repair.
+		 */
+		limit = ret ? -1 : bring_wait_timeout(&w);
+		if (limit >= 0 && limit < timeout)
+			timeout = limit ?: 1;
 		if (!ret && tx_idle_wait(t, &w, (unsigned int)timeout))
 			return true;
 		waiting = !ret;

@@ -886,6 +886,10 @@ bool file_escape_unpublished(struct bring *r, const struct ring_jumps *j)
 	return found || now.from != j->from || now.esc != j->esc;
 }
 
+/* Selftests: hold a takeover's repair here (a stopped process). */
+int bring__stall_repair_busy;
+int bring__repair_busy_stalled;
+
 /*
  * For a named writer's takeover, which stands at no cursor: the BUSY
  * record of its dead holder at @pos, if it is still there. Never a
@@ -894,25 +898,12 @@ bool file_escape_unpublished(struct bring *r, const struct ring_jumps *j)
  * stale dead intent covering @pos would have a DISCARD header written
  * over the next lap's record.
  */
-/* Selftests: hold a takeover's repair here (a stopped process). */
-int bring__stall_repair_busy;
-int bring__repair_busy_stalled;
-
-static void repair_busy_stall(void)
-{
-	if (!load_acquire(&bring__stall_repair_busy))
-		return;
-	store_release(&bring__repair_busy_stalled, 1);
-	while (load_acquire(&bring__stall_repair_busy))
-		usleep(100);
-}
-
 void file_repair_busy(struct bring *r, uint64_t pos)
 {
 	/* Pairs with the release store of the tag (put_busy_header()). */
 	if (!tag_matches(load_acquire(&rec_at(r, pos)->tag), pos, r->key))
 		return;
-	repair_busy_stall();
+	ring_test_stall(&bring__stall_repair_busy, &bring__repair_busy_stalled);
 	if (repair_busy(r, pos) > 0)
 		repaired_wake_readers(r);
 }

@@ -682,6 +682,7 @@ void ring_unlock(struct bring *r);
 uint64_t ring_min_reader_pos(const struct bring *r);
 void ring_jump_empty(struct bring *r, uint64_t pos, uint64_t *look);
 void ring_wake_writers(struct bring *r);
+void ring_test_stall(const int *hold, int *held);
 void ring_count_futex_wait(struct bring *r);
 void ring_signal(struct bring *r, uint64_t *word);
 void ring_init_notify(struct bring *r);

@@ -466,7 +466,8 @@ static void find_escape(struct scan *s)
 	 * taken for an escape would leave a file they misread should the
 	 * upgrade after this recovery not happen.
 	 */
-	if (!s->jf || to > s->limit || r->hdr->c.version < 3)
+	if (!s->jf || to > s->limit ||
+	    r->hdr->c.version < BRING_LAYOUT_VERSION)
 		return;
 	for (i = -1; i < BRING_INTENTS && !s->ef; i++) {
 		if (i >= 0) {

@@ -706,12 +706,16 @@ static uint64_t escape_start(struct bring *r, uint64_t head, uint64_t need)
 int bring__stall_escape;
 int bring__escape_stalled;
 
-static void escape_stall(void)
+/*
+ * Selftest hooks: while *@hold is set, stand here (a preempted or
+ * stopped process), having said so in *@held.
+ */
+void ring_test_stall(const int *hold, int *held)
 {
-	if (!load_acquire(&bring__stall_escape))
+	if (!load_acquire(hold))
 		return;
-	store_release(&bring__escape_stalled, 1);
-	while (load_acquire(&bring__stall_escape))
+	store_release(held, 1);
+	while (load_acquire(hold))
 		usleep(100);
 }
 
@@ -734,7 +738,7 @@ static void escape_fault(int step)
  */
 static void publish_escape(struct bring *r, uint64_t from)
 {
-	escape_stall();
+	ring_test_stall(&bring__stall_escape, &bring__escape_stalled);
 	escape_fault(2);
 	/*
 	 * Release: whoever acquires the escape sees the claim's CAS on
