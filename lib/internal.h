@@ -352,6 +352,7 @@ struct bring_reader {
 	uint64_t stuck_since; /* since then, ns; 0: not stuck */
 	uint64_t damaged_pos; /* 1 + position of a refused record, or 0 */
 	uint64_t jump_look; /* ring_jump_empty() looks again from here */
+	uint64_t busy_len; /* length of the unfinished record at pend_end */
 } __cacheline_aligned;
 
 /* The ring handle: process-local view of a mapping. */

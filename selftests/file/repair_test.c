@@ -726,7 +726,7 @@ static void *take_over(void *arg)
  */
 TEST_F(repair, a_takeover_never_repairs_a_hole_behind_the_readers)
 {
-	unsigned int i, n = rounds(20000), hit = 0;
+	unsigned int i, n = rounds(20000), hit = 0, spins;
 	struct bring *r = self->r;
 	uint64_t pos = 4096, cap = r->capacity, tag, word;
 	struct bring_rec *rec = rec_at(r, pos);
@@ -756,8 +756,16 @@ TEST_F(repair, a_takeover_never_repairs_a_hole_behind_the_readers)
 		cursor_store(ws->saved, pos, "m", 1);
 		ws->owner = dead;
 		__atomic_store_n(&x.round, i, __ATOMIC_RELEASE);
-		while (__atomic_load_n(&x.started, __ATOMIC_ACQUIRE) != i)
-			;
+		/*
+		 * Spin, so the lap races the takeover; yield now and then,
+		 * or on a busy machine a takeover thread waiting for our
+		 * CPU costs a whole time slice per round (a TIMEOUT).
+		 */
+		for (spins = 0;
+		     __atomic_load_n(&x.started, __ATOMIC_ACQUIRE) != i;
+		     spins++)
+			if (spins % 4096 == 4095)
+				sched_yield();
 		lap_over(rec, word, tag, (i * 7919U) % 4096);
 		while (__atomic_load_n(&x.done, __ATOMIC_ACQUIRE) != i)
 			sched_yield(); /* its takeover ended */
