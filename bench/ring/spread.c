@@ -157,17 +157,26 @@ static void run_row(struct spread_row *row, size_t size, const char *gobin)
 	row->size = size;
 	row->msgs = cfg.msgs;
 	row->go_ratio = -1;
-	bench_set_cell("bring-copy", "spsc", size);
 	for (i = 0; i < n; i++) {
+		double ck = 0;
+
 		if (isatty(2))
 			fprintf(stderr, "\r  spread %6zu B run %2u/%u ...   ", size,
 				i + 1, n);
+		if (i & 1)
+			ck = run_ck_copy(&cfg);
+		bench_set_cell("bring-copy", "spsc", size);
 		row->rate[i] = run_c(&cfg, &row->futex[i]);
+		if (!(i & 1))
+			ck = run_ck_copy(&cfg);
+		row->rel[i] = row->rate[i] / ck;
 	}
 	row->runs = n;
 	qsort(row->rate, n, sizeof(row->rate[0]), cmp_double);
 	qsort(row->futex, n, sizeof(row->futex[0]), cmp_double);
+	qsort(row->rel, n, sizeof(row->rel[0]), cmp_double);
 	row->slow_ratio = row->rate[0] / row->rate[n / 2];
+	row->rel_slow_ratio = row->rel[0] / row->rel[n / 2];
 	if (gobin && size >= 1024) {
 		if (isatty(2))
 			fprintf(stderr, "\r  bring vs go %6zu B ...          ", size);
@@ -219,6 +228,15 @@ void spread_table(FILE *f, const struct spread_report *sp)
 		for (k = 0; k < r->runs; k++)
 			fprintf(f, " %.2f", r->rate[k] / 1e6);
 		fputc('\n', f);
+	}
+	fprintf(f, "  each run over a run of ck_ring+copy next to it (the host's phases divided out):\n");
+	fprintf(f, "%6s%10s%10s%10s%10s\n", "size", "slowest", "median",
+		"fastest", "slow/med");
+	for (i = 0; i < sp->nrows; i++) {
+		r = &sp->rows[i];
+		fprintf(f, "%6zu%9.2fx%9.2fx%9.2fx%9.2fx\n", r->size, r->rel[0],
+			r->rel[r->runs / 2], r->rel[r->runs - 1],
+			r->rel_slow_ratio);
 	}
 	if (sp->go_skip) {
 		fprintf(f, "\nbring vs Go (sync.Mutex + 2 sync.Cond): SKIP: %s\n",
@@ -282,6 +300,9 @@ void spread_json(FILE *f, const struct spread_report *sp)
 			r->size, (unsigned long long)r->msgs, r->slow_ratio);
 		json_list(f, "msgs_per_s", r->rate, r->runs);
 		json_list(f, "futex_per_msg", r->futex, r->runs);
+		fprintf(f, ", \"over_ck_slow_over_median\": %.4f",
+			r->rel_slow_ratio);
+		json_list(f, "over_ck_ring_copy", r->rel, r->runs);
 		if (r->rounds) {
 			fprintf(f, ", \"c_over_go\": %.4f", r->go_ratio);
 			json_list(f, "c_msgs_per_s", r->c_rate, r->rounds);

@@ -21,6 +21,14 @@ struct spread_row {
 	double rate[SPREAD_RUNS_MAX]; /* msgs/s, sorted */
 	double futex[SPREAD_RUNS_MAX]; /* futex calls per message, sorted */
 	double slow_ratio; /* slowest / median */
+	/*
+	 * Each run paired with a run of ck_ring+copy in the same seconds:
+	 * bring / ck_ring+copy per run, sorted, and its slowest / median.
+	 * The host's phases (this VM runs 1 KiB SPSC at 1.3 or at 8 M
+	 * msgs/s for minutes at a time, any ring alike) divide out.
+	 */
+	double rel[SPREAD_RUNS_MAX];
+	double rel_slow_ratio;
 	/* C/Go paired rounds (rounds == 0: not run) */
 	unsigned int rounds;
 	double c_rate[GO_ROUNDS_MAX], go_rate[GO_ROUNDS_MAX];
