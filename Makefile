@@ -15,6 +15,9 @@
 #   SANITIZE=address,undefined | thread
 #   WERROR=1           turn warnings into errors (CI does)
 #
+# A change of CC, CFLAGS, EXTRA_CFLAGS, SANITIZE, WERROR or LDFLAGS
+# rebuilds everything ($(O)/.build-flags).
+#
 # Each directory lists its objects in a "Build" fragment, included below.
 
 MAKEFLAGS += --no-builtin-rules
@@ -59,6 +62,18 @@ LDFLAGS += $(SAN_FLAGS)
 endif
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 
+# What everything was built with, as git's GIT-CFLAGS and Kbuild's .cmd
+# files keep it: rewritten only when CC, the flags (CFLAGS, EXTRA_CFLAGS,
+# SANITIZE, WERROR) or LDFLAGS change, and a prerequisite of every object
+# and program, so that a change rebuilds everything instead of linking
+# objects built the old way.
+BUILD_FLAGS := $(OUT)/.build-flags
+build-flags-now := CC=$(CC) CFLAGS=$(ALL_CFLAGS) LDFLAGS=$(LDFLAGS)
+ifneq ($(file <$(BUILD_FLAGS)),$(build-flags-now))
+$(shell mkdir -p $(OUT))
+$(file >$(BUILD_FLAGS),$(build-flags-now))
+endif
+
 all:
 
 # ---------------------------------------------------------------------------
@@ -70,7 +85,7 @@ LIB_SO     := $(OUT)/lib/libbring.so.$(VERSION)
 LIB_SONAME := libbring.so.$(SOVERSION)
 LIB_PC     := $(OUT)/lib/libbring.pc
 
-$(LIB_OBJS): $(OUT)/lib/%.o: $(srctree)/lib/%.c
+$(LIB_OBJS): $(OUT)/lib/%.o: $(srctree)/lib/%.c $(BUILD_FLAGS)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden \
 		$(lib-cflags) -MMD -MP -c -o $@ $<
@@ -117,13 +132,14 @@ all: lib
 # library's objects (not libbring.a, whose internals are local: tests and
 # benchmarks reach into them, e.g. crc32c_test).
 define build_prog
-$(OUT)/$(1): $(srctree)/$(1).c $(addprefix $(OUT)/,$($(1)-objs)) $(LIB_OBJS)
+$(OUT)/$(1): $(srctree)/$(1).c $(addprefix $(OUT)/,$($(1)-objs)) $(LIB_OBJS) \
+	     $(BUILD_FLAGS)
 	@mkdir -p $$(@D)
 	$$(call msg,CC,$$@)$$(CC) $$(ALL_CFLAGS) $(2) -MMD -MP -o $$@ $$< \
 		$(addprefix $(OUT)/,$($(1)-objs)) $$(LIB_OBJS) $$(LDFLAGS) $$(lib-ldlibs) $(3)
 endef
 
-$(OUT)/%.o: $(srctree)/%.c
+$(OUT)/%.o: $(srctree)/%.c $(BUILD_FLAGS)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -212,6 +228,7 @@ clean:
 		$(OUT)/lib/$(LIB_SONAME) $(OUT)/lib/libbring.so $(LIB_PC) \
 		$(SELFTESTS) $(BENCHES) $(TOOLS) $(clean-extra) $(TEST_DESTDIR)
 	$(Q)find $(OUT) -name '*.d' -o -name '*.o' | grep -v '^$(OUT)/\.git' | xargs rm -f
+	$(Q)rm -f $(BUILD_FLAGS)
 
 .PHONY: all lib selftests deps check bench demo demo-ring install clean FORCE
 .DEFAULT_GOAL := all
