@@ -13,9 +13,10 @@ n=0 failed=0
 echo "TAP version 13"
 echo "1..4"
 
-# The outer make's command line (check's O=, SANITIZE=) must not leak in.
+# Nothing of the outer make may leak in: it exports its command line
+# (make check WERROR=1 O=build/asan SANITIZE=...) to the environment.
 build() {
-	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	env -i PATH="$PATH" \
 		make --no-print-directory -C "$srctree" O="$out" CFLAGS=-O0 "$@" lib 2>&1
 }
 
