@@ -58,9 +58,11 @@ endif
 ifneq ($(SANITIZE),)
 SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 BASE_CFLAGS += $(SAN_FLAGS)
-LDFLAGS += $(SAN_FLAGS)
 endif
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+# Not appended to LDFLAGS: make exports its command line and environment
+# to sub-makes (make check runs one), which would append it again.
+ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS)
 
 # What everything was built with, as git's GIT-CFLAGS and Kbuild's .cmd
 # files keep it: rewritten only when CC, the flags (CFLAGS, EXTRA_CFLAGS,
@@ -68,11 +70,15 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 # and program, so that a change rebuilds everything instead of linking
 # objects built the old way.
 BUILD_FLAGS := $(OUT)/.build-flags
-build-flags-now := CC=$(CC) CFLAGS=$(ALL_CFLAGS) LDFLAGS=$(LDFLAGS)
+# Not under make -n, which builds nothing. "clean" keeps the file.
+build-flags-now := CC=$(CC) CFLAGS=$(ALL_CFLAGS) LDFLAGS=$(ALL_LDFLAGS)
+ifeq ($(findstring n,$(firstword -$(filter-out --%,$(MAKEFLAGS)))),)
 ifneq ($(file <$(BUILD_FLAGS)),$(build-flags-now))
 $(shell mkdir -p $(OUT))
 $(file >$(BUILD_FLAGS),$(build-flags-now))
 endif
+endif
+$(BUILD_FLAGS): ;
 
 all:
 
@@ -106,7 +112,7 @@ $(LIB_A): $(LIB_OBJS)
 $(LIB_SO): $(LIB_OBJS) $(srctree)/lib/libbring.map
 	$(call msg,LD,$@)$(CC) -shared -Wl,-soname,$(LIB_SONAME) \
 		-Wl,--version-script=$(srctree)/lib/libbring.map -Wl,--no-undefined \
-		$(LDFLAGS) -o $@ $(LIB_OBJS) $(lib-ldlibs)
+		$(ALL_LDFLAGS) -o $@ $(LIB_OBJS) $(lib-ldlibs)
 	$(Q)ln -sf $(notdir $@) $(OUT)/lib/$(LIB_SONAME)
 	$(Q)ln -sf $(LIB_SONAME) $(OUT)/lib/libbring.so
 
@@ -136,7 +142,7 @@ $(OUT)/$(1): $(srctree)/$(1).c $(addprefix $(OUT)/,$($(1)-objs)) $(LIB_OBJS) \
 	     $(BUILD_FLAGS)
 	@mkdir -p $$(@D)
 	$$(call msg,CC,$$@)$$(CC) $$(ALL_CFLAGS) $(2) -MMD -MP -o $$@ $$< \
-		$(addprefix $(OUT)/,$($(1)-objs)) $$(LIB_OBJS) $$(LDFLAGS) $$(lib-ldlibs) $(3)
+		$(addprefix $(OUT)/,$($(1)-objs)) $$(LIB_OBJS) $$(ALL_LDFLAGS) $$(lib-ldlibs) $(3)
 endef
 
 $(OUT)/%.o: $(srctree)/%.c $(BUILD_FLAGS)
@@ -228,7 +234,6 @@ clean:
 		$(OUT)/lib/$(LIB_SONAME) $(OUT)/lib/libbring.so $(LIB_PC) \
 		$(SELFTESTS) $(BENCHES) $(TOOLS) $(clean-extra) $(TEST_DESTDIR)
 	$(Q)find $(OUT) -name '*.d' -o -name '*.o' | grep -v '^$(OUT)/\.git' | xargs rm -f
-	$(Q)rm -f $(BUILD_FLAGS)
 
 .PHONY: all lib selftests deps check bench demo demo-ring install clean FORCE
 .DEFAULT_GOAL := all

@@ -621,6 +621,8 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
  * in that mode against 0.55 streaming, in 9 of 20 runs. A reservation
  * held for long (bring_reserve() before a read(2)) costs the bounded
  * spin of READ_SPIN_MAX_NS per wait, as a stopped reader costs a writer.
+ * A memory ring's batch (bring_push_batch()) keeps its first record BUSY
+ * until every record is copied; the spin allows for the first one only.
  */
 static uint64_t reader_spin_ns(const struct bring_reader *rd,
 			       enum collect_stop stop)

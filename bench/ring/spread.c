@@ -169,7 +169,7 @@ static void run_row(struct spread_row *row, size_t size, const char *gobin)
 		row->rate[i] = run_c(&cfg, &row->futex[i]);
 		if (!(i & 1))
 			ck = run_ck_copy(&cfg);
-		row->rel[i] = row->rate[i] / ck;
+		row->rel[i] = ck > 0 ? row->rate[i] / ck : 0;
 	}
 	row->runs = n;
 	qsort(row->rate, n, sizeof(row->rate[0]), cmp_double);

@@ -1000,7 +1000,8 @@ TEST(reader_does_not_sleep_once_per_record_being_filled)
 	unsigned int i, seq;
 
 	ASSERT_NE_NULL(r);
-	ASSERT_EQ(0, sched_getaffinity(0, sizeof(mine), &mine));
+	if (sched_getaffinity(0, sizeof(mine), &mine))
+		SKIP(bring_free(r), "sched_getaffinity: %s", strerror(errno));
 	if (CPU_COUNT(&mine) < 2)
 		SKIP(bring_free(r), "no spinning on a single CPU");
 	s.cpus = &mine;
@@ -1022,7 +1023,10 @@ TEST(reader_does_not_sleep_once_per_record_being_filled)
 	TH_LOG("%u records: %llu reader sleeps, %llu futex wakes",
 	       SLOW_FILL_MSGS, (unsigned long long)st.futex_waits,
 	       (unsigned long long)st.futex_wakes);
-	/* The reader never waits for space: every futex wait is its own. */
+	/*
+	 * The reader's sleeps (a writer sleeps only if the reader falls a
+	 * whole 4 MiB ring behind, descheduled for about a millisecond).
+	 */
 	EXPECT_LT(st.futex_waits, SLOW_FILL_MSGS / 10);
 	bring_free(r);
 }
