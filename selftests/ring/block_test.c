@@ -1025,9 +1025,10 @@ TEST(reader_does_not_sleep_once_per_record_being_filled)
 	       (unsigned long long)st.futex_wakes);
 	/*
 	 * The reader's sleeps (a writer sleeps only if the reader falls a
-	 * whole 4 MiB ring behind, descheduled for about a millisecond).
+	 * whole 4 MiB ring behind, descheduled for about a millisecond):
+	 * 935-991 before, 1-11 now, up to 63 under TSan on a busy machine.
 	 */
-	EXPECT_LT(st.futex_waits, SLOW_FILL_MSGS / 10);
+	EXPECT_LT(st.futex_waits, SLOW_FILL_MSGS / 5);
 	bring_free(r);
 }
 
