@@ -898,14 +898,33 @@ static void busy_wait_ns(uint64_t ns)
 		;
 }
 
+/*
+ * Read @n messages of @len bytes numbered 0, 1, ... in their first
+ * bytes, taking @gap_ns over each before shifting it.
+ */
+static void read_numbered(struct __test_metadata *_metadata, struct bring *r,
+			  unsigned int n, size_t len, uint64_t gap_ns)
+{
+	struct bring_msg msg;
+	unsigned int i, seq;
+
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, bring_next_timeout(r, &msg, JOIN_WAIT_MS))
+			TH_LOG("stalled after %u messages", i);
+		ASSERT_EQ(len, msg.len);
+		memcpy(&seq, msg.data, sizeof(seq));
+		ASSERT_EQ(i, seq);
+		busy_wait_ns(gap_ns);
+		ASSERT_EQ(0, bring_shift(r));
+	}
+}
+
 TEST(streaming_writer_does_not_sleep_once_per_message)
 {
 	struct bring *r = bring_new(STREAM_RING, NULL);
 	struct streamer s = { .r = r, .msgs = STREAM_MSGS };
 	struct bring_stats st;
-	struct bring_msg msg;
 	pthread_t th;
-	unsigned int i, seq;
 
 	ASSERT_NE_NULL(r);
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
@@ -913,15 +932,8 @@ TEST(streaming_writer_does_not_sleep_once_per_message)
 	ASSERT_EQ(0, pthread_create(&th, NULL, stream_push_fn, &s));
 	/* Let the writer fill the ring and fall asleep first. */
 	ASSERT_TRUE(wait_futex_waits_above(r, 0));
-	for (i = 0; i < STREAM_MSGS; i++) {
-		ASSERT_EQ(0, bring_next_timeout(r, &msg, JOIN_WAIT_MS))
-			TH_LOG("stalled after %u messages", i);
-		ASSERT_EQ(STREAM_LEN, msg.len);
-		memcpy(&seq, msg.data, sizeof(seq));
-		ASSERT_EQ(i, seq);
-		busy_wait_ns(STREAM_READ_GAP_NS);
-		ASSERT_EQ(0, bring_shift(r));
-	}
+	read_numbered(_metadata, r, STREAM_MSGS, STREAM_LEN,
+		      STREAM_READ_GAP_NS);
 	ASSERT_EQ(0, pthread_join(th, NULL));
 	ASSERT_EQ(0, s.ret);
 	st = get_stats(r);
@@ -994,10 +1006,8 @@ TEST(reader_does_not_sleep_once_per_record_being_filled)
 	struct bring *r = bring_new(1U << 22, NULL);
 	struct streamer s = { .r = r, .msgs = SLOW_FILL_MSGS };
 	struct bring_stats st;
-	struct bring_msg msg;
 	cpu_set_t mine;
 	pthread_t th;
-	unsigned int i, seq;
 
 	ASSERT_NE_NULL(r);
 	if (sched_getaffinity(0, sizeof(mine), &mine))
@@ -1007,14 +1017,7 @@ TEST(reader_does_not_sleep_once_per_record_being_filled)
 	s.cpus = &mine;
 	ASSERT_EQ(0, pin_to_cpu(&mine, 0));
 	ASSERT_EQ(0, pthread_create(&th, NULL, slow_fill_fn, &s));
-	for (i = 0; i < SLOW_FILL_MSGS; i++) {
-		ASSERT_EQ(0, bring_next_timeout(r, &msg, JOIN_WAIT_MS))
-			TH_LOG("stalled after %u messages", i);
-		ASSERT_EQ(SLOW_FILL_LEN, msg.len);
-		memcpy(&seq, msg.data, sizeof(seq));
-		ASSERT_EQ(i, seq);
-		ASSERT_EQ(0, bring_shift(r));
-	}
+	read_numbered(_metadata, r, SLOW_FILL_MSGS, SLOW_FILL_LEN, 0);
 	ASSERT_EQ(0, pthread_join(th, NULL));
 	ASSERT_EQ(0, s.ret);
 	ASSERT_EQ(0, pthread_setaffinity_np(pthread_self(), sizeof(mine),
