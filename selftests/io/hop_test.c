@@ -1399,50 +1399,92 @@ TEST_F(hop, silent_receiver_is_dropped)
 	close(lfd);
 }
 
+#define WATCH_THREADS 64
+
+/* Voluntary context switches of @pid's threads (io_uring's too). */
+struct thread_watch {
+	unsigned int n;
+	long tid[WATCH_THREADS], before[WATCH_THREADS];
+	bool naps[WATCH_THREADS]; /* seen in nanosleep(2) */
+};
+
+/* The index of thread @tid in @w, added if new; -1 when @w is full. */
+static int watch_slot(struct thread_watch *w, long tid)
+{
+	unsigned int i;
+
+	for (i = 0; i < w->n; i++)
+		if (w->tid[i] == tid)
+			return (int)i;
+	if (w->n == WATCH_THREADS)
+		return -1;
+	w->tid[w->n] = tid;
+	w->before[w->n] = -1;
+	w->naps[w->n] = false;
+	return (int)w->n++;
+}
+
 /*
- * The voluntary context switches of @pid's threads (io_uring's too),
- * less those sleeping in nanosleep(2) now: TSan's runtime thread, which
- * wakes every 100 ms (bringcat never sleeps that way).
+ * One look at @pid's threads. @first: note each one's count. Always:
+ * mark those sleeping in nanosleep(2) now: TSan's runtime thread, which
+ * wakes every 100 ms (bringcat never sleeps that way). A thread woken
+ * but not yet running has no wchan, so one look may miss it: the window
+ * looks every 100 ms. Returns how many times the threads that never
+ * napped were switched out since the first look (threads born since
+ * count from 0), or -1.
  */
-static long ctx_switches(pid_t pid)
+static long watch_look(struct thread_watch *w, pid_t pid, bool first)
 {
 	char path[32], buf[4096];
 	struct dirent *de;
-	long n = -1, v;
+	long sum = 0, v;
 	const char *p;
 	DIR *d;
+	int i;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	d = opendir(path);
 	if (!d)
 		return -1;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.' ||
-		    (task_read(pid, de->d_name, "wchan", buf, sizeof(buf)) &&
-		     strstr(buf, "nanosleep")) ||
-		    !task_read(pid, de->d_name, "status", buf, sizeof(buf)))
+		if (de->d_name[0] == '.')
+			continue;
+		i = watch_slot(w, strtol(de->d_name, NULL, 10));
+		if (i < 0)
+			continue;
+		if (task_read(pid, de->d_name, "wchan", buf, sizeof(buf)) &&
+		    strstr(buf, "nanosleep"))
+			w->naps[i] = true;
+		if (!task_read(pid, de->d_name, "status", buf, sizeof(buf)))
 			continue;
 		p = strstr(buf, "\nvoluntary_ctxt_switches:");
-		if (p && sscanf(p, " voluntary_ctxt_switches: %ld", &v) == 1)
-			n = n < 0 ? v : n + v; /* -1: none found */
+		if (!p || sscanf(p, " voluntary_ctxt_switches: %ld", &v) != 1)
+			continue;
+		if (w->before[i] < 0) /* at the first look, or born since */
+			w->before[i] = first ? v : 0;
+		if (!w->naps[i])
+			sum += v - w->before[i];
 	}
 	closedir(d);
-	return n;
+	return sum;
 }
 
 /* @pid wakes at most 8 times in the next 1.5 s (@what: while doing what). */
 static void expect_asleep(struct __test_metadata *_metadata, pid_t pid,
 			  const char *what)
 {
-	long before, after;
+	struct thread_watch w = { 0 };
+	long woken = -1;
+	int i;
 
-	before = ctx_switches(pid);
-	usleep(1500 * 1000);
-	after = ctx_switches(pid);
-	ASSERT_LE(0, before);
-	ASSERT_LE(0, after);
-	TH_LOG("%ld wake-ups in 1.5 s %s", after - before, what);
-	EXPECT_GE(8, after - before);
+	ASSERT_LE(0, watch_look(&w, pid, true));
+	for (i = 0; i < 15; i++) {
+		usleep(100 * 1000);
+		woken = watch_look(&w, pid, false);
+	}
+	ASSERT_LE(0, woken);
+	TH_LOG("%ld wake-ups in 1.5 s %s", woken, what);
+	EXPECT_GE(8, woken);
 }
 
 /*
