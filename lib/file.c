@@ -586,18 +586,15 @@ static struct tls_intent *intent_lookup(struct bring *r)
 }
 
 /*
- * What a BUSY record of this thread says about its writer: the intent
- * slot the thread owns and the slot's generation (see slot_alive()).
+ * What a BUSY record says about its writer: the intent slot @in that the
+ * claiming thread owns (its claim's, from file_intent_slot()) and the
+ * slot's generation (see slot_alive()).
  */
-uint32_t file_busy_mark(struct bring *r)
+uint32_t file_busy_mark(const struct bring *r, struct bring_intent *in)
 {
-	struct tls_intent *t = intent_lookup(r);
-	uint32_t slot;
+	uint32_t slot = (uint32_t)(in - r->hdr->intents);
 
-	if (!t)
-		return 0; /* no claim is made without a slot */
-	slot = (uint32_t)(t->in - r->hdr->intents);
-	return load_relaxed(&t->in->gen) << MARK_SLOT_BITS | slot;
+	return load_relaxed(&in->gen) << MARK_SLOT_BITS | slot;
 }
 
 /* Does the writer a BUSY record's @mark names still run? */

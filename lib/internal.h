@@ -714,7 +714,7 @@ void file_close(struct bring *r);
 int file_start_flusher(struct bring *r);
 int file_wait_durable(struct bring *r);
 void file_save_cursor(struct bring_slot *sl, uint64_t pos);
-uint32_t file_busy_mark(struct bring *r);
+uint32_t file_busy_mark(const struct bring *r, struct bring_intent *in);
 struct bring_intent *file_intent_slot(struct bring *r);
 bool file_repair_stuck(struct bring *r, uint64_t pos);
 bool file_escape_unpublished(struct bring *r, const struct ring_jumps *j);

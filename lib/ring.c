@@ -877,9 +877,13 @@ static int claim(struct bring *r, struct claim *c, int timeout_ms)
 	return 0;
 }
 
-/* Write a BUSY header at @pos, then tag it; returns the footprint. */
+/*
+ * Write a BUSY (or DISCARD) header at @pos, then tag it; returns the
+ * footprint. @in: a file ring's BUSY record names the intent slot of the
+ * claim that made it (NULL for a memory ring or a DISCARD record).
+ */
 static uint64_t put_busy_header(struct bring *r, uint64_t pos, uint64_t len,
-				uint32_t flags)
+				uint32_t flags, struct bring_intent *in)
 {
 	struct bring_rec *rec = rec_at(r, pos);
 
@@ -890,7 +894,7 @@ static uint64_t put_busy_header(struct bring *r, uint64_t pos, uint64_t len,
 	uint32_t lf = (uint32_t)len | flags, crc = 0;
 
 	if (r->file)
-		crc = flags & REC_BUSY ? file_busy_mark(r) :
+		crc = flags & REC_BUSY ? file_busy_mark(r, in) :
 					 rec_crc(pos ^ r->key, lf, NULL, 0);
 	store_relaxed(&rec->word, rec_word(lf, crc));
 	/* Pairs with the acquire load of the tag in reader_collect(). */
@@ -917,7 +921,7 @@ static int ring_reserve(struct bring *r, uint64_t len, int timeout_ms,
 	err = claim(r, &c, timeout_ms);
 	if (err)
 		return err;
-	put_busy_header(r, c.pos, len, REC_BUSY);
+	put_busy_header(r, c.pos, len, REC_BUSY, c.intent);
 	if (r->file)
 		file_clear_intent(c.intent);
 	count_in(r, 1, len);
@@ -1065,7 +1069,7 @@ static void fill_batch(struct bring *r, const struct claim *c)
 
 	for (i = 0; i < nr; i++)
 		p += put_busy_header(r, p, msgs[i].len,
-				     i && !r->file ? 0 : REC_BUSY);
+				     i && !r->file ? 0 : REC_BUSY, c->intent);
 	if (r->file)
 		file_clear_intent(c->intent);
 	for (i = 0; i < nr; i++) {
@@ -1202,7 +1206,8 @@ static void split_reservation(struct bring *r, uint64_t pos,
 	if (rest == 8)
 		store_relaxed(&rec->tag, load_relaxed(&rec->tag) | TAG_SLACK8);
 	else if (rest)
-		put_busy_header(r, pos + used, rest - REC_HDR_SIZE, REC_DISCARD);
+		put_busy_header(r, pos + used, rest - REC_HDR_SIZE, REC_DISCARD,
+				NULL);
 }
 
 /**

@@ -230,7 +230,7 @@ TEST_F(repair, a_dead_intent_over_a_live_claim_repairs_nothing)
 			sched_yield();
 		for (spin = (i * 7919U) % 4096; spin; spin--)
 			__asm__ volatile("" ::: "memory");
-		busy = rec_word(48 | REC_BUSY, file_busy_mark(r));
+		busy = rec_word(48 | REC_BUSY, file_busy_mark(r, in));
 		__atomic_store_n(&rec->word, busy, __ATOMIC_RELAXED);
 		__atomic_store_n(&rec->tag, head ^ r->key, __ATOMIC_RELEASE);
 		file_clear_intent(in);
