@@ -602,10 +602,11 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 
 /*
  * A writer's copy into a record the reader is about to read runs at a
- * few GB/s when the reader pulls each line to its own CPU: the 8 bytes
- * per ns that a writer allows for a reader's copy (lib/ring.c) left 2-3
- * of 20 runs at 64 KiB in the storm below, 1 byte per ns none. Bounded
- * as a writer's re-wait spin is.
+ * few GB/s when the reader pulls each line to its own CPU: with the 8
+ * bytes per ns that a writer allows for a reader's copy (lib/ring.c), 10
+ * of 20 runs at 64 KiB stayed below 0.45 M msgs/s, with 1 byte per ns 1
+ * (Documentation/benchmarks.rst, session 12). Bounded as a writer's
+ * re-wait spin is.
  */
 #define READ_SPIN_BYTES_PER_US 1000
 #define READ_SPIN_MAX_NS 50000ULL
