@@ -10,7 +10,11 @@
  * slowest, the median and the fastest run, the slowest/median ratio
  * (target >= 0.5: no slow mode) and the futex calls per message of the
  * slowest and the median runs, which tell a wake-up storm from a machine
- * that was simply busy.
+ * that was simply busy. Each run is paired with a run of ck_ring+copy in
+ * the same seconds (which goes first alternates), and the slowest/median
+ * of bring over that control is reported too: the reference VM has
+ * phases, minutes long, in which any concurrent ring runs several times
+ * slower, and they divide out.
  *
  * C vs Go: GO_ROUNDS paired rounds, each one run of bring (as above) and
  * one run of bench/ring/goring (sync.Mutex + two sync.Cond, the same
