@@ -487,6 +487,20 @@ static inline void spin_pause(void)
 		cpu_relax();
 }
 
+/*
+ * An optimistic spin that allows for the other side's copy of @bytes:
+ * r->spin_ns, plus @bytes at @bytes_per_us, at most @max_ns more. A
+ * writer waits for a reader's copy out (lib/ring.c), a reader for a
+ * writer's copy in (lib/reader.c), at rates of their own.
+ */
+static inline uint64_t spin_budget(const struct bring *r, uint64_t bytes,
+				   uint64_t bytes_per_us, uint64_t max_ns)
+{
+	uint64_t ns = bytes * 1000 / bytes_per_us;
+
+	return r->spin_ns + (ns < max_ns ? ns : max_ns);
+}
+
 static inline struct bring_rec *rec_at(const struct bring *r, uint64_t pos)
 {
 	return (struct bring_rec *)(r->data + (pos & r->mask));

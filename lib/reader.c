@@ -628,13 +628,10 @@ static int reader_wait(struct bring_reader *rd, struct bring_msg *msgs,
 static uint64_t reader_spin_ns(const struct bring_reader *rd,
 			       enum collect_stop stop)
 {
-	uint64_t ns;
-
 	if (stop != STOP_NOT_READY || !rd->busy_len)
 		return rd->ring->spin_ns;
-	ns = rd->busy_len * 1000 / READ_SPIN_BYTES_PER_US;
-	return rd->ring->spin_ns +
-	       (ns < READ_SPIN_MAX_NS ? ns : READ_SPIN_MAX_NS);
+	return spin_budget(rd->ring, rd->busy_len, READ_SPIN_BYTES_PER_US,
+			   READ_SPIN_MAX_NS);
 }
 
 /*

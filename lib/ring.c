@@ -250,10 +250,12 @@ static bool space_fits(struct bring *r, uint64_t head, uint64_t need)
 	return ring_room(r, head, ring_refresh_tail(r)) >= need;
 }
 
-/* The optimistic spin grows with the bytes waited for, at this rate... */
-#define SPIN_BYTES_PER_NS 8
-/* ... up to this many bytes. */
-#define SPIN_BYTES_MAX (256ULL << 10)
+/*
+ * The optimistic spin grows with the bytes waited for, at the rate of a
+ * reader's copy out, 8 bytes per ns, up to 256 KiB of them (32 us).
+ */
+#define SPACE_SPIN_BYTES_PER_US 8000
+#define SPACE_SPIN_MAX_NS 32768ULL
 
 /*
  * The wake-up storm. A writer that sleeps on a full ring and is woken the
@@ -287,8 +289,8 @@ static bool spin_for_space(struct bring *r, uint64_t need)
 
 	if (!r->spin_ns)
 		return false;
-	budget = r->spin_ns + (need < SPIN_BYTES_MAX ? need : SPIN_BYTES_MAX) /
-				      SPIN_BYTES_PER_NS;
+	budget = spin_budget(r, need, SPACE_SPIN_BYTES_PER_US,
+			     SPACE_SPIN_MAX_NS);
 	t0 = bring_now_ns();
 	if (t0 - load_relaxed(&r->space_wait_end) < REWAIT_WINDOW_NS &&
 	    budget < REWAIT_SPIN_NS)
